@@ -44,6 +44,10 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:
+        return (f"ImageDataset({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, "
+                f"{len(self.classes)} classes)")
+
     @property
     def channels(self) -> int:
         return int(self.images.shape[1])
@@ -113,6 +117,11 @@ class Splits:
     test: ImageDataset
     seed: int = 0
     description: str = ""  # how the split was made, e.g. "official test set" or "seeded 80/10/10"
+
+    @property
+    def note(self) -> str:
+        """How the data was obtained (e.g. an offline fallback): show it to the user."""
+        return self.train.note
 
     def __getitem__(self, name: str) -> ImageDataset:
         if name not in ("train", "val", "test"):

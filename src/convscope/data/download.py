@@ -1,0 +1,166 @@
+"""The dataset cache and checksum-verified, atomic downloads.
+
+Files live in ``<root>/<dataset>/<filename>``, where ``root`` defaults to
+``$CONVSCOPE_CACHE/datasets`` (``~/.cache/convscope/datasets``). A download streams
+into a temporary file beside its destination while hashing; only when the checksum
+matches is it renamed into place, so an interrupted or tampered download never leaves
+anything in the cache. Files already cached are verified again before use, which also
+catches a damaged copy a person put there by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from ..errors import ConvscopeError
+from ..io_utils import atomic_path
+from .sources import DATA_URL_ENV, DatasetSource, RemoteFile, mirror_urls
+
+CACHE_ENV = "CONVSCOPE_CACHE"
+CHUNK = 1 << 20
+TIMEOUT_S = 30.0
+
+
+class DatasetUnavailable(ConvscopeError):
+    """The files are not cached and could not be downloaded (offline, blocked, 404)."""
+
+
+class ChecksumMismatch(ConvscopeError):
+    """A downloaded or cached file does not have its official checksum."""
+
+
+def cache_dir() -> Path:
+    """convscope's cache folder: ``$CONVSCOPE_CACHE`` or ``~/.cache/convscope``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "convscope"
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The folder holding one sub-folder per dataset (``root`` wins over the cache)."""
+    return Path(root).expanduser() if root is not None else cache_dir() / "datasets"
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    """md5 and sha256 (hex) of a file, read in chunks."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            md5.update(chunk)
+            sha.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+
+
+def checksum_problem(remote: RemoteFile, digests: dict[str, str]) -> str | None:
+    """None when every checksum the table gives matches, else what differs."""
+    for algo in ("sha256", "md5"):
+        expected = getattr(remote, algo)
+        if expected and digests[algo] != expected.lower():
+            return f"{algo} {digests[algo]}, expected {expected.lower()}"
+    return None
+
+
+def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | Sequence[str] | None = None,
+          download: bool = True, progress: bool = True) -> dict[str, Path]:
+    """Make sure every file of ``source`` is in the cache; return ``{role: path}``.
+
+    Cached files are verified. Missing ones are downloaded (when ``download``) from the
+    first mirror that serves the right bytes. Raises :class:`DatasetUnavailable` when a
+    file cannot be had (its message says where to put the files by hand) and
+    :class:`ChecksumMismatch` when the only copies found have the wrong checksum.
+    """
+    folder = data_root(root) / source.name
+    paths: dict[str, Path] = {}
+    missing: list[RemoteFile] = []
+    for remote in source.files:
+        path = folder / remote.filename
+        if path.is_file():
+            problem = checksum_problem(remote, file_digests(path))
+            if problem:
+                raise ChecksumMismatch(f"{path} in the cache has the wrong checksum ({problem}): it is damaged or "
+                                       f"a different version; delete it to download it again")
+            paths[remote.role] = path
+        else:
+            missing.append(remote)
+    if not missing:
+        return paths
+    if not download:
+        raise DatasetUnavailable(_where_to_put(source, folder, missing, "downloads are turned off"))
+    urls = mirror_urls(source, mirrors)
+    for remote in missing:
+        paths[remote.role] = _download_from_mirrors(source, folder, remote, urls, missing, progress)
+    return paths
+
+
+def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFile, urls: list[str],
+                           missing: list[RemoteFile], progress: bool) -> Path:
+    dest = folder / remote.filename
+    failures: list[str] = []
+    mismatches: list[str] = []
+    for base in urls:
+        url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", remote.filename)
+        try:
+            download_file(url, dest, remote, progress=progress)
+            return dest
+        except ChecksumMismatch as exc:
+            mismatches.append(str(exc))
+        except _NETWORK_ERRORS as exc:
+            failures.append(f"{url}: {_reason(exc)}")
+    if mismatches:
+        raise ChecksumMismatch("; ".join(mismatches) + f"; nothing was written to {folder}")
+    raise DatasetUnavailable(_where_to_put(source, folder, missing, "download failed (" + "; ".join(failures) + ")"))
+
+
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
+                   ConnectionError, OSError)
+
+
+def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = True,
+                  timeout: float = TIMEOUT_S) -> None:
+    """Stream ``url`` into ``dest`` atomically, verifying ``remote``'s checksum.
+
+    On a mismatch (or any error) the temporary file is removed and ``dest`` is untouched.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise ConvscopeError(f"mirror URLs must be http, https or file URLs, not {url!r} (check ${DATA_URL_ENV})")
+    request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with atomic_path(dest) as tmp:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            length = response.headers.get("Content-Length")
+            bar = tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
+                       unit_divisor=1024, desc=f"downloading {remote.filename}", disable=not progress, leave=False)
+            with bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    md5.update(chunk)
+                    sha.update(chunk)
+                    bar.update(len(chunk))
+        problem = checksum_problem(remote, {"md5": md5.hexdigest(), "sha256": sha.hexdigest()})
+        if problem:
+            raise ChecksumMismatch(f"checksum mismatch for {remote.filename} from {url}: {problem}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def _where_to_put(source: DatasetSource, folder: Path, missing: list[RemoteFile], why: str) -> str:
+    names = ", ".join(f.filename for f in missing)
+    where = f" (from {source.homepage})" if source.homepage else ""
+    return (f"{source.name} is not in the cache and {why}. Put {names}{where} in {folder}, "
+            f"or set ${DATA_URL_ENV} to a mirror")
