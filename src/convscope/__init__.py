@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "convscope.models",
     "load_splits": "convscope.data",
     "ImageDataset": "convscope.data",
+    "trace": "convscope.trace",  # the function; the package itself is callable too
+    "Trace": "convscope.trace",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,191 @@
+"""``trace(model, x)``: one forward pass, recorded layer by layer.
+
+>>> import convscope as cs
+>>> t = cs.trace(cs.load_model("tiny-vgg"), "cat.jpg")
+>>> t["conv_1_1"].output.shape          # torch.Size([1, 10, 62, 62])
+>>> print(t.summary())
+
+torch.fx is tried first (functional ops and residual additions appear as nodes); a
+model fx cannot trace is observed with hooks instead (``t.via == 'hooks'``, see
+:mod:`convscope.trace.hooks` for what that path cannot see).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import ConvscopeError, NotFound
+from ..models.model import Model, as_model
+from .fx_trace import graph_plan, run_fx
+from .hooks import run_hooks
+from .records import LayerRecord
+
+
+class Trace:
+    """The records of one forward pass, in execution order, starting with ``'input'``."""
+
+    def __init__(self, model: Model, layers: list[LayerRecord], output: Any, via: str,
+                 fx_error: str | None = None) -> None:
+        self.model = model
+        self.layers = layers
+        self.output = output
+        self.via = via
+        self.fx_error = fx_error  # why fx was not used (None when it was)
+        self._by_name = {r.name: r for r in layers}
+
+    # -- looking up ------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.layers]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[LayerRecord]:
+        return iter(self.layers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, key: str | int | nn.Module) -> LayerRecord:
+        """A record by name (``'layer4.1.conv2'``), position, or module (its first call)."""
+        if isinstance(key, int):
+            return self.layers[key]
+        if isinstance(key, nn.Module):
+            for r in self.layers:
+                if r.module is key:
+                    return r
+            raise NotFound(f"module {type(key).__name__} was not called in this trace")
+        try:
+            return self._by_name[key]
+        except KeyError:
+            close = [n for n in self.names if key in n][:5]
+            hint = f"; similar: {', '.join(close)}" if close else ""
+            raise NotFound(f"no layer named {key!r} in this trace{hint}") from None
+
+    def consumers(self, name: str) -> list[LayerRecord]:
+        """Records that take ``name``'s output as an input."""
+        return [r for r in self.layers if name in r.inputs]
+
+    # -- the ends ------------------------------------------------------------------------
+    @property
+    def input(self) -> torch.Tensor:
+        """The batch the model saw (B, C, H, W)."""
+        return self.layers[0].output
+
+    @property
+    def logits(self) -> torch.Tensor | None:
+        """The class scores before softmax (B, classes), or None for a non-classifier output."""
+        last = self.layers[-1]
+        if last.kind == "softmax" and last.input is not None:
+            return last.input
+        return self.output if _is_scores(self.output) else None
+
+    @property
+    def probs(self) -> torch.Tensor | None:
+        """Class probabilities (B, classes): the model's own softmax if it ends with one."""
+        last = self.layers[-1]
+        if last.kind == "softmax" and _is_scores(last.output):
+            return last.output
+        logits = self.logits
+        return logits.float().softmax(-1) if logits is not None else None
+
+    def top(self, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Top-``k`` classes per batch item: ``[[(index, name, probability), ...], ...]``."""
+        probs = self.probs
+        if probs is None:
+            raise ConvscopeError("this model's output is not a (batch, classes) score tensor")
+        values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        return [[(int(i), self.model.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]
+                for vs, idx in zip(values.cpu(), indices.cpu())]
+
+    # -- views -------------------------------------------------------------------------------
+    def summary(self):
+        """A Keras-style table: layer, kind, output shape, parameters, multiply-adds."""
+        from .summary import Summary
+
+        return Summary.from_trace(self)
+
+    def to_json(self, stats: bool = True) -> dict[str, Any]:
+        """Layers, shapes, hyper-parameters and (optionally) per-layer statistics; no big tensors."""
+        from .serialize import trace_to_json
+
+        return trace_to_json(self, stats=stats)
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.input.shape)
+        return f"Trace({self.model.name!r}, input {shape}, {len(self.layers)} records, via {self.via})"
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>{html.escape(repr(self))}</b></p>"
+        return head + self.summary()._repr_html_()
+
+
+def _is_scores(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.dim() == 2 and t.is_floating_point()
+
+
+def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool = False,
+          method: str = "auto", cache: bool = True) -> Trace:
+    """Run ``model`` on ``x`` and record every layer.
+
+    Args:
+        model: a :class:`convscope.Model` or a bare ``nn.Module``.
+        x: a batch (B, C, H, W), one tensor (C, H, W), or an image (path, bytes, PIL,
+            array) that the model preprocesses.
+        train: trace in train mode (batch-norm batch statistics, active dropout); the
+            module's own mode is restored afterwards either way.
+        grad: keep autograd on (recorded outputs then carry ``grad_fn``).
+        method: ``'auto'`` (fx, then hooks), ``'fx'`` (fail if fx cannot trace) or ``'hooks'``.
+        cache: reuse the fx graph built for this module on an earlier call.
+
+    Raises:
+        ConvscopeError: the model cannot run on this input (one-line reason).
+    """
+    if method not in ("auto", "fx", "hooks"):
+        raise ConvscopeError(f"method must be 'auto', 'fx' or 'hooks', not {method!r}")
+    m = as_model(model)
+    batch = m.batch(x)
+    net = m.net
+    was_training = {mod: mod.training for mod in net.modules()}
+    try:
+        net.train(train)
+        with torch.set_grad_enabled(grad):
+            recorder, output, via, fx_error = _run(net, batch, method, cache)
+    finally:
+        for mod, mode in was_training.items():
+            mod.training = mode
+    return Trace(m, recorder.records, output, via, fx_error)
+
+
+def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool):
+    fx_error = None
+    if method in ("auto", "fx"):
+        try:
+            plan = graph_plan(net, cache=cache)
+        except Exception as exc:  # fx cannot trace this forward: fall back to hooks
+            fx_error = _one_line(exc)
+            if method == "fx":
+                raise ConvscopeError(f"torch.fx cannot trace {type(net).__name__}: {fx_error}") from None
+        else:
+            try:
+                recorder, out = run_fx(net, x, plan)
+                return recorder, out, "fx", None
+            except Exception as exc:
+                fx_error = _one_line(exc)
+                if method == "fx":
+                    raise ConvscopeError(f"{type(net).__name__} failed on input {tuple(x.shape)}: {fx_error}") from None
+    try:
+        recorder, out = run_hooks(net, x)
+    except Exception as exc:
+        raise ConvscopeError(f"{type(net).__name__} failed on input {tuple(x.shape)}: {_one_line(exc)}") from None
+    return recorder, out, "hooks", fx_error
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

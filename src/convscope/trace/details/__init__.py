@@ -1,0 +1,1 @@
+"""Per-layer arithmetic recomputed from a trace record (see the submodules)."""
