@@ -1,0 +1,108 @@
+"""On-disk cache of dataset passes and embeddings, keyed by what determines them.
+
+A pass depends on the model's weights and architecture, its preprocessing and class
+names, the dataset, split and seed, and the feature layer; the key hashes exactly those
+(the weights by their bytes, so a retrained checkpoint under the same file name is a
+new key). Files are plain ``.npz`` written atomically, read without pickle. The cache
+lives in ``$CONVSCOPE_CACHE`` or ``~/.cache/convscope``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.base import ImageDataset
+from ..models.model import Model, as_model
+from .dataset_pass import DatasetPass, Progress, run_pass
+from .embedding import Embedding, embed
+
+
+def cache_root(root: str | Path | None = None) -> Path:
+    """The cache folder: ``root``, else ``$CONVSCOPE_CACHE``, else ``~/.cache/convscope``."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("CONVSCOPE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "convscope"
+
+
+def model_fingerprint(model: Model | nn.Module) -> str:
+    """SHA-256 of the model's state_dict bytes, architecture, preprocessing and classes."""
+    model = as_model(model)
+    h = hashlib.sha256()
+    spec = {"type": type(model.net).__qualname__, "repr": repr(model.net),
+            "preprocessing": model.preprocessing.to_dict(), "classes": model.classes}
+    h.update(json.dumps(spec, sort_keys=True).encode())
+    for name, tensor in model.net.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> str:
+    """Which images these are: name, size, and the hash of their indices and labels."""
+    h = hashlib.sha256()
+    h.update(f"{dataset.name}|{len(dataset)}|{dataset.images.shape}|".encode())
+    h.update(dataset.indices.numpy().astype(np.int64).tobytes())
+    h.update(dataset.labels.numpy().astype(np.int64).tobytes())
+    return h.hexdigest()
+
+
+def pass_key(model: Model | nn.Module, dataset: ImageDataset, split: str = "", seed: int | None = None,
+             layer: str | None = None) -> str:
+    """The cache key of :func:`cached_pass` (hex, 32 characters)."""
+    parts = {"model": model_fingerprint(model), "dataset": dataset.name, "split": split, "seed": seed,
+             "images": dataset_fingerprint(dataset), "layer": layer}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_pass(
+    model: Model | nn.Module,
+    dataset: ImageDataset,
+    split: str = "",
+    seed: int | None = None,
+    layer: str | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+    callback: Progress | None = None,
+    refresh: bool = False,
+) -> DatasetPass:
+    """:func:`run_pass` through the disk cache; ``meta['key']`` names the entry."""
+    key = pass_key(model, dataset, split, seed, layer)
+    path = cache_root(cache_dir) / "dataset-pass" / f"{key}.npz"
+    if path.is_file() and not refresh:
+        result = DatasetPass.load(path)
+        result.meta["cached"] = True
+        if callback is not None:
+            callback(len(result), len(result))
+        return result
+    result = run_pass(model, dataset, layer=layer, batch_size=batch_size, progress=progress, callback=callback)
+    result.meta.update({"key": key, "split": split, "seed": seed})
+    result.save(path)
+    result.meta["cached"] = False
+    return result
+
+
+def cached_embedding(result: DatasetPass, method: str = "tsne", seed: int = 0, cache_dir: str | Path | None = None,
+                     refresh: bool = False, **options: Any) -> Embedding:
+    """:func:`embed` of ``result.features``, cached when the pass came from :func:`cached_pass`."""
+    key = result.meta.get("key")
+    if not key:
+        return embed(result.features, method=method, seed=seed, **options)
+    opts = json.dumps({"method": method, "seed": seed, **options}, sort_keys=True, default=str)
+    name = hashlib.sha256(f"{key}|{opts}".encode()).hexdigest()[:32]
+    path = cache_root(cache_dir) / "embedding" / f"{name}.npz"
+    if path.is_file() and not refresh:
+        return Embedding.load(path)
+    emb = embed(result.features, method=method, seed=seed, **options)
+    emb.save(path)
+    return emb

@@ -1,0 +1,203 @@
+"""Figures of dataset-level results, as pure functions from arrays to matplotlib Figures.
+
+The tutorials' views: training curves, the confusion matrix, the "True / Pred" grid,
+a misclassified gallery, an embedding scatter, activation maps of one sample, and
+heatmap overlays. Figures are built with :class:`matplotlib.figure.Figure` (no pyplot
+global state, so they are safe in a server thread) and turned into PNG or SVG bytes by
+:func:`figure_bytes`; the HTML report and ``PdfPages`` reuse the same objects.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .colormap import colorize, value_range
+from .grid import as_rgb
+
+RIGHT, WRONG = "#1a7f37", "#cf222e"
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """Render a figure to PNG or SVG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def training_curves(curves: dict[str, Sequence[float]]) -> Figure:
+    """Loss and accuracy per epoch, train and validation side by side.
+
+    ``curves`` holds columns such as ``epoch``, ``train_loss``, ``val_loss``,
+    ``train_acc``, ``val_acc`` (see :func:`convscope.analysis.runs.curves`).
+    """
+    epochs = list(curves.get("epoch") or range(1, 1 + max((len(v) for v in curves.values()), default=0)))
+    fig = Figure(figsize=(9, 3.4))
+    for ax, kind, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
+        for key, values in curves.items():
+            if key != "epoch" and key.endswith(kind):
+                style = "--" if key.startswith("val") else "-"
+                ax.plot(epochs[:len(values)], values, style, marker="o", ms=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], per_class: np.ndarray | None = None) -> Figure:
+    """The confusion matrix (rows: true class, columns: predicted), counts written in the cells.
+
+    With ``per_class`` given, a bar chart of per-class accuracy sits beside it.
+    """
+    k = len(confusion)
+    size = min(0.45 * k + 2.5, 14)
+    fig = Figure(figsize=(size * (1.6 if per_class is not None else 1.0), size))
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]}) if per_class is not None else [fig.subplots()]
+    ax = axes[0]
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(k), class_names, rotation=90 if k > 12 else 0, fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 30:
+        top = confusion.max() or 1
+        for i in range(k):
+            for j in range(k):
+                if confusion[i, j]:
+                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
+                            color="white" if confusion[i, j] > top / 2 else "black")
+    ax.set_title("confusion matrix")
+    if per_class is not None:
+        bar = axes[1]
+        bar.barh(range(k), np.nan_to_num(per_class), color="#4c72b0")
+        bar.set_yticks(range(k), class_names, fontsize=8)
+        bar.invert_yaxis()
+        bar.set_xlim(0, 1)
+        bar.set_title("per-class accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def labelled_images(images: Sequence[np.ndarray], titles: Sequence[str], colors: Sequence[str] | None = None,
+                    ncols: int = 8, scale: float = 1.2) -> Figure:
+    """Images (uint8 HWC or HW) in a grid, each with a coloured caption."""
+    n = max(len(images), 1)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(ncols * scale, nrows * (scale + 0.35)))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < len(images):
+            img = as_rgb(images[i])
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(titles[i], fontsize=8, color=(colors[i] if colors else "black"))
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def true_pred_grid(images: Sequence[np.ndarray], true_names: Sequence[str], pred_names: Sequence[str],
+                   ncols: int = 8) -> Figure:
+    """The tutorials' grid: each image captioned "True: a / Pred: b", green if right, red if wrong."""
+    titles = [f"True: {t}\nPred: {p}" for t, p in zip(true_names, pred_names)]
+    colors = [RIGHT if t == p else WRONG for t, p in zip(true_names, pred_names)]
+    return labelled_images(images, titles, colors, ncols)
+
+
+def misclassified_gallery(images: Sequence[np.ndarray], true_names: Sequence[str], pred_names: Sequence[str],
+                          confidences: Sequence[float], ncols: int = 8) -> Figure:
+    """Misclassified images captioned "true → pred (confidence)", in the order given."""
+    titles = [f"{t} → {p}\n{100 * c:.1f}%" for t, p, c in zip(true_names, pred_names, confidences)]
+    return labelled_images(images, titles, [WRONG] * len(titles), ncols)
+
+
+def embedding_scatter(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, class_names: Sequence[str],
+                      title: str = "embedding") -> Figure:
+    """2-D points coloured by true class; misclassified points drawn as black-edged crosses.
+
+    Points are rasterised so that 10,000 of them stay light in SVG and PDF.
+    """
+    coords, labels, correct = np.asarray(coords), np.asarray(labels), np.asarray(correct, bool)
+    k = len(class_names)
+    cmap = "tab10" if k <= 10 else "tab20"
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    size = 6 if len(coords) > 3000 else 14
+    sc = ax.scatter(coords[correct, 0], coords[correct, 1], c=labels[correct], cmap=cmap, vmin=-0.5,
+                    vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size, alpha=0.75, linewidths=0, rasterized=True)
+    wrong = ~correct
+    if wrong.any():
+        ax.scatter(coords[wrong, 0], coords[wrong, 1], c=labels[wrong], cmap=cmap, vmin=-0.5,
+                   vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size * 5, marker="X", edgecolors="black",
+                   linewidths=0.6, rasterized=True, label=f"misclassified ({int(wrong.sum())})")
+        ax.legend(loc="best", fontsize=8)
+    if k <= 20:
+        cbar = fig.colorbar(sc, ax=ax, ticks=range(k), fraction=0.04)
+        cbar.ax.set_yticklabels(list(class_names), fontsize=8)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def activation_maps(maps: dict[str, np.ndarray], input_image: np.ndarray | None = None,
+                    max_channels: int = 12) -> Figure:
+    """One row per layer: up to ``max_channels`` channel maps (C, H, W) on one shared,
+    zero-centred diverging scale per layer (CNN Explainer's 'layer' range mode)."""
+    rows = [(name, m) for name, m in maps.items() if np.asarray(m).ndim == 3]
+    ncols = max([min(max_channels, len(m)) for _, m in rows] + [1]) + 1
+    fig = Figure(figsize=(ncols * 1.0, max(len(rows), 1) * 1.15 + 0.2))
+    axes = fig.subplots(max(len(rows), 1), ncols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (name, m) in enumerate(rows):
+        shown = np.asarray(m)[:max_channels]
+        lo, hi = value_range(list(shown), mode="layer")[0]
+        if r == 0 and input_image is not None:
+            axes[r, 0].imshow(as_rgb(input_image), interpolation="nearest")
+            axes[r, 0].set_title("input", fontsize=7)
+        axes[r, 1].set_title(name, fontsize=7, loc="left")
+        for c, channel in enumerate(shown):
+            axes[r, c + 1].imshow(colorize(channel, "diverging", lo, hi), interpolation="nearest")
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], titles: Sequence[str],
+                     alpha: float = 0.5) -> Figure:
+    """Each image next to its heatmap (H, W, values in 0..1) blended over it (Grad-CAM style)."""
+    n = len(images)
+    fig = Figure(figsize=(2.0 * n, 2.3))
+    axes = np.atleast_1d(fig.subplots(1, max(n, 1), squeeze=False)).ravel()
+    for ax, img, heat, title in zip(axes, images, heatmaps, titles):
+        rgb = as_rgb(img).astype(np.float32)
+        heat_rgb = colorize(np.asarray(heat, np.float32), "heat", 0.0, 1.0).astype(np.float32)
+        ax.imshow(((1 - alpha) * rgb + alpha * heat_rgb).round().astype(np.uint8), interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def table_figure(header: Sequence[str] | None, rows: Sequence[Sequence[object]], title: str = "") -> Figure:
+    """A table as a figure (for the PDF report, where HTML tables do not exist)."""
+    fig = Figure(figsize=(8, 0.3 * (len(rows) + 2) + 0.4))
+    ax = fig.subplots()
+    ax.axis("off")
+    cells = [[str(c) for c in r] for r in rows] or [[""] * len(header or [""])]
+    table = ax.table(cellText=cells, colLabels=list(header) if header else None, loc="upper center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    if title:
+        ax.set_title(title)
+    return fig
