@@ -1,0 +1,42 @@
+"""``convscope serve``: the web explorer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import webbrowser
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="open the explorer: watch an image flow through a CNN, neuron by neuron",
+        description="Start the web explorer (CNN Explainer's views for any model) on a local port. "
+                    "Then open the printed address in a browser.")
+    p.add_argument("--model", "-m", action="append", metavar="SPEC", dest="models",
+                   help="a model to show (repeatable): 'default', a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
+                        "efficientnet-lite0), a checkpoint, a TorchScript file, or pkg.module:factory@weights.pt; "
+                        "the first is opened first (default: the shipped default model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ...server import create_app
+
+    specs = args.models or ["default"]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"convscope serve: warning: binding {args.host} makes the explorer reachable from other machines",
+              file=sys.stderr)
+    app = create_app(specs)
+    app.state.registry.entry(next(iter(app.state.registry.models))).model  # fail early on a bad spec
+    url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
+    print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
+    if args.open:
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

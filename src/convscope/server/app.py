@@ -1,0 +1,142 @@
+"""The explorer's HTTP API and static front end (``create_app``).
+
+Every number the page shows comes from these endpoints, which read the cached trace
+of (model, image) and the trace's detail functions. Activation maps travel as compact
+binary (see :mod:`convscope.server.encoding`), one layer and one page of channels at a
+time. User mistakes (:class:`~convscope.errors.ConvscopeError`) become 4xx answers with
+a one-line ``detail``; unknown models, layers and images are 404 with the name.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..errors import ConvscopeError, NotFound
+from . import playground, views
+from .encoding import encode_array
+from .images import MAX_UPLOAD_BYTES, TooLarge
+from .registry import Registry
+
+STATIC = Path(str(resources.files("convscope") / "server" / "static"))
+
+
+def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None) -> FastAPI:
+    """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them)."""
+    reg = registry or Registry(list(specs))
+    app = FastAPI(title="convscope explorer", version=__version__,
+                  description="CNN Explainer's views for any PyTorch CNN: traces, activation maps, "
+                              "layer arithmetic and a hyper-parameter playground.")
+    app.state.registry = reg
+
+    @app.exception_handler(ConvscopeError)
+    async def _user_error(request: Request, exc: ConvscopeError) -> JSONResponse:
+        status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/models", summary="The models this server shows")
+    def list_models() -> dict[str, Any]:
+        return {"models": [{"name": e.name, "spec": e.spec, "loaded": e.loaded} for e in reg.models.values()],
+                "default": next(iter(reg.models))}
+
+    @app.get("/api/models/{model}", summary="A model's input, classes and preprocessing")
+    def model_info(model: str) -> dict[str, Any]:
+        e = reg.entry(model)
+        m = e.model
+        c, h, w = m.input_shape
+        return {"name": e.name, "spec": e.spec, "input_shape": [c, h, w], "channels": c,
+                "classes": list(m.classes) if m.classes is not None else None,
+                "preprocessing": m.preprocessing.to_dict(), "untrained": bool(m.meta.get("untrained")),
+                "parameters": int(sum(p.numel() for p in m.net.parameters())),
+                "samples": [s.describe() for s in e.samples]}
+
+    @app.get("/api/models/{model}/samples", summary="Built-in sample images for this model")
+    def samples(model: str) -> list[dict[str, Any]]:
+        return [s.describe() for s in reg.entry(model).samples]
+
+    @app.post("/api/models/{model}/images", summary="Upload an image (any format Pillow reads)")
+    async def upload(model: str, file: UploadFile = File(...)) -> dict[str, Any]:
+        reg.entry(model)
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        image_id = reg.uploads.add(data)
+        reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
+        return {"image": image_id}
+
+    @app.get("/api/models/{model}/images/{image}.png", summary="The pixels the network sees, as PNG")
+    def image_png(model: str, image: str) -> Response:
+        from ..render import png_bytes
+
+        m = reg.entry(model).model
+        pixels = m.to_display(reg.input_batch(model, image)[0])
+        return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/models/{model}/trace", summary="Every layer of the forward pass, with ranges and prediction")
+    def trace(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
+        return views.trace_json(reg.trace(model, image))
+
+    @app.get("/api/models/{model}/summary", summary="Layers, shapes, parameters and multiply-adds")
+    def summary(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
+        return views.summary_json(reg.trace(model, image))
+
+    @app.get("/api/models/{model}/layers/{layer}/activations",
+             summary="A page of a layer's output channels as binary float16/float32",
+             response_class=Response)
+    def activations(model: str, layer: str, image: str = Query("sample-0"), start: int = Query(0, ge=0),
+                    count: int = Query(64, ge=1, le=4096), dtype: str = Query("float16", pattern="^float(16|32)$")
+                    ) -> Response:
+        te = reg.trace(model, image)
+        arr = te.array(layer)
+        if arr.ndim == 3:
+            page = arr[start:start + count]
+        elif arr.ndim == 1:
+            page = arr
+            start, count = 0, arr.shape[0]
+        else:
+            page = arr.reshape(-1)
+        blob = encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]),
+                            **views.channel_stats(page))
+        return Response(blob, media_type="application/octet-stream")
+
+    @app.get("/api/models/{model}/layers/{layer}/detail",
+             summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)")
+    def detail(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
+               y: int | None = Query(None, ge=0), x: int | None = Query(None, ge=0),
+               start: int = Query(0, ge=0), count: int = Query(8, ge=1, le=64), maps: bool = True
+               ) -> dict[str, Any]:
+        te = reg.trace(model, image)
+        return views.detail_json(te, layer, channel=channel, y=y, x=x, start=start, count=count, maps=maps)
+
+    @app.get("/api/models/{model}/softmax", summary="Logits, their exponentials, the sum and the probabilities")
+    def softmax(model: str, image: str = Query("sample-0"), channel: int | None = Query(None, ge=0)
+                ) -> dict[str, Any]:
+        return views.softmax_json(reg.trace(model, image), channel)
+
+    @app.get("/api/models/{model}/playground",
+             summary="Validate conv hyper-parameters and convolve a crop of a real activation map")
+    def play(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
+             crop: int = 7, kernel: int = 3, padding: int = 0, stride: int = 1, dilation: int = 1,
+             kernel_type: str = "mean") -> dict[str, Any]:
+        te = reg.trace(model, image)
+        arr = te.array(layer)
+        if arr.ndim != 3:
+            raise ConvscopeError(f"layer {layer!r} has no 2-D maps (output shape {list(arr.shape)})")
+        if channel >= arr.shape[0]:
+            raise NotFound(f"layer {layer!r} has {arr.shape[0]} channels, no channel {channel}")
+        st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
+        return {"layer": layer, "channel": channel, **playground.run(arr[channel], st)}
+
+    return app

@@ -1,0 +1,39 @@
+"""Compact binary transport for activation maps.
+
+Layout (little endian)::
+
+    uint32  header length N (bytes, a multiple of 8 once the 4 length bytes are counted)
+    N bytes UTF-8 JSON header: {"dtype": "float16"|"float32", "shape": [...], ...}, space padded
+    data    the array in C order
+
+The data starts at an 8-byte aligned offset so the page can view it as a typed array
+without copying. float16 halves the bytes for the overview; detail views ask for float32.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def encode_array(array: np.ndarray, dtype: str = "float16", **meta: Any) -> bytes:
+    """Pack ``array`` with a JSON header (shape, dtype and any extra ``meta``)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
+    data = np.ascontiguousarray(array, dtype=DTYPES[dtype])
+    header = json.dumps({"dtype": dtype, "shape": list(data.shape), **meta}).encode()
+    header += b" " * ((-(len(header) + 4)) % 8)
+    return struct.pack("<I", len(header)) + header + data.tobytes()
+
+
+def decode_array(blob: bytes) -> tuple[dict[str, Any], np.ndarray]:
+    """Inverse of :func:`encode_array` (used by tests and Python clients)."""
+    (n,) = struct.unpack_from("<I", blob)
+    header = json.loads(blob[4:4 + n].decode())
+    data = np.frombuffer(blob, dtype=DTYPES[header["dtype"]], offset=4 + n)
+    return header, data.reshape(header["shape"])

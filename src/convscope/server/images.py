@@ -1,0 +1,139 @@
+"""The images the explorer can trace: built-in samples and the user's uploads.
+
+An image is addressed by a short id that travels in URLs: ``sample-N`` for the N-th
+built-in sample of a model, ``upload-<hash>`` for uploaded bytes (the hash of their
+content, so the same file uploaded twice is one image and its trace is cached once).
+Uploads are checked before they are decoded (byte size, pixel count) so an enormous
+file is refused with a clear message instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ConvscopeError, NotFound
+from ..models.preprocessing import open_image
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 40_000_000
+PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
+DIGITS = [str(i) for i in range(10)]
+
+
+class TooLarge(ConvscopeError):
+    """An upload over the size limits (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One built-in image: its id, a human label and the pixels (H, W) or (H, W, 3) uint8."""
+
+    id: str
+    label: str
+    source: str
+    pixels: np.ndarray
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "source": self.source}
+
+
+@lru_cache(maxsize=1)
+def mnist_digits() -> tuple[tuple[str, np.ndarray], ...]:
+    """The first test-split image of each digit 0..9 from the embedded MNIST subset."""
+    from ..data import load_splits
+
+    test = load_splits("mnist").test
+    labels = test.labels.numpy()
+    found: dict[int, np.ndarray] = {}
+    for i, y in enumerate(labels):
+        if int(y) not in found:
+            found[int(y)] = test.images[i, 0].numpy()
+        if len(found) == 10:
+            break
+    return tuple((str(k), found[k]) for k in sorted(found))
+
+
+@lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """A real photo bundled with scikit-image (coffee, chelsea, astronaut, rocket)."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise ConvscopeError("sample photos need scikit-image: pip install 'convscope[zoo]'") from None
+    return np.ascontiguousarray(getattr(data, name)())
+
+
+def samples_for(channels: int, classes: list[str] | None) -> list[Sample]:
+    """Samples that suit a model: MNIST digits for 1-channel or digit-class models, photos for RGB."""
+    out: list[Sample] = []
+    digit_model = channels == 1 or (classes is not None and list(classes) == DIGITS)
+    if digit_model:
+        for label, pixels in mnist_digits():
+            out.append(Sample(f"sample-{len(out)}", f"digit {label}", "MNIST test split", pixels))
+    if channels == 3:
+        for name in PHOTOS:
+            try:
+                out.append(Sample(f"sample-{len(out)}", name, "scikit-image", photo(name)))
+            except ConvscopeError:
+                break
+    return out
+
+
+def check_upload(data: bytes) -> None:
+    """Refuse empty, oversized or enormous-resolution uploads before decoding them."""
+    if not data:
+        raise ConvscopeError("the uploaded file is empty (0 bytes), not an image")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise TooLarge(f"the uploaded file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except UnidentifiedImageError:
+        raise ConvscopeError("the uploaded file is not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"the uploaded image is too large to decode safely: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ConvscopeError(f"the uploaded file is a damaged image: {exc}") from None
+    if w * h > MAX_UPLOAD_PIXELS:
+        raise TooLarge(f"the uploaded image is {w} x {h} = {w * h / 1e6:.0f} megapixels; "
+                       f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}")
+
+
+class UploadStore:
+    """Decoded uploads by content hash, least recently used dropped first."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes) -> str:
+        """Validate and decode ``data``; return its id. Raises ConvscopeError for bad images."""
+        check_upload(data)
+        image_id = "upload-" + hashlib.sha256(data).hexdigest()[:20]
+        with self._lock:
+            if image_id in self._items:
+                self._items.move_to_end(image_id)
+                return image_id
+        pil = open_image(data)  # full decode: truncated data fails here with a clear message
+        with self._lock:
+            self._items[image_id] = pil
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return image_id
+
+    def get(self, image_id: str) -> Image.Image:
+        with self._lock:
+            if image_id not in self._items:
+                raise NotFound(f"unknown image {image_id!r} (uploads are kept for the last {self.capacity})")
+            self._items.move_to_end(image_id)
+            return self._items[image_id]

@@ -1,0 +1,157 @@
+"""Models the server shows, each loaded once, and their traces cached per image.
+
+A trace of EfficientNet-Lite0 holds every intermediate tensor (tens of MB), so traces
+live in a bounded least-recently-used cache keyed by (model, image). Loading and
+tracing are guarded by locks so concurrent requests for the same thing do the work
+once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConvscopeError, NotFound
+from ..models import Model, load_model
+from .images import Sample, UploadStore, samples_for
+
+
+def spec_name(spec: str) -> str:
+    """A short display name for a model spec: zoo names as they are, files by stem."""
+    if ":" in spec and not Path(spec).exists():
+        return spec.split("@", 1)[0].rsplit(":", 1)[-1]
+    path = Path(spec)
+    if path.suffix:
+        return path.stem if path.stem not in ("model", "best", "last") else f"{path.parent.name}/{path.stem}"
+    return spec
+
+
+@dataclass
+class TraceEntry:
+    """One traced image: the model, the input batch, the trace, and per-layer numpy outputs."""
+
+    model_name: str
+    image_id: str
+    model: Model
+    x: torch.Tensor
+    trace: Any
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def record(self, layer: str):
+        for rec in self.trace.layers:
+            if rec.name == layer:
+                return rec
+        raise NotFound(f"model {self.model_name!r} has no layer {layer!r}")
+
+    def array(self, layer: str) -> np.ndarray:
+        """The layer's output for the (only) image as float32 numpy, without the batch axis."""
+        if layer not in self._arrays:
+            out = self.record(layer).output
+            if not isinstance(out, torch.Tensor):
+                raise NotFound(f"layer {layer!r} has no tensor output")
+            a = out.detach().float().cpu().numpy()
+            self._arrays[layer] = a[0] if a.ndim >= 2 else a
+        return self._arrays[layer]
+
+
+class ModelEntry:
+    """A model spec, loaded on first use."""
+
+    def __init__(self, name: str, spec: str, loader: Callable[[str], Model]) -> None:
+        self.name, self.spec = name, spec
+        self._loader = loader
+        self._model: Model | None = None
+        self._samples: list[Sample] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Model:
+        with self._lock:
+            if self._model is None:
+                self._model = self._loader(self.spec)
+                self._model.net.eval()
+            return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            m = self.model
+            self._samples = samples_for(m.preprocessing.channels, m.classes)
+        return self._samples
+
+    def sample(self, image_id: str) -> Sample:
+        for s in self.samples:
+            if s.id == image_id:
+                return s
+        raise NotFound(f"model {self.name!r} has no sample image {image_id!r}")
+
+
+class Registry:
+    """The server's models (by name), uploads, and the LRU cache of traces."""
+
+    def __init__(self, specs: Sequence[str], loader: Callable[[str], Model] | None = None,
+                 max_traces: int = 6, uploads: UploadStore | None = None) -> None:
+        if not specs:
+            raise ConvscopeError("the explorer needs at least one model")
+        self._loader = loader or (lambda spec: load_model(spec))
+        self.models: OrderedDict[str, ModelEntry] = OrderedDict()
+        for spec in specs:
+            name = spec_name(str(spec))
+            while name in self.models:
+                name += "'"
+            self.models[name] = ModelEntry(name, str(spec), self._loader)
+        self.uploads = uploads or UploadStore()
+        self.max_traces = max_traces
+        self._traces: OrderedDict[tuple[str, str], TraceEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._trace_lock = threading.Lock()
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.models)}") from None
+
+    def input_batch(self, name: str, image_id: str) -> torch.Tensor:
+        """The network input (1, C, H, W) for a sample or upload."""
+        entry = self.entry(name)
+        model = entry.model
+        if image_id.startswith("upload-"):
+            pixels = self.uploads.get(image_id)
+        else:
+            pixels = entry.sample(image_id).pixels
+        return model.batch(model.preprocess(pixels))
+
+    def trace(self, name: str, image_id: str) -> TraceEntry:
+        """The (cached) trace of ``image_id`` through model ``name``."""
+        key = (name, image_id)
+        with self._lock:
+            if key in self._traces:
+                self._traces.move_to_end(key)
+                return self._traces[key]
+        with self._trace_lock:  # one forward pass at a time: CPU cores are few
+            with self._lock:
+                if key in self._traces:
+                    return self._traces[key]
+            from ..trace import trace as run_trace
+
+            model = self.entry(name).model
+            x = self.input_batch(name, image_id)
+            with torch.no_grad():
+                t = run_trace(model, x)
+            te = TraceEntry(name, image_id, model, x, t)
+            with self._lock:
+                self._traces[key] = te
+                while len(self._traces) > self.max_traces:
+                    self._traces.popitem(last=False)
+        return te

@@ -1,0 +1,320 @@
+// Detail views: the arithmetic behind one neuron, with the server's real numbers.
+
+import { fmt } from "./colors.js";
+import { el, mapView, grid, num, mapValues } from "./widgets.js";
+
+const POS_DELAY = 450;
+
+/** Render a detail JSON `d` into `root`. ctx: {fetchDetail(params) -> Promise<json>, onClose, hover(text|null, ev)}. */
+export function renderDetail(root, d, ctx) {
+  root.innerHTML = "";
+  root.hidden = false;
+  const head = el("header", "detail-head");
+  head.innerHTML = `<h2>${d.title}</h2><span class="sub">${d.subtitle || ""}</span>`;
+  const close = el("button", "close", "×");
+  close.title = "close";
+  close.onclick = ctx.onClose;
+  head.appendChild(close);
+  root.appendChild(head);
+  const body = el("div", "detail-body");
+  root.appendChild(body);
+  const view = VIEWS[d.view] || generic;
+  view(body, d, ctx);
+  root.dataset.view = d.view;
+}
+
+const VIEWS = { conv: conv, activation, pool, batchnorm, linear, flatten, softmax, generic };
+
+function formulaBox(html) {
+  return el("div", "formula", html);
+}
+
+// -- convolution -----------------------------------------------------------------------
+function conv(body, d, ctx) {
+  const p = d.params;
+  const k = d.channels;
+  // elastic view
+  const sec = el("section", "elastic");
+  sec.appendChild(el("h3", "", `Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
+  const wrap = el("div", "elastic-wrap");
+  const rows = el("div", "elastic-rows");
+  const lo = Math.min(...k.map((c) => c.intermediate.min), d.sum.min);
+  const hi = Math.max(...k.map((c) => c.intermediate.max), d.sum.max);
+  k.forEach((c, i) => {
+    const row = el("div", "elastic-row");
+    row.dataset.index = c.index;
+    row.appendChild(mapView(c.input, { px: 64, label: `${d.input_layer} · ch ${c.index}` }));
+    row.appendChild(el("span", "op", "⊛"));
+    row.appendChild(grid(c.kernel, { cls: "kernel small", digits: 2 }));
+    row.appendChild(el("span", "op", "="));
+    row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: `Σ = ${fmt(c.intermediate_sum)}` }));
+    row.onclick = () => formula.select(c.index);
+    rows.appendChild(row);
+  });
+  wrap.appendChild(rows);
+  const sum = el("div", "elastic-sum");
+  const more = d.page.total > k.length ? `<div class="note">showing input channels ${d.page.start}–${d.page.start + k.length - 1} of ${d.page.total}; the sum uses all ${d.page.total}</div>` : "";
+  sum.appendChild(el("div", "op big", "Σ"));
+  sum.appendChild(mapView(d.sum, { px: 120, range: [lo, hi], label: `sum of ${d.page.total} intermediate maps` }));
+  sum.appendChild(el("div", "op big", `+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
+  const outView = mapView(d.output, { px: 120, label: `${d.layer} · ch ${d.channel}` });
+  sum.appendChild(outView);
+  sum.insertAdjacentHTML("beforeend", more);
+  wrap.appendChild(sum);
+  if (d.page.total > k.length || d.page.start > 0) {
+    const pager = el("div", "pager detail-pager");
+    pager.innerHTML = `<button ${d.page.start === 0 ? "disabled" : ""}>‹ previous inputs</button><button ${d.page.start + k.length >= d.page.total ? "disabled" : ""}>next inputs ›</button>`;
+    const [prev, next] = pager.querySelectorAll("button");
+    prev.onclick = () => ctx.reload({ start: Math.max(0, d.page.start - d.page.count) });
+    next.onclick = () => ctx.reload({ start: d.page.start + d.page.count });
+    sec.appendChild(pager);
+  }
+  sec.appendChild(wrap);
+  body.appendChild(sec);
+  // formula view
+  const formula = convFormula(d, ctx);
+  body.appendChild(formula.el);
+}
+
+function convFormula(d, ctx) {
+  const sec = el("section", "conv-formula");
+  sec.appendChild(el("h3", "", `Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
+  const controls = el("div", "controls");
+  const play = el("button", "play", "▶ play");
+  const chooser = el("select", "in-channel");
+  d.channels.forEach((c) => chooser.appendChild(new Option(`input channel ${c.index}`, c.index)));
+  controls.append(play, chooser);
+  sec.appendChild(controls);
+  const stage = el("div", "formula-stage");
+  sec.appendChild(stage);
+  const numbers = el("div", "formula-numbers");
+  sec.appendChild(numbers);
+  const [oh, ow] = d.output.shape;
+  let state = { index: d.channels[0].index, y: d.position.y, x: d.position.x, pos: d.position };
+  let timer = null, seq = 0;
+
+  function draw() {
+    const c = d.channels.find((c) => c.index === state.index) || d.channels[0];
+    const pos = state.pos;
+    stage.innerHTML = "";
+    const inView = mapView(c.input, { px: 150, label: `input: ${d.input_layer} · ch ${c.index}` });
+    const w = pos.window;
+    inView.mark([[w.top, w.left, w.height, w.width, "window"]]);
+    const outView = mapView(d.output, {
+      px: 150, label: `output: ${d.layer} · ch ${d.channel}`,
+      onHover: (y, x) => { if (!timer && (y !== state.y || x !== state.x)) move(y, x); },
+      onClick: (y, x) => move(y, x),
+    });
+    outView.mark([[pos.y, pos.x, 1, 1, "cell"]]);
+    stage.append(inView, el("span", "op", "→"), outView);
+    const pc = pos.channels.find((p) => p.index === c.index) || pos.channels[0];
+    numbers.innerHTML = "";
+    const row = el("div", "formula-grids");
+    const allv = [...pc.patch.flat().filter((v) => v !== null)];
+    row.append(
+      grid(pc.patch, { title: "window (input values)", range: [Math.min(...allv, 0), Math.max(...allv, 0)] }),
+      el("span", "op", "⊙"),
+      grid(pc.kernel, { title: "kernel weights" }),
+      el("span", "op", "="),
+      grid(pc.products, { title: "products" }),
+      el("span", "op", `Σ = <span class="num" data-k="channel-sum" data-value="${pc.sum}">${fmt(pc.sum, 4)}</span>`),
+    );
+    numbers.appendChild(row);
+    const terms = pos.channels.length === pos.total_channels
+      ? pos.channels.map((p) => fmt(p.sum, 3)).join(" + ") : `${pos.total_channels} channel sums`;
+    numbers.appendChild(formulaBox(
+      `output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = ` +
+      `${pos.total_channels <= 12 ? terms : `(${pos.total_channels} channel sums)`} + ${fmt(pos.bias ?? 0, 4)} = ` +
+      `<b>${num(pos.total, 5)}</b> + ${fmt(pos.bias ?? 0, 4)} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
+      `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
+    numbers.appendChild(el("div", "note",
+      `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
+      `padding (left, right, top, bottom) ${p.pad.join(", ")}; greyed window cells are padding (0)`));
+    sec.dataset.y = pos.y; sec.dataset.x = pos.x; sec.dataset.index = c.index;
+  }
+
+  async function move(y, x) {
+    const my = ++seq;
+    const pos = await ctx.fetchPosition({ y, x, start: state.index, count: 1 });
+    if (my !== seq) return;
+    state = { ...state, y, x, pos };
+    draw();
+  }
+
+  play.onclick = () => {
+    if (timer) { clearInterval(timer); timer = null; play.textContent = "▶ play"; return; }
+    play.textContent = "❚❚ pause";
+    timer = setInterval(() => {
+      let { y, x } = state;
+      x += 1;
+      if (x >= ow) { x = 0; y = (y + 1) % oh; }
+      move(y, x);
+    }, POS_DELAY);
+  };
+  chooser.onchange = async () => {
+    state.index = Number(chooser.value);
+    await move(state.y, state.x);
+  };
+  draw();
+  return {
+    el: sec,
+    select: (index) => { chooser.value = index; chooser.onchange(); sec.scrollIntoView({ block: "nearest" }); },
+  };
+}
+
+// -- elementwise activations ---------------------------------------------------------
+function activation(body, d, ctx) {
+  body.appendChild(formulaBox(`${d.formula}`));
+  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${d.fname}(${fmt(vin, 4)}) = ${fmt(vout, 4)}`));
+}
+
+function inOut(d, ctx, say) {
+  const row = el("div", "inout");
+  const a = mapView(d.input, { px: 160, label: `input: ${d.input_layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
+  const b = mapView(d.output, { px: 160, label: `output: ${d.layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
+  const read = el("div", "readout");
+  const show = (y, x) => {
+    a.mark([[y, x, 1, 1, "cell"]]);
+    b.mark([[y, x, 1, 1, "cell"]]);
+    const vin = a.value(y, x), vout = b.value(y, x);
+    read.innerHTML = `at (${y}, ${x}): <b>${say(y, x, vin, vout)}</b>`;
+  };
+  for (const v of [a, b]) {
+    v.canvas.addEventListener("mousemove", (ev) => {
+      const r = v.canvas.getBoundingClientRect();
+      const [h, w] = d.output.shape;
+      show(Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h)),
+           Math.min(w - 1, Math.floor(((ev.clientX - r.left) / r.width) * w)));
+    });
+  }
+  row.append(a, el("span", "op", "→"), b, read);
+  if (d.position) show(d.position.y, d.position.x);
+  return row;
+}
+
+// -- pooling -----------------------------------------------------------------------------
+function pool(body, d, ctx) {
+  const stage = el("div", "inout");
+  const numbers = el("div", "formula-numbers");
+  body.append(stage, numbers);
+  let seq = 0;
+  function draw(pos) {
+    stage.innerHTML = "";
+    const a = mapView(d.input, { px: 170, label: `input: ${d.input_layer} · ch ${d.channel}` });
+    const w = pos.window;
+    const marks = [[w.top, w.left, w.height, w.width, "window"]];
+    if (pos.argmax) marks.push([pos.argmax[0], pos.argmax[1], 1, 1, "argmax"]);
+    a.mark(marks);
+    const b = mapView(d.output, {
+      px: 170, label: `output: ${d.layer} · ch ${d.channel}`,
+      onHover: (y, x) => (y !== pos.y || x !== pos.x) && move(y, x), onClick: (y, x) => move(y, x),
+    });
+    b.mark([[pos.y, pos.x, 1, 1, "cell"]]);
+    stage.append(a, el("span", "op", "→"), b);
+    numbers.innerHTML = "";
+    const local = pos.argmax ? [pos.argmax[0] - w.top, pos.argmax[1] - w.left] : null;
+    numbers.append(grid(pos.values, { title: `window at (${w.top}, ${w.left}), ${w.height}×${w.width}`, mark: local }),
+      formulaBox(`${pos.formula} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
+        `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
+  }
+  async function move(y, x) {
+    const my = ++seq;
+    const pos = await ctx.fetchPosition({ y, x });
+    if (my === seq) draw(pos);
+  }
+  body.prepend(formulaBox(d.formula));
+  draw(d.position);
+}
+
+// -- batchnorm ---------------------------------------------------------------------------
+function batchnorm(body, d, ctx) {
+  body.appendChild(formulaBox(
+    `y = γ · (x − μ) / √(σ² + ε) + β = <b>scale</b> · x + <b>shift</b><br>` +
+    `γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → ` +
+    `scale = <span class="num" data-k="scale" data-value="${d.scale}">${fmt(d.scale, 5)}</span>, ` +
+    `shift = <span class="num" data-k="shift" data-value="${d.shift}">${fmt(d.shift, 5)}</span>`));
+  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} + ${fmt(d.shift, 4)} = ${fmt(vout, 4)}`));
+}
+
+// -- linear --------------------------------------------------------------------------------
+function linear(body, d) {
+  body.appendChild(formulaBox(
+    `${d.layer}[${d.unit}] = Σ<sub>i</sub> w<sub>i</sub> x<sub>i</sub> + b = ` +
+    `${num(d.positive)} (positive terms) ${d.negative < 0 ? "−" : "+"} ${fmt(Math.abs(d.negative), 4)} (negative terms) + ${num(d.bias ?? 0)} = ` +
+    `<b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>` +
+    `<span class="check" data-k="trace-value" data-value="${d.trace_value}">trace: ${fmt(d.trace_value, 5)}</span>`));
+  const maxAbs = Math.max(...d.top.map((t) => Math.abs(t.product)), 1e-12);
+  const list = el("div", "contribs");
+  list.appendChild(el("div", "note", `the ${d.top.length} largest of ${d.inputs} contributions w·x (by size)`));
+  d.top.forEach((t) => {
+    const r = el("div", `contrib ${t.product >= 0 ? "pos" : "neg"}`);
+    const where = t.source ? ` ← ${d.source_layer}[${t.source.join(", ")}]` : "";
+    r.innerHTML = `<span class="cname">x<sub>${t.index}</sub>${where}</span>` +
+      `<span class="cterm">${fmt(t.w, 3)} × ${fmt(t.x, 3)}</span>` +
+      `<span class="cbar"><span style="width:${(50 * Math.abs(t.product)) / maxAbs}%"></span></span>` +
+      `<span class="cval">${fmt(t.product, 4)}</span>`;
+    list.appendChild(r);
+  });
+  body.appendChild(list);
+}
+
+// -- flatten -------------------------------------------------------------------------------
+function flatten(body, d) {
+  body.appendChild(formulaBox(
+    `${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (index = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)` +
+    ` = <b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>`));
+  if (d.input) {
+    const v = mapView(d.input, { px: 160, label: `${d.input_layer} · ch ${d.source[0]}` });
+    v.mark([[d.source[1], d.source[2], 1, 1, "cell"]]);
+    body.appendChild(v);
+  }
+}
+
+// -- softmax -------------------------------------------------------------------------------
+function softmax(body, d) {
+  body.appendChild(formulaBox(
+    `p<sub>i</sub> = exp(z<sub>i</sub>) / Σ<sub>j</sub> exp(z<sub>j</sub>) &nbsp; over ${d.classes} classes; ` +
+    `Σ exp(z<sub>j</sub>) = <span class="num" data-k="sum-exp" data-value="${d.sum_exp}">${fmt(d.sum_exp, 5)}</span>` +
+    (d.shift ? ` &nbsp;(computed as exp(z − ${fmt(d.shift, 4)}) to stay finite)` : "")));
+  const t = el("table", "softmax-table");
+  t.innerHTML = `<tr><th>class</th><th>logit z</th><th>exp(z${d.shift ? " − m" : ""})</th><th>÷ Σ</th><th>probability</th></tr>`;
+  const maxP = Math.max(...d.rows.map((r) => r.prob), 1e-9);
+  d.rows.forEach((r) => {
+    const tr = el("tr", r.index === d.selected ? "selected" : "");
+    tr.dataset.index = r.index;
+    tr.innerHTML = `<td>${r.name}</td><td class="num" data-value="${r.logit}">${fmt(r.logit, 4)}</td>` +
+      `<td class="num" data-value="${r.exp}">${fmt(r.exp, 4)}</td><td>÷ ${fmt(d.sum_exp, 4)}</td>` +
+      `<td><span class="pbar"><span style="width:${(100 * r.prob) / maxP}%"></span></span>` +
+      `<span class="num" data-k="prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</span></td>`;
+    t.appendChild(tr);
+  });
+  if (d.rest) {
+    t.insertAdjacentHTML("beforeend", `<tr class="rest"><td>${d.rest.count} other classes</td><td></td>` +
+      `<td>${fmt(d.rest.exp, 4)}</td><td></td><td>${(100 * d.rest.prob).toFixed(2)}%</td></tr>`);
+  }
+  body.appendChild(t);
+}
+
+// -- anything else: inputs and output side by side ---------------------------------------
+function generic(body, d, ctx) {
+  if (d.formula) body.appendChild(formulaBox(d.formula));
+  const row = el("div", "inout");
+  const views = d.inputs.map((i) => mapView(i.map, { px: 130, label: `input: ${i.name}${i.channel !== null && i.channel !== undefined ? ` · ch ${i.channel}` : ""}` }));
+  const out = mapView(d.output, { px: 130, label: `output: ${d.layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
+  const read = el("div", "readout");
+  const all = [...views, out];
+  const show = (y, x) => {
+    all.forEach((v) => v.mark([[y, x, 1, 1, "cell"]]));
+    read.innerHTML = `at (${y}, ${x}): ` + views.map((v, i) => `${d.inputs[i].name} = ${fmt(v.value(y, x), 4)}`).join(", ") +
+      ` → <b>${fmt(out.value(y, x), 4)}</b>`;
+  };
+  all.forEach((v) => v.canvas.addEventListener("mousemove", (ev) => {
+    const r = v.canvas.getBoundingClientRect();
+    const [h, w] = d.output.shape;
+    show(Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h)), Math.min(w - 1, Math.floor(((ev.clientX - r.left) / r.width) * w)));
+  }));
+  views.forEach((v, i) => { row.appendChild(v); if (i < views.length - 1) row.appendChild(el("span", "op", d.op_symbol || ",")); });
+  row.append(el("span", "op", "→"), out, read);
+  body.appendChild(row);
+  if (d.position) show(d.position.y, d.position.x);
+}

@@ -1,0 +1,73 @@
+// Choosing the image: built-in samples, an uploaded file, or a digit drawn by hand.
+
+import { postFile } from "./api.js";
+import { el } from "./widgets.js";
+
+export function renderSamples(root, info, current, onPick) {
+  root.innerHTML = "";
+  for (const s of info.samples) {
+    const b = el("button", `sample ${s.id === current ? "active" : ""}`);
+    b.title = `${s.label} (${s.source})`;
+    b.dataset.image = s.id;
+    b.innerHTML = `<img alt="${s.label}" src="/api/models/${encodeURIComponent(info.name)}/images/${s.id}.png">`;
+    b.onclick = () => onPick(s.id);
+    root.appendChild(b);
+  }
+}
+
+/** Upload a file; resolves to the new image id. Errors carry the server's message. */
+export async function upload(model, file) {
+  const res = await postFile(`/api/models/${encodeURIComponent(model)}/images`, file, file.name || "image");
+  return res.image;
+}
+
+/**
+ * A drawing canvas (white ink on black, like MNIST). While drawing, the picture is
+ * sent to the server at most once at a time; the latest stroke always gets sent.
+ */
+export function drawingPad(canvas, onImage) {
+  const ctx = canvas.getContext("2d");
+  const clear = () => {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  };
+  clear();
+  let drawing = false, last = null, busy = false, dirty = false, touched = false;
+  const send = async () => {
+    if (busy) { dirty = true; return; }
+    busy = true;
+    dirty = false;
+    const blob = await new Promise((r) => canvas.toBlob(r, "image/png"));
+    try { await onImage(blob); } finally {
+      busy = false;
+      if (dirty) send();
+    }
+  };
+  const point = (ev) => {
+    const r = canvas.getBoundingClientRect();
+    return [((ev.clientX - r.left) / r.width) * canvas.width, ((ev.clientY - r.top) / r.height) * canvas.height];
+  };
+  canvas.addEventListener("pointerdown", (ev) => {
+    drawing = true;
+    touched = true;
+    last = point(ev);
+    canvas.setPointerCapture(ev.pointerId);
+  });
+  canvas.addEventListener("pointermove", (ev) => {
+    if (!drawing) return;
+    const p = point(ev);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = canvas.width / 10;
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    ctx.moveTo(...last);
+    ctx.lineTo(...p);
+    ctx.stroke();
+    last = p;
+    send();
+  });
+  const end = () => { if (drawing) { drawing = false; send(); } };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  return { clear: () => { clear(); touched = false; }, touched: () => touched };
+}

@@ -1,0 +1,194 @@
+// The explorer page: wires the model picker, the input choices, the overview, the
+// detail views, the playground and the summary together.
+
+import { getJSON, q } from "./api.js";
+import { Overview } from "./overview.js";
+import { renderDetail } from "./detail.js";
+import { Playground } from "./playground.js";
+import { renderSamples, upload, drawingPad } from "./inputs.js";
+import { renderSummary } from "./summary.js";
+import { fmt } from "./colors.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
+const api = (path, params) => `/api/models/${encodeURIComponent(state.model)}${path}${params ? "?" + q(params) : ""}`;
+
+function message(text, kind = "error") {
+  const m = $("message");
+  if (!text) { m.hidden = true; m.textContent = ""; return; }
+  m.hidden = false;
+  m.className = `message ${kind}`;
+  m.textContent = text;
+}
+
+function tooltip(t) {
+  const tip = $("tooltip");
+  if (!t) { tip.hidden = true; return; }
+  tip.hidden = false;
+  tip.innerHTML = t.text;
+  tip.style.left = `${t.x + 14}px`;
+  tip.style.top = `${t.y + 14}px`;
+}
+
+async function loadModels() {
+  const { models, default: first } = await getJSON("/api/models");
+  const sel = $("model-select");
+  sel.innerHTML = "";
+  models.forEach((m) => sel.appendChild(new Option(m.name, m.name)));
+  const want = new URLSearchParams(location.search).get("model");
+  sel.value = models.some((m) => m.name === want) ? want : first;
+  sel.onchange = () => selectModel(sel.value);
+  await selectModel(sel.value, new URLSearchParams(location.search).get("image"));
+}
+
+async function selectModel(name, image = null) {
+  state.model = name;
+  document.body.dataset.overview = "loading";
+  message(null);
+  state.info = await getJSON(api(""));
+  const info = state.info;
+  $("model-note").innerHTML = `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
+    `${info.parameters.toLocaleString()} parameters${info.untrained ? ' · <span class="warn">untrained</span>' : ""}`;
+  $("draw-box").hidden = info.channels !== 1;
+  $("summary").hidden = true;
+  $("playground").hidden = true;
+  closeDetail();
+  await selectImage(image || (info.samples[0] && info.samples[0].id));
+}
+
+async function selectImage(id) {
+  state.image = id;
+  renderSamples($("samples"), state.info, id, selectImage);
+  const url = new URL(location.href);
+  url.searchParams.set("model", state.model);
+  url.searchParams.set("image", id);
+  history.replaceState(null, "", url);
+  await refresh();
+}
+
+async function refresh() {
+  document.body.dataset.overview = "loading";
+  const t0 = performance.now();
+  state.trace = await getJSON(api("/trace", { image: state.image }));
+  $("input-preview").src = api(`/images/${state.image}.png`);
+  showPrediction();
+  if (state.overview) state.overview.destroy();
+  state.overview = new Overview($("overview"), {
+    model: state.model, image: state.image, trace: state.trace, mode: state.mode,
+    inputChannels: state.info.channels, onSelect: select, onHover: tooltip,
+  });
+  state.overview.render();
+  await state.overview.drawVisible();
+  document.body.dataset.overview = "ready";
+  window.__convscope = { ...(window.__convscope || {}), overviewMs: performance.now() - t0 };
+  if (state.selected) await select(...state.selected);
+  if (!$("summary").hidden) await showSummary();
+  if (!$("playground").hidden && state.playground) {
+    Object.assign(state.playground.ctx, { image: state.image, trace: state.trace });
+    await state.playground.update();
+  }
+}
+
+function showPrediction() {
+  const p = state.trace.prediction;
+  $("prediction").innerHTML = `<span class="pred-label">prediction</span>` + p.top.slice(0, 3).map((t, i) =>
+    `<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`).join("");
+  document.body.dataset.prediction = p.top[0].name;
+}
+
+async function select(layer, channel, y, x, extra = {}) {
+  state.selected = [layer, channel, y, x];
+  const root = $("detail");
+  document.body.dataset.detail = "loading";
+  const t0 = performance.now();
+  const path = layer === "__softmax__" ? "/softmax" : `/layers/${encodeURIComponent(layer)}/detail`;
+  const params = { image: state.image, channel, y, x, ...extra };
+  let d;
+  try {
+    d = await getJSON(api(path, params));
+  } catch (e) {
+    message(e.message);
+    document.body.dataset.detail = "error";
+    return;
+  }
+  renderDetail(root, d, {
+    onClose: closeDetail,
+    hover: (text, ev) => tooltip(text ? { text, x: ev.clientX, y: ev.clientY } : null),
+    reload: (more) => select(layer, channel, y, x, more),
+    fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
+  });
+  const pgButton = document.createElement("button");
+  pgButton.className = "link";
+  pgButton.textContent = "open this map in the playground";
+  if (layer !== "__softmax__" && state.trace.layers.find((l) => l.name === layer)?.shape.length === 3) {
+    pgButton.onclick = () => openPlayground(layer, channel);
+    root.querySelector(".detail-head").insertBefore(pgButton, root.querySelector(".close"));
+  }
+  document.body.dataset.detail = "ready";
+  window.__convscope = { ...(window.__convscope || {}), detailMs: performance.now() - t0 };
+  root.scrollIntoView({ block: "nearest", behavior: "instant" });
+}
+
+function closeDetail() {
+  state.selected = null;
+  $("detail").hidden = true;
+  document.body.dataset.detail = "closed";
+}
+
+async function openPlayground(layer, channel) {
+  const spatial = state.trace.layers.filter((l) => l.shape.length === 3 && l.kind !== "input");
+  state.playground = new Playground($("playground"), {
+    model: state.model, image: state.image, trace: state.trace,
+    layer: layer || (spatial[0] || state.trace.layers[0]).name, channel: channel || 0,
+  });
+  await state.playground.render();
+  $("playground").scrollIntoView({ block: "nearest" });
+}
+
+async function showSummary() {
+  const s = await getJSON(api("/summary", { image: state.image }));
+  renderSummary($("summary"), s);
+}
+
+async function guarded(fn) {
+  try {
+    message(null);
+    await fn();
+  } catch (e) {
+    message(e.message);
+    document.body.dataset.overview = document.body.dataset.overview === "loading" ? "error" : document.body.dataset.overview;
+  }
+}
+
+function wire() {
+  document.querySelectorAll("[data-mode]").forEach((b) => {
+    b.onclick = () => {
+      state.mode = b.dataset.mode;
+      document.querySelectorAll("[data-mode]").forEach((o) => o.classList.toggle("active", o === b));
+      if (state.overview) state.overview.setMode(state.mode);
+    };
+  });
+  $("upload").onchange = (ev) => guarded(async () => {
+    const file = ev.target.files[0];
+    ev.target.value = "";
+    if (!file) return;
+    const id = await upload(state.model, file);
+    await selectImage(id);
+  });
+  const pad = drawingPad($("draw"), (blob) => guarded(async () => {
+    const id = await upload(state.model, blob);
+    await selectImage(id);
+  }));
+  $("draw-clear").onclick = () => pad.clear();
+  $("btn-summary").onclick = () => guarded(async () => {
+    if (!$("summary").hidden) { $("summary").hidden = true; return; }
+    await showSummary();
+  });
+  $("btn-playground").onclick = () => guarded(() => openPlayground(state.selected?.[0], state.selected?.[1]));
+  window.addEventListener("error", (e) => message(`page error: ${e.message}`));
+  window.addEventListener("unhandledrejection", (e) => message(e.reason?.message || String(e.reason)));
+}
+
+wire();
+guarded(loadModels);
+export { fmt };

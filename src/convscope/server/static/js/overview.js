@@ -1,0 +1,333 @@
+// The overview: one column per traced layer, every channel's activation map, the class
+// scores at the right. Columns load their maps when they scroll into view.
+
+import { getArray, q } from "./api.js";
+import { paint, legend, fmt, cssColor } from "./colors.js";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const STRIP_PAGE = 256;
+
+export function scaleFor(layer, channel, inputChannels) {
+  if (layer.kind !== "input") return "diverging";
+  if (inputChannels === 3) return ["red", "green", "blue"][channel] || "grey";
+  return "grey";
+}
+
+/** [lo, hi] for one map under the colour-range mode; every bound comes from the server's stats. */
+export function rangeFor(trace, layer, mode, header = null, i = 0) {
+  const s = layer.stats;
+  if (mode === "global" && layer.kind !== "input" && trace.global) return [trace.global.min, trace.global.max];
+  if (mode === "unit" && header && header.ch_min) return [header.ch_min[i], header.ch_max[i]];
+  return [s.min, s.max];
+}
+
+/** Which channels of each feeding layer feed output channel c (structure, from the server's `connect`). */
+export function feeding(layer, c, inputLayers) {
+  const con = layer.connect || { mode: "all" };
+  return inputLayers.map((inp, k) => {
+    const n = inp.shape[0];
+    if (con.mode === "same") return c < n ? [c] : [];
+    if (con.mode === "concat") {
+      const lo = con.offsets[k], hi = con.offsets[k + 1];
+      return c >= lo && c < hi ? [c - lo] : [];
+    }
+    if (con.mode === "groups") {
+      const inPer = n / con.groups, outPer = layer.shape[0] / con.groups;
+      const g = Math.floor(c / outPer);
+      return Array.from({ length: inPer }, (_, i) => g * inPer + i);
+    }
+    return null; // all
+  });
+}
+
+export class Overview {
+  constructor(root, ctx) {
+    this.root = root;   // the scrolling element
+    this.ctx = ctx;     // {model, image, trace, mode, inputChannels, onSelect, onHover}
+    this.cols = new Map();
+    this.pages = new Map();
+    this.cache = new Map();
+  }
+
+  render() {
+    const { trace } = this.ctx;
+    this.root.innerHTML = "";
+    const wrap = document.createElement("div");
+    wrap.className = "columns-wrap";
+    this.wrap = wrap;
+    this.svg = document.createElementNS(SVGNS, "svg");
+    this.svg.classList.add("edges");
+    wrap.appendChild(this.svg);
+    const row = document.createElement("div");
+    row.className = "columns";
+    wrap.appendChild(row);
+    this.root.appendChild(wrap);
+    this.byName = new Map(trace.layers.map((l) => [l.name, l]));
+    let group = null, box = row;
+    trace.layers.forEach((layer, i) => {
+      if (layer.group !== (group && group.name)) {
+        if (layer.group) {
+          box = document.createElement("div");
+          box.className = "group";
+          box.innerHTML = `<div class="group-label" title="${layer.group}">${layer.group}</div><div class="group-cols"></div>`;
+          row.appendChild(box);
+          group = { name: layer.group, el: box };
+          box = box.querySelector(".group-cols");
+        } else {
+          box = row;
+          group = null;
+        }
+      }
+      box.appendChild(this.column(layer, i));
+    });
+    row.appendChild(this.scoresColumn());
+    this.observer = new IntersectionObserver((entries) => {
+      for (const e of entries) if (e.isIntersecting) this.load(e.target.dataset.layer);
+    }, { root: this.root, rootMargin: "0px 400px 0px 400px" });
+    for (const el of this.cols.values()) this.observer.observe(el);
+    requestAnimationFrame(() => this.drawArcs());
+  }
+
+  destroy() {
+    if (this.observer) this.observer.disconnect();
+  }
+
+  pageSize(layer) {
+    if (layer.shape.length !== 3) return STRIP_PAGE;
+    const px = this.mapPx(layer);
+    return Math.max(4, Math.min(16, Math.floor(540 / (px + 5))));
+  }
+
+  mapPx(layer) {
+    const h = layer.shape[1];
+    return Math.max(28, Math.min(60, h * 2));
+  }
+
+  column(layer) {
+    const el = document.createElement("div");
+    el.className = `column kind-${layer.kind}`;
+    el.dataset.layer = layer.name;
+    const shape = layer.shape.join("×");
+    const short = layer.name.length > 18 ? "…" + layer.name.slice(-17) : layer.name;
+    el.innerHTML = `<div class="col-head" title="${layer.name} (${layer.op})">
+        <div class="col-name">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
+      <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`;
+    el.querySelector(".col-head").addEventListener("click", () => this.ctx.onSelect(layer.name, 0, null, null));
+    this.cols.set(layer.name, el);
+    this.pages.set(layer.name, 0);
+    this.renderPager(layer);
+    return el;
+  }
+
+  renderPager(layer) {
+    const el = this.cols.get(layer.name);
+    const n = layer.shape[0], size = this.pageSize(layer), page = this.pages.get(layer.name);
+    const pager = el.querySelector(".pager");
+    if (n <= size) { pager.innerHTML = ""; return; }
+    const a = page * size, b = Math.min(n, a + size);
+    pager.innerHTML = `<button class="prev" title="previous channels" ${page === 0 ? "disabled" : ""}>‹</button>` +
+      `<span>${a + 1}–${b} / ${n}</span><button class="next" title="next channels" ${b >= n ? "disabled" : ""}>›</button>`;
+    pager.querySelector(".prev").onclick = () => this.turn(layer, -1);
+    pager.querySelector(".next").onclick = () => this.turn(layer, +1);
+  }
+
+  turn(layer, d) {
+    this.pages.set(layer.name, this.pages.get(layer.name) + d);
+    this.renderPager(layer);
+    this.load(layer.name, true);
+  }
+
+  /** Fetch (once) and draw the current page of a layer. */
+  async load(name, force = false) {
+    const el = this.cols.get(name);
+    if (!el || (el.dataset.drawn === "1" && !force)) return;
+    const layer = this.byName.get(name);
+    const size = this.pageSize(layer);
+    const start = this.pages.get(name) * size;
+    const key = `${name}|${start}`;
+    el.dataset.drawn = "0";
+    if (!this.cache.has(key)) {
+      const { model, image } = this.ctx;
+      const count = layer.shape.length === 3 ? size : layer.shape[0];
+      const bytes = count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4;
+      const url = `/api/models/${encodeURIComponent(model)}/layers/${encodeURIComponent(name)}/activations?` +
+        q({ image, start, count, dtype: bytes > 2e6 ? "float16" : "float32" });
+      this.cache.set(key, getArray(url));
+    }
+    let page;
+    try {
+      page = await this.cache.get(key);
+    } catch (e) {
+      this.cache.delete(key);
+      el.querySelector(".maps").textContent = e.message;
+      throw e;
+    }
+    if (this.pages.get(name) * size !== start) return; // a newer page was asked for
+    this.draw(layer, page, start);
+    el.dataset.drawn = "1";
+  }
+
+  draw(layer, page, start) {
+    const el = this.cols.get(layer.name);
+    const maps = el.querySelector(".maps");
+    maps.innerHTML = "";
+    const { mode, trace, inputChannels } = this.ctx;
+    if (layer.shape.length === 3) {
+      const [, h, w] = layer.shape;
+      const n = page.header.shape[0];
+      const px = this.mapPx(layer);
+      for (let i = 0; i < n; i++) {
+        const c = start + i;
+        const cv = document.createElement("canvas");
+        cv.className = "neuron";
+        cv.dataset.layer = layer.name;
+        cv.dataset.channel = c;
+        cv.style.width = `${px}px`;
+        cv.style.height = `${Math.round((px * h) / w)}px`;
+        const [lo, hi] = rangeFor(trace, layer, mode, page.header, i);
+        paint(cv, page.data, h, w, scaleFor(layer, c, inputChannels), lo, hi, i * h * w);
+        this.wireNeuron(cv, layer, c, (ev) => {
+          const r = cv.getBoundingClientRect();
+          const y = Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h));
+          const x = Math.min(w - 1, Math.floor(((ev.clientX - r.left) / r.width) * w));
+          return { y, x, value: page.data[i * h * w + y * w + x] };
+        });
+        maps.appendChild(cv);
+      }
+      const [lo, hi] = rangeFor(trace, layer, mode === "unit" ? "layer" : mode);
+      el.querySelector(".col-legend").replaceChildren(legend(scaleFor(layer, 0, inputChannels), lo, hi, fmt));
+    } else {
+      const n = page.data.length;
+      const cell = Math.max(1, Math.min(10, Math.floor(320 / n)));
+      const cv = document.createElement("canvas");
+      cv.className = "neuron strip";
+      cv.dataset.layer = layer.name;
+      cv.style.width = "16px";
+      cv.style.height = `${n * cell}px`;
+      const [lo, hi] = rangeFor(trace, layer, mode === "unit" ? "layer" : mode);
+      paint(cv, page.data, n, 1, "diverging", lo, hi, 0);
+      this.wireNeuron(cv, layer, null, (ev) => {
+        const r = cv.getBoundingClientRect();
+        const u = Math.min(n - 1, Math.floor(((ev.clientY - r.top) / r.height) * n));
+        return { unit: u, value: page.data[u] };
+      });
+      maps.appendChild(cv);
+      el.querySelector(".col-legend").replaceChildren(legend("diverging", lo, hi, fmt));
+    }
+  }
+
+  wireNeuron(cv, layer, channel, locate) {
+    cv.addEventListener("mousemove", (ev) => {
+      const at = locate(ev);
+      const c = channel ?? at.unit;
+      this.highlight(layer, c, cv);
+      const where = at.unit !== undefined ? `unit ${at.unit}` : `channel ${c} · (${at.y}, ${at.x})`;
+      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: `<b>${layer.name}</b> ${where}<br>value ${fmt(at.value, 4)}` });
+    });
+    cv.addEventListener("mouseleave", () => { this.clearHighlight(); this.ctx.onHover(null); });
+    cv.addEventListener("click", (ev) => {
+      const at = locate(ev);
+      this.ctx.onSelect(layer.name, channel ?? at.unit, at.y ?? null, at.x ?? null);
+    });
+  }
+
+  scoresColumn() {
+    const { trace } = this.ctx;
+    const el = document.createElement("div");
+    el.className = "column scores";
+    el.dataset.layer = "__scores__";
+    const top = trace.prediction.top;
+    const maxP = Math.max(...top.map((t) => t.prob), 1e-9);
+    el.innerHTML = `<div class="col-head"><div class="col-name">class scores</div><div class="col-kind">softmax</div>
+      <div class="col-shape">top ${top.length} of ${trace.prediction.classes}</div></div>` +
+      `<div class="score-list">${top.map((t, i) => `<div class="score ${i === 0 ? "best" : ""}" data-index="${t.index}">
+        <span class="score-name" title="${t.name}">${t.name}</span>
+        <span class="score-bar"><span style="width:${(100 * t.prob) / maxP}%;background:${cssColor("logit", t.prob, 0, maxP)}"></span></span>
+        <span class="score-val">${(100 * t.prob).toFixed(1)}%</span></div>`).join("")}</div>`;
+    el.querySelectorAll(".score").forEach((s) =>
+      s.addEventListener("click", () => this.ctx.onSelect("__softmax__", Number(s.dataset.index), null, null)));
+    return el;
+  }
+
+  /** Lines from the hovered neuron to the neurons that feed it (those on screen). */
+  highlight(layer, c, target) {
+    this.clearHighlight();
+    const inputs = layer.inputs.map((n) => this.byName.get(n)).filter(Boolean);
+    const sets = feeding(layer, c, inputs);
+    const base = this.wrap.getBoundingClientRect();
+    const t = target.getBoundingClientRect();
+    const tx = t.left - base.left, ty = t.top - base.top + t.height / 2;
+    inputs.forEach((inp, k) => {
+      const col = this.cols.get(inp.name);
+      if (!col) return;
+      col.querySelectorAll("canvas.neuron").forEach((cv) => {
+        const ch = cv.dataset.channel === undefined ? null : Number(cv.dataset.channel);
+        if (sets[k] && ch !== null && !sets[k].includes(ch)) return;
+        const r = cv.getBoundingClientRect();
+        const line = document.createElementNS(SVGNS, "path");
+        const sx = r.right - base.left, sy = r.top - base.top + r.height / 2;
+        const mx = (sx + tx) / 2;
+        line.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
+        line.setAttribute("class", "hl");
+        this.svg.appendChild(line);
+        cv.classList.add("feeds");
+      });
+    });
+    target.classList.add("hovered");
+  }
+
+  clearHighlight() {
+    this.svg.querySelectorAll(".hl").forEach((p) => p.remove());
+    this.wrap.querySelectorAll(".feeds, .hovered").forEach((e) => e.classList.remove("feeds", "hovered"));
+  }
+
+  /** Residual and concatenation edges: arcs over the columns for inputs that are not the previous column. */
+  drawArcs() {
+    const base = this.wrap.getBoundingClientRect();
+    this.svg.setAttribute("width", this.wrap.scrollWidth);
+    this.svg.setAttribute("height", this.wrap.scrollHeight);
+    const order = this.ctx.trace.layers.map((l) => l.name);
+    this.ctx.trace.layers.forEach((layer, j) => {
+      layer.inputs.forEach((src) => {
+        const i = order.indexOf(src);
+        if (i < 0 || i === j - 1) return;
+        const a = this.cols.get(src).querySelector(".col-head").getBoundingClientRect();
+        const b = this.cols.get(layer.name).querySelector(".col-head").getBoundingClientRect();
+        const x1 = a.left - base.left + a.width / 2, x2 = b.left - base.left + b.width / 2;
+        const y = 30, lift = Math.min(26, 8 + (x2 - x1) / 40);
+        const path = document.createElementNS(SVGNS, "path");
+        path.setAttribute("d", `M${x1},${y} C${x1},${y - lift} ${x2},${y - lift} ${x2},${y}`);
+        path.setAttribute("class", `arc arc-${layer.kind}`);
+        const title = document.createElementNS(SVGNS, "title");
+        title.textContent = `${src} → ${layer.name} (${layer.kind})`;
+        path.appendChild(title);
+        this.svg.appendChild(path);
+      });
+    });
+  }
+
+  /** Repaint every drawn column under a new colour-range mode (no refetch). */
+  setMode(mode) {
+    this.ctx.mode = mode;
+    for (const [name, el] of this.cols) {
+      if (el.dataset.drawn !== "1") continue;
+      const layer = this.byName.get(name);
+      const size = this.pageSize(layer);
+      const start = this.pages.get(name) * size;
+      this.cache.get(`${name}|${start}`).then((page) => this.draw(layer, page, start));
+    }
+  }
+
+  /** Columns whose box intersects the visible part of the scroller. */
+  visibleColumns() {
+    const r = this.root.getBoundingClientRect();
+    return [...this.cols.values()].filter((el) => {
+      const b = el.getBoundingClientRect();
+      return b.right > r.left && b.left < r.right;
+    });
+  }
+
+  async drawVisible() {
+    await Promise.all(this.visibleColumns().map((el) => this.load(el.dataset.layer)));
+  }
+}

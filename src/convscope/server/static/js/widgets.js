@@ -1,0 +1,105 @@
+// Small building blocks for the detail views: maps, number grids, formulas.
+
+import { b64Floats } from "./api.js";
+import { paint, cssColor, inkFor, fmt, legend } from "./colors.js";
+
+export function el(tag, cls, html) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (html !== undefined) e.innerHTML = html;
+  return e;
+}
+
+/** Decode a server map {shape:[h,w], data:b64, min, max} once. */
+export function mapValues(m) {
+  if (!m._values) m._values = b64Floats(m.data);
+  return m._values;
+}
+
+/**
+ * A canvas showing a map, with hover values and optional rectangles (windows).
+ * opts: {px, scale, range:[lo,hi], label, onHover(y,x,v), onClick(y,x), onLeave}
+ */
+export function mapView(m, opts = {}) {
+  const [h, w] = m.shape;
+  const vals = mapValues(m);
+  const box = el("div", "mapview");
+  const stage = el("div", "stage");
+  const cv = el("canvas", "map");
+  const px = opts.px || Math.max(48, Math.min(150, h * 4));
+  cv.style.width = `${px}px`;
+  cv.style.height = `${Math.round((px * h) / w)}px`;
+  const [lo, hi] = opts.range || [m.min, m.max];
+  paint(cv, vals, h, w, opts.scale || "diverging", lo, hi);
+  stage.appendChild(cv);
+  box.appendChild(stage);
+  if (opts.label) box.appendChild(el("div", "maplabel", opts.label));
+  const at = (ev) => {
+    const r = cv.getBoundingClientRect();
+    const y = Math.max(0, Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h)));
+    const x = Math.max(0, Math.min(w - 1, Math.floor(((ev.clientX - r.left) / r.width) * w)));
+    return [y, x];
+  };
+  cv.addEventListener("mousemove", (ev) => {
+    const [y, x] = at(ev);
+    if (opts.onHover) opts.onHover(y, x, vals[y * w + x], ev);
+  });
+  if (opts.onLeave) cv.addEventListener("mouseleave", opts.onLeave);
+  if (opts.onClick) cv.addEventListener("click", (ev) => opts.onClick(...at(ev)));
+  box.value = (y, x) => vals[y * w + x];
+  /** Outline cells [top, left, height, width] (may reach outside: padding). */
+  box.mark = (rects) => {
+    stage.querySelectorAll(".mark").forEach((e) => e.remove());
+    for (const [t, l, hh, ww, cls] of rects) {
+      const r = el("div", `mark ${cls || ""}`);
+      r.style.left = `${(100 * l) / w}%`;
+      r.style.top = `${(100 * t) / h}%`;
+      r.style.width = `${(100 * ww) / w}%`;
+      r.style.height = `${(100 * hh) / h}%`;
+      stage.appendChild(r);
+    }
+  };
+  box.canvas = cv;
+  return box;
+}
+
+/** A table of numbers with coloured cells. values: 2-D array. */
+export function grid(values, opts = {}) {
+  const flat = values.flat();
+  const lo = opts.range ? opts.range[0] : Math.min(...flat);
+  const hi = opts.range ? opts.range[1] : Math.max(...flat);
+  const scale = opts.scale || "diverging";
+  const t = el("table", `grid ${opts.cls || ""}`);
+  values.forEach((row, i) => {
+    const tr = el("tr");
+    row.forEach((v, j) => {
+      const td = el("td");
+      if (v === null) {
+        td.className = "pad";
+        td.textContent = "0";
+      } else {
+        td.textContent = fmt(v, opts.digits || 3);
+        td.style.background = cssColor(scale, v, lo, hi);
+        td.style.color = inkFor(scale, v, lo, hi);
+      }
+      if (opts.mark && opts.mark[0] === i && opts.mark[1] === j) td.classList.add("marked");
+      tr.appendChild(td);
+    });
+    t.appendChild(tr);
+  });
+  if (opts.title) {
+    const wrap = el("div", "gridbox");
+    wrap.appendChild(el("div", "gridtitle", opts.title));
+    wrap.appendChild(t);
+    return wrap;
+  }
+  return t;
+}
+
+export function num(v, digits = 4) {
+  return `<span class="num" data-value="${v}">${fmt(v, digits)}</span>`;
+}
+
+export function legendFor(scale, lo, hi) {
+  return legend(scale, lo, hi, fmt);
+}
