@@ -149,7 +149,7 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
     if method not in ("auto", "fx", "hooks"):
         raise ConvscopeError(f"method must be 'auto', 'fx' or 'hooks', not {method!r}")
     m = as_model(model)
-    batch = m.batch(x)
+    batch = _batch(m, x, bare=not isinstance(model, Model))
     net = m.net
     was_training = {mod: mod.training for mod in net.modules()}
     try:
@@ -160,6 +160,21 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
         for mod, mode in was_training.items():
             mod.training = mode
     return Trace(m, recorder.records, output, via, fx_error)
+
+
+def _batch(m: Model, x: Any, bare: bool) -> torch.Tensor:
+    """The input as a float batch on the model's device.
+
+    A tensor given with a bare module is taken as is (its channel count is the
+    module's business: a guessed preprocessing would reject a 4-channel net).
+    """
+    if bare and isinstance(x, torch.Tensor):
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if not x.is_floating_point():
+            x = x.float()
+        return x.to(m.device)
+    return m.batch(x)
 
 
 def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool):

@@ -1,1 +1,59 @@
-"""Per-layer arithmetic recomputed from a trace record (see the submodules)."""
+"""The arithmetic behind each layer, recomputed from a trace record.
+
+Pure functions of a :class:`~convscope.trace.LayerRecord` (batch item 0 unless
+``batch=`` says otherwise); results are small dataclasses of tensors with
+``to_dict()`` for JSON. Each one reproduces PyTorch's own output, which the tests check.
+
+=====================  ==============================================================
+``conv_channel``       one output channel = sum of per-input-channel maps + bias
+``conv_position``      one output value = sum of receptive-field patch * kernel + bias
+``pool_window(s)``     the window behind a pooling output (max: arg-max; avg: divisor)
+``activation``         input, output and formula of ReLU / ReLU6 / SiLU / sigmoid / tanh
+``batchnorm``          per-channel scale and shift: output = input * scale + shift
+``flatten_index``      flat index <-> (c, h, w)
+``linear``             contributions w_ij * x_j, their sums, bias, outputs
+``softmax``            exp(logit_i), their sum, probabilities
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ConvscopeError
+from ..records import ELEMENTWISE_KINDS, POOL_KINDS, LayerRecord
+from .base import Detail
+from .conv import ConvChannel, ConvPosition, conv_channel, conv_geometry, conv_position, padded_input
+from .pool import PoolWindow, PoolWindows, pool_window, pool_windows
+from .simple import (FORMULAS, BatchNormAffine, Elementwise, LinearDetail, SoftmaxDetail, activation,
+                     batchnorm, flatten_index, flatten_position, linear, softmax)
+
+__all__ = [
+    "BatchNormAffine", "ConvChannel", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "LinearDetail",
+    "PoolWindow", "PoolWindows", "SoftmaxDetail", "activation", "batchnorm", "conv_channel", "conv_geometry",
+    "conv_position", "describe", "flatten_index", "flatten_position", "linear", "padded_input", "pool_window",
+    "pool_windows", "softmax",
+]
+
+
+def describe(rec: LayerRecord, c: int | None = None, y: int | None = None, x: int | None = None,
+             batch: int = 0) -> Detail:
+    """The detail that fits a record's kind, for views that handle any layer.
+
+    conv: ``conv_position`` when ``c, y, x`` are given, else ``conv_channel(c or 0)``;
+    pooling: ``pool_window`` at ``c, y, x`` (default 0, 0, 0); activations, batch-norm,
+    linear and softmax: their one detail.
+    """
+    if rec.kind == "conv":
+        if y is not None and x is not None:
+            return conv_position(rec, c or 0, y, x, batch)
+        return conv_channel(rec, c or 0, batch)
+    if rec.kind in POOL_KINDS:
+        return pool_window(rec, c or 0, y or 0, x or 0, batch)
+    if rec.kind in ELEMENTWISE_KINDS:
+        return activation(rec, batch)
+    simple: dict[str, Any] = {"batchnorm": lambda: batchnorm(rec), "linear": lambda: linear(rec, batch),
+                              "softmax": lambda: softmax(rec, batch)}
+    if rec.kind in simple:
+        return simple[rec.kind]()
+    raise ConvscopeError(f"no arithmetic detail for {rec.kind} layers ({rec.name!r})")

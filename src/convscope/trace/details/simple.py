@@ -1,0 +1,182 @@
+"""Element-wise activations, batch-norm, flatten, linear and softmax, as formulas.
+
+* activations: ``relu(x) = max(0, x)``, ``relu6(x) = min(max(0, x), 6)``,
+  ``silu(x) = x / (1 + e^{-x})``, ``sigmoid(x) = 1 / (1 + e^{-x})``, ``tanh``;
+* batch-norm: ``y = gamma (x - mean) / sqrt(var + eps) + beta = x * scale + shift``
+  with ``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean * scale``;
+* flatten: flat index ``i`` <-> ``(c, h, w)`` (row-major: ``i = (c*H + h)*W + w``);
+* linear: ``logit_i = sum_j w_ij x_j + b_i``; the terms ``w_ij x_j`` are the
+  contributions;
+* softmax: ``p_i = e^{l_i} / sum_j e^{l_j}``; when ``e^{l_i}`` would overflow, every
+  logit is shifted by the largest (``shift``), which leaves ``p`` unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ...errors import ConvscopeError
+from ..records import ELEMENTWISE_KINDS, LayerRecord
+from .base import Detail, check_index, item, require_kind
+
+FORMULAS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
+    "relu": ("max(0, x)", lambda x: torch.where(x > 0, x, torch.zeros_like(x))),
+    "relu6": ("min(max(0, x), 6)", lambda x: torch.where(x > 0, torch.where(x < 6, x, torch.full_like(x, 6.0)),
+                                                           torch.zeros_like(x))),
+    "silu": ("x / (1 + exp(-x))", lambda x: x / (1 + torch.exp(-x))),
+    "sigmoid": ("1 / (1 + exp(-x))", lambda x: 1 / (1 + torch.exp(-x))),
+    "tanh": ("(exp(x) - exp(-x)) / (exp(x) + exp(-x))", torch.tanh),
+}
+
+
+@dataclass
+class Elementwise(Detail):
+    kind: str
+    formula: str | None
+    input: torch.Tensor
+    output: torch.Tensor  # what the layer produced
+    recomputed: torch.Tensor | None  # the formula applied to the input (None for unknown activations)
+
+
+def activation(rec: LayerRecord, batch: int = 0) -> Elementwise:
+    """Input and output of an element-wise activation, and the formula recomputed."""
+    require_kind(rec, ELEMENTWISE_KINDS, "an element-wise activation")
+    x = item(rec.input, batch, rec)
+    formula, fn = FORMULAS.get(rec.kind, (None, None))
+    if fn is not None:
+        recomputed = fn(x)
+    elif rec.module is not None:  # other activations: the layer itself, on a copy
+        with torch.no_grad():
+            recomputed = rec.module(x.clone()[None])[0]
+    else:
+        recomputed = None
+    return Elementwise(rec.kind, formula, x, item(rec.output, batch, rec), recomputed)
+
+
+@dataclass
+class BatchNormAffine(Detail):
+    """Batch-norm as one affine map per channel: ``output = input * scale + shift``."""
+
+    mean: torch.Tensor  # (C,)
+    var: torch.Tensor
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    eps: float
+    scale: torch.Tensor  # gamma / sqrt(var + eps)
+    shift: torch.Tensor  # beta - mean * scale
+    batch_statistics: bool  # mean/var from this batch (train mode) rather than running averages
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * scale + shift`` with channels on axis 1 (batch) or 0 (one item)."""
+        axis = 1 if x.dim() in (2, 4) else 0
+        shape = [1] * x.dim()
+        shape[axis] = -1
+        return x * self.scale.view(shape) + self.shift.view(shape)
+
+
+def batchnorm(rec: LayerRecord) -> BatchNormAffine:
+    """The per-channel scale and shift a batch-norm record applied."""
+    require_kind(rec, {"batchnorm"}, "a batch-norm layer")
+    p = rec.params
+    x = rec.input.detach()
+    c = x.shape[1]
+    if p.get("batch_statistics") or p.get("running_mean") is None:
+        dims = [d for d in range(x.dim()) if d != 1]
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
+    else:
+        mean, var = p["running_mean"].detach(), p["running_var"].detach()
+    gamma = rec.weight.detach() if rec.weight is not None else torch.ones(c, dtype=x.dtype, device=x.device)
+    beta = rec.bias.detach() if rec.bias is not None else torch.zeros(c, dtype=x.dtype, device=x.device)
+    scale = gamma / torch.sqrt(var + p["eps"])
+    return BatchNormAffine(mean, var, gamma, beta, float(p["eps"]), scale, beta - mean * scale,
+                           bool(p.get("batch_statistics")))
+
+
+def _flat_shape(rec: LayerRecord) -> tuple[int, ...]:
+    require_kind(rec, {"flatten"}, "a flatten layer")
+    shape = rec.input.shape
+    start = rec.params.get("start_dim", 1) % len(shape)
+    end = rec.params.get("end_dim", -1) % len(shape)
+    return tuple(shape[max(start, 1):end + 1]) if start <= 1 else tuple(shape[start:end + 1])
+
+
+def flatten_index(rec: LayerRecord, i: int) -> tuple[int, ...]:
+    """Flat feature ``i`` -> its position in the un-flattened input, e.g. ``(c, h, w)``."""
+    shape = _flat_shape(rec)
+    i = check_index(i, math.prod(shape), "flat index", rec)
+    out = []
+    for size in reversed(shape):
+        out.append(i % size)
+        i //= size
+    return tuple(reversed(out))
+
+
+def flatten_position(rec: LayerRecord, position: tuple[int, ...]) -> int:
+    """``(c, h, w)`` (or any un-flattened position) -> flat feature index."""
+    shape = _flat_shape(rec)
+    if len(position) != len(shape):
+        raise ConvscopeError(f"{rec.name!r} flattens {len(shape)} axes {shape}, got position {tuple(position)}")
+    i = 0
+    for p, size in zip(position, shape):
+        i = i * size + check_index(p, size, "position", rec)
+    return i
+
+
+@dataclass
+class LinearDetail(Detail):
+    input: torch.Tensor  # (in,)
+    weight: torch.Tensor  # (out, in)
+    contributions: torch.Tensor  # (out, in) = weight * input
+    sums: torch.Tensor  # (out,) = contributions.sum(1)
+    bias: torch.Tensor  # (out,)
+    output: torch.Tensor  # (out,) = sums + bias
+
+
+def linear(rec: LayerRecord, batch: int = 0) -> LinearDetail:
+    """Each input's contribution ``w_ij * x_j`` to each output, their sums, bias and outputs."""
+    require_kind(rec, {"linear"}, "a linear layer")
+    x = item(rec.input, batch, rec)
+    if x.dim() != 1:
+        raise ConvscopeError(f"{rec.name!r} has input of shape {tuple(rec.input.shape)}; "
+                             "the contribution view needs (batch, features)")
+    w = rec.weight.detach()
+    contributions = w * x[None, :]
+    sums = contributions.sum(1)
+    bias = rec.bias.detach() if rec.bias is not None else torch.zeros_like(sums)
+    return LinearDetail(x, w, contributions, sums, bias, sums + bias)
+
+
+@dataclass
+class SoftmaxDetail(Detail):
+    logits: torch.Tensor  # (classes,)
+    shift: float  # subtracted from every logit before exp (0 unless exp would overflow)
+    exp: torch.Tensor  # exp(logits - shift)
+    sum: float  # exp.sum()
+    probs: torch.Tensor  # exp / sum
+
+
+def softmax(source: Any, batch: int = 0) -> SoftmaxDetail:
+    """``exp(logit_i)``, their sum and the probabilities.
+
+    ``source`` is a softmax record (its input are the logits), a :class:`Trace` (its
+    logits), or a tensor of logits (classes,) or (batch, classes).
+    """
+    if isinstance(source, LayerRecord):
+        require_kind(source, {"softmax"}, "a softmax layer")
+        logits = item(source.input, batch, source)
+    elif isinstance(source, torch.Tensor):
+        logits = source[batch] if source.dim() == 2 else source
+    elif getattr(source, "logits", None) is not None:
+        logits = source.logits[batch]
+    else:
+        raise ConvscopeError("softmax() needs a softmax record, a trace with logits, or a logits tensor")
+    logits = logits.detach().double()
+    top = float(logits.max())
+    shift = top if top > 700 else 0.0  # exp(709.8) is the largest finite double
+    e = torch.exp(logits - shift)
+    total = float(e.sum())
+    return SoftmaxDetail(logits, shift, e, total, e / total)
