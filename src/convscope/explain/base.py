@@ -1,0 +1,203 @@
+"""The one base every attribution method shares, its result type and the method registry.
+
+Protocol (every method, every batch size)::
+
+    result = Method(model, layer=None)(x, target=None)
+    result.maps    # (B, H, W) at the input's resolution, on the model's device
+    result.raw     # CAM family: (B, h, w) at the layer's resolution;
+                   # pixel methods: (B, C, H, W), one value per input element
+    result.targets # (B,) the explained classes (None for a callable target)
+
+A subclass implements ``_attribute(x, target, progress)``; the CAM family narrows that
+to one ``_weights`` override (see :mod:`.cam`). The base handles input batching, the
+model's state (:mod:`.state`), the target layer (:mod:`.layers`), optional speed-ups
+(:mod:`.speed`) and progress reporting, once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConvscopeError
+from ..models.model import Model, as_model
+from .hooks import capture
+from .layers import LayerRef, resolve_layer
+from .speed import folded_copy, model_version
+from .state import explaining
+from .targets import Target, TargetSpec, resolve_target
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called as long work advances (perturbation batches, steps)."""
+
+
+def _silent(done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class Attribution:
+    """The result of one method on one batch; all tensors stay on the model's device."""
+
+    maps: torch.Tensor
+    raw: torch.Tensor
+    targets: torch.Tensor | None
+    method: str
+    layer: str | None = None
+
+    def __len__(self) -> int:
+        return self.maps.shape[0]
+
+    def numpy(self) -> np.ndarray:
+        """``maps`` as a float32 NumPy array (B, H, W), for figures and files."""
+        return self.maps.detach().float().cpu().numpy()
+
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(cls: type["Method"]) -> type["Method"]:
+    """Class decorator: make a method available by its ``name`` (CLI, explorer, :func:`attribute`)."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def get_method(name: str) -> type["Method"]:
+    key = name.strip().lower().replace("_", "-")
+    aliases = {m.replace("-", ""): m for m in METHODS}
+    key = aliases.get(key.replace("-", ""), key)
+    if key not in METHODS:
+        raise ConvscopeError(f"unknown attribution method {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[key]
+
+
+def method_info() -> list[dict[str, Any]]:
+    """What a menu needs: name, label, family, whether it takes a layer, one-line summary."""
+    return [{"name": c.name, "label": c.label, "family": c.family, "uses_layer": c.uses_layer,
+             "summary": (c.__doc__ or "").strip().splitlines()[0]} for c in METHODS.values()]
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, h, w) -> (B, H, W), bilinear without corner alignment (as Captum and torchcam)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+class Method:
+    """Base of all attribution methods.
+
+    Args:
+        model: a :class:`convscope.Model` or a bare ``nn.Module``.
+        layer: qualified module name or module (CAM family); ``None`` picks the last
+            spatial layer by a dry run. Ignored by methods that do not use a layer.
+        fold_bn: run a BatchNorm-folded copy of the net (eval only; built once, rebuilt
+            when the weights change; the model itself is not touched). Equal up to float
+            rounding; default on for the CAM family and occlusion, off for input-gradient
+            methods (Guided Backprop's sign thresholds amplify rounding to ~1e-4).
+        channels_last: run that copy in channels-last memory format.
+        progress: default ``progress(done, total)`` callback for long work.
+    """
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    family: ClassVar[str] = "gradient"
+    uses_layer: ClassVar[bool] = False
+    fold_by_default: ClassVar[bool] = True
+
+    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
+                 fold_bn: bool | None = None, channels_last: bool = False,
+                 progress: Progress | None = None) -> None:
+        self.model = as_model(model)
+        self.net = self.model.net
+        self.layer = layer
+        self.fold_bn = self.fold_by_default if fold_bn is None else fold_bn
+        self.channels_last = channels_last
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._layers: dict[tuple, LayerRef] = {}
+        self._runner_cache: tuple | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(layer={self.layer!r})"
+
+    def __call__(self, x: Any, target: TargetSpec = None, *, progress: Progress | None = None) -> Attribution:
+        """Explain ``target`` for every sample of ``x`` (anything :meth:`Model.batch` accepts)."""
+        x = self.model.batch(x)
+        with explaining(self.net):
+            return self._attribute(x, target, progress or self.progress or _silent)
+
+    def _attribute(self, x: torch.Tensor, target: TargetSpec, progress: Progress) -> Attribution:
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------------
+    def layer_ref(self, x: torch.Tensor) -> LayerRef:
+        """The target layer for inputs shaped like ``x`` (resolved once, then cached)."""
+        key = tuple(x.shape[1:])
+        with self._lock:
+            if key not in self._layers:
+                self._layers[key] = resolve_layer(self.net, self.layer, x)
+            return self._layers[key]
+
+    def runner(self, x: torch.Tensor, keep: frozenset[str] = frozenset()) -> nn.Module:
+        """The net to run: the user's, or the cached folded / channels-last copy."""
+        if not (self.fold_bn or self.channels_last):
+            return self.net
+        key = (model_version(self.net), keep, tuple(x.shape[1:]), self.fold_bn, self.channels_last)
+        with self._lock:
+            if self._runner_cache is None or self._runner_cache[0] != key:
+                net = folded_copy(self.net, x[:1], keep) if self.fold_bn else None
+                if self.channels_last:
+                    import copy
+                    net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
+                self._runner_cache = (key, net or self.net)
+            return self._runner_cache[1]
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward_at_layer(self, net: nn.Module, x: torch.Tensor, layer: LayerRef,
+                         grad_above: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model output and the layer's activation; with ``grad_above`` the output is
+        differentiable with respect to that activation only (no graph below the layer)."""
+        with capture(net, layer, grad_above) as box, torch.no_grad():
+            out = net(self.prepare_input(x))
+        if box.activation is None:
+            raise ConvscopeError(f"layer {layer.name!r} was not reached in the forward")
+        return out, box.activation
+
+    def input_gradient(self, x: torch.Tensor, target: TargetSpec | Target,
+                       net: nn.Module | None = None) -> tuple[torch.Tensor, Target]:
+        """d score / d x for every sample (samples are independent in eval mode, so one
+        backward of the summed scores gives each sample's own gradient)."""
+        net = net or self.net
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            out = net(xg)
+            tgt = target if isinstance(target, Target) else resolve_target(target, out)
+            (grad,) = torch.autograd.grad(tgt.scores(out).sum(), xg)
+        return grad, tgt
+
+    @staticmethod
+    def predicted(net: nn.Module, x: torch.Tensor, target: TargetSpec) -> Target:
+        """Resolve the target on the unperturbed batch (one gradient-free forward)."""
+        if callable(target) and not isinstance(target, torch.Tensor):
+            return Target(fn=target)
+        with torch.no_grad():
+            return resolve_target(target, net(x))
+
+
+def chunks(n: int, size: int):
+    """``range`` objects covering 0..n in steps of ``size``."""
+    size = max(1, int(size))
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]

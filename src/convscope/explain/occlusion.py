@@ -1,0 +1,71 @@
+"""Occlusion (Zeiler & Fergus 2014): how much the score drops when a patch is covered.
+
+A ``window`` x ``window`` patch (all channels) slides with ``stride``; positions are
+``0, s, 2s, ...`` up to ``ceil((H - k) / s) + 1`` of them, the last ones cut off at the
+border (as Captum's ``Occlusion``). Each patch is set to ``baseline``; every pixel gets
+the mean of ``S_c(x) - S_c(x with the patch covered)`` over the patches covering it.
+``batch_size`` occluded images per forward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import ConvscopeError
+from .base import Attribution, Method, chunks, register
+from .targets import resolve_target
+
+
+def _starts(size: int, window: int, stride: int) -> list[int]:
+    return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
+
+
+@register
+class Occlusion(Method):
+    """Occlusion: the score drop when a sliding patch is covered (``raw`` is (B, H, W))."""
+
+    name, label = "occlusion", "Occlusion"
+    family = "perturbation"
+
+    def __init__(self, model, layer=None, *, window: int = 16, stride: int = 8, baseline: float = 0.0,
+                 batch_size: int = 32, **kwargs) -> None:
+        super().__init__(model, layer, **kwargs)
+        if stride < 1 or window < 1 or stride > window:
+            raise ConvscopeError("occlusion needs 1 <= stride <= window")
+        self.window, self.stride, self.baseline, self.batch_size = window, stride, baseline, batch_size
+
+    def _attribute(self, x, target, progress):
+        net = self.runner(x)
+        B, _, H, W = x.shape
+        k = self.window
+        if k > H or k > W:
+            raise ConvscopeError(f"occlusion window {k} is larger than the input ({H}x{W})")
+        with torch.no_grad():
+            out = net(self.prepare_input(x))
+        tgt = resolve_target(target, out)
+        base = tgt.scores(out)
+        windows = torch.tensor([(y, xx) for y in _starts(H, k, self.stride) for xx in _starts(W, k, self.stride)],
+                               device=x.device)
+        P = len(windows)
+        b_all = torch.arange(B, device=x.device).repeat_interleave(P)
+        w_all = torch.arange(P, device=x.device).repeat(B)
+        ys, xs = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
+        total = torch.zeros(B, H, W, device=x.device, dtype=x.dtype)
+        parts = chunks(B * P, self.batch_size)
+        for done, part in enumerate(parts):
+            bi, wi = b_all[part.start:part.stop], w_all[part.start:part.stop]
+            y0, x0 = windows[wi, 0].view(-1, 1), windows[wi, 1].view(-1, 1)
+            mask = (((ys >= y0) & (ys < y0 + k)).unsqueeze(2) & ((xs >= x0) & (xs < x0 + k)).unsqueeze(1))
+            covered = torch.where(mask.unsqueeze(1), torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device),
+                                  x[bi])
+            with torch.no_grad():
+                drop = base[bi] - tgt.scores(net(self.prepare_input(covered)), rows=bi)
+            total.index_add_(0, bi, drop.to(x.dtype).view(-1, 1, 1) * mask)
+            progress(done + 1, len(parts))
+        count = torch.zeros(H, W, device=x.device, dtype=x.dtype)
+        for y, xx in windows.tolist():
+            count[y:y + k, xx:xx + k] += 1
+        raw = total / count
+        return Attribution(raw, raw, tgt.classes, self.name)

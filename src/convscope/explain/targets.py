@@ -1,0 +1,69 @@
+"""What is being explained: one score per sample, read off the model's output.
+
+``target`` is ``None`` (each sample's predicted class), an ``int`` (that class for every
+sample), a sequence / 1-D tensor (one class per sample), or a callable mapping the model
+output ``(N, ...)`` to ``N`` scores row by row (segmentation, detection, a margin...).
+Perturbation methods evaluate the target on batches of perturbed copies of the samples,
+so class targets are looked up per row through ``rows`` (which sample a row belongs to).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence, Union
+
+import torch
+
+from ..errors import ConvscopeError
+
+TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+
+
+class Target:
+    """A resolved target: ``classes`` (B,) long, or a row-wise ``fn``."""
+
+    def __init__(self, classes: torch.Tensor | None = None,
+                 fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.classes = classes
+        self.fn = fn
+
+    def scores(self, output: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """One score per row of ``output``; row ``i`` belongs to sample ``rows[i]`` (default: ``i``)."""
+        if self.fn is not None:
+            s = self.fn(output)
+            if not isinstance(s, torch.Tensor) or s.shape != output.shape[:1]:
+                raise ConvscopeError(
+                    f"a target callable must return one score per row, shape ({output.shape[0]},); "
+                    f"got {getattr(s, 'shape', type(s).__name__)}")
+            return s
+        classes = self.classes if rows is None else self.classes[rows]
+        return output.reshape(output.shape[0], -1).gather(1, classes.view(-1, 1)).squeeze(1)
+
+    def probabilities(self, output: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax probability of the target class (the raw score for a callable target)."""
+        if self.fn is not None:
+            return self.scores(output, rows)
+        return Target(self.classes).scores(output.reshape(output.shape[0], -1).softmax(-1), rows)
+
+
+def resolve_target(target: TargetSpec, output: torch.Tensor) -> Target:
+    """Resolve ``target`` against the model's output on the unperturbed batch."""
+    b = output.shape[0]
+    if callable(target) and not isinstance(target, torch.Tensor):
+        return Target(fn=target)
+    if output.dim() != 2:
+        raise ConvscopeError(
+            f"the model's output has shape {tuple(output.shape)}; class targets need (B, classes): "
+            "pass a callable target that returns one score per sample")
+    k = output.shape[1]
+    if target is None:
+        classes = output.argmax(1)
+    elif isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
+        classes = torch.full((b,), int(target), dtype=torch.long, device=output.device)
+    else:
+        classes = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target,
+                                  dtype=torch.long).to(output.device).view(-1)
+        if classes.numel() != b:
+            raise ConvscopeError(f"got {classes.numel()} targets for a batch of {b}")
+    if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= k):
+        raise ConvscopeError(f"target class out of range: the model has {k} classes (0..{k - 1})")
+    return Target(classes=classes)
