@@ -1,0 +1,310 @@
+"""convscope.trace on the zoo, EfficientNet-Lite0, a ResNet-18-shaped net and a functional net.
+
+Every recorded output is checked against an independent capture: plain PyTorch forward
+hooks registered by the test itself, or the op recomputed from its recorded inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+import convscope as cs
+from convscope.errors import ConvscopeError, NotFound
+from convscope.models import load_model
+from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
+from convscope.trace import LayerRecord, Trace, trace
+
+
+def eager_outputs(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Outputs of every leaf module of a plain forward pass, by qualified name (first call)."""
+    out: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, m in net.named_modules():
+        if name and not list(m.children()):
+            handles.append(m.register_forward_hook(
+                lambda mod, args, y, name=name: out.setdefault(name, y.detach().clone())))
+    try:
+        with torch.no_grad():
+            net.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+@pytest.mark.parametrize("spec", ["tiny-vgg", "mnist-cnn"])
+def test_zoo_models_every_layer_matches_plain_forward(spec):
+    torch.manual_seed(0)
+    model = load_model(spec)
+    x = torch.randn(2, *model.input_shape)
+    t = trace(model, x)
+    assert isinstance(t, Trace) and t.via == "fx"
+    expected = eager_outputs(model.net, x)
+    assert t.names == ["input", *expected]  # every layer, in execution order, by its module name
+    for name, y in expected.items():
+        torch.testing.assert_close(t[name].output, y, rtol=0, atol=0)
+    assert [r.inputs for r in t.layers[1:]] == [[p] for p in t.names[:-1]]  # a chain
+    torch.testing.assert_close(t.logits, model.net(x))
+    torch.testing.assert_close(t.probs, model.net(x).softmax(-1))
+    conv = t[t.names[1]]
+    assert conv.kind == "conv" and conv.weight is model.net[0].weight and conv.module is model.net[0]
+    assert conv.params["kernel_size"] == (3, 3) and conv.params["stride"] == (1, 1)
+
+
+def test_resnet18_shaped_residual_adds_batchnorm_and_inplace_relu():
+    torch.manual_seed(0)
+    net = resnet18_shaped(num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    t = trace(net, x)
+    assert t.via == "fx"
+    adds = [r for r in t.layers if r.kind == "add"]
+    assert len(adds) == 8 and all(len(r.inputs) == 2 for r in adds)
+    assert adds[0].inputs == ["layer1.0.bn2", "maxpool"]
+    assert adds[2].inputs == ["layer2.0.bn2", "layer2.0.downsample.1"]
+    for r in adds:
+        torch.testing.assert_close(r.output, r.inputs_tensors[0] + r.inputs_tensors[1])
+    # the shared in-place ReLU is one record per call, and did not overwrite what it read
+    assert "layer1.0.relu" in t and "layer1.0.relu#2" in t
+    assert t["layer1.0.relu#2"].inputs == ["add"] and t["layer1.0.relu#2"].param_count == 0
+    bn = t["layer1.0.bn1"]
+    torch.testing.assert_close(bn.output, F.batch_norm(t["layer1.0.conv1"].output, bn.module.running_mean,
+                                                        bn.module.running_var, bn.weight, bn.bias, False, 0.0,
+                                                        bn.module.eps))
+    assert (bn.output < 0).any()  # would be all >= 0 had the ReLU overwritten it
+    torch.testing.assert_close(t["layer1.0.relu"].input, bn.output, rtol=0, atol=0)
+    torch.testing.assert_close(t["layer1.0.relu"].output, bn.output.clamp_min(0))
+    with torch.no_grad():
+        torch.testing.assert_close(t.output, net(x), rtol=0, atol=0)
+    assert t["flatten"].kind == "flatten" and t["flatten"].op == "torch.flatten"
+    assert t["avgpool"].kind == "adaptive_avgpool"
+
+
+def test_functional_cnn_records_functional_ops_with_their_inputs():
+    torch.manual_seed(0)
+    net = FunctionalCNN().eval()
+    x = torch.randn(2, 3, 32, 32)
+    t = trace(net, x)
+    kinds = {r.name: (r.kind, r.op) for r in t.layers}
+    assert kinds["relu"] == ("relu", "F.relu") and kinds["add"] == ("add", "operator.add")
+    assert kinds["cat"] == ("concat", "torch.cat") and kinds["flatten"] == ("flatten", "torch.flatten")
+    assert kinds["max_pool2d"][0] == "maxpool" and kinds["avg_pool2d"][0] == "avgpool"
+    assert t["add"].inputs == ["relu_1", "max_pool2d"]
+    assert t["cat"].inputs == ["add", "branch"] and len(t["cat"].inputs_tensors) == 2
+    torch.testing.assert_close(t["cat"].output, torch.cat(t["cat"].inputs_tensors, 1))
+    torch.testing.assert_close(t["max_pool2d"].output, F.max_pool2d(t["relu"].output, 2))
+    assert t["max_pool2d"].params["kernel_size"] == (2, 2) and t["max_pool2d"].params["stride"] == (2, 2)
+    assert t["flatten"].params == {"start_dim": 1, "end_dim": -1}
+    with torch.no_grad():
+        torch.testing.assert_close(t.output, net(x))
+
+
+def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(efficientnet, photo_coffee):
+    t = trace(efficientnet, Image.fromarray(photo_coffee))
+    assert t.via == "fx" and t.input.shape == (1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(t.output, efficientnet.net(t.input), rtol=0, atol=0)
+    assert t.top(1)[0][0][1] == efficientnet.predict(photo_coffee, top=1)[0][0][0]
+    stem = t["_conv_stem"]
+    assert stem.kind == "conv" and stem.inputs == ["_conv_stem.static_padding"]
+    assert t["_conv_stem.static_padding"].params["pad"] == (0, 1, 0, 1)  # TF 'same': the extra on the right
+    assert stem.weight is efficientnet.net._conv_stem.weight and stem.param_count == 864
+    dw = t["_blocks.1._depthwise_conv"]
+    assert dw.params["groups"] == dw.params["in_channels"] == 96 and dw.params["stride"] == (2, 2)
+    swish = [r.name for r in t.layers if r.name.startswith("_blocks.1._swish")]
+    assert swish == ["_blocks.1._swish", "_blocks.1._swish#2"]
+    adds = [r for r in t.layers if r.kind == "add"]
+    assert len(adds) == 9 and all(len(r.inputs) == 2 for r in adds)
+    assert t.summary().total_params == sum(p.numel() for p in efficientnet.net.parameters())
+    assert sum(r.param_count for r in t.layers) == t.summary().total_params
+
+
+class DataDependent(nn.Module):
+    """fx cannot trace ``if x.mean() > 0``; the hooks path must still see the residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv(x))
+        if x.mean() > 0:
+            x = x + self.conv2(x)
+        x = F.max_pool2d(x, 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_hooks_fallback_sees_functional_ops_and_residual_add():
+    torch.manual_seed(0)
+    net = DataDependent().eval()
+    x = torch.randn(2, 3, 8, 8)
+    t = trace(net, x)
+    assert t.via == "hooks" and "control flow" in t.fx_error
+    assert all(r.via == "hooks" for r in t.layers)
+    assert t.names == ["input", "conv", "relu", "conv2", "add", "max_pool2d", "flatten", "fc"]
+    assert t["add"].inputs == ["relu", "conv2"]
+    torch.testing.assert_close(t["add"].output, t["relu"].output + t["conv2"].output)
+    assert (t["conv"].output < 0).any()  # in-place ReLU did not overwrite the conv's record
+    torch.testing.assert_close(t["relu"].output, t["conv"].output.clamp_min(0))
+    with torch.no_grad():
+        torch.testing.assert_close(t.output, net(x))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+def test_hooks_path_matches_fx_path_on_the_same_net():
+    torch.manual_seed(0)
+    net = resnet18_shaped(num_classes=10).eval()
+    x = torch.randn(1, 3, 32, 32)
+    a, b = trace(net, x, method="fx"), trace(net, x, method="hooks")
+    assert a.names == b.names
+    assert [r.inputs for r in a.layers] == [r.inputs for r in b.layers]
+    assert [r.kind for r in a.layers] == [r.kind for r in b.layers]
+    for ra, rb in zip(a.layers, b.layers):
+        torch.testing.assert_close(ra.output, rb.output, rtol=0, atol=0)
+
+
+def test_a_shared_module_gets_one_record_per_call():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = nn.ReLU6()
+            self.conv = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return self.act(self.conv(self.act(x)))
+
+    net = Twice()
+    x = torch.randn(1, 2, 4, 4) * 10
+    for method in ("fx", "hooks"):
+        t = trace(net, x, method=method)
+        assert t.names == ["input", "act", "conv", "act#2"], method
+        assert t["act#2"].inputs == ["conv"]
+        torch.testing.assert_close(t["act"].output, x.clamp(0, 6))
+
+
+def test_mode_is_restored_and_hooks_removed_even_when_forward_raises():
+    class Boom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            if x.sum() > -1e9:  # not fx-traceable: takes the hooks path
+                raise RuntimeError("boom")
+            return x
+
+    net = Boom().train()
+    net.drop.eval()
+    with pytest.raises(ConvscopeError, match="boom"):
+        trace(net, torch.randn(1, 3, 4, 4))
+    assert net.training and not net.drop.training and net.conv.training
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+    net2 = resnet18_shaped(num_classes=4).train()
+    t = trace(net2, torch.randn(2, 3, 32, 32))
+    assert net2.training and all(m.training for m in net2.modules())
+    bn = t["bn1"]
+    assert not bn.params["batch_statistics"]  # traced in eval mode: running statistics
+
+
+def test_wrong_input_is_a_one_line_convscope_error():
+    model = load_model("tiny-vgg")
+    with pytest.raises(ConvscopeError, match="expects 3-channel input"):
+        trace(model, torch.randn(1, 1, 64, 64))
+    with pytest.raises(ConvscopeError) as err:
+        trace(model, torch.randn(1, 3, 5, 5))
+    assert "\n" not in str(err.value) and "TinyVGG failed on input (1, 3, 5, 5)" in str(err.value)
+    with pytest.raises(ConvscopeError):
+        trace(model, torch.randn(1, 3, 64, 64), method="magic")
+
+
+def test_inputs_image_single_tensor_and_lookup():
+    model = load_model("tiny-vgg")
+    img = Image.new("RGB", (100, 80), (200, 10, 10))
+    t = trace(model, img)
+    torch.testing.assert_close(t.input, model.batch(img))
+    t1 = trace(model, torch.rand(3, 64, 64))
+    assert t1.input.shape == (1, 3, 64, 64)
+    assert t1[1] is t1["conv_1_1"] and t1[model.net.conv_1_1] is t1["conv_1_1"]
+    assert [r.name for r in t1.consumers("conv_1_1")] == ["relu_1_1"]
+    with pytest.raises(NotFound, match="similar: conv_1_1"):
+        t1["conv_1"]
+    assert isinstance(t1[0], LayerRecord) and t1[0].kind == "input"
+
+
+def test_to_json_is_plain_json_with_correct_statistics():
+    torch.manual_seed(0)
+    model = load_model("mnist-cnn")
+    t = trace(model, torch.randn(2, 1, 28, 28))
+    d = json.loads(json.dumps(t.to_json()))
+    assert d["via"] == "fx" and d["input_shape"] == [2, 1, 28, 28]
+    conv = next(layer for layer in d["layers"] if layer["name"] == "conv1")
+    out = t["conv1"].output
+    assert conv["output_shape"] == [2, 32, 26, 26] and conv["params"]["kernel_size"] == [3, 3]
+    assert conv["stats"]["max"] == pytest.approx(float(out.max()))
+    assert conv["stats"]["std"] == pytest.approx(float(out.std(unbiased=False)), rel=1e-5)
+    assert conv["param_count"] == 320 and conv["macs"] == 32 * 26 * 26 * 9
+    assert len(d["top"]) == 2 and d["top"][0][0]["prob"] == pytest.approx(float(t.probs[0].max()))
+    assert "stats" not in t.to_json(stats=False)["layers"][1]
+
+
+def test_summary_counts_against_independent_numbers():
+    s = trace(resnet18_shaped(), torch.zeros(1, 3, 224, 224)).summary()
+    assert s.total_params == 11_689_512 and s.total_macs == 1_814_073_344  # torchvision's 1.81 GMACs
+    tv = trace(load_model("tiny-vgg"), torch.zeros(1, 3, 64, 64)).summary()
+    # hand count: 62*62*10*27 + 60*60*10*90 + 28*28*10*90 + 26*26*10*90 + 1690*10
+    assert tv.total_macs == 1_037_880 + 3_240_000 + 705_600 + 608_400 + 16_900
+    assert tv.total_params == 19_920 and sum(r.params for r in tv.rows) == 19_920
+    text = str(tv)
+    assert 'Model: "tiny-vgg"' in text and "conv_1_1 (Conv2d)" in text and "(1, 10, 62, 62)" in text
+    assert "Total params: 19,920" in text and "Connected to" not in text  # a chain needs no edges column
+    assert "Connected to" in str(s) and "layer1.0.bn2, maxpool" in str(s)
+    assert "<table>" in tv._repr_html_() and "conv_1_1" in trace(load_model("tiny-vgg"),
+                                                                   torch.zeros(1, 3, 64, 64))._repr_html_()
+
+
+def test_model_ending_in_softmax_reports_its_own_probabilities():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.Softmax(dim=1))
+    x = torch.randn(3, 3, 2, 2)
+    t = trace(net, x)
+    torch.testing.assert_close(t.probs, t.output)
+    torch.testing.assert_close(t.logits, t["1"].output)
+
+
+def test_graph_is_cached_and_rebuilt_when_a_submodule_is_replaced():
+    from convscope.trace import fx_trace
+
+    net = FunctionalCNN()
+    x = torch.randn(1, 3, 32, 32)
+    trace(net, x)
+    first = fx_trace._CACHE[net][1]
+    trace(net, x)
+    assert fx_trace._CACHE[net][1] is first
+    net.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+    t = trace(net, x)
+    assert fx_trace._CACHE[net][1] is not first and t["conv2"].module is net.conv2
+
+
+@pytest.mark.parametrize("first", ["import convscope.trace", "from convscope.trace import details",
+                                   "import convscope"])
+def test_cs_trace_is_callable_whatever_was_imported_first(first):
+    code = (f"{first}\nimport convscope as cs, torch\n"
+            "from convscope.models.zoo import build\n"
+            "t = cs.trace(build('tiny-vgg'), torch.zeros(1, 3, 64, 64))\n"
+            "from convscope.trace import trace, Trace\n"
+            "assert isinstance(t, Trace) and callable(trace) and cs.Trace is Trace\n"
+            "print(t.names[1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "conv_1_1"
