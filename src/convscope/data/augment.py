@@ -75,25 +75,27 @@ class Augment:
 
 
 def warp(images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-    """Apply per-image rotation, shift and flip (see the module docstring) to a uint8 batch."""
-    n, _, h, w = images.shape
+    """Apply per-image rotation, shift and flip (see the module docstring) to a uint8 batch.
+
+    ``affine_grid`` works in normalised coordinates ``u = 2 p / size``; with
+    ``S = diag(W/2, H/2)`` the map above becomes ``u_in = S^-1 R^-1 F S u_out - S^-1 R^-1 t``.
+    """
+    n, c, h, w = images.shape
     if n == 0:
         return images.clone()
-    device = images.device
     theta = params.angles.to(torch.float64) * (math.pi / 180)
     cos, sin = torch.cos(theta), torch.sin(theta)
-    ys = torch.arange(h, dtype=torch.float64) + 0.5 - h / 2
-    xs = torch.arange(w, dtype=torch.float64) + 0.5 - w / 2
-    y, x = torch.meshgrid(ys, xs, indexing="ij")  # (H, W), centred pixel coordinates
-    sign = torch.where(params.flips, -1.0, 1.0).to(torch.float64).view(n, 1, 1)
-    x = sign * x - params.shifts[:, 0].to(torch.float64).view(n, 1, 1)
-    y = y.expand(n, h, w) - params.shifts[:, 1].to(torch.float64).view(n, 1, 1)
-    # inverse of a counter-clockwise (on screen, y down) rotation by theta
-    c, s = cos.view(n, 1, 1), sin.view(n, 1, 1)
-    qx, qy = c * x - s * y, s * x + c * y
-    grid = torch.stack((qx * (2 / w), qy * (2 / h)), dim=-1).to(torch.float32).to(device)
+    r_inv = torch.stack((torch.stack((cos, -sin), -1), torch.stack((sin, cos), -1)), -2)  # (N, 2, 2)
+    scale = torch.tensor([w / 2, h / 2], dtype=torch.float64)
+    flip = torch.ones(n, 2, dtype=torch.float64)
+    flip[:, 0] = torch.where(params.flips, -1.0, 1.0).to(torch.float64)
+    # S^-1 R^-1 F S, written as a row/column scaling of R^-1
+    linear = r_inv * flip[:, None, :] * scale[None, None, :] / scale[None, :, None]
+    offset = -(r_inv @ params.shifts.to(torch.float64)[:, :, None])[:, :, 0] / scale
+    affine = torch.cat((linear, offset[:, :, None]), dim=2).to(torch.float32).to(images.device)
+    grid = F.affine_grid(affine, [n, c, h, w], align_corners=False)
     out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.round().clamp(0, 255).to(torch.uint8)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator | None = None, *, pad: int | None = None,

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
@@ -50,14 +50,24 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(root).expanduser() if root is not None else cache_dir() / "datasets"
 
 
-def file_digests(path: Path) -> dict[str, str]:
-    """md5 and sha256 (hex) of a file, read in chunks."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+def _hashers(remote: RemoteFile) -> dict[str, Any]:
+    """One hasher per checksum the table gives (md5 is for integrity, not security)."""
+    hashers = {}
+    if remote.sha256:
+        hashers["sha256"] = hashlib.sha256()
+    if remote.md5:
+        hashers["md5"] = hashlib.md5(usedforsecurity=False)
+    return hashers
+
+
+def file_digests(path: Path, remote: RemoteFile) -> dict[str, str]:
+    """The hex digests of a file for the checksums ``remote`` lists, read in chunks."""
+    hashers = _hashers(remote)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
-            md5.update(chunk)
-            sha.update(chunk)
-    return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+            for h in hashers.values():
+                h.update(chunk)
+    return {algo: h.hexdigest() for algo, h in hashers.items()}
 
 
 def checksum_problem(remote: RemoteFile, digests: dict[str, str]) -> str | None:
@@ -84,7 +94,7 @@ def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | 
     for remote in source.files:
         path = folder / remote.filename
         if path.is_file():
-            problem = checksum_problem(remote, file_digests(path))
+            problem = checksum_problem(remote, file_digests(path, remote))
             if problem:
                 raise ChecksumMismatch(f"{path} in the cache has the wrong checksum ({problem}): it is damaged or "
                                        f"a different version; delete it to download it again")
@@ -115,6 +125,8 @@ def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFi
             mismatches.append(str(exc))
         except _NETWORK_ERRORS as exc:
             failures.append(f"{url}: {_reason(exc)}")
+        except ValueError as exc:  # a malformed mirror URL
+            failures.append(f"{url}: not a valid URL ({exc})")
     if mismatches:
         raise ChecksumMismatch("; ".join(mismatches) + f"; nothing was written to {folder}")
     raise DatasetUnavailable(_where_to_put(source, folder, missing, "download failed (" + "; ".join(failures) + ")"))
@@ -134,7 +146,7 @@ def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = Tru
     if scheme not in ("http", "https", "file"):
         raise ConvscopeError(f"mirror URLs must be http, https or file URLs, not {url!r} (check ${DATA_URL_ENV})")
     request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    hashers = _hashers(remote)
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
             length = response.headers.get("Content-Length")
@@ -143,10 +155,10 @@ def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = Tru
             with bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
-                    md5.update(chunk)
-                    sha.update(chunk)
+                    for h in hashers.values():
+                        h.update(chunk)
                     bar.update(len(chunk))
-        problem = checksum_problem(remote, {"md5": md5.hexdigest(), "sha256": sha.hexdigest()})
+        problem = checksum_problem(remote, {algo: h.hexdigest() for algo, h in hashers.items()})
         if problem:
             raise ChecksumMismatch(f"checksum mismatch for {remote.filename} from {url}: {problem}")
 
