@@ -178,6 +178,11 @@ def merge(partials: Sequence[DatasetPass]) -> DatasetPass:
 
     Partials that carry ``shard=(i, n)`` are put in shard order and must cover
     ``0..n-1`` exactly once; partials without one are concatenated as given.
+
+    The result is bit-identical to the single pass wherever the backend computes a
+    sample the same way whatever else is in its batch (true of PyTorch's CPU kernels
+    here, except that a batch of one image may take another convolution kernel and
+    differ in the last float32 bit).
     """
     if not partials:
         raise ConvscopeError("merge() needs at least one partial result")
