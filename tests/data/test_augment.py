@@ -89,6 +89,10 @@ def test_make_augment():
     assert make_augment("mnist").flip is False and make_augment("digits").flip is False
     assert make_augment("cifar10").flip is True and make_augment("folder:/x").flip is True
     assert make_augment({"pad": 2, "flip": True, "degrees": 5}) == Augment(pad=2, flip=True, degrees=5)
+    assert make_augment("") is None
+    assert make_augment("shift,rotate") == Augment(pad=None, flip=False, degrees=10.0)
+    assert make_augment("crop, flip") == Augment(pad=None, flip=True, degrees=0.0)
+    assert make_augment("rotate") == Augment(pad=0, flip=False, degrees=10.0)
     assert Augment().padding((28, 28)) == 4 and Augment().padding((8, 8)) == 1 and Augment().padding((64, 64)) == 8
     with pytest.raises(ConvscopeError, match="unknown augmentation option"):
         make_augment({"rotate": 3})

@@ -26,6 +26,8 @@ from ..errors import ConvscopeError
 
 #: Datasets whose classes change meaning when mirrored (a flipped digit is not a digit).
 NO_FLIP = ("digits", "mnist")
+#: Names accepted in a comma-separated list of transforms ("shift" is the same as "crop").
+KINDS = ("crop", "shift", "rotate", "flip")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def make_augment(spec: Any = True) -> Augment | None:
     - ``True`` -> :class:`Augment` defaults (no flip);
     - a dataset name (``"mnist"``, ``"cifar10"``, ``"folder:PATH"`` ...) -> shifts and
       rotation, plus horizontal flips except for digits;
+    - a comma-separated list of transforms such as ``"crop,rotate,flip"`` (``shift`` is
+      an alias of ``crop``); ``""`` -> ``None``;
     - a mapping such as ``{"pad": 2, "flip": True, "degrees": 5}``, or an :class:`Augment`.
     """
     if spec is None or spec is False:
@@ -120,6 +124,12 @@ def make_augment(spec: Any = True) -> Augment | None:
     if isinstance(spec, Augment):
         return spec
     if isinstance(spec, str):
+        kinds = [k.strip().lower() for k in spec.split(",") if k.strip()]
+        if not kinds:
+            return None
+        if set(kinds) <= set(KINDS):
+            return Augment(pad=None if {"crop", "shift"} & set(kinds) else 0, flip="flip" in kinds,
+                           degrees=Augment.degrees if "rotate" in kinds else 0.0)
         return Augment(flip=spec.lower() not in NO_FLIP)
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"pad", "flip", "degrees"}

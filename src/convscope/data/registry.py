@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..errors import ConvscopeError, NotFound
 from ..models.preprocessing import Preprocessing
-from .base import ImageDataset, Splits, split_three, split_train_val
+from .base import Splits, split_three, split_train_val
 from .cifar import load_cifar10_archive
 from .download import DatasetUnavailable, fetch
 from .embedded import load_digits
