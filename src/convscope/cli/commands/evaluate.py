@@ -1,0 +1,86 @@
+"""``convscope evaluate``: accuracy, per-class accuracy and the confusion matrix of a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConvscopeError
+from ..common import add_device_argument
+
+DEFAULT_OUT = "convscope-evaluate"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="accuracy, per-class accuracy and confusion matrix of a model on a dataset split",
+        description="Evaluate a model on a dataset split. For a convscope checkpoint trained on the same dataset "
+                    "the split is remade with the seed the checkpoint records, so 'test' is the held-out split.")
+    p.add_argument("spec", metavar="SPEC", help="'default', a checkpoint, a zoo name, or any model spec load_model reads")
+    p.add_argument("--data", "-d", help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="default: test")
+    p.add_argument("--split-seed", type=int, help="split seed (default: the checkpoint's, else 0)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    p.add_argument("--out", "-o", metavar="DIR", default=DEFAULT_OUT,
+                   help=f"where confusion.json and confusion.png go (default: ./{DEFAULT_OUT})")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--data-root", metavar="DIR", help="dataset cache directory")
+    p.add_argument("--offline", action="store_true", help="never download data")
+    p.add_argument("--trust", action="store_true", help="allow unpickling a full Python object from the model file")
+    add_device_argument(p)
+    p.set_defaults(func=run)
+
+
+def split_for(model_meta: dict[str, Any], data: str, seed: int | None) -> tuple[int, bool]:
+    """The split seed to use and whether it is the one the model was trained with."""
+    trained_on = (model_meta.get("dataset") or {})
+    if seed is not None:
+        return seed, trained_on.get("name") == data and trained_on.get("split_seed") == seed
+    if trained_on.get("name") == data and trained_on.get("split_seed") is not None:
+        return int(trained_on["split_seed"]), True
+    return 0, False
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...data import load_splits
+    from ...models import load_model
+    from ...render import save_png
+    from ...render.confusion import confusion_figure
+    from ...io_utils import write_text_atomic
+    from ...train import evaluate
+    from ..common import resolve_device
+
+    model = load_model(args.spec, trust=args.trust, device=resolve_device(args.device))
+    data = args.data or (model.meta.get("dataset") or {}).get("name")
+    if not data:
+        raise ConvscopeError(f"{args.spec} does not record its dataset; give one with --data")
+    seed, same_split = split_for(model.meta, data, args.split_seed)
+    splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline)
+    # same name and seed, but different files (e.g. full MNIST now cached): not the training split
+    same_split = same_split and splits.description == (model.meta.get("dataset") or {}).get("split")
+    result = evaluate(model, splits[args.split], batch_size=args.batch_size, split=args.split)
+    result.extra.update({"model": args.spec, "split_seed": seed, "split_description": splits.description,
+                         "split_matches_training": same_split})
+    out = Path(args.out)
+    write_text_atomic(out / "confusion.json", json.dumps(result.to_dict(), indent=1) + "\n")
+    save_png(confusion_figure(result.confusion, result.classes,
+                              title=f"{args.spec} on {data} ({args.split}): accuracy {result.accuracy:.2%}"),
+             out / "confusion.png")
+    if args.json:
+        print(json.dumps({**result.to_dict(), "files": [str(out / "confusion.json"), str(out / "confusion.png")]}))
+        return 0
+    print(f"{args.spec} on {data} / {args.split}: {splits.description}")
+    if splits[args.split].note:
+        print(f"data: {splits[args.split].note}")
+    if not same_split and (model.meta.get("dataset") or {}).get("name"):
+        print(f"note: the model was trained on {model.meta['dataset']['name']!r} (split seed "
+              f"{model.meta['dataset'].get('split_seed')}); this split may overlap its training data")
+    print(f"accuracy: {result.accuracy:.4f} ({int(result.confusion.trace())}/{result.n}), loss {result.loss:.4f}")
+    print("per class:")
+    rows = result.confusion.sum(1)
+    for name, acc, count in zip(result.classes, result.per_class, rows):
+        print(f"  {name:>12}  {'-' if acc is None else f'{acc:.4f}'}  ({int(count)} images)")
+    print(f"wrote {out / 'confusion.json'} and {out / 'confusion.png'}")
+    return 0

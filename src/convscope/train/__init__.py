@@ -1,0 +1,18 @@
+"""Training and evaluation: the loop, its metrics stream, checkpoints and snapshots.
+
+>>> from convscope.train import TrainConfig, train, evaluate
+>>> result = train(TrainConfig(model="tiny-vgg", data="digits", epochs=3, out="runs/demo"))
+>>> result.best                          # runs/demo/best.pt, loadable with load_model
+"""
+
+from .augment import make_augment
+from .config import TrainConfig
+from .evaluate import Evaluation, confusion_matrix, evaluate, predict_logits
+from .runlog import read_metrics
+from .snapshots import load_snapshot
+from .trainer import TrainResult, Trainer, recorded_config, train
+
+__all__ = [
+    "Evaluation", "TrainConfig", "TrainResult", "Trainer", "confusion_matrix", "evaluate", "load_snapshot",
+    "make_augment", "predict_logits", "read_metrics", "recorded_config", "train",
+]

@@ -1,0 +1,108 @@
+"""Accuracy, per-class accuracy and the confusion matrix of a model on a dataset.
+
+The confusion matrix ``C`` counts images by true class (row) and predicted class
+(column): ``C[i, j] = #{n : y_n = i, argmax_k f(x_n)_k = j}``. Accuracy is
+``trace(C) / sum(C)``; the accuracy of class ``i`` is ``C[i, i] / sum_j C[i, j]``
+(its recall), undefined (None) for a class with no images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import ImageDataset
+from ..errors import ConvscopeError
+from ..models import Model, Preprocessing
+
+
+@torch.no_grad()
+def predict_logits(net: nn.Module, dataset: ImageDataset, preprocessing: Preprocessing,
+                   device: torch.device | str = "cpu", batch_size: int = 512) -> torch.Tensor:
+    """Logits (N, K) on the CPU for a dataset already conformed to ``preprocessing``.
+
+    The net runs in eval mode and its previous mode is restored. A net that cannot
+    take this input shape gets a one-line :class:`ConvscopeError`.
+    """
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        for x, _ in dataset.batches(preprocessing, batch_size=batch_size):
+            try:
+                out.append(net(x.to(device)).float().cpu())
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0][:200]
+                raise ConvscopeError(f"the model cannot take input of shape {tuple(x.shape[1:])} "
+                                     f"(as {preprocessing.channels}x{preprocessing.size[0]}x{preprocessing.size[1]}): "
+                                     f"{first}") from None
+    finally:
+        net.train(was_training)
+    if not out:
+        raise ConvscopeError(f"{dataset.name} has no images to evaluate")
+    return torch.cat(out)
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """``C[i, j]`` = number of images of true class i predicted as j (int64, K x K)."""
+    flat = np.asarray(labels, np.int64) * num_classes + np.asarray(preds, np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured; ``to_dict()`` is the ``--json`` output."""
+
+    classes: list[str]
+    confusion: np.ndarray  # (K, K) int64, rows = true class, columns = predicted
+    loss: float
+    dataset: str = ""
+    split: str = ""
+    note: str = ""
+    predictions: np.ndarray | None = None  # (N,) predicted class per image, in dataset order
+    extra: dict[str, Any] = field(default_factory=dict)  # added to to_dict(), e.g. the split seed
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(self.n, 1))
+
+    @property
+    def per_class(self) -> list[float | None]:
+        rows = self.confusion.sum(1)
+        return [float(self.confusion[i, i] / r) if r else None for i, r in enumerate(rows)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "split": self.split, "note": self.note, "images": self.n,
+            "accuracy": self.accuracy, "loss": self.loss, "classes": list(self.classes),
+            "per_class_accuracy": dict(zip(self.classes, self.per_class)),
+            "confusion_matrix": self.confusion.tolist(), **self.extra,
+        }
+
+
+def evaluate(model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "") -> Evaluation:
+    """Run ``model`` over ``dataset`` (conformed to the model's input first) and count.
+
+    The model's outputs are read as scores over the dataset's classes in order, so the
+    class counts must agree.
+    """
+    k = len(dataset.classes)
+    if model.classes is not None and len(model.classes) != k:
+        raise ConvscopeError(f"{model.name} predicts {len(model.classes)} classes but {dataset.name} has {k}")
+    data = dataset.conform(model.preprocessing)
+    logits = predict_logits(model.net, data, model.preprocessing, model.device, batch_size)
+    if logits.dim() != 2 or logits.shape[1] != k:
+        raise ConvscopeError(f"{model.name} outputs shape {tuple(logits.shape[1:])}, not {k} class scores")
+    loss = float(torch.nn.functional.cross_entropy(logits, data.labels))
+    preds = logits.argmax(1).numpy()
+    cm = confusion_matrix(data.labels.numpy(), preds, k)
+    return Evaluation(list(dataset.classes), cm, loss, dataset=dataset.name, split=split, note=dataset.note,
+                      predictions=preds)

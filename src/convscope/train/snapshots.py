@@ -1,0 +1,80 @@
+"""Cheap per-epoch snapshots for the "watch it learn" view.
+
+Each epoch writes ``snapshots/epoch_NNN.npz`` (a few tens of KB): the first
+convolution's weights and bias, and that layer's output maps for one fixed validation
+image, together with the image itself, so a viewer can show filters and activation
+maps changing epoch by epoch without loading checkpoints or running the model.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..io_utils import write_bytes_atomic
+
+FOLDER = "snapshots"
+
+
+def first_conv(net: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """The first ``nn.Conv2d`` in module order, with its qualified name."""
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    return None
+
+
+def snapshot_path(out: str | Path, epoch: int) -> Path:
+    return Path(out) / FOLDER / f"epoch_{epoch:03d}.npz"
+
+
+@torch.no_grad()
+def save_snapshot(out: str | Path, epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor,
+                  label: int) -> Path | None:
+    """Write epoch ``epoch``'s snapshot; ``image`` is uint8 (C,H,W), ``x`` its network input.
+
+    Returns None (and writes nothing) for nets without a convolution.
+    """
+    found = first_conv(net)
+    if found is None:
+        return None
+    name, conv = found
+    captured: dict[str, torch.Tensor] = {}
+    handle = conv.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o.detach()))
+    was_training = net.training
+    net.eval()
+    try:
+        net(x.unsqueeze(0).to(conv.weight.device))
+    finally:
+        handle.remove()
+        net.train(was_training)
+    arrays: dict[str, Any] = {
+        "epoch": np.int64(epoch),
+        "layer": np.array(name),
+        "weight": conv.weight.detach().float().cpu().numpy(),
+        "bias": (conv.bias.detach().float().cpu().numpy() if conv.bias is not None
+                 else np.zeros(conv.out_channels, np.float32)),
+        "activations": captured["out"][0].float().cpu().numpy(),
+        "image": image.cpu().numpy().astype(np.uint8),
+        "label": np.int64(label),
+    }
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    path = snapshot_path(out, epoch)
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
+def load_snapshot(path: str | Path) -> dict[str, Any]:
+    """A snapshot as a dict of arrays (``layer`` as str, ``epoch``/``label`` as int)."""
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    d["layer"] = str(d["layer"])
+    d["epoch"] = int(d["epoch"])
+    d["label"] = int(d["label"])
+    return d

@@ -1,0 +1,375 @@
+"""The training loop: one :class:`Trainer` per run directory.
+
+What it guarantees:
+
+- **Reproducible and resumable.** Epoch ``e`` shuffles and augments with its own
+  generator seeded from ``(seed, e)``; the global torch RNG (dropout) is saved in every
+  checkpoint. ``last.pt`` carries the optimizer state, the early-stopping counters and,
+  after Ctrl-C, the position inside the epoch (its shuffle order, generator state and
+  running sums), so a resumed run continues exactly where it stopped: 2 epochs plus a
+  resume to 4 gives the same weights as 4 straight epochs on the CPU.
+- **Safe files.** Checkpoints are ``state_dict`` + JSON metadata written atomically
+  through :func:`convscope.models.save_checkpoint`; ``load_model(OUT/"best.pt")``
+  rebuilds the net from ``meta["architecture"]``.
+- **Cheap bookkeeping.** Per-step losses stay on the device and are read back every
+  ``FLUSH_EVERY`` steps (progress bar and NaN/inf check together), so logging does not
+  stall a GPU each step; a non-finite loss is still reported with its exact step.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..errors import ConvscopeError
+from ..models import load_checkpoint, save_checkpoint
+from .augment import make_augment
+from .config import TrainConfig
+from .evaluate import predict_logits
+from .runlog import RunLog
+from .setup import prepare
+from .snapshots import save_snapshot
+
+LAST, BEST = "last.pt", "best.pt"
+FLUSH_EVERY = 20
+
+
+@dataclass
+class TrainResult:
+    """How a run ended and where its files are."""
+
+    out: Path
+    epochs: int  # epochs completed in total (including before a resume)
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_val_loss: float
+    stopped_early: bool = False
+    interrupted: bool = False
+    interrupted_at: tuple[int, int] | None = None  # (epoch, step) when stopped by Ctrl-C
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def last(self) -> Path:
+        return self.out / LAST
+
+    @property
+    def best(self) -> Path:
+        return self.out / BEST
+
+    @property
+    def best_metrics(self) -> dict[str, Any] | None:
+        return next((r for r in self.history if r["epoch"] == self.best_epoch), None)
+
+
+def recorded_config(out: str | Path) -> TrainConfig:
+    """The config a run in ``out`` was started with (read from its ``last.pt``)."""
+    path = Path(out) / LAST
+    if not path.is_file():
+        raise ConvscopeError(f"nothing to resume: {path} does not exist")
+    meta = load_checkpoint(path)["meta"]
+    if "config" not in meta:
+        raise ConvscopeError(f"{path} was not written by convscope train, so it cannot be resumed")
+    return TrainConfig.from_dict(meta["config"])
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run described by ``config``.
+
+    Returns a :class:`TrainResult`; ``OUT/best.pt`` is the epoch with the lowest
+    validation loss. Raises :class:`ConvscopeError` for user mistakes and for a loss
+    that becomes NaN or infinite (naming the epoch and step).
+    """
+    return Trainer(config, resume=resume, progress=progress, command=command, log=log).fit()
+
+
+def resolve_device(name: str) -> torch.device:
+    from ..cli.common import resolve_device as resolve
+
+    return resolve(name)
+
+
+class Trainer:
+    """Holds one run's net, optimizer, data and counters; :meth:`fit` runs the epochs."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
+                 command: str | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.out = Path(config.out)
+        self.progress = progress
+        self.command = command if command is not None else "convscope train " + shlex.join(sys.argv[1:])
+        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        checkpoint = self._check_out_dir(config, resume)
+        self.config = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.prepared = prepare(config)
+        self.net = self.prepared.net.to(self.device)
+        self.augment = make_augment(config.augment)
+        self.optimizer = self._make_optimizer()
+        # counters (overwritten on resume)
+        self.epoch = 0
+        self.best_val_loss = math.inf
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.history: list[dict[str, Any]] = []
+        self._partial: dict[str, Any] | None = None  # mid-epoch position after Ctrl-C
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self._interrupt = False
+
+    # -- set-up ----------------------------------------------------------------------
+    def _check_out_dir(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+        last = self.out / LAST
+        if not resume:
+            if last.exists():
+                raise ConvscopeError(f"{self.out} already holds a run; continue it with --resume "
+                                     "or choose another --out")
+            return None
+        recorded = recorded_config(self.out)
+        changes = {k: v for k, v in config.to_dict().items() if v != recorded.to_dict().get(k)}
+        recorded.resumed_with(changes)  # raises if a setting that defines the run changed
+        checkpoint = load_checkpoint(last)
+        if "train_state" not in checkpoint:
+            raise ConvscopeError(f"{last} holds no training state, so it cannot be resumed")
+        return checkpoint
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(self.net.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.Adam(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["train_state"]
+        self.net.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.best_val_loss = float(state["best_val_loss"])
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = int(state["bad_epochs"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.history = list(checkpoint["meta"].get("history", []))
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if state.get("step"):
+            self._partial = {k: state[k] for k in ("step", "order", "generator", "running", "train_seconds")}
+
+    # -- the run ---------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        c, splits = self.config, self.prepared.splits
+        for note in self.prepared.notes:
+            self.log(note)
+        if self.epoch >= c.epochs or self.stopped_early:
+            why = "stopped early" if self.stopped_early else f"already trained {self.epoch} epochs"
+            self.log(f"{self.out}: {why}; nothing to do (raise --epochs to train more)")
+            return self._result()
+        runlog = RunLog(self.out, self.history)
+        sample = splits.val.images[0], splits.val.labels[0]
+        sample_x = self.prepared.preprocessing.normalize(sample[0])
+        if self.epoch == 0 and self._partial is None:
+            save_snapshot(self.out, 0, self.net, sample[0], sample_x, int(sample[1]))
+        previous = self._install_sigint()
+        interrupted_at = None
+        try:
+            while self.epoch < c.epochs and not self.stopped_early:
+                e = self.epoch + 1
+                lr = self._set_lr(e)
+                start = time.perf_counter()
+                train_stats = self._train_epoch(e)
+                if train_stats is None:
+                    interrupted_at = (e, self._partial_step)
+                    break
+                logits = predict_logits(self.net, splits.val, self.prepared.preprocessing, self.device)
+                val_loss = float(F.cross_entropy(logits, splits.val.labels))
+                val_acc = float((logits.argmax(1) == splits.val.labels).float().mean())
+                record = {"epoch": e, **train_stats, "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
+                record["seconds"] = time.perf_counter() - start
+                record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                                                 "seconds", "images_per_s")}
+                self.history.append(record)
+                runlog.log_epoch(record, self.net)
+                save_snapshot(self.out, e, self.net, sample[0], sample_x, int(sample[1]))
+                improved = val_loss < self.best_val_loss
+                if improved:
+                    self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, e, 0
+                else:
+                    self.bad_epochs += 1
+                self.stopped_early = c.patience is not None and self.bad_epochs >= c.patience
+                self.epoch = e
+                self._save(LAST, with_state=True)
+                if improved:
+                    self._save(BEST, with_state=False)
+                self.log(f"epoch {e}/{c.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+                         f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' (best)' if improved else ''}"
+                         f" | {record['images_per_s']:.0f} img/s")
+                if self.stopped_early:
+                    self.log(f"early stop: validation loss has not improved for {c.patience} epochs "
+                             f"(best {self.best_val_loss:.4f} at epoch {self.best_epoch})")
+                if self._interrupt:
+                    interrupted_at = (e, 0)
+                    break
+        finally:
+            signal_restore(previous)
+            runlog.close()
+        result = self._result()
+        if interrupted_at is not None:
+            result.interrupted, result.interrupted_at = True, interrupted_at
+        return result
+
+    def _set_lr(self, epoch: int) -> float:
+        c = self.config
+        lr = c.lr if c.schedule == "constant" else c.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / c.epochs))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _epoch_generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One pass over the training split; None when Ctrl-C stopped it (state saved)."""
+        data, prep, bs = self.prepared.splits.train, self.prepared.preprocessing, self.config.batch_size
+        n_steps = math.ceil(len(data) / bs)
+        if self._partial is not None:
+            p, self._partial = self._partial, None
+            step0, order = int(p["step"]), p["order"]
+            generator = torch.Generator()
+            generator.set_state(p["generator"])
+            loss_sum, correct, seen = p["running"]
+            seconds = float(p["train_seconds"])
+        else:
+            generator = self._epoch_generator(epoch)
+            order = torch.randperm(len(data), generator=generator)
+            step0, loss_sum, correct, seen, seconds = 0, 0.0, 0.0, 0.0, 0.0
+        self.net.train()
+        bar = tqdm(total=n_steps, initial=step0, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
+                   disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+        pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        seen_here, started = 0, time.perf_counter()
+        try:
+            for step in range(step0, n_steps):
+                idx = order[step * bs:(step + 1) * bs]
+                x = data.images[idx]
+                if self.augment is not None:
+                    x = self.augment(x, generator)
+                x = prep.normalize(x).to(self.device, non_blocking=True)
+                y = data.labels[idx].to(self.device, non_blocking=True)
+                logits = self.net(x)
+                loss = F.cross_entropy(logits, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                pending.append((loss.detach(), (logits.detach().argmax(1) == y).sum(), len(idx)))
+                seen_here += len(idx)
+                if len(pending) >= FLUSH_EVERY or step + 1 == n_steps or self._interrupt:
+                    first_step = step + 2 - len(pending)
+                    losses = torch.stack([p[0] for p in pending]).tolist()
+                    hits = torch.stack([p[1] for p in pending]).tolist()
+                    for i, (value, hit, (_, _, size)) in enumerate(zip(losses, hits, pending)):
+                        if not math.isfinite(value):
+                            raise ConvscopeError(
+                                f"the training loss became {value} at epoch {epoch}, step {first_step + i} of "
+                                f"{n_steps}; lower --lr (now {self.config.lr}) or check the data. "
+                                f"{self.out / LAST} holds the last good epoch")
+                        loss_sum += value * size
+                        correct += hit
+                        seen += size
+                    pending.clear()
+                    bar.update(step + 1 - bar.n)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+                if self._interrupt:
+                    seconds += time.perf_counter() - started
+                    self._save_partial(epoch, step + 1, order, generator, (loss_sum, correct, seen), seconds)
+                    return None
+        finally:
+            bar.close()
+        seconds += time.perf_counter() - started
+        return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
+                "images_per_s": seen_here / max(time.perf_counter() - started, 1e-9)}
+
+    # -- files -----------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        p, splits = self.prepared, self.prepared.splits
+        return {
+            "name": self.out.name,
+            "architecture": p.architecture,
+            "classes": p.classes,
+            "preprocessing": p.preprocessing.to_dict(),
+            "dataset": {"name": self.config.data, "note": splits.train.note, "split_seed": splits.seed,
+                        "split": splits.description,
+                        "sizes": {s: len(splits[s]) for s in ("train", "val", "test")}},
+            "epoch": self.epoch,
+            "metrics": self.history[-1] if self.history else None,
+            "best": ({"epoch": self.best_epoch, "val_loss": self.best_val_loss,
+                      "val_acc": next(r["val_acc"] for r in self.history if r["epoch"] == self.best_epoch)}
+                     if self.best_epoch is not None else None),
+            "history": self.history,
+            "config": self.config.to_dict(),
+            "command": self.command,
+            "convscope_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    def _train_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": 0,
+            "optimizer": self.optimizer.state_dict(),
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
+
+    def _save(self, name: str, with_state: bool, extra_state: dict[str, Any] | None = None) -> Path:
+        state = None
+        if with_state:
+            state = {**self._train_state(), **(extra_state or {})}
+        return save_checkpoint(self.out / name, self.net.state_dict(), self._meta(), state)
+
+    def _save_partial(self, epoch: int, step: int, order: torch.Tensor, generator: torch.Generator,
+                      running: tuple[float, float, float], seconds: float) -> None:
+        """Ctrl-C inside an epoch: save the exact position so ``--resume`` continues from it."""
+        self._partial_step = step
+        self._save(LAST, with_state=True, extra_state={
+            "step": step, "order": order, "generator": generator.get_state(),
+            "running": [float(v) for v in running], "train_seconds": seconds})
+
+    def _result(self) -> TrainResult:
+        return TrainResult(self.out, self.epoch, list(self.history), self.best_epoch, self.best_val_loss,
+                           stopped_early=self.stopped_early, notes=list(self.prepared.notes))
+
+    # -- Ctrl-C ----------------------------------------------------------------------
+    def _install_sigint(self) -> Any:
+        """First Ctrl-C: finish the current step, save, stop. A second one aborts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._interrupt:
+                raise KeyboardInterrupt
+            self._interrupt = True
+            self.log("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
+
+        return signal.signal(signal.SIGINT, handler)
+
+
+def signal_restore(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,203 @@
+"""The trainer, checked against independent computations: plain PyTorch forward passes,
+TensorBoard's own reader, F.conv2d for the snapshots, and a straight run for resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convscope.data import load_splits
+from convscope.errors import ConvscopeError
+from convscope.models import load_checkpoint, load_model
+from convscope.train import TrainConfig, Trainer, load_snapshot, read_metrics, train
+
+KEYS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
+
+
+def digits_config(out, **kw) -> TrainConfig:
+    base = dict(model="tiny-vgg", data="digits", epochs=3, lr=0.01, batch_size=64, out=str(out), device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits"
+    return train(digits_config(out), progress=False, log=lambda m: None)
+
+
+def test_loss_falls_and_accuracy_beats_chance(digits_run):
+    h = digits_run.history
+    assert [r["epoch"] for r in h] == [1, 2, 3]
+    assert h[-1]["train_loss"] < h[0]["train_loss"] * 0.6
+    assert h[-1]["val_acc"] > 0.5  # chance is 0.1 for ten classes
+    assert digits_run.best_epoch == min(h, key=lambda r: r["val_loss"])["epoch"]
+
+
+def test_metrics_jsonl_holds_one_record_per_epoch(digits_run):
+    lines = (digits_run.out / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records == digits_run.history == read_metrics(digits_run.out)
+    for r in records:
+        assert list(r) == KEYS
+        assert 0 <= r["train_acc"] <= 1 and 0 <= r["val_acc"] <= 1
+        assert r["lr"] == 0.01 and r["seconds"] > 0 and r["images_per_s"] > 0
+
+
+def test_best_checkpoint_reproduces_its_recorded_validation_metrics(digits_run):
+    """Rebuild from best.pt and recompute val loss/accuracy with a plain forward pass."""
+    model = load_model(digits_run.best)
+    meta = model.meta
+    assert meta["architecture"]["zoo"] == "tiny-vgg"
+    assert meta["architecture"]["kwargs"]["input_size"] == [16, 16]  # digits are 8x8, too small: resized
+    assert meta["classes"] == [str(i) for i in range(10)]
+    assert meta["dataset"]["name"] == "digits" and meta["dataset"]["split_seed"] == 0
+    assert "seed 0" in meta["dataset"]["split"] and meta["convscope_version"]
+    val = load_splits("digits", seed=0).val
+    x = F.interpolate(val.images.float(), size=(16, 16), mode="bilinear", align_corners=False, antialias=False)
+    x = x.round().clamp(0, 255) / 255.0
+    with torch.no_grad():
+        logits = model.net(x)
+    best = digits_run.best_metrics
+    assert float((logits.argmax(1) == val.labels).float().mean()) == pytest.approx(best["val_acc"], abs=1e-6)
+    assert float(F.cross_entropy(logits, val.labels)) == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_tensorboard_events_hold_the_logged_scalars_and_histograms(digits_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(digits_run.out), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag, key in [("loss/train", "train_loss"), ("loss/val", "val_loss"), ("accuracy/train", "train_acc"),
+                     ("accuracy/val", "val_acc"), ("lr", "lr")]:
+        events = acc.Scalars(tag)
+        assert [e.step for e in events] == [1, 2, 3]
+        assert [e.value for e in events] == pytest.approx([r[key] for r in digits_run.history], rel=1e-6)
+    assert "weights/conv_1_1.weight" in tags["histograms"] and "weights/output.bias" in tags["histograms"]
+    assert len(acc.Histograms("weights/conv_1_1.weight")) == 3
+
+
+def test_snapshots_hold_first_conv_weights_and_its_maps(digits_run):
+    files = sorted((digits_run.out / "snapshots").glob("epoch_*.npz"))
+    assert [f.name for f in files] == [f"epoch_{e:03d}.npz" for e in range(4)]  # 0 = before training
+    assert all(f.stat().st_size < 20_000 for f in files)
+    snap = load_snapshot(files[-1])
+    state = load_checkpoint(digits_run.last)["state_dict"]
+    assert snap["layer"] == "conv_1_1" and snap["epoch"] == 3
+    assert np.array_equal(snap["weight"], state["conv_1_1.weight"].numpy())
+    x = torch.from_numpy(snap["image"]).float()[None] / 255.0
+    expected = F.conv2d(x, state["conv_1_1.weight"], state["conv_1_1.bias"])[0]
+    assert np.allclose(snap["activations"], expected.numpy(), atol=1e-5)
+    first = load_snapshot(files[0])
+    assert np.array_equal(first["image"], snap["image"]) and not np.array_equal(first["weight"], snap["weight"])
+
+
+def test_a_second_run_into_the_same_directory_is_refused(digits_run):
+    with pytest.raises(ConvscopeError, match="--resume"):
+        train(digits_config(digits_run.out), progress=False, log=lambda m: None)
+
+
+# -- resume ---------------------------------------------------------------------------------
+
+RESUME_KW = dict(epochs=4, dropout=0.3, augment="shift,rotate", optimizer="adam")
+
+
+def _same_run(a, b) -> None:
+    sa = load_checkpoint(a.last)
+    sb = load_checkpoint(b.last)
+    for name, tensor in sa["state_dict"].items():
+        assert torch.equal(tensor, sb["state_dict"][name]), name
+    drop = ("seconds", "images_per_s")
+    strip = lambda h: [{k: v for k, v in r.items() if k not in drop} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert torch.equal(sa["train_state"]["rng_cpu"], sb["train_state"]["rng_cpu"])
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight") / "run"
+    return train(digits_config(out, **RESUME_KW), progress=False, log=lambda m: None)
+
+
+def test_resume_after_two_epochs_equals_a_straight_run(tmp_path, straight_run):
+    out = tmp_path / "resumed"
+    first = train(digits_config(out, **{**RESUME_KW, "epochs": 2}), progress=False, log=lambda m: None)
+    assert first.epochs == 2
+    resumed = train(digits_config(out, **RESUME_KW), resume=True, progress=False, log=lambda m: None)
+    assert resumed.epochs == 4
+    _same_run(resumed, straight_run)
+    assert read_metrics(out) == resumed.history
+
+
+def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, straight_run):
+    out = tmp_path / "interrupted"
+    trainer = Trainer(digits_config(out, **RESUME_KW), progress=False, log=lambda m: None)
+    calls = {"n": 0}
+
+    def press_ctrl_c(module, inputs):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 30:  # epoch 2, step 7 (23 steps per epoch)
+                signal.raise_signal(signal.SIGINT)
+
+    trainer.net.register_forward_pre_hook(press_ctrl_c)
+    result = trainer.fit()
+    assert result.interrupted and result.interrupted_at == (2, 7) and result.epochs == 1
+    state = load_checkpoint(out / "last.pt")["train_state"]
+    assert state["epoch"] == 1 and state["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = train(digits_config(out, **RESUME_KW), resume=True, progress=False, log=lambda m: None)
+    _same_run(resumed, straight_run)
+
+
+def test_resume_refuses_to_change_what_defines_the_run(tmp_path, straight_run):
+    with pytest.raises(ConvscopeError, match="--lr cannot change"):
+        train(digits_config(straight_run.out, **{**RESUME_KW, "lr": 0.5}), resume=True, progress=False)
+    with pytest.raises(ConvscopeError, match="nothing to resume"):
+        train(digits_config(tmp_path / "none"), resume=True, progress=False)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
+    # lr 0 after the first step: nothing can improve, so it stops after 1 + patience epochs
+    result = train(digits_config(tmp_path / "es", epochs=10, patience=2, optimizer="sgd", lr=1e-12),
+                   progress=False, log=lambda m: None)
+    assert result.stopped_early
+    losses = [r["val_loss"] for r in result.history]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert len(losses) == best + 1 + 2
+
+
+def test_a_non_finite_loss_stops_with_epoch_and_step(tmp_path):
+    trainer = Trainer(digits_config(tmp_path / "nan"), progress=False, log=lambda m: None)
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 26:  # epoch 2, step 3
+                return output * math.inf
+        return output
+
+    trainer.net.register_forward_hook(poison)
+    with pytest.raises(ConvscopeError, match=r"epoch 2, step 3 of 23"):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "nan" / "last.pt")
+    assert state["train_state"]["epoch"] == 1  # the last good epoch is kept
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values())
+
+
+def test_fine_tuning_starts_from_the_checkpoint_weights(tmp_path, digits_run):
+    from convscope.train.setup import prepare
+
+    src = load_checkpoint(digits_run.best)["state_dict"]
+    config = digits_config(tmp_path / "ft", model=str(digits_run.best))
+    prepared = prepare(config)
+    assert prepared.architecture["zoo"] == "tiny-vgg"
+    state = prepared.net.state_dict()
+    assert torch.equal(state["conv_2_2.weight"], src["conv_2_2.weight"])
