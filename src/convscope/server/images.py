@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,20 +47,37 @@ class Sample:
         return {"id": self.id, "label": self.label, "source": self.source}
 
 
-@lru_cache(maxsize=1)
-def mnist_digits() -> tuple[tuple[str, np.ndarray], ...]:
-    """The first test-split image of each digit 0..9 from the embedded MNIST subset."""
+DIGITS_FILE = Path(__file__).with_name("data") / "mnist-digits.npz"
+
+
+def build_digit_samples(path: Path = DIGITS_FILE) -> Path:
+    """Write the first test-split image of each digit 0..9 of ``load_splits("mnist")``.
+
+    Parsing the embedded MNIST text file takes seconds, so the ten samples ship as a
+    7 kB file made by this function (``python -m convscope.server.images``).
+    """
     from ..data import load_splits
 
-    test = load_splits("mnist").test
+    test = load_splits("mnist", download=False, progress=False).test
     labels = test.labels.numpy()
     found: dict[int, np.ndarray] = {}
     for i, y in enumerate(labels):
-        if int(y) not in found:
-            found[int(y)] = test.images[i, 0].numpy()
+        found.setdefault(int(y), test.images[i, 0].numpy())
         if len(found) == 10:
             break
-    return tuple((str(k), found[k]) for k in sorted(found))
+    keys = sorted(found)
+    np.savez_compressed(path, images=np.stack([found[k] for k in keys]).astype(np.uint8),
+                        labels=np.array(keys, dtype=np.int64), note=np.array(test.note or "MNIST test split"))
+    return path
+
+
+@lru_cache(maxsize=1)
+def mnist_digits() -> tuple[tuple[str, np.ndarray], ...]:
+    """One MNIST test image per digit 0..9 (shipped; see :func:`build_digit_samples`)."""
+    if not DIGITS_FILE.is_file():
+        build_digit_samples()
+    with np.load(DIGITS_FILE, allow_pickle=False) as f:
+        return tuple((str(int(y)), img) for y, img in zip(f["labels"], f["images"]))
 
 
 @lru_cache(maxsize=None)
@@ -137,3 +155,7 @@ class UploadStore:
                 raise NotFound(f"unknown image {image_id!r} (uploads are kept for the last {self.capacity})")
             self._items.move_to_end(image_id)
             return self._items[image_id]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(build_digit_samples())

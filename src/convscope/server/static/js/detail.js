@@ -31,7 +31,6 @@ function formulaBox(html) {
 
 // -- convolution -----------------------------------------------------------------------
 function conv(body, d, ctx) {
-  const p = d.params;
   const k = d.channels;
   // elastic view
   const sec = el("section", "elastic");
@@ -47,7 +46,7 @@ function conv(body, d, ctx) {
     row.appendChild(el("span", "op", "⊛"));
     row.appendChild(grid(c.kernel, { cls: "kernel small", digits: 2 }));
     row.appendChild(el("span", "op", "="));
-    row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: `Σ = ${fmt(c.intermediate_sum)}` }));
+    row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: `intermediate ${c.index}` }));
     row.onclick = () => formula.select(c.index);
     rows.appendChild(row);
   });
@@ -77,6 +76,7 @@ function conv(body, d, ctx) {
 }
 
 function convFormula(d, ctx) {
+  const p = d.params;
   const sec = el("section", "conv-formula");
   sec.appendChild(el("h3", "", `Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
   const controls = el("div", "controls");

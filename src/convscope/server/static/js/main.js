@@ -111,12 +111,18 @@ async function select(layer, channel, y, x, extra = {}) {
     document.body.dataset.detail = "error";
     return;
   }
-  renderDetail(root, d, {
+  try {
+    renderDetail(root, d, {
     onClose: closeDetail,
     hover: (text, ev) => tooltip(text ? { text, x: ev.clientX, y: ev.clientY } : null),
     reload: (more) => select(layer, channel, y, x, more),
     fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
-  });
+    });
+  } catch (e) {
+    message(`could not draw ${layer}: ${e.message}`);
+    document.body.dataset.detail = "error";
+    throw e;
+  }
   const pgButton = document.createElement("button");
   pgButton.className = "link";
   pgButton.textContent = "open this map in the playground";

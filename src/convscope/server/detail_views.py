@@ -1,0 +1,308 @@
+"""The JSON behind each detail view: one layer, one channel (and one position).
+
+Every number comes from the trace record (its output) or from the trace's detail
+functions (:mod:`convscope.trace.details`); this module only picks the page of input
+channels to send, converts tensors to compact maps, and names things for the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ConvscopeError, NotFound
+from ..trace import details
+from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
+from .registry import TraceEntry
+from .views import pack_map
+
+FORMULAS = {
+    "relu": ("ReLU", "ReLU(x) = max(0, x)"),
+    "relu6": ("ReLU6", "ReLU6(x) = min(max(0, x), 6)"),
+    "silu": ("SiLU", "SiLU(x) = x · σ(x) = x / (1 + e<sup>−x</sup>)"),
+    "sigmoid": ("σ", "σ(x) = 1 / (1 + e<sup>−x</sup>)"),
+    "tanh": ("tanh", "tanh(x) = (e<sup>x</sup> − e<sup>−x</sup>) / (e<sup>x</sup> + e<sup>−x</sup>)"),
+}
+TOP_CONTRIBUTIONS = 24
+TOP_SOFTMAX = 10
+
+
+def _f(v: Any) -> float | None:
+    if v is None:
+        return None
+    return float(v.item() if isinstance(v, torch.Tensor) else v)
+
+
+def _out(rec, channel: int | None, y: int | None = None, x: int | None = None) -> torch.Tensor:
+    o = rec.output[0].detach()
+    if channel is not None:
+        if channel >= o.shape[0]:
+            raise NotFound(f"layer {rec.name!r} has {o.shape[0]} channels, no channel {channel}")
+        o = o[channel]
+    if y is not None:
+        o = o[y, x]
+    return o
+
+
+def _position(rec, y: int | None, x: int | None) -> tuple[int, int]:
+    h, w = rec.output.shape[-2:]
+    y = 0 if y is None else y
+    x = 0 if x is None else x
+    if not (0 <= y < h and 0 <= x < w):
+        raise ConvscopeError(f"position ({y}, {x}) is outside {rec.name!r}'s {h}x{w} output")
+    return y, x
+
+
+def _head(rec, channel: int | None, what: str) -> dict[str, Any]:
+    title = f"{rec.name}" + (f" · channel {channel}" if channel is not None else "")
+    feeds = f" · reads {', '.join(rec.inputs)}" if rec.inputs else ""
+    return {"layer": rec.name, "kind": rec.kind, "channel": channel, "title": title,
+            "subtitle": f"{what}{feeds}", "input_layer": rec.inputs[0] if rec.inputs else None}
+
+
+def detail(te: TraceEntry, layer: str, channel: int = 0, y: int | None = None, x: int | None = None,
+           start: int = 0, count: int = 8, maps: bool = True) -> dict[str, Any]:
+    """Dispatch on the record's kind to the matching view."""
+    rec = te.record(layer)
+    if rec.output is None:
+        raise NotFound(f"layer {layer!r} has no output to show")
+    spatial = rec.output.dim() == 4
+    if rec.kind == "conv":
+        return conv_view(rec, channel, y, x, start, count, maps)
+    if rec.kind in POOL_KINDS and spatial:
+        return pool_view(rec, channel, y, x, maps)
+    if rec.kind == "softmax":
+        return softmax_view(te, channel)
+    if rec.kind == "linear":
+        return linear_view(te, rec, channel)
+    if rec.kind == "flatten":
+        return flatten_view(te, rec, channel)
+    if rec.kind == "batchnorm":
+        return batchnorm_view(rec, channel, y, x)
+    if rec.kind in ELEMENTWISE_KINDS:
+        return activation_view(rec, channel, y, x)
+    return generic_view(te, rec, channel, y, x)
+
+
+# -- convolution --------------------------------------------------------------------------
+def conv_position_json(rec, channel: int, y: int, x: int, start: int, count: int) -> dict[str, Any]:
+    pos = details.conv_position(rec, channel, y, x)
+    inside = pos.inside
+    kh, kw = pos.kernels.shape[-2:]
+    chans = []
+    n = len(pos.input_channels)
+    for i in range(start, min(n, start + count)):
+        patch = [[float(pos.patches[i, a, b]) if inside[a, b] else None for b in range(kw)] for a in range(kh)]
+        chans.append({"index": pos.input_channels[i], "patch": patch, "kernel": pos.kernels[i].tolist(),
+                      "products": pos.products[i].tolist(), "sum": float(pos.channel_sums[i])})
+    rows, cols = pos.rows, pos.cols
+    return {"y": pos.y, "x": pos.x, "channels": chans, "total_channels": n, "total": pos.total,
+            "bias": pos.bias, "value": pos.output, "trace_value": float(_out(rec, channel, pos.y, pos.x)),
+            "window": {"top": int(rows[0]), "left": int(cols[0]), "height": int(rows[-1] - rows[0]) + 1,
+                       "width": int(cols[-1] - cols[0]) + 1}}
+
+
+def conv_view(rec, channel: int, y: int | None, x: int | None, start: int, count: int, maps: bool) -> dict[str, Any]:
+    geo = details.conv_geometry(rec)
+    y, x = _position(rec, y, x)
+    out: dict[str, Any] = {"view": "conv"}
+    if not maps:
+        return {**out, "position": conv_position_json(rec, channel, y, x, start, count)}
+    ch = details.conv_channel(rec, channel)
+    n = len(ch.input_channels)
+    if start >= n:
+        raise ConvscopeError(f"{rec.name!r} channel {channel} reads {n} input channels; no page starts at {start}")
+    page = range(start, min(n, start + count))
+    kh, kw = geo["kernel"]
+    g = geo["groups"]
+    what = (f"convolution {kh}×{kw}, stride {'×'.join(map(str, geo['stride']))}, "
+            f"dilation {'×'.join(map(str, geo['dilation']))}, padding {list(geo['pad'])}"
+            + (f", {g} groups" if g > 1 else ""))
+    return {
+        **out, **_head(rec, ch.channel, what),
+        "params": {"kernel_size": [kh, kw], "stride": list(geo["stride"]), "dilation": list(geo["dilation"]),
+                   "pad": list(geo["pad"]), "groups": g},
+        "page": {"start": start, "count": count, "total": n},
+        "channels": [{"index": ch.input_channels[i], "input": pack_map(ch.inputs[i]),
+                      "kernel": ch.kernels[i].tolist(), "intermediate": pack_map(ch.intermediate[i])} for i in page],
+        "sum": pack_map(ch.sum), "bias": ch.bias if rec.bias is not None else None,
+        "output": pack_map(ch.output),
+        "position": conv_position_json(rec, ch.channel, y, x, start, count),
+    }
+
+
+# -- pooling --------------------------------------------------------------------------------
+def pool_position_json(rec, channel: int, y: int, x: int) -> dict[str, Any]:
+    win = details.pool_window(rec, channel, y, x)
+    inside = win.inside
+    kh, kw = win.values.shape
+    values = [[float(win.values[a, b]) if inside[a, b] else None for b in range(kw)] for a in range(kh)]
+    if win.op == "max":
+        formula = f"max over the {int(inside.sum())} window values"
+    else:
+        formula = f"Σ window / {win.divisor} = {float(win.values.sum()):.6g} / {win.divisor}"
+    return {"y": win.y, "x": win.x, "values": values, "argmax": list(win.argmax) if win.argmax else None,
+            "value": win.value, "trace_value": float(_out(rec, channel, win.y, win.x)), "formula": formula,
+            "window": {"top": int(win.rows[0]), "left": int(win.cols[0]), "height": kh, "width": kw}}
+
+
+def pool_view(rec, channel: int, y: int | None, x: int | None, maps: bool) -> dict[str, Any]:
+    y, x = _position(rec, y, x)
+    pos = pool_position_json(rec, channel, y, x)
+    if not maps:
+        return {"view": "pool", "position": pos}
+    p = rec.params
+    op = "max" if "max" in rec.kind else "average"
+    if rec.kind.startswith("adaptive"):
+        what = f"adaptive {op} pooling to {'×'.join(map(str, rec.output.shape[-2:]))}"
+        formula = f"each output is the {op} of its window (windows split the input into {'×'.join(map(str, rec.output.shape[-2:]))} parts)"
+    else:
+        what = (f"{op} pooling {'×'.join(map(str, p['kernel_size']))}, stride {'×'.join(map(str, p['stride']))}, "
+                f"padding {list(p.get('padding', (0, 0)))}")
+        formula = f"output[c, y, x] = {op}(input window at (y·s − p, x·s − p), {'×'.join(map(str, p['kernel_size']))})"
+    return {"view": "pool", **_head(rec, channel, what), "formula": formula,
+            "input": pack_map(rec.input[0, channel]), "output": pack_map(_out(rec, channel)), "position": pos}
+
+
+# -- element-wise, batchnorm, and the rest ---------------------------------------------------
+def _inout_maps(rec, channel: int | None) -> dict[str, Any]:
+    spatial = rec.output.dim() == 4
+    c = channel if spatial else None
+    inp = rec.input[0].detach()
+    return {"input": pack_map(inp[c] if c is not None else inp), "output": pack_map(_out(rec, c)),
+            "channel": c}
+
+
+def activation_view(rec, channel: int, y: int | None, x: int | None) -> dict[str, Any]:
+    act = details.activation(rec)
+    fname, formula = FORMULAS.get(rec.kind, (rec.op, f"{rec.op}(x) = {act.formula or 'the layer itself'}, element by element"))
+    spatial = act.output.dim() == 3
+    c = channel if spatial else None
+    if c is not None and c >= act.output.shape[0]:
+        raise NotFound(f"layer {rec.name!r} has {act.output.shape[0]} channels, no channel {c}")
+    d = {"view": "activation", **_head(rec, c, f"{rec.op}, element-wise"), "fname": fname, "formula": formula,
+         "channel": c, "input": pack_map(act.input[c] if spatial else act.input),
+         "output": pack_map(act.output[c] if spatial else act.output)}
+    d["position"] = {"y": _position(rec, y, x)[0], "x": _position(rec, y, x)[1]} if spatial else {"y": channel, "x": 0}
+    return d
+
+
+def batchnorm_view(rec, channel: int, y: int | None, x: int | None) -> dict[str, Any]:
+    bn = details.batchnorm(rec)
+    c = channel
+    if c >= len(bn.scale):
+        raise NotFound(f"layer {rec.name!r} has {len(bn.scale)} channels, no channel {c}")
+    spatial = rec.output.dim() == 4
+    d = {"view": "batchnorm", **_head(rec, c, "batch normalisation with running statistics (eval mode)"),
+         **_inout_maps(rec, c),
+         "mean": _f(bn.mean[c]), "var": _f(bn.var[c]), "eps": _f(bn.eps),
+         "gamma": _f(bn.gamma[c]) if bn.gamma is not None else 1.0,
+         "beta": _f(bn.beta[c]) if bn.beta is not None else 0.0,
+         "scale": _f(bn.scale[c]), "shift": _f(bn.shift[c])}
+    d["position"] = {"y": _position(rec, y, x)[0], "x": _position(rec, y, x)[1]} if spatial else {"y": c, "x": 0}
+    return d
+
+
+def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) -> dict[str, Any]:
+    spatial = rec.output.dim() == 4
+    c = channel if spatial else None
+    symbols = {"add": "+", "mul": "×", "concat": "‖"}
+    inputs = []
+    for name, t in zip(rec.inputs, rec.inputs_tensors):
+        if not isinstance(t, torch.Tensor) or t.dim() != rec.output.dim():
+            continue
+        t0 = t[0].detach()
+        ic = c
+        if rec.kind == "concat" and c is not None:
+            ic = None
+        if ic is not None and ic < t0.shape[0]:
+            inputs.append({"name": name, "channel": ic, "map": pack_map(t0[ic])})
+        elif not spatial:
+            inputs.append({"name": name, "channel": None, "map": pack_map(t0)})
+    if rec.kind == "concat" and c is not None:
+        offset = 0
+        for name, t in zip(rec.inputs, rec.inputs_tensors):
+            n = t.shape[1]
+            if offset <= c < offset + n:
+                inputs = [{"name": name, "channel": c - offset, "map": pack_map(t[0, c - offset])}]
+                break
+            offset += n
+    formula = {"add": "output = " + " + ".join(rec.inputs) + " (element by element: a residual connection)",
+               "mul": "output = " + " × ".join(rec.inputs) + " (element by element)",
+               "concat": "output channels = the inputs' channels stacked: " + " ‖ ".join(rec.inputs),
+               "dropout": "dropout is inactive at inference: output = input",
+               "identity": "output = input", "input": "the network's input after preprocessing",
+               "pad": f"zero padding {list(rec.params.get('pad', ()))} (left, right, top, bottom)"}.get(rec.kind)
+    d = {"view": "generic", **_head(rec, c, rec.op), "formula": formula, "op_symbol": symbols.get(rec.kind, ","),
+         "inputs": inputs, "output": pack_map(_out(rec, c))}
+    if spatial:
+        yy, xx = _position(rec, y, x)
+        d["position"] = {"y": yy, "x": xx}
+    return d
+
+
+# -- the classifier head ---------------------------------------------------------------------
+def flatten_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
+    src = rec.input[0]
+    n = rec.output[0].numel()
+    if unit >= n:
+        raise NotFound(f"layer {rec.name!r} has {n} units, no unit {unit}")
+    where = details.flatten_index(rec, unit)
+    d = {"view": "flatten", **_head(rec, None, "flatten: (C, H, W) → C·H·W, row-major"), "unit": unit,
+         "source": list(where), "input_shape": list(src.shape), "value": float(rec.output[0].reshape(-1)[unit])}
+    d["title"] = f"{rec.name} · unit {unit}"
+    if src.dim() == 3:
+        d["input"] = pack_map(src[where[0]])
+    return d
+
+
+def linear_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
+    lin = details.linear(rec)
+    n_out = lin.output.numel()
+    if not 0 <= unit < n_out:
+        raise NotFound(f"layer {rec.name!r} has {n_out} units, no unit {unit}")
+    prod = lin.contributions[unit]
+    order = prod.abs().argsort(descending=True)[:TOP_CONTRIBUTIONS]
+    source_rec = te.trace[rec.inputs[0]] if rec.inputs else None
+    flat_src = source_rec if source_rec is not None and source_rec.kind == "flatten" else None
+    top = []
+    for i in order.tolist():
+        entry = {"index": i, "w": float(lin.weight[unit, i]), "x": float(lin.input[i]), "product": float(prod[i])}
+        if flat_src is not None and flat_src.input.dim() == 4:
+            entry["source"] = list(details.flatten_index(flat_src, i))
+        top.append(entry)
+    d = {"view": "linear", **_head(rec, None, f"fully connected: {prod.numel()} inputs → {rec.output.shape[-1]} outputs"),
+         "unit": unit, "inputs": int(prod.numel()), "top": top,
+         "positive": float(prod[prod > 0].sum()), "negative": float(prod[prod < 0].sum()),
+         "bias": float(lin.bias[unit]) if rec.bias is not None else None, "sum": float(lin.sums[unit]),
+         "value": float(lin.output[unit]), "trace_value": float(rec.output[0, unit]),
+         "source_layer": flat_src.inputs[0] if flat_src is not None and flat_src.inputs else None}
+    d["title"] = f"{rec.name} · unit {unit}" + (f" (class {te.model.class_name(unit)})" if rec is te.trace.layers[-1] else "")
+    return d
+
+
+def softmax_view(te: TraceEntry, selected: int | None = None) -> dict[str, Any]:
+    t = te.trace
+    logits = t.logits
+    if logits is None:
+        raise ConvscopeError(f"model {te.model_name!r} does not output class scores")
+    sm = details.softmax(logits[0])
+    probs = sm.probs
+    order = probs.argsort(descending=True)[:TOP_SOFTMAX].tolist()
+    if selected is not None and selected not in order:
+        if not 0 <= selected < probs.numel():
+            raise NotFound(f"model {te.model_name!r} has {probs.numel()} classes, no class {selected}")
+        order.append(selected)
+    rows = [{"index": i, "name": te.model.class_name(i), "logit": float(sm.logits[i]), "exp": float(sm.exp[i]),
+             "prob": float(probs[i])} for i in order]
+    rest_idx = [i for i in range(probs.numel()) if i not in set(order)]
+    rest = None
+    if rest_idx:
+        idx = torch.tensor(rest_idx)
+        rest = {"count": len(rest_idx), "exp": float(sm.exp[idx].sum()), "prob": float(probs[idx].sum())}
+    return {"view": "softmax", "layer": t.layers[-1].name, "title": "class scores: softmax",
+            "subtitle": f"{probs.numel()} classes · logits from {t.layers[-1].name}",
+            "classes": int(probs.numel()), "rows": rows, "rest": rest, "sum_exp": float(sm.sum),
+            "shift": float(sm.shift),
+            "selected": selected if selected is not None else order[0]}
