@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +27,9 @@ from .sources import DATA_URL_ENV, DatasetSource, RemoteFile, mirror_urls
 
 CACHE_ENV = "CONVSCOPE_CACHE"
 CHUNK = 1 << 20
-TIMEOUT_S = 30.0
+TIMEOUT_S = 20.0  # per socket operation: connect, and each read
+# what a failed transfer raises (URLError, timeouts and refused connections are OSErrors)
+_NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
 class DatasetUnavailable(ConvscopeError):
@@ -130,10 +131,6 @@ def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFi
     if mismatches:
         raise ChecksumMismatch("; ".join(mismatches) + f"; nothing was written to {folder}")
     raise DatasetUnavailable(_where_to_put(source, folder, missing, "download failed (" + "; ".join(failures) + ")"))
-
-
-_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
-                   ConnectionError, OSError)
 
 
 def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = True,
