@@ -252,3 +252,27 @@ def test_depthwise_and_average_pooling(tmp_path):
     with torch.no_grad():
         ours = model.net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].double().numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_quantised_and_float16_weights(tmp_path):
+    rng = np.random.default_rng(2)
+    q = rng.integers(0, 256, size=(4, 3), dtype=np.uint8)
+    scale, minimum = 0.01, -1.2
+    bias = rng.normal(size=3).astype(np.float16)
+    layers = [{"class_name": "Flatten", "config": {"name": "flat", "batch_input_shape": [None, 2, 2, 1]}},
+              {"class_name": "Dense", "config": {"name": "fc", "units": 3, "activation": "linear"}}]
+    (tmp_path / "w.bin").write_bytes(q.tobytes() + bias.astype("<f2").tobytes())
+    spec = {"format": "layers-model",
+            "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"layers": layers}}},
+            "weightsManifest": [{"paths": ["w.bin"], "weights": [
+                {"name": "fc/kernel", "shape": [4, 3], "dtype": "float32",
+                 "quantization": {"dtype": "uint8", "scale": scale, "min": minimum}},
+                {"name": "fc/bias", "shape": [3], "dtype": "float16"}]}]}
+    (tmp_path / "model.json").write_text(json.dumps(spec))
+    model = load_tfjs_model(tmp_path / "model.json")
+    x = rng.uniform(size=(2, 2, 1)).astype(np.float32)
+    expected = x.reshape(-1) @ (q.astype(np.float64) * scale + minimum) + bias.astype(np.float64)
+    with torch.no_grad():
+        ours = model.net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].double().numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert model.input_shape == (1, 2, 2)
