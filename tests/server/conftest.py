@@ -1,0 +1,82 @@
+"""Fixtures for the explorer: a registry of small models, a TestClient, and a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import torch
+
+from convscope.models import Model, Preprocessing, load_model
+from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
+
+CLASSES = [f"class {i}" for i in range(10)]
+
+
+def small_loader(spec: str) -> Model:
+    """'functional' (add + concat, 3x32x32) and 'resnet' (BatchNorm, residuals) built here; the rest by load_model."""
+    torch.manual_seed(0)
+    if spec == "functional":
+        return Model(FunctionalCNN().eval(), classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)),
+                     name="functional")
+    if spec == "resnet":
+        net = resnet18_shaped(num_classes=10).eval()
+        for m in net.modules():  # non-trivial running statistics, so batchnorm is not the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+        return Model(net, classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)), name="resnet")
+    return load_model(spec)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from convscope.server import Registry
+
+    return Registry(["default", "functional", "resnet"], loader=small_loader)
+
+
+@pytest.fixture(scope="session")
+def client(registry):
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+
+    with TestClient(create_app(registry=registry)) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving an app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the explorer server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
