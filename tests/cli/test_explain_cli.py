@@ -68,10 +68,10 @@ def test_cnn_explainer_model_json(cnn_explainer_dir, tmp_path, capsys):
 
 
 def test_mnist_cnn_png_svg_and_layer_range(tmp_path, capsys):
-    rgba = np.zeros((50, 40, 4), np.uint8)
-    rgba[10:40, 15:25] = (255, 255, 255, 255)  # a white bar on a transparent background, not 28x28
+    grey = np.zeros((50, 40), np.uint8)
+    grey[10:40, 15:25] = 255  # a white bar on black, not 28x28, saved as a palette PNG
     image = tmp_path / "digit.png"
-    Image.fromarray(rgba, "RGBA").save(image)
+    Image.fromarray(grey, "L").convert("P").save(image)
     torch.manual_seed(0)
     expected = load_model("mnist-cnn").predict(image, top=5)[0]
     torch.manual_seed(0)  # the same untrained weights inside the command

@@ -99,7 +99,7 @@ def activation_figure(maps: np.ndarray, title: str = "", scale: str = "diverging
     ax = fig.add_subplot()
     ax.imshow(picture, interpolation="nearest")
     ax.set_axis_off()
-    more = f" (first {n} of {total} channels)" if n < total else f" ({total} channels)"
+    more = f" (first {n} of {total} channels)" if n < total else f" ({total} channel{'s' * (total > 1)})"
     ax.set_title(f"{title}{more}\n{h}x{w} per channel, colour range: {_mode_label(mode)}", fontsize=10)
     if n <= 64:  # caption: channel index, and in 'unit' mode the tile's own maximum
         th, tw = h * upscale, w * upscale

@@ -165,7 +165,7 @@ def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: i
 def _layer_figure(t, rec, arr: np.ndarray, scale: str, mode: str, global_range, max_channels: int, classes):
     from ...render.activations import activation_figure, vector_figure
 
-    title = f"{rec.name} ({rec.kind})"
+    title = rec.name if rec.name == rec.kind else f"{rec.name} ({rec.kind})"
     own_mode = mode if scale == "diverging" else ("layer" if mode == "global" else mode)
     if arr.ndim == 3 and arr.shape[1] * arr.shape[2] > 1:
         return activation_figure(arr, title, scale, own_mode, global_range, max_channels=max_channels)
