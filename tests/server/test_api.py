@@ -11,22 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from convscope.server.encoding import decode_array, encode_array
-
-
-def seq_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each named child's output, by running the Sequential one child at a time."""
-    out = {"input": x}
-    with torch.no_grad():
-        for name, child in net.named_children():
-            x = child(x)
-            out[name] = x
-    return out
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
+from server_helpers import png, seq_outputs
 
 
 @pytest.fixture(scope="module")
