@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--range", dest="value_range", default="unit", choices=["unit", "layer", "global"],
                    help="colour range: per channel (unit), per layer, or one over all layers (default: unit)")
     p.add_argument("--max-channels", type=int, default=64, metavar="N",
-                   help="draw at most N channels per layer figure and N x N kernels (default: 64)")
+                   help="draw at most N channels per layer figure, and kernels of at most min(N, 32) "
+                        "output x input channels (default: 64)")
     p.add_argument("--format", choices=["png", "svg"], default="png", help="figure file format (default: png)")
     p.add_argument("--classes", metavar="FILE", help="class names: a JSON list or a text file with one name a line")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default: 5)")
