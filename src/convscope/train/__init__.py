@@ -5,7 +5,6 @@
 >>> result.best                          # runs/demo/best.pt, loadable with load_model
 """
 
-from .augment import make_augment
 from .config import TrainConfig
 from .evaluate import Evaluation, confusion_matrix, evaluate, predict_logits
 from .runlog import read_metrics
@@ -14,5 +13,5 @@ from .trainer import TrainResult, Trainer, recorded_config, train
 
 __all__ = [
     "Evaluation", "TrainConfig", "TrainResult", "Trainer", "confusion_matrix", "evaluate", "load_snapshot",
-    "make_augment", "predict_logits", "read_metrics", "recorded_config", "train",
+    "predict_logits", "read_metrics", "recorded_config", "train",
 ]

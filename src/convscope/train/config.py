@@ -42,7 +42,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     split_seed: int = 0
-    augment: str | None = None
+    augment: str | None = None  # "auto" (chosen for the dataset) or e.g. "crop,rotate,flip"
     patience: int | None = None
     schedule: str = "constant"
     activation: str = "relu"
@@ -69,6 +69,12 @@ class TrainConfig:
             (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 1),
              f"--input-size must be one or two positive numbers, not {self.input_size}"),
         ]
+        if self.augment not in (None, "", "auto"):
+            from ..data.augment import KINDS
+
+            bad = [k for k in self.augment.split(",") if k.strip().lower() not in KINDS]
+            checks.append((not bad, f"unknown augmentation {bad[0] if bad else ''!r}; use 'auto' or a comma list "
+                                    f"of {', '.join(KINDS)}"))
         for ok, message in checks:
             if not ok:
                 raise ConvscopeError(message)

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..data import make_augment
 from ..errors import ConvscopeError
 from ..models import load_checkpoint, save_checkpoint
-from .augment import make_augment
 from .config import TrainConfig
 from .evaluate import predict_logits
 from .runlog import RunLog
@@ -116,7 +116,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.prepared = prepare(config)
         self.net = self.prepared.net.to(self.device)
-        self.augment = make_augment(config.augment)
+        # "auto": the data package's choice for this dataset (shifts, rotation, flips except digits)
+        self.augment = make_augment(config.data if config.augment == "auto" else config.augment)
         self.optimizer = self._make_optimizer()
         # counters (overwritten on resume)
         self.epoch = 0
