@@ -98,6 +98,7 @@ def conv_position_json(rec, channel: int, y: int, x: int, start: int, count: int
                       "products": pos.products[i].tolist(), "sum": float(pos.channel_sums[i])})
     rows, cols = pos.rows, pos.cols
     return {"y": pos.y, "x": pos.x, "channels": chans, "total_channels": n, "total": pos.total,
+            "channel_sums": pos.channel_sums.tolist() if n <= 64 else None,
             "bias": pos.bias, "value": pos.output, "trace_value": float(_out(rec, channel, pos.y, pos.x)),
             "window": {"top": int(rows[0]), "left": int(cols[0]), "height": int(rows[-1] - rows[0]) + 1,
                        "width": int(cols[-1] - cols[0]) + 1}}

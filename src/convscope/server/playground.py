@@ -90,8 +90,8 @@ def run(activation: np.ndarray, st: Settings) -> dict[str, Any]:
     n, k, p, s, d = st.crop, st.kernel, st.padding, st.stride, st.dilation
     result: dict[str, Any] = {
         "settings": st.__dict__, "map_side": side, "valid": not errs, "problems": errs,
-        "formula": "out = floor((n + 2p - d(k - 1) - 1) / s) + 1",
-        "substituted": f"floor(({n} + 2x{p} - {d}x({k} - 1) - 1) / {s}) + 1",
+        "formula": "out = floor((n + 2p − d(k − 1) − 1) / s) + 1",
+        "substituted": f"floor(({n} + 2·{p} − {d}·({k} − 1) − 1) / {s}) + 1",
         "exact": output_size(n, k, p, s, d) if s > 0 else None,
         "fitting_strides": fitting_strides(n, k, p, d) if not any("between" in e for e in errs) else [],
     }

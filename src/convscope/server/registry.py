@@ -132,6 +132,12 @@ class Registry:
             pixels = entry.sample(image_id).pixels
         return model.batch(model.preprocess(pixels))
 
+    def warm(self, name: str | None = None) -> TraceEntry | None:
+        """Load a model (the first by default) and trace its first sample, so the first page is quick."""
+        entry = self.entry(name or next(iter(self.models)))
+        samples = entry.samples
+        return self.trace(entry.name, samples[0].id) if samples else None
+
     def trace(self, name: str, image_id: str) -> TraceEntry:
         """The (cached) trace of ``image_id`` through model ``name``."""
         key = (name, image_id)

@@ -37,8 +37,8 @@ function conv(body, d, ctx) {
   sec.appendChild(el("h3", "", `Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
   const wrap = el("div", "elastic-wrap");
   const rows = el("div", "elastic-rows");
-  const lo = Math.min(...k.map((c) => c.intermediate.min), d.sum.min);
-  const hi = Math.max(...k.map((c) => c.intermediate.max), d.sum.max);
+  const lo = Math.min(...k.map((c) => c.intermediate.min));
+  const hi = Math.max(...k.map((c) => c.intermediate.max));
   k.forEach((c, i) => {
     const row = el("div", "elastic-row");
     row.dataset.index = c.index;
@@ -54,7 +54,8 @@ function conv(body, d, ctx) {
   const sum = el("div", "elastic-sum");
   const more = d.page.total > k.length ? `<div class="note">showing input channels ${d.page.start}–${d.page.start + k.length - 1} of ${d.page.total}; the sum uses all ${d.page.total}</div>` : "";
   sum.appendChild(el("div", "op big", "Σ"));
-  sum.appendChild(mapView(d.sum, { px: 120, range: [lo, hi], label: `sum of ${d.page.total} intermediate maps` }));
+  const sumView = mapView(d.sum, { px: 120, label: `sum of ${d.page.total} intermediate maps` });
+  sum.appendChild(sumView);
   sum.appendChild(el("div", "op big", `+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
   const outView = mapView(d.output, { px: 120, label: `${d.layer} · ch ${d.channel}` });
   sum.appendChild(outView);
@@ -70,9 +71,31 @@ function conv(body, d, ctx) {
   }
   sec.appendChild(wrap);
   body.appendChild(sec);
+  requestAnimationFrame(() => elasticLines(wrap, rows, sumView));
   // formula view
   const formula = convFormula(d, ctx);
   body.appendChild(formula.el);
+}
+
+/** Thin lines from every intermediate map to the sum, as in CNN Explainer's elastic view. */
+function elasticLines(wrap, rows, target) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.classList.add("elastic-lines");
+  const base = wrap.getBoundingClientRect();
+  svg.setAttribute("width", base.width);
+  svg.setAttribute("height", base.height);
+  const t = target.canvas.getBoundingClientRect();
+  const tx = t.left - base.left, ty = t.top - base.top + t.height / 2;
+  rows.querySelectorAll(".elastic-row").forEach((row) => {
+    const r = row.querySelectorAll("canvas")[1].getBoundingClientRect();
+    const sx = r.right - base.left, sy = r.top - base.top + r.height / 2;
+    const mx = (sx + tx) / 2;
+    const path = document.createElementNS(NS, "path");
+    path.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
+    svg.appendChild(path);
+  });
+  wrap.prepend(svg);
 }
 
 function convFormula(d, ctx) {
@@ -120,11 +143,11 @@ function convFormula(d, ctx) {
       el("span", "op", `Σ = <span class="num" data-k="channel-sum" data-value="${pc.sum}">${fmt(pc.sum, 4)}</span>`),
     );
     numbers.appendChild(row);
-    const terms = pos.channels.length === pos.total_channels
-      ? pos.channels.map((p) => fmt(p.sum, 3)).join(" + ") : `${pos.total_channels} channel sums`;
+    const sums = pos.channel_sums;
+    const terms = sums && sums.length <= 12 ? sums.map((v) => fmt(v, 3)).join(" + ") : `(${pos.total_channels} channel sums)`;
     numbers.appendChild(formulaBox(
       `output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = ` +
-      `${pos.total_channels <= 12 ? terms : `(${pos.total_channels} channel sums)`} + ${fmt(pos.bias ?? 0, 4)} = ` +
+      `${terms} + ${fmt(pos.bias ?? 0, 4)} = ` +
       `<b>${num(pos.total, 5)}</b> + ${fmt(pos.bias ?? 0, 4)} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
       `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
     numbers.appendChild(el("div", "note",

@@ -94,6 +94,7 @@ export class Overview {
 
   pageSize(layer) {
     if (layer.shape.length !== 3) return STRIP_PAGE;
+    if (layer.shape[0] <= 12) return layer.shape[0];
     const px = this.mapPx(layer);
     return Math.max(4, Math.min(16, Math.floor(540 / (px + 5))));
   }
@@ -195,7 +196,10 @@ export class Overview {
         maps.appendChild(cv);
       }
       const [lo, hi] = rangeFor(trace, layer, mode === "unit" ? "layer" : mode);
-      el.querySelector(".col-legend").replaceChildren(legend(scaleFor(layer, 0, inputChannels), lo, hi, fmt));
+      const lg = legend(scaleFor(layer, 0, inputChannels), lo, hi, fmt);
+      if (mode === "unit" && n > 1) lg.title = "unit mode: each map uses its own range; the ends show the layer's";
+      lg.dataset.mode = mode;
+      el.querySelector(".col-legend").replaceChildren(lg);
     } else {
       const n = page.data.length;
       const cell = Math.max(1, Math.min(10, Math.floor(320 / n)));

@@ -1,0 +1,88 @@
+"""Explorer latency in a real browser: navigation -> overview drawn, click -> detail view.
+
+    python benchmarks/bench_explorer.py [--models default efficientnet-lite0] [--repeats 3]
+
+For each model a fresh uvicorn server starts on 127.0.0.1 and is warmed the way
+``convscope serve`` warms it (model loaded, first sample traced). Then headless
+Chromium (/usr/bin/chromium) measures, per repeat:
+
+* first paint: ``page.goto`` until the page reports every visible column drawn
+  (``document.body.dataset.overview == 'ready'``), with a fresh browser context (no cache);
+* other image: clicking another sample until its overview is drawn (includes a new trace);
+* detail: clicking a conv neuron until its elastic + step-by-step views are drawn.
+
+Prints a table of medians (and the min..max range) in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "server"))
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TARGETS = {"default": 1000, "efficientnet-lite0": 3000}
+
+
+def measure(model: str, repeats: int, chromium: str) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    from convscope.server import create_app
+    from server_helpers import LiveServer
+
+    app = create_app([model])
+    app.state.registry.warm()
+    trace = app.state.registry.trace(model, "sample-0").trace
+    conv = next(r.name for r in trace.layers if r.kind == "conv")
+    times: dict[str, list[float]] = {"first paint": [], "other image": [], "detail": []}
+    with LiveServer(app) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        for _ in range(repeats):
+            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = ctx.new_page()
+            t0 = time.perf_counter()
+            page.goto(f"{server.url}/?model={model}&image=sample-0")
+            page.wait_for_function("document.body.dataset.overview === 'ready'", timeout=120_000)
+            times["first paint"].append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            page.click('.sample[data-image="sample-1"]')
+            page.wait_for_function("document.body.dataset.overview === 'ready' && "
+                                   "new URLSearchParams(location.search).get('image') === 'sample-1'", timeout=120_000)
+            times["other image"].append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            page.locator(f'canvas.neuron[data-layer="{conv}"]').first.click()
+            page.wait_for_function("document.body.dataset.detail === 'ready'", timeout=120_000)
+            times["detail"].append((time.perf_counter() - t0) * 1000)
+            ctx.close()
+            # a new image is traced again next time: forget the cached traces but keep the model
+            app.state.registry._traces.clear()
+            app.state.registry.warm()
+        browser.close()
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["default", "efficientnet-lite0"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    args = ap.parse_args(argv)
+    rows = []
+    for model in args.models:
+        t = measure(model, args.repeats, args.chromium)
+        rows.append((model, t))
+    print(f"\nexplorer latency, headless Chromium, median (min..max) of {args.repeats} runs, milliseconds")
+    print(f"{'model':<20}{'first paint':>22}{'other image':>22}{'click -> detail':>22}{'target (paint)':>16}")
+    for model, t in rows:
+        cells = [f"{statistics.median(v):.0f} ({min(v):.0f}..{max(v):.0f})" for v in t.values()]
+        target = TARGETS.get(model)
+        print(f"{model:<20}" + "".join(f"{c:>22}" for c in cells) + f"{(f'< {target}' if target else '-'):>16}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
