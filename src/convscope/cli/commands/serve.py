@@ -7,6 +7,8 @@ import sys
 import threading
 import webbrowser
 
+from ..common import add_device_argument, resolve_device
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -20,21 +22,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--trust", action="store_true",
+                   help="allow unpickling a full Python object from a model file (only for files you trust)")
+    add_device_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ...server import create_app
+    from ...models import load_model
+    from ...server import Registry, create_app
 
     specs = args.models or ["default"]
+    device = resolve_device(args.device)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"convscope serve: warning: binding {args.host} makes the explorer reachable from other machines",
               file=sys.stderr)
-    app = create_app(specs)
-    app.state.registry.entry(next(iter(app.state.registry.models))).model  # fail early on a bad spec
-    url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
+    app = create_app(registry=Registry(specs, loader=lambda spec: load_model(spec, trust=args.trust, device=device)))
+    app.state.registry.warm()  # fail early on a bad spec; the first page then draws at once
+    url = f"http://{'127.0.0.1' if args.host in ('127.0.0.1', 'localhost') else args.host}:{args.port}/"
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
     if args.open:
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()

@@ -1,0 +1,37 @@
+"""``convscope serve``: arguments, the 127.0.0.1 default, warming, and the printed address."""
+
+from __future__ import annotations
+
+import pytest
+
+from convscope.cli.main import main
+
+
+@pytest.fixture()
+def fake_uvicorn(monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    return calls
+
+
+def test_serve_binds_localhost_and_warms_the_first_model(fake_uvicorn, capsys):
+    assert main(["serve", "--model", "mnist-cnn", "--model", "tiny-vgg", "--port", "8123"]) == 0
+    app, kw = fake_uvicorn[0]
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123
+    reg = app.state.registry
+    assert list(reg.models) == ["mnist-cnn", "tiny-vgg"]
+    assert reg.entry("mnist-cnn").loaded and not reg.entry("tiny-vgg").loaded  # only the first, warmed
+    out = capsys.readouterr()
+    assert "open http://127.0.0.1:8123/" in out.out and "warning" not in out.err
+
+
+def test_serve_warns_on_other_addresses(fake_uvicorn, capsys):
+    assert main(["serve", "--model", "mnist-cnn", "--host", "0.0.0.0"]) == 0
+    assert "reachable from other machines" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_unknown_model(fake_uvicorn, capsys):
+    assert main(["serve", "--model", "no-such-net"]) == 2
+    assert "no-such-net" in capsys.readouterr().err and not fake_uvicorn
