@@ -8,7 +8,6 @@ with :mod:`convscope.render.report` as one self-contained HTML file or a PDF.
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +49,8 @@ def build_report(
     Returns (title, subtitle, sections, facts) where ``facts`` is a JSON-able record of
     what was computed and what was left out (for the CLI to print, or the explorer).
     """
+    if embedding and embedding not in METHODS:
+        raise ConvscopeError(f"unknown embedding {embedding!r}; choose one of {', '.join(METHODS)} or none")
     say = log or (lambda _m: None)
     data = dataset.conform(model.preprocessing)
     say(f"dataset pass over {len(data)} {split} images of {dataset.name}")
@@ -70,8 +71,6 @@ def build_report(
         _gradcam(model, data, result, facts),
     ]
     if embedding:
-        if embedding not in METHODS:
-            raise ConvscopeError(f"unknown embedding {embedding!r}; choose one of {', '.join(METHODS)} or none")
         say(f"{embedding} embedding of {len(result)} feature vectors ({result.features.shape[1]} dims)")
         sections.append(_embedding(result, embedding, seed, cache_dir, facts))
     title = f"convscope report: {model.name} on {dataset.name} ({split})"
@@ -115,10 +114,13 @@ def _model_summary(model: Model, facts: dict[str, Any]) -> Section:
     except ImportError:
         trace = None
     if trace is not None:
-        summary = trace(model, torch.zeros(1, *model.input_shape)).summary()
-        rich = getattr(summary, "_repr_html_", None)
-        body = rich() if callable(rich) else f"<pre>{html.escape(str(summary))}</pre>"
-        return Section("Model summary", html=body)
+        summary = trace(model, torch.zeros(1, *model.input_shape, device=model.device)).summary().to_dict()
+        rows = [[f"{r['name']} ({r['op']})", r["kind"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
+                for r in summary["rows"]]
+        totals = (f"{summary['total_params']:,} parameters ({summary['trainable_params']:,} trainable); "
+                  f"{summary['total_macs']:,} multiply-adds per image; traced via {summary['via']}.")
+        return Section("Model summary", paragraphs=[totals],
+                       table=Table(["layer (type)", "kind", "output shape", "parameters", "multiply-adds"], rows))
     facts["left_out"].append("model summary from convscope.trace (not installed): a hook-based layer table instead")
     rows = [[r["name"], r["kind"], "x".join(map(str, r["output_shape"])) if r["output_shape"] else "-",
              r["parameters"]] for r in layer_table(model)]

@@ -36,12 +36,13 @@ class Section:
     table: Table | None = None
     figures: list[tuple[Figure, str]] = field(default_factory=list)
     note: str = ""  # shown in italics, e.g. why a part is missing
-    html: str = ""  # extra ready-made, trusted HTML (e.g. a summary's own HTML rendering)
 
     @property
     def anchor(self) -> str:
         return "".join(ch if ch.isalnum() else "-" for ch in self.title.lower()).strip("-")
 
+
+ROWS_PER_PAGE = 40  # table rows on one PDF page
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}
@@ -87,7 +88,6 @@ def render_html(title: str, sections: Sequence[Section], subtitle: str = "", dpi
             parts.append(f'<p class="note">{html.escape(s.note)}</p>')
         if s.table is not None:
             parts.append(table_html(s.table))
-        parts.append(s.html)
         parts.extend(image_tag(fig, alt, dpi) for fig, alt in s.figures)
         parts.append("</section>")
     parts.append("</body></html>")
@@ -110,7 +110,9 @@ def write_pdf(path: str | Path, title: str, sections: Sequence[Section], subtitl
         pdf.savefig(cover)
         for s in sections:
             if s.table is not None:
-                pdf.savefig(table_figure(s.table.header, s.table.rows[:40], title=s.title), bbox_inches="tight")
+                for start in range(0, max(len(s.table.rows), 1), ROWS_PER_PAGE):
+                    page = table_figure(s.table.header, s.table.rows[start:start + ROWS_PER_PAGE], title=s.title)
+                    pdf.savefig(page, bbox_inches="tight")
             elif not s.figures and (s.paragraphs or s.note):
                 page = Figure(figsize=(8.27, 3))
                 page.text(0.05, 0.9, s.title, fontsize=14, weight="bold", va="top")
