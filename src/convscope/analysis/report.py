@@ -111,8 +111,8 @@ def _overview(model: Model, dataset: ImageDataset, split: str, stats: dict[str, 
 def _model_summary(model: Model, facts: dict[str, Any]) -> Section:
     try:
         from ..trace import trace  # lands with the trace issue
-    except ImportError:
-        trace = None
+    except ImportError as exc:
+        trace, why = None, str(exc)
     if trace is not None:
         summary = trace(model, torch.zeros(1, *model.input_shape, device=model.device)).summary().to_dict()
         rows = [[f"{r['name']} ({r['op']})", r["kind"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
@@ -121,7 +121,7 @@ def _model_summary(model: Model, facts: dict[str, Any]) -> Section:
                   f"{summary['total_macs']:,} multiply-adds per image; traced via {summary['via']}.")
         return Section("Model summary", paragraphs=[totals],
                        table=Table(["layer (type)", "kind", "output shape", "parameters", "multiply-adds"], rows))
-    facts["left_out"].append("model summary from convscope.trace (not installed): a hook-based layer table instead")
+    facts["left_out"].append(f"model summary from convscope.trace ({why}): a hook-based layer table instead")
     rows = [[r["name"], r["kind"], "x".join(map(str, r["output_shape"])) if r["output_shape"] else "-",
              r["parameters"]] for r in layer_table(model)]
     return Section("Model summary", table=Table(["layer", "kind", "output shape", "parameters"], rows),
@@ -190,10 +190,10 @@ def _activations(model: Model, data: ImageDataset, seed: int) -> Section:
 def _gradcam(model: Model, data: ImageDataset, result: DatasetPass, facts: dict[str, Any]) -> Section | None:
     try:
         from ..explain import attribute  # lands with the attribution issue
-    except ImportError:
-        facts["left_out"].append("Grad-CAM: convscope.explain is not available")
-        return Section("Grad-CAM", note="Left out: convscope.explain (attribution methods) is not available "
-                                        "in this installation.")
+    except ImportError as exc:
+        facts["left_out"].append(f"Grad-CAM: convscope.explain is not available ({exc})")
+        return Section("Grad-CAM", note=f"Left out: convscope.explain (attribution methods) is not available "
+                                        f"in this installation ({exc}).")
     rows = list(random_rows(len(data), 6, seed=1))
     x = model.preprocessing.normalize(data.images[rows])
     found = attribute(model, x.to(model.device), method="gradcam")

@@ -199,19 +199,23 @@ def activation_maps(maps: dict[str, np.ndarray], input_image: np.ndarray | None 
 
 
 def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], titles: Sequence[str],
-                     alpha: float = 0.5) -> Figure:
-    """Each image next to its heatmap (H, W, values in 0..1) blended over it (Grad-CAM style)."""
-    n = len(images)
-    fig = Figure(figsize=(2.0 * n, 2.3))
-    axes = np.atleast_1d(fig.subplots(1, max(n, 1), squeeze=False)).ravel()
-    for ax, img, heat, title in zip(axes, images, heatmaps, titles):
-        rgb = as_rgb(img).astype(np.float32)
-        heat_rgb = colorize(np.asarray(heat, np.float32), "heat", 0.0, 1.0).astype(np.float32)
-        ax.imshow(((1 - alpha) * rgb + alpha * heat_rgb).round().astype(np.uint8), interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout(pad=0.3)
-    return fig
+                     alpha: float = 0.5, cell: int = 96) -> Figure:
+    """Each image (top) above its heatmap (H, W, values in 0..1, 'heat' colours) blended over it."""
+    pad, top = 6, 16
+    pairs = []
+    for img, heat in zip(images, heatmaps):
+        rgb = _fit(img, cell).astype(np.float32)
+        heat_rgb = _fit(colorize(np.asarray(heat, np.float32), "heat", 0.0, 1.0), cell)[:, :rgb.shape[1]]
+        pairs.append((rgb.astype(np.uint8), ((1 - alpha) * rgb + alpha * heat_rgb).round().astype(np.uint8)))
+    cw = max([p[0].shape[1] for p in pairs] + [cell])
+    canvas = np.full((2 * cell + top + 3 * pad, len(pairs) * (cw + pad) + pad, 3), 255, np.uint8)
+    captions: list[Caption] = []
+    for k, ((plain, blended), title) in enumerate(zip(pairs, titles)):
+        x, y = pad + k * (cw + pad), pad + top
+        canvas[y:y + cell, x:x + plain.shape[1]] = plain
+        canvas[y + cell + pad:y + 2 * cell + pad, x:x + blended.shape[1]] = blended
+        captions.append((x + plain.shape[1] / 2, y - 2, title, "black", "center"))
+    return _canvas_figure(canvas, captions)
 
 
 def table_figure(header: Sequence[str] | None, rows: Sequence[Sequence[object]], title: str = "") -> Figure:

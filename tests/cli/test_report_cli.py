@@ -1,0 +1,89 @@
+"""``convscope report``: the file it writes opens offline in headless Chromium with every image drawn."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convscope.cli.main import main
+
+
+def _load_helper():
+    path = Path(__file__).resolve().parents[1] / "analysis" / "digits_run.py"
+    spec = importlib.util.spec_from_file_location("digits_run_helper", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny net: one thread is faster on a busy machine
+    try:
+        path, _ = _load_helper().train_digits_run(tmp_path_factory.mktemp("run"))
+    finally:
+        torch.set_num_threads(old)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory, checkpoint) -> Path:
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    code = main(["report", "--model", str(checkpoint), "--data", "digits", "--out", str(out), "--embedding", "tsne",
+                 "--cache-dir", str(out.parent / "cache"), "--device", "cpu", "-q"])
+    assert code == 0 and out.is_file()
+    return out
+
+
+@pytest.mark.browser
+def test_report_renders_offline_in_chromium(report_file, chromium_path, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report_file.as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    (tmp_path / "report.png").write_bytes(shot)
+    assert len(images) >= 7
+    assert all(complete and width > 0 for _alt, complete, width in images), images
+    assert {"Training curves", "Accuracy and confusion matrix", "True / Pred", "Misclassified examples",
+            "Embedding (t-SNE)"} <= set(headings)
+    external = [u for u in requests if not (u.startswith("data:") or u == report_file.as_uri())]
+    assert external == [], f"the report fetched {external}"
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
+    assert pixels.shape[0] > 3000 and pixels.std() > 20  # a long page with real content, not a blank
+
+
+def test_cli_prints_the_accuracy(report_file, capsys, checkpoint):
+    code = main(["report", "--model", str(checkpoint), "--data", "digits", "--out", str(report_file.with_suffix(".pdf")),
+                 "--embedding", "none", "--limit", "50", "--samples", "8",
+                 "--cache-dir", str(report_file.parent / "cache"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "accuracy" in out and "on 50 test images" in out
+    assert report_file.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nope"], "unknown dataset"),
+    (["--data", "digits", "--samples", "0"], "at least 1"),
+    (["--data", "digits", "--model", "missing.pt"], "no such model file"),
+])
+def test_cli_errors_are_one_line(args, message, capsys, tmp_path):
+    code = main(["report", "--model", "tiny-vgg", "--out", str(tmp_path / "r.html"), "-q", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
