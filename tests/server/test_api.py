@@ -86,7 +86,7 @@ def test_conv_detail_numbers_equal_pytorch(client, default_ref):
     w = conv.weight[c].detach()
     assert pos["value"] == pytest.approx(float((patch * w).sum() + conv.bias[c].detach()), abs=1e-5)
     assert pos["trace_value"] == pytest.approx(float(ref[name][0, c, y, x]), abs=1e-6)
-    assert pos["bias"] == pytest.approx(float(conv.bias[c]))
+    assert pos["bias"] == pytest.approx(float(conv.bias[c].detach()))
     for ch in pos["channels"]:
         i = ch["index"]
         np.testing.assert_allclose(ch["patch"], patch[i].numpy(), atol=1e-6)
@@ -263,3 +263,14 @@ def test_encoding_round_trip_and_alignment():
     header, back = decode_array(blob)
     assert header["layer"] == "x" and (4 + int.from_bytes(blob[:4], "little")) % 8 == 0
     np.testing.assert_array_equal(back, a)
+
+
+def test_upload_store_is_bounded_by_pixels():
+    from convscope.server.images import UploadStore
+
+    store = UploadStore(capacity=10, max_pixels=5000)
+    a = store.add(png(np.zeros((50, 50), np.uint8)))
+    b = store.add(png(np.full((50, 60), 9, np.uint8)))
+    with pytest.raises(Exception, match="unknown image"):
+        store.get(a)
+    assert store.get(b).size == (60, 50)

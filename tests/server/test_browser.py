@@ -84,6 +84,15 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     layers = [r for r in trace.layers if r.output is not None and r.output.dim() >= 2]
     assert page.locator(".column").count() == len(layers) + 1  # + the class scores
     page.screenshot(path=str(shots / "overview.png"))
+    # colour-range modes: 'global' gives every non-input layer the same legend, from the server's range
+    page.click('[data-mode="global"]')
+    page.wait_for_function("[...document.querySelectorAll('.col-legend .legend')].every(l => l.dataset.mode === 'global')")
+    ends = page.evaluate("[...document.querySelectorAll('.column:not(.kind-input) .col-legend .ends')].map(e => e.innerText)")
+    assert len(set(ends)) == 1
+    g = max(abs(float(r.output.min())) for r in layers[1:] if r.output.dim() == 4)
+    g = max(g, max(abs(float(r.output.max())) for r in layers[1:] if r.output.dim() == 4))
+    assert ends[0].split()[-1] == f"{float(f'{g:.3g}'):g}"
+    page.click('[data-mode="unit"]')
     # hovering a neuron shows its value and draws its connections
     conv = next(r for r in trace.layers if r.kind == "conv" and r.weight.shape[1] > 1)
     neuron = page.locator(f'canvas.neuron[data-layer="{conv.name}"][data-channel="3"]')

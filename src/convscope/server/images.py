@@ -127,10 +127,15 @@ def check_upload(data: bytes) -> None:
 
 
 class UploadStore:
-    """Decoded uploads by content hash, least recently used dropped first."""
+    """Decoded uploads by content hash, least recently used dropped first.
 
-    def __init__(self, capacity: int = 64) -> None:
+    Bounded by count and by total pixels, so a few very large photos cannot hold
+    gigabytes of memory.
+    """
+
+    def __init__(self, capacity: int = 64, max_pixels: int = 150_000_000) -> None:
         self.capacity = capacity
+        self.max_pixels = max_pixels
         self._items: OrderedDict[str, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -145,9 +150,12 @@ class UploadStore:
         pil = open_image(data)  # full decode: truncated data fails here with a clear message
         with self._lock:
             self._items[image_id] = pil
-            while len(self._items) > self.capacity:
+            while len(self._items) > 1 and (len(self._items) > self.capacity or self._pixels() > self.max_pixels):
                 self._items.popitem(last=False)
         return image_id
+
+    def _pixels(self) -> int:
+        return sum(im.width * im.height for im in self._items.values())
 
     def get(self, image_id: str) -> Image.Image:
         with self._lock:

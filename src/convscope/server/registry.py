@@ -100,7 +100,7 @@ class Registry:
     """The server's models (by name), uploads, and the LRU cache of traces."""
 
     def __init__(self, specs: Sequence[str], loader: Callable[[str], Model] | None = None,
-                 max_traces: int = 6, uploads: UploadStore | None = None) -> None:
+                 max_traces: int = 4, uploads: UploadStore | None = None) -> None:
         if not specs:
             raise ConvscopeError("the explorer needs at least one model")
         self._loader = loader or (lambda spec: load_model(spec))

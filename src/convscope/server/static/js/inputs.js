@@ -23,7 +23,8 @@ export async function upload(model, file) {
 
 /**
  * A drawing canvas (white ink on black, like MNIST). While drawing, the picture is
- * sent to the server at most once at a time; the latest stroke always gets sent.
+ * sent to the server at most once at a time (``onImage(blob, false)``: a live
+ * prediction); when the stroke ends it is sent once more as final (``onImage(blob, true)``).
  */
 export function drawingPad(canvas, onImage) {
   const ctx = canvas.getContext("2d");
@@ -32,15 +33,14 @@ export function drawingPad(canvas, onImage) {
     ctx.fillRect(0, 0, canvas.width, canvas.height);
   };
   clear();
-  let drawing = false, last = null, busy = false, dirty = false, touched = false;
-  const send = async () => {
-    if (busy) { dirty = true; return; }
+  let drawing = false, last = null, busy = false, pending = null, touched = false;
+  const send = async (final) => {
+    if (busy) { pending = pending === true ? true : final; return; }
     busy = true;
-    dirty = false;
     const blob = await new Promise((r) => canvas.toBlob(r, "image/png"));
-    try { await onImage(blob); } finally {
+    try { await onImage(blob, final); } finally {
       busy = false;
-      if (dirty) send();
+      if (pending !== null) { const f = pending; pending = null; send(f); }
     }
   };
   const point = (ev) => {
@@ -64,9 +64,9 @@ export function drawingPad(canvas, onImage) {
     ctx.lineTo(...p);
     ctx.stroke();
     last = p;
-    send();
+    send(false);
   });
-  const end = () => { if (drawing) { drawing = false; send(); } };
+  const end = () => { if (drawing) { drawing = false; send(true); } };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
   return { clear: () => { clear(); touched = false; }, touched: () => touched };

@@ -181,9 +181,15 @@ function wire() {
     const id = await upload(state.model, file);
     await selectImage(id);
   });
-  const pad = drawingPad($("draw"), (blob) => guarded(async () => {
+  const pad = drawingPad($("draw"), (blob, final) => guarded(async () => {
     const id = await upload(state.model, blob);
-    await selectImage(id);
+    if (final) return selectImage(id);
+    // live: only the prediction follows the pen; the whole overview redraws when the stroke ends
+    const t = await getJSON(api("/trace", { image: id }));
+    if (document.body.dataset.overview === "ready") {
+      state.trace = { ...state.trace, prediction: t.prediction };
+      showPrediction();
+    }
   }));
   $("draw-clear").onclick = () => pad.clear();
   $("btn-summary").onclick = () => guarded(async () => {

@@ -216,7 +216,9 @@ export class Overview {
         return { unit: u, value: page.data[u] };
       });
       maps.appendChild(cv);
-      el.querySelector(".col-legend").replaceChildren(legend("diverging", lo, hi, fmt));
+      const lg = legend("diverging", lo, hi, fmt);
+      lg.dataset.mode = mode;
+      el.querySelector(".col-legend").replaceChildren(lg);
     }
   }
 
