@@ -1,0 +1,30 @@
+"""What a unit of a CNN looks for: activation maximisation, kernels, top dataset examples.
+
+>>> import convscope as cs
+>>> from convscope import features
+>>> model = cs.load_model("default")
+>>> vis = features.visualize(model, "conv_2_2", units=range(10), steps=128)   # vis.images: uint8
+>>> k = features.kernels(model, "conv_1_1")                                  # arrays + value scale
+>>> top = features.top_examples(model, cs.load_splits("mnist").val, "conv_2_2", k=9)
+
+Long calls take ``progress(done, total)`` and ``cancel() -> bool`` callbacks; results are
+arrays, and :class:`FeatureCache` keeps pictures on disk per model, layer, unit and settings.
+Drawing lives in :mod:`convscope.render.features`.
+"""
+
+from .cache import FeatureCache, cached_visualize, model_fingerprint
+from .examples import TopExamples, example_images, merge, top_examples
+from .kernels import Kernels, kernels
+from .layers import resolve_layer
+from .objectives import OBJECTIVES
+from .optimize import FeatureVis, visualize
+from .params import PARAMETERISATIONS, ImageParam
+from .progress import Cancelled
+from .receptive import ReceptiveField, receptive_field
+from .transforms import Transforms
+
+__all__ = [
+    "Cancelled", "FeatureCache", "FeatureVis", "ImageParam", "Kernels", "OBJECTIVES", "PARAMETERISATIONS",
+    "ReceptiveField", "TopExamples", "Transforms", "cached_visualize", "example_images", "kernels", "merge",
+    "model_fingerprint", "receptive_field", "resolve_layer", "top_examples", "visualize",
+]

@@ -1,0 +1,83 @@
+"""Redirected ReLU gradients, so that activation maximisation can leave a dead start.
+
+Starting from a grey image many ReLU units are off, and a unit that is off everywhere
+has a zero gradient: plain gradient ascent never moves. Lucid's remedy (used for its
+InceptionV1 renders) is kept here: during the optimisation every ``nn.ReLU`` /
+``nn.ReLU6`` module's backward is replaced, per image ``b`` of the batch, by
+
+    g_relu = g * [0 < x < upper]                                 (the true gradient)
+    g_redir = g, except 0 where (x <= 0 and g > 0) or (x >= upper and g < 0)
+    grad_b = g_relu_b  if ||g_relu_b|| > 0  else  g_redir_b
+
+(``g`` is the gradient of the loss being minimised): when the true gradient of an
+image vanishes, the gradient may still flow through an inactive unit, but only in the
+direction that would switch it on. Forward values are unchanged. It is installed by
+forward hooks that act only on the installing thread, removed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+class _RedirectedReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, upper: float | None) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0, upper) if upper is not None else x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        upper = ctx.upper
+        inside = x > 0
+        blocked = (x <= 0) & (g > 0)
+        if upper is not None:
+            inside = inside & (x < upper)
+            blocked = blocked | ((x >= upper) & (g < 0))
+        relu_grad = g * inside
+        redirected = g.masked_fill(blocked, 0.0)
+        alive = relu_grad.flatten(1).abs().sum(1) > 0
+        shape = (-1,) + (1,) * (g.dim() - 1)
+        return torch.where(alive.view(shape), relu_grad, redirected), None
+
+
+def _upper(module: nn.Module) -> float | None:
+    if isinstance(module, nn.ReLU6):
+        return 6.0
+    return None
+
+
+@contextmanager
+def redirected_relu(net: nn.Module) -> Iterator[None]:
+    """Redirect the gradients of all ``nn.ReLU`` / ``nn.ReLU6`` modules of ``net`` in the block."""
+    owner = threading.get_ident()
+    handles = []
+    stash: dict[int, list[torch.Tensor]] = {}
+
+    def pre_hook(module: nn.Module, inputs: tuple) -> None:
+        if threading.get_ident() == owner and torch.is_grad_enabled():
+            x = inputs[0]
+            stash.setdefault(id(module), []).append(x.clone() if getattr(module, "inplace", False) else x)
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        pending = stash.get(id(module))
+        if threading.get_ident() != owner or not pending:
+            return None
+        return _RedirectedReLU.apply(pending.pop(), _upper(module))
+
+    try:
+        for m in net.modules():
+            if isinstance(m, (nn.ReLU, nn.ReLU6)):
+                handles.append(m.register_forward_pre_hook(pre_hook))
+                handles.append(m.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
