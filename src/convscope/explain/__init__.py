@@ -21,7 +21,10 @@ from .base import METHODS, Attribution, Method, Progress, get_method, method_inf
 from .cam import CAM, CAMMethod, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from .gradient import (GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients, Saliency,
                        SmoothGrad)
+from .metrics import ConfidenceChange, Curve, confidence_change, deletion, insertion
 from .occlusion import Occlusion
+from .sanity import SanityReport, sanity_check
+from .similarity import spearman, ssim
 from .targets import TargetSpec
 
 
@@ -39,5 +42,6 @@ __all__ = [
     "Attribution", "CAM", "CAMMethod", "EigenCAM", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
     "GuidedGradCAM", "HiResCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "METHODS", "Method",
     "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "XGradCAM", "attribute", "get_method", "method_info",
-    "method_names",
+    "method_names", "Curve", "ConfidenceChange", "confidence_change", "deletion", "insertion", "SanityReport",
+    "sanity_check", "spearman", "ssim",
 ]

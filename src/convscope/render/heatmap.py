@@ -1,0 +1,141 @@
+"""Heatmaps over images, the side-by-side methods figure and the sanity-check figure.
+
+Pure functions from NumPy arrays to uint8 RGB pictures: nothing here runs a model.
+Non-negative maps use the 'heat' scale from 0 to their maximum; signed maps the
+diverging red-blue scale centred on zero (white = 0), so a negative attribution never
+looks like a weak positive one.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .colormap import colorize
+from .grid import as_rgb
+
+
+def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Float map (h, w) -> (H, W) bilinearly; no-op when the size already matches."""
+    v = np.asarray(values, dtype=np.float32)
+    if v.shape == tuple(size):
+        return v
+    return np.asarray(Image.fromarray(v, mode="F").resize((size[1], size[0]), Image.BILINEAR))
+
+
+def heatmap_rgb(values: np.ndarray, scale: str | None = None) -> np.ndarray:
+    """A map (H, W) -> uint8 RGB: 'heat' from 0 to max when it has no negatives, else 'diverging'."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if scale is None:
+        scale = "diverging" if v.min() < 0 else "heat"
+    if scale == "diverging":
+        return colorize(v, "diverging")
+    return colorize(v, scale, vmin=0.0 if v.min() >= 0 else None, vmax=None)
+
+
+def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None) -> np.ndarray:
+    """Blend the coloured map over ``image`` (uint8 (H, W[, C])); the map is resized to the image."""
+    img = as_rgb(image).astype(np.float32)
+    heat = heatmap_rgb(_resize(values, img.shape[:2]), scale).astype(np.float32)
+    return np.clip((1 - alpha) * img + alpha * heat, 0, 255).round().astype(np.uint8)
+
+
+def _figure_array(fig) -> np.ndarray:
+    fig.canvas.draw()
+    arr = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return arr
+
+
+def _new_figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=(width, height), dpi=100)
+
+
+def methods_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str = "",
+                   notes: dict[str, str] | None = None, alpha: float = 0.5) -> np.ndarray:
+    """The input and one overlay per method side by side, titled; ``notes`` go under each panel."""
+    notes = notes or {}
+    n = len(maps) + 1
+    fig = _new_figure(2.4 * n, 2.9)
+    panels = [("input", as_rgb(image))] + [(k, overlay(image, v, alpha)) for k, v in maps.items()]
+    for i, (name, pic) in enumerate(panels):
+        ax = fig.add_subplot(1, n, i + 1)
+        ax.imshow(pic)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if name in notes:
+            ax.set_xlabel(notes[name], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _figure_array(fig)
+
+
+def sanity_figure(image: np.ndarray, steps: Sequence[str], maps: dict[str, np.ndarray],
+                  spearman: dict[str, np.ndarray], ssim: dict[str, np.ndarray],
+                  max_columns: int = 8) -> np.ndarray:
+    """Cascading randomisation at a glance.
+
+    Top: per method (rows) the map on the original model and after a spread of
+    randomisation steps (columns, at most ``max_columns``). Bottom: Spearman and SSIM
+    against the original, per method, over all steps. ``maps[m]`` is (steps + 1, H, W),
+    ``spearman[m]`` / ``ssim[m]`` are (steps + 1,).
+    """
+    methods = list(maps)
+    total = len(steps) + 1
+    cols = sorted(set(np.linspace(0, total - 1, min(max_columns, total)).round().astype(int).tolist()))
+    labels = ["original"] + [f"to {s}" for s in steps]
+    nrows = len(methods) + 1
+    fig = _new_figure(1.7 * (len(cols) + 1), 1.8 * len(methods) + 3.2)
+    grid = fig.add_gridspec(nrows, len(cols) + 1, height_ratios=[1] * len(methods) + [1.7])
+    for r, m in enumerate(methods):
+        ax = fig.add_subplot(grid[r, 0])
+        ax.imshow(as_rgb(image))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(m, fontsize=9)
+        for c, step in enumerate(cols):
+            ax = fig.add_subplot(grid[r, c + 1])
+            ax.imshow(heatmap_rgb(np.abs(maps[m][step])))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[step], fontsize=7)
+    half = (len(cols) + 1) // 2
+    for k, (label, values) in enumerate([("Spearman rank correlation (|map|)", spearman), ("SSIM", ssim)]):
+        ax = fig.add_subplot(grid[nrows - 1, k * half:(k + 1) * half if k == 0 else len(cols) + 1])
+        for m in methods:
+            ax.plot(range(total), np.asarray(values[m], dtype=float), marker="o", ms=3, label=m)
+        ax.set_xticks(range(total))
+        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+        ax.set_ylim(-0.2, 1.05)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("Sanity check: cascading randomisation from the output (Adebayo et al. 2018)", fontsize=10)
+    fig.tight_layout()
+    return _figure_array(fig)
+
+
+def curves_figure(fractions: np.ndarray, curves: dict[str, np.ndarray], title: str) -> np.ndarray:
+    """Deletion or insertion curves of several methods on one plot (probability vs fraction)."""
+    fig = _new_figure(4.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, values in curves.items():
+        ax.plot(np.asarray(fractions), np.asarray(values), label=name)
+    ax.set_xlabel("fraction of pixels")
+    ax.set_ylabel("class probability")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _figure_array(fig)
