@@ -316,3 +316,50 @@ def test_cs_trace_is_callable_when_the_package_was_imported_first():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "conv_1_1"
+
+
+def test_compiled_runner_gives_the_same_records_as_the_interpreter():
+    from convscope.trace import fx_trace
+
+    torch.manual_seed(0)
+    net = resnet18_shaped(num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    first = trace(net, x)  # a new graph runs on the interpreter, which checks for in-place surprises
+    plan = fx_trace._CACHE[net][1]
+    assert plan.safe is True and plan.compiled is None
+    second = trace(net, x)  # then on the compiled graph
+    assert plan.compiled is not None
+    assert first.names == second.names and [r.inputs for r in first] == [r.inputs for r in second]
+    for a, b in zip(first.layers, second.layers):
+        assert (a.kind, a.op, a.params.keys(), a.param_count) == (b.kind, b.op, b.params.keys(), b.param_count)
+        torch.testing.assert_close(a.output, b.output, rtol=0, atol=0)
+        assert len(a.inputs_tensors) == len(b.inputs_tensors)
+        for ta, tb in zip(a.inputs_tensors, b.inputs_tensors):
+            torch.testing.assert_close(ta, tb, rtol=0, atol=0)
+    assert (second["layer2.1.bn1"].output < 0).any()  # the in-place ReLU's snapshot on the compiled path
+
+
+def test_an_unannounced_in_place_change_is_caught_and_records_stay_true():
+    from convscope.trace import fx_trace
+
+    class Sneaky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            torch.ops.aten.relu_.default(y)  # in place, under a name that does not say so
+            return y * 1
+
+    torch.manual_seed(0)
+    net = Sneaky()
+    x = torch.randn(1, 1, 4, 4)
+    for _ in range(2):
+        t = trace(net, x)
+        assert fx_trace._CACHE[net][1].safe is False
+        with torch.no_grad():
+            expected_conv = net.conv(x)
+        torch.testing.assert_close(t["conv"].output, expected_conv, rtol=0, atol=0)
+        assert (t["conv"].output < 0).any()
+        torch.testing.assert_close(t.output, net(x).detach())

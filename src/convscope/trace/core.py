@@ -20,7 +20,8 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound
 from ..models.model import Model, as_model
-from .fx_trace import graph_plan, run_fx
+from .fx_run import run_fx
+from .fx_trace import graph_plan
 from .hooks import run_hooks
 from .records import LayerRecord
 
@@ -151,14 +152,17 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
     m = as_model(model)
     batch = _batch(m, x, bare=not isinstance(model, Model))
     net = m.net
-    was_training = {mod: mod.training for mod in net.modules()}
+    modules = list(net.modules())
+    modes = [mod.training for mod in modules]
     try:
-        net.train(train)
+        if any(mode != train for mode in modes):
+            net.train(train)
         with torch.set_grad_enabled(grad):
-            recorder, output, via, fx_error = _run(net, batch, method, cache)
+            recorder, output, via, fx_error = _run(net, batch, method, cache, modules)
     finally:
-        for mod, mode in was_training.items():
-            mod.training = mode
+        for mod, mode in zip(modules, modes):
+            if mod.training != mode:
+                mod.training = mode
     return Trace(m, recorder.records, output, via, fx_error)
 
 
@@ -177,11 +181,11 @@ def _batch(m: Model, x: Any, bare: bool) -> torch.Tensor:
     return m.batch(x)
 
 
-def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool):
+def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool, modules: list[nn.Module]):
     fx_error = None
     if method in ("auto", "fx"):
         try:
-            plan = graph_plan(net, cache=cache)
+            plan = graph_plan(net, cache=cache, modules=modules)
         except Exception as exc:  # fx cannot trace this forward: fall back to hooks
             fx_error = _one_line(exc)
             if method == "fx":

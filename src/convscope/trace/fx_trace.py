@@ -1,28 +1,28 @@
-"""Tracing with torch.fx: the graph of the forward pass, functional ops included.
+"""The torch.fx graph of a model and how each of its nodes will be recorded.
 
-``symbolic_trace`` turns ``forward`` into a graph once per model (cached); each trace
-then runs that graph with an :class:`fx.Interpreter` over the *original* module (so
-current weights are always used) and records every node that produces a tensor.
+``symbolic_trace`` (with :class:`LayerTracer`) turns ``forward`` into a graph once per
+model; the graph and its naming plan are cached per module and rebuilt when a
+submodule or parameter is replaced or the train/eval mode flips (pass ``cache=False``
+to :func:`convscope.trace` after changing a layer's hyper-parameters in place).
 
 Leaves are torch.nn's own layers and subclasses that keep torch.nn's ``forward``;
 a subclass with its own ``forward`` (EfficientNet's ``Conv2dStaticSamePadding``:
 a ``ZeroPad2d`` then ``F.conv2d``) is traced through, so its padding and its
 convolution become two records and each one's arithmetic is exact. A functional op
 that uses a module's weight is named after that module (``_conv_stem``), other
-functional ops keep the fx node name (``add_3``, ``flatten``).
+functional ops keep the fx node name (``add_3``, ``flatten``); the second call of a
+shared module is ``name#2``.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
-import torch
 from torch import fx, nn
 
-from .kinds import Classified, classify_function, classify_module, is_inplace_call
-from .recorder import Recorder
+from .kinds import Classified, is_inplace_call
 
 CALL_OPS = ("call_module", "call_function", "call_method")
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -49,28 +49,44 @@ class NodePlan:
 
     name: str
     owner: str | None  # module whose parameters the node uses
+    module: nn.Module | None  # the called module, or the owner of a functional op's weight
     first_call: bool
-    inplace: bool
-    recurse: bool  # count the owner's parameters recursively (leaf module) or its own only
+    inplace: bool  # overwrites its first argument
+    param_count: int  # parameters the record owns (0 on repeat calls)
 
 
 @dataclass
 class GraphPlan:
+    """A traced graph, its per-node plan, and what the runners learn about it."""
+
     graph: fx.Graph
     nodes: dict[fx.Node, NodePlan]
+    safe: bool | None = None  # no unannounced in-place op seen (None: not checked yet)
+    compiled: Any = None  # the recording GraphModule (built by fx_run on first use)
+    classified: dict[tuple, dict[fx.Node, Classified]] = field(default_factory=dict)
+
+    def classified_for(self, key: tuple) -> dict[fx.Node, Classified]:
+        """Layer descriptions depend on the input shape (adaptive pools): cached per shape."""
+        if key not in self.classified and len(self.classified) >= 8:
+            self.classified.pop(next(iter(self.classified)))
+        return self.classified.setdefault(key, {})
 
 
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, GraphPlan | Exception]]" = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(net: nn.Module) -> tuple:
-    """Changes when a submodule is replaced or the train/eval mode flips."""
-    return (net.training, tuple(id(m) for m in net.modules()))
+def fingerprint(modules: Sequence[nn.Module]) -> tuple:
+    """Changes when a submodule or a parameter is replaced or the root's mode flips."""
+    ids: list[int] = []
+    for m in modules:
+        ids.append(id(m))
+        ids.extend(id(p) for p in m._parameters.values())
+    return (modules[0].training, tuple(ids))
 
 
-def graph_plan(net: nn.Module, cache: bool = True) -> GraphPlan:
-    """The fx graph of ``net`` and its naming plan; raises what fx raised when it cannot trace."""
-    key = _fingerprint(net)
+def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] | None = None) -> GraphPlan:
+    """The fx graph of ``net`` and its plan; raises what fx raised when it cannot trace."""
+    key = fingerprint(modules if modules is not None else list(net.modules()))
     hit = _CACHE.get(net) if cache else None
     if hit is not None and hit[0] == key:
         if isinstance(hit[1], Exception):
@@ -92,8 +108,7 @@ def _param_owner(node: fx.Node) -> str | None:
     """Qualified name of the module whose ``weight`` this functional node reads."""
     for arg in node.all_input_nodes:
         if arg.op == "get_attr" and str(arg.target).split(".")[-1] == "weight":
-            owner = str(arg.target).rpartition(".")[0]
-            return owner or None
+            return str(arg.target).rpartition(".")[0] or None
     return None
 
 
@@ -105,80 +120,17 @@ def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
             continue
         if node.op == "call_module":
             owner = str(node.target)
+            module = net.get_submodule(owner)
             name, recurse = owner, True
-            inplace = is_inplace_call(None, {}, net.get_submodule(owner))
+            inplace = is_inplace_call(None, {}, module)
         else:
             owner = _param_owner(node)
+            module = net.get_submodule(owner) if owner else None
             name, recurse = owner or node.name, False
             inplace = is_inplace_call(node.target, node.kwargs)
-        plans[node] = NodePlan(name, owner, owner not in seen if owner else True, inplace, recurse)
+        first = owner not in seen if owner else True
+        count = sum(p.numel() for p in module.parameters(recurse=recurse)) if module is not None and first else 0
+        plans[node] = NodePlan(name, owner, module, first, inplace, count)
         if owner:
             seen.add(owner)
     return plans
-
-
-def _owned_params(module: nn.Module | None, recurse: bool) -> int:
-    return sum(p.numel() for p in module.parameters(recurse=recurse)) if module is not None else 0
-
-
-class RecordingInterpreter(fx.Interpreter):
-    """Runs the graph over the original module and records each tensor-valued node."""
-
-    def __init__(self, net: nn.Module, plan: GraphPlan, recorder: Recorder) -> None:
-        super().__init__(net, graph=plan.graph)
-        self.plan = plan
-        self.recorder = recorder
-        self.sources: dict[fx.Node, list[str]] = {}
-
-    def run_node(self, n: fx.Node) -> Any:
-        if n.op == "placeholder":
-            out = super().run_node(n)
-            if isinstance(out, torch.Tensor) and "input" not in self.recorder.names:
-                self.recorder.add("input", Classified("input", "input", {}), [], [], out, node=n.name)
-                self.sources[n] = ["input"]
-            return out
-        if n.op not in CALL_OPS:
-            self.sources[n] = []
-            return super().run_node(n)
-        plan = self.plan.nodes[n]
-        args, kwargs = self.fetch_args_kwargs_from_env(n)
-        snapshot = self.recorder.before_inplace(args[0]) if plan.inplace and args else None
-        out = getattr(self, n.op)(n.target, args, kwargs)
-        inputs = _union(self.sources.get(a, []) for a in n.all_input_nodes)
-        if not isinstance(out, torch.Tensor):
-            self.sources[n] = inputs
-            return out
-        tensors = [self.env[a] for a in n.all_input_nodes
-                   if a.op != "get_attr" and isinstance(self.env.get(a), torch.Tensor)]
-        if snapshot is not None and tensors and tensors[0] is args[0]:
-            tensors[0] = snapshot
-        if n.op == "call_module":
-            module = self.module.get_submodule(n.target)
-            info = classify_module(module, args, out)
-        else:
-            module = self.module.get_submodule(plan.owner) if plan.owner else None
-            info = classify_function(n.target, args, kwargs, out, is_method=n.op == "call_method")
-        count = _owned_params(module, plan.recurse) if plan.first_call else 0
-        rec = self.recorder.add(plan.name, info, inputs, tensors, out, module=module, node=n.name,
-                                owner=plan.owner, first_call=plan.first_call)
-        rec.param_count = count
-        self.sources[n] = [rec.name]
-        return out
-
-
-def _union(lists) -> list[str]:
-    seen: dict[str, None] = {}
-    for names in lists:
-        for name in names:
-            seen.setdefault(name, None)
-    return list(seen)
-
-
-def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan) -> tuple[Recorder, Any]:
-    """Run the traced graph on ``x``; returns the records and the model's output."""
-    recorder = Recorder("fx")
-    out = RecordingInterpreter(net, plan, recorder).run(x)
-    if recorder.unannounced_inplace():
-        recorder = Recorder("fx", clone_all=True)
-        out = RecordingInterpreter(net, plan, recorder).run(x)
-    return recorder, out

@@ -46,7 +46,7 @@ class Recorder:
         self.names.add(name)
         stored_inputs = [self._stored(t) for t in tensors]
         stored_output = output.detach().clone() if self.clone_all else output
-        rec = LayerRecord(name=name, kind=info.kind, op=info.op, params=info.params, inputs=inputs,
+        rec = LayerRecord(name=name, kind=info.kind, op=info.op, params=dict(info.params), inputs=inputs,
                           inputs_tensors=stored_inputs, output=stored_output, weight=info.weight,
                           bias=info.bias, module=module, via=self.via, node=node, owner=owner,
                           first_call=first_call)
@@ -75,13 +75,18 @@ class Recorder:
         """The record whose output is this very tensor object, if any."""
         return self._producer.get(id(t)) if isinstance(t, torch.Tensor) else None
 
-    def before_inplace(self, t: Any) -> torch.Tensor | None:
-        """``t`` is about to be overwritten: records keep (and the caller gets) a clone of its value."""
+    def before_inplace(self, t: Any, snapshot: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``t`` is about to be overwritten: records keep (and the caller gets) a clone of its value.
+
+        ``snapshot`` is that clone when the caller already took it (the compiled runner
+        takes it inside the graph, right before the op).
+        """
         if not isinstance(t, torch.Tensor):
             return None
         holders = self._holders.pop(id(t), None) or []
         self._seen.pop(id(t), None)
-        snapshot = t.detach().clone()  # also the in-place op's own recorded input
+        if snapshot is None:
+            snapshot = t.detach().clone()  # also the in-place op's own recorded input
         for rec, slot in holders:
             if slot < 0:
                 rec.output = snapshot
