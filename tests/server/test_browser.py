@@ -219,6 +219,14 @@ def test_efficientnet_overview_is_navigable(live, browser, shots):
     assert page.locator("svg.edges path.arc").count() >= 9  # residual additions
     assert page.locator("#draw-box").is_hidden()
     page.screenshot(path=str(shots / "efficientnet.png"))
+    # folding blocks: each MBConv block shows only its output column, edges follow
+    page.click("#btn-fold")
+    shown = page.evaluate("[...document.querySelectorAll('.column')].filter(c => c.offsetParent).length")
+    assert shown == page.locator(".column").count() - sum(
+        page.locator(".group").nth(i).locator(".column").count() - 1 for i in range(page.locator(".group").count()))
+    page.wait_for_function("document.body.dataset.overview === 'ready'")
+    page.screenshot(path=str(shots / "efficientnet-folded.png"))
+    page.click("#btn-fold")
     # channel paging, and lazy loading further right
     col = page.locator('.column[data-layer="_conv_stem"]')
     first = col.locator("canvas.neuron").first.get_attribute("data-channel")

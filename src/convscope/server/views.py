@@ -64,6 +64,24 @@ def group_of(rec, by_name: dict[str, Any], groups: dict[str, str | None]) -> str
     return parts[0]
 
 
+def tidy_groups(layers: list[dict[str, Any]]) -> None:
+    """A module that has sub-layers joins their block (``_conv_stem`` with ``_conv_stem.static_padding``);
+    a block of one column is no block."""
+    names = {l["group"] for l in layers if l["group"]}
+    for i, l in enumerate(layers):
+        if l["group"] is None and l["name"] in names:
+            near = [layers[j]["group"] for j in (i - 1, i + 1) if 0 <= j < len(layers)]
+            if l["name"] in near:
+                l["group"] = l["name"]
+    count: dict[str, int] = {}
+    for l in layers:
+        if l["group"]:
+            count[l["group"]] = count.get(l["group"], 0) + 1
+    for l in layers:
+        if l["group"] and count[l["group"]] < 2:
+            l["group"] = None
+
+
 def feeding_inputs(rec, by_name: dict[str, Any]) -> list[str]:
     """The records whose outputs this record actually consumed as tensors.
 
@@ -143,6 +161,7 @@ def trace_json(te: TraceEntry) -> dict[str, Any]:
     shown = {l["name"] for l in layers}
     for l in layers:
         l["inputs"] = [n for n in l["inputs"] if n in shown]
+    tidy_groups(layers)
     return {"model": te.model_name, "image": te.image_id, "via": t.via, "layers": layers,
             "global": {"min": float(gmin), "max": float(gmax)} if np.isfinite(gmin) else None,
             "prediction": prediction_json(te)}

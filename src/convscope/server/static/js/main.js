@@ -50,6 +50,8 @@ async function selectModel(name, image = null) {
   $("model-note").innerHTML = `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
     `${info.parameters.toLocaleString()} parameters${info.untrained ? ' · <span class="warn">untrained</span>' : ""}`;
   $("draw-box").hidden = info.channels !== 1;
+  state.folded = false;
+  $("btn-fold").textContent = "fold blocks";
   $("summary").hidden = true;
   $("playground").hidden = true;
   closeDetail();
@@ -78,6 +80,8 @@ async function refresh() {
     inputChannels: state.info.channels, onSelect: select, onHover: tooltip,
   });
   state.overview.render();
+  $("btn-fold").hidden = !state.trace.layers.some((l) => l.group);
+  if (state.folded) state.overview.foldAll(true);
   await state.overview.drawVisible();
   document.body.dataset.overview = "ready";
   window.__convscope = { ...(window.__convscope || {}), overviewMs: performance.now() - t0 };
@@ -196,6 +200,12 @@ function wire() {
     if (!$("summary").hidden) { $("summary").hidden = true; return; }
     await showSummary();
   });
+  $("btn-fold").onclick = () => {
+    if (!state.overview) return;
+    state.folded = !state.folded;
+    state.overview.foldAll(state.folded);
+    $("btn-fold").textContent = state.folded ? "unfold blocks" : "fold blocks";
+  };
   $("btn-playground").onclick = () => guarded(() => openPlayground(state.selected?.[0], state.selected?.[1]));
   window.addEventListener("error", (e) => message(`page error: ${e.message}`));
   window.addEventListener("unhandledrejection", (e) => message(e.reason?.message || String(e.reason)));

@@ -40,6 +40,15 @@ export function feeding(layer, c, inputLayers) {
   });
 }
 
+/** The name inside its block (the block's label is shown above), shortened in the middle. */
+export function shortName(layer, max = 18) {
+  let n = layer.name;
+  if (layer.group && n.startsWith(layer.group + ".")) n = n.slice(layer.group.length + 1);
+  if (n.length <= max) return n;
+  const keep = max - 1;
+  return n.slice(0, Math.ceil(keep / 2)) + "…" + n.slice(n.length - Math.floor(keep / 2));
+}
+
 export class Overview {
   constructor(root, ctx) {
     this.root = root;   // the scrolling element
@@ -69,7 +78,10 @@ export class Overview {
         if (layer.group) {
           box = document.createElement("div");
           box.className = "group";
-          box.innerHTML = `<div class="group-label" title="${layer.group}">${layer.group}</div><div class="group-cols"></div>`;
+          box.innerHTML = `<button class="group-label" title="${layer.group}: click to fold or unfold this block">${layer.group}</button><div class="group-cols"></div>`;
+          box.dataset.group = layer.group;
+          const g = box;
+          box.querySelector(".group-label").onclick = () => this.fold(g, !g.classList.contains("folded"));
           row.appendChild(box);
           group = { name: layer.group, el: box };
           box = box.querySelector(".group-cols");
@@ -86,6 +98,26 @@ export class Overview {
     }, { root: this.root, rootMargin: "0px 400px 0px 400px" });
     for (const el of this.cols.values()) this.observer.observe(el);
     requestAnimationFrame(() => this.drawArcs());
+  }
+
+  /** Fold a block to its last layer (or unfold it); edges are redrawn to the visible columns. */
+  fold(groupEl, folded) {
+    groupEl.classList.toggle("folded", folded);
+    this.drawArcs();
+    if (!folded) this.drawVisible();
+  }
+
+  foldAll(folded) {
+    this.wrap.querySelectorAll(".group").forEach((g) => g.classList.toggle("folded", folded));
+    this.drawArcs();
+    this.drawVisible();
+  }
+
+  /** The column standing for a layer on screen: itself, or its folded block's last column. */
+  shownColumn(name) {
+    const col = this.cols.get(name);
+    const g = col && col.closest(".group.folded");
+    return g ? g.querySelector(".group-cols > .column:last-child") : col;
   }
 
   destroy() {
@@ -109,7 +141,7 @@ export class Overview {
     el.className = `column kind-${layer.kind}`;
     el.dataset.layer = layer.name;
     const shape = layer.shape.join("×");
-    const short = layer.name.length > 18 ? "…" + layer.name.slice(-17) : layer.name;
+    const short = shortName(layer);
     el.innerHTML = `<div class="col-head" title="${layer.name} (${layer.op})">
         <div class="col-name">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
       <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`;
@@ -289,6 +321,7 @@ export class Overview {
 
   /** Residual and concatenation edges: arcs over the columns for inputs that are not the previous column. */
   drawArcs() {
+    this.svg.querySelectorAll(".arc").forEach((a) => a.remove());
     const base = this.wrap.getBoundingClientRect();
     this.svg.setAttribute("width", this.wrap.scrollWidth);
     this.svg.setAttribute("height", this.wrap.scrollHeight);
@@ -297,8 +330,10 @@ export class Overview {
       layer.inputs.forEach((src) => {
         const i = order.indexOf(src);
         if (i < 0 || i === j - 1) return;
-        const a = this.cols.get(src).querySelector(".col-head").getBoundingClientRect();
-        const b = this.cols.get(layer.name).querySelector(".col-head").getBoundingClientRect();
+        const ca = this.shownColumn(src), cb = this.shownColumn(layer.name);
+        if (ca === cb || (cb.previousElementSibling === ca)) return;
+        const a = ca.querySelector(".col-head").getBoundingClientRect();
+        const b = cb.querySelector(".col-head").getBoundingClientRect();
         const x1 = a.left - base.left + a.width / 2, x2 = b.left - base.left + b.width / 2;
         const y = 30, lift = Math.min(26, 8 + (x2 - x1) / 40);
         const path = document.createElementNS(SVGNS, "path");
@@ -329,7 +364,7 @@ export class Overview {
     const r = this.root.getBoundingClientRect();
     return [...this.cols.values()].filter((el) => {
       const b = el.getBoundingClientRect();
-      return b.right > r.left && b.left < r.right;
+      return b.width > 0 && b.right > r.left && b.left < r.right;
     });
   }
 
