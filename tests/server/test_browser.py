@@ -1,6 +1,10 @@
 """The explorer in headless Chromium against a real uvicorn server on 127.0.0.1.
 
-Screenshots of each view go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir).
+Screenshots of each view go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir);
+``docs/img/explorer-*.png`` are four of them, scaled to 1000-1100 px wide and saved
+with a 256-colour palette::
+
+    CONVSCOPE_SCREENSHOTS=/tmp/shots python -m pytest -q tests/server/test_browser.py
 """
 
 from __future__ import annotations
@@ -120,6 +124,14 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
                            "document.querySelector('.conv-formula').dataset.x === '0'")
     assert p.value('[data-k="value"]') == pytest.approx(float(ref[conv.name][0, 3, 0, 0]), abs=1e-5)
     assert box["width"] > 50
+    # play slides the kernel along the row; pause stops it
+    page.mouse.move(0, 0)
+    sec.locator(".play").click()
+    page.wait_for_function("Number(document.querySelector('.conv-formula').dataset.x) >= 2", timeout=20_000)
+    sec.locator(".play").click()
+    page.wait_for_timeout(700)  # a position asked for just before the pause
+    yy, xx = int(sec.get_attribute("data-y")), int(sec.get_attribute("data-x"))
+    assert p.value('[data-k="value"]') == pytest.approx(float(ref[conv.name][0, 3, yy, xx]), abs=1e-5)
     # pooling, ReLU and softmax views
     pool = next(r for r in trace.layers if r.kind == "maxpool")
     page.locator(f'canvas.neuron[data-layer="{pool.name}"][data-channel="0"]').click()

@@ -5,6 +5,11 @@ import { el, mapView, grid, num, mapValues } from "./widgets.js";
 
 const POS_DELAY = 450;
 
+/** "+ 0.5" or "− 0.5": a term of a sum as written by hand. */
+function signed(v, digits) {
+  return `${v < 0 ? "−" : "+"} ${fmt(Math.abs(v), digits)}`;
+}
+
 /** Render a detail JSON `d` into `root`. ctx: {fetchDetail(params) -> Promise<json>, onClose, hover(text|null, ev)}. */
 export function renderDetail(root, d, ctx) {
   root.innerHTML = "";
@@ -144,11 +149,12 @@ function convFormula(d, ctx) {
     );
     numbers.appendChild(row);
     const sums = pos.channel_sums;
-    const terms = sums && sums.length <= 12 ? sums.map((v) => fmt(v, 3)).join(" + ") : `(${pos.total_channels} channel sums)`;
+    const terms = sums && sums.length <= 12
+      ? sums.map((v, i) => (i === 0 ? fmt(v, 3) : signed(v, 3))).join(" ") : `(${pos.total_channels} channel sums)`;
     numbers.appendChild(formulaBox(
       `output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = ` +
-      `${terms} + ${fmt(pos.bias ?? 0, 4)} = ` +
-      `<b>${num(pos.total, 5)}</b> + ${fmt(pos.bias ?? 0, 4)} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
+      `${terms} ${signed(pos.bias ?? 0, 4)} = ` +
+      `<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
       `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
     numbers.appendChild(el("div", "note",
       `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
@@ -256,14 +262,14 @@ function batchnorm(body, d, ctx) {
     `γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → ` +
     `scale = <span class="num" data-k="scale" data-value="${d.scale}">${fmt(d.scale, 5)}</span>, ` +
     `shift = <span class="num" data-k="shift" data-value="${d.shift}">${fmt(d.shift, 5)}</span>`));
-  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} + ${fmt(d.shift, 4)} = ${fmt(vout, 4)}`));
+  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} ${signed(d.shift, 4)} = ${fmt(vout, 4)}`));
 }
 
 // -- linear --------------------------------------------------------------------------------
 function linear(body, d) {
   body.appendChild(formulaBox(
     `${d.layer}[${d.unit}] = Σ<sub>i</sub> w<sub>i</sub> x<sub>i</sub> + b = ` +
-    `${num(d.positive)} (positive terms) ${d.negative < 0 ? "−" : "+"} ${fmt(Math.abs(d.negative), 4)} (negative terms) + ${num(d.bias ?? 0)} = ` +
+    `${num(d.positive)} (positive terms) ${signed(d.negative, 4)} (negative terms) ${signed(d.bias ?? 0, 4)} = ` +
     `<b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>` +
     `<span class="check" data-k="trace-value" data-value="${d.trace_value}">trace: ${fmt(d.trace_value, 5)}</span>`));
   const maxAbs = Math.max(...d.top.map((t) => Math.abs(t.product)), 1e-12);
