@@ -42,7 +42,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     split_seed: int = 0
-    augment: str | None = None  # "auto" (chosen for the dataset) or e.g. "crop,rotate,flip"
+    augment: str | None = None  # "auto" (chosen for the dataset) or e.g. "shift=2,rotate=10,flip"
     patience: int | None = None
     schedule: str = "constant"
     activation: str = "relu"
@@ -69,15 +69,42 @@ class TrainConfig:
             (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 1),
              f"--input-size must be one or two positive numbers, not {self.input_size}"),
         ]
-        if self.augment not in (None, "", "auto"):
-            from ..data.augment import KINDS
-
-            bad = [k for k in self.augment.split(",") if k.strip().lower() not in KINDS]
-            checks.append((not bad, f"unknown augmentation {bad[0] if bad else ''!r}; use 'auto' or a comma list "
-                                    f"of {', '.join(KINDS)}"))
+        self.augment_options()  # raises for unknown kinds or bad values
         for ok, message in checks:
             if not ok:
                 raise ConvscopeError(message)
+
+    def augment_options(self) -> str | dict[str, Any] | None:
+        """``augment`` as :func:`convscope.data.make_augment` takes it.
+
+        ``"auto"`` -> the dataset name (the data package picks shifts, rotation and,
+        except for digits, flips); ``"shift=2,rotate=15,flip"`` -> ``{"pad": 2,
+        "degrees": 15.0, "flip": True}``. A kind without a value keeps the data
+        package's default (shift: an eighth of the image side; rotate: 10 degrees);
+        a kind left out is off.
+        """
+        if not self.augment:
+            return None
+        if self.augment == "auto":
+            return self.data
+        from ..data.augment import Augment
+
+        options: dict[str, Any] = {"pad": 0, "degrees": 0.0, "flip": False}
+        for token in self.augment.split(","):
+            kind, _, value = token.strip().lower().partition("=")
+            try:
+                if kind in ("shift", "crop"):
+                    options["pad"] = int(value) if value else None
+                elif kind == "rotate":
+                    options["degrees"] = float(value) if value else Augment.degrees
+                elif kind == "flip" and not value:
+                    options["flip"] = True
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ConvscopeError(f"unknown augmentation {token.strip()!r}; use 'auto' or a comma list of "
+                                     "shift[=PIXELS], rotate[=DEGREES], flip") from None
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -116,8 +116,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.prepared = prepare(config)
         self.net = self.prepared.net.to(self.device)
-        # "auto": the data package's choice for this dataset (shifts, rotation, flips except digits)
-        self.augment = make_augment(config.data if config.augment == "auto" else config.augment)
+        self.augment = make_augment(config.augment_options())
         self.optimizer = self._make_optimizer()
         # counters (overwritten on resume)
         self.epoch = 0

@@ -40,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed for initialisation, shuffling, augmentation, dropout (default: 0)")
     p.add_argument("--split-seed", type=int, help="seed of the train/val/test split (default: 0)")
     p.add_argument("--augment", nargs="?", const="auto", metavar="KINDS",
-                   help="augment training images with random shifts (crop of the zero-padded image), small "
-                        "rotations and flips; KINDS: a comma list of crop, shift, rotate, flip (default when "
-                        "given alone: shifts and rotations, plus flips except for digit datasets)")
+                   help="augment training images: a comma list of shift[=PIXELS] (a random crop of the "
+                        "zero-padded image), rotate[=DEGREES], flip; alone: shifts and rotations, plus flips "
+                        "except for digit datasets")
     p.add_argument("--patience", type=int, help="stop after this many epochs without a lower validation loss")
     p.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], help="zoo nets' activation (default: relu)")
     p.add_argument("--dropout", type=float, help="dropout before the last layer of zoo nets (default: 0)")

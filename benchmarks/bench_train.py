@@ -1,0 +1,113 @@
+"""convscope's trainer against a minimal hand-written PyTorch loop, side by side.
+
+Both train the same net (Tiny VGG shaped to the data) on the same split with the same
+batch size, optimizer and number of steps, and both evaluate on the validation split
+after every epoch. Each side is timed from "nothing loaded" (dataset read and split,
+net built) to "last epoch done", so convscope pays for everything it does on top:
+the progress bar, per-step loss/accuracy bookkeeping and NaN checks, metrics.jsonl,
+TensorBoard scalars and weight histograms, snapshots and two checkpoints per epoch.
+Runs alternate (hand, convscope, hand, ...) and the median of ``--repeats`` is kept,
+so background load hits both sides alike.
+
+    python benchmarks/bench_train.py                       # mnist subset, CPU, 5 epochs x 3 repeats
+    python benchmarks/bench_train.py --device cuda --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from convscope.data import load_splits  # noqa: E402
+from convscope.models import zoo  # noqa: E402
+from convscope.train import TrainConfig, train  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def hand_loop(args: argparse.Namespace, device: torch.device) -> float:
+    """The loop a person writes by hand; returns its wall time in seconds."""
+    start = time.perf_counter()
+    splits = load_splits(args.data, seed=0, download=False)
+    train_set, val_set = splits.train, splits.val
+    c, h, w = train_set.images.shape[1:]
+    torch.manual_seed(0)
+    net = zoo.build("tiny-vgg", in_channels=c, num_classes=len(train_set.classes), input_size=(h, w)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for epoch in range(1, args.epochs + 1):
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(epoch))
+        net.train()
+        for s in range(0, len(order), args.batch_size):
+            idx = order[s:s + args.batch_size]
+            x = (train_set.images[idx].float() / 255.0).to(device, non_blocking=True)
+            y = train_set.labels[idx].to(device, non_blocking=True)
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        net.eval()
+        correct = 0
+        with torch.no_grad():
+            for s in range(0, len(val_set), 512):
+                x = (val_set.images[s:s + 512].float() / 255.0).to(device)
+                correct += int((net(x).argmax(1).cpu() == val_set.labels[s:s + 512]).sum())
+        print(f"  hand epoch {epoch}: loss {loss.item():.4f} val acc {correct / len(val_set):.4f}", file=sys.stderr)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def convscope_run(args: argparse.Namespace, device: torch.device, out: Path) -> float:
+    config = TrainConfig(model="tiny-vgg", data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
+                         out=str(out), device=device.type, download=False)
+    start = time.perf_counter()
+    train(config, progress=not args.no_progress, log=lambda m: None)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="mnist", help="a 28x28-or-larger dataset (default: mnist; offline: the "
+                        "5,000-image subset)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="turn convscope's progress bar off")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    n_train = len(load_splits(args.data, seed=0, download=False).train)
+    with tempfile.TemporaryDirectory() as tmp:
+        # warm-up: imports (TensorBoard), allocator, CUDA context, one epoch each
+        warm = argparse.Namespace(**{**vars(args), "epochs": 1})
+        hand_loop(warm, device)
+        convscope_run(warm, device, Path(tmp) / "warm")
+        hand, ours = [], []
+        for r in range(args.repeats):
+            hand.append(hand_loop(args, device))
+            ours.append(convscope_run(args, device, Path(tmp) / f"run{r}"))
+    images = args.epochs * n_train
+    t_hand, t_ours = statistics.median(hand), statistics.median(ours)
+    print(f"\n{args.data}: {n_train} training images x {args.epochs} epochs, batch {args.batch_size}, "
+          f"tiny-vgg, {device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats}")
+    print(f"{'loop':<22}{'seconds':>10}{'images/s':>12}   all runs (s)")
+    print(f"{'hand-written PyTorch':<22}{t_hand:>10.2f}{images / t_hand:>12.0f}   {', '.join(f'{t:.2f}' for t in hand)}")
+    print(f"{'convscope train()':<22}{t_ours:>10.2f}{images / t_ours:>12.0f}   {', '.join(f'{t:.2f}' for t in ours)}")
+    print(f"convscope overhead: {100 * (t_ours / t_hand - 1):+.1f}% (time ratio {t_ours / t_hand:.3f}; target <= +5%)")
+
+
+if __name__ == "__main__":
+    main()
