@@ -274,3 +274,35 @@ def test_upload_store_is_bounded_by_pixels():
     with pytest.raises(Exception, match="unknown image"):
         store.get(a)
     assert store.get(b).size == (60, 50)
+
+
+@pytest.mark.parametrize("fmt, mode", [("GIF", "P"), ("TIFF", "I;16"), ("WEBP", "RGB"), ("BMP", "RGB"),
+                                       ("JPEG", "CMYK"), ("PNG", "RGBA")])
+def test_uploads_in_other_pillow_formats(client, fmt, mode):
+    rng = np.random.default_rng(1)
+    base = Image.fromarray(rng.integers(0, 255, (36, 30, 3), dtype=np.uint8))
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65535, (36, 30), dtype=np.uint16))
+    elif mode == "P":
+        img = base.convert("P")
+    else:
+        img = base.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    r = client.post("/api/models/functional/images", files={"file": (f"x.{fmt.lower()}", buf.getvalue())})
+    assert r.status_code == 200, r.text
+    t = client.get("/api/models/functional/trace", params={"image": r.json()["image"]})
+    assert t.status_code == 200 and len(t.json()["prediction"]["top"]) == 10
+
+
+def test_a_model_without_class_scores(registry):
+    from fastapi.testclient import TestClient
+
+    from convscope.server import Registry, create_app
+    from conftest import small_loader
+
+    c = TestClient(create_app(registry=Registry(["fcn"], loader=small_loader)))
+    t = c.get("/api/models/fcn/trace", params={"image": "sample-0"}).json()
+    assert t["prediction"] == {"classes": 0, "top": []} and t["layers"][-1]["shape"] == [2, 32, 32]
+    r = c.get("/api/models/fcn/softmax", params={"image": "sample-0"})
+    assert r.status_code == 400 and "class scores" in r.json()["detail"]

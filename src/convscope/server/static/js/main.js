@@ -95,6 +95,11 @@ async function refresh() {
 
 function showPrediction() {
   const p = state.trace.prediction;
+  if (!p.top.length) {
+    $("prediction").innerHTML = `<span class="pred-label">this model's output is not a vector of class scores</span>`;
+    document.body.dataset.prediction = "";
+    return;
+  }
   $("prediction").innerHTML = `<span class="pred-label">prediction</span>` + p.top.slice(0, 3).map((t, i) =>
     `<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`).join("");
   document.body.dataset.prediction = p.top[0].name;
@@ -135,6 +140,9 @@ async function select(layer, channel, y, x, extra = {}) {
     root.querySelector(".detail-head").insertBefore(pgButton, root.querySelector(".close"));
   }
   document.body.dataset.detail = "ready";
+  document.querySelectorAll("canvas.neuron.selected").forEach((c) => c.classList.remove("selected"));
+  const chosen = document.querySelector(`canvas.neuron[data-layer="${CSS.escape(layer)}"][data-channel="${channel}"]`);
+  if (chosen) chosen.classList.add("selected");
   window.__convscope = { ...(window.__convscope || {}), detailMs: performance.now() - t0 };
   root.scrollIntoView({ block: "nearest", behavior: "instant" });
 }

@@ -92,7 +92,7 @@ export class Overview {
       }
       box.appendChild(this.column(layer, i));
     });
-    row.appendChild(this.scoresColumn());
+    if (trace.prediction.top.length) row.appendChild(this.scoresColumn());
     this.observer = new IntersectionObserver((entries) => {
       for (const e of entries) if (e.isIntersecting) this.load(e.target.dataset.layer);
     }, { root: this.root, rootMargin: "0px 400px 0px 400px" });
