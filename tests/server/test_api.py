@@ -71,6 +71,24 @@ def test_activations_binary_pages_equal_outputs(client, default_ref):
     assert len(r.content) < full[2:5].nbytes + 400  # compact: the data plus a small header
 
 
+def test_many_pages_in_one_response(client, default_ref):
+    from convscope.server.encoding import decode_many
+
+    _, _, ref = default_ref
+    names = [n for n in ref if n != "input"][:3]
+    pages = "|".join(f"{n}:1:2:float32" for n in names) + "|flatten:0:5:float16"
+    r = client.get("/api/models/default/activations", params={"image": "sample-3", "pages": pages})
+    got = decode_many(r.content)
+    assert [h["layer"] for h, _ in got] == names + ["flatten"]
+    for (h, a), n in zip(got, names):
+        np.testing.assert_array_equal(a, ref[n][0, 1:3].numpy())
+    np.testing.assert_allclose(got[-1][1], ref["flatten"][0].numpy(), rtol=1e-3, atol=1e-3)  # 1-D: whole layer
+    bad = client.get("/api/models/default/activations", params={"image": "sample-3", "pages": "conv_1_1:0:0:float32"})
+    assert bad.status_code == 400 and "count" in bad.json()["detail"]
+    missing = client.get("/api/models/default/activations", params={"image": "sample-3", "pages": "nope:0:1:float32"})
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
 def test_conv_detail_numbers_equal_pytorch(client, default_ref):
     model, _, ref = default_ref
     names = list(ref)

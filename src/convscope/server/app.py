@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
 from . import playground, views
-from .encoding import encode_array
+from .encoding import encode_array, encode_many
 from .images import MAX_UPLOAD_BYTES, TooLarge
 from .registry import Registry
 
@@ -78,27 +78,21 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
 
     @app.get("/api/models/{model}/images/{image}.png", summary="The pixels the network sees, as PNG")
     def image_png(model: str, image: str) -> Response:
-        from ..render import png_bytes
-
-        m = reg.entry(model).model
-        pixels = m.to_display(reg.input_batch(model, image)[0])
-        return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        cache = "no-store" if image.startswith("upload-") else "max-age=3600"
+        return Response(reg.display_png(model, image), media_type="image/png", headers={"Cache-Control": cache})
 
     @app.get("/api/models/{model}/trace", summary="Every layer of the forward pass, with ranges and prediction")
     def trace(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
-        return views.trace_json(reg.trace(model, image))
+        te = reg.trace(model, image)
+        if "trace_json" not in te.cache:
+            te.cache["trace_json"] = views.trace_json(te)
+        return te.cache["trace_json"]
 
     @app.get("/api/models/{model}/summary", summary="Layers, shapes, parameters and multiply-adds")
     def summary(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
         return views.summary_json(reg.trace(model, image))
 
-    @app.get("/api/models/{model}/layers/{layer}/activations",
-             summary="A page of a layer's output channels as binary float16/float32",
-             response_class=Response)
-    def activations(model: str, layer: str, image: str = Query("sample-0"), start: int = Query(0, ge=0),
-                    count: int = Query(64, ge=1, le=4096), dtype: str = Query("float16", pattern="^float(16|32)$")
-                    ) -> Response:
-        te = reg.trace(model, image)
+    def page_blob(te, layer: str, start: int, count: int, dtype: str) -> bytes:
         arr = te.array(layer)
         if arr.ndim == 3:
             page = arr[start:start + count]
@@ -107,9 +101,35 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
             start, count = 0, arr.shape[0]
         else:
             page = arr.reshape(-1)
-        blob = encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]),
+        return encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]),
                             **views.channel_stats(page))
+
+    @app.get("/api/models/{model}/layers/{layer}/activations",
+             summary="A page of a layer's output channels as binary float16/float32",
+             response_class=Response)
+    def activations(model: str, layer: str, image: str = Query("sample-0"), start: int = Query(0, ge=0),
+                    count: int = Query(64, ge=1, le=4096), dtype: str = Query("float16", pattern="^float(16|32)$")
+                    ) -> Response:
+        blob = page_blob(reg.trace(model, image), layer, start, count, dtype)
         return Response(blob, media_type="application/octet-stream")
+
+    @app.get("/api/models/{model}/activations", response_class=Response,
+             summary="Pages of several layers in one binary response (see encoding.encode_many)")
+    def many_activations(model: str, image: str = Query("sample-0"),
+                         pages: str = Query(..., description="LAYER:START:COUNT:DTYPE entries joined by '|'",
+                                            max_length=20000)) -> Response:
+        te = reg.trace(model, image)
+        blobs = []
+        for item in pages.split("|")[:256]:
+            try:
+                layer, start, count, dtype = item.rsplit(":", 3)
+                start_i, count_i = int(start), int(count)
+            except ValueError:
+                raise ConvscopeError(f"bad page {item!r}: expected LAYER:START:COUNT:DTYPE") from None
+            if start_i < 0 or not 1 <= count_i <= 4096 or dtype not in ("float16", "float32"):
+                raise ConvscopeError(f"bad page {item!r}: start >= 0, 1 <= count <= 4096, dtype float16 or float32")
+            blobs.append(page_blob(te, layer, start_i, count_i, dtype))
+        return Response(encode_many(blobs), media_type="application/octet-stream")
 
     @app.get("/api/models/{model}/layers/{layer}/detail",
              summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)")

@@ -37,3 +37,28 @@ def decode_array(blob: bytes) -> tuple[dict[str, Any], np.ndarray]:
     header = json.loads(blob[4:4 + n].decode())
     data = np.frombuffer(blob, dtype=DTYPES[header["dtype"]], offset=4 + n)
     return header, data.reshape(header["shape"])
+
+
+def encode_many(blobs: list[bytes]) -> bytes:
+    """Several :func:`encode_array` blobs in one response, each starting 8-byte aligned.
+
+    Layout: ``uint32 count, uint32 0``, then per blob ``uint32 length, uint32 0``, the
+    blob, and zero padding to a multiple of 8.
+    """
+    parts = [struct.pack("<II", len(blobs), 0)]
+    for b in blobs:
+        parts.append(struct.pack("<II", len(b), 0))
+        parts.append(b)
+        parts.append(b"\0" * ((-len(b)) % 8))
+    return b"".join(parts)
+
+
+def decode_many(data: bytes) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Inverse of :func:`encode_many`."""
+    (n, _), off, out = struct.unpack_from("<II", data), 8, []
+    for _ in range(n):
+        (length, _) = struct.unpack_from("<II", data, off)
+        off += 8
+        out.append(decode_array(data[off:off + length]))
+        off += length + (-length) % 8
+    return out

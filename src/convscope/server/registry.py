@@ -42,6 +42,7 @@ class TraceEntry:
     x: torch.Tensor
     trace: Any
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # derived JSON, computed once per trace
 
     def record(self, layer: str):
         for rec in self.trace.layers:
@@ -113,6 +114,7 @@ class Registry:
         self.uploads = uploads or UploadStore()
         self.max_traces = max_traces
         self._traces: OrderedDict[tuple[str, str], TraceEntry] = OrderedDict()
+        self._pngs: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
         self._trace_lock = threading.Lock()
 
@@ -121,6 +123,21 @@ class Registry:
             return self.models[name]
         except KeyError:
             raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.models)}") from None
+
+    def display_png(self, name: str, image_id: str) -> bytes:
+        """The pixels the network sees for an image, as PNG bytes (cached for samples)."""
+        from ..render import png_bytes
+
+        key = (name, image_id)
+        with self._lock:
+            if key in self._pngs:
+                return self._pngs[key]
+        model = self.entry(name).model
+        data = png_bytes(model.to_display(self.input_batch(name, image_id)[0]))
+        if not image_id.startswith("upload-"):
+            with self._lock:
+                self._pngs[key] = data
+        return data
 
     def input_batch(self, name: str, image_id: str) -> torch.Tensor:
         """The network input (1, C, H, W) for a sample or upload."""

@@ -62,6 +62,23 @@ export async function getArray(url) {
   return decodeArray(await res.arrayBuffer());
 }
 
+/** Decode several arrays sent in one response (the server's encode_many). */
+export async function getMany(url) {
+  const res = await check(await fetch(url));
+  const buf = await res.arrayBuffer();
+  const view = new DataView(buf);
+  const n = view.getUint32(0, true);
+  const out = [];
+  let off = 8;
+  for (let i = 0; i < n; i++) {
+    const len = view.getUint32(off, true);
+    off += 8;
+    out.push(decodeArray(buf.slice(off, off + len)));
+    off += len + ((8 - (len % 8)) % 8);
+  }
+  return out;
+}
+
 export function b64Floats(s) {
   const bin = atob(s);
   const bytes = new Uint8Array(bin.length);

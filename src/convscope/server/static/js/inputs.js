@@ -9,10 +9,13 @@ export function renderSamples(root, info, current, onPick) {
     const b = el("button", `sample ${s.id === current ? "active" : ""}`);
     b.title = `${s.label} (${s.source})`;
     b.dataset.image = s.id;
-    b.innerHTML = `<img alt="${s.label}" src="/api/models/${encodeURIComponent(info.name)}/images/${s.id}.png">`;
+    // thumbnails load once the overview is drawn (the first paint needs the server more)
+    const url = `/api/models/${encodeURIComponent(info.name)}/images/${s.id}.png`;
+    b.innerHTML = `<img alt="${s.label}" ${root.dataset.loaded === info.name ? "src" : "data-src"}="${url}">`;
     b.onclick = () => onPick(s.id);
     root.appendChild(b);
   }
+  root.dataset.loaded = info.name;
 }
 
 /** Upload a file; resolves to the new image id. Errors carry the server's message. */

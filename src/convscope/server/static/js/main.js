@@ -31,7 +31,14 @@ function tooltip(t) {
 }
 
 async function loadModels() {
+  const params = new URLSearchParams(location.search);
+  // when the address names a model and an image, their info and trace are fetched at once
+  const wanted = params.get("model");
+  const earlyInfo = wanted ? getJSON(`/api/models/${encodeURIComponent(wanted)}`).catch(() => null) : null;
+  const earlyTrace = wanted && params.get("image")
+    ? getJSON(`/api/models/${encodeURIComponent(wanted)}/trace?` + q({ image: params.get("image") })).catch(() => null) : null;
   const { models, default: first } = await getJSON("/api/models");
+  state.prefetched = { model: wanted, info: earlyInfo, trace: earlyTrace, image: params.get("image") };
   const sel = $("model-select");
   sel.innerHTML = "";
   models.forEach((m) => sel.appendChild(new Option(m.name, m.name)));
@@ -45,7 +52,12 @@ async function selectModel(name, image = null) {
   state.model = name;
   document.body.dataset.overview = "loading";
   message(null);
-  state.info = await getJSON(api(""));
+  // the model's info and (when the address names an image) its trace, asked for together
+  const pre = state.prefetched && state.prefetched.model === name ? state.prefetched : null;
+  state.prefetched = null;
+  const early = image ? ((pre && pre.image === image && pre.trace) || getJSON(api("/trace", { image })).catch(() => null)) : null;
+  state.info = (pre && (await pre.info)) || await getJSON(api(""));
+  state.early = early && { image, trace: early };
   const info = state.info;
   $("model-note").innerHTML = `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
     `${info.parameters.toLocaleString()} parameters${info.untrained ? ' · <span class="warn">untrained</span>' : ""}`;
@@ -71,9 +83,14 @@ async function selectImage(id) {
 async function refresh() {
   document.body.dataset.overview = "loading";
   const t0 = performance.now();
-  state.trace = await getJSON(api("/trace", { image: state.image }));
+  const early = state.early && state.early.image === state.image ? await state.early.trace : null;
+  state.early = null;
+  state.trace = early || await getJSON(api("/trace", { image: state.image }));
   $("input-preview").src = api(`/images/${state.image}.png`);
   showPrediction();
+  $("trace-note").textContent = state.trace.via === "hooks"
+    ? "traced with module hooks (torch.fx could not trace this model): functional ops such as x + y are not shown"
+    : `traced with torch.fx: ${state.trace.layers.length} layers`;
   if (state.overview) state.overview.destroy();
   state.overview = new Overview($("overview"), {
     model: state.model, image: state.image, trace: state.trace, mode: state.mode,
@@ -85,12 +102,17 @@ async function refresh() {
   await state.overview.drawVisible();
   document.body.dataset.overview = "ready";
   window.__convscope = { ...(window.__convscope || {}), overviewMs: performance.now() - t0 };
+  showThumbnails();
   if (state.selected) await select(...state.selected);
   if (!$("summary").hidden) await showSummary();
   if (!$("playground").hidden && state.playground) {
     Object.assign(state.playground.ctx, { image: state.image, trace: state.trace });
     await state.playground.update();
   }
+}
+
+function showThumbnails() {
+  document.querySelectorAll(".sample img[data-src]").forEach((img) => { img.src = img.dataset.src; img.removeAttribute("data-src"); });
 }
 
 function showPrediction() {
@@ -174,6 +196,7 @@ async function guarded(fn) {
     await fn();
   } catch (e) {
     message(e.message);
+    showThumbnails();
     document.body.dataset.overview = document.body.dataset.overview === "loading" ? "error" : document.body.dataset.overview;
   }
 }

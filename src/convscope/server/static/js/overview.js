@@ -1,7 +1,7 @@
 // The overview: one column per traced layer, every channel's activation map, the class
 // scores at the right. Columns load their maps when they scroll into view.
 
-import { getArray, q } from "./api.js";
+import { getMany, q } from "./api.js";
 import { paint, legend, fmt, cssColor } from "./colors.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -56,6 +56,29 @@ export class Overview {
     this.cols = new Map();
     this.pages = new Map();
     this.cache = new Map();
+    this.queue = [];
+    this.flushTimer = null;
+  }
+
+  /** Ask for one page; requests made in the same tick travel together in one response. */
+  request(name, start, count, dtype) {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ name, start, count, dtype, resolve, reject });
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 0);
+    });
+  }
+
+  flush() {
+    this.flushTimer = null;
+    const all = this.queue.splice(0);
+    const { model, image } = this.ctx;
+    for (let i = 0; i < all.length; i += 24) {
+      const chunk = all.slice(i, i + 24);
+      const pages = chunk.map((r) => `${r.name}:${r.start}:${r.count}:${r.dtype}`).join("|");
+      getMany(`/api/models/${encodeURIComponent(model)}/activations?` + q({ image, pages }))
+        .then((arrays) => chunk.forEach((r, k) => r.resolve(arrays[k])))
+        .catch((e) => chunk.forEach((r) => r.reject(e)));
+    }
   }
 
   render() {
@@ -180,12 +203,9 @@ export class Overview {
     const key = `${name}|${start}`;
     el.dataset.drawn = "0";
     if (!this.cache.has(key)) {
-      const { model, image } = this.ctx;
       const count = layer.shape.length === 3 ? size : layer.shape[0];
       const bytes = count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4;
-      const url = `/api/models/${encodeURIComponent(model)}/layers/${encodeURIComponent(name)}/activations?` +
-        q({ image, start, count, dtype: bytes > 2e6 ? "float16" : "float32" });
-      this.cache.set(key, getArray(url));
+      this.cache.set(key, this.request(name, start, count, bytes > 2e6 ? "float16" : "float32"));
     }
     let page;
     try {
