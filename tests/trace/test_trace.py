@@ -327,16 +327,22 @@ def test_compiled_runner_gives_the_same_records_as_the_interpreter():
     first = trace(net, x)  # a new graph runs on the interpreter, which checks for in-place surprises
     plan = fx_trace._CACHE[net][1]
     assert plan.safe is True and plan.compiled is None
-    second = trace(net, x)  # then on the compiled graph
-    assert plan.compiled is not None
-    assert first.names == second.names and [r.inputs for r in first] == [r.inputs for r in second]
-    for a, b in zip(first.layers, second.layers):
-        assert (a.kind, a.op, a.params.keys(), a.param_count) == (b.kind, b.op, b.params.keys(), b.param_count)
-        torch.testing.assert_close(a.output, b.output, rtol=0, atol=0)
-        assert len(a.inputs_tensors) == len(b.inputs_tensors)
-        for ta, tb in zip(a.inputs_tensors, b.inputs_tensors):
-            torch.testing.assert_close(ta, tb, rtol=0, atol=0)
-    assert (second["layer2.1.bn1"].output < 0).any()  # the in-place ReLU's snapshot on the compiled path
+    second = trace(net, x)  # then on the compiled graph, records built node by node
+    assert plan.compiled is not None and plan.compiled.templates
+    third = trace(net, x)  # and from then on filled from the template
+    for other in (second, third):
+        assert first.names == other.names and [r.inputs for r in first] == [r.inputs for r in other]
+        for a, b in zip(first.layers, other.layers):
+            assert (a.kind, a.op, a.params.keys(), a.param_count) == (b.kind, b.op, b.params.keys(), b.param_count)
+            assert b.module is a.module and b.weight is a.weight
+            torch.testing.assert_close(a.output, b.output, rtol=0, atol=0)
+            assert len(a.inputs_tensors) == len(b.inputs_tensors)
+            for ta, tb in zip(a.inputs_tensors, b.inputs_tensors):
+                torch.testing.assert_close(ta, tb, rtol=0, atol=0)
+        # the in-place ReLU (run out of place on the compiled graph) left its input intact
+        assert (other["layer2.1.bn1"].output < 0).any()
+        assert other["layer2.1.relu"].input is other["layer2.1.bn1"].output
+    assert third["conv1"].output is not second["conv1"].output  # fresh tensors every trace
 
 
 def test_an_unannounced_in_place_change_is_caught_and_records_stay_true():
@@ -363,3 +369,27 @@ def test_an_unannounced_in_place_change_is_caught_and_records_stay_true():
         torch.testing.assert_close(t["conv"].output, expected_conv, rtol=0, atol=0)
         assert (t["conv"].output < 0).any()
         torch.testing.assert_close(t.output, net(x).detach())
+
+
+def test_in_place_op_whose_input_is_read_later_keeps_eager_semantics():
+    class ReadsAfter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            y = self.conv(x)
+            z = self.relu(y)  # overwrites y, which the next line reads: y + z == 2 * relu(conv(x))
+            return z + y
+
+    torch.manual_seed(0)
+    net = ReadsAfter()
+    x = torch.randn(1, 1, 5, 5)
+    with torch.no_grad():
+        conv = net.conv(x)
+    for _ in range(3):  # interpreter, compiled, template
+        t = trace(net, x)
+        torch.testing.assert_close(t.output, 2 * conv.clamp_min(0), rtol=0, atol=0)
+        torch.testing.assert_close(t["conv"].output, conv, rtol=0, atol=0)  # the record kept the pre-ReLU values
+        assert t["add"].inputs == ["relu", "conv"]

@@ -158,12 +158,12 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
         if any(mode != train for mode in modes):
             net.train(train)
         with torch.set_grad_enabled(grad):
-            recorder, output, via, fx_error = _run(net, batch, method, cache, modules)
+            records, output, via, fx_error = _run(net, batch, method, cache, modules)
     finally:
         for mod, mode in zip(modules, modes):
             if mod.training != mode:
                 mod.training = mode
-    return Trace(m, recorder.records, output, via, fx_error)
+    return Trace(m, records, output, via, fx_error)
 
 
 def _batch(m: Model, x: Any, bare: bool) -> torch.Tensor:
@@ -192,8 +192,8 @@ def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool, modules: lis
                 raise ConvscopeError(f"torch.fx cannot trace {type(net).__name__}: {fx_error}") from None
         else:
             try:
-                recorder, out = run_fx(net, x, plan)
-                return recorder, out, "fx", None
+                records, out = run_fx(net, x, plan)
+                return records, out, "fx", None
             except Exception as exc:
                 fx_error = _one_line(exc)
                 if method == "fx":
@@ -202,7 +202,7 @@ def _run(net: nn.Module, x: torch.Tensor, method: str, cache: bool, modules: lis
         recorder, out = run_hooks(net, x)
     except Exception as exc:
         raise ConvscopeError(f"{type(net).__name__} failed on input {tuple(x.shape)}: {_one_line(exc)}") from None
-    return recorder, out, "hooks", fx_error
+    return recorder.records, out, "hooks", fx_error
 
 
 def _one_line(exc: BaseException) -> str:

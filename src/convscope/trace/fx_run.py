@@ -18,11 +18,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from .fx_trace import CALL_OPS, GraphPlan
-from .kinds import Classified, classify_function, classify_module
+from .kinds import Classified, classify_function, classify_module, function_kind, module_kind
 from .recorder import Recorder
+from .records import LayerRecord
 
 _INPUT = Classified("input", "input", {})
 
@@ -73,7 +75,8 @@ def _union(lists) -> list[str]:
 
 
 def shape_key(x: torch.Tensor) -> tuple:
-    return (tuple(x.shape), x.dtype, x.device.type)
+    """What decides which nodes give tensors and how they alias: shape, layout, dtype, device."""
+    return (tuple(x.shape), x.stride(), x.dtype, x.device.type, torch.is_grad_enabled())
 
 
 class RecordingInterpreter(fx.Interpreter):
@@ -101,8 +104,23 @@ class RecordingInterpreter(fx.Interpreter):
         return out
 
 
+# in-place layers whose out-of-place twin the compiled graph may call instead of cloning
+_OUT_OF_PLACE = {nn.ReLU: F.relu, nn.ReLU6: F.relu6, nn.SiLU: F.silu, nn.Hardswish: F.hardswish,
+                 nn.Hardsigmoid: F.hardsigmoid}
+_FRESH_KINDS = frozenset({"conv", "batchnorm", "linear", "add", "mul", "concat", "maxpool", "avgpool",
+                          "adaptive_avgpool", "adaptive_maxpool"})
+
+
 class CompiledRecorder:
-    """The graph rewritten to return every node's value, compiled once per plan."""
+    """The graph rewritten to return every node's value, compiled once per plan.
+
+    Before an in-place op the rewritten graph takes a clone of the tensor it overwrites,
+    or, where nothing else reads that tensor afterwards and it is a fresh layer output,
+    calls the op's out-of-place twin instead (``F.relu`` for ``nn.ReLU(inplace=True)``):
+    same values, one pass over memory less. The first run for an input shape builds the
+    records node by node and keeps a template (which value feeds which record); later
+    runs fill the template from the returned values.
+    """
 
     def __init__(self, net: nn.Module, plan: GraphPlan) -> None:
         graph = fx.Graph()
@@ -110,25 +128,40 @@ class CompiledRecorder:
         values: list[fx.Node] = []
         self.index: dict[fx.Node, int] = {}
         self.snapshot: dict[fx.Node, int] = {}
+        twins = _out_of_place_twins(plan)
         output = None
         for n in plan.graph.nodes:
             if n.op == "output":
                 output = fx.node.map_arg(n.args[0], lambda a: env[a])
                 continue
             first = n.args[0] if n.args else None
-            if n in plan.nodes and plan.nodes[n].inplace and isinstance(first, fx.Node):
-                self.snapshot[n] = len(values)
-                values.append(graph.call_method("clone", (env[first],)))
-            env[n] = graph.node_copy(n, lambda a: env[a])
+            if n in twins:
+                env[n] = graph.call_function(twins[n], (env[first],))
+            else:
+                if n in plan.nodes and plan.nodes[n].inplace and isinstance(first, fx.Node):
+                    self.snapshot[n] = len(values)
+                    values.append(graph.call_method("clone", (env[first],)))
+                env[n] = graph.node_copy(n, lambda a: env[a])
             self.index[n] = len(values)
             values.append(env[n])
         graph.output((output, tuple(values)))
         self.module = fx.GraphModule(net, graph)
         self.order = [n for n in plan.graph.nodes if n.op != "output"]
         self.plan = plan
+        self.templates: dict[tuple, list[tuple] | None] = {}
 
-    def run(self, x: torch.Tensor, recorder: Recorder, key: tuple) -> Any:
+    def run(self, x: torch.Tensor, key: tuple) -> tuple[list[LayerRecord], Any]:
         out, values = self.module(x)
+        template = self.templates.get(key)
+        if template is not None:
+            return [_fill(t, values) for t in template], out
+        records = self._record(values, key)
+        if key not in self.templates:
+            self.templates[key] = _template(records, values)
+        return records, out
+
+    def _record(self, values: tuple, key: tuple) -> list[LayerRecord]:
+        recorder = Recorder("fx")
         index = self.index
         emitter = Emitter(self.plan, recorder, key)
         for n in self.order:
@@ -146,7 +179,57 @@ class CompiledRecorder:
             tensors = [values[index[a]] for a in n.all_input_nodes
                        if a.op != "get_attr" and isinstance(values[index[a]], torch.Tensor)]
             emitter.call(n, v, lambda n=n: _arguments(n, values, index), tensors, snapshot, arg0)
-        return out
+        return recorder.records
+
+
+def _out_of_place_twins(plan: GraphPlan) -> dict[fx.Node, Callable]:
+    """In-place module calls that may run out of place: nothing reads their input afterwards.
+
+    A shared module qualifies only if every one of its in-place calls does.
+    """
+    order = {n: i for i, n in enumerate(plan.graph.nodes)}
+    candidates: dict[fx.Node, Callable] = {}
+    refused: set[int] = set()
+    for n, p in plan.nodes.items():
+        if not (p.inplace and n.op == "call_module"):
+            continue
+        twin = _OUT_OF_PLACE.get(type(p.module))
+        src = n.args[0] if n.args else None
+        ok = (twin is not None and isinstance(src, fx.Node) and src in plan.nodes
+              and not plan.nodes[src].inplace and _fresh(src, plan)
+              and all(order[u] <= order[n] for u in src.users))
+        if ok:
+            candidates[n] = twin
+        else:
+            refused.add(id(p.module))
+    return {n: f for n, f in candidates.items() if id(plan.nodes[n].module) not in refused}
+
+
+def _fresh(n: fx.Node, plan: GraphPlan) -> bool:
+    """The node's output is a new tensor, not a view or alias of another."""
+    if n.op == "call_module":
+        return module_kind(plan.nodes[n].module) in _FRESH_KINDS
+    return function_kind(n.target) in _FRESH_KINDS and not plan.nodes[n].inplace
+
+
+def _template(records: list[LayerRecord], values: tuple) -> list[tuple] | None:
+    """Records as (fields, input value indices, output value index), or None if a tensor is not a value."""
+    where = {id(v): i for i, v in enumerate(values) if isinstance(v, torch.Tensor)}
+    template = []
+    for r in records:
+        ids = [id(t) for t in r.inputs_tensors] + [id(r.output)]
+        if any(i not in where for i in ids):
+            return None
+        fields = (r.name, r.kind, r.op, r.params, tuple(r.inputs), r.weight, r.bias, r.module, r.node,
+                  r.owner, r.first_call, r.param_count)
+        template.append((fields, [where[i] for i in ids[:-1]], where[ids[-1]]))
+    return template
+
+
+def _fill(t: tuple, values: tuple) -> LayerRecord:
+    (name, kind, op, params, inputs, weight, bias, module, node, owner, first, count), ins, out = t
+    return LayerRecord(name, kind, op, dict(params), list(inputs), [values[i] for i in ins], values[out],
+                       weight, bias, module, "fx", node, owner, first, count)
 
 
 def _arguments(n: fx.Node, values: tuple, index: dict[fx.Node, int]) -> tuple[tuple, dict]:
@@ -154,14 +237,14 @@ def _arguments(n: fx.Node, values: tuple, index: dict[fx.Node, int]) -> tuple[tu
     return fx.node.map_arg(n.args, resolve), fx.node.map_arg(n.kwargs, resolve)
 
 
-def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan, compiled: bool = True) -> tuple[Recorder, Any]:
+def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan, compiled: bool = True
+           ) -> tuple[list[LayerRecord], Any]:
     """Run the traced graph on ``x``; returns the records and the model's output."""
     key = shape_key(x)
     if plan.safe and compiled:
         if plan.compiled is None:
             plan.compiled = CompiledRecorder(net, plan)
-        recorder = Recorder("fx")
-        return recorder, plan.compiled.run(x, recorder, key)
+        return plan.compiled.run(x, key)
     recorder = Recorder("fx", clone_all=plan.safe is False)
     out = RecordingInterpreter(net, plan, recorder, key).run(x)
     if plan.safe is None:
@@ -169,4 +252,4 @@ def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan, compiled: bool = Tr
         if not plan.safe:
             recorder = Recorder("fx", clone_all=True)
             out = RecordingInterpreter(net, plan, recorder, key).run(x)
-    return recorder, out
+    return recorder.records, out

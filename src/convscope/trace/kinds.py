@@ -237,6 +237,11 @@ def function_name(target: Any) -> str:
     return name
 
 
+def function_kind(target: Any) -> str:
+    """The record kind of a functional op (``'other'`` when unknown)."""
+    return _FUNCTION_KINDS.get(function_name(target), "other")
+
+
 def op_label(target: Any, is_method: bool = False) -> str:
     """How the op reads in a table: ``F.relu``, ``torch.flatten``, ``operator.add``, ``Tensor.view``."""
     if is_method or isinstance(target, str):

@@ -115,8 +115,9 @@ def conv_position(rec: LayerRecord, c: int, y: int, x: int, batch: int = 0) -> C
     x = check_index(x, w_out, "output column", rec)
     (sh, sw), (dh, dw), (kh, kw) = g["stride"], g["dilation"], g["kernel"]
     left, _, top, _ = g["pad"]
-    rows = y * sh - top + torch.arange(kh) * dh
-    cols = x * sw - left + torch.arange(kw) * dw
+    dev = inp.device
+    rows = y * sh - top + torch.arange(kh, device=dev) * dh
+    cols = x * sw - left + torch.arange(kw, device=dev) * dw
     xp = padded_input(rec, inp)
     patches = xp[:, rows + top][:, :, cols + left]
     h, w = inp.shape[-2:]

@@ -57,30 +57,30 @@ def _op(rec: LayerRecord) -> str:
     return "max" if rec.kind in ("maxpool", "adaptive_maxpool") else "avg"
 
 
-def _axis(rec: LayerRecord, axis: int, size_in: int, size_out: int):
+def _axis(rec: LayerRecord, axis: int, size_in: int, size_out: int, device: torch.device):
     """Window positions ``(O, k)``, in-input mask and the count-include-pad divisor per output."""
     p = rec.params
-    o = torch.arange(size_out)
+    o = torch.arange(size_out, device=device)
     if rec.kind.startswith("adaptive"):
         start = (o * size_in) // size_out
         end = -((-(o + 1) * size_in) // size_out)  # ceil
         k = int((end - start).max())
-        pos = start[:, None] + torch.arange(k)[None, :]
+        pos = start[:, None] + torch.arange(k, device=device)[None, :]
         inside = pos < end[:, None]
         return pos, inside, inside.sum(1)
     k, s, d = p["kernel_size"][axis], p["stride"][axis], p["dilation"][axis]
     pad = p["padding"][axis]
     start = o * s - pad
-    pos = start[:, None] + torch.arange(k)[None, :] * d
+    pos = start[:, None] + torch.arange(k, device=device)[None, :] * d
     inside = (pos >= 0) & (pos < size_in)
-    include_pad = torch.clamp(torch.minimum(start + k, torch.tensor(size_in + pad)) - start, min=0)
+    include_pad = ((start + k).clamp(max=size_in + pad) - start).clamp(min=0)
     return pos, inside, include_pad
 
 
 def _divisor(rec: LayerRecord, inside_h, inside_w, pad_h, pad_w) -> torch.Tensor:
     p = rec.params
     if p.get("divisor_override"):
-        return torch.full((len(pad_h), len(pad_w)), int(p["divisor_override"]))
+        return torch.full((len(pad_h), len(pad_w)), int(p["divisor_override"]), device=pad_h.device)
     if rec.kind == "avgpool" and p.get("count_include_pad", True):
         return pad_h[:, None] * pad_w[None, :]
     return inside_h.sum(1)[:, None] * inside_w.sum(1)[None, :]
@@ -101,8 +101,8 @@ def pool_windows(rec: LayerRecord, batch: int = 0) -> PoolWindows:
     require_kind(rec, POOL_KINDS, "a pooling layer")
     x = item(rec.input, batch, rec)
     (h, w), (oh, ow) = x.shape[-2:], rec.output.shape[-2:]
-    rows, in_h, pad_h = _axis(rec, 0, h, oh)
-    cols, in_w, pad_w = _axis(rec, 1, w, ow)
+    rows, in_h, pad_h = _axis(rec, 0, h, oh, x.device)
+    cols, in_w, pad_w = _axis(rec, 1, w, ow, x.device)
     inside = in_h[:, None, :, None] & in_w[None, :, None, :]  # (O_h, O_w, k_h, k_w)
     op = _op(rec)
     if op == "max":
@@ -127,8 +127,8 @@ def pool_window(rec: LayerRecord, c: int, y: int, x: int, batch: int = 0) -> Poo
     (h, w), (oh, ow) = inp.shape[-2:], rec.output.shape[-2:]
     y = check_index(y, oh, "output row", rec)
     x = check_index(x, ow, "output column", rec)
-    rows, in_h, pad_h = _axis(rec, 0, h, oh)
-    cols, in_w, pad_w = _axis(rec, 1, w, ow)
+    rows, in_h, pad_h = _axis(rec, 0, h, oh, inp.device)
+    cols, in_w, pad_w = _axis(rec, 1, w, ow, inp.device)
     r, cc = rows[y], cols[x]
     inside = in_h[y][:, None] & in_w[x][None, :]
     op = _op(rec)
