@@ -160,8 +160,8 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, correct: np.ndarra
     wrong = ~correct
     if wrong.any():
         ax.scatter(coords[wrong, 0], coords[wrong, 1], c=labels[wrong], cmap=cmap, vmin=-0.5,
-                   vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size * 5, marker="X", edgecolors="black",
-                   linewidths=0.6, rasterized=True, label=f"misclassified ({int(wrong.sum())})")
+                   vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size * (5 if size > 6 else 3), marker="X",
+                   edgecolors="black", linewidths=0.6 if size > 6 else 0.3, rasterized=True, label=f"misclassified ({int(wrong.sum())})")
         ax.legend(loc="best", fontsize=8)
     if k <= 20:
         cbar = fig.colorbar(sc, ax=ax, ticks=range(k), fraction=0.04)
