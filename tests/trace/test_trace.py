@@ -124,6 +124,10 @@ def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(efficie
     assert len(adds) == 9 and all(len(r.inputs) == 2 for r in adds)
     assert t.summary().total_params == sum(p.numel() for p in efficientnet.net.parameters())
     assert sum(r.param_count for r in t.layers) == t.summary().total_params
+    assert t["view"].kind == "flatten" and t["view"].inputs == ["_avg_pooling"]  # x.view(bs, -1)
+    hooks = trace(efficientnet, t.input, method="hooks")  # the fallback sees the same graph
+    assert hooks.names == t.names and [r.inputs for r in hooks] == [r.inputs for r in t]
+    torch.testing.assert_close(hooks.output, t.output, rtol=0, atol=0)
 
 
 class DataDependent(nn.Module):

@@ -47,7 +47,8 @@ class Emitter:
              tensors: list[torch.Tensor], snapshot: torch.Tensor | None, arg0: Any) -> None:
         inputs = _union(self.sources.get(a, ()) for a in n.all_input_nodes)
         if not isinstance(out, torch.Tensor):
-            self.sources[n] = inputs
+            # a tuple of tensors passes its inputs on to getitem; a size or a number feeds no data
+            self.sources[n] = inputs if _holds_tensor(out) else []
             return
         if snapshot is not None and tensors and tensors[0] is arg0:
             tensors[0] = snapshot  # the in-place op's own input, as it was before the op
@@ -64,6 +65,10 @@ class Emitter:
                                 owner=plan.owner, first_call=plan.first_call)
         rec.param_count = plan.param_count
         self.sources[n] = [rec.name]
+
+
+def _holds_tensor(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value)
 
 
 def _union(lists) -> list[str]:
