@@ -192,6 +192,22 @@ def test_upload_and_drawing_change_the_prediction(live, browser, shots, tmp_path
     assert p.errors == []
 
 
+def test_model_picker_keeps_an_uploaded_image(live, browser, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite0 comes with the zoo extra")
+    p = Page(browser, live.url + "/?model=default&image=sample-0")
+    file = tmp_path / "cat.png"
+    file.write_bytes(png(__import__("skimage.data", fromlist=["chelsea"]).chelsea()))
+    p.page.set_input_files("#upload", str(file))
+    image = p.wait_for_image("upload-")
+    p.page.select_option("#model-select", "efficientnet-lite0")
+    p.page.wait_for_function("new URLSearchParams(location.search).get('model') === 'efficientnet-lite0' && "
+                             "document.body.dataset.overview === 'ready'", timeout=60_000)
+    assert p.page.evaluate("new URLSearchParams(location.search).get('image')") == image
+    model = live.app.state.registry.entry("efficientnet-lite0").model
+    assert p.page.evaluate("document.body.dataset.prediction") == model.predict(file.read_bytes(), top=1)[0][0][0]
+    assert p.errors == []
+
+
 def test_playground_rejects_invalid_stride(live, browser, shots):
     p = Page(browser, live.url + "/?model=default&image=sample-2")
     page = p.page

@@ -67,7 +67,9 @@ async function selectModel(name, image = null) {
   $("summary").hidden = true;
   $("playground").hidden = true;
   closeDetail();
-  await selectImage(image || (info.samples[0] && info.samples[0].id));
+  // an uploaded or drawn image stays when the model changes; a sample is per model
+  const keep = !image && state.image && state.image.startsWith("upload-") ? state.image : null;
+  await selectImage(image || keep || (info.samples[0] && info.samples[0].id));
 }
 
 async function selectImage(id) {
