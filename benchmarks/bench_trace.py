@@ -7,6 +7,23 @@ Both sides run in eval mode under ``torch.no_grad``; the bare side is ``net(x)``
 trace side is ``convscope.trace(model, x)`` (fx graph cached after the first call,
 every layer's output kept). The two are timed alternately, so a noisy machine slows
 both alike, and the median of ``--repeats`` rounds is reported. Target: ratio <= 1.3.
+
+Latest results (2026-11-26, commit after 4a0f886; torch 2.11.0+cu130 on the lent
+H200 machine, 16 CPU threads; ``--repeats 15`` on CPU, ``--repeats 30 --device cuda``):
+
+    model                batch  forward ms   trace ms  ratio
+    cpu   efficientnet-lite0  1     12.91      16.59    1.29
+    cpu   efficientnet-lite0  8     74.92      88.24    1.18
+    cpu   resnet18_shaped     1      8.72       9.15    1.05
+    cpu   resnet18_shaped     8     50.83      50.95    1.00
+    cuda  efficientnet-lite0  1      4.40       4.90    1.11
+    cuda  efficientnet-lite0  8      3.74       4.55    1.22
+    cuda  resnet18_shaped     1      1.50       1.75    1.17
+    cuda  resnet18_shaped     8      2.51       2.75    1.09
+
+What remains on CPU is mostly memory, not Python: a trace keeps every layer's output
+alive, so the allocator cannot reuse a freed buffer that is still hot in cache (the
+graph that merely returns all values costs about as much as the whole trace).
 """
 
 from __future__ import annotations
