@@ -27,6 +27,10 @@ _EXPORTS: dict[str, str] = {
     "ImageDataset": "convscope.data",
     "trace": "convscope.trace",  # the function; the package itself is callable too
     "Trace": "convscope.trace",
+    **{name: "convscope.explain" for name in (
+        "attribute", "Attribution", "CAM", "GradCAM", "GradCAMPlusPlus", "XGradCAM", "LayerCAM", "HiResCAM",
+        "ScoreCAM", "EigenCAM", "Saliency", "SmoothGrad", "InputXGradient", "GuidedBackprop", "GuidedGradCAM",
+        "IntegratedGradients", "Occlusion", "sanity_check", "deletion", "insertion", "confidence_change")},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
