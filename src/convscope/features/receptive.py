@@ -54,17 +54,22 @@ class ReceptiveField:
                 self.offset[1] + x * self.stride[1] + (self.size[1] - 1) / 2)
 
     def to_input(self, values: np.ndarray) -> np.ndarray:
-        """A layer map (h, w) resampled onto the input grid (H, W) by linear interpolation
-        between the field centres of neighbouring units (clamped at the borders)."""
+        """A layer map (h, w) resampled onto the input grid (H, W): linear interpolation
+        between the field centres of neighbouring units, fading to 0 over one stride
+        beyond the outermost centres (no unit is centred there); a single unit along an
+        axis covers all of it."""
         values = np.asarray(values, dtype=np.float32)
-        h, w = values.shape
-        cy = self.offset[0] + np.arange(h) * self.stride[0] + (self.size[0] - 1) / 2
-        cx = self.offset[1] + np.arange(w) * self.stride[1] + (self.size[1] - 1) / 2
-        ys, xs = np.arange(self.input_size[0]), np.arange(self.input_size[1])
-        rows = np.stack([np.interp(ys, cy, values[:, j]) for j in range(w)], 1) if h > 1 else \
-            np.repeat(values, len(ys), 0)
-        out = np.stack([np.interp(xs, cx, rows[i]) for i in range(len(ys))], 0) if w > 1 else \
-            np.repeat(rows, len(xs), 1)
+        out = values
+        for axis in (0, 1):
+            n = values.shape[axis]
+            if n == 1:  # one unit along this axis: it stands for the whole extent
+                out = np.repeat(out, self.input_size[axis], axis)
+                continue
+            start, step = self.centre(0, 0)[axis], self.stride[axis]
+            centres = start + np.arange(-1, n + 1) * step
+            grid = np.arange(self.input_size[axis])
+            out = np.apply_along_axis(
+                lambda v: np.interp(grid, centres, np.concatenate([[0.0], v, [0.0]])), axis, out)
         return out.astype(np.float32)
 
 
