@@ -9,19 +9,17 @@ a one-line ``detail``; unknown models, layers and images are 404 with the name.
 
 from __future__ import annotations
 
-import io
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
-from . import playground, views
+from . import detail_views, playground, views
 from .encoding import encode_array, encode_many
 from .images import MAX_UPLOAD_BYTES, TooLarge
 from .registry import Registry
@@ -138,12 +136,12 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
                start: int = Query(0, ge=0), count: int = Query(8, ge=1, le=64), maps: bool = True
                ) -> dict[str, Any]:
         te = reg.trace(model, image)
-        return views.detail_json(te, layer, channel=channel, y=y, x=x, start=start, count=count, maps=maps)
+        return detail_views.detail(te, layer, channel=channel, y=y, x=x, start=start, count=count, maps=maps)
 
     @app.get("/api/models/{model}/softmax", summary="Logits, their exponentials, the sum and the probabilities")
     def softmax(model: str, image: str = Query("sample-0"), channel: int | None = Query(None, ge=0)
                 ) -> dict[str, Any]:
-        return views.softmax_json(reg.trace(model, image), channel)
+        return detail_views.softmax_view(reg.trace(model, image), channel)
 
     @app.get("/api/models/{model}/playground",
              summary="Validate conv hyper-parameters and convolve a crop of a real activation map")

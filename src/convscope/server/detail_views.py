@@ -15,7 +15,7 @@ from ..errors import ConvscopeError, NotFound
 from ..trace import details
 from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
 from .registry import TraceEntry
-from .views import pack_map
+from .encoding import pack_map
 
 FORMULAS = {
     "relu": ("ReLU", "ReLU(x) = max(0, x)"),

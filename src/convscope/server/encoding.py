@@ -12,11 +12,13 @@ without copying. float16 halves the bytes for the overview; detail views ask for
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from typing import Any
 
 import numpy as np
+import torch
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -62,3 +64,14 @@ def decode_many(data: bytes) -> list[tuple[dict[str, Any], np.ndarray]]:
         out.append(decode_array(data[off:off + length]))
         off += length + (-length) % 8
     return out
+
+
+def pack_map(a: Any) -> dict[str, Any]:
+    """A 2-D map (or a vector, as a column) for JSON: {shape, data: base64 little-endian float32, min, max}."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().float().cpu().numpy()
+    arr = np.ascontiguousarray(a, dtype="<f4")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode(),
+            "min": float(arr.min()) if arr.size else 0.0, "max": float(arr.max()) if arr.size else 0.0}

@@ -1,47 +1,20 @@
 """Trace records -> the JSON the explorer's views draw.
 
-Glue only: numbers are read off the trace (outputs, weights) and the trace's detail
-functions (:mod:`convscope.trace.details`); this module chooses what to send, names it
-for the page, and packs maps compactly (base64 float32).
+Glue only: layer structure, value ranges and the prediction are read off the trace;
+the detail views' JSON is in :mod:`convscope.server.detail_views`.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConvscopeError, NotFound
 from ..trace.serialize import jsonable
 from .registry import TraceEntry
 
 TOP_CLASSES = 10
-
-
-# -- small packers ----------------------------------------------------------------------
-def pack_map(a: Any) -> dict[str, Any]:
-    """A 2-D map as {shape, data: base64 little-endian float32, min, max}."""
-    arr = np.ascontiguousarray(_np(a), dtype="<f4")
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode(),
-            "min": float(arr.min()) if arr.size else 0.0, "max": float(arr.max()) if arr.size else 0.0}
-
-
-def _np(a: Any) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        return a.detach().float().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    if isinstance(v, torch.Tensor):
-        v = v.item()
-    return float(v)
 
 
 # -- the overview -------------------------------------------------------------------------
@@ -194,15 +167,3 @@ def channel_stats(arr: np.ndarray) -> dict[str, list[float]]:
         return {}
     flat = arr.reshape(arr.shape[0], -1)
     return {"ch_min": flat.min(1).astype(float).tolist(), "ch_max": flat.max(1).astype(float).tolist()}
-
-
-def detail_json(te: TraceEntry, layer: str, **kw: Any) -> dict[str, Any]:
-    from .detail_views import detail
-
-    return detail(te, layer, **kw)
-
-
-def softmax_json(te: TraceEntry, selected: int | None = None) -> dict[str, Any]:
-    from .detail_views import softmax_view
-
-    return softmax_view(te, selected)
