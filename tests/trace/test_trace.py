@@ -222,6 +222,7 @@ def test_mode_is_restored_and_hooks_removed_even_when_forward_raises():
     assert not bn.params["batch_statistics"]  # traced in eval mode: running statistics
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 def test_wrong_input_is_a_one_line_convscope_error():
     model = load_model("tiny-vgg")
     with pytest.raises(ConvscopeError, match="expects 3-channel input"):
@@ -231,6 +232,8 @@ def test_wrong_input_is_a_one_line_convscope_error():
     assert "\n" not in str(err.value) and "TinyVGG failed on input (1, 3, 5, 5)" in str(err.value)
     with pytest.raises(ConvscopeError):
         trace(model, torch.randn(1, 3, 64, 64), method="magic")
+    with pytest.raises(ConvscopeError, match="TorchScript"):
+        trace(torch.jit.script(model.net), torch.randn(1, 3, 64, 64))
 
 
 def test_inputs_image_single_tensor_and_lookup():

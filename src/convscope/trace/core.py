@@ -152,6 +152,9 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
     m = as_model(model)
     batch = _batch(m, x, bare=not isinstance(model, Model))
     net = m.net
+    if isinstance(net, torch.jit.ScriptModule):
+        raise ConvscopeError(f"{m.name} is a TorchScript module: its layers are compiled and cannot be observed "
+                             "one by one; load the Python model instead (pkg.module:factory@weights.pt)")
     modules = list(net.modules())
     modes = [mod.training for mod in modules]
     try:
