@@ -233,7 +233,7 @@ def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None
                "mul": "output = " + " × ".join(rec.inputs) + " (element by element)",
                "concat": "output channels = the inputs' channels stacked: " + " ‖ ".join(rec.inputs),
                "dropout": "dropout is inactive at inference: output = input",
-               "identity": "output = input", "input": "the network's input after preprocessing",
+               "identity": "output = input", "input": _input_formula(te),
                "pad": f"zero padding {list(rec.params.get('pad', ()))} (left, right, top, bottom)"}.get(rec.kind)
     d = {"view": "generic", **_head(rec, c, rec.op), "formula": formula, "op_symbol": symbols.get(rec.kind, ","),
          "inputs": inputs, "output": pack_map(_out(rec, c))}
@@ -241,6 +241,16 @@ def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None
         yy, xx = _position(rec, y, x)
         d["position"] = {"y": yy, "x": xx}
     return d
+
+
+def _input_formula(te: TraceEntry) -> str:
+    """How pixels became the network's input, with the model's own mean and std."""
+    p = te.model.preprocessing
+    mean = ", ".join(f"{m:g}" for m in p.mean)
+    std = ", ".join(f"{v:g}" for v in p.std)
+    h, w = p.size
+    return (f"input = (pixel − mean) / std with mean ({mean}) and std ({std}), pixels 0..255; "
+            f"the image was resized ({p.resize}) to {h}×{w}, {p.channels} channel(s)")
 
 
 # -- the classifier head ---------------------------------------------------------------------

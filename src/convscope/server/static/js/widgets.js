@@ -26,9 +26,11 @@ export function mapView(m, opts = {}) {
   const box = el("div", "mapview");
   const stage = el("div", "stage");
   const cv = el("canvas", "map");
-  const px = opts.px || Math.max(48, Math.min(150, h * 4));
-  cv.style.width = `${px}px`;
-  cv.style.height = `${Math.round((px * h) / w)}px`;
+  // the longer side gets px; a thin map (a vector shown as a column) stays at least 12 px wide
+  const px = opts.px || Math.max(48, Math.min(150, Math.max(h, w) * 4));
+  const k = px / Math.max(h, w);
+  cv.style.width = `${Math.max(12, Math.round(w * k))}px`;
+  cv.style.height = `${Math.max(12, Math.round(h * k))}px`;
   const [lo, hi] = opts.range || [m.min, m.max];
   paint(cv, vals, h, w, opts.scale || "diverging", lo, hi);
   stage.appendChild(cv);
