@@ -17,7 +17,8 @@ from .grid import as_rgb, tile
 
 
 def upscale(image: np.ndarray, min_size: int = 96) -> tuple[np.ndarray, int]:
-    """Nearest-neighbour upscale so the shorter side is at least ``min_size``; returns the factor."""
+    """Nearest-neighbour upscale (to RGB) so the shorter side is at least ``min_size``; returns the factor."""
+    image = as_rgb(image)
     h, w = image.shape[:2]
     f = max(1, int(np.ceil(min_size / max(1, min(h, w)))))
     return (image.repeat(f, 0).repeat(f, 1) if f > 1 else image), f

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ...features import kernels, visualize
     from ...render import save_png
-    from ...render.features import feature_grid, kernel_grid
+    from ...render.features import feature_grid, kernel_grid, upscale
     from ..common import load_model_from_args
 
     model = load_model_from_args(args)
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     prefix = "class" if args.objective == "logit" else "channel"
     for u, image in zip(vis.units, vis.images):
-        save_png(feature_grid(image[None], min_size=128), out / f"{prefix}_{u:04d}.png")
+        save_png(upscale(image, 128)[0], out / f"{prefix}_{u:04d}.png")
     save_png(feature_grid(vis.images), out / "grid.png")
     written = [out / "grid.png"]
     if args.kernels and layer is not None:
