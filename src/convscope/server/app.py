@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
 from . import detail_views, playground, views
-from .encoding import encode_array, encode_many
+from .encoding import encode_array, encode_many, pack_map
 from .images import MAX_UPLOAD_BYTES, TooLarge
 from .registry import Registry
 
@@ -155,6 +155,6 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
         if channel >= arr.shape[0]:
             raise NotFound(f"layer {layer!r} has {arr.shape[0]} channels, no channel {channel}")
         st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
-        return {"layer": layer, "channel": channel, **playground.run(arr[channel], st)}
+        return {"layer": layer, "channel": channel, "map": pack_map(arr[channel]), **playground.run(arr[channel], st)}
 
     return app

@@ -2,7 +2,7 @@
 // explains combinations that do not fit. The page only collects the settings.
 
 import { getJSON, q } from "./api.js";
-import { el, grid } from "./widgets.js";
+import { el, grid, mapView } from "./widgets.js";
 import { fmt } from "./colors.js";
 
 const FIELDS = [
@@ -89,6 +89,9 @@ export class Playground {
     }
     this.root.dataset.valid = "1";
     const row = el("div", "formula-grids pg-grids");
+    const whole = mapView(r.map, { px: 130, label: `${layer} · ch ${channel || 0}: the crop` });
+    whole.mark([[r.crop_origin[0], r.crop_origin[1], r.settings.crop, r.settings.crop, "window"]]);
+    row.append(whole, el("span", "op", "→"));
     const small = r.padded.length <= 14;
     const p = r.settings.padding;
     const padded = r.padded.map((rowv, i) => rowv.map((v, j) => (i < p || j < p || i >= r.padded.length - p || j >= r.padded.length - p ? null : v)));
