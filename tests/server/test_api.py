@@ -139,6 +139,20 @@ def test_pool_detail_window_and_argmax(client, default_ref):
     assert pos["window"] == {"top": 2 * y, "left": 2 * x, "height": 2, "width": 2}
 
 
+def test_average_pool_window_and_divisor(client, registry):
+    t = client.get("/api/models/functional/trace", params={"image": "sample-2"}).json()
+    pool = next(l for l in t["layers"] if l["kind"] == "avgpool")
+    te = registry.trace("functional", "sample-2")
+    x_in = te.record(pool["inputs"][0]).output[0]
+    pos = client.get(f"/api/models/functional/layers/{pool['name']}/detail",
+                     params={"image": "sample-2", "channel": 9, "y": 1, "x": 2}).json()["position"]
+    window = x_in[9, 2:4, 4:6]
+    np.testing.assert_allclose(pos["values"], window.numpy(), atol=1e-6)
+    assert pos["value"] == pytest.approx(float(window.mean()), abs=1e-6)
+    assert pos["trace_value"] == pytest.approx(pos["value"], abs=1e-6) and pos["argmax"] is None
+    assert "/ 4" in pos["formula"]
+
+
 def test_linear_and_softmax_details(client, default_ref):
     model, _, ref = default_ref
     names = list(ref)
