@@ -9,14 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convscope.models.reference_nets import resnet18_shaped
+from convscope.models.reference_nets import ResNet18Shaped
 
 
-@pytest.fixture(scope="module")
-def resnet():
-    """ResNet-18 layout (in-place ReLUs, BatchNorm, residual adds), random seeded weights, eval."""
+def _seeded_resnet(width: int) -> nn.Module:
     torch.manual_seed(0)
-    net = resnet18_shaped(num_classes=10).eval()
+    net = ResNet18Shaped(num_classes=10, width=width).eval()
     with torch.no_grad():  # non-trivial BatchNorm statistics, so folding them is really tested
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -28,13 +26,32 @@ def resnet():
 
 
 @pytest.fixture(scope="module")
+def resnet():
+    """resnet18_shaped() (in-place ReLUs, BatchNorm, residual adds), random seeded weights, eval."""
+    return _seeded_resnet(64)
+
+
+@pytest.fixture(scope="module")
+def small_resnet():
+    """The same layout 8x narrower (64 channels in layer4): for tests of the protocol, not of numbers."""
+    return _seeded_resnet(8)
+
+
+@pytest.fixture(scope="module")
 def resnet_x():
     g = torch.Generator().manual_seed(1)
     return torch.randn(2, 3, 64, 64, generator=g)
 
 
 @pytest.fixture(scope="session")
-def effnet_x(efficientnet, photo_coffee, photo_chelsea):
+def effnet_x(efficientnet, photo_coffee):
+    """The coffee photo as EfficientNet-Lite0 input (1, 3, 224, 224)."""
+    return efficientnet.batch(photo_coffee)
+
+
+@pytest.fixture(scope="session")
+def effnet_x2(efficientnet, photo_coffee, photo_chelsea):
+    """Both bundled photos as one batch (2, 3, 224, 224)."""
     return torch.cat([efficientnet.batch(photo_coffee), efficientnet.batch(photo_chelsea)])
 
 
@@ -68,3 +85,12 @@ def rel_err():
 @pytest.fixture(scope="session")
 def relu6_as_relu():
     return _relu6_as_relu
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Many tiny ops: on a shared, loaded CPU one intra-op thread is several times faster than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -61,7 +61,7 @@ def test_guided_gradcam_resnet(resnet, resnet_x, rel_err):
     assert rel_err(ours.raw, want) < TOL
 
 
-@pytest.mark.parametrize("method", ["gausslegendre", "riemann_left", "riemann_middle", "riemann_right"])
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle"])
 def test_integrated_gradients_resnet(resnet, resnet_x, method, rel_err):
     ours = ex.IntegratedGradients(resnet, steps=5, method=method, batch_size=4)(resnet_x, TARGETS)
     want = captum_attr.IntegratedGradients(resnet).attribute(resnet_x, baselines=0.0, target=TARGETS, n_steps=5,
@@ -95,11 +95,12 @@ def eff_targets(efficientnet, effnet_x):
         return efficientnet.net(effnet_x).argmax(1).tolist()
 
 
-def test_gradcam_efficientnet(efficientnet, effnet_x, eff_targets, rel_err):
+def test_gradcam_efficientnet(efficientnet, effnet_x2, rel_err):
     net = efficientnet.net
-    ours = ex.GradCAM(efficientnet, "_bn1")(effnet_x)
-    assert ours.targets.tolist() == eff_targets
-    want = captum_attr.LayerGradCam(net, net._bn1).attribute(effnet_x, eff_targets, relu_attributions=True)
+    ours = ex.GradCAM(efficientnet, "_bn1")(effnet_x2)
+    with torch.no_grad():
+        assert ours.targets.tolist() == net(effnet_x2).argmax(1).tolist()
+    want = captum_attr.LayerGradCam(net, net._bn1).attribute(effnet_x2, ours.targets.tolist(), relu_attributions=True)
     assert rel_err(ours.raw, want[:, 0]) < TOL
     assert rel_err(ours.maps, _interp(want, (224, 224))) < TOL
 
@@ -120,16 +121,13 @@ def test_guided_backprop_efficientnet_relu6(efficientnet, effnet_x, eff_targets,
     assert rel_err(ours.raw, want) < TOL
     plain = captum_attr.Saliency(efficientnet.net).attribute(effnet_x, eff_targets, abs=False)
     assert rel_err(plain, want) > 0.1  # guiding really changes the result on this net
-    ggc = ex.GuidedGradCAM(efficientnet, "_bn1")(effnet_x)
-    want = captum_attr.GuidedGradCam(twin, twin._bn1).attribute(effnet_x, eff_targets, interpolate_mode="bilinear")
-    assert rel_err(ggc.raw, want) < TOL
 
 
 def test_integrated_gradients_and_smoothgrad_efficientnet(efficientnet, effnet_x, eff_targets, rel_err):
-    x = effnet_x[:1]
+    x = effnet_x
     net = efficientnet.net
-    ours = ex.IntegratedGradients(efficientnet, steps=3)(x, eff_targets[:1])
-    want = captum_attr.IntegratedGradients(net).attribute(x, target=eff_targets[:1], n_steps=3)
+    ours = ex.IntegratedGradients(efficientnet, steps=2)(x, eff_targets[:1])
+    want = captum_attr.IntegratedGradients(net).attribute(x, target=eff_targets[:1], n_steps=2)
     assert rel_err(ours.raw, want) < TOL
     ours = ex.SmoothGrad(efficientnet, samples=2, stdev=0.2, seed=7)(x, eff_targets[:1])
     torch.manual_seed(7)
@@ -139,7 +137,7 @@ def test_integrated_gradients_and_smoothgrad_efficientnet(efficientnet, effnet_x
 
 
 def test_occlusion_efficientnet(efficientnet, effnet_x, eff_targets, rel_err):
-    x = effnet_x[:1]
+    x = effnet_x
     ours = ex.Occlusion(efficientnet, window=80, stride=72, fold_bn=False)(x, eff_targets[:1])
     want = captum_attr.Occlusion(efficientnet.net).attribute(x, sliding_window_shapes=(3, 80, 80),
                                                              strides=(3, 72, 72), baselines=0.0,

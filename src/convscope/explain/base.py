@@ -73,9 +73,11 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> type["Method"]:
-    key = name.strip().lower().replace("_", "-")
-    aliases = {m.replace("-", ""): m for m in METHODS}
-    key = aliases.get(key.replace("-", ""), key)
+    def squash(s: str) -> str:
+        return s.strip().lower().replace("_", "").replace("-", "").replace(" ", "").replace("++", "plusplus")
+
+    aliases = {squash(m): m for m in METHODS}
+    key = aliases.get(squash(name), name)
     if key not in METHODS:
         raise ConvscopeError(f"unknown attribution method {name!r}; choose from {', '.join(METHODS)}")
     return METHODS[key]
