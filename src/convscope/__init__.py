@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
         "attribute", "Attribution", "CAM", "GradCAM", "GradCAMPlusPlus", "XGradCAM", "LayerCAM", "HiResCAM",
         "ScoreCAM", "EigenCAM", "Saliency", "SmoothGrad", "InputXGradient", "GuidedBackprop", "GuidedGradCAM",
         "IntegratedGradients", "Occlusion", "sanity_check", "deletion", "insertion", "confidence_change")},
+    **{name: "convscope.features" for name in ("visualize", "kernels", "top_examples", "receptive_field")},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
