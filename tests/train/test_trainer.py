@@ -80,7 +80,16 @@ def test_tensorboard_events_hold_the_logged_scalars_and_histograms(digits_run):
         assert [e.step for e in events] == [1, 2, 3]
         assert [e.value for e in events] == pytest.approx([r[key] for r in digits_run.history], rel=1e-6)
     assert "weights/conv_1_1.weight" in tags["histograms"] and "weights/output.bias" in tags["histograms"]
-    assert len(acc.Histograms("weights/conv_1_1.weight")) == 3
+    events = acc.Histograms("weights/conv_1_1.weight")
+    assert [e.step for e in events] == [1, 2, 3]
+    h = events[-1].histogram_value  # epoch 3 = the weights in last.pt
+    w = load_checkpoint(digits_run.last)["state_dict"]["conv_1_1.weight"].double()
+    assert h.num == w.numel() == sum(h.bucket)
+    assert (h.min, h.max) == pytest.approx((float(w.min()), float(w.max())), rel=1e-6)
+    assert h.sum == pytest.approx(float(w.sum()), abs=1e-5)
+    assert h.sum_squares == pytest.approx(float((w * w).sum()), rel=1e-5)
+    counts, _ = np.histogram(w.numpy(), bins=len(h.bucket), range=(h.min, h.max))
+    assert np.abs(np.array(h.bucket) - counts).sum() <= 2  # bucket edges: histc vs numpy may differ by one value
 
 
 def test_snapshots_hold_first_conv_weights_and_its_maps(digits_run):
@@ -190,6 +199,21 @@ def test_a_non_finite_loss_stops_with_epoch_and_step(tmp_path):
     state = load_checkpoint(tmp_path / "nan" / "last.pt")
     assert state["train_state"]["epoch"] == 1  # the last good epoch is kept
     assert all(torch.isfinite(t).all() for t in state["state_dict"].values())
+
+
+def test_training_on_in_memory_splits(tmp_path):
+    """``train(splits=...)``: a user's own data, here digits with two classes dropped."""
+    full = load_splits("digits", seed=1)
+    keep = lambda ds: ds.subset(torch.nonzero(ds.labels < 8).flatten())  # noqa: E731
+    from convscope.data import Splits
+
+    splits = Splits(keep(full.train), keep(full.val), keep(full.test), seed=1, description="digits 0-7")
+    result = train(digits_config(tmp_path / "mem", data="digits-0-7", epochs=1), splits=splits,
+                   progress=False, log=lambda m: None)
+    meta = load_checkpoint(result.last)["meta"]
+    assert meta["dataset"]["name"] == "digits-0-7" and meta["dataset"]["split"] == "digits 0-7"
+    assert meta["dataset"]["sizes"]["train"] == len(splits.train)
+    assert load_model(result.last).net(torch.zeros(1, 1, 16, 16)).shape == (1, 10)  # classes kept as named
 
 
 def test_fine_tuning_starts_from_the_checkpoint_weights(tmp_path, digits_run):

@@ -35,9 +35,14 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(config: TrainConfig) -> Prepared:
-    """Load the data and build (or load) the net for ``config``; seeds nothing itself."""
-    splits = load_splits(config.data, seed=config.split_seed, root=config.data_root, download=config.download)
+def prepare(config: TrainConfig, splits: Splits | None = None) -> Prepared:
+    """Load the data (unless ``splits`` are given) and build or load the net for ``config``.
+
+    Seeds nothing itself. Given ``splits`` (your own in-memory data), ``config.data``
+    is only the name recorded for them.
+    """
+    if splits is None:
+        splits = load_splits(config.data, seed=config.split_seed, root=config.data_root, download=config.download)
     classes = list(splits.train.classes)
     notes = [n for n in [splits.train.note, splits.description] if n]
     if config.model in zoo.ZOO:

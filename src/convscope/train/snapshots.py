@@ -34,11 +34,11 @@ def snapshot_path(out: str | Path, epoch: int) -> Path:
 
 
 @torch.no_grad()
-def save_snapshot(out: str | Path, epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor,
-                  label: int) -> Path | None:
-    """Write epoch ``epoch``'s snapshot; ``image`` is uint8 (C,H,W), ``x`` its network input.
+def snapshot_arrays(epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor, label: int) -> dict[str, Any] | None:
+    """The snapshot's arrays; ``image`` is uint8 (C,H,W), ``x`` its network input.
 
-    Returns None (and writes nothing) for nets without a convolution.
+    Runs the net once on ``x`` in eval mode (its mode is restored). None for nets
+    without a convolution.
     """
     found = first_conv(net)
     if found is None:
@@ -53,21 +53,32 @@ def save_snapshot(out: str | Path, epoch: int, net: nn.Module, image: torch.Tens
     finally:
         handle.remove()
         net.train(was_training)
-    arrays: dict[str, Any] = {
+    return {
         "epoch": np.int64(epoch),
         "layer": np.array(name),
-        "weight": conv.weight.detach().float().cpu().numpy(),
-        "bias": (conv.bias.detach().float().cpu().numpy() if conv.bias is not None
+        "weight": conv.weight.detach().float().cpu().numpy().copy(),
+        "bias": (conv.bias.detach().float().cpu().numpy().copy() if conv.bias is not None
                  else np.zeros(conv.out_channels, np.float32)),
         "activations": captured["out"][0].float().cpu().numpy(),
         "image": image.cpu().numpy().astype(np.uint8),
         "label": np.int64(label),
     }
+
+
+def write_snapshot(out: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write arrays from :func:`snapshot_arrays` to ``OUT/snapshots/epoch_NNN.npz``."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    path = snapshot_path(out, epoch)
+    path = snapshot_path(out, int(arrays["epoch"]))
     write_bytes_atomic(path, buf.getvalue())
     return path
+
+
+def save_snapshot(out: str | Path, epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor,
+                  label: int) -> Path | None:
+    """Compute and write epoch ``epoch``'s snapshot (None for nets without a convolution)."""
+    arrays = snapshot_arrays(epoch, net, image, x, label)
+    return None if arrays is None else write_snapshot(out, arrays)
 
 
 def load_snapshot(path: str | Path) -> dict[str, Any]:

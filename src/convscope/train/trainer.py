@@ -13,11 +13,15 @@ What it guarantees:
   rebuilds the net from ``meta["architecture"]``.
 - **Cheap bookkeeping.** Per-step losses stay on the device and are read back every
   ``FLUSH_EVERY`` steps (progress bar and NaN/inf check together), so logging does not
-  stall a GPU each step; a non-finite loss is still reported with its exact step.
+  stall a GPU each step; a non-finite loss is still reported with its exact step. Files
+  (checkpoints, snapshots, TensorBoard) are written from CPU copies by one background
+  thread while the next epoch trains; :meth:`Trainer.fit` waits for them before it
+  returns or raises.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import shlex
 import signal
@@ -33,14 +37,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..data import make_augment
+from ..data import Splits, make_augment
 from ..errors import ConvscopeError
 from ..models import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .evaluate import predict_logits
+from .background import BackgroundWriter
 from .runlog import RunLog
 from .setup import prepare
-from .snapshots import save_snapshot
+from .snapshots import snapshot_arrays, write_snapshot
 
 LAST, BEST = "last.pt", "best.pt"
 FLUSH_EVERY = 20
@@ -85,14 +90,15 @@ def recorded_config(out: str | Path) -> TrainConfig:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, splits: Splits | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) the run described by ``config``.
 
     Returns a :class:`TrainResult`; ``OUT/best.pt`` is the epoch with the lowest
     validation loss. Raises :class:`ConvscopeError` for user mistakes and for a loss
-    that becomes NaN or infinite (naming the epoch and step).
+    that becomes NaN or infinite (naming the epoch and step). ``splits`` trains on your own
+    in-memory :class:`~convscope.data.Splits` instead of loading ``config.data``.
     """
-    return Trainer(config, resume=resume, progress=progress, command=command, log=log).fit()
+    return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits).fit()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,7 +111,8 @@ class Trainer:
     """Holds one run's net, optimizer, data and counters; :meth:`fit` runs the epochs."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
-                 command: str | None = None, log: Callable[[str], None] | None = None) -> None:
+                 command: str | None = None, log: Callable[[str], None] | None = None,
+                 splits: Splits | None = None) -> None:
         self.out = Path(config.out)
         self.progress = progress
         self.command = command if command is not None else "convscope train " + shlex.join(sys.argv[1:])
@@ -114,7 +121,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.prepared = prepare(config)
+        self.prepared = prepare(config, splits)
         self.net = self.prepared.net.to(self.device)
         self.augment = make_augment(config.augment_options())
         self.optimizer = self._make_optimizer()
@@ -129,6 +136,7 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         self._interrupt = False
+        self.writer: BackgroundWriter | None = None
 
     # -- set-up ----------------------------------------------------------------------
     def _check_out_dir(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
@@ -178,10 +186,17 @@ class Trainer:
             self.log(f"{self.out}: {why}; nothing to do (raise --epochs to train more)")
             return self._result()
         runlog = RunLog(self.out, self.history)
+        self.writer = BackgroundWriter()
         sample = splits.val.images[0], splits.val.labels[0]
         sample_x = self.prepared.preprocessing.normalize(sample[0])
+
+        def snapshot(epoch: int) -> None:
+            arrays = snapshot_arrays(epoch, self.net, sample[0], sample_x, int(sample[1]))
+            if arrays is not None:
+                self.writer.submit(write_snapshot, self.out, arrays)
+
         if self.epoch == 0 and self._partial is None:
-            save_snapshot(self.out, 0, self.net, sample[0], sample_x, int(sample[1]))
+            snapshot(0)
         previous = self._install_sigint()
         interrupted_at = None
         try:
@@ -201,8 +216,9 @@ class Trainer:
                 record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                                                  "seconds", "images_per_s")}
                 self.history.append(record)
-                runlog.log_epoch(record, self.net)
-                save_snapshot(self.out, e, self.net, sample[0], sample_x, int(sample[1]))
+                weights = {n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
+                self.writer.submit(runlog.log_epoch, dict(record), weights)
+                snapshot(e)
                 improved = val_loss < self.best_val_loss
                 if improved:
                     self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, e, 0
@@ -223,8 +239,11 @@ class Trainer:
                     interrupted_at = (e, 0)
                     break
         finally:
-            signal_restore(previous)
-            runlog.close()
+            try:
+                self.writer.close()  # every file of this run is on disk before we return or raise
+            finally:
+                signal_restore(previous)
+                runlog.close()
         result = self._result()
         if interrupted_at is not None:
             result.interrupted, result.interrupted_at = True, interrupted_at
@@ -328,7 +347,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "step": 0,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": _cpu_copy(self.optimizer.state_dict()),
             "best_val_loss": self.best_val_loss,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
@@ -337,11 +356,13 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
-    def _save(self, name: str, with_state: bool, extra_state: dict[str, Any] | None = None) -> Path:
+    def _save(self, name: str, with_state: bool, extra_state: dict[str, Any] | None = None) -> None:
+        """Queue a checkpoint write of CPU copies of the current state."""
         state = None
         if with_state:
             state = {**self._train_state(), **(extra_state or {})}
-        return save_checkpoint(self.out / name, self.net.state_dict(), self._meta(), state)
+        weights = _cpu_copy(self.net.state_dict())
+        self.writer.submit(save_checkpoint, self.out / name, weights, copy.deepcopy(self._meta()), state)
 
     def _save_partial(self, epoch: int, step: int, order: torch.Tensor, generator: torch.Generator,
                       running: tuple[float, float, float], seconds: float) -> None:
@@ -368,6 +389,18 @@ class Trainer:
             self.log("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
 
         return signal.signal(signal.SIGINT, handler)
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """A copy of nested dicts/lists/tuples with every tensor copied to the CPU (training
+    keeps changing the originals in place while the background thread writes)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return copy.copy(obj)
 
 
 def signal_restore(previous: Any) -> None:
