@@ -101,10 +101,8 @@ def test_conv_behind_an_asymmetric_pad_layer_and_functional_same_padding():
         assert pos.output == pytest.approx(float(rec.output[0, 1, -1, -1]), abs=ATOL)
 
 
-def test_conv_details_on_efficientnet_depthwise_layer(efficientnet):
-    torch.manual_seed(0)
-    t = trace(efficientnet, torch.randn(1, 3, 224, 224))
-    rec = t["_blocks.1._depthwise_conv"]
+def test_conv_details_on_efficientnet_depthwise_layer(efficientnet_trace):
+    rec = efficientnet_trace["_blocks.1._depthwise_conv"]
     ch = D.conv_channel(rec, 17)
     assert ch.input_channels == [17] and ch.intermediate.shape[0] == 1
     torch.testing.assert_close(ch.output, rec.output[0, 17], rtol=0, atol=ATOL)

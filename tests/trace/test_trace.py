@@ -106,12 +106,15 @@ def test_functional_cnn_records_functional_ops_with_their_inputs():
         torch.testing.assert_close(t.output, net(x))
 
 
-def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(efficientnet, photo_coffee):
-    t = trace(efficientnet, Image.fromarray(photo_coffee))
+def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(efficientnet, photo_coffee,
+                                                                        efficientnet_trace):
+    t = efficientnet_trace
     assert t.via == "fx" and t.input.shape == (1, 3, 224, 224)
+    torch.testing.assert_close(t.input, efficientnet.batch(photo_coffee), rtol=0, atol=0)
     with torch.no_grad():
-        torch.testing.assert_close(t.output, efficientnet.net(t.input), rtol=0, atol=0)
-    assert t.top(1)[0][0][1] == efficientnet.predict(photo_coffee, top=1)[0][0][0]
+        logits = efficientnet.net(t.input)
+    torch.testing.assert_close(t.output, logits, rtol=0, atol=0)
+    assert t.top(1)[0][0][:2] == (int(logits.argmax()), efficientnet.class_name(int(logits.argmax())))
     stem = t["_conv_stem"]
     assert stem.kind == "conv" and stem.inputs == ["_conv_stem.static_padding"]
     assert t["_conv_stem.static_padding"].params["pad"] == (0, 1, 0, 1)  # TF 'same': the extra on the right
