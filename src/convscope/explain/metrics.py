@@ -3,8 +3,8 @@
 * Deletion and insertion (Petsiuk et al. 2018, RISE): rank the pixels by the map, then
   remove them from the image in that order (deletion: replaced by a substrate, zero by
   default) or reveal them on a blurred copy (insertion), reading the target class's
-  probability after each of ``steps`` equal steps. The area under the curve, on a
-  [0, 1] x-axis by the trapezoid rule, summarises it: low is good for deletion (the
+  probability after each of ``steps`` (nearly) equal steps. The area under the curve
+  over the fraction of pixels changed, by the trapezoid rule, summarises it: low is good for deletion (the
   score collapses when the important pixels go), high is good for insertion.
 * Average Drop and Increase in Confidence (Chattopadhay et al. 2018, Grad-CAM++): feed
   ``x * M`` (the map scaled to [0, 1] per sample, times the input) and compare the
@@ -63,10 +63,13 @@ class ConfidenceChange:
         return float(self.increased.float().mean() * 100)
 
 
-def auc(scores: torch.Tensor) -> torch.Tensor:
-    """Trapezoid area under ``scores[..., i]`` sampled evenly on [0, 1]."""
-    n = scores.shape[-1] - 1
-    return (scores.sum(-1) - (scores[..., 0] + scores[..., -1]) / 2) / n
+def auc(scores: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+    """Trapezoid area under ``scores[..., i]`` at x = ``fractions[i]`` (from 0 to 1).
+
+    The fractions are whole pixel counts over the pixel total, so they are only nearly
+    even; the area uses the true ones.
+    """
+    return torch.trapezoid(scores, fractions.to(scores), dim=-1)
 
 
 def _maps(maps: Attribution | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +135,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
                 scores[bi, ii] = tgt.probabilities(net(inp), rows=bi).float()
             progress(done + 1, len(parts))
     fractions = counts.float() / (H * W)
-    return Curve(kind, fractions, scores, auc(scores))
+    return Curve(kind, fractions, scores, auc(scores, fractions))
 
 
 def deletion(model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor, target: TargetSpec = None,
