@@ -268,8 +268,9 @@ def test_describe_dispatch_errors_and_json():
     assert isinstance(D.describe(t["1"]), D.Elementwise)
     assert isinstance(D.describe(t["2"], 1, 1, 0), D.PoolWindow)
     assert isinstance(D.describe(t["4"]), D.LinearDetail)
+    assert D.describe(t["3"]) == D.FlattenMap((2, 2, 2), 8)
     with pytest.raises(ConvscopeError, match="no arithmetic detail"):
-        D.describe(t["3"])
+        D.describe(t["input"])
     with pytest.raises(ConvscopeError, match="out of range"):
         D.conv_channel(t["0"], 2)
     with pytest.raises(ConvscopeError, match="not a convolution"):
@@ -280,3 +281,19 @@ def test_describe_dispatch_errors_and_json():
     assert len(pos["patches"][0]) == 3 and pos["output"] == pytest.approx(float(t["0"].output[0, 1, 3, 3]), abs=ATOL)
     win = json.loads(json.dumps(D.pool_window(t["2"], 0, 0, 0).to_dict()))
     assert win["op"] == "max" and win["argmax"] is not None
+
+
+def test_merge_details_of_residual_add_and_concat():
+    from convscope.models.reference_nets import FunctionalCNN
+
+    torch.manual_seed(0)
+    t = trace(FunctionalCNN(), torch.randn(2, 3, 32, 32))
+    add = D.merge(t["add"], batch=1)
+    assert add.inputs == ["relu_1", "max_pool2d"] and add.ranges is None
+    torch.testing.assert_close(add.recomputed, add.output, rtol=0, atol=0)
+    torch.testing.assert_close(add.operands[1], t["max_pool2d"].output[1], rtol=0, atol=0)
+    cat = D.describe(t["cat"], batch=1)
+    assert isinstance(cat, D.Merge) and cat.ranges == [(0, 8), (8, 12)]
+    torch.testing.assert_close(cat.output[8:12], t["branch"].output[1], rtol=0, atol=0)
+    torch.testing.assert_close(cat.recomputed, cat.output, rtol=0, atol=0)
+    json.dumps(cat.to_dict())

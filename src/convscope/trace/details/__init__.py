@@ -10,7 +10,8 @@ Pure functions of a :class:`~convscope.trace.LayerRecord` (batch item 0 unless
 ``pool_window(s)``     the window behind a pooling output (max: arg-max; avg: divisor)
 ``activation``         input, output and formula of ReLU / ReLU6 / SiLU / sigmoid / tanh
 ``batchnorm``          per-channel scale and shift: output = input * scale + shift
-``flatten_index``      flat index <-> (c, h, w)
+``flatten_index``      flat index <-> (c, h, w) (``flatten_map``: the shape behind it)
+``merge``              x + y, x * y, torch.cat: operands, result, channel ranges
 ``linear``             contributions w_ij * x_j, their sums, bias, outputs
 ``softmax``            exp(logit_i), their sum, probabilities
 =====================  ==============================================================
@@ -25,14 +26,14 @@ from ..records import ELEMENTWISE_KINDS, POOL_KINDS, LayerRecord
 from .base import Detail
 from .conv import ConvChannel, ConvPosition, conv_channel, conv_geometry, conv_position, padded_input
 from .pool import PoolWindow, PoolWindows, pool_window, pool_windows
-from .simple import (FORMULAS, BatchNormAffine, Elementwise, LinearDetail, SoftmaxDetail, activation,
-                     batchnorm, flatten_index, flatten_position, linear, softmax)
+from .simple import (FORMULAS, BatchNormAffine, Elementwise, FlattenMap, LinearDetail, Merge, SoftmaxDetail,
+                     activation, batchnorm, flatten_index, flatten_map, flatten_position, linear, merge, softmax)
 
 __all__ = [
-    "BatchNormAffine", "ConvChannel", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "LinearDetail",
-    "PoolWindow", "PoolWindows", "SoftmaxDetail", "activation", "batchnorm", "conv_channel", "conv_geometry",
-    "conv_position", "describe", "flatten_index", "flatten_position", "linear", "padded_input", "pool_window",
-    "pool_windows", "softmax",
+    "BatchNormAffine", "ConvChannel", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "FlattenMap",
+    "LinearDetail", "Merge", "PoolWindow", "PoolWindows", "SoftmaxDetail", "activation", "batchnorm",
+    "conv_channel", "conv_geometry", "conv_position", "describe", "flatten_index", "flatten_map",
+    "flatten_position", "linear", "merge", "padded_input", "pool_window", "pool_windows", "softmax",
 ]
 
 
@@ -42,7 +43,7 @@ def describe(rec: LayerRecord, c: int | None = None, y: int | None = None, x: in
 
     conv: ``conv_position`` when ``c, y, x`` are given, else ``conv_channel(c or 0)``;
     pooling: ``pool_window`` at ``c, y, x`` (default 0, 0, 0); activations, batch-norm,
-    linear and softmax: their one detail.
+    flatten, linear, softmax, add/mul/concat: their one detail.
     """
     if rec.kind == "conv":
         if y is not None and x is not None:
@@ -53,7 +54,9 @@ def describe(rec: LayerRecord, c: int | None = None, y: int | None = None, x: in
     if rec.kind in ELEMENTWISE_KINDS:
         return activation(rec, batch)
     simple: dict[str, Any] = {"batchnorm": lambda: batchnorm(rec), "linear": lambda: linear(rec, batch),
-                              "softmax": lambda: softmax(rec, batch)}
+                              "softmax": lambda: softmax(rec, batch), "flatten": lambda: flatten_map(rec),
+                              "add": lambda: merge(rec, batch), "mul": lambda: merge(rec, batch),
+                              "concat": lambda: merge(rec, batch)}
     if rec.kind in simple:
         return simple[rec.kind]()
     raise ConvscopeError(f"no arithmetic detail for {rec.kind} layers ({rec.name!r})")

@@ -180,3 +180,49 @@ def softmax(source: Any, batch: int = 0) -> SoftmaxDetail:
     e = torch.exp(logits - shift)
     total = float(e.sum())
     return SoftmaxDetail(logits, shift, e, total, e / total)
+
+
+@dataclass
+class FlattenMap(Detail):
+    """Which un-flattened shape a flatten layer reads: ``i = (c*H + h)*W + w`` for (C, H, W)."""
+
+    input_shape: tuple[int, ...]  # one item's shape, e.g. (C, H, W)
+    size: int  # number of flat features
+
+
+def flatten_map(rec: LayerRecord) -> FlattenMap:
+    """The shape behind a flatten layer (see :func:`flatten_index` for single features)."""
+    shape = _flat_shape(rec)
+    return FlattenMap(tuple(int(s) for s in shape), math.prod(shape))
+
+
+@dataclass
+class Merge(Detail):
+    """An addition, product or concatenation of earlier layers' outputs."""
+
+    kind: str  # 'add', 'mul' or 'concat'
+    inputs: list[str]  # the records that feed it
+    operands: list[torch.Tensor]  # their values for this batch item
+    output: torch.Tensor
+    recomputed: torch.Tensor | None  # sum / product / concatenation of the operands (None with a constant operand)
+    ranges: list[tuple[int, int]] | None  # concat: [start, stop) of each operand along the joined axis
+
+
+def merge(rec: LayerRecord, batch: int = 0) -> Merge:
+    """Operands and result of ``x + y``, ``x * y`` or ``torch.cat``."""
+    require_kind(rec, {"add", "mul", "concat"}, "an addition, product or concatenation")
+    operands = [item(t, batch, rec) for t in rec.inputs_tensors]
+    output = item(rec.output, batch, rec)
+    ranges = None
+    recomputed = None
+    if rec.kind == "concat":
+        dim = int(rec.params.get("dim", 1)) % rec.output.dim() - 1  # the axis within one item
+        stops = torch.tensor([o.shape[dim] for o in operands]).cumsum(0).tolist()
+        ranges = [(stop - o.shape[dim], stop) for o, stop in zip(operands, stops)]
+        if stops and stops[-1] == output.shape[dim]:
+            recomputed = torch.cat(operands, dim)
+    elif len(operands) >= 2 and all(o.shape == output.shape for o in operands):
+        recomputed = operands[0]
+        for o in operands[1:]:
+            recomputed = recomputed + o if rec.kind == "add" else recomputed * o
+    return Merge(rec.kind, list(rec.inputs), operands, output, recomputed, ranges)
