@@ -12,6 +12,16 @@ Chromium (/usr/bin/chromium) measures, per repeat:
 * detail: clicking a conv neuron until its elastic + step-by-step views are drawn.
 
 Prints a table of medians (and the min..max range) in milliseconds.
+
+Latest results (2026-11-26, this 2-core CPU machine shared with other jobs, load average
+6-10 during the runs; ``--repeats 7``), milliseconds, median (min..max):
+
+    model                          first paint           other image       click -> detail  target (paint)
+    default                    849 (688..1531)        426 (247..950)        324 (139..344)          < 1000
+    efficientnet-lite0       1468 (1219..2037)     1289 (1056..2071)        321 (268..965)          < 3000
+
+An earlier run at load 9.5 gave 806 / 341 / 189 (default) and 1231 / 814 / 256
+(EfficientNet-Lite0). "other image" includes a fresh trace of the new image.
 """
 
 from __future__ import annotations
