@@ -138,8 +138,9 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
         model: a :class:`convscope.Model` or a bare ``nn.Module``.
         x: a batch (B, C, H, W), one tensor (C, H, W), or an image (path, bytes, PIL,
             array) that the model preprocesses.
-        train: trace in train mode (batch-norm batch statistics, active dropout); the
-            module's own mode is restored afterwards either way.
+        train: trace in train mode (batch-norm batch statistics, active dropout; running
+            statistics get updated as in any train-mode pass); the module's own mode is
+            restored afterwards either way.
         grad: keep autograd on (recorded outputs then carry ``grad_fn``).
         method: ``'auto'`` (fx, then hooks), ``'fx'`` (fail if fx cannot trace) or ``'hooks'``.
         cache: reuse the fx graph built for this module on an earlier call.
