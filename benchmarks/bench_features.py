@@ -7,7 +7,8 @@ For each net (fixed input size) and one channel of a middle layer it times:
 * ``convscope fft``: :func:`convscope.features.visualize` as users run it (Fourier +
   decorrelated colour, jitter/scale/rotation, redirected ReLU, forward stopped after the
   layer);
-* ``convscope pixel``: the same with plain pixels and no transforms;
+* ``convscope pixel``: plain pixels, no transforms and no redirected ReLU (the bare
+  machinery: hooks, early stop, objective, Adam);
 * ``plain loop``: a minimal plain-PyTorch gradient ascent (pixels, a forward hook, the
   full forward, Adam, the model's parameters frozen), the floor any tool pays;
 * ``lucent``: Lucent's ``render_vis`` on the same objective and size, when Lucent imports.
@@ -115,7 +116,8 @@ def main() -> None:
     rows = []
     for title, model, layer, channel in nets(args.models.split(",")):
         fft = time_convscope(model, layer, channel, args.steps)
-        pixel = time_convscope(model, layer, channel, args.steps, param="pixel", transforms="none")
+        pixel = time_convscope(model, layer, channel, args.steps, param="pixel", transforms="none",
+                               redirect_relu=False)
         plain = time_plain_loop(model, layer, channel, args.steps)
         lucent = time_lucent(model, layer, channel, args.steps)
         rows.append((title, layer, fft, pixel, plain, lucent))

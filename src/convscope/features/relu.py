@@ -36,14 +36,15 @@ class _RedirectedReLU(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         (x,) = ctx.saved_tensors
         upper = ctx.upper
-        inside = x > 0
+        inside = (x > 0) if upper is None else (x > 0) & (x < upper)
+        relu_grad = g * inside
+        alive = relu_grad.flatten(1).ne(0).any(1)
+        if bool(alive.all()):  # the usual case once the units are on: nothing to redirect
+            return relu_grad, None
         blocked = (x <= 0) & (g > 0)
         if upper is not None:
-            inside = inside & (x < upper)
             blocked = blocked | ((x >= upper) & (g < 0))
-        relu_grad = g * inside
         redirected = g.masked_fill(blocked, 0.0)
-        alive = relu_grad.flatten(1).abs().sum(1) > 0
         shape = (-1,) + (1,) * (g.dim() - 1)
         return torch.where(alive.view(shape), relu_grad, redirected), None
 
