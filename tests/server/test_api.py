@@ -338,3 +338,33 @@ def test_a_model_without_class_scores(registry):
     assert t["prediction"] == {"classes": 0, "top": []} and t["layers"][-1]["shape"] == [2, 32, 32]
     r = c.get("/api/models/fcn/softmax", params={"image": "sample-0"})
     assert r.status_code == 400 and "class scores" in r.json()["detail"]
+
+
+def test_model_names_from_specs():
+    from convscope.server.registry import spec_name
+
+    assert spec_name("default") == "default" and spec_name("efficientnet-lite0") == "efficientnet-lite0"
+    assert spec_name("runs/mnist/best.pt") == "mnist" and spec_name("nets/tiny.pt") == "tiny"
+    assert spec_name("../fixtures/cnn-explainer/model.json") == "cnn-explainer"
+    assert spec_name("mypkg.nets:make_net@w.pt") == "make_net"
+
+
+def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir):
+    """CNN Explainer's Tiny VGG (TF.js model.json) in the explorer gives TF.js's probabilities."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+
+    ref = json.loads((cnn_explainer_dir / "reference.json").read_text())
+    c = TestClient(create_app([str(cnn_explainer_dir / "model.json")]))
+    assert c.get("/api/models").json()["default"] == "cnn-explainer"
+    for name in ("espresso_1.jpeg", "koala_1.jpeg", "bus_1.jpeg"):
+        data = (cnn_explainer_dir / "images" / name).read_bytes()
+        image = c.post("/api/models/cnn-explainer/images", files={"file": (name, data)}).json()["image"]
+        rows = c.get("/api/models/cnn-explainer/softmax", params={"image": image}).json()["rows"]
+        expected = ref["images"][name]["pillow_decode"]["probs"]  # TF.js on the same (Pillow) pixels
+        for row in rows:
+            assert row["prob"] == pytest.approx(expected[row["index"]], abs=1e-5)
+        assert rows[0]["index"] == ref["images"][name]["pillow_decode"]["top_index"]

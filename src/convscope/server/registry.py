@@ -23,12 +23,14 @@ from .images import Sample, UploadStore, samples_for
 
 
 def spec_name(spec: str) -> str:
-    """A short display name for a model spec: zoo names as they are, files by stem."""
+    """A short display name for a model spec: zoo names as they are, files by stem (or folder)."""
     if ":" in spec and not Path(spec).exists():
         return spec.split("@", 1)[0].rsplit(":", 1)[-1]
     path = Path(spec)
     if path.suffix:
-        return path.stem if path.stem not in ("model", "best", "last") else f"{path.parent.name}/{path.stem}"
+        # a generic file name (model.json, best.pt) is named by its folder; never a '/' (it goes in URLs)
+        generic = path.stem in ("model", "best", "last", "checkpoint") and path.parent.name not in ("", ".")
+        return (path.parent.name if generic else path.stem).replace("/", "-")
     return spec
 
 
