@@ -15,6 +15,7 @@ from convscope.analysis import evaluate, misclassified
 from convscope.analysis.report import build_report, write_report
 from convscope.errors import ConvscopeError
 from convscope.render import dataset_figures as figs
+from convscope.render.figure_io import figure_bytes
 from convscope.render.report import Section, Table, render_html
 
 
@@ -115,5 +116,5 @@ def test_figures_show_what_they_are_given(digits_pass):
     scatter = figs.embedding_scatter(np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]),
                                      np.array([True, True, False, True]), ["a", "b"])
     assert scatter.axes[0].collections[1].get_offsets().tolist() == [[4.0, 5.0]]  # the one misclassified point
-    png = figs.figure_bytes(scatter)
+    png = figure_bytes(scatter)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,12 +4,13 @@ The tutorials' views: training curves, the confusion matrix, the "True / Pred" g
 a misclassified gallery, an embedding scatter, activation maps of one sample, and
 heatmap overlays. Figures are built with :class:`matplotlib.figure.Figure` (no pyplot
 global state, so they are safe in a server thread) and turned into PNG or SVG bytes by
-:func:`figure_bytes`; the HTML report and ``PdfPages`` reuse the same objects.
+:func:`convscope.render.figure_io.figure_bytes`; the HTML report and ``PdfPages`` reuse
+the same objects. Image grids are drawn as one canvas with text on it rather than one
+axes per image, which is several times faster to build and save.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Sequence
 
@@ -20,15 +21,9 @@ from matplotlib.ticker import MaxNLocator
 
 from .colormap import colorize, value_range
 from .grid import as_rgb
+from .heatmap import overlay
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
-
-
-def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
-    """Render a figure to PNG or SVG bytes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def training_curves(curves: dict[str, Sequence[float]]) -> Figure:
@@ -200,13 +195,11 @@ def activation_maps(maps: dict[str, np.ndarray], input_image: np.ndarray | None 
 
 def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], titles: Sequence[str],
                      alpha: float = 0.5, cell: int = 96) -> Figure:
-    """Each image (top) above its heatmap (H, W, values in 0..1, 'heat' colours) blended over it."""
+    """Each image (top) above its heatmap (any (h, w) map, resized; 'heat' colours from 0 to its max) blended over it."""
     pad, top = 6, 16
     pairs = []
     for img, heat in zip(images, heatmaps):
-        rgb = _fit(img, cell).astype(np.float32)
-        heat_rgb = _fit(colorize(np.asarray(heat, np.float32), "heat", 0.0, 1.0), cell)[:, :rgb.shape[1]]
-        pairs.append((rgb.astype(np.uint8), ((1 - alpha) * rgb + alpha * heat_rgb).round().astype(np.uint8)))
+        pairs.append((_fit(img, cell), _fit(overlay(img, heat, alpha, scale="heat"), cell)))
     cw = max([p[0].shape[1] for p in pairs] + [cell])
     canvas = np.full((2 * cell + top + 3 * pad, len(pairs) * (cw + pad) + pad, 3), 255, np.uint8)
     captions: list[Caption] = []

@@ -18,7 +18,8 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from ..io_utils import atomic_path, write_text_atomic
-from .dataset_figures import figure_bytes, table_figure
+from .dataset_figures import table_figure
+from .figure_io import figure_bytes
 
 
 @dataclass
@@ -58,9 +59,9 @@ pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}
 """
 
 
-def image_tag(fig: Figure, alt: str, dpi: int = 100) -> str:
+def image_tag(fig: Figure, alt: str) -> str:
     """An ``<img>`` with the figure inline as a base64 PNG."""
-    data = base64.b64encode(figure_bytes(fig, "png", dpi)).decode("ascii")
+    data = base64.b64encode(figure_bytes(fig, "png")).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -75,7 +76,7 @@ def table_html(table: Table) -> str:
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
-def render_html(title: str, sections: Sequence[Section], subtitle: str = "", dpi: int = 100) -> str:
+def render_html(title: str, sections: Sequence[Section], subtitle: str = "") -> str:
     """The whole report as one HTML string (no external resources)."""
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
@@ -88,7 +89,7 @@ def render_html(title: str, sections: Sequence[Section], subtitle: str = "", dpi
             parts.append(f'<p class="note">{html.escape(s.note)}</p>')
         if s.table is not None:
             parts.append(table_html(s.table))
-        parts.extend(image_tag(fig, alt, dpi) for fig, alt in s.figures)
+        parts.extend(image_tag(fig, alt) for fig, alt in s.figures)
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
