@@ -137,7 +137,8 @@ def _training(checkpoint: str | Path | None, meta: dict[str, Any], facts: dict[s
                                               "`convscope train` run folder (no metrics.jsonl beside it).")
     cols = curves(history)
     last = history[-1]
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                        if isinstance(v, float) and k.endswith(("loss", "acc")))
     return Section("Training curves", paragraphs=[f"{len(history)} epochs; last epoch: {summary}."],
                    figures=[(figs.training_curves(cols), "loss and accuracy per epoch")])
 
