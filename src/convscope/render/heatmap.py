@@ -1,7 +1,7 @@
 """Heatmaps over images, the side-by-side methods figure and the sanity-check figure.
 
 Pure functions from NumPy arrays to uint8 RGB pictures: nothing here runs a model.
-Non-negative maps use the 'heat' scale from 0 to their maximum; signed maps the
+Non-negative maps use the 'heat' scale from 0 to (nearly) their maximum; signed maps the
 diverging red-blue scale centred on zero (white = 0), so a negative attribution never
 looks like a weak positive one.
 """
@@ -25,14 +25,19 @@ def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(v, mode="F").resize((size[1], size[0]), Image.BILINEAR))
 
 
-def heatmap_rgb(values: np.ndarray, scale: str | None = None) -> np.ndarray:
-    """A map (H, W) -> uint8 RGB: 'heat' from 0 to max when it has no negatives, else 'diverging'."""
+def heatmap_rgb(values: np.ndarray, scale: str | None = None, clip_percentile: float = 99.5) -> np.ndarray:
+    """A map (H, W) -> uint8 RGB: 'heat' from 0 when it has no negatives, else 'diverging'.
+
+    The top of the range is the ``clip_percentile`` of the absolute values, so a few
+    extreme pixels (typical of gradients) do not wash out the rest; 100 uses the maximum.
+    """
     v = np.nan_to_num(np.asarray(values, dtype=np.float64))
     if scale is None:
         scale = "diverging" if v.min() < 0 else "heat"
+    top = float(np.percentile(np.abs(v), clip_percentile)) or float(np.abs(v).max()) or 1.0
     if scale == "diverging":
-        return colorize(v, "diverging")
-    return colorize(v, scale, vmin=0.0 if v.min() >= 0 else None, vmax=None)
+        return colorize(np.clip(v, -top, top), "diverging", vmin=-top, vmax=top)
+    return colorize(np.clip(v, None, top), scale, vmin=0.0 if v.min() >= 0 else None, vmax=top)
 
 
 def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None) -> np.ndarray:

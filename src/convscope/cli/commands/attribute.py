@@ -1,0 +1,175 @@
+"""``convscope attribute IMAGE --model SPEC --method gradcam[,saliency,...] --out DIR``.
+
+Explains the model's decision on one image with one or more attribution methods and
+writes to DIR, per method M:
+
+* ``M.png``: the heatmap over the pixels the network saw;
+* ``M.npy``: the heatmap (H, W) at the input's resolution, float32;
+* ``M_raw.npy``: the raw attribution (CAM family: the layer-resolution map (h, w);
+  gradient methods: one value per input element (C, H, W));
+
+and ``methods.png``, all methods side by side. ``--metrics`` adds the deletion and
+insertion AUC (Petsiuk et al. 2018) and Average Drop (Chattopadhay et al. 2018) per
+method: ``metrics.json``, ``deletion.png``, ``insertion.png`` and a printed table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConvscopeError
+from ..common import add_device_argument, add_model_argument, load_model_from_args
+
+
+def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> None:
+    """Arguments shared by ``attribute`` and ``sanity``."""
+    p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
+    add_model_argument(p)
+    p.add_argument("--method", default=default_methods, metavar="NAMES",
+                   help=f"comma-separated attribution methods (default: {default_methods}); "
+                        "any of: gradcam, gradcam++, xgradcam, layercam, hirescam, scorecam, eigencam, cam, saliency, "
+                        "smoothgrad, inputxgradient, guidedbackprop, guidedgradcam, integratedgradients, occlusion")
+    p.add_argument("--layer", metavar="NAME", help="target layer of the CAM family (qualified module name; "
+                                                    "default: the last spatial layer)")
+    p.add_argument("--target", type=int, metavar="CLASS", help="class index to explain (default: the predicted class)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--ig-steps", type=int, default=32, metavar="N", help="Integrated Gradients steps (default: 32)")
+    p.add_argument("--samples", type=int, default=16, metavar="N", help="SmoothGrad noisy samples (default: 16)")
+    p.add_argument("--window", type=int, default=None, metavar="PX",
+                   help="occlusion window (default: 1/8 of the input side); stride is half of it")
+    p.add_argument("--top-n", type=int, default=None, metavar="N",
+                   help="Score-CAM: only the N channels of highest variance (Faster Score-CAM, an approximation)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (SmoothGrad noise, sanity-check weights)")
+    add_device_argument(p)
+
+
+def parse_methods(text: str) -> list[str]:
+    from ...explain import get_method
+
+    names = [get_method(n).name for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConvscopeError("--method needs at least one method name")
+    return list(dict.fromkeys(names))
+
+
+def method_options(args: argparse.Namespace, name: str, size: tuple[int, int]) -> dict[str, Any]:
+    """Constructor options for one method from the command line."""
+    if name == "integratedgradients":
+        return {"steps": args.ig_steps}
+    if name == "smoothgrad":
+        return {"samples": args.samples, "seed": args.seed}
+    if name == "occlusion":
+        window = args.window or max(2, min(size) // 8)
+        return {"window": window, "stride": max(1, window // 2)}
+    if name == "scorecam" and args.top_n:
+        return {"top_n": args.top_n}
+    return {}
+
+
+def progress_bar(desc: str):
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = state["bar"] = tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            state.pop("bar")
+
+    return progress
+
+
+def load_inputs(args: argparse.Namespace):
+    """(model, x (1, C, H, W), display image uint8 (H, W, 3))."""
+    model = load_model_from_args(args)
+    if not Path(args.image).is_file():
+        raise ConvscopeError(f"no such image: {args.image}")
+    x = model.batch(args.image)
+    if args.target is not None and model.classes is not None and not 0 <= args.target < len(model.classes):
+        raise ConvscopeError(f"--target {args.target} is out of range: the model has {len(model.classes)} classes")
+    return model, x, model.to_display(x[0])
+
+
+def file_stem(method: str) -> str:
+    return method.replace("++", "pp")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "attribute", help="explain a prediction with attribution methods (Grad-CAM, saliency, ...): heatmaps and metrics",
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_explain_arguments(p, "gradcam")
+    p.add_argument("--metrics", action="store_true", help="also compute deletion/insertion AUC and Average Drop")
+    p.add_argument("--metric-steps", type=int, default=32, metavar="N", help="points on the deletion/insertion curves")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...explain import confidence_change, deletion, get_method, insertion
+    from ...io_utils import write_text_atomic
+    from ...render import save_png
+    from ...render.heatmap import curves_figure, methods_figure, overlay
+
+    methods = parse_methods(args.method)
+    model, x, image = load_inputs(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = tuple(x.shape[-2:])
+    maps: dict[str, np.ndarray] = {}
+    results = {}
+    for name in methods:
+        cls = get_method(name)
+        method = cls(model, args.layer if cls.uses_layer else None, **method_options(args, name, size))
+        r = method(x, args.target, progress=progress_bar(name))
+        results[name] = r
+        maps[name] = r.numpy()[0]
+        stem = file_stem(name)
+        np.save(out / f"{stem}.npy", maps[name])
+        np.save(out / f"{stem}_raw.npy", r.raw[0].detach().float().cpu().numpy())
+        save_png(overlay(image, maps[name]), out / f"{stem}.png")
+    first = next(iter(results.values()))
+    cls_index = int(first.targets[0]) if first.targets is not None else None
+    label = model.class_name(cls_index) if cls_index is not None else "custom target"
+    print(f"explaining class {cls_index} ({label}) of {model.name} on {args.image}")
+    notes: dict[str, str] = {}
+    if args.metrics:
+        rows: dict[str, dict[str, float]] = {}
+        curves: dict[str, dict[str, np.ndarray]] = {"deletion": {}, "insertion": {}}
+        fractions = None
+        for name, r in results.items():
+            d = deletion(model, x, r, steps=args.metric_steps, progress=progress_bar(f"{name} deletion"))
+            i = insertion(model, x, r, steps=args.metric_steps, progress=progress_bar(f"{name} insertion"))
+            c = confidence_change(model, x, r)
+            fractions = d.fractions.cpu().numpy()
+            curves["deletion"][name] = d.scores[0].cpu().numpy()
+            curves["insertion"][name] = i.scores[0].cpu().numpy()
+            rows[name] = {"deletion_auc": float(d.auc[0]), "insertion_auc": float(i.auc[0]),
+                          "average_drop": c.average_drop, "increase_in_confidence": c.increase_in_confidence}
+            notes[name] = f"del {rows[name]['deletion_auc']:.3f}  ins {rows[name]['insertion_auc']:.3f}"
+        write_text_atomic(out / "metrics.json", json.dumps({"class": cls_index, "methods": rows, "curves": {
+            k: {m: v.tolist() for m, v in c.items()} for k, c in curves.items()},
+            "fractions": fractions.tolist()}, indent=2))
+        for kind in ("deletion", "insertion"):
+            save_png(curves_figure(fractions, curves[kind], f"{kind} ({'lower' if kind == 'deletion' else 'higher'} "
+                                                             "is better)"), out / f"{kind}.png")
+        print(f"{'method':<22}{'deletion AUC':>14}{'insertion AUC':>15}{'avg drop %':>12}{'increase %':>12}")
+        for name, row in rows.items():
+            print(f"{name:<22}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
+                  f"{row['average_drop']:>12.2f}{row['increase_in_confidence']:>12.1f}")
+    title = f"{model.name}: class {cls_index} ({label})"
+    save_png(methods_figure(image, maps, title=title, notes=notes), out / "methods.png")
+    print(f"wrote {len(methods)} heatmaps and methods.png to {out}")
+    return 0
