@@ -1,0 +1,83 @@
+"""Background jobs: progress, results, cancellation, de-duplication and bounded memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from convscope.errors import ConvscopeError, NotFound
+from convscope.server.jobs import JobManager
+
+
+def wait(job, timeout=10.0):
+    end = time.time() + timeout
+    while not job.finished_or_failed and time.time() < end:
+        time.sleep(0.01)
+    assert job.finished_or_failed, job
+
+
+def test_result_and_progress_are_reported():
+    jobs = JobManager()
+
+    def work(progress):
+        for i in range(5):
+            progress(i + 1, 5)
+        return {"sum": 15}
+
+    job = jobs.submit("demo", work)
+    wait(job)
+    assert job.status == "done" and (job.done, job.total) == (5, 5)
+    assert jobs.get(job.id).describe()["result"] == {"sum": 15}
+
+
+def test_cancel_stops_the_work_at_its_next_step():
+    jobs = JobManager()
+    started, steps = threading.Event(), []
+
+    def work(progress):
+        started.set()
+        for i in range(1000):
+            steps.append(i)
+            progress(i, 1000)
+            time.sleep(0.005)
+        return "finished"
+
+    job = jobs.submit("slow", work)
+    started.wait(5)
+    jobs.cancel(job.id)
+    wait(job)
+    assert job.status == "cancelled" and len(steps) < 1000 and job.result is None
+
+
+def test_user_errors_fail_the_job_with_the_message_and_bugs_do_not_kill_the_pool():
+    jobs = JobManager()
+
+    def bad(progress):
+        raise ConvscopeError("layer 'x' is not spatial")
+
+    def bug(progress):
+        return 1 / 0
+
+    a, b = jobs.submit("a", bad), jobs.submit("b", bug)
+    wait(a), wait(b)
+    assert a.status == "failed" and a.error == "layer 'x' is not spatial"
+    assert b.status == "failed" and "ZeroDivisionError" in b.error
+    c = jobs.submit("c", lambda progress: 42)
+    wait(c)
+    assert c.result == 42
+
+
+def test_same_key_shares_one_job_and_history_is_bounded():
+    jobs = JobManager(keep=3)
+    calls = []
+    first = jobs.submit("k", lambda p: calls.append(1) or "x", key=("m", "layer", 0))
+    wait(first)
+    again = jobs.submit("k", lambda p: calls.append(1) or "y", key=("m", "layer", 0))
+    assert again is first and calls == [1]
+    for i in range(10):
+        wait(jobs.submit("n", lambda p: i, key=i))
+    assert len(jobs) <= 4
+    with pytest.raises(NotFound):
+        jobs.get("job-999999")
