@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
@@ -70,9 +71,13 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     async def upload(model: str, file: UploadFile = File(...)) -> dict[str, Any]:
         reg.entry(model)
         data = await file.read(MAX_UPLOAD_BYTES + 1)
-        image_id = reg.uploads.add(data)
-        reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
-        return {"image": image_id}
+
+        def store() -> str:  # decoding and preprocessing are CPU work: off the event loop
+            image_id = reg.uploads.add(data)
+            reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
+            return image_id
+
+        return {"image": await run_in_threadpool(store)}
 
     @app.get("/api/models/{model}/images/{image}.png", summary="The pixels the network sees, as PNG")
     def image_png(model: str, image: str) -> Response:

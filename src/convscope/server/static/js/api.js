@@ -57,11 +57,6 @@ export function decodeArray(buffer) {
   return { header, data };
 }
 
-export async function getArray(url) {
-  const res = await check(await fetch(url));
-  return decodeArray(await res.arrayBuffer());
-}
-
 /** Decode several arrays sent in one response (the server's encode_many). */
 export async function getMany(url) {
   const res = await check(await fetch(url));

@@ -1,7 +1,7 @@
 // Detail views: the arithmetic behind one neuron, with the server's real numbers.
 
 import { fmt } from "./colors.js";
-import { el, mapView, grid, num, mapValues } from "./widgets.js";
+import { el, mapView, grid, num } from "./widgets.js";
 
 const POS_DELAY = 450;
 

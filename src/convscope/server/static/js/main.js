@@ -7,7 +7,6 @@ import { renderDetail } from "./detail.js";
 import { Playground } from "./playground.js";
 import { renderSamples, upload, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
-import { fmt } from "./colors.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
@@ -246,4 +245,3 @@ function wire() {
 
 wire();
 guarded(loadModels);
-export { fmt };

@@ -1,7 +1,7 @@
 // Small building blocks for the detail views: maps, number grids, formulas.
 
 import { b64Floats } from "./api.js";
-import { paint, cssColor, inkFor, fmt, legend } from "./colors.js";
+import { paint, cssColor, inkFor, fmt } from "./colors.js";
 
 export function el(tag, cls, html) {
   const e = document.createElement(tag);
@@ -100,8 +100,4 @@ export function grid(values, opts = {}) {
 
 export function num(v, digits = 4) {
   return `<span class="num" data-value="${v}">${fmt(v, digits)}</span>`;
-}
-
-export function legendFor(scale, lo, hi) {
-  return legend(scale, lo, hi, fmt);
 }
