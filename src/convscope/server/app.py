@@ -20,21 +20,26 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
-from . import detail_views, playground, views
+from . import detail_views, playground, security, views
 from .encoding import encode_array, encode_many, pack_map
-from .images import MAX_UPLOAD_BYTES, TooLarge
+from .images import TooLarge
 from .registry import Registry
 
 STATIC = Path(str(resources.files("convscope") / "server" / "static"))
 
 
-def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None) -> FastAPI:
-    """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them)."""
+def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
+               token: str | None = None) -> FastAPI:
+    """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
+
+    ``token``: when given, every API call must carry it (see :mod:`convscope.server.security`).
+    """
     reg = registry or Registry(list(specs))
     app = FastAPI(title="convscope explorer", version=__version__,
                   description="CNN Explainer's views for any PyTorch CNN: traces, activation maps, "
                               "layer arithmetic and a hyper-parameter playground.")
     app.state.registry = reg
+    security.install(app, token=token, max_body=lambda: reg.uploads.max_bytes + security.MULTIPART_SLACK)
 
     @app.exception_handler(ConvscopeError)
     async def _user_error(request: Request, exc: ConvscopeError) -> JSONResponse:
@@ -70,7 +75,7 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     @app.post("/api/models/{model}/images", summary="Upload an image (any format Pillow reads)")
     async def upload(model: str, file: UploadFile = File(...)) -> dict[str, Any]:
         reg.entry(model)
-        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        data = await file.read(reg.uploads.max_bytes + 1)
 
         def store() -> str:  # decoding and preprocessing are CPU work: off the event loop
             image_id = reg.uploads.add(data)

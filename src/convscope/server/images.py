@@ -106,12 +106,12 @@ def samples_for(channels: int, classes: list[str] | None) -> list[Sample]:
     return out
 
 
-def check_upload(data: bytes) -> None:
+def check_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
     """Refuse empty, oversized or enormous-resolution uploads before decoding them."""
     if not data:
         raise ConvscopeError("the uploaded file is empty (0 bytes), not an image")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise TooLarge(f"the uploaded file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    if len(data) > max_bytes:
+        raise TooLarge(f"the uploaded file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB")
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
@@ -133,15 +133,17 @@ class UploadStore:
     gigabytes of memory.
     """
 
-    def __init__(self, capacity: int = 64, max_pixels: int = 150_000_000) -> None:
+    def __init__(self, capacity: int = 64, max_pixels: int = 150_000_000,
+                 max_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes  # one upload's size cap (convscope serve --max-upload-mb)
         self.max_pixels = max_pixels
         self._items: OrderedDict[str, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, data: bytes) -> str:
         """Validate and decode ``data``; return its id. Raises ConvscopeError for bad images."""
-        check_upload(data)
+        check_upload(data, self.max_bytes)
         image_id = "upload-" + hashlib.sha256(data).hexdigest()[:20]
         with self._lock:
             if image_id in self._items:

@@ -7,6 +7,17 @@ export class ApiError extends Error {
   }
 }
 
+// The access token (convscope serve --token, or on a non-local address): read once from
+// the page's ?token= and kept for the session; sent on every API call.
+const TOKEN = (() => {
+  const fromUrl = new URLSearchParams(location.search).get("token");
+  try {
+    if (fromUrl) sessionStorage.setItem("convscope-token", fromUrl);
+    return fromUrl || sessionStorage.getItem("convscope-token");
+  } catch (e) { return fromUrl; }
+})();
+export const authed = (init = {}) => (TOKEN ? { ...init, headers: { ...(init.headers || {}), "X-Convscope-Token": TOKEN } } : init);
+
 async function check(res) {
   if (res.ok) return res;
   let msg = `${res.status} ${res.statusText}`;
@@ -19,14 +30,14 @@ async function check(res) {
 }
 
 export async function getJSON(url) {
-  const res = await check(await fetch(url));
+  const res = await check(await fetch(url, authed()));
   return res.json();
 }
 
 export async function postFile(url, blob, filename = "image") {
   const form = new FormData();
   form.append("file", blob, filename);
-  const res = await check(await fetch(url, { method: "POST", body: form }));
+  const res = await check(await fetch(url, authed({ method: "POST", body: form })));
   return res.json();
 }
 
@@ -59,7 +70,7 @@ export function decodeArray(buffer) {
 
 /** Decode several arrays sent in one response (the server's encode_many). */
 export async function getMany(url) {
-  const res = await check(await fetch(url));
+  const res = await check(await fetch(url, authed()));
   const buf = await res.arrayBuffer();
   const view = new DataView(buf);
   const n = view.getUint32(0, true);
