@@ -111,7 +111,7 @@ def check_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
     if not data:
         raise ConvscopeError("the uploaded file is empty (0 bytes), not an image")
     if len(data) > max_bytes:
-        raise TooLarge(f"the uploaded file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB")
+        raise TooLarge(f"the uploaded file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:g} MB")
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size

@@ -171,7 +171,7 @@ class BodyLimit:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         limit = self.limit()
-        too_big = (f"the request is larger than the upload limit of {limit / 1e6:.1f} MB "
+        too_big = (f"the request is larger than the upload limit of {(limit - MULTIPART_SLACK) / 2**20:g} MB "
                    "(convscope serve --max-upload-mb raises it)")
         declared = _headers(scope).get("content-length")
         if declared is not None:

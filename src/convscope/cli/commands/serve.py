@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import webbrowser
 
@@ -22,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--token", help="access token every API call must carry (default: $CONVSCOPE_TOKEN; "
+                                   "generated and printed when --host is not this machine)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                   help="largest image file the page may upload (default 20)")
     p.add_argument("--trust", action="store_true",
                    help="allow unpickling a full Python object from a model file (only for files you trust)")
     add_device_argument(p)
@@ -32,16 +35,22 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ...models import load_model
+    from ...errors import ConvscopeError
     from ...server import Registry, create_app
+    from ...server.images import UploadStore
+    from ...server.security import page_url, resolve_token
 
     specs = args.models or ["default"]
     device = resolve_device(args.device)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"convscope serve: warning: binding {args.host} makes the explorer reachable from other machines",
-              file=sys.stderr)
-    app = create_app(registry=Registry(specs, loader=lambda spec: load_model(spec, trust=args.trust, device=device)))
+    if not 0 < args.max_upload_mb <= 1024:
+        raise ConvscopeError(f"--max-upload-mb must be in (0, 1024], not {args.max_upload_mb}")
+    token = resolve_token(args.host, args.token)
+    uploads = UploadStore(max_bytes=int(args.max_upload_mb * 1024 * 1024))
+    app = create_app(registry=Registry(specs, uploads=uploads,
+                                       loader=lambda spec: load_model(spec, trust=args.trust, device=device)),
+                     token=token)
     app.state.registry.warm()  # fail early on a bad spec; the first page then draws at once
-    url = f"http://{'127.0.0.1' if args.host in ('127.0.0.1', 'localhost') else args.host}:{args.port}/"
+    url = page_url(args.host, args.port, token)
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
     if args.open:
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()
