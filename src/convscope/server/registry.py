@@ -114,6 +114,8 @@ class Registry:
                 name += "'"
             self.models[name] = ModelEntry(name, str(spec), self._loader)
         self.uploads = uploads or UploadStore()
+        # more kinds of image id: prefix -> pixels(model name, image id), e.g. "data-" for dataset images
+        self.image_sources: dict[str, Callable[[str, str], Any]] = {}
         self.max_traces = max_traces
         self._traces: OrderedDict[tuple[str, str], TraceEntry] = OrderedDict()
         self._pngs: dict[tuple[str, str], bytes] = {}
@@ -145,8 +147,11 @@ class Registry:
         """The network input (1, C, H, W) for a sample or upload."""
         entry = self.entry(name)
         model = entry.model
+        source = next((f for prefix, f in self.image_sources.items() if image_id.startswith(prefix)), None)
         if image_id.startswith("upload-"):
             pixels = self.uploads.get(image_id)
+        elif source is not None:
+            pixels = source(name, image_id)
         else:
             pixels = entry.sample(image_id).pixels
         return model.batch(model.preprocess(pixels))

@@ -1,0 +1,230 @@
+"""The training view's API: runs under a folder, their curves, and their per-epoch snapshots.
+
+A *run* is a folder written by ``convscope train --out DIR`` (``metrics.jsonl``,
+``last.pt``/``best.pt``, ``snapshots/epoch_NNN.npz``), anywhere up to three levels
+below the runs folder; it is named by its path relative to that folder (``tiny`` or
+``mnist/tiny``). Only folders found by the scan can be named, so a request can never
+reach a file outside the runs folder.
+
+While ``convscope train`` runs, the page polls ``/api/runs/{run}/metrics?since=VERSION``
+every second or two: ``VERSION`` changes whenever ``metrics.jsonl`` or the snapshot
+folder does, and an unchanged run answers ``{"changed": false}`` without reading files.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Query
+
+from ..analysis.runs import METRICS_FILE, curves, read_metrics
+from ..errors import ConvscopeError, NotFound
+from ..train.snapshots import FOLDER as SNAPSHOTS, load_snapshot
+from .encoding import pack_map
+
+MAX_DEPTH = 3
+LIVE_SECONDS = 120.0  # a run whose files changed this recently and that has epochs to go is "running"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where one run's files are, and a version that changes whenever they do."""
+
+    name: str
+    path: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    def snapshot_epochs(self) -> list[int]:
+        folder = self.path / SNAPSHOTS
+        if not folder.is_dir():
+            return []
+        out = []
+        for f in folder.glob("epoch_*.npz"):
+            try:
+                out.append(int(f.stem.split("_", 1)[1]))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def version(self) -> str:
+        """``mtime_ns-size`` of metrics.jsonl and the snapshot folder: equal versions, equal contents."""
+        parts = []
+        for p in (self.metrics, self.path / SNAPSHOTS, self.path / "last.pt"):
+            try:
+                st = p.stat()
+                parts.append(f"{st.st_mtime_ns}-{st.st_size}")
+            except OSError:
+                parts.append("0")
+        return ".".join(parts)
+
+    def updated(self) -> float:
+        times = []
+        for p in (self.metrics, self.path / SNAPSHOTS, self.path / "last.pt"):
+            try:
+                times.append(p.stat().st_mtime)
+            except OSError:
+                pass
+        return max(times, default=0.0)
+
+
+class RunIndex:
+    """Scans a runs folder for training runs; reads each run's recorded config once per change."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+        self._meta: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[RunFiles]:
+        """Every folder under the root holding a ``metrics.jsonl`` or a ``snapshots`` folder, sorted by name."""
+        if self.root is None or not self.root.is_dir():
+            return []
+        found: list[RunFiles] = []
+
+        def walk(folder: Path, depth: int) -> None:
+            if (folder / METRICS_FILE).is_file() or (folder / SNAPSHOTS).is_dir():
+                rel = folder.relative_to(self.root).as_posix()
+                found.append(RunFiles(rel if rel != "." else (folder.resolve().name or "run"), folder))
+                return
+            if depth >= MAX_DEPTH:
+                return
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:
+                return
+            for child in children:
+                walk(child, depth + 1)
+
+        walk(self.root, 0)
+        return found
+
+    def get(self, name: str) -> RunFiles:
+        for run in self.scan():
+            if run.name == name:
+                return run
+        where = self.root if self.root is not None else "(no runs folder: start convscope serve with --runs DIR)"
+        raise NotFound(f"no training run {name!r} under {where}")
+
+    def meta(self, run: RunFiles) -> dict[str, Any]:
+        """The metadata of the run's ``last.pt`` (its config, dataset, classes), cached by mtime; {} if none yet."""
+        from ..models.checkpoint import load_checkpoint
+
+        path = run.path / "last.pt"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return {}
+        with self._lock:
+            hit = self._meta.get(path)
+            if hit is not None and hit[0] == mtime:
+                return hit[1]
+        try:
+            meta = load_checkpoint(path)["meta"]
+        except (ConvscopeError, OSError, RuntimeError, EOFError):
+            return {}  # being written right now, or not ours: try again at the next change
+        with self._lock:
+            self._meta[path] = (mtime, meta)
+        return meta
+
+    def describe(self, run: RunFiles, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One row of the run list: what it trains, how far it is, how good it got."""
+        if history is None:
+            history = _history(run)
+        meta = self.meta(run)
+        config = meta.get("config") or {}
+        total = config.get("epochs")
+        done = int(history[-1]["epoch"]) if history else 0
+        best = max((r for r in history if _number(r.get("val_acc"))), key=lambda r: r["val_acc"], default=None)
+        updated = run.updated()
+        finished = total is not None and done >= int(total)
+        status = "finished" if finished else "running" if time.time() - updated < LIVE_SECONDS else "stopped"
+        return {"name": run.name, "epochs": done, "total_epochs": total, "model": config.get("model"),
+                "data": config.get("data") or (meta.get("dataset") or {}).get("name"),
+                "classes": meta.get("classes"), "status": status, "updated": updated, "version": run.version(),
+                "best_val_acc": best["val_acc"] if best else None, "best_epoch": int(best["epoch"]) if best else None,
+                "last": history[-1] if history else None, "command": meta.get("command")}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _history(run: RunFiles) -> list[dict[str, Any]]:
+    return read_metrics(run.metrics) if run.metrics.is_file() else []
+
+
+def _finite(values: list[float]) -> list[float | None]:
+    """JSON has no NaN: missing values travel as null."""
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def snapshot_json(snap: dict[str, Any], classes: list[str] | None = None) -> dict[str, Any]:
+    """A snapshot for the page: filters (O, I, kh, kw) and maps (C, H, W) as packed float32, image as PNG.
+
+    ``weight_range``/``activation_range`` are the symmetric ranges over the whole epoch, so
+    one colour scale covers every filter (and every map) of that epoch.
+    """
+    from ..render import png_bytes
+
+    w = np.asarray(snap["weight"], np.float32)
+    a = np.asarray(snap["activations"], np.float32)
+    image = np.asarray(snap["image"], np.uint8)
+    hwc = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    label = int(snap["label"])
+    return {
+        "epoch": int(snap["epoch"]), "layer": snap["layer"], "label": label,
+        "label_name": classes[label] if classes and 0 <= label < len(classes) else str(label),
+        "weight": {**pack_map(w.reshape(-1)), "shape": list(w.shape)},
+        "bias": np.asarray(snap["bias"], np.float32).tolist(),
+        "activations": {**pack_map(a.reshape(-1)), "shape": list(a.shape)},
+        "weight_range": float(np.abs(w).max()) if w.size else 0.0,
+        "activation_range": float(np.abs(a).max()) if a.size else 0.0,
+        "image": "data:image/png;base64," + base64.b64encode(png_bytes(hwc)).decode(),
+    }
+
+
+def router(runs: str | Path | None) -> APIRouter:
+    """The ``/api/runs`` endpoints for the runs under ``runs`` (None: no runs folder)."""
+    index = RunIndex(runs)
+    r = APIRouter(tags=["training runs"])
+
+    @r.get("/api/runs", summary="Training runs under the runs folder (convscope serve --runs DIR)")
+    def list_runs() -> dict[str, Any]:
+        return {"root": str(index.root) if index.root is not None else None,
+                "runs": [index.describe(run) for run in index.scan()]}
+
+    @r.get("/api/runs/{run:path}/metrics", summary="A run's per-epoch curves; unchanged since VERSION answers changed=false")
+    def run_metrics(run: str, since: str | None = Query(None, description="the version of the last answer")
+                    ) -> dict[str, Any]:
+        files = index.get(run)
+        version = files.version()
+        if since is not None and since == version:
+            return {"name": files.name, "version": version, "changed": False}
+        history = _history(files)
+        return {"name": files.name, "version": version, "changed": True, "run": index.describe(files, history),
+                "curves": {k: _finite(v) for k, v in curves(history).items()},
+                "snapshots": files.snapshot_epochs()}
+
+    @r.get("/api/runs/{run:path}/snapshots/{epoch}", summary="First-layer filters and activation maps after an epoch")
+    def snapshot(run: str, epoch: int) -> dict[str, Any]:
+        files = index.get(run)
+        path = files.path / SNAPSHOTS / f"epoch_{epoch:03d}.npz"
+        if not path.is_file():
+            raise NotFound(f"run {run!r} has no snapshot of epoch {epoch} (it has {files.snapshot_epochs()})")
+        try:
+            snap = load_snapshot(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConvscopeError(f"the snapshot {path.name} of run {run!r} cannot be read: {exc}") from None
+        return snapshot_json(snap, index.meta(files).get("classes"))
+
+    return r

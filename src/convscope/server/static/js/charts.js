@@ -1,0 +1,80 @@
+// SVG line charts for training curves: axes with round ticks, one path per series,
+// a dot per point (hover shows the value), and a legend. Numbers come from the server.
+
+const NS = "http://www.w3.org/2000/svg";
+const W = 460, H = 250, M = { l: 48, r: 12, t: 26, b: 52 };
+
+function s(tag, attrs = {}, parent = null) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+/** About n round tick values covering [lo, hi]. */
+export function ticks(lo, hi, n = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((v) => v >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+  return out;
+}
+
+/**
+ * Draw series [{name, color, dash, xs, ys, key, run}] into svg.
+ * opts: {title, xLabel, ymin, ymax, percent}. Missing values (null) break the line.
+ */
+export function lineChart(svg, series, opts = {}) {
+  svg.innerHTML = "";
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const pts = series.flatMap((sr) => sr.xs.map((x, i) => [x, sr.ys[i]]).filter(([, y]) => y !== null && y !== undefined));
+  svg.dataset.points = pts.length;
+  s("text", { x: M.l, y: 16, class: "chart-title" }, svg).textContent = opts.title || "";
+  if (!pts.length) {
+    s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, svg).textContent = "no epochs yet";
+    return;
+  }
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(Math.max(...xs), x0 + 1);
+  let y0 = opts.ymin ?? Math.min(...ys), y1 = opts.ymax ?? Math.max(...ys);
+  if (opts.ymin === undefined) y0 = Math.max(0, y0 - 0.05 * (y1 - y0 || 1));
+  if (!(y1 > y0)) y1 = y0 + 1;
+  const px = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
+  const py = (y) => H - M.b - ((y - y0) / (y1 - y0)) * (H - M.t - M.b);
+  const axes = s("g", { class: "axes" }, svg);
+  for (const t of ticks(y0, y1, 5)) {
+    s("line", { x1: M.l, x2: W - M.r, y1: py(t), y2: py(t), class: "grid" }, axes);
+    s("text", { x: M.l - 5, y: py(t) + 3, "text-anchor": "end" }, axes).textContent = opts.percent ? `${Math.round(t * 100)}%` : +t.toPrecision(3);
+  }
+  const xt = ticks(x0, x1, Math.min(8, x1 - x0)).filter((t) => Number.isInteger(t));
+  for (const t of xt) {
+    s("line", { x1: px(t), x2: px(t), y1: H - M.b, y2: H - M.b + 4, class: "tick" }, axes);
+    s("text", { x: px(t), y: H - M.b + 15, "text-anchor": "middle" }, axes).textContent = t;
+  }
+  s("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }, axes);
+  s("text", { x: (M.l + W - M.r) / 2, y: H - M.b + 28, "text-anchor": "middle", class: "axis-label" }, axes).textContent = opts.xLabel || "";
+  let legendX = M.l;
+  series.forEach((sr) => {
+    const g = s("g", { class: "series", "data-key": sr.key || "", "data-run": sr.run || "" }, svg);
+    let d = "", pen = false;
+    sr.xs.forEach((x, i) => {
+      const y = sr.ys[i];
+      if (y === null || y === undefined) { pen = false; return; }
+      d += `${pen ? "L" : "M"}${px(x).toFixed(1)},${py(y).toFixed(1)}`;
+      pen = true;
+    });
+    s("path", { d, stroke: sr.color, "stroke-dasharray": sr.dash || "", fill: "none", "stroke-width": 2 }, g);
+    sr.xs.forEach((x, i) => {
+      const y = sr.ys[i];
+      if (y === null || y === undefined) return;
+      const c = s("circle", { cx: px(x), cy: py(y), r: 3, fill: sr.color, "data-epoch": x, "data-value": y }, g);
+      s("title", {}, c).textContent = `${sr.name}, epoch ${x}: ${opts.percent ? (100 * y).toFixed(2) + "%" : y.toPrecision(4)}`;
+    });
+    const item = s("g", { class: "legend-item", transform: `translate(${legendX},${H - 8})` }, svg);
+    legendX += 30 + 6.2 * sr.name.length;
+    s("line", { x1: 0, x2: 18, y1: -4, y2: -4, stroke: sr.color, "stroke-dasharray": sr.dash || "", "stroke-width": 2 }, item);
+    s("text", { x: 22, y: 0 }, item).textContent = sr.name;
+  });
+}

@@ -1,0 +1,247 @@
+// The training view: runs under the server's runs folder, their loss and accuracy curves
+// (live while `convscope train` writes them), a second run to compare, and the first
+// layer's filters and activation maps of a fixed image, epoch by epoch.
+// Every number comes from /api/runs; this module only draws.
+
+import { getJSON, b64Floats } from "./api.js";
+import { paint, fmt } from "./colors.js";
+import { lineChart } from "./charts.js";
+
+const POLL_MS = 1500;
+const COLORS = ["#b2182b", "#2166ac"]; // first run, compared run
+const enc = encodeURIComponent;
+
+function h(tag, cls, html) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (html !== undefined) e.innerHTML = html;
+  return e;
+}
+
+export class TrainingView {
+  constructor(root) {
+    this.root = root;
+    this.runs = [];
+    this.selected = null; // run name
+    this.compare = null; // run name or null
+    this.data = {}; // run name -> last /metrics answer
+    this.epoch = null; // snapshot epoch shown
+    this.followLatest = true;
+    this.timer = null;
+    this.build();
+  }
+
+  build() {
+    this.root.innerHTML = "";
+    const side = h("div", "runs-side");
+    side.appendChild(h("h3", "", "training runs"));
+    this.listEl = h("div", "run-list");
+    this.rootNote = h("div", "note");
+    side.append(this.listEl, this.rootNote);
+    const body = h("div", "runs-body");
+    this.head = h("div", "run-head");
+    const charts = h("div", "charts");
+    this.lossSvg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    this.accSvg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    this.lossSvg.classList.add("chart", "chart-loss");
+    this.accSvg.classList.add("chart", "chart-acc");
+    charts.append(this.lossSvg, this.accSvg);
+    this.snap = h("div", "snapshots");
+    body.append(this.head, charts, this.snap);
+    this.root.append(side, body);
+  }
+
+  async start() {
+    await this.poll();
+    if (!this.timer) this.timer = setInterval(() => this.poll().catch((e) => this.fail(e)), POLL_MS);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  fail(e) {
+    this.rootNote.textContent = e.message;
+    document.body.dataset.training = "error";
+  }
+
+  async poll() {
+    const { root, runs } = await getJSON("/api/runs");
+    this.runs = runs;
+    if (!runs.length) {
+      this.rootNote.innerHTML = root
+        ? `no training runs under <code>${root}</code> yet: start one with <code>convscope train --out ${root}/NAME</code>; it appears here`
+        : "no runs folder: start <code>convscope serve --runs DIR</code>";
+    } else {
+      this.rootNote.innerHTML = root ? `runs under <code>${root}</code>` : "";
+    }
+    if (!this.selected || !runs.some((r) => r.name === this.selected)) {
+      const wanted = new URLSearchParams(location.search).get("run");
+      this.selected = runs.some((r) => r.name === wanted) ? wanted : (runs[0] && runs[0].name) || null;
+    }
+    if (this.compare && !runs.some((r) => r.name === this.compare)) this.compare = null;
+    this.renderList();
+    let changed = false;
+    for (const name of [this.selected, this.compare].filter(Boolean)) {
+      const old = this.data[name];
+      const d = await getJSON(`/api/runs/${enc(name)}/metrics` + (old ? `?since=${enc(old.version)}` : ""));
+      if (d.changed) { this.data[name] = d; changed = true; }
+    }
+    if (changed || !this.drawn) this.draw();
+    document.body.dataset.training = this.selected ? "ready" : "empty";
+  }
+
+  renderList() {
+    this.listEl.innerHTML = "";
+    for (const r of this.runs) {
+      const row = h("div", `run-row ${r.name === this.selected ? "active" : ""} ${r.name === this.compare ? "compared" : ""}`);
+      row.dataset.run = r.name;
+      const total = r.total_epochs ? `/${r.total_epochs}` : "";
+      const best = r.best_val_acc === null ? "–" : `${(100 * r.best_val_acc).toFixed(1)}%`;
+      row.innerHTML = `<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${r.status}</span>` +
+        `<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`;
+      row.onclick = () => this.choose(r.name);
+      const cmp = h("label", "run-compare");
+      const box = h("input");
+      box.type = "checkbox";
+      box.checked = r.name === this.compare;
+      box.disabled = r.name === this.selected;
+      box.title = "compare with the selected run";
+      box.onclick = (ev) => {
+        ev.stopPropagation();
+        this.compare = box.checked ? r.name : null;
+        this.refresh();
+      };
+      cmp.append(box, " compare");
+      row.appendChild(cmp);
+      this.listEl.appendChild(row);
+    }
+  }
+
+  choose(name) {
+    if (name === this.compare) this.compare = null;
+    this.selected = name;
+    this.epoch = null;
+    this.followLatest = true;
+    this.refresh();
+  }
+
+  refresh() {
+    this.drawn = false;
+    this.poll().catch((e) => this.fail(e));
+  }
+
+  draw() {
+    this.drawn = true;
+    const main = this.data[this.selected];
+    if (!main) {
+      this.head.innerHTML = "";
+      this.lossSvg.innerHTML = this.accSvg.innerHTML = "";
+      this.snap.innerHTML = "";
+      return;
+    }
+    const r = main.run;
+    this.head.innerHTML = `<b>${r.name}</b> <span class="run-status ${r.status}">${r.status}</span> ` +
+      `<span class="note">${r.command ? `<code>${r.command}</code>` : ""}</span>`;
+    const runs = [[this.selected, main]];
+    if (this.compare && this.data[this.compare]) runs.push([this.compare, this.data[this.compare]]);
+    const series = (keys) => runs.flatMap(([name, d], i) => keys.map(([key, label, dash]) => ({
+      name: `${runs.length > 1 ? name + " " : ""}${label}`, key, run: name,
+      color: COLORS[i], dash, xs: d.curves.epoch || [], ys: d.curves[key] || [],
+    })));
+    lineChart(this.lossSvg, series([["train_loss", "train", ""], ["val_loss", "val", "5 4"]]),
+      { title: "loss (cross-entropy)", xLabel: "epoch" });
+    lineChart(this.accSvg, series([["train_acc", "train", ""], ["val_acc", "val", "5 4"]]),
+      { title: "accuracy", xLabel: "epoch", ymin: 0, ymax: 1, percent: true });
+    this.drawSnapshots(main);
+  }
+
+  drawSnapshots(d) {
+    const epochs = d.snapshots;
+    if (!epochs.length) {
+      this.snap.innerHTML = `<div class="note">no snapshots in this run (the trainer writes snapshots/epoch_NNN.npz)</div>`;
+      return;
+    }
+    if (this.followLatest || this.epoch === null || !epochs.includes(this.epoch)) this.epoch = epochs[epochs.length - 1];
+    let bar = this.snap.querySelector(".snap-bar");
+    if (!bar) {
+      this.snap.innerHTML = "";
+      bar = h("div", "snap-bar");
+      this.slider = h("input", "epoch-slider");
+      this.slider.type = "range";
+      this.slider.setAttribute("aria-label", "epoch");
+      this.epochLabel = h("span", "epoch-label");
+      bar.append(h("b", "", "first layer, epoch by epoch"), this.slider, this.epochLabel);
+      this.snapBody = h("div", "snap-body");
+      this.snap.append(bar, this.snapBody);
+      this.slider.oninput = () => {
+        this.epoch = this.snapEpochs[+this.slider.value];
+        this.followLatest = +this.slider.value === this.snapEpochs.length - 1;
+        this.showEpoch();
+      };
+    }
+    this.snapEpochs = epochs;
+    this.slider.min = 0;
+    this.slider.max = epochs.length - 1;
+    this.slider.value = epochs.indexOf(this.epoch);
+    this.showEpoch();
+  }
+
+  async showEpoch() {
+    const run = this.selected;
+    const epoch = this.epoch;
+    this.epochLabel.textContent = `epoch ${epoch}${epoch === 0 ? " (initial weights)" : ""}`;
+    const key = `${run}@${epoch}@${this.data[run].version}`;
+    if (this.shownKey === key) return;
+    const s = await getJSON(`/api/runs/${enc(run)}/snapshots/${epoch}`);
+    if (this.selected !== run || this.epoch !== epoch) return; // the user moved on meanwhile
+    this.shownKey = key;
+    this.snapBody.innerHTML = "";
+    this.snapBody.dataset.epoch = epoch;
+    const img = h("div", "snap-image");
+    img.innerHTML = `<img src="${s.image}" alt="the fixed validation image"><div class="note">fixed image (label ${s.label_name})</div>`;
+    this.snapBody.appendChild(img);
+    this.snapBody.appendChild(this.filters(s));
+    this.snapBody.appendChild(this.maps(s));
+    document.body.dataset.snapshot = String(epoch);
+  }
+
+  filters(s) {
+    const [o, i, kh, kw] = s.weight.shape;
+    const vals = b64Floats(s.weight.data);
+    const range = s.weight_range || 1;
+    const box = h("div", "snap-group");
+    box.appendChild(h("div", "snap-title", `${s.layer}: ${o} filters ${i}×${kh}×${kw} · colour ±${fmt(range)}`));
+    const grid = h("div", "filter-grid");
+    for (let f = 0; f < o; f++) {
+      const cell = h("div", "filter");
+      for (let c = 0; c < Math.min(i, 3); c++) {
+        const cv = h("canvas", "kernel");
+        paint(cv, vals, kh, kw, "diverging", -range, range, (f * i + c) * kh * kw);
+        cv.title = `filter ${f}, input channel ${c}, bias ${fmt(s.bias[f])}`;
+        cell.appendChild(cv);
+      }
+      grid.appendChild(cell);
+    }
+    box.appendChild(grid);
+    return box;
+  }
+
+  maps(s) {
+    const [c, mh, mw] = s.activations.shape;
+    const vals = b64Floats(s.activations.data);
+    const range = s.activation_range || 1;
+    const box = h("div", "snap-group");
+    box.appendChild(h("div", "snap-title", `${s.layer} activation maps of the fixed image · colour ±${fmt(range)}`));
+    const grid = h("div", "map-grid");
+    for (let k = 0; k < c; k++) {
+      const cv = h("canvas", "act");
+      paint(cv, vals, mh, mw, "diverging", -range, range, k * mh * mw);
+      cv.title = `channel ${k}`;
+      grid.appendChild(cv);
+    }
+    box.appendChild(grid);
+    return box;
+  }
+}
