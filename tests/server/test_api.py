@@ -253,14 +253,12 @@ def test_bad_uploads_are_clear_4xx(client, data, status, words):
     assert r.status_code == status and words in r.json()["detail"]
 
 
-def test_enormous_uploads_are_413(client, monkeypatch):
-    from convscope.server import images
-
+def test_enormous_uploads_are_413(client, registry, monkeypatch):
     buf = io.BytesIO()
     Image.new("L", (8000, 6000)).save(buf, format="PNG")  # 48 megapixels, a few kB compressed
     r = client.post("/api/models/default/images", files={"file": ("big.png", buf.getvalue(), "image/png")})
     assert r.status_code == 413 and "megapixels" in r.json()["detail"]
-    monkeypatch.setattr(images, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(registry.uploads, "max_bytes", 1000)
     r = client.post("/api/models/default/images", files={"file": ("x.png", b"\x89PNG" + b"0" * 2000, "image/png")})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
 
