@@ -29,10 +29,12 @@ STATIC = Path(str(resources.files("convscope") / "server" / "static"))
 
 
 def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
-               token: str | None = None) -> FastAPI:
+               token: str | None = None, runs: str | Path | None = None, data: str | None = None) -> FastAPI:
     """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
 
     ``token``: when given, every API call must carry it (see :mod:`convscope.server.security`).
+    ``runs``: the folder of training runs the training view lists; ``data``: the dataset the
+    dataset view measures every model on (default: the one each checkpoint was trained on).
     """
     reg = registry or Registry(list(specs))
     app = FastAPI(title="convscope explorer", version=__version__,
@@ -167,4 +169,12 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
         st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
         return {"layer": layer, "channel": channel, "map": pack_map(arr[channel]), **playground.run(arr[channel], st)}
 
+    from . import routes_dataset, routes_explain, routes_runs  # the training, dataset and explain views
+    from .jobs import JobManager
+
+    if getattr(app.state, "jobs", None) is None:
+        app.state.jobs = JobManager()
+    app.include_router(routes_runs.router(runs))
+    app.include_router(routes_dataset.router(reg, app.state.jobs, data))
+    routes_explain.install(app, reg, data)  # the Why? and What does it look for? panels
     return app

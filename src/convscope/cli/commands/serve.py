@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import threading
 import webbrowser
 
@@ -25,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "generated and printed when --host is not this machine)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="largest image file the page may upload (default 20)")
+    p.add_argument("--runs", metavar="DIR", help="folder of training runs for the training view "
+                   "(default: ./runs when it exists); runs appear and their curves update while they train")
+    p.add_argument("--data", metavar="NAME", help="dataset of the dataset view: digits, mnist, fashion-mnist, cifar10, "
+                   "folder:PATH (default: the one each model's checkpoint was trained on)")
     p.add_argument("--trust", action="store_true",
                    help="allow unpickling a full Python object from a model file (only for files you trust)")
     add_device_argument(p)
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     uploads = UploadStore(max_bytes=int(args.max_upload_mb * 1024 * 1024))
     app = create_app(registry=Registry(specs, uploads=uploads,
                                        loader=lambda spec: load_model(spec, trust=args.trust, device=device)),
-                     token=token)
+                     token=token, data=args.data,
+                     runs=args.runs or ("runs" if Path("runs").is_dir() else None))
     app.state.registry.warm()  # fail early on a bad spec; the first page then draws at once
     url = page_url(args.host, args.port, token)
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")

@@ -1,0 +1,225 @@
+// The dataset view: the current model over a dataset split. Accuracy, per-class accuracy,
+// the confusion matrix (a click shows the images behind a cell), the misclassified
+// gallery, the "True / Pred" grid, and the embedding scatter of penultimate features.
+// Clicking any image opens it in the explorer. Numbers come from /api/models/M/dataset.
+
+import { getJSON } from "./api.js";
+import { runJob, progressBar } from "./jobs.js";
+import { Scatter, classColor } from "./scatter.js";
+
+const enc = encodeURIComponent;
+const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+
+function h(tag, cls, html) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (html !== undefined) e.innerHTML = html;
+  return e;
+}
+
+export class DatasetView {
+  constructor(root) {
+    this.root = root;
+    this.split = "test";
+    this.method = "pca";
+  }
+
+  get model() {
+    return document.getElementById("model-select").value;
+  }
+
+  base() {
+    return `/api/models/${enc(this.model)}/dataset/${this.split}`;
+  }
+
+  open(image) {
+    location.href = `/?model=${enc(this.model)}&image=${enc(image)}`;
+  }
+
+  thumb(row, caption, cls = "") {
+    const t = h("button", `thumb ${cls}`);
+    t.dataset.image = row.image;
+    t.title = `row ${row.row} (dataset index ${row.index}): true ${row.true_name}, predicted ${row.pred_name} ` +
+      `(${pct(row.confidence)}); click to open it in the explorer`;
+    t.innerHTML = `<img loading="lazy" src="${this.base()}/images/${row.row}.png" alt=""><span>${caption}</span>`;
+    t.onclick = () => this.open(row.image);
+    return t;
+  }
+
+  async start() {
+    document.body.dataset.dataset = "loading";
+    this.root.innerHTML = "";
+    const bar = h("div", "ds-bar");
+    this.root.appendChild(bar);
+    let info;
+    try {
+      info = await getJSON(`/api/models/${enc(this.model)}/dataset`);
+    } catch (e) {
+      bar.innerHTML = `<div class="note">${e.message}</div>`;
+      document.body.dataset.dataset = "error";
+      return;
+    }
+    const sel = h("select");
+    sel.setAttribute("aria-label", "split");
+    info.splits.forEach((s) => sel.appendChild(new Option(s, s)));
+    sel.value = this.split;
+    sel.onchange = () => { this.split = sel.value; this.start(); };
+    const label = h("label", "picker", `<b>${this.model}</b> on <b>${info.dataset}</b> (split seed ${info.split_seed}) · split `);
+    label.appendChild(sel);
+    this.progress = progressBar();
+    bar.append(label, this.progress);
+    this.body = h("div", "ds-body");
+    this.root.appendChild(this.body);
+    try {
+      await runJob(`${this.base()}/pass`, this.progress, `pass over ${this.split}`);
+      await this.render();
+      document.body.dataset.dataset = "ready";
+    } catch (e) {
+      this.body.innerHTML = `<div class="message error">${e.message}</div>`;
+      document.body.dataset.dataset = "error";
+    }
+  }
+
+  async render() {
+    const s = await getJSON(`${this.base()}/summary`);
+    this.summary = s;
+    this.body.innerHTML = "";
+    const top = h("div", "ds-top");
+    const head = h("div", "ds-stats");
+    head.innerHTML = `<div class="big" data-value="${s.accuracy}">${pct(s.accuracy)}</div>` +
+      `<div class="note">accuracy on ${s.count.toLocaleString()} ${s.split} images · ${s.errors} mistakes · ` +
+      `mean loss ${s.mean_loss.toFixed(4)}</div>` + (s.note ? `<div class="note">${s.note}</div>` : "");
+    head.appendChild(this.perClass(s));
+    top.append(head, this.confusion(s));
+    this.cellBox = h("div", "ds-section cell-box");
+    this.cellBox.hidden = true;
+    this.body.append(top, this.cellBox);
+    const [mistakes, random] = await Promise.all([
+      getJSON(`${this.base()}/mistakes?limit=48`), getJSON(`${this.base()}/random?count=24&seed=0`)]);
+    this.body.appendChild(this.gallery(`misclassified: the ${mistakes.rows.length} most confident of ${mistakes.count} mistakes`,
+      mistakes.rows, (r) => `${r.true_name} → <b>${r.pred_name}</b> ${pct(r.confidence)}`, "mistakes"));
+    this.body.appendChild(this.gallery("True / Pred: random images (red: wrong)", random.rows,
+      (r) => `T ${r.true_name} / P ${r.pred_name}`, "true-pred", (r) => (r.true === r.pred ? "ok" : "wrong")));
+    this.body.appendChild(this.embeddingBox());
+    await this.embed(this.method);
+  }
+
+  perClass(s) {
+    const box = h("div", "per-class");
+    s.classes.forEach((name, k) => {
+      const a = s.per_class_accuracy[k];
+      const row = h("div", "pc-row");
+      row.innerHTML = `<span class="pc-name">${name}</span><span class="pc-bar"><span style="width:${100 * (a || 0)}%;background:${classColor(k)}"></span></span>` +
+        `<span class="pc-val" data-value="${a}">${pct(a)}</span>`;
+      box.appendChild(row);
+    });
+    return box;
+  }
+
+  confusion(s) {
+    const cm = s.confusion, k = cm.length;
+    const box = h("div", "ds-section confusion-box");
+    box.appendChild(h("div", "ds-title", "confusion matrix (rows: true class, columns: predicted); click a cell"));
+    const t = h("table", "confusion");
+    const head = h("tr");
+    head.appendChild(h("th", "corner", "true \\ pred"));
+    s.classes.forEach((c) => head.appendChild(h("th", "", c)));
+    t.appendChild(head);
+    cm.forEach((row, i) => {
+      const tr = h("tr");
+      tr.appendChild(h("th", "", s.classes[i]));
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      row.forEach((v, j) => {
+        const td = h("td", i === j ? "diag" : "");
+        td.textContent = v;
+        td.dataset.true = i;
+        td.dataset.pred = j;
+        td.dataset.value = v;
+        const f = v / total;
+        td.style.background = v ? (i === j ? `rgba(33,102,172,${0.15 + 0.85 * f})` : `rgba(178,24,43,${0.15 + 0.85 * f})`) : "";
+        if (f > 0.55) td.style.color = "#fff";
+        td.title = `${v} images of class ${s.classes[i]} predicted as ${s.classes[j]}`;
+        if (v) td.onclick = () => this.showCell(i, j, td);
+        tr.appendChild(td);
+      });
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
+    return box;
+  }
+
+  async showCell(i, j, td) {
+    this.body.querySelectorAll("td.picked").forEach((e) => e.classList.remove("picked"));
+    td.classList.add("picked");
+    const d = await getJSON(`${this.base()}/cell?true=${i}&pred=${j}&limit=120`);
+    const names = this.summary.classes;
+    const g = this.gallery(`true ${names[i]}, predicted ${names[j]}: ${d.count} images` +
+      (d.count > d.rows.length ? ` (first ${d.rows.length})` : ""), d.rows, (r) => pct(r.confidence), "cell");
+    this.cellBox.replaceChildren(...g.childNodes);
+    this.cellBox.hidden = false;
+    this.cellBox.dataset.true = i;
+    this.cellBox.dataset.pred = j;
+    this.cellBox.dataset.count = d.count;
+    document.body.dataset.cell = `${i},${j}`;
+  }
+
+  gallery(title, rows, caption, cls, rowCls = () => "") {
+    const box = h("div", `ds-section gallery-box ${cls}`);
+    box.appendChild(h("div", "ds-title", title));
+    const g = h("div", "gallery");
+    rows.forEach((r) => g.appendChild(this.thumb(r, caption(r), rowCls(r))));
+    if (!rows.length) g.appendChild(h("div", "note", "none"));
+    box.appendChild(g);
+    return box;
+  }
+
+  embeddingBox() {
+    const box = h("div", "ds-section embedding-box");
+    const bar = h("div", "ds-title");
+    bar.innerHTML = `embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>) · `;
+    const sel = h("select");
+    sel.setAttribute("aria-label", "embedding method");
+    [["pca", "PCA"], ["tsne", "t-SNE"], ["umap", "UMAP"]].forEach(([v, t]) => sel.appendChild(new Option(t, v)));
+    sel.value = this.method;
+    sel.onchange = () => this.embed(sel.value).catch((e) => { this.embProgress.set(0, 1, e.message); });
+    bar.appendChild(sel);
+    this.embProgress = progressBar();
+    bar.appendChild(this.embProgress);
+    const legend = h("div", "emb-legend");
+    legend.innerHTML = this.summary.classes.map((c, k) => `<span><i style="background:${classColor(k)}"></i>${c}</span>`).join("") +
+      `<span>● correct</span><span>✕ misclassified</span>`;
+    this.canvas = h("canvas", "scatter");
+    this.hoverTip = h("div", "emb-tip");
+    this.hoverTip.hidden = true;
+    const stage = h("div", "emb-stage");
+    stage.append(this.canvas, this.hoverTip);
+    box.append(bar, legend, stage);
+    return box;
+  }
+
+  async embed(method) {
+    this.method = method;
+    document.body.dataset.embedding = "loading";
+    const q = `method=${method}`;
+    await runJob(`${this.base()}/embedding?${q}`, this.embProgress, method === "pca" ? "PCA" : method);
+    const e = await getJSON(`${this.base()}/embedding?${q}`);
+    const names = this.summary.classes;
+    this.scatter = new Scatter(this.canvas, { x: e.x, y: e.y, label: e.label, correct: e.correct }, {
+      onHover: (i, ev) => {
+        if (i < 0) { this.hoverTip.hidden = true; return; }
+        const r = this.canvas.getBoundingClientRect();
+        this.hoverTip.hidden = false;
+        this.hoverTip.style.left = `${ev.clientX - r.left + 12}px`;
+        this.hoverTip.style.top = `${ev.clientY - r.top + 12}px`;
+        this.hoverTip.innerHTML = `<img src="${this.base()}/images/${i}.png" alt=""><div>true ${names[e.label[i]]}` +
+          `<br>pred ${names[e.pred[i]]}${e.correct[i] ? "" : " ✕"}<br><span class="note">row ${i}</span></div>`;
+      },
+      onClick: (i) => this.open(`${e.image_prefix}${i}`),
+    });
+    this.scatter.draw();
+    this.canvas.dataset.points = e.x.length;
+    this.canvas.dataset.method = method;
+    window.__convscopeScatter = this.scatter;
+    document.body.dataset.embedding = "ready";
+  }
+}

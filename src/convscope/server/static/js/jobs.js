@@ -1,0 +1,44 @@
+// Background jobs (dataset passes, embeddings): start one with a POST, then poll
+// /api/jobs/{id} and show its progress in a bar until it is done.
+
+import { getJSON, ApiError } from "./api.js";
+
+function token() {
+  try { return new URLSearchParams(location.search).get("token") || sessionStorage.getItem("convscope-token"); } catch (e) { return null; }
+}
+
+/** POST (or DELETE) without a body; returns the JSON answer, throws ApiError with the server's message. */
+export async function send(method, url) {
+  const t = token();
+  const res = await fetch(url, { method, headers: t ? { "X-Convscope-Token": t } : {} });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new ApiError(res.status, typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`);
+  return body;
+}
+
+/** A progress bar element with set(done, total, text) (total 0: indeterminate). */
+export function progressBar() {
+  const box = document.createElement("div");
+  box.className = "job-progress";
+  box.innerHTML = `<div class="job-bar"><span></span></div><span class="job-text"></span>`;
+  const fill = box.querySelector(".job-bar span"), text = box.querySelector(".job-text");
+  box.set = (done, total, label) => {
+    box.classList.toggle("indeterminate", !total);
+    fill.style.width = total ? `${(100 * done) / total}%` : "30%";
+    text.textContent = label;
+  };
+  return box;
+}
+
+/** Start a job with POST url, follow it (bar: a progressBar or null) and resolve with the finished job. */
+export async function runJob(url, bar, label, interval = 300) {
+  let job = await send("POST", url);
+  while (!["done", "failed", "cancelled"].includes(job.status)) {
+    if (bar) bar.set(job.done, job.total, `${label}: ${job.total ? `${job.done} / ${job.total}` : job.status} · ${job.seconds.toFixed(1)} s`);
+    await new Promise((r) => setTimeout(r, interval));
+    job = await getJSON(`/api/jobs/${encodeURIComponent(job.id)}`);
+  }
+  if (job.status !== "done") throw new ApiError(500, `${label} ${job.status}: ${job.error || ""}`);
+  if (bar) bar.set(1, 1, `${label}: done in ${job.seconds.toFixed(1)} s`);
+  return job;
+}
