@@ -1,0 +1,202 @@
+"""The API behind the "Why?" and "What does it look for?" panels, and the jobs they start.
+
+Why? (attribution, :mod:`.explain_views`):
+
+- ``GET  /api/explain/methods``: every method with its label, family and whether it takes a layer;
+- ``GET  /api/models/{model}/explain/options?image=``: spatial layers (and the default one),
+  classes and the predicted class for the panel's menus;
+- ``GET  /api/models/{model}/explain?image=&method=&layer=&target=&metrics=``: run one method
+  now (the heatmap as float data and PNG overlay, deletion / insertion AUC, confidence change);
+- ``POST`` the same address: the same work as a background job (the page shows progress);
+- ``POST /api/models/{model}/sanity?image=&method=a,b&layer=&target=&max_steps=``: the
+  cascading-randomisation sanity check as a job (table and figure).
+
+What does it look for? (features, :mod:`.feature_views`):
+
+- ``GET  /api/models/{model}/features``: the configured dataset and the default steps;
+- ``GET  /api/models/{model}/layers/{layer}/kernels?channel=``;
+- ``GET  /api/models/{model}/layers/{layer}/visualization?channel=&steps=``: the cached
+  picture, or ``{"cached": false}``; ``POST``: compute it as a job (then cached on disk);
+- ``POST /api/models/{model}/layers/{layer}/examples?channel=&k=``: top dataset examples (job).
+
+Jobs (:mod:`.jobs`): ``GET /api/jobs/{id}`` (progress, then the result), ``DELETE`` cancels.
+
+Requests are checked before a job starts, so an unknown method, layer or channel is a
+404 and a bad value a 400 at once, never a failed job. All endpoints are plain ``def``:
+FastAPI runs them in its thread pool, so nothing heavy runs on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from ..data.base import ImageDataset
+from ..errors import ConvscopeError
+from ..explain import method_info
+from ..features import FeatureCache
+from . import explain_views, feature_views
+from .jobs import JobManager
+from .registry import Registry
+
+
+@dataclass
+class ExplainSettings:
+    """Server options for the two panels.
+
+    ``data``: the dataset for top examples: ``"auto"`` (embedded MNIST for 1-channel
+    28x28 models, none for others), ``None``, a dataset name (``convscope serve --data``),
+    or an :class:`ImageDataset`; ``split`` which split of a named one. ``cache_dir``:
+    the feature-visualisation cache (default ``$CONVSCOPE_CACHE/features``). ``steps``:
+    the optimisation steps the page asks for by default.
+    """
+
+    data: str | ImageDataset | None = "auto"
+    split: str = "val"
+    cache_dir: str | Path | None = None
+    steps: int = 128
+
+    def cache(self) -> FeatureCache:
+        if self.cache_dir is not None:
+            return FeatureCache(self.cache_dir)
+        from ..data.download import cache_dir
+
+        return FeatureCache(cache_dir() / "features")
+
+
+def install(app: Any, registry: Registry, data: str | ImageDataset | None = None) -> ExplainSettings:
+    """Add the panels' routes to ``app`` (what ``create_app`` calls); returns the settings.
+
+    The settings live on ``app.state.explain`` and are read per request (tests and
+    embedding code may change ``data`` or ``cache_dir`` after creation). Jobs go to the
+    shared ``app.state.jobs``; ``GET/DELETE /api/jobs/{id}`` are added unless another
+    router already serves them.
+    """
+    settings = ExplainSettings(data=data if data is not None else "auto")
+    app.state.explain = settings
+    created = getattr(app.state, "jobs", None) is None
+    if created:
+        app.state.jobs = JobManager()
+    served = any(getattr(r, "path", None) == "/api/jobs/{job_id}" for r in app.router.routes)
+    router = build_router(registry, settings, app.state.jobs, job_routes=not served)
+    if created:
+        router.add_event_handler("shutdown", app.state.jobs.shutdown)
+    app.include_router(router)
+    return settings
+
+
+def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager,
+                 job_routes: bool = True) -> APIRouter:
+    """The panels' routes; ``job_routes`` adds ``GET/DELETE /api/jobs/{id}``."""
+    explainers = explain_views.Explainers()
+    examples = feature_views.Examples()
+    router = APIRouter(tags=["why", "look-for"])
+
+    def methods_list(method: str) -> list[str]:
+        names = [m for m in method.split(",") if m.strip()]
+        if not names:
+            raise ConvscopeError("give at least one method")
+        return names
+
+    # -- Why? ---------------------------------------------------------------------------
+    @router.get("/api/explain/methods", summary="Attribution methods for the Why? panel")
+    def methods() -> dict[str, Any]:
+        return {"methods": method_info(), "default": "gradcam"}
+
+    @router.get("/api/models/{model}/explain/options",
+                summary="Spatial layers (and the default), classes and the prediction for the Why? panel")
+    def explain_options(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
+        return explain_views.options_json(registry.trace(model, image))
+
+    @router.get("/api/models/{model}/explain", summary="Explain a prediction: heatmap, overlay and metrics")
+    def explain_now(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
+                    layer: str | None = Query(None), target: int | None = Query(None),
+                    metrics: bool = Query(True)) -> dict[str, Any]:
+        te = registry.trace(model, image)
+        return explain_views.attribution_json(te, explainers, method, layer, target, metrics)
+
+    @router.post("/api/models/{model}/explain", summary="The same as GET, as a background job")
+    def explain_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
+                    layer: str | None = Query(None), target: int | None = Query(None),
+                    metrics: bool = Query(True)) -> dict[str, Any]:
+        te = registry.trace(model, image)
+        cls, layer, target = explain_views.check_request(te, method, layer, target)
+        job = jobs.submit("explain", lambda progress: explain_views.attribution_json(
+            te, explainers, cls.name, layer, target, metrics, progress),
+            key=("explain", model, image, cls.name, layer, target, metrics))
+        return job.describe()
+
+    @router.post("/api/models/{model}/sanity",
+                 summary="Model-parameter randomisation sanity check (Adebayo et al. 2018) as a job")
+    def sanity_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
+                   layer: str | None = Query(None), target: int | None = Query(None),
+                   max_steps: int | None = Query(None, ge=1)) -> dict[str, Any]:
+        te = registry.trace(model, image)
+        names = []
+        for m in methods_list(method):
+            cls, _, target = explain_views.check_request(te, m, layer, target)
+            names.append(cls.name)
+        job = jobs.submit("sanity", lambda progress: explain_views.sanity_json(
+            te, names, layer, target, max_steps, progress),
+            key=("sanity", model, image, tuple(names), layer, target, max_steps))
+        return job.describe()
+
+    # -- jobs ---------------------------------------------------------------------------
+    if job_routes:
+        @router.get("/api/jobs/{job_id}", summary="A background job's progress, then its result")
+        def job_status(job_id: str) -> dict[str, Any]:
+            return jobs.get(job_id).describe()
+
+        @router.delete("/api/jobs/{job_id}", summary="Cancel a background job (it stops at its next step)")
+        def job_cancel(job_id: str) -> dict[str, Any]:
+            return jobs.cancel(job_id).describe(with_result=False)
+
+    # -- What does it look for? -----------------------------------------------------------
+    @router.get("/api/models/{model}/features", summary="What the look-for panel offers for this model")
+    def features_info(model: str) -> dict[str, Any]:
+        m = registry.entry(model).model
+        choice = feature_views.data_choice(m, settings.data, settings.split)
+        return {"model": model, "dataset": choice.name, "split": choice.split if choice.name else None,
+                "steps": settings.steps}
+
+    @router.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")
+    def channel_kernels(model: str, layer: str, channel: int = Query(0, ge=0)) -> dict[str, Any]:
+        return feature_views.kernels_json(registry.entry(model).model, layer, channel)
+
+    @router.get("/api/models/{model}/layers/{layer}/visualization",
+                summary="A channel's cached activation-maximisation picture, or {cached: false}")
+    def visualization(model: str, layer: str, channel: int = Query(0, ge=0),
+                      steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
+        return feature_views.visualization_json(registry.entry(model).model, layer, channel,
+                                                steps or settings.steps, settings.cache(), compute=False)
+
+    @router.post("/api/models/{model}/layers/{layer}/visualization",
+                 summary="Compute a channel's activation-maximisation picture as a job (cached on disk)")
+    def visualization_job(model: str, layer: str, channel: int = Query(0, ge=0),
+                          steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
+        m = registry.entry(model).model
+        name = feature_views.check_unit(m, layer, channel)
+        steps = steps or settings.steps
+        cache = settings.cache()
+        job = jobs.submit("visualization", lambda progress: feature_views.visualization_json(
+            m, name, channel, steps, cache, progress), key=("visualization", model, name, channel, steps))
+        return job.describe()
+
+    @router.post("/api/models/{model}/layers/{layer}/examples",
+                 summary="A channel's top-activating dataset examples as a job")
+    def examples_job(model: str, layer: str, channel: int = Query(0, ge=0),
+                     k: int = Query(8, ge=1, le=64)) -> dict[str, Any]:
+        m = registry.entry(model).model
+        name = feature_views.check_unit(m, layer, channel)
+        choice = feature_views.data_choice(m, settings.data, settings.split)
+        if choice.name is None:
+            raise ConvscopeError(f"no dataset is configured for model {model!r}: "
+                                 "start the explorer with --data NAME")
+        job = jobs.submit("examples", lambda progress: examples.channel_json(m, name, channel, k, choice, progress),
+                          key=("examples", model, name, channel, k))
+        return job.describe()
+
+    return router
