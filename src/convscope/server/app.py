@@ -169,11 +169,12 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
         st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
         return {"layer": layer, "channel": channel, "map": pack_map(arr[channel]), **playground.run(arr[channel], st)}
 
-    from . import routes_dataset, routes_runs  # the training and dataset views
+    from . import routes_dataset, routes_explain, routes_runs  # the training, dataset and explain views
     from .jobs import JobManager
 
     if getattr(app.state, "jobs", None) is None:
         app.state.jobs = JobManager()
     app.include_router(routes_runs.router(runs))
     app.include_router(routes_dataset.router(reg, app.state.jobs, data))
+    routes_explain.install(app, reg, data)  # the Why? and What does it look for? panels
     return app
