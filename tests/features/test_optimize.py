@@ -31,15 +31,15 @@ def test_channels_driven_far_above_random_and_dataset_images(default_model, mnis
 
 
 def test_fourier_beats_pixels_on_the_same_budget_for_class_logits(default_model):
-    """Measure: mean class logit of the final pictures after 32 Adam steps (lr 0.05), 10 classes.
+    """Measure: mean class logit of the final pictures after 32 Adam steps (lr 0.05), classes 0-4.
 
     (On this net it holds for logits; for mid-layer channels at 128 steps plain pixels reach
     slightly higher raw activations, see benchmarks/bench_features.py's notes.)"""
-    fft = visualize(default_model, None, range(10), objective="logit", steps=32, param="fft")
-    pixel = visualize(default_model, None, range(10), objective="logit", steps=32, param="pixel")
+    fft = visualize(default_model, None, range(5), objective="logit", steps=32, param="fft")
+    pixel = visualize(default_model, None, range(5), objective="logit", steps=32, param="pixel")
     with torch.no_grad():
         logits = default_model.net(_pixels(fft))
-    np.testing.assert_allclose(fft.values, logits[torch.arange(10), torch.arange(10)].numpy(), rtol=1e-4)
+    np.testing.assert_allclose(fft.values, logits[torch.arange(5), torch.arange(5)].numpy(), rtol=1e-4)
     assert fft.values.mean() > 1.2 * pixel.values.mean(), (fft.values, pixel.values)
 
 

@@ -97,7 +97,7 @@ def test_receptive_field_matches_the_textbook_formula():
         rf = receptive_field(m, layer)
         r, j, offset = _sequential_rf(layers)
         assert rf.size == (r, r) and rf.stride == (j, j) and rf.offset == (offset, offset), layer
-    prep = Preprocessing(size=(224, 224), channels=3)
+    prep = Preprocessing(size=(96, 96), channels=3)
     resnet = Model(resnet18_shaped(num_classes=10).eval(), preprocessing=prep)
     rf = receptive_field(resnet, "maxpool")
     assert (rf.size, rf.stride, rf.offset) == ((11, 11), (4.0, 4.0), (-5.0, -5.0))
