@@ -124,6 +124,8 @@ class DatasetStore:
 
     def result(self, model: str, split: str) -> DatasetPass:
         self.registry.entry(model)
+        if split not in SPLITS:
+            raise NotFound(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         with self._lock:
             found = self._passes.get((model, split))
         if found is None:
