@@ -17,6 +17,26 @@ For each net (fixed input size) and one channel of a middle layer it times:
   this column says why it is missing.
 
 Each timing runs 2 warm-up steps, then ``--steps`` steps; the table prints steps/s.
+
+Latest numbers (2026-11-26, the shared 2-core development VM under a load average of 5-9
+from other jobs, torch 2.13.0+cpu, ``--threads 1``; two runs, so the spread is visible):
+
+    python benchmarks/bench_features.py --steps 10 --threads 1   (run 1)
+    python benchmarks/bench_features.py --steps 20 --threads 1   (run 2)
+
+| model (input)                  | layer          | convscope fft | convscope pixel | plain loop | lucent |
+|--------------------------------|----------------|---------------|-----------------|------------|--------|
+| Tiny VGG 64x64x3               | conv_2_2       | 173 / 123     | 317 / 226       | 350 / 253  | n/a    |
+| ResNet-18-shaped 224x224x3     | layer3.1.conv2 | 7.5 / 5.7     | 9.0 / 7.3       | 5.4 / 8.7  | n/a    |
+| EfficientNet-Lite0 224x224x3   | _blocks.10     | 4.0 / 5.2     | 7.0 / 6.8       | 6.9 / 5.1  | n/a    |
+
+Lucent: ``pip download torch-lucent --no-deps`` gives torch_lucent 0.1.8, whose
+``lucent/optvis/transform.py`` imports ``torchvision.transforms.Normalize`` and ``kornia``
+(pinned ``kornia<=0.4.1``) at import time, so ``render_vis`` cannot run without
+torchvision, which cannot be installed beside this torch; the plain loop stands in for it.
+The full convscope path (Fourier parameterisation, per-image random transforms,
+redirected ReLU gradients) costs 1.3-2x the bare loop per step on small nets; stopping the
+forward pass after the target layer pays some of that back on the big ones.
 """
 
 from __future__ import annotations
