@@ -112,7 +112,7 @@ def time_plain_loop(model: Model, layer: str, channel: int, steps: int) -> float
 
 def time_lucent(model: Model, layer: str, channel: int, steps: int) -> float | str:
     try:
-        from lucent.optvis import objectives, param, render  # noqa: F401
+        from lucent.optvis import param, render
     except Exception as exc:  # ImportError, or kornia/torchvision incompatibilities
         return f"n/a ({type(exc).__name__}: {str(exc).splitlines()[0][:60]})"
     h, w = model.preprocessing.size
