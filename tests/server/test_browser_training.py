@@ -1,0 +1,96 @@
+"""The training view in headless Chromium while a real ``convscope train`` runs on digits.
+
+The run starts after the page is open: the run appears, its curves grow epoch by epoch
+without a reload, the drawn values are the metrics file's, the epoch slider shows each
+snapshot, and a second run can be drawn on the same plot. Screenshots go to
+``$CONVSCOPE_SCREENSHOTS`` when set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server_helpers import LiveServer
+
+pytestmark = pytest.mark.browser
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+EPOCHS = 3
+
+
+def points(page, chart: str, key: str, run: str) -> list[float]:
+    return page.evaluate(
+        f"""[...document.querySelectorAll('svg.{chart} g.series[data-key="{key}"][data-run="{run}"] circle')]
+            .map(c => +c.dataset.value)""")
+
+
+def test_curves_update_live_while_training_runs(chromium_path, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from convscope.server import create_app
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = create_app(["default"], runs=runs)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with LiveServer(app) as server, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 820})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/?view=training")
+        page.wait_for_function("document.body.dataset.training === 'empty'")
+        assert "no training runs" in page.locator(".runs-side").inner_text()
+        proc = subprocess.Popen([sys.executable, "-m", "convscope", "train", "--model", "tiny-vgg", "--data", "digits",
+                                 "--epochs", str(EPOCHS), "--out", str(runs / "x"), "--no-progress"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            seen = set()
+            # the page polls: the run appears, then its curves grow one epoch at a time
+            page.wait_for_function("document.body.dataset.training === 'ready'", timeout=120_000)
+            while proc.poll() is None or len(seen) == 0 or max(seen) < EPOCHS:
+                n = len(points(page, "chart-loss", "val_loss", "x"))
+                seen.add(n)
+                if n >= EPOCHS:
+                    break
+                page.wait_for_timeout(300)
+                assert proc.poll() in (None, 0), proc.stdout.read().decode()
+            out = proc.communicate(timeout=180)[0].decode()
+            assert proc.returncode == 0, out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert len(seen - {0}) >= 2, f"the curves never showed an intermediate epoch count: {seen}"
+        page.wait_for_function("document.querySelector('.run-row .run-status').textContent === 'finished'")
+        metrics = [json.loads(line) for line in (runs / "x" / "metrics.jsonl").read_text().splitlines()]
+        assert points(page, "chart-loss", "train_loss", "x") == pytest.approx([m["train_loss"] for m in metrics])
+        assert points(page, "chart-acc", "val_acc", "x") == pytest.approx([m["val_acc"] for m in metrics])
+        # snapshots: the slider follows the latest epoch, and goes back to the initial weights
+        page.wait_for_function(f"document.body.dataset.snapshot === '{EPOCHS}'")
+        assert page.locator("canvas.kernel").count() == 10 and page.locator("canvas.act").count() == 10
+        page.locator(".epoch-slider").fill("0")
+        page.wait_for_function("document.body.dataset.snapshot === '0'")
+        assert "initial weights" in page.locator(".epoch-label").inner_text()
+        shots = os.environ.get("CONVSCOPE_SCREENSHOTS")
+        # compare: a second run drawn on the same plots
+        shutil.copytree(runs / "x", runs / "y")
+        lines = (runs / "y" / "metrics.jsonl").read_text().splitlines()[:2]
+        (runs / "y" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        page.wait_for_selector('.run-row[data-run="y"]')
+        page.locator('.run-row[data-run="y"] input[type=checkbox]').check()
+        page.wait_for_function("""document.querySelectorAll('svg.chart-loss g.series[data-run="y"] circle').length === 4""")
+        assert len(points(page, "chart-loss", "val_loss", "y")) == 2
+        assert len(points(page, "chart-loss", "val_loss", "x")) == EPOCHS
+        if shots:
+            page.locator(".epoch-slider").fill(str(EPOCHS))
+            page.wait_for_function(f"document.body.dataset.snapshot === '{EPOCHS}'")
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / "training.png"))
+        assert not errors, errors
+        browser.close()
