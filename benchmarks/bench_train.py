@@ -89,6 +89,24 @@ def convscope_run(args: argparse.Namespace, device: torch.device, out: Path) -> 
     return time.perf_counter() - start
 
 
+def count_ops(args: argparse.Namespace, device: torch.device) -> None:
+    """Tensor operations dispatched by each side (all threads), per run and per training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, run in [("hand-written PyTorch", lambda: hand_loop(args, device)),
+                          ("convscope train()", lambda: convscope_run(args, device, Path(tmp) / "ops"))]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                run()
+            counts[name] = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+    steps = args.epochs * -(-len(load(args).train) // args.batch_size)
+    for name, n in counts.items():
+        print(f"{name:<22}{n:>10} aten operations ({n / steps:.1f} per training step, {steps} steps)")
+    hand, ours = counts.values()
+    print(f"convscope extra: {(ours - hand) / steps:.1f} operations per step (setup, validation and file writes included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="mnist", help="a 28x28-or-larger dataset (default: mnist; offline: the "
@@ -100,8 +118,14 @@ def main() -> None:
                         help="show each training image K times per epoch (K=15: an MNIST-sized 60,000-image epoch)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--no-progress", action="store_true", help="turn convscope's progress bar off")
+    parser.add_argument("--count-ops", action="store_true",
+                        help="instead of timing, count the tensor operations each side dispatches (a measure of "
+                             "per-step overhead that does not depend on the machine's load)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.count_ops:
+        count_ops(args, device)
+        return
     n_train = len(load(args).train)
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up: imports (TensorBoard), allocator, CUDA context, one epoch each

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from convscope.data import load_splits
 from convscope.errors import ConvscopeError
-from convscope.models import load_checkpoint, load_model
+from convscope.models import Preprocessing, load_checkpoint, load_model
 from convscope.train import TrainConfig, Trainer, load_snapshot, read_metrics, train
+from convscope.train.trainer import fast_normalize
 
 KEYS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 
@@ -214,6 +215,16 @@ def test_training_on_in_memory_splits(tmp_path):
     assert meta["dataset"]["name"] == "digits-0-7" and meta["dataset"]["split"] == "digits 0-7"
     assert meta["dataset"]["sizes"]["train"] == len(splits.train)
     assert load_model(result.last).net(torch.zeros(1, 1, 16, 16)).shape == (1, 10)  # classes kept as named
+
+
+@pytest.mark.parametrize("prep", [
+    Preprocessing(size=(4, 4), channels=1),
+    Preprocessing(size=(4, 4), channels=3, mean=(127.0,), std=(128.0,)),
+    Preprocessing(size=(4, 4), channels=3, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375)),
+])
+def test_fast_normalize_gives_exactly_what_preprocessing_gives(prep):
+    x = torch.randint(0, 256, (5, prep.channels, 4, 4), dtype=torch.uint8)
+    assert torch.equal(fast_normalize(prep, prep.channels)(x), prep.normalize(x))
 
 
 def test_fine_tuning_starts_from_the_checkpoint_weights(tmp_path, digits_run):
