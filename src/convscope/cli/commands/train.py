@@ -21,7 +21,7 @@ OUT/best.pt (lowest validation loss) and OUT/snapshots/epoch_NNN.npz."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a CNN and write checkpoints, metrics and TensorBoard logs",
-                              description=__doc__.split("`", 2)[-1].strip(": "), epilog=EPILOG,
+                              description="Train a zoo net (or fine-tune a checkpoint) on a dataset.", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     # Every default is None so that a resumed run can tell what was set explicitly.
     p.add_argument("--model", "-m", metavar="SPEC",
