@@ -113,3 +113,28 @@ def test_residual_functional_and_colour_nets():
     fun = Model(FunctionalCNN().eval(), preprocessing=Preprocessing(size=(32, 32)), name="fun")
     vis = visualize(fun, "branch", [1], steps=4, param="pixel")
     assert vis.images.shape == (1, 32, 32, 3)
+
+
+def test_two_threads_on_one_model_do_not_disturb_each_other(default_model):
+    """Hooks act only on the thread that installed them (the explorer runs jobs in threads)."""
+    import threading
+
+    alone = {u: visualize(default_model, "relu_2_1", [u], steps=3).images for u in (1, 6)}
+    together: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def job(u: int) -> None:
+        try:
+            together[u] = visualize(default_model, "relu_2_1", [u], steps=3).images
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(u,)) for u in (1, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for u in (1, 6):
+        assert np.array_equal(together[u], alone[u]), u
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in default_model.net.modules())
