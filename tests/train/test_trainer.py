@@ -236,3 +236,24 @@ def test_fine_tuning_starts_from_the_checkpoint_weights(tmp_path, digits_run):
     assert prepared.architecture["zoo"] == "tiny-vgg"
     state = prepared.net.state_dict()
     assert torch.equal(state["conv_2_2.weight"], src["conv_2_2.weight"])
+
+
+def test_fine_tuning_on_fewer_classes_gets_a_new_head_and_keeps_the_body(tmp_path, digits_run):
+    from dataclasses import replace
+
+    from convscope.data import Splits
+    from convscope.train.setup import prepare
+
+    full = load_splits("digits", seed=0)
+    eight = lambda ds: replace(ds.subset(torch.nonzero(ds.labels < 8).flatten()), classes=ds.classes[:8])  # noqa: E731
+    splits = Splits(eight(full.train), eight(full.val), eight(full.test), seed=0, description="digits 0-7")
+    src = load_checkpoint(digits_run.best)["state_dict"]
+    prepared = prepare(digits_config(tmp_path / "ft8", model=str(digits_run.best)), splits)
+    state = prepared.net.state_dict()
+    assert prepared.architecture["kwargs"]["num_classes"] == 8 and state["output.weight"].shape[0] == 8
+    for name in ("conv_1_1.weight", "conv_2_2.bias"):
+        assert torch.equal(state[name], src[name])
+    assert any("new output layer for 8 classes" in n for n in prepared.notes)
+    result = train(digits_config(tmp_path / "ft8", model=str(digits_run.best), epochs=1), splits=splits,
+                   progress=False, log=lambda m: None)
+    assert load_model(result.best).net(torch.zeros(1, 1, 16, 16)).shape == (1, 8)
