@@ -176,7 +176,7 @@ export class DatasetView {
   embeddingBox() {
     const box = h("div", "ds-section embedding-box");
     const bar = h("div", "ds-title");
-    bar.innerHTML = `embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>) · `;
+    bar.innerHTML = `<span>embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>)</span>`;
     const sel = h("select");
     sel.setAttribute("aria-label", "embedding method");
     [["pca", "PCA"], ["tsne", "t-SNE"], ["umap", "UMAP"]].forEach(([v, t]) => sel.appendChild(new Option(t, v)));
