@@ -76,6 +76,16 @@ def test_layers_by_name_module_and_default(small_resnet, resnet_x):
         ex.GradCAM(resnet, "fc")(resnet_x)
 
 
+def test_spatial_layers_for_a_layer_menu(small_resnet, resnet_x):
+    refs = ex.spatial_layers(small_resnet, resnet_x)
+    names = [r.name for r in refs]
+    assert names[-1] == "layer4" and "fc" not in names and "avgpool" not in names
+    assert names.index("layer3") < names.index("layer4.0.conv1")
+    relu = next(r for r in refs if r.name == "layer4.1.relu")
+    assert relu.call == 1 and relu.shape == (1, 64, 2, 2)
+    assert ex.GradCAM(small_resnet).layer_ref(resnet_x).name == names[-1]
+
+
 def test_reused_module_means_its_last_call(small_resnet, resnet_x):
     resnet = small_resnet
     """layer4.1.relu runs twice per forward; Grad-CAM there must use the block's output (last call)."""

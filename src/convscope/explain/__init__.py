@@ -21,6 +21,7 @@ from .base import METHODS, Attribution, Method, Progress, get_method, method_inf
 from .cam import CAM, CAMMethod, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from .gradient import (GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients, Saliency,
                        SmoothGrad)
+from .layers import LayerRef, spatial_layers
 from .metrics import ConfidenceChange, Curve, confidence_change, deletion, insertion
 from .occlusion import Occlusion
 from .sanity import SanityReport, sanity_check
@@ -43,5 +44,5 @@ __all__ = [
     "GuidedGradCAM", "HiResCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "METHODS", "Method",
     "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "XGradCAM", "attribute", "get_method", "method_info",
     "method_names", "Curve", "ConfidenceChange", "confidence_change", "deletion", "insertion", "SanityReport",
-    "sanity_check", "spearman", "ssim",
+    "sanity_check", "spearman", "ssim", "LayerRef", "spatial_layers",
 ]

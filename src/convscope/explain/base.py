@@ -128,6 +128,7 @@ class Method:
         self.progress = progress
         self._lock = threading.Lock()
         self._layers: dict[tuple, LayerRef] = {}
+        self._widths: dict[tuple, int] = {}
         self._runner_cache: tuple | None = None
 
     def __repr__(self) -> str:
@@ -190,13 +191,25 @@ class Method:
             (grad,) = torch.autograd.grad(tgt.scores(out).sum(), xg)
         return grad, tgt
 
-    @staticmethod
-    def predicted(net: nn.Module, x: torch.Tensor, target: TargetSpec) -> Target:
-        """Resolve the target on the unperturbed batch (one gradient-free forward)."""
+    def predicted(self, net: nn.Module, x: torch.Tensor, target: TargetSpec) -> Target:
+        """Resolve the target for the unperturbed batch: a gradient-free forward only when
+        the predicted class is asked for (the output width is learnt once, on a dry run)."""
         if callable(target) and not isinstance(target, torch.Tensor):
             return Target(fn=target)
-        with torch.no_grad():
-            return resolve_target(target, net(x))
+        if target is None:
+            with torch.no_grad():
+                return resolve_target(None, net(x))
+        with self._lock:
+            width = self._widths.get(tuple(x.shape[1:]))
+        if width is None:
+            with torch.no_grad():
+                out = net(x[:1])
+            if out.dim() != 2:
+                return resolve_target(target, out)  # the clear error for non-class outputs
+            width = out.shape[1]
+            with self._lock:
+                self._widths[tuple(x.shape[1:])] = width
+        return Target.explicit(target, x.shape[0], width, x.device)
 
 
 def chunks(n: int, size: int):

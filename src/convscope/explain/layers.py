@@ -94,3 +94,16 @@ def resolve_layer(net: nn.Module, layer: str | nn.Module | None, x: torch.Tensor
     if len(mine[-1]) != 4:
         raise ConvscopeError(f"layer {layer!r} outputs shape {mine[-1]}, not a (B, C, H, W) feature map")
     return LayerRef(layer, len(mine) - 1, mine[-1])
+
+
+def spatial_layers(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
+    """Every module whose (last) output is a spatial feature map, in forward order: the
+    choices a layer menu offers for the CAM family (one dry run on ``x[:1]``)."""
+    calls = dry_run(net, x[:1])
+    last = {name: (k, shape) for k, (name, shape) in enumerate(calls)}
+    counts: dict[str, int] = {}
+    for name, _ in calls:
+        counts[name] = counts.get(name, 0) + 1
+    ordered = sorted(last.items(), key=lambda item: item[1][0])
+    return [LayerRef(name, counts[name] - 1, shape) for name, (_, shape) in ordered
+            if len(shape) == 4 and shape[2] * shape[3] > 1]

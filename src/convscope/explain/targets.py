@@ -26,6 +26,11 @@ class Target:
         self.classes = classes
         self.fn = fn
 
+    @classmethod
+    def explicit(cls, target: TargetSpec, batch: int, classes: int, device: torch.device) -> "Target":
+        """Resolve a target that is not ``None`` without running the model (``classes``: output width)."""
+        return resolve_target(target, torch.empty(batch, classes, device="meta"), device)
+
     def scores(self, output: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """One score per row of ``output``; row ``i`` belongs to sample ``rows[i]`` (default: ``i``)."""
         if self.fn is not None:
@@ -45,9 +50,10 @@ class Target:
         return Target(self.classes).scores(output.reshape(output.shape[0], -1).softmax(-1), rows)
 
 
-def resolve_target(target: TargetSpec, output: torch.Tensor) -> Target:
+def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.device | None = None) -> Target:
     """Resolve ``target`` against the model's output on the unperturbed batch."""
     b = output.shape[0]
+    device = device or output.device
     if callable(target) and not isinstance(target, torch.Tensor):
         return Target(fn=target)
     if output.dim() != 2:
@@ -56,12 +62,14 @@ def resolve_target(target: TargetSpec, output: torch.Tensor) -> Target:
             "pass a callable target that returns one score per sample")
     k = output.shape[1]
     if target is None:
+        if output.is_meta:
+            raise ConvscopeError("the predicted class needs the model's output")
         classes = output.argmax(1)
     elif isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
-        classes = torch.full((b,), int(target), dtype=torch.long, device=output.device)
+        classes = torch.full((b,), int(target), dtype=torch.long, device=device)
     else:
         classes = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target,
-                                  dtype=torch.long).to(output.device).view(-1)
+                                  dtype=torch.long).to(device).view(-1)
         if classes.numel() != b:
             raise ConvscopeError(f"got {classes.numel()} targets for a batch of {b}")
     if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= k):
