@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import base64
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..errors import ConvscopeError, NotFound
-from ..explain import (Method, confidence_change, deletion, get_method, insertion, method_info,
+from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
-from ..explain.layers import dry_run, resolve_layer
+from ..explain.layers import dry_run
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
 from .encoding import pack_map
@@ -58,19 +60,29 @@ def check_method(name: str) -> type[Method]:
         raise NotFound(str(exc)) from None
 
 
-def spatial_layers(te: TraceEntry) -> list[dict[str, Any]]:
-    """Module layers with a spatial output (C, h, w), h * w > 1, in forward order (cached per trace).
+_LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, list[dict[str, Any]]]" = weakref.WeakKeyDictionary()
+_LAYERS_LOCK = threading.Lock()
 
-    A module called several times counts at its last call, as the explain methods take it.
+
+def spatial_layers(te: TraceEntry) -> list[dict[str, Any]]:
+    """Module layers with a spatial output (C, h, w), h * w > 1, ordered by their last call.
+
+    A module called several times counts at its last call, as the explain methods take
+    it, so the last entry is the methods' default layer. One dry run per model (the
+    input size is fixed by the model's preprocessing).
     """
-    if "why_layers" not in te.cache:
-        last: dict[str, tuple[int, ...]] = {}
-        for name, shape in dry_run(te.model.net, te.x[:1]):
-            last.pop(name, None)
-            last[name] = shape
-        te.cache["why_layers"] = [{"name": n, "shape": list(s[1:])} for n, s in last.items()
-                                  if len(s) == 4 and s[2] * s[3] > 1]
-    return te.cache["why_layers"]
+    net = te.model.net
+    with _LAYERS_LOCK:
+        if net in _LAYERS:
+            return _LAYERS[net]
+    last: dict[str, tuple[int, ...]] = {}
+    for name, shape in dry_run(net, te.x[:1]):
+        last.pop(name, None)
+        last[name] = shape
+    layers = [{"name": n, "shape": list(s[1:])} for n, s in last.items() if len(s) == 4 and s[2] * s[3] > 1]
+    with _LAYERS_LOCK:
+        _LAYERS[net] = layers
+    return layers
 
 
 def class_count(te: TraceEntry) -> int:
@@ -87,7 +99,7 @@ def options_json(te: TraceEntry) -> dict[str, Any]:
     layers = spatial_layers(te)
     if not layers:
         raise ConvscopeError(f"model {te.model_name!r} has no layer with a spatial output to explain")
-    default = resolve_layer(te.model.net, None, te.x[:1]).name
+    default = layers[-1]["name"]  # what resolve_layer(net, None, x) picks: the last spatial call
     predicted = int(te.trace.logits[0].argmax())
     return {"model": te.model_name, "image": te.image_id, "methods": method_info(), "default_method": "gradcam",
             "layers": layers, "default_layer": default, "predicted": predicted,
@@ -158,22 +170,32 @@ def attribution_json(te: TraceEntry, explainers: Explainers, method: str, layer:
     Returns the heatmap at the input's resolution (``map``: base64 float32 with min/max),
     the raw map's shape, the overlay and the heatmap alone as PNG data URLs with the colour
     range they were drawn with, and with ``metrics`` the deletion / insertion curves and
-    their AUC and the Average Drop / Increase in Confidence.
+    their AUC and the Average Drop / Increase in Confidence. The attribution and the
+    metrics are cached separately, so asking for the metrics after the map costs only them.
     """
     cls, layer, target = check_request(te, method, layer, target)
-    key = ("why", cls.name, layer, target, bool(metrics))
-    if key in te.cache:
-        return te.cache[key]
     progress = progress or (lambda done, total: None)
+    key = (cls.name, layer, target)
     p_attr, p_del, p_ins = _phases(progress, [2.0, 1.0, 1.0] if metrics else [1.0, 0.0, 0.0])
-    explainer = explainers.get(te, cls, layer)
-    result = explainer(te.x, target, progress=p_attr)
+    if ("why", key) not in te.cache:
+        result = explainers.get(te, cls, layer)(te.x, target, progress=p_attr)
+        te.cache[("why", key)] = (result, _map_json(te, cls, result, target))
+    result, out = te.cache[("why", key)]
+    if metrics:
+        if ("why-metrics", key) not in te.cache:
+            te.cache[("why-metrics", key)] = _metrics_json(te, result, p_del, p_ins)
+        out = {**out, "metrics": te.cache[("why-metrics", key)]}
+    progress(1000, 1000)
+    return out
+
+
+def _map_json(te: TraceEntry, cls: type[Method], result: Attribution, target: int) -> dict[str, Any]:
     values = result.numpy()[0]
     image = te.model.to_display(te.x[0])
     scale = "diverging" if values.min() < 0 else "heat"
     top = float(np.percentile(np.abs(values), CLIP_PERCENTILE)) or float(np.abs(values).max()) or 1.0
     probs = te.trace.logits[0].detach().float().softmax(-1)
-    out: dict[str, Any] = {
+    return {
         "model": te.model_name, "image": te.image_id, "method": cls.name, "label": cls.label,
         "family": cls.family, "uses_layer": cls.uses_layer, "layer": result.layer if cls.uses_layer else None,
         "target": target, "target_name": te.model.class_name(target), "probability": float(probs[target]),
@@ -181,20 +203,17 @@ def attribution_json(te: TraceEntry, explainers: Explainers, method: str, layer:
         "scale": scale, "range": [-top if scale == "diverging" else 0.0, top],
         "overlay": data_url(overlay(image, values)), "heatmap": data_url(heatmap_rgb(values)),
     }
-    if metrics:
-        d = deletion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_del)
-        i = insertion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_ins)
-        c = confidence_change(te.model, te.x, result)
-        out["metrics"] = {
-            "steps": METRIC_STEPS, "fractions": d.fractions.tolist(),
+
+
+def _metrics_json(te: TraceEntry, result: Attribution, p_del: Progress, p_ins: Progress) -> dict[str, Any]:
+    d = deletion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_del)
+    i = insertion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_ins)
+    c = confidence_change(te.model, te.x, result)
+    return {"steps": METRIC_STEPS, "fractions": d.fractions.tolist(),
             "deletion": d.scores[0].tolist(), "insertion": i.scores[0].tolist(),
             "deletion_auc": float(d.auc[0]), "insertion_auc": float(i.auc[0]),
             "average_drop": c.average_drop, "increase_in_confidence": c.increase_in_confidence,
-            "original_probability": float(c.original[0]), "explained_probability": float(c.explained[0]),
-        }
-    progress(1000, 1000)
-    te.cache[key] = out
-    return out
+            "original_probability": float(c.original[0]), "explained_probability": float(c.explained[0])}
 
 
 def sanity_json(te: TraceEntry, methods: list[str], layer: str | None = None, target: int | None = None,

@@ -97,10 +97,10 @@ def kernels_json(model: Model, layer: str, channel: int) -> dict[str, Any]:
     w = k.weight[0]  # (in, kh, kw)
     cin, kh, kw = w.shape
     if k.as_image:
-        picture = upscale(kernel_image(w, k.scale), 96)[0]
-    else:
+        picture = upscale(kernel_image(w, k.scale), 120)[0]
+    else:  # about 200 px wide, each kernel value at least one pixel
         cols = max(1, math.ceil(math.sqrt(cin)))
-        f = max(1, min(24 // max(kh, kw), 288 // (cols * (kw + 1))))
+        f = max(1, min(32 // max(kh, kw), 200 // (cols * (kw + 1))))
         picture = kernel_grid(w[:, None], vrange=(-k.scale, k.scale), upscale=f)
     return {"layer": k.layer, "channel": channel, "shape": [cin, kh, kw], "groups": k.groups,
             "first": k.first, "as_image": k.as_image, "scale": k.scale,
