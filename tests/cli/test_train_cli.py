@@ -120,14 +120,7 @@ ERROR_CASES = {
 }
 
 
-GARBAGE_BUG = pytest.mark.xfail(
-    strict=True, raises=IndexError,
-    reason="convscope.models.checkpoint.safe_torch_load lets the IndexError that torch's weights_only unpickler "
-           "raises on non-PyTorch bytes escape (not this package's file; reported to the lead)")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=GARBAGE_BUG) if c == "garbage checkpoint" else c
-                                  for c in ERROR_CASES])
+@pytest.mark.parametrize("case", list(ERROR_CASES))
 def test_user_errors_exit_2_with_one_line(case, tmp_cwd, capsys):
     argv, needle = ERROR_CASES[case]
     (tmp_cwd / "garbage.pt").write_bytes(b"this is not a checkpoint" * 10)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..errors import ConvscopeError
-
+from ..device import resolve_device  # noqa: F401  (re-exported for the commands)
 
 def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
     parser.add_argument("--model", "-m", default=default, metavar="SPEC",
@@ -16,19 +13,9 @@ def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "d
     parser.add_argument("--trust", action="store_true",
                         help="allow unpickling a full Python object from the model file (only for files you trust)")
 
-
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where to compute (auto: CUDA when available)")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConvscopeError("--device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(name)
-
 
 def load_model_from_args(args: argparse.Namespace):
     from ..models import load_model

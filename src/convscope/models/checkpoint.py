@@ -61,8 +61,9 @@ def safe_torch_load(path: str | Path) -> Any:
             "If you trust its source, load it with trust=True (CLI: --trust). "
             f"[{str(exc).splitlines()[0][:160]}]"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ConvscopeError(f"{path} is not a readable PyTorch file: {str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:  # torch raises many types (IndexError, KeyError, ...) on bytes that are not its format
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ConvscopeError(f"{path} is not a readable PyTorch file: {first}") from None
 
 
 def is_checkpoint(obj: Any) -> bool:

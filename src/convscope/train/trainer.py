@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data import Splits, make_augment
+from ..device import resolve_device
 from ..errors import ConvscopeError
 from ..models import Preprocessing, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -99,12 +100,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, comm
     in-memory :class:`~convscope.data.Splits` instead of loading ``config.data``.
     """
     return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits).fit()
-
-
-def resolve_device(name: str) -> torch.device:
-    from ..cli.common import resolve_device as resolve
-
-    return resolve(name)
 
 
 class Trainer:
