@@ -6,6 +6,7 @@ import argparse
 
 from ..device import resolve_device  # noqa: F401  (re-exported for the commands)
 
+
 def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
     parser.add_argument("--model", "-m", default=default, metavar="SPEC",
                         help="model: 'default', a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, efficientnet-lite0), "
