@@ -7,6 +7,8 @@ import { renderDetail } from "./detail.js";
 import { Playground } from "./playground.js";
 import { renderSamples, upload, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
+import { mountWhy } from "./why.js";
+import { mountLookFor } from "./lookfor.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
@@ -244,4 +246,6 @@ function wire() {
 }
 
 wire();
+mountWhy(() => state);  // the Why? panel and What does it look for? read the current model, image and selection
+mountLookFor(() => state);
 guarded(loadModels);
