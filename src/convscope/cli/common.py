@@ -14,9 +14,11 @@ def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "d
     parser.add_argument("--trust", action="store_true",
                         help="allow unpickling a full Python object from the model file (only for files you trust)")
 
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where to compute (auto: CUDA when available)")
+
 
 def load_model_from_args(args: argparse.Namespace):
     from ..models import load_model
