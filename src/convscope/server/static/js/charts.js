@@ -2,7 +2,7 @@
 // a dot per point (hover shows the value), and a legend. Numbers come from the server.
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 460, H = 250, M = { l: 48, r: 12, t: 26, b: 52 };
+const W = 460, H = 270, M = { l: 48, r: 12, t: 26, b: 62 };
 
 function s(tag, attrs = {}, parent = null) {
   const e = document.createElementNS(NS, tag);
@@ -55,7 +55,7 @@ export function lineChart(svg, series, opts = {}) {
   }
   s("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }, axes);
   s("text", { x: (M.l + W - M.r) / 2, y: H - M.b + 28, "text-anchor": "middle", class: "axis-label" }, axes).textContent = opts.xLabel || "";
-  let legendX = M.l;
+  let legendX = M.l, legendY = H - 19;
   series.forEach((sr) => {
     const g = s("g", { class: "series", "data-key": sr.key || "", "data-run": sr.run || "" }, svg);
     let d = "", pen = false;
@@ -72,8 +72,10 @@ export function lineChart(svg, series, opts = {}) {
       const c = s("circle", { cx: px(x), cy: py(y), r: 3, fill: sr.color, "data-epoch": x, "data-value": y }, g);
       s("title", {}, c).textContent = `${sr.name}, epoch ${x}: ${opts.percent ? (100 * y).toFixed(2) + "%" : y.toPrecision(4)}`;
     });
-    const item = s("g", { class: "legend-item", transform: `translate(${legendX},${H - 8})` }, svg);
-    legendX += 30 + 6.2 * sr.name.length;
+    const width = 30 + 5.6 * sr.name.length;
+    if (legendX + width > W && legendX > M.l) { legendX = M.l; legendY += 13; }
+    const item = s("g", { class: "legend-item", transform: `translate(${legendX},${legendY})` }, svg);
+    legendX += width;
     s("line", { x1: 0, x2: 18, y1: -4, y2: -4, stroke: sr.color, "stroke-dasharray": sr.dash || "", "stroke-width": 2 }, item);
     s("text", { x: 22, y: 0 }, item).textContent = sr.name;
   });
