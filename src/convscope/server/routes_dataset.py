@@ -197,6 +197,7 @@ def router(registry: Registry, jobs: JobManager, data: str | None = None, split_
     registry.image_sources[PREFIX] = store.pixels
     r = APIRouter(tags=["dataset"])
     r.store = store  # for tests and other routers
+    r.add_event_handler("shutdown", jobs.shutdown)  # a running pass or t-SNE must not hold the server's exit
 
     @r.get("/api/models/{model}/dataset", summary="Which dataset this model is measured on, and which passes are ready")
     def which(model: str) -> dict[str, Any]:
