@@ -1,0 +1,105 @@
+"""Training under faults: SIGKILL mid-epoch, a checkpoint write that dies midway, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from convscope.cli.main import main
+from convscope.errors import ConvscopeError
+from convscope.models import checkpoint as ckpt_mod
+from convscope.models import load_checkpoint, save_checkpoint
+
+TRAIN = ["train", "--data", "digits", "--model", "tiny-vgg", "--input-size", "16", "--batch-size", "16",
+         "--offline", "--no-progress"]
+
+
+def epochs_in(metrics: Path) -> list[int]:
+    if not metrics.exists():
+        return []
+    return [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if line.strip()]
+
+
+def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "convscope", *TRAIN, "--epochs", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (out / "last.pt").exists():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.02)
+        time.sleep(0.05)  # inside epoch 2 (an epoch takes about a second here)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_log = proc.stdout.read()
+    completed = [int(line.split()[1].split("/")[0]) for line in killed_log.splitlines()
+                 if line.startswith("epoch ")]
+    saved = load_checkpoint(out / "last.pt")  # intact despite the kill
+    saved_epoch = int(saved["train_state"]["epoch"])
+    assert saved_epoch >= 1 and saved_epoch >= max(completed, default=0) - 1, (saved_epoch, completed)
+
+    r = subprocess.run([sys.executable, "-m", "convscope", "train", "--resume", "--out", str(out), "--no-progress",
+                        "--offline"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    resumed = [int(line.split()[1].split("/")[0]) for line in (r.stdout + r.stderr).splitlines()
+               if line.startswith("epoch ")]
+    assert resumed and resumed[0] == saved_epoch + 1 and resumed[-1] == 2, r.stdout + r.stderr
+    final = load_checkpoint(out / "last.pt")
+    assert int(final["train_state"]["epoch"]) == 2
+    # the curves hold each epoch once, in order, even though the killed run may have logged one more
+    assert epochs_in(out / "metrics.jsonl") == [1, 2]
+
+
+def _dying_save(after_bytes: int, error: OSError):
+    real = torch.save
+
+    def save(obj, f, *a, **k):
+        real(obj, f, *a, **k)  # write the whole file, then cut it and fail, like a crash mid-write
+        with open(f, "r+b") as fh:
+            fh.truncate(after_bytes)
+        raise error
+    return save
+
+
+@pytest.mark.parametrize("error", [OSError(errno.EIO, "I/O error"), OSError(errno.ENOSPC, "No space left on device")])
+def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
+    path = tmp_path / "last.pt"
+    old = {"w": torch.arange(1000.0)}
+    save_checkpoint(path, old, {"epoch": 1})
+    before = path.read_bytes()
+    monkeypatch.setattr(ckpt_mod.torch, "save", _dying_save(100, error))
+    expected = ConvscopeError if error.errno == errno.ENOSPC else OSError
+    with pytest.raises(expected) as info:
+        save_checkpoint(path, {"w": torch.zeros(1000)}, {"epoch": 2})
+    if error.errno == errno.ENOSPC:
+        assert "no space left" in str(info.value) and "intact" in str(info.value)
+    assert path.read_bytes() == before
+    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], old["w"])
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_full_disk_during_training_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ckpt_mod.torch, "save", _dying_save(10, OSError(errno.ENOSPC, "No space left on device")))
+    out = tmp_path / "run"
+    rc = main([*TRAIN, "--epochs", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "no space left" in err and "last.pt" in err
+    assert "Traceback" not in err
+    assert not list(out.glob("*.pt")) and not list(out.glob(".*.tmp"))
