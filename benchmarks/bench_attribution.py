@@ -1,7 +1,7 @@
 """convscope's attribution methods against Captum (and a Score-CAM baseline), side by side, CPU.
 
     python benchmarks/bench_attribution.py            # both nets, batch 1 and 16, a few minutes
-    python benchmarks/bench_attribution.py --quick    # smaller grids and fewer steps, ~1-2 minutes
+    python benchmarks/bench_attribution.py --quick    # fewer steps, coarser occlusion, fewer repeats
     python benchmarks/bench_attribution.py --threads 4 --repeats 5
 
 Nets: ``resnet18_shaped()`` (random seeded weights, eval) and the pretrained
@@ -40,9 +40,11 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore")
 
 
-def best_time(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for fn in fns.values():  # warm-up (also builds caches: layer lookup, folded copy)
-        fn()
+def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, float]:
+    """Best wall time of each function over ``repeats`` alternating rounds."""
+    if warm_up:  # (also builds caches: layer lookup, folded copy)
+        for fn in fns.values():
+            fn()
     times = {k: float("inf") for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
@@ -180,8 +182,8 @@ def bench_ig(model, x, b, steps, repeats, rows):
 
     def theirs():
         return captum.attribute(xb, target=target, n_steps=steps, internal_batch_size=internal)
-    err = rel_err(ours(xb, target).raw, theirs())
-    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats)
+    err = rel_err(ours(xb, target).raw, theirs())  # doubles as the warm-up
+    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats, warm_up=False)
     row(rows, model.name, b, f"Integrated Gradients ({steps} steps) vs Captum", b / t["ours"], b / t["captum"],
         f"max rel err {err:.1e}")
 
@@ -201,8 +203,8 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
     def theirs():
         return captum.attribute(xb, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
                                 baselines=0.0, target=target, perturbations_per_eval=max(1, per_forward // b))
-    err = rel_err(ours(xb, target).raw, theirs()[:, 0])
-    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats)
+    err = rel_err(ours(xb, target).raw, theirs()[:, 0])  # doubles as the warm-up
+    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats, warm_up=False)
     row(rows, model.name, b, f"Occlusion ({window}px / {stride}) vs Captum", b / t["ours"], b / t["captum"],
         f"max rel err {err:.1e}")
 
@@ -218,7 +220,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 3)
-    steps = 8 if args.quick else 16
+    steps = 4 if args.quick else 16
+    slow_repeats = 1 if args.quick else repeats  # IG and occlusion: many forwards per call
     window, stride = (112, 56) if args.quick else (56, 28)
     import captum
 
@@ -237,9 +240,9 @@ def main() -> None:
             bench_scorecam(model, "_swish" if model.name == "efficientnet-lite0" else layer, x, 1, rows, top_n=128)
         for b in args.batches:
             if "ig" in args.only:
-                bench_ig(model, x, b, steps, repeats, rows)
+                bench_ig(model, x, b, steps, slow_repeats, rows)
             if "occlusion" in args.only:
-                bench_occlusion(model, x, b, window, stride, repeats, rows)
+                bench_occlusion(model, x, b, window, stride, slow_repeats, rows)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 
