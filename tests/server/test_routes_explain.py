@@ -176,7 +176,7 @@ def test_kernels_are_the_weights(api, ref):
     w = model.net.conv_1_1.weight[4].detach()
     assert k["as_image"] and k["first"] and k["shape"] == [1, 3, 3]
     np.testing.assert_allclose(k["weight"], w.numpy(), rtol=1e-6)
-    assert k["bias"] == pytest.approx(float(model.net.conv_1_1.bias[4]))
+    assert k["bias"] == pytest.approx(float(model.net.conv_1_1.bias[4].detach()))
     assert k["scale"] == pytest.approx(float(w.abs().max()))
     k = api.get(f"/api/models/default/layers/{LAYER}/kernels", params={"channel": 2}).json()
     assert not k["as_image"] and k["shape"] == [10, 3, 3]

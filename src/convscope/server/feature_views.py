@@ -122,7 +122,7 @@ class DataChoice:
 def data_choice(model: Model, data: str | ImageDataset | None, split: str = "val") -> DataChoice:
     """Resolve the server's ``data`` option for one model (see the module docstring)."""
     if isinstance(data, ImageDataset):
-        return DataChoice(data.name, split, data)
+        return DataChoice(data.name, "", data)
     if data is None or str(data).lower() in ("", "none"):
         return DataChoice(None, split)
     if data == "auto":

@@ -159,7 +159,7 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
     def features_info(model: str) -> dict[str, Any]:
         m = registry.entry(model).model
         choice = feature_views.data_choice(m, settings.data, settings.split)
-        return {"model": model, "dataset": choice.name, "split": choice.split if choice.name else None,
+        return {"model": model, "dataset": choice.name, "split": (choice.split or None) if choice.name else None,
                 "steps": settings.steps}
 
     @router.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")

@@ -205,7 +205,7 @@ class LookForPanel {
     const progress = el("div", "why-progress");
     const out = el("div", "lookfor-examples-out");
     box.append(progress, out);
-    this.exTask = new Task(progress, `ranking ${this.info.dataset} ${this.info.split}`);
+    this.exTask = new Task(progress, `ranking ${this.info.dataset}${this.info.split ? ` ${this.info.split}` : ""}`);
     setStatus("examples", "running");
     let r;
     try {
@@ -217,7 +217,7 @@ class LookForPanel {
     if (r === null) return setStatus("examples", "cancelled");
     const img = Object.assign(el("img", "lookfor-examples-img"), { src: r.image, alt: "top examples" });
     const list = r.values.map((v, i) => `<span title="dataset image ${r.indices[i]}">${r.labels[i]}: <span class="num" data-value="${v}">${fmt(v, 3)}</span></span>`).join(" · ");
-    const note = el("div", "note", `top ${r.values.length} of ${r.seen} ${r.dataset} ${r.split} images (label: peak activation)<br>${list}`);
+    const note = el("div", "note", `top ${r.values.length} of ${r.seen} ${r.dataset}${r.split ? ` ${r.split}` : ""} images (label: peak activation)<br>${list}`);
     if (r.note) {  // e.g. the offline MNIST subset: its first sentence, the rest on hover
       const more = el("div", "note lookfor-data-note", `${r.note.split(". ")[0]}.`);
       more.title = r.note;

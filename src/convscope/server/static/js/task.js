@@ -36,6 +36,7 @@ export class Task {
     this.host.dataset.state = "running";
     let job = await send("POST", url);
     this.job = job;
+    this.host.dataset.job = job.id;
     while (!["done", "failed", "cancelled"].includes(job.status)) {
       const count = job.total ? `${Math.round((100 * job.done) / job.total)}%` : job.status;
       bar.set(job.done, job.total, `${label}: ${count} · ${job.seconds.toFixed(1)} s`);
@@ -72,5 +73,6 @@ export class Task {
     this.host.replaceChildren();
     this.host.hidden = true;
     delete this.host.dataset.state;
+    delete this.host.dataset.job;
   }
 }
