@@ -32,7 +32,8 @@ def epochs_in(metrics: Path) -> list[int]:
 def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "convscope", *TRAIN, "--epochs", "2", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.time() + 240
         while not (out / "last.pt").exists():
@@ -55,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     assert saved_epoch >= 1 and saved_epoch >= max(completed, default=0) - 1, (saved_epoch, completed)
 
     r = subprocess.run([sys.executable, "-m", "convscope", "train", "--resume", "--out", str(out), "--no-progress",
-                        "--offline"], capture_output=True, text=True, timeout=300)
+                        "--offline"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     resumed = [int(line.split()[1].split("/")[0]) for line in (r.stdout + r.stderr).splitlines()
                if line.startswith("epoch ")]
