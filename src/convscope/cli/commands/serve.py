@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", metavar="DIR", help="folder of training runs for the training view "
                    "(default: ./runs when it exists); runs appear and their curves update while they train")
     p.add_argument("--data", metavar="NAME", help="dataset of the dataset view: digits, mnist, fashion-mnist, cifar10, "
-                   "folder:PATH (default: the one each model's checkpoint was trained on)")
+                   "folder:PATH (default: the one each model's checkpoint was trained on); also ranks the top "
+                   "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
+                   "28x28 models, none for others)")
     p.add_argument("--trust", action="store_true",
                    help="allow unpickling a full Python object from a model file (only for files you trust)")
     add_device_argument(p)
