@@ -68,10 +68,12 @@ def test_mutated_uploads(client, data, model):
 
 @FUZZ
 @given(endpoint=st.sampled_from(["activations", "detail", "playground", "many", "trace", "softmax", "summary",
-                                 "png", "info"]),
+                                 "png", "info", "explain", "kernels", "visualization", "job"]),
+       method=st.one_of(st.sampled_from(["gradcam", "saliency", "occlusion", "cam", "nope"]), names),
        model=models, layer=layers, image=images, channel=ints, x=ints, y=ints, start=ints, count=ints,
        dtype=dtypes, extra=ints)
-def test_random_api_parameters(client, endpoint, model, layer, image, channel, x, y, start, count, dtype, extra):
+def test_random_api_parameters(client, endpoint, method, model, layer, image, channel, x, y, start, count, dtype,
+                               extra):
     m, lay = quote(model, safe=""), quote(layer, safe="")
     base = f"/api/models/{m}"
     if endpoint == "activations":
@@ -92,6 +94,15 @@ def test_random_api_parameters(client, endpoint, model, layer, image, channel, x
         r = client.get(f"{base}/images/{quote(image, safe='')}.png")
     elif endpoint == "info":
         r = client.get(base)
+    elif endpoint == "explain":
+        r = client.get(f"{base}/explain", params={"image": image, "method": method, "layer": layer,
+                                                  "target": channel, "metrics": "false"})
+    elif endpoint == "kernels":
+        r = client.get(f"{base}/layers/{lay}/kernels", params={"channel": channel})
+    elif endpoint == "visualization":
+        r = client.get(f"{base}/layers/{lay}/visualization", params={"channel": channel, "steps": count})
+    elif endpoint == "job":
+        r = client.get(f"/api/jobs/{quote(image, safe='')}")
     else:
         r = client.get(f"{base}/{endpoint}", params={"image": image})
     no_5xx(r)

@@ -71,3 +71,38 @@ def test_safe_join(tmp_path):
                 "a\x00b"):
         with pytest.raises(NotFound):
             safe_join(root, bad)
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_explain_and_feature_routes_cannot_name_files(client, path):
+    assert_safe(client.get(f"/api/models/default/layers/{path}/kernels"))
+    assert_safe(client.get(f"/api/models/default/layers/{path}/visualization"))
+    assert_safe(client.get("/api/models/default/explain", params={"layer": path, "metrics": "false"}))
+    assert_safe(client.get("/api/models/default/explain", params={"method": path}))
+    assert_safe(client.get(f"/api/jobs/{path}"))
+    assert_safe(client.get(f"/api/models/default/dataset/{path}/summary"))
+
+
+def test_runs_routes_cannot_leave_the_runs_folder(tmp_path):
+    from fastapi.testclient import TestClient
+    from conftest import make_registry
+
+    from convscope.server import create_app
+
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 1.0}\n')
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 123456.0}\n')
+    (runs / "link").symlink_to(outside, target_is_directory=True)
+    with TestClient(create_app(registry=make_registry(), runs=runs), raise_server_exceptions=False) as c:
+        names = [r["name"] for r in c.get("/api/runs").json()["runs"]]
+        assert names == ["a"]  # the symlink out of the folder is not listed
+        assert c.get("/api/runs/a/metrics").status_code == 200
+        for bad in ["../outside", "link", "a/../../outside", str(outside), "%2e%2e/outside", "..%2foutside",
+                    "%252e%252e%252foutside", "a/%2e%2e/%2e%2e/outside"]:
+            for tail in ("metrics", "snapshots/1"):
+                r = c.get(f"/api/runs/{bad}/{tail}")
+                assert r.status_code in (400, 404, 422), (bad, r.status_code)
+                assert "123456" not in r.text
