@@ -58,3 +58,15 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def digits_dataset():
+    """The ten real MNIST digits shipped with the explorer plus their mirror images: a
+    20-image dataset for top-example tests that loads instantly."""
+    from convscope.data.base import ImageDataset
+    from convscope.server.images import mnist_digits
+
+    pairs = mnist_digits()
+    imgs = np.stack([img for _, img in pairs] + [img[:, ::-1] for _, img in pairs])[:, None]
+    return ImageDataset("digits-20", [str(i) for i in range(10)], torch.from_numpy(imgs.copy()),
+                        torch.tensor([int(y) for y, _ in pairs] * 2))

@@ -11,21 +11,15 @@ Screenshots go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir);
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from convscope import explain, features
-from convscope.data.base import ImageDataset
 from convscope.render.heatmap import overlay
-from convscope.server.images import mnist_digits
-from server_helpers import LiveServer
+from server_helpers import LiveServer, digits_dataset
 
 pytestmark = pytest.mark.browser
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -37,12 +31,9 @@ LAYER, CHANNEL = "conv_2_2", 3
 def live(registry, tmp_path_factory):
     from convscope.server import create_app
 
-    pairs = mnist_digits()  # ten real MNIST digits and their mirror images as the dataset
-    imgs = np.stack([img for _, img in pairs] + [img[:, ::-1] for _, img in pairs])[:, None]
     app = create_app(registry=registry)
     app.state.explain.cache_dir = tmp_path_factory.mktemp("features")
-    app.state.explain.data = ImageDataset("digits-20", [str(i) for i in range(10)], torch.from_numpy(imgs.copy()),
-                                          torch.tensor([int(y) for y, _ in pairs] * 2))
+    app.state.explain.data = digits_dataset()
     app.state.explain.steps = STEPS
     registry.warm("default")
     with LiveServer(app) as server:

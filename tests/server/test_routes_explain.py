@@ -17,19 +17,14 @@ from convscope import explain, features
 from convscope.data.base import ImageDataset
 from convscope.render.heatmap import overlay
 from convscope.server.feature_views import data_choice
-from convscope.server.images import mnist_digits
+from server_helpers import digits_dataset
 
 LAYER = "conv_2_2"
 
 
 @pytest.fixture(scope="module")
 def digits() -> ImageDataset:
-    """The ten real MNIST digits shipped with the explorer, plus their mirror images: 20 images."""
-    pairs = mnist_digits()
-    imgs = np.stack([img for _, img in pairs] + [img[:, ::-1] for _, img in pairs])[:, None]
-    labels = [int(y) for y, _ in pairs] * 2
-    return ImageDataset("digits-20", [str(i) for i in range(10)], torch.from_numpy(imgs.copy()),
-                        torch.tensor(labels))
+    return digits_dataset()
 
 
 @pytest.fixture(scope="module")
