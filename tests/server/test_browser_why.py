@@ -130,6 +130,14 @@ def test_why_panel_grad_cam_overlay_metrics_and_sanity(live, browser, shots, reg
     assert value(page, "spearman") == pytest.approx(1.0)
     assert page.locator(".sanity-figure").evaluate("img => img.naturalWidth") > 400
     page.locator("#why").screenshot(path=str(shots / "why.png"))
+    # another input: the open panel explains it, for its own predicted class
+    page.click('#samples [data-image="sample-6"]')
+    page.wait_for_function("document.querySelector('#why .why-figure.why-in img')?.src.includes('sample-6')")
+    wait(page, "why")
+    x6 = registry.input_batch("default", "sample-6")
+    six = explain.GradCAM(model)(x6)
+    assert page.input_value("#why-class") == str(int(six.targets[0]))
+    assert np.array_equal(drawn_pixels(page, "#why .why-overlay"), overlay(model.to_display(x6[0]), six.numpy()[0]))
     assert errors == []
 
 

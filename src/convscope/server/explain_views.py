@@ -130,7 +130,7 @@ class Explainers:
     """Method objects per (model, method, layer), kept so a method's layer lookup and BatchNorm-folded
     copy are built once, not per request (a small LRU; the objects are thread-safe)."""
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 8) -> None:
         self._items: OrderedDict[tuple, Method] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
@@ -177,16 +177,34 @@ def attribution_json(te: TraceEntry, explainers: Explainers, method: str, layer:
     progress = progress or (lambda done, total: None)
     key = (cls.name, layer, target)
     p_attr, p_del, p_ins = _phases(progress, [2.0, 1.0, 1.0] if metrics else [1.0, 0.0, 0.0])
-    if ("why", key) not in te.cache:
+    entry = te.cache.get(("why", key))
+    if entry is None:
         result = explainers.get(te, cls, layer)(te.x, target, progress=p_attr)
-        te.cache[("why", key)] = (result, _map_json(te, cls, result, target))
-    result, out = te.cache[("why", key)]
+        entry = _remember(te, ("why", key), (result, _map_json(te, cls, result, target)))
+    result, out = entry
     if metrics:
-        if ("why-metrics", key) not in te.cache:
-            te.cache[("why-metrics", key)] = _metrics_json(te, result, p_del, p_ins)
-        out = {**out, "metrics": te.cache[("why-metrics", key)]}
+        found = te.cache.get(("why-metrics", key))
+        if found is None:
+            found = _remember(te, ("why-metrics", key), _metrics_json(te, result, p_del, p_ins))
+        out = {**out, "metrics": found}
     progress(1000, 1000)
     return out
+
+
+WHY_KEEP = 24  # attributions (and their metrics) kept per trace: each holds input-sized maps
+
+
+def _remember(te: TraceEntry, key: tuple, value: Any) -> Any:
+    """Cache ``value`` on the trace, dropping the oldest entries of the same kind past WHY_KEEP.
+
+    Without the bound, one image asked for many (method, layer, target) combinations
+    (EfficientNet-Lite0 has 1,000 targets) would grow the trace's cache without limit.
+    """
+    te.cache[key] = value
+    same = [k for k in list(te.cache) if isinstance(k, tuple) and k and k[0] == key[0]]
+    for old in same[:-WHY_KEEP]:
+        te.cache.pop(old, None)
+    return value
 
 
 def _map_json(te: TraceEntry, cls: type[Method], result: Attribution, target: int) -> dict[str, Any]:
