@@ -171,3 +171,24 @@ def test_long_work_runs_as_a_job_over_http_with_progress_and_cancel(client, kind
         time.sleep(0.05)
     assert st["status"] == "cancelled" and "result" not in st, st
     assert client.get("/api/jobs/job-does-not-exist").status_code == 404
+
+
+def test_attribution_cache_per_trace_is_bounded(client, registry):
+    """Many (method, target) combinations on one image must not grow the trace's cache without limit."""
+    from convscope.server.explain_views import WHY_KEEP
+
+    methods = ["saliency", "input_x_gradient", "gradcam", "layercam"]
+    answers = {}
+    for m in methods:
+        for t in range(10):
+            r = client.get("/api/models/default/explain",
+                           params={"image": "sample-4", "method": m, "target": t, "metrics": "false"})
+            assert r.status_code == 200, r.text
+            answers[(m, t)] = r.json()["map"]
+    te = registry.trace("default", "sample-4")
+    why = [k for k in te.cache if isinstance(k, tuple) and k[0] == "why"]
+    assert len(why) == WHY_KEEP < len(answers)
+    # an evicted answer is recomputed, identical
+    r = client.get("/api/models/default/explain",
+                   params={"image": "sample-4", "method": "saliency", "target": 0, "metrics": "false"})
+    assert r.json()["map"] == answers[("saliency", 0)]
