@@ -12,7 +12,8 @@ threads (one warm-up request first, not counted), then stops. Endpoints: the mod
 list, the trace of a sample (cached after the warm-up, as in the page), a page of 64
 channels of the first conv layer (float16), the detail of one conv neuron, an upload
 of a new PNG (each request a different image: decoded, preprocessed and checked every
-time), and, when the server has it, a Grad-CAM attribution (``metrics=false``).
+time), and, when the server has it, a Grad-CAM attribution (``metrics=false``; request i
+explains class i mod the class count, since answers are cached per class).
 
 Prints one table row per (model, endpoint): requests/s, p50 and p99 latency in ms,
 errors (non-2xx or failed connections), and the server process's CPU seconds spent on
@@ -149,8 +150,10 @@ def endpoints(http: httpx.Client, model: str, n: int, n_attr: int) -> list[tuple
         ("upload", n, lambda cl, i: cl.post(f"{base}/images", files={"file": ("x.png", make_png(i), "image/png")})),
     ]
     if http.get("/api/explain/methods").status_code == 200:
+        classes = len(info["classes"] or [0])  # a different target per request: answers are cached per target
         out.append(("attribution (gradcam)", n_attr, lambda cl, i: cl.get(
-            f"{base}/explain", params={"image": sample, "method": "gradcam", "metrics": "false"})))
+            f"{base}/explain", params={"image": sample, "method": "gradcam", "metrics": "false",
+                                       "target": i % classes})))
     return out
 
 
