@@ -16,6 +16,7 @@ model's state (:mod:`.state`), the target layer (:mod:`.layers`), optional speed
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -107,7 +108,8 @@ class Method:
             when the weights change; the model itself is not touched). Equal up to float
             rounding; default on for the CAM family and occlusion, off for input-gradient
             methods (Guided Backprop's sign thresholds amplify rounding to ~1e-4).
-        channels_last: run that copy in channels-last memory format.
+        channels_last: run that copy in channels-last memory format (default on for the
+            CAM family: 1.1-1.5x faster on this CPU in bench_attribution.py).
         progress: default ``progress(done, total)`` callback for long work.
     """
 
@@ -116,15 +118,16 @@ class Method:
     family: ClassVar[str] = "gradient"
     uses_layer: ClassVar[bool] = False
     fold_by_default: ClassVar[bool] = True
+    channels_last_by_default: ClassVar[bool] = False
 
     def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 fold_bn: bool | None = None, channels_last: bool = False,
+                 fold_bn: bool | None = None, channels_last: bool | None = None,
                  progress: Progress | None = None) -> None:
         self.model = as_model(model)
         self.net = self.model.net
         self.layer = layer
         self.fold_bn = self.fold_by_default if fold_bn is None else fold_bn
-        self.channels_last = channels_last
+        self.channels_last = self.channels_last_by_default if channels_last is None else channels_last
         self.progress = progress
         self._lock = threading.Lock()
         self._layers: dict[tuple, LayerRef] = {}
@@ -161,8 +164,10 @@ class Method:
             if self._runner_cache is None or self._runner_cache[0] != key:
                 net = folded_copy(self.net, x[:1], keep) if self.fold_bn else None
                 if self.channels_last:
-                    import copy
-                    net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
+                    try:
+                        net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
+                    except Exception:  # noqa: BLE001 - a model that cannot be copied runs as it is
+                        pass
                 self._runner_cache = (key, net or self.net)
             return self._runner_cache[1]
 

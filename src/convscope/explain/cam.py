@@ -46,6 +46,7 @@ class CAMMethod(Method):
     family = "cam"
     uses_layer = True
     needs_grad: ClassVar[bool] = True
+    channels_last_by_default = True
 
     def __init__(self, model, layer=None, *, relu: bool = True, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)

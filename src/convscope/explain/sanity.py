@@ -167,7 +167,8 @@ def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gr
     options = options or {}
     explainers = []
     for name, cls in zip(methods, classes):
-        kwargs = {"fold_bn": False, **options.get(name, {})}  # weights change every step: no copy to reuse
+        # the weights change at every step: a folded / channels-last copy would be rebuilt each time
+        kwargs = {"fold_bn": False, "channels_last": False, **options.get(name, {})}
         if cls.uses_layer:
             kwargs.setdefault("layer", layer)
         explainers.append(cls(twin, **kwargs))
