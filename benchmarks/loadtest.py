@@ -18,7 +18,30 @@ explains class i mod the class count, since answers are cached per class).
 Prints one table row per (model, endpoint): requests/s, p50 and p99 latency in ms,
 errors (non-2xx or failed connections), and the server process's CPU seconds spent on
 that endpoint (from /proc/PID/stat, so it is meaningful on a machine shared with other
-work; only when this script started the server).
+work; only when this script started the server). Exits 1 if any request failed.
+
+Latest results (2026-11-26, this 2-core CPU machine shared with other engineers' jobs,
+load average 6.6; ``python benchmarks/loadtest.py`` = 100 requests per endpoint, 20 for
+attribution, concurrency 8, client and server in separate processes on 127.0.0.1)::
+
+    model               endpoint               requests  req/s  p50 ms  p99 ms  errors  server CPU s
+    default             models                      100  286.8       9      83       0          0.09
+    default             trace                       100  592.1      13      22       0          0.08
+    default             activations page            100  268.9      18     108       0          0.12
+    default             detail                      100  226.7      22      92       0          0.23
+    default             upload                      100  247.4      15     175       0          0.30
+    default             attribution (gradcam)        20  154.4      38      97       0          0.07
+    efficientnet-lite0  models                      100  379.3      13      91       0          0.10
+    efficientnet-lite0  trace                       100  730.7       9      31       0          0.12
+    efficientnet-lite0  activations page            100   49.3     120     483       0          0.92
+    efficientnet-lite0  detail                      100   40.8     160     472       0          1.10
+    efficientnet-lite0  upload                      100   24.6     202     904       0          0.86
+    efficientnet-lite0  attribution (gradcam)        20    6.1    1206    1986       0          3.03
+
+Latency under this load is mostly waiting for a core: the server's own CPU per request
+is far lower (e.g. 9 ms per EfficientNet activations page against a 120 ms median).
+"trace" is the cached trace the page asks for; "upload" decodes, checks and preprocesses a
+new image on every request (it does not trace it).
 """
 
 from __future__ import annotations
