@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
-
-SPECS = ["default", "tiny-vgg"]
-
-
-def make_registry(**kwargs):
-    from convscope.server import Registry
-
-    return Registry(SPECS, **kwargs)
+from hardening_helpers import make_registry
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +19,6 @@ def client(registry):
 
     with TestClient(create_app(registry=registry), raise_server_exceptions=False) as c:
         yield c
-
-
-def encode(image: Image.Image, fmt: str, **save_kwargs) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **save_kwargs)
-    return buf.getvalue()
-
-
-def gradient_rgb(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
-    """A smooth RGB test picture with some noise (uint8 H x W x 3)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 / (w - 1), yy * 255 / (h - 1), (xx + yy) * 255 / (h + w - 2)], -1)
-    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from conftest import encode, make_registry
+from hardening_helpers import encode, make_registry
 from fastapi.testclient import TestClient
 from live import LiveServer
 from PIL import Image

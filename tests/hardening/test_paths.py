@@ -85,7 +85,7 @@ def test_explain_and_feature_routes_cannot_name_files(client, path):
 
 def test_runs_routes_cannot_leave_the_runs_folder(tmp_path):
     from fastapi.testclient import TestClient
-    from conftest import make_registry
+    from hardening_helpers import make_registry
 
     from convscope.server import create_app
 

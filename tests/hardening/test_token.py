@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import make_registry
+from hardening_helpers import make_registry
 from fastapi.testclient import TestClient
 
 from convscope.cli.main import main

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import encode, gradient_rgb, make_registry
+from hardening_helpers import encode, gradient_rgb, make_registry
 from PIL import Image
 
 URL = "/api/models/{}/images"

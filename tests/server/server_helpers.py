@@ -11,6 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from convscope.models import Model, Preprocessing, load_model
+from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
+
 
 def seq_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each named child's output, by running the Sequential one child at a time."""
@@ -70,3 +73,27 @@ def digits_dataset():
     imgs = np.stack([img for _, img in pairs] + [img[:, ::-1] for _, img in pairs])[:, None]
     return ImageDataset("digits-20", [str(i) for i in range(10)], torch.from_numpy(imgs.copy()),
                         torch.tensor([int(y) for y, _ in pairs] * 2))
+
+
+CLASSES = [f"class {i}" for i in range(10)]
+
+
+def small_loader(spec: str) -> Model:
+    """'functional' (add + concat, 3x32x32) and 'resnet' (BatchNorm, residuals) built here; the rest by load_model."""
+    torch.manual_seed(0)
+    if spec == "functional":
+        return Model(FunctionalCNN().eval(), classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)),
+                     name="functional")
+    if spec == "resnet":
+        net = resnet18_shaped(num_classes=10).eval()
+        for m in net.modules():  # non-trivial running statistics, so batchnorm is not the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+        return Model(net, classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)), name="resnet")
+    if spec == "fcn":  # no classifier head: the output is a map, not class scores
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+        return Model(net.eval(), preprocessing=Preprocessing(size=(32, 32)), name="fcn")
+    return load_model(spec)

@@ -329,7 +329,7 @@ def test_a_model_without_class_scores(registry):
     from fastapi.testclient import TestClient
 
     from convscope.server import Registry, create_app
-    from conftest import small_loader
+    from server_helpers import small_loader
 
     c = TestClient(create_app(registry=Registry(["fcn"], loader=small_loader)))
     t = c.get("/api/models/fcn/trace", params={"image": "sample-0"}).json()

@@ -48,7 +48,10 @@ def test_curves_update_live_while_training_runs(chromium_path, tmp_path):
         page.wait_for_function("document.body.dataset.training === 'empty'")
         assert "no training runs" in page.locator(".runs-side").inner_text()
         proc = subprocess.Popen([sys.executable, "-m", "convscope", "train", "--model", "tiny-vgg", "--data", "digits",
-                                 "--epochs", str(EPOCHS), "--out", str(runs / "x"), "--no-progress"],
+                                 "--epochs", str(EPOCHS), "--out", str(runs / "x"), "--no-progress",
+                                 # 40x40 inputs: epochs of a few seconds even on an idle machine, so the
+                                 # page (polling every 1.5 s) must show the curves growing mid-run
+                                 "--input-size", "40"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         try:
             seen = set()
@@ -66,7 +69,7 @@ def test_curves_update_live_while_training_runs(chromium_path, tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert len(seen - {0}) >= 2, f"the curves never showed an intermediate epoch count: {seen}"
+        assert seen & set(range(1, EPOCHS)), f"the curves never showed an intermediate epoch count: {seen}"
         page.wait_for_function("document.querySelector('.run-row .run-status').textContent === 'finished'")
         metrics = [json.loads(line) for line in (runs / "x" / "metrics.jsonl").read_text().splitlines()]
         assert points(page, "chart-loss", "train_loss", "x") == pytest.approx([m["train_loss"] for m in metrics])
