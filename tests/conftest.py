@@ -9,7 +9,6 @@ chromium; in CI (``CI=true``) its absence is a failure, not a skip.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +68,24 @@ def efficientnet():
 def tmp_cwd(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    """One headless Chromium (Debian's, driven by Playwright) for the whole session."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from live_server import CHROMIUM_ARGS
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """Where browser tests put screenshots: $CONVSCOPE_SCREENSHOTS to keep and look at them."""
+    d = os.environ.get("CONVSCOPE_SCREENSHOTS")
+    path = Path(d) if d else tmp_path_factory.mktemp("shots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -43,21 +43,17 @@ def report_file(tmp_path_factory, checkpoint) -> Path:
 
 
 @pytest.mark.browser
-def test_report_renders_offline_in_chromium(report_file, chromium_path, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+def test_report_renders_offline_in_chromium(report_file, browser, tmp_path):
     requests: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report_file.as_uri(), wait_until="load")
-            images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
-            headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report_file.as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+        shot = page.screenshot(full_page=True)
+    finally:
+        page.close()
     (tmp_path / "report.png").write_bytes(shot)
     assert len(images) >= 7
     assert all(complete and width > 0 for _alt, complete, width in images), images

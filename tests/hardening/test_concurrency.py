@@ -8,7 +8,6 @@ hooks. Every answer must be byte-identical to the serial one.
 
 from __future__ import annotations
 
-import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from hardening_helpers import encode, make_registry
 from fastapi.testclient import TestClient
-from live import LiveServer
+from live_server import LiveServer
 from PIL import Image
 
 from convscope.server import create_app

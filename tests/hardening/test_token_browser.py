@@ -4,7 +4,7 @@ every later request (fetches and <img>) carries the token, and without it the pa
 from __future__ import annotations
 
 import pytest
-from live import LiveServer
+from live_server import LiveServer
 
 pytestmark = pytest.mark.browser
 TOKEN = "browser-token-123"
@@ -18,15 +18,6 @@ def live():
     app.state.registry.warm()
     with LiveServer(app) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 def open_page(browser, url: str):

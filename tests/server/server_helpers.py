@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 
 import numpy as np
 import torch
 from PIL import Image
+
+from live_server import LiveServer, free_port  # noqa: F401  (re-exported)
 
 from convscope.models import Model, Preprocessing, load_model
 from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
@@ -31,36 +30,8 @@ def png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-class LiveServer:
-    """uvicorn serving an app on 127.0.0.1 in a background thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the explorer server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def digits_dataset():

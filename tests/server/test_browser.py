@@ -9,19 +9,13 @@ with a 256-colour palette::
 
 from __future__ import annotations
 
-import io
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from server_helpers import LiveServer, png, seq_outputs
 
 pytestmark = pytest.mark.browser
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +26,6 @@ def live():
     app.state.registry.warm()
     with LiveServer(app) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    d = os.environ.get("CONVSCOPE_SCREENSHOTS")
-    path = Path(d) if d else tmp_path_factory.mktemp("shots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class Page:

@@ -17,7 +17,6 @@ import pytest
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +32,13 @@ def live(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(live, chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1300, "height": 900})
-        pg.errors = []
-        pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        yield pg
-        browser.close()
+def page(live, browser):
+    pg = browser.new_page(viewport={"width": 1300, "height": 900})
+    pg.errors = []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    pg.close()
 
 
 def open_dataset_view(page, live) -> None:

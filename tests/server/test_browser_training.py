@@ -20,7 +20,6 @@ import pytest
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 EPOCHS = 3
 
 
@@ -30,16 +29,14 @@ def points(page, chart: str, key: str, run: str) -> list[float]:
             .map(c => +c.dataset.value)""")
 
 
-def test_curves_update_live_while_training_runs(chromium_path, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_curves_update_live_while_training_runs(browser, tmp_path):
     from convscope.server import create_app
 
     runs = tmp_path / "runs"
     runs.mkdir()
     app = create_app(["default"], runs=runs)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with LiveServer(app) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=ARGS)
+    with LiveServer(app) as server:
         page = browser.new_page(viewport={"width": 1300, "height": 820})
         errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -96,4 +93,4 @@ def test_curves_update_live_while_training_runs(chromium_path, tmp_path):
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(shots) / "training.png"))
         assert not errors, errors
-        browser.close()
+        page.close()

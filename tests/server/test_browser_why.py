@@ -11,8 +11,6 @@ Screenshots go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir);
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +20,6 @@ from convscope.render.heatmap import overlay
 from server_helpers import LiveServer, digits_dataset
 
 pytestmark = pytest.mark.browser
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STEPS = 24  # the page's default optimisation steps on this server: quick
 LAYER, CHANNEL = "conv_2_2", 3
 
@@ -38,23 +35,6 @@ def live(registry, tmp_path_factory):
     registry.warm("default")
     with LiveServer(app) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    d = os.environ.get("CONVSCOPE_SCREENSHOTS")
-    path = Path(d) if d else tmp_path_factory.mktemp("shots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def open_page(browser, url: str):

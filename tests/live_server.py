@@ -1,10 +1,14 @@
-"""A real uvicorn server on 127.0.0.1 in a background thread (imported as a plain module)."""
+"""A real uvicorn server on 127.0.0.1 in a background thread, and how Chromium is started:
+shared by every test that drives the real page (a plain module: tests/ has no packages)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+
+# Debian's chromium as root in a closed network: no sandbox, no GPU, no background requests
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def free_port() -> int:
@@ -14,13 +18,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``with LiveServer(app) as srv: httpx.get(srv.url + ...)``; stopped and joined on exit."""
+    """uvicorn serving an app on 127.0.0.1 in a background thread."""
 
     def __init__(self, app) -> None:
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
