@@ -25,6 +25,7 @@ from ..errors import ConvscopeError, NotFound
 from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
 from ..explain.layers import dry_run
+from ..explain.options import default_options
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
 from .encoding import pack_map
@@ -42,14 +43,7 @@ def data_url(picture: np.ndarray) -> str:
 
 def method_options(name: str, size: tuple[int, int]) -> dict[str, Any]:
     """Constructor options the page uses for a method on inputs of ``size`` (the CLI's defaults)."""
-    if name == "integratedgradients":
-        return {"steps": 32}
-    if name == "smoothgrad":
-        return {"samples": 16, "seed": 0}
-    if name == "occlusion":
-        window = max(2, min(size) // 8)
-        return {"window": window, "stride": max(1, window // 2)}
-    return {}
+    return default_options(name, size)
 
 
 def check_method(name: str) -> type[Method]:

@@ -39,8 +39,8 @@ def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> N
                                                     "default: the last spatial layer)")
     p.add_argument("--target", type=int, metavar="CLASS", help="class index to explain (default: the predicted class)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--ig-steps", type=int, default=32, metavar="N", help="Integrated Gradients steps (default: 32)")
-    p.add_argument("--samples", type=int, default=16, metavar="N", help="SmoothGrad noisy samples (default: 16)")
+    p.add_argument("--ig-steps", type=int, default=None, metavar="N", help="Integrated Gradients steps (default: 32)")
+    p.add_argument("--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: 16)")
     p.add_argument("--window", type=int, default=None, metavar="PX",
                    help="occlusion window (default: 1/8 of the input side); stride is half of it")
     p.add_argument("--top-n", type=int, default=None, metavar="N",
@@ -59,17 +59,11 @@ def parse_methods(text: str) -> list[str]:
 
 
 def method_options(args: argparse.Namespace, name: str, size: tuple[int, int]) -> dict[str, Any]:
-    """Constructor options for one method from the command line."""
-    if name == "integratedgradients":
-        return {"steps": args.ig_steps}
-    if name == "smoothgrad":
-        return {"samples": args.samples, "seed": args.seed}
-    if name == "occlusion":
-        window = args.window or max(2, min(size) // 8)
-        return {"window": window, "stride": max(1, window // 2)}
-    if name == "scorecam" and args.top_n:
-        return {"top_n": args.top_n}
-    return {}
+    """Constructor options for one method from the command line (defaults shared with the explorer)."""
+    from ...explain.options import default_options
+
+    return default_options(name, size, steps=args.ig_steps, samples=args.samples, seed=args.seed,
+                           window=args.window, top_n=args.top_n)
 
 
 def progress_bar(desc: str):
