@@ -129,11 +129,11 @@ def check_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
 class UploadStore:
     """Decoded uploads by content hash, least recently used dropped first.
 
-    Bounded by count and by total pixels, so a few very large photos cannot hold
-    gigabytes of memory.
+    Bounded by count and by total pixels (60 M: about 180 MB of decoded RGB, yet room for
+    one upload at the 40 M-pixel limit), so a few very large photos cannot hold gigabytes.
     """
 
-    def __init__(self, capacity: int = 64, max_pixels: int = 150_000_000,
+    def __init__(self, capacity: int = 64, max_pixels: int = 60_000_000,
                  max_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes  # one upload's size cap (convscope serve --max-upload-mb)
