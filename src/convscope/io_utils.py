@@ -6,9 +6,11 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import urllib.parse
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import ConvscopeError
 
@@ -55,3 +57,34 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def download_to(url: str, dest: str | Path, desc: str = "downloading", progress: bool = True,
+                timeout: float = 20.0, on_chunk: Callable[[bytes], None] | None = None,
+                check: Callable[[], None] | None = None) -> Path:
+    """Stream an http(s)/file URL into ``dest`` atomically, with a tqdm bar.
+
+    ``on_chunk`` sees every chunk (e.g. to hash it); ``check`` runs before the rename and
+    may raise to discard the download, leaving ``dest`` untouched. Network failures raise
+    ``OSError`` (``urllib.error.URLError`` included) for the caller to explain.
+    """
+    from tqdm.auto import tqdm
+
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise ConvscopeError(f"only http, https and file URLs can be downloaded, not {url!r}")
+    request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
+    with atomic_path(dest) as tmp:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            length = response.headers.get("Content-Length")
+            bar = tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
+                       unit_divisor=1024, desc=desc, disable=not progress, leave=False)
+            with bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    bar.update(len(chunk))
+        if check is not None:
+            check()
+    return Path(dest)

@@ -15,14 +15,11 @@ import http.client
 import os
 import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
-
 from ..errors import ConvscopeError
-from ..io_utils import atomic_path
+from ..io_utils import download_to
 from .sources import DATA_URL_ENV, DatasetSource, RemoteFile, mirror_urls
 
 CACHE_ENV = "CONVSCOPE_CACHE"
@@ -139,25 +136,21 @@ def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = Tru
 
     On a mismatch (or any error) the temporary file is removed and ``dest`` is untouched.
     """
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in ("http", "https", "file"):
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
         raise ConvscopeError(f"mirror URLs must be http, https or file URLs, not {url!r} (check ${DATA_URL_ENV})")
-    request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
     hashers = _hashers(remote)
-    with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-            length = response.headers.get("Content-Length")
-            bar = tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
-                       unit_divisor=1024, desc=f"downloading {remote.filename}", disable=not progress, leave=False)
-            with bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    for h in hashers.values():
-                        h.update(chunk)
-                    bar.update(len(chunk))
+
+    def hash_chunk(chunk: bytes) -> None:
+        for h in hashers.values():
+            h.update(chunk)
+
+    def verify() -> None:
         problem = checksum_problem(remote, {algo: h.hexdigest() for algo, h in hashers.items()})
         if problem:
             raise ChecksumMismatch(f"checksum mismatch for {remote.filename} from {url}: {problem}")
+
+    download_to(url, dest, desc=f"downloading {remote.filename}", progress=progress, timeout=timeout,
+                on_chunk=hash_chunk, check=verify)
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ spec                                      what loads
 ``efficientnet-lite0``                    ImageNet-pretrained, from local disk
 ``run/best.pt``                           a convscope checkpoint (tensors + JSON)
 ``model.ts`` (TorchScript archive)        ``torch.jit.load``
-``model.json``                            a Keras model in TensorFlow.js layers format
+``model.json`` or its http(s) URL          a Keras model in TensorFlow.js layers format
 ``pkg.module:factory`` or ``f.py:factory``  the user's own architecture; ``weights=``
                                           names its state_dict file (``@file`` in a spec)
 ========================================  ==========================================
@@ -82,6 +82,10 @@ def _load(spec: str, weights: str | Path | None, trust: bool) -> Model:
     if spec == EFFICIENTNET:
         return Model(build_efficientnet_lite0(), classes=imagenet_classes(),
                      preprocessing=EFFICIENTNET_PREPROCESSING, name=spec)
+    if spec.startswith(("http://", "https://")):
+        from .tfjs_remote import load_tfjs_url
+
+        return load_tfjs_url(spec)
     if _looks_like_factory(spec):
         return model_from_factory(spec, weights)
     path = Path(spec)
