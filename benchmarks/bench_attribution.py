@@ -24,6 +24,47 @@ EfficientNet-Lite0, 224x224, on the bundled photos (coffee, chelsea, repeated to
 Runs alternate between the two sides so a noisy machine slows both alike; the best of
 ``--repeats`` is reported (the least disturbed run). Images per second and the ratio
 convscope / other (> 1: convscope is faster).
+
+Latest results (2026-11-26, this repository's 2-core CPU shared with other jobs, torch
+2.13.0+cpu, captum 0.9.0, 1 thread). Grad-CAM and Score-CAM with
+``--quick --only gradcam scorecam`` while the machine was otherwise idle (load < 1):
+
+    torch 2.13.0+cpu, captum 0.9.0, 1 thread(s), x86_64, best of 2
+    pytorch-grad-cam: not installable here (it needs torchvision); Score-CAM is compared with a reimplementation of its algorithm (one forward per channel, batches of 16, no channel skipped)
+    model                  B  what                                                ours i/s other i/s   ratio  check
+    resnet18_shaped        1  Grad-CAM no graph below layer vs Captum                 6.92      6.24    1.11  max rel err 0.0e+00
+    resnet18_shaped        1  Grad-CAM + BatchNorm folded vs Captum                   8.37      6.24    1.34  max rel err 2.6e-07
+    resnet18_shaped        1  Grad-CAM + folded + channels-last (default) vs Captum      10.2      6.24    1.64  max rel err 4.4e-07
+    resnet18_shaped        1  Grad-CAM (default) vs bare forward+backward             10.2      3.05    3.35  
+    resnet18_shaped       16  Grad-CAM no graph below layer vs Captum                   13      12.3    1.06  max rel err 0.0e+00
+    resnet18_shaped       16  Grad-CAM + BatchNorm folded vs Captum                   15.1      12.3    1.23  max rel err 2.6e-07
+    resnet18_shaped       16  Grad-CAM + folded + channels-last (default) vs Captum      17.7      12.3    1.44  max rel err 4.4e-07
+    resnet18_shaped       16  Grad-CAM (default) vs bare forward+backward             17.7      4.77    3.71  
+    efficientnet-lite0     1  Grad-CAM no graph below layer vs Captum                   11       9.8    1.12  max rel err 0.0e+00
+    efficientnet-lite0     1  Grad-CAM + BatchNorm folded vs Captum                   11.7       9.8    1.20  max rel err 1.6e-06
+    efficientnet-lite0     1  Grad-CAM + folded + channels-last (default) vs Captum      13.7       9.8    1.40  max rel err 1.4e-06
+    efficientnet-lite0     1  Grad-CAM (default) vs bare forward+backward             13.7      3.74    3.67  
+    efficientnet-lite0    16  Grad-CAM no graph below layer vs Captum                 12.7      10.6    1.20  max rel err 0.0e+00
+    efficientnet-lite0    16  Grad-CAM + BatchNorm folded vs Captum                   17.4      10.6    1.64  max rel err 1.5e-06
+    efficientnet-lite0    16  Grad-CAM + folded + channels-last (default) vs Captum        23      10.6    2.17  max rel err 2.1e-06
+    efficientnet-lite0    16  Grad-CAM (default) vs bare forward+backward               23         4    5.75  
+    efficientnet-lite0     1  Score-CAM exact vs naive (581/1280 channels run)      0.0397    0.0166    2.40  max rel err 1.7e-06
+    efficientnet-lite0     1  Score-CAM top_n=128 (approx.) vs naive                 0.181    0.0166   10.89  Spearman vs exact 0.998
+
+Integrated Gradients and Occlusion, from a full ``--quick`` run under heavy load
+(load average 7-8 on 2 cores; one timed round each, so +-30% noise; the Grad-CAM rows of
+that run ranged 0.8-2.6x and are superseded by the table above). Those columns are
+``ours i/s``, ``other i/s`` and ``ratio``; convscope and Captum do the same forwards
+here, so parity is what to expect:
+
+    resnet18_shaped        1  Integrated Gradients (4 steps) vs Captum          0.67      0.80    0.84  max rel err 0.0e+00
+    resnet18_shaped        1  Occlusion (112px / 56) vs Captum                  1.12      1.06    1.06  max rel err 3.3e-07
+    resnet18_shaped       16  Integrated Gradients (4 steps) vs Captum          1.12      0.96    1.17  max rel err 6.7e-08
+    resnet18_shaped       16  Occlusion (112px / 56) vs Captum                  1.30      1.20    1.09  max rel err 8.9e-07
+    efficientnet-lite0     1  Integrated Gradients (4 steps) vs Captum          1.47      1.59    0.93  max rel err 0.0e+00
+    efficientnet-lite0     1  Occlusion (112px / 56) vs Captum                  1.58      1.29    1.23  max rel err 3.0e-06
+    efficientnet-lite0    16  Integrated Gradients (4 steps) vs Captum          0.96      0.93    1.04  max rel err 9.0e-08
+    efficientnet-lite0    16  Occlusion (112px / 56) vs Captum                  1.60      1.40    1.15  max rel err 3.5e-06
 """
 
 from __future__ import annotations
@@ -83,7 +124,7 @@ def batch_of(x: torch.Tensor, b: int) -> torch.Tensor:
 def row(rows: list, *cells) -> None:
     rows.append(cells)
     name, b, what, ours, other, note = cells
-    print(f"{name:<20}{b:>4}  {what:<50}{ours:>10.2f}{other:>10.2f}{ours / other:>8.2f}  {note}", flush=True)
+    print(f"{name:<20}{b:>4}  {what:<50}{ours:>10.3g}{other:>10.3g}{ours / other:>8.2f}  {note}", flush=True)
 
 
 def bench_gradcam(model, layer, x, b, repeats, rows):
