@@ -86,7 +86,7 @@ def test_exif_orientation_is_honoured():
 
 
 @pytest.mark.parametrize("data, message", [(b"", "empty"), (b"not an image at all", "not an image"),
-                                           (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "")])
+                                           (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "damaged|truncated|not an image")])
 def test_bad_images_raise_a_clear_error(data, message):
     with pytest.raises(ConvscopeError, match=message):
         Preprocessing(size=(8, 8))(data)
