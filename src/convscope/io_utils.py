@@ -88,3 +88,28 @@ def download_to(url: str, dest: str | Path, desc: str = "downloading", progress:
         if check is not None:
             check()
     return Path(dest)
+
+
+def save_arrays(path: str | Path, header: dict, arrays: dict) -> Path:
+    """Write NumPy arrays plus a JSON header as ``.npz``, atomically: loadable without pickle."""
+    import json
+
+    import numpy as np
+
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, header=np.array(json.dumps(header)), **arrays)
+    return path
+
+
+def load_arrays(path: str | Path, names: tuple[str, ...] | list[str], what: str) -> tuple[dict, dict]:
+    """Read what :func:`save_arrays` wrote: ``(header, {name: array})``; a clear error names ``what``."""
+    import json
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["header"])), {k: z[k] for k in names}
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise ConvscopeError(f"{path} is not a readable {what}: {exc}") from None

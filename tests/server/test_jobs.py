@@ -81,3 +81,25 @@ def test_same_key_shares_one_job_and_history_is_bounded():
     assert len(jobs) <= 4
     with pytest.raises(NotFound):
         jobs.get("job-999999")
+
+
+def test_models_are_symbolically_traced_once_when_loaded_never_while_jobs_run(monkeypatch):
+    """fx patches nn.Module.__call__ process-wide while tracing, so a dataset pass running in
+    a job thread during a page's first trace was computed with fx proxies (seen in CI).
+    The registry builds each model's graph when it loads it; later traces reuse it."""
+    from convscope.server import Registry
+    from convscope.trace import fx_trace
+
+    calls = []
+    original = fx_trace.LayerTracer.trace
+
+    def counting(self, root, *args, **kwargs):
+        calls.append(type(root).__name__)
+        return original(self, root, *args, **kwargs)
+
+    monkeypatch.setattr(fx_trace.LayerTracer, "trace", counting)
+    registry = Registry(["mnist-cnn"])
+    registry.load_all()
+    assert len(calls) == 1  # built at load, before any job could use the model
+    registry.trace("mnist-cnn", registry.entry("mnist-cnn").samples[0].id)
+    assert len(calls) == 1  # the page's trace reuses the graph: no process-wide patching later

@@ -12,7 +12,6 @@ that image's position in the full, unsplit dataset.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
 from ..errors import ConvscopeError
-from ..io_utils import atomic_path
+from ..io_utils import load_arrays, save_arrays
 from ..models.model import Model, as_model
 from .hooks import capture, last_linear
 
@@ -81,19 +80,11 @@ class DatasetPass:
         """Write atomically as ``.npz`` (loadable with ``allow_pickle=False``)."""
         header = {"classes": self.classes, "layer": self.layer, "feature_side": self.feature_side,
                   "dataset": self.dataset, "shard": list(self.shard) if self.shard else None, "meta": self.meta}
-        path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), **{k: getattr(self, k) for k in _ARRAYS})
-        return path
+        return save_arrays(path, header, {k: getattr(self, k) for k in _ARRAYS})
 
     @classmethod
     def load(cls, path: str | Path) -> "DatasetPass":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(str(z["header"]))
-                arrays = {k: z[k] for k in _ARRAYS}
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise ConvscopeError(f"{path} is not a readable dataset pass: {exc}") from None
+        header, arrays = load_arrays(path, _ARRAYS, "dataset pass")
         shard = tuple(header["shard"]) if header.get("shard") else None
         return cls(**arrays, classes=header["classes"], layer=header["layer"], feature_side=header["feature_side"],
                    dataset=header["dataset"], shard=shard, meta=header.get("meta") or {})

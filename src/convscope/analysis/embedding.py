@@ -12,7 +12,6 @@ makes the neighbour search fast. A fixed ``seed`` gives the same picture.
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvscopeError
-from ..io_utils import atomic_path
+from ..io_utils import load_arrays, save_arrays
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -67,20 +66,12 @@ class Embedding:
     def save(self, path: str | Path) -> Path:
         header = {"method": self.method, "backend": self.backend, "seed": self.seed, "seconds": self.seconds,
                   "params": self.params}
-        path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, coords=self.coords, header=np.array(json.dumps(header)))
-        return path
+        return save_arrays(path, header, {"coords": self.coords})
 
     @classmethod
     def load(cls, path: str | Path) -> "Embedding":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(str(z["header"]))
-                coords = z["coords"]
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise ConvscopeError(f"{path} is not a readable embedding: {exc}") from None
-        return cls(coords=coords, **header)
+        header, arrays = load_arrays(path, ("coords",), "embedding")
+        return cls(coords=arrays["coords"], **header)
 
 
 def embed(

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import ConvscopeError, NotFound
 from ..models import Model, load_model
+from ..trace.fx_trace import prepare_graph
 from .images import Sample, UploadStore, samples_for
 
 
@@ -77,8 +78,12 @@ class ModelEntry:
     def model(self) -> Model:
         with self._lock:
             if self._model is None:
-                self._model = self._loader(self.spec)
-                self._model.net.eval()
+                model = self._loader(self.spec)
+                model.net.eval()
+                # fx tracing patches nn.Module.__call__ process-wide: do it now, once, before
+                # any job can run this model in another thread (see trace.fx_trace.prepare_graph)
+                prepare_graph(model.net)
+                self._model = model
             return self._model
 
     @property
@@ -155,6 +160,11 @@ class Registry:
         else:
             pixels = entry.sample(image_id).pixels
         return model.batch(model.preprocess(pixels))
+
+    def load_all(self) -> None:
+        """Load every model now (and build its graph), before the server takes requests."""
+        for entry in self.models.values():
+            entry.model
 
     def warm(self, name: str | None = None) -> TraceEntry | None:
         """Load a model (the first by default) and trace its first sample, so the first page is quick."""

@@ -16,6 +16,7 @@ shared module is ``name#2``.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -72,6 +73,11 @@ class GraphPlan:
         return self.classified.setdefault(key, {})
 
 
+# torch.fx's Tracer patches torch.nn.Module.__call__ for the whole process while it traces:
+# two traces at once would see each other's modules, so symbolic tracing is serialised.
+# A forward in another thread during a trace is affected too (see prepare_graph).
+FX_LOCK = threading.RLock()
+
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, GraphPlan | Exception]]" = weakref.WeakKeyDictionary()
 
 
@@ -93,7 +99,8 @@ def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] 
             raise hit[1]
         return hit[1]
     try:
-        graph = LayerTracer().trace(net)
+        with FX_LOCK:
+            graph = LayerTracer().trace(net)
         plan = GraphPlan(graph, _plan_nodes(net, graph))
     except Exception as exc:  # fx raises many types (TraceError, TypeError, RuntimeError ...)
         if cache:
@@ -102,6 +109,22 @@ def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] 
     if cache:
         _CACHE[net] = (key, plan)
     return plan
+
+
+def prepare_graph(net: nn.Module) -> bool:
+    """Build and cache ``net``'s graph now, before other threads use the model.
+
+    fx's symbolic tracing swaps ``torch.nn.Module.__call__`` process-wide while it runs,
+    so a forward pass running in another thread at that moment would be traced instead
+    of computed. Servers and other multi-threaded callers build each model's graph once,
+    when they load it, and never trace it symbolically again. Returns False when fx
+    cannot trace the model (the trace then uses hooks, which are per call and safe).
+    """
+    try:
+        graph_plan(net)
+        return True
+    except Exception:  # fx raises many types; the hooks fallback handles those models
+        return False
 
 
 def _param_owner(node: fx.Node) -> str | None:

@@ -86,15 +86,19 @@ def progress_bar(desc: str):
     return progress
 
 
-def load_inputs(args: argparse.Namespace):
-    """(model, x (1, C, H, W), display image uint8 (H, W, 3))."""
+def prepare(args: argparse.Namespace):
+    """What attribute and sanity both start from: (methods, model, x (1, C, H, W), display
+    image uint8 (H, W, 3), the output folder (created), the input size (H, W))."""
+    methods = parse_methods(args.method)
     model = load_model_from_args(args)
     if not Path(args.image).is_file():
         raise ConvscopeError(f"no such image: {args.image}")
     x = model.batch(args.image)
     if args.target is not None and model.classes is not None and not 0 <= args.target < len(model.classes):
         raise ConvscopeError(f"--target {args.target} is out of range: the model has {len(model.classes)} classes")
-    return model, x, model.to_display(x[0])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return methods, model, x, model.to_display(x[0]), out, tuple(x.shape[-2:])
 
 
 def file_stem(method: str) -> str:
@@ -117,11 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from ...render import save_png
     from ...render.heatmap import curves_figure, methods_figure, overlay
 
-    methods = parse_methods(args.method)
-    model, x, image = load_inputs(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    size = tuple(x.shape[-2:])
+    methods, model, x, image, out, size = prepare(args)
     maps: dict[str, np.ndarray] = {}
     results = {}
     for name in methods:

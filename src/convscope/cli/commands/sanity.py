@@ -10,9 +10,8 @@ table and writes ``sanity.csv``, ``sanity.json`` and the figure ``sanity.png`` t
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .attribute import add_explain_arguments, load_inputs, method_options, parse_methods, progress_bar
+from .attribute import add_explain_arguments, method_options, prepare, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,11 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ...render import save_png
     from ...render.heatmap import sanity_figure
 
-    methods = parse_methods(args.method)
-    model, x, image = load_inputs(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    size = tuple(x.shape[-2:])
+    methods, model, x, image, out, size = prepare(args)
     report = sanity_check(model, x, methods, target=args.target, layer=args.layer, seed=args.seed,
                           options={m: method_options(args, m, size) for m in methods}, max_steps=args.max_steps,
                           progress=progress_bar("randomising"))

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                                        loader=lambda spec: load_model(spec, trust=args.trust, device=device)),
                      token=token, data=args.data,
                      runs=args.runs or ("runs" if Path("runs").is_dir() else None))
-    app.state.registry.warm()  # fail early on a bad spec; the first page then draws at once
+    app.state.registry.load_all()  # fail early on a bad spec; no graph is built while jobs run
+    app.state.registry.warm()  # the first page then draws at once
     url = page_url(args.host, args.port, token)
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
     if args.open:
