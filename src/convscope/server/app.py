@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
-from . import detail_views, playground, security, views
+from . import detail_views, docs, playground, security, views
 from .encoding import encode_array, encode_many, pack_map
 from .images import TooLarge
 from .registry import Registry
@@ -39,7 +39,9 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     reg = registry or Registry(list(specs))
     app = FastAPI(title="convscope explorer", version=__version__,
                   description="CNN Explainer's views for any PyTorch CNN: traces, activation maps, "
-                              "layer arithmetic and a hyper-parameter playground.")
+                              "layer arithmetic and a hyper-parameter playground.",
+                  docs_url=None, redoc_url=None)
+    docs.install(app)  # Swagger UI from local files: the API docs work offline too
     app.state.registry = reg
     security.install(app, token=token, max_body=lambda: reg.uploads.max_bytes + security.MULTIPART_SLACK)
 
