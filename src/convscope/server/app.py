@@ -171,11 +171,10 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
         st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
         return {"layer": layer, "channel": channel, "map": pack_map(arr[channel]), **playground.run(arr[channel], st)}
 
-    from . import routes_dataset, routes_explain, routes_runs  # the training, dataset and explain views
-    from .jobs import JobManager
+    from . import jobs, routes_dataset, routes_explain, routes_runs  # the training, dataset and explain views
 
-    if getattr(app.state, "jobs", None) is None:
-        app.state.jobs = JobManager()
+    app.state.jobs = jobs.JobManager()  # background work of every view, one pool
+    app.include_router(jobs.router(app.state.jobs))
     app.include_router(routes_runs.router(runs))
     app.include_router(routes_dataset.router(reg, app.state.jobs, data))
     routes_explain.install(app, reg, data)  # the Why? and What does it look for? panels

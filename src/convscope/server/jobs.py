@@ -18,9 +18,12 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 from ..errors import ConvscopeError, NotFound
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 Progress = Callable[[int, int], None]
 
@@ -145,3 +148,22 @@ class JobManager:
         for job in list(self._jobs.values()):
             job.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def router(jobs: JobManager) -> "APIRouter":
+    """``GET /api/jobs/{id}`` (progress, then the result) and ``DELETE`` (cancel), for every
+    view that submits background work; running jobs are cancelled when the server stops."""
+    from fastapi import APIRouter
+
+    r = APIRouter(tags=["jobs"])
+    r.add_event_handler("shutdown", jobs.shutdown)
+
+    @r.get("/api/jobs/{job_id}", summary="A background job's progress, then its result")
+    def job_status(job_id: str) -> dict[str, Any]:
+        return jobs.get(job_id).describe()
+
+    @r.delete("/api/jobs/{job_id}", summary="Cancel a background job (it stops at its next step)")
+    def job_cancel(job_id: str) -> dict[str, Any]:
+        return jobs.cancel(job_id).describe(with_result=False)
+
+    return r

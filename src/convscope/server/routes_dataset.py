@@ -187,17 +187,14 @@ def rows_json(result: DatasetPass, split: str, rows: np.ndarray | list[int]) -> 
     return out
 
 
-def router(registry: Registry, jobs: JobManager, data: str | None = None, split_seed: int | None = None,
-           job_routes: bool = True) -> APIRouter:
+def router(registry: Registry, jobs: JobManager, data: str | None = None,
+           split_seed: int | None = None) -> APIRouter:
     """The dataset endpoints; registers ``data-<split>-<row>`` images with ``registry``.
-
-    ``job_routes`` adds ``GET/DELETE /api/jobs/{id}`` (leave it off where another router serves them).
-    """
+    Background passes go to ``jobs`` (whose status routes are :func:`convscope.server.jobs.router`)."""
     store = DatasetStore(registry, jobs, data, split_seed)
     registry.image_sources[PREFIX] = store.pixels
     r = APIRouter(tags=["dataset"])
     r.store = store  # for tests and other routers
-    r.add_event_handler("shutdown", jobs.shutdown)  # a running pass or t-SNE must not hold the server's exit
 
     @r.get("/api/models/{model}/dataset", summary="Which dataset this model is measured on, and which passes are ready")
     def which(model: str) -> dict[str, Any]:
@@ -261,14 +258,5 @@ def router(registry: Registry, jobs: JobManager, data: str | None = None, split_
         emb = store.embedding(model, split, method, seed)
         return {**emb.to_json(res.labels, res.preds, res.indices), "classes": list(res.classes),
                 "image_prefix": f"{PREFIX}{split}-"}
-
-    if job_routes:
-        @r.get("/api/jobs/{job_id}", summary="A background job's status, progress and (when done) result")
-        def job(job_id: str) -> dict[str, Any]:
-            return jobs.get(job_id).describe()
-
-        @r.delete("/api/jobs/{job_id}", summary="Cancel a background job")
-        def cancel(job_id: str) -> dict[str, Any]:
-            return jobs.cancel(job_id).describe()
 
     return r

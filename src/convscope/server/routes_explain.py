@@ -72,25 +72,16 @@ def install(app: Any, registry: Registry, data: str | ImageDataset | None = None
 
     The settings live on ``app.state.explain`` and are read per request (tests and
     embedding code may change ``data`` or ``cache_dir`` after creation). Jobs go to the
-    shared ``app.state.jobs``; ``GET/DELETE /api/jobs/{id}`` are added unless another
-    router already serves them.
+    shared ``app.state.jobs`` (created by ``create_app`` with its status routes).
     """
     settings = ExplainSettings(data=data if data is not None else "auto")
     app.state.explain = settings
-    created = getattr(app.state, "jobs", None) is None
-    if created:
-        app.state.jobs = JobManager()
-    served = any(getattr(r, "path", None) == "/api/jobs/{job_id}" for r in app.router.routes)
-    router = build_router(registry, settings, app.state.jobs, job_routes=not served)
-    if created:
-        router.add_event_handler("shutdown", app.state.jobs.shutdown)
-    app.include_router(router)
+    app.include_router(build_router(registry, settings, app.state.jobs))
     return settings
 
 
-def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager,
-                 job_routes: bool = True) -> APIRouter:
-    """The panels' routes; ``job_routes`` adds ``GET/DELETE /api/jobs/{id}``."""
+def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager) -> APIRouter:
+    """The panels' routes; their long work goes to ``jobs`` (status routes: ``server.jobs.router``)."""
     explainers = explain_views.Explainers()
     examples = feature_views.Examples()
     router = APIRouter(tags=["why", "look-for"])
@@ -143,16 +134,6 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
             te, names, layer, target, max_steps, progress),
             key=("sanity", model, image, tuple(names), layer, target, max_steps))
         return job.describe()
-
-    # -- jobs ---------------------------------------------------------------------------
-    if job_routes:
-        @router.get("/api/jobs/{job_id}", summary="A background job's progress, then its result")
-        def job_status(job_id: str) -> dict[str, Any]:
-            return jobs.get(job_id).describe()
-
-        @router.delete("/api/jobs/{job_id}", summary="Cancel a background job (it stops at its next step)")
-        def job_cancel(job_id: str) -> dict[str, Any]:
-            return jobs.cancel(job_id).describe(with_result=False)
 
     # -- What does it look for? -----------------------------------------------------------
     @router.get("/api/models/{model}/features", summary="What the look-for panel offers for this model")
