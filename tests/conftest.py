@@ -20,7 +20,10 @@ SHARED = ROOT.parent / "shared"
 CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
 CHROMIUM = "/usr/bin/chromium"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread for the whole suite: the test nets are small (many tiny ops), and on
+# a 2-core machine shared with Chromium, uvicorn and subprocesses, two threads mostly wait
+# for each other (measured here: up to 10x slower). Benchmarks choose their own threads.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from convscope import explain as ex
@@ -25,14 +24,6 @@ def digit(tmp_path_factory):
     path = tmp_path_factory.mktemp("img") / "one.png"
     Image.fromarray(a).save(path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_attribute_writes_maps_overlays_figure_and_metrics(digit, tmp_path, capsys):

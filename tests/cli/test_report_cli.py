@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from convscope.cli.main import main
@@ -24,12 +23,7 @@ def _load_helper():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny net: one thread is faster on a busy machine
-    try:
-        path, _ = _load_helper().train_digits_run(tmp_path_factory.mktemp("run"))
-    finally:
-        torch.set_num_threads(old)
+    path, _ = _load_helper().train_digits_run(tmp_path_factory.mktemp("run"))
     return path
 
 

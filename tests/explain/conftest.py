@@ -87,10 +87,3 @@ def relu6_as_relu():
     return _relu6_as_relu
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: on a shared, loaded CPU one intra-op thread is several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

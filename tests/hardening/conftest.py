@@ -21,12 +21,3 @@ def client(registry):
         yield c
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_intra_op_thread():
-    """Two shared cores: more torch threads only fight each other (and the other test runs)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -68,3 +69,18 @@ def small_loader(spec: str) -> Model:
         net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
         return Model(net.eval(), preprocessing=Preprocessing(size=(32, 32)), name="fcn")
     return load_model(spec)
+
+
+@contextmanager
+def digits_app(cache_dir):
+    """The explorer with the default model measured on ``digits``, caching under ``cache_dir``."""
+    import pytest
+
+    from convscope.server import create_app
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CONVSCOPE_CACHE", str(cache_dir))
+    try:
+        yield create_app(["default"], data="digits")
+    finally:
+        mp.undo()

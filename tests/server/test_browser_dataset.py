@@ -14,21 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server_helpers import LiveServer
+from server_helpers import LiveServer, digits_app
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from convscope.server import create_app
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CONVSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
-    app = create_app(["default"], data="digits")
-    with LiveServer(app) as server:
+    with digits_app(tmp_path_factory.mktemp("cache")) as app, LiveServer(app) as server:
         yield server
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

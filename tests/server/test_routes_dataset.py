@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from server_helpers import digits_app
 
 from convscope.analysis import embed, run_pass
 from convscope.data import load_splits
@@ -20,14 +21,8 @@ from convscope.models import load_model
 def setup(tmp_path_factory):
     from fastapi.testclient import TestClient
 
-    from convscope.server import create_app
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CONVSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
-    app = create_app(["default"], data="digits")
-    with TestClient(app) as c:
+    with digits_app(tmp_path_factory.mktemp("cache")) as app, TestClient(app) as c:
         yield c
-    mp.undo()
 
 
 def wait(client, job: dict) -> dict:
