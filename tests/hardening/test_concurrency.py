@@ -143,9 +143,18 @@ def test_job_history_is_bounded_and_jobs_cancel():
 
 
 @pytest.mark.parametrize("kind", ["sanity"])
-def test_long_work_runs_as_a_job_over_http_with_progress_and_cancel(client, kind):
+def test_long_work_runs_as_a_job_over_http_with_progress_and_cancel(client, kind, monkeypatch):
     """The sanity check (long: one attribution per randomised layer) returns a job id at once;
     its progress is polled over HTTP and DELETE cancels it."""
+    from convscope.server.jobs import Job
+
+    report = Job.progress
+
+    def slow_progress(self, done, total):  # each step takes a while, so the job is still running
+        report(self, done, total)  # when DELETE arrives, whatever the machine's speed
+        time.sleep(0.3)
+
+    monkeypatch.setattr(Job, "progress", slow_progress)
     start = time.perf_counter()
     r = client.post("/api/models/tiny-vgg/sanity", params={"image": "sample-0", "method": "gradcam,saliency"})
     assert r.status_code == 200, r.text
