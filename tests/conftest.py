@@ -1,8 +1,9 @@
 """Shared test fixtures.
 
 ``../shared`` holds artifacts made by others (CNN Explainer's Tiny VGG and TF.js
-reference outputs). It exists beside this checkout in our CI; in a user's clone it
-may not, and the tests that need it skip with that reason. Browser tests need Debian's
+reference outputs). It exists beside this checkout in our CI; in a user's clone the
+model is fetched from CNN Explainer's site instead (``cnn_explainer.py``), and only the
+tests that need the TF.js reference outputs skip, with that reason. Browser tests need Debian's
 chromium; in CI (``CI=true``) its absence is a failure, not a skip.
 """
 
@@ -15,9 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CNN_EXPLAINER = SHARED / "fixtures" / "cnn-explainer"
 CHROMIUM = "/usr/bin/chromium"
 
 # One intra-op thread for the whole suite: the test nets are small (many tiny ops), and on
@@ -28,11 +26,28 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def cnn_explainer_dir() -> Path:
-    """CNN Explainer's published model and reference outputs (not copied into the repo)."""
-    if not (CNN_EXPLAINER / "model.json").is_file():
-        pytest.skip(f"needs ../shared/fixtures/cnn-explainer (not present at {CNN_EXPLAINER}): "
-                    "it is only available in the project's own CI checkout")
-    return CNN_EXPLAINER
+    """CNN Explainer's published model and two of its images (never copied into the repo):
+    ``../shared``'s copy, or fetched from CNN Explainer's site once and cached (see cnn_explainer.py)."""
+    import cnn_explainer
+
+    try:
+        return cnn_explainer.locate()
+    except cnn_explainer.Unavailable as exc:
+        pytest.skip(f"no ../shared here and offline: {exc}")
+
+
+@pytest.fixture(scope="session")
+def cnn_explainer_reference(cnn_explainer_dir) -> dict:
+    """TF.js's outputs for CNN Explainer's model on its 20 images (computed for this project,
+    not published anywhere, so only in ../shared)."""
+    import json
+
+    import cnn_explainer
+
+    path = cnn_explainer.SHARED / "reference.json"
+    if not path.is_file():
+        pytest.skip(f"TF.js reference outputs are only in the project's ../shared (not at {path})")
+    return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="session")

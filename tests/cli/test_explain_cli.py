@@ -39,8 +39,8 @@ def _assert_png(path: Path) -> None:
         assert im.format == "PNG" and min(im.size) > 10
 
 
-def test_cnn_explainer_model_json(cnn_explainer_dir, tmp_path, capsys):
-    reference = json.loads((cnn_explainer_dir / "reference.json").read_text())
+def test_cnn_explainer_model_json(cnn_explainer_dir, cnn_explainer_reference, tmp_path, capsys):
+    reference = cnn_explainer_reference
     classes = tmp_path / "classes.json"
     classes.write_text(json.dumps(reference["classes"]))
     out = tmp_path / "out"
@@ -115,7 +115,7 @@ def test_efficientnet_real_photo_selected_layers(efficientnet, photo_coffee, tmp
 
 @pytest.mark.parametrize("case", ["not-an-image", "untraceable", "unknown-layer", "missing-model"])
 def test_errors_are_one_line_exit_2(case, tmp_path, capsys, cnn_explainer_dir):
-    image = cnn_explainer_dir / "images" / "koala_1.jpeg"
+    image = cnn_explainer_dir / "images" / "bus_1.jpeg"
     model = str(cnn_explainer_dir / "model.json")
     extra: list[str] = []
     if case == "not-an-image":

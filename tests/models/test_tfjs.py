@@ -19,13 +19,15 @@ from convscope.models.tfjs import load_tfjs_model
 
 
 @pytest.fixture(scope="module")
-def reference(cnn_explainer_dir):
-    return json.loads((cnn_explainer_dir / "reference.json").read_text())
+def reference(cnn_explainer_reference):
+    return cnn_explainer_reference
 
 
 @pytest.fixture(scope="module")
-def tiny_vgg(cnn_explainer_dir, reference):
-    return load_model(cnn_explainer_dir / "model.json", classes=reference["classes"])
+def tiny_vgg(cnn_explainer_dir):
+    from cnn_explainer import CLASSES
+
+    return load_model(cnn_explainer_dir / "model.json", classes=CLASSES)
 
 
 def _child_outputs(net: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -40,7 +40,8 @@ def site(tmp_path, monkeypatch, cnn_explainer_dir):
 
 def test_url_loads_the_same_model_and_then_works_from_the_cache(site, cnn_explainer_dir):
     root, base = site
-    classes = json.loads((cnn_explainer_dir / "reference.json").read_text())["classes"]
+    from cnn_explainer import CLASSES as classes
+
     (root / "tiny-vgg" / "classes.json").write_text(json.dumps(classes))
     remote = cs.load_model(f"{base}/tiny-vgg/model.json")
     local = cs.load_model(cnn_explainer_dir / "model.json")

@@ -347,7 +347,7 @@ def test_model_names_from_specs():
     assert spec_name("mypkg.nets:make_net@w.pt") == "make_net"
 
 
-def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir):
+def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir, cnn_explainer_reference):
     """CNN Explainer's Tiny VGG (TF.js model.json) in the explorer gives TF.js's probabilities."""
     import json
 
@@ -355,7 +355,7 @@ def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir):
 
     from convscope.server import create_app
 
-    ref = json.loads((cnn_explainer_dir / "reference.json").read_text())
+    ref = cnn_explainer_reference
     c = TestClient(create_app([str(cnn_explainer_dir / "model.json")]))
     assert c.get("/api/models").json()["default"] == "cnn-explainer"
     for name in ("espresso_1.jpeg", "koala_1.jpeg", "bus_1.jpeg"):
