@@ -1,11 +1,14 @@
-"""Small file helpers shared by every writer: atomic writes so a crash never leaves a
-half-written checkpoint, metrics file or figure behind."""
+"""Small file helpers shared by every writer and reader: atomic writes so a crash never
+leaves a half-written checkpoint, metrics file or figure behind; the one streaming
+downloader, bounded in size and time; and the check that a named file stays inside its
+folder once symlinks are resolved."""
 
 from __future__ import annotations
 
 import errno
 import os
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
@@ -59,35 +62,109 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+#: What one download may bring when the caller knows no better bound.
+DEFAULT_MAX_BYTES = 1 << 30
+#: Slowest average transfer rate a download is allowed, for deadlines derived from sizes.
+MIN_RATE_BPS = 128 * 1024
+READ_CHUNK = 1 << 20
+
+
+class DownloadRefused(ConvscopeError):
+    """A download broke its bounds: bigger than allowed, not the expected size, or too slow."""
+
+
+def transfer_deadline(size: int, slack: float = 60.0) -> float:
+    """Seconds a download of ``size`` bytes may take in all: ``slack`` plus ``size`` at 128 KiB/s.
+
+    A server trickling a byte every few seconds never trips a socket timeout; this
+    overall deadline is what stops it.
+    """
+    return slack + size / MIN_RATE_BPS
+
+
 def download_to(url: str, dest: str | Path, desc: str = "downloading", progress: bool = True,
                 timeout: float = 20.0, on_chunk: Callable[[bytes], None] | None = None,
-                check: Callable[[], None] | None = None) -> Path:
-    """Stream an http(s)/file URL into ``dest`` atomically, with a tqdm bar.
+                check: Callable[[], None] | None = None, *, max_bytes: int | None = None,
+                size: int | None = None, deadline: float | None = None) -> Path:
+    """Stream an http(s)/file URL into ``dest`` atomically, with a tqdm bar and hard bounds.
+
+    ``size`` is the exact length expected (a shorter or longer body is refused);
+    ``max_bytes`` caps an unknown length (default :data:`DEFAULT_MAX_BYTES`); both are
+    checked against ``Content-Length`` before reading and enforced while streaming, so
+    an oversized body is cut off at the limit instead of being read to the end.
+    ``deadline`` bounds the whole transfer in seconds (default: :func:`transfer_deadline`
+    of the limit); it is checked after every read, and no read waits longer than
+    ``min(timeout, deadline)``. Breaking a bound raises :class:`DownloadRefused`.
 
     ``on_chunk`` sees every chunk (e.g. to hash it); ``check`` runs before the rename and
-    may raise to discard the download, leaving ``dest`` untouched. Network failures raise
-    ``OSError`` (``urllib.error.URLError`` included) for the caller to explain.
+    may raise to discard the download. On any failure the temporary file is removed and
+    ``dest`` is untouched. Network failures raise ``OSError`` (``urllib.error.URLError``
+    included) for the caller to explain.
     """
     from tqdm.auto import tqdm
 
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https", "file"):
         raise ConvscopeError(f"only http, https and file URLs can be downloaded, not {url!r}")
+    limit = size if size is not None else (max_bytes if max_bytes is not None else DEFAULT_MAX_BYTES)
+    deadline = transfer_deadline(limit) if deadline is None else deadline
+    started = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
     with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-            length = response.headers.get("Content-Length")
-            bar = tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
-                       unit_divisor=1024, desc=desc, disable=not progress, leave=False)
+        with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response, open(tmp, "wb") as out:
+            declared = _content_length(response)
+            _check_declared_length(url, declared, size, limit)
+            read = getattr(response, "read1", response.read)  # read1: return what arrived, don't wait for more
+            received = 0
+            bar = tqdm(total=declared, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                       disable=not progress, leave=False)
             with bar:
-                while chunk := response.read(1 << 20):
+                while chunk := read(min(READ_CHUNK, limit - received + 1)):
+                    received += len(chunk)
+                    if received > limit:
+                        raise DownloadRefused(f"{url} sent more than the {limit} bytes "
+                                              f"{'expected' if size is not None else 'allowed'}; download stopped")
+                    if time.monotonic() - started > deadline:
+                        raise DownloadRefused(f"{url} took longer than {deadline:g} s ({received} bytes so far); "
+                                              "download stopped")
                     out.write(chunk)
                     if on_chunk is not None:
                         on_chunk(chunk)
                     bar.update(len(chunk))
+        if size is not None and received != size:
+            raise DownloadRefused(f"{url} sent {received} bytes, expected {size}")
         if check is not None:
             check()
     return Path(dest)
+
+
+def _content_length(response) -> int | None:
+    length = response.headers.get("Content-Length") if response.headers else None
+    return int(length) if length and length.strip().isdigit() else None
+
+
+def _check_declared_length(url: str, declared: int | None, size: int | None, limit: int) -> None:
+    """Refuse before reading a body whose announced length breaks the bounds."""
+    if declared is None:
+        return
+    if size is not None and declared != size:
+        raise DownloadRefused(f"{url} announces {declared} bytes, expected {size}")
+    if declared > limit:
+        raise DownloadRefused(f"{url} announces {declared} bytes, more than the {limit} allowed")
+
+
+def resolve_inside(folder: str | Path, name: str | Path, what: str) -> Path:
+    """``folder / name`` with every symlink resolved; it must still lie inside ``folder``.
+
+    Names that come from a file (a manifest, a cache entry) or a request are checked
+    this way so neither ``..`` nor a symlink can make convscope read or write elsewhere.
+    Raises :class:`ConvscopeError` naming ``what`` otherwise.
+    """
+    base = Path(os.path.realpath(folder))
+    target = Path(os.path.realpath(base / name))
+    if target != base and base not in target.parents:  # the message does not reveal where it leads
+        raise ConvscopeError(f"{what} {str(name)!r} leads outside its folder {base} (through '..' or a symlink)")
+    return target
 
 
 def save_arrays(path: str | Path, header: dict, arrays: dict) -> Path:
