@@ -81,24 +81,27 @@ def test_spatial_layers_for_a_layer_menu(small_resnet, resnet_x):
     names = [r.name for r in refs]
     assert names[-1] == "layer4" and "fc" not in names and "avgpool" not in names
     assert names.index("layer3") < names.index("layer4.0.conv1")
-    relu = next(r for r in refs if r.name == "layer4.1.relu")
-    assert relu.call == 1 and relu.shape == (1, 64, 2, 2)
+    relus = [r for r in refs if r.name == "layer4.1.relu"]  # a shared module: one entry per call
+    assert [str(r) for r in relus] == ["layer4.1.relu", "layer4.1.relu#2"]
+    assert relus[1].call == 1 and relus[1].shape == (1, 64, 2, 2)
     assert ex.GradCAM(small_resnet).layer_ref(resnet_x).name == names[-1]
 
 
-def test_reused_module_means_its_last_call(small_resnet, resnet_x):
+@pytest.mark.parametrize("layer, call", [("layer4.1.relu", 0), ("layer4.1.relu#2", 1)])
+def test_reused_module_is_named_per_call(small_resnet, resnet_x, layer, call):
+    """layer4.1.relu runs twice per forward: its name is the first call, ``#2`` the block's output."""
     resnet = small_resnet
-    """layer4.1.relu runs twice per forward; Grad-CAM there must use the block's output (last call)."""
-    got = ex.GradCAM(resnet, "layer4.1.relu")(resnet_x, 2).raw
+    result = ex.GradCAM(resnet, layer)(resnet_x, 2)
     seen = []
-    h = resnet.layer4[1].relu.register_forward_hook(lambda m, i, o: seen.append(o))
-    x = resnet_x.clone()
+    h = resnet.layer4[1].relu.register_forward_hook(lambda m, i, o: seen.append(o.clone()) or seen[-1])
+    x = resnet_x.clone().requires_grad_(True)
     out = resnet(x)
     h.remove()
-    act = seen[-1]
+    act = seen[call]
     (grad,) = torch.autograd.grad(out[:, 2].sum(), act)
     want = (grad.mean((2, 3), keepdim=True) * act).sum(1).clamp(min=0)
-    assert len(seen) == 2 and torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert len(seen) == 2 and result.layer == layer
+    assert torch.allclose(result.raw, want, rtol=1e-4, atol=1e-6)
 
 
 def test_model_state_restored_even_after_an_error():

@@ -21,9 +21,9 @@ from .base import METHODS, Attribution, Method, Progress, get_method, method_inf
 from .cam import CAM, CAMMethod, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from .gradient import (GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients, Saliency,
                        SmoothGrad)
-from .layers import LayerRef, spatial_layers
 from .metrics import ConfidenceChange, Curve, confidence_change, deletion, insertion
 from .occlusion import Occlusion
+from ..probe import LayerRef, spatial_layers
 from .sanity import SanityReport, sanity_check
 from .similarity import spearman, ssim
 from .targets import TargetSpec

@@ -10,7 +10,7 @@ Protocol (every method, every batch size)::
 
 A subclass implements ``_attribute(x, target, progress)``; the CAM family narrows that
 to one ``_weights`` override (see :mod:`.cam`). The base handles input batching, the
-model's state (:mod:`.state`), the target layer (:mod:`.layers`), optional speed-ups
+model's state (:func:`convscope.probe.model_state`), the target layer (:mod:`.layers`), optional speed-ups
 (:mod:`.speed`) and progress reporting, once.
 """
 
@@ -28,10 +28,9 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
-from .hooks import capture
-from .layers import LayerRef, resolve_layer
-from .speed import folded_copy, model_version
-from .state import explaining
+from ..probe import LayerRef, capture, model_state, model_version
+from .layers import resolve_layer
+from .speed import folded_copy
 from .targets import Target, TargetSpec, resolve_target
 
 Progress = Callable[[int, int], None]
@@ -140,7 +139,7 @@ class Method:
     def __call__(self, x: Any, target: TargetSpec = None, *, progress: Progress | None = None) -> Attribution:
         """Explain ``target`` for every sample of ``x`` (anything :meth:`Model.batch` accepts)."""
         x = self.model.batch(x)
-        with explaining(self.net):
+        with model_state(self.net, freeze=True):
             return self._attribute(x, target, progress or self.progress or _silent)
 
     def _attribute(self, x: torch.Tensor, target: TargetSpec, progress: Progress) -> Attribution:
@@ -178,11 +177,11 @@ class Method:
                          grad_above: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Model output and the layer's activation; with ``grad_above`` the output is
         differentiable with respect to that activation only (no graph below the layer)."""
-        with capture(net, layer, grad_above) as box, torch.no_grad():
+        with capture(net, layer, grad_above=grad_above) as box, torch.no_grad():
             out = net(self.prepare_input(x))
-        if box.activation is None:
-            raise ConvscopeError(f"layer {layer.name!r} was not reached in the forward")
-        return out, box.activation
+        if box.value is None:
+            raise ConvscopeError(f"layer {str(layer)!r} was not reached in the forward")
+        return out, box.value
 
     def input_gradient(self, x: torch.Tensor, target: TargetSpec | Target,
                        net: nn.Module | None = None) -> tuple[torch.Tensor, Target]:

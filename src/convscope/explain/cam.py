@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from .base import Attribution, Method, Progress, chunks, register, upsample
-from .layers import get_module, module_name
+from ..probe import get_module, module_name
 from .targets import Target, TargetSpec, resolve_target
 
 
@@ -69,7 +69,7 @@ class CAMMethod(Method):
         cam = (W * A).sum(1)
         if self.relu:
             cam = cam.clamp(min=0)
-        return Attribution(upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, layer.name)
+        return Attribution(upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, str(layer))
 
 
 @register

@@ -89,7 +89,7 @@ class GuidedGradCAM(PixelMethod):
 
     def _attribute(self, x, target, progress):
         result = super()._attribute(x, target, progress)
-        result.layer = self.gradcam.layer_ref(x).name
+        result.layer = str(self.gradcam.layer_ref(x))
         return result
 
     def _raw(self, net, x, target, progress):

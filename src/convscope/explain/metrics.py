@@ -26,8 +26,8 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
+from ..probe import model_state
 from .base import Attribution, Progress, _silent, chunks
-from .state import explaining
 from .targets import Target, TargetSpec, resolve_target
 
 
@@ -121,7 +121,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
     b_all = torch.arange(B, device=x.device).repeat_interleave(steps + 1)
     i_all = torch.arange(steps + 1, device=x.device).repeat(B)
     scores = torch.zeros(B, steps + 1, device=x.device)
-    with explaining(model.net) as net:
+    with model_state(model.net, freeze=True) as net:
         tgt = _target(net, x, maps, target)
         parts = chunks(len(b_all), batch_size)
         for done, part in enumerate(parts):
@@ -161,7 +161,7 @@ def confidence_change(model: Model | nn.Module, x: Any, maps: Attribution | torc
     flat = m.flatten(1)
     lo, hi = flat.amin(1).view(-1, 1, 1), flat.amax(1).view(-1, 1, 1)
     scaled = torch.where(hi > lo, (m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)), torch.zeros_like(m))
-    with explaining(model.net) as net, torch.no_grad():
+    with model_state(model.net, freeze=True) as net, torch.no_grad():
         tgt = _target(net, x, maps, target)
         y = tgt.probabilities(net(x)).float()
         o = tgt.probabilities(net(x * scaled.unsqueeze(1))).float()

@@ -33,9 +33,9 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
+from ..probe import model_state, module_name
 from .base import Progress, _silent, get_method
 from .similarity import spearman, ssim
-from .state import explaining
 from .targets import TargetSpec, resolve_target
 
 
@@ -151,9 +151,8 @@ def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gr
     progress = progress or _silent
     x = model.batch(x)
     if isinstance(layer, nn.Module):
-        from .layers import module_name
         layer = module_name(model.net, layer)
-    with explaining(model.net) as net, torch.no_grad():
+    with model_state(model.net, freeze=True) as net, torch.no_grad():
         tgt = resolve_target(target, net(x))
     if tgt.classes is None:
         raise ConvscopeError("the sanity check explains classes: give None, a class index or a list")

@@ -13,49 +13,31 @@ checked against the original on the dry-run input and discarded if they disagree
 from __future__ import annotations
 
 import copy
-import threading
 
 import torch
 from torch import nn
 
-from .layers import get_module
+from ..probe import get_module, observe
 
 
 def _pairs(net: nn.Module, x: torch.Tensor) -> list[tuple[str, str]]:
-    me = threading.get_ident()
+    names = {m: n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))}
     conv_out: dict[int, list[str]] = {}
     bn_in: list[tuple[str, int]] = []
     calls: dict[str, int] = {}
-    handles = []
-
-    def conv_hook(name):
-        def hook(_m, _i, out):
-            if threading.get_ident() == me:
-                calls[name] = calls.get(name, 0) + 1
-                conv_out.setdefault(id(out), []).append(name)
-        return hook
-
-    def bn_hook(name):
-        def hook(_m, inp, _o):
-            if threading.get_ident() == me:
-                calls[name] = calls.get(name, 0) + 1
-                bn_in.append((name, id(inp[0])))
-        return hook
-
     outs = []  # keep outputs alive so ids stay unique during the run
-    try:
-        for name, m in net.named_modules():
-            if isinstance(m, nn.BatchNorm2d):
-                handles.append(m.register_forward_hook(bn_hook(name)))
-            elif isinstance(m, nn.Conv2d):
-                handles.append(m.register_forward_hook(conv_hook(name)))
-        keep = lambda _m, _i, o: outs.append(o)  # noqa: E731
-        handles += [m.register_forward_hook(keep) for m in net.modules() if isinstance(m, nn.Conv2d)]
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def hook(m, inp, out):
+        name = names[m]
+        calls[name] = calls.get(name, 0) + 1
+        if isinstance(m, nn.BatchNorm2d):
+            bn_in.append((name, id(inp[0])))
+        else:
+            conv_out.setdefault(id(out), []).append(name)
+            outs.append(out)
+
+    with observe(names, hook), torch.no_grad():
+        net(x)
     pairs = []
     for bn, tid in bn_in:
         convs = conv_out.get(tid, [])
@@ -107,8 +89,3 @@ def folded_copy(net: nn.Module, x: torch.Tensor, keep: set[str] = frozenset(),
     if not torch.allclose(got, ref, rtol=0, atol=float(rtol * scale)):
         return None
     return clone
-
-
-def model_version(net: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer of ``net`` is replaced or modified in place."""
-    return tuple((id(t), t._version) for t in (*net.parameters(), *net.buffers()))

@@ -24,7 +24,7 @@ import torch
 from ..errors import ConvscopeError, NotFound
 from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
-from ..explain.layers import dry_run
+from ..probe import spatial_layers
 from ..explain.options import default_options
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
@@ -58,22 +58,16 @@ _LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, list[dict[str, Any]]]" = we
 _LAYERS_LOCK = threading.Lock()
 
 
-def spatial_layers(te: TraceEntry) -> list[dict[str, Any]]:
-    """Module layers with a spatial output (C, h, w), h * w > 1, ordered by their last call.
-
-    A module called several times counts at its last call, as the explain methods take
-    it, so the last entry is the methods' default layer. One dry run per model (the
-    input size is fixed by the model's preprocessing).
+def layer_menu(te: TraceEntry) -> list[dict[str, Any]]:
+    """The layer menu: :func:`convscope.probe.spatial_layers` as ``{name, shape}`` (``name#k``
+    for a later call of a shared module); the last entry is the methods' default layer.
+    One dry run per model (the input size is fixed by the model's preprocessing).
     """
     net = te.model.net
     with _LAYERS_LOCK:
         if net in _LAYERS:
             return _LAYERS[net]
-    last: dict[str, tuple[int, ...]] = {}
-    for name, shape in dry_run(net, te.x[:1]):
-        last.pop(name, None)
-        last[name] = shape
-    layers = [{"name": n, "shape": list(s[1:])} for n, s in last.items() if len(s) == 4 and s[2] * s[3] > 1]
+    layers = [{"name": str(ref), "shape": list(ref.shape[1:])} for ref in spatial_layers(net, te.x)]
     with _LAYERS_LOCK:
         _LAYERS[net] = layers
     return layers
@@ -90,7 +84,7 @@ def class_count(te: TraceEntry) -> int:
 def options_json(te: TraceEntry) -> dict[str, Any]:
     """What the panel's menus offer: methods, spatial layers with the default, classes, the prediction."""
     n = class_count(te)
-    layers = spatial_layers(te)
+    layers = layer_menu(te)
     if not layers:
         raise ConvscopeError(f"model {te.model_name!r} has no layer with a spatial output to explain")
     default = layers[-1]["name"]  # what resolve_layer(net, None, x) picks: the last spatial call
@@ -112,7 +106,7 @@ def check_request(te: TraceEntry, method: str, layer: str | None, target: int | 
     if not cls.uses_layer:
         return cls, None, target
     if layer:
-        names = {l["name"] for l in spatial_layers(te)}
+        names = {l["name"] for l in layer_menu(te)}
         if layer not in names:
             if layer in dict(te.model.net.named_modules()):
                 raise ConvscopeError(f"layer {layer!r} has no spatial (C, h, w) output to explain")
@@ -262,5 +256,4 @@ def _num(v: float) -> float | None:
     return v if np.isfinite(v) else None
 
 
-__all__ = ["Explainers", "attribution_json", "check_method", "method_options", "options_json", "sanity_json",
-           "spatial_layers"]
+__all__ = ["Explainers", "attribution_json", "check_method", "layer_menu", "method_options", "options_json", "sanity_json"]
