@@ -24,10 +24,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The rename is atomic on POSIX, so readers see either the old file or the new one.
     A full disk becomes a clear :class:`ConvscopeError` and the old file stays intact.
+    A process killed mid-write leaves its ``.NAME.XXXX.tmp`` behind; the folder's
+    owner removes those with :func:`remove_temp_files`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     tmp_path = Path(tmp)
@@ -36,14 +38,65 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except OSError as exc:
+    except BaseException as exc:
+        why = out_of_room(exc, tmp_path)  # asked before the unlink frees the room
         tmp_path.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise ConvscopeError(f"no space left on the device while writing {path}; the previous file is intact") from None
+        if why is not None:
+            kept = "; the previous file is intact" if path.exists() else ""
+            raise ConvscopeError(f"{why} while writing {path}{kept}") from None
         raise
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when killed mid-write.
+
+    Only the folder's single writer may call this (for a run folder: the holder of its
+    :class:`~convscope.train.runlock.RunLock`), or it would delete a write in progress.
+    """
+    removed = []
+    for tmp in Path(folder).glob(f".*.*{TEMP_SUFFIX}"):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def out_of_room(exc: BaseException, written: str | Path | None = None) -> str | None:
+    """"no space left on the device" (or the file-size limit) when that is why a write failed; else None.
+
+    ``torch.save`` to a path loses the OS error (it raises ``RuntimeError: unexpected
+    pos``), so for errors without an errno the file system and ``ulimit -f`` are asked:
+    a full disk has no free block left, and a file cut by the limit is exactly its size.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        code = exc.errno
+    elif isinstance(exc, (OSError, RuntimeError)) and written is not None:
+        code = _room_errno(Path(written))
+    else:
+        return None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device"
+    if code == errno.EFBIG:
+        return "the file size limit (ulimit -f) was reached"
+    return None
+
+
+def _room_errno(written: Path) -> int | None:
+    try:
+        fs = os.statvfs(written.parent)
+        if fs.f_bavail == 0 or fs.f_bfree == 0:
+            return errno.ENOSPC
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and written.is_file() and written.stat().st_size >= limit:
+            return errno.EFBIG
+    except (OSError, ImportError, ValueError):
+        pass
+    return None
 
 
 def _umask() -> int:

@@ -7,6 +7,7 @@ was made.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -57,13 +58,15 @@ class TrainConfig:
             self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
-            (self.lr > 0, f"--lr must be positive, not {self.lr}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, not {self.weight_decay}"),
+            (_finite(self.lr) and self.lr > 0, f"--lr must be a positive finite number, not {self.lr}"),
+            (_finite(self.momentum) and 0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
+            (_finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be a finite number >= 0, not {self.weight_decay}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}"),
             (self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"),
-            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), not {self.dropout}"),
+            (_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), not {self.dropout}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}"),
             (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
             (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 1),
@@ -135,3 +138,8 @@ class TrainConfig:
                     f"only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES[:3])} may"
                 )
         return TrainConfig.from_dict(d)
+
+
+def _finite(value: Any) -> bool:
+    """A real number that is neither NaN nor infinite (argparse's ``float`` accepts 'inf' and 'nan')."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -9,12 +9,15 @@ the same scalars plus a histogram of every weight tensor per epoch.
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 
-from ..io_utils import write_text_atomic
+from ..errors import ConvscopeError
+from ..io_utils import out_of_room, write_text_atomic
 
 METRICS = "metrics.jsonl"
 SCALARS = {  # metrics key -> TensorBoard tag
@@ -59,7 +62,8 @@ class RunLog:
 
     ``history`` is what the run's checkpoint says happened; on resume the metrics file
     is rewritten to match it, dropping epochs logged after that checkpoint was saved,
-    and TensorBoard is told to purge events after it.
+    and TensorBoard is told to purge events after it. A full disk while logging is a
+    one-line :class:`ConvscopeError` naming the file, like every other write of a run.
     """
 
     def __init__(self, out: str | Path, history: Iterable[dict[str, Any]] = (), tensorboard: bool = True) -> None:
@@ -72,22 +76,68 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.out), purge_step=len(history) + 1 if history else None)
+            _quiet_tensorboard_thread()
+            with self._room(f"TensorBoard events in {self.out}"):
+                self.writer = SummaryWriter(str(self.out), purge_step=len(history) + 1 if history else None)
 
     def log_epoch(self, record: dict[str, Any], params: dict[str, torch.Tensor]) -> None:
         """Append ``record`` and log it with a histogram of each tensor in ``params`` (CPU copies)."""
-        with open(self.path, "a", encoding="utf-8") as f:
+        with self._room(str(self.path)), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
             step = int(record["epoch"])
-            for key, tag in SCALARS.items():
-                if record.get(key) is not None:
-                    self.writer.add_scalar(tag, record[key], step)
-            for name, tensor in params.items():
-                add_histogram(self.writer, f"weights/{name}", tensor, step)
-            self.writer.flush()
+            with self._room(f"TensorBoard events in {self.out}"):
+                for key, tag in SCALARS.items():
+                    if record.get(key) is not None:
+                        self.writer.add_scalar(tag, record[key], step)
+                for name, tensor in params.items():
+                    add_histogram(self.writer, f"weights/{name}", tensor, step)
+                self.writer.flush()
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Close the event file; ``quiet``: while another error is on its way, raise none of its own."""
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            try:
+                with self._room(f"TensorBoard events in {self.out}"):
+                    writer.close()
+            except Exception:
+                if not quiet:
+                    raise
+
+    @staticmethod
+    @contextmanager
+    def _room(what: str) -> Iterator[None]:
+        """Turn a full disk (or ``ulimit -f``) inside the block into a one-line ConvscopeError."""
+        try:
+            yield
+        except OSError as exc:
+            why = out_of_room(exc)
+            if why is None:
+                raise
+            raise ConvscopeError(f"{why} while writing {what}") from None
+
+
+def _quiet_tensorboard_thread() -> None:
+    """Keep TensorBoard's writer thread from printing a traceback when a write fails.
+
+    The thread stores its error and TensorBoard re-raises it from the next ``flush()`` or
+    ``close()`` in the caller (where :class:`RunLog` reports it in one line); the thread's
+    own printout would only put a traceback on the screen. Installed once; every other
+    thread's errors go to the previous hook unchanged.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "_convscope", False):
+        return
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # another TensorBoard layout: its printout stays
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.thread, _AsyncWriterThread) and getattr(args.thread, "exception", None) is args.exc_value:
+            return
+        previous(args)
+
+    hook._convscope = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
