@@ -17,12 +17,13 @@ from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
 from .registry import TraceEntry
 from .encoding import pack_map
 
+# Plain text (Unicode superscripts, no markup): the page shows every string it is sent as text.
 FORMULAS = {
     "relu": ("ReLU", "ReLU(x) = max(0, x)"),
     "relu6": ("ReLU6", "ReLU6(x) = min(max(0, x), 6)"),
-    "silu": ("SiLU", "SiLU(x) = x · σ(x) = x / (1 + e<sup>−x</sup>)"),
-    "sigmoid": ("σ", "σ(x) = 1 / (1 + e<sup>−x</sup>)"),
-    "tanh": ("tanh", "tanh(x) = (e<sup>x</sup> − e<sup>−x</sup>) / (e<sup>x</sup> + e<sup>−x</sup>)"),
+    "silu": ("SiLU", "SiLU(x) = x · σ(x) = x / (1 + e⁻ˣ)"),
+    "sigmoid": ("σ", "σ(x) = 1 / (1 + e⁻ˣ)"),
+    "tanh": ("tanh", "tanh(x) = (eˣ − e⁻ˣ) / (eˣ + e⁻ˣ)"),
 }
 TOP_CONTRIBUTIONS = 24
 TOP_SOFTMAX = 10

@@ -7,16 +7,20 @@ export class ApiError extends Error {
   }
 }
 
-// The access token (convscope serve --token, or on a non-local address): read once from
-// the page's ?token= and kept for the session; sent on every API call.
-const TOKEN = (() => {
-  const fromUrl = new URLSearchParams(location.search).get("token");
-  try {
-    if (fromUrl) sessionStorage.setItem("convscope-token", fromUrl);
-    return fromUrl || sessionStorage.getItem("convscope-token");
-  } catch (e) { return fromUrl; }
-})();
-export const authed = (init = {}) => (TOKEN ? { ...init, headers: { ...(init.headers || {}), "X-Convscope-Token": TOKEN } } : init);
+// The access token (convscope serve --token, or on a non-local address) arrives once, in the
+// printed address (?token=...). The server answers that first load with an HttpOnly cookie
+// that every later same-origin request (fetch and <img>) carries, so the page never stores
+// or sends the token itself: it takes it out of the address bar at once, where it would stay
+// in the history and in every copied link, and out of the reach of scripts.
+function forgetToken() {
+  const url = new URL(location.href);
+  if (url.searchParams.has("token")) {
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url);
+  }
+  try { sessionStorage.removeItem("convscope-token"); } catch (e) { /* storage disabled */ }  // older pages kept it there
+}
+forgetToken();
 
 async function check(res) {
   if (res.ok) return res;
@@ -30,14 +34,14 @@ async function check(res) {
 }
 
 export async function getJSON(url) {
-  const res = await check(await fetch(url, authed()));
+  const res = await check(await fetch(url));
   return res.json();
 }
 
 export async function postFile(url, blob, filename = "image") {
   const form = new FormData();
   form.append("file", blob, filename);
-  const res = await check(await fetch(url, authed({ method: "POST", body: form })));
+  const res = await check(await fetch(url, { method: "POST", body: form }));
   return res.json();
 }
 
@@ -70,7 +74,7 @@ export function decodeArray(buffer) {
 
 /** Decode several arrays sent in one response (the server's encode_many). */
 export async function getMany(url) {
-  const res = await check(await fetch(url, authed()));
+  const res = await check(await fetch(url));
   const buf = await res.arrayBuffer();
   const view = new DataView(buf);
   const n = view.getUint32(0, true);

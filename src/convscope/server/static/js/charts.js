@@ -27,7 +27,7 @@ export function ticks(lo, hi, n = 5) {
  * opts: {title, xLabel, ymin, ymax, percent}. Missing values (null) break the line.
  */
 export function lineChart(svg, series, opts = {}) {
-  svg.innerHTML = "";
+  svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const pts = series.flatMap((sr) => sr.xs.map((x, i) => [x, sr.ys[i]]).filter(([, y]) => y !== null && y !== undefined));
   svg.dataset.points = pts.length;

@@ -1,5 +1,7 @@
 // Colour scales for activation maps. Display only: values and ranges come from the server.
 
+import { el } from "./dom.js";
+
 // ColorBrewer RdBu (11 classes), reversed so that negative = blue, 0 = white, positive = red.
 const RDBU = ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
               "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"];
@@ -97,11 +99,13 @@ export function inkFor(scale, v, lo, hi) {
 /** A small colour legend element: gradient bar with its two end values. */
 export function legend(scale, lo, hi, fmt) {
   const [a, b] = displayRange(scale, lo, hi);
-  const el = document.createElement("div");
-  el.className = "legend";
-  el.innerHTML = `<span class="bar" style="background:${SCALE_CSS[scale] || SCALE_CSS.diverging}"></span>` +
-    `<span class="ends"><span>${fmt(a)}</span><span>${fmt(b)}</span></span>`;
-  return el;
+  const bar = el("span", "bar");
+  bar.style.background = SCALE_CSS[scale] || SCALE_CSS.diverging;
+  const ends = el("span", "ends");
+  ends.append(el("span", "", fmt(a)), el("span", "", fmt(b)));
+  const box = el("div", "legend");
+  box.append(bar, ends);
+  return box;
 }
 
 export function fmt(v, digits = 3) {

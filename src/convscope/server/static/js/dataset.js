@@ -6,16 +6,10 @@
 import { getJSON } from "./api.js";
 import { runJob, progressBar } from "./jobs.js";
 import { Scatter, classColor } from "./scatter.js";
+import { el, fill, html } from "./dom.js";
 
 const enc = encodeURIComponent;
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
-
-function h(tag, cls, html) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (html !== undefined) e.innerHTML = html;
-  return e;
-}
 
 export class DatasetView {
   constructor(root) {
@@ -37,45 +31,45 @@ export class DatasetView {
   }
 
   thumb(row, caption, cls = "") {
-    const t = h("button", `thumb ${cls}`);
+    const t = el("button", `thumb ${cls}`);
     t.dataset.image = row.image;
     t.title = `row ${row.row} (dataset index ${row.index}): true ${row.true_name}, predicted ${row.pred_name} ` +
       `(${pct(row.confidence)}); click to open it in the explorer`;
-    t.innerHTML = `<img loading="lazy" src="${this.base()}/images/${row.row}.png" alt=""><span>${caption}</span>`;
+    fill(t, html`<img loading="lazy" src="${this.base()}/images/${row.row}.png" alt="">`, el("span", "", caption));
     t.onclick = () => this.open(row.image);
     return t;
   }
 
   async start() {
     document.body.dataset.dataset = "loading";
-    this.root.innerHTML = "";
-    const bar = h("div", "ds-bar");
+    this.root.replaceChildren();
+    const bar = el("div", "ds-bar");
     this.root.appendChild(bar);
     let info;
     try {
       info = await getJSON(`/api/models/${enc(this.model)}/dataset`);
     } catch (e) {
-      bar.innerHTML = `<div class="note">${e.message}</div>`;
+      fill(bar, el("div", "note", e.message));
       document.body.dataset.dataset = "error";
       return;
     }
-    const sel = h("select");
+    const sel = el("select");
     sel.setAttribute("aria-label", "split");
     info.splits.forEach((s) => sel.appendChild(new Option(s, s)));
     sel.value = this.split;
     sel.onchange = () => { this.split = sel.value; this.start(); };
-    const label = h("label", "picker", `<b>${this.model}</b> on <b>${info.dataset}</b> (split seed ${info.split_seed}) · split `);
+    const label = el("label", "picker", html`<b>${this.model}</b> on <b>${info.dataset}</b> (split seed ${info.split_seed}) · split `);
     label.appendChild(sel);
     this.progress = progressBar();
     bar.append(label, this.progress);
-    this.body = h("div", "ds-body");
+    this.body = el("div", "ds-body");
     this.root.appendChild(this.body);
     try {
       await runJob(`${this.base()}/pass`, this.progress, `pass over ${this.split}`);
       await this.render();
       document.body.dataset.dataset = "ready";
     } catch (e) {
-      this.body.innerHTML = `<div class="message error">${e.message}</div>`;
+      fill(this.body, el("div", "message error", e.message));
       document.body.dataset.dataset = "error";
     }
   }
@@ -83,21 +77,21 @@ export class DatasetView {
   async render() {
     const s = await getJSON(`${this.base()}/summary`);
     this.summary = s;
-    this.body.innerHTML = "";
-    const top = h("div", "ds-top");
-    const head = h("div", "ds-stats");
-    head.innerHTML = `<div class="big" data-value="${s.accuracy}">${pct(s.accuracy)}</div>` +
-      `<div class="note">accuracy on ${s.count.toLocaleString()} ${s.split} images · ${s.errors} mistakes · ` +
-      `mean loss ${s.mean_loss.toFixed(4)}</div>` + (s.note ? `<div class="note">${s.note}</div>` : "");
+    this.body.replaceChildren();
+    const top = el("div", "ds-top");
+    const head = el("div", "ds-stats");
+    fill(head, html`<div class="big" data-value="${s.accuracy}">${pct(s.accuracy)}</div>`,
+      el("div", "note", `accuracy on ${s.count.toLocaleString()} ${s.split} images · ${s.errors} mistakes · ` +
+        `mean loss ${s.mean_loss.toFixed(4)}`), s.note && el("div", "note", s.note));
     head.appendChild(this.perClass(s));
     top.append(head, this.confusion(s));
-    this.cellBox = h("div", "ds-section cell-box");
+    this.cellBox = el("div", "ds-section cell-box");
     this.cellBox.hidden = true;
     this.body.append(top, this.cellBox);
     const [mistakes, random] = await Promise.all([
       getJSON(`${this.base()}/mistakes?limit=48`), getJSON(`${this.base()}/random?count=24&seed=0`)]);
     this.body.appendChild(this.gallery(`misclassified: the ${mistakes.rows.length} most confident of ${mistakes.count} mistakes`,
-      mistakes.rows, (r) => `${r.true_name} → <b>${r.pred_name}</b> ${pct(r.confidence)}`, "mistakes"));
+      mistakes.rows, (r) => html`${r.true_name} → <b>${r.pred_name}</b> ${pct(r.confidence)}`, "mistakes"));
     this.body.appendChild(this.gallery("True / Pred: random images (red: wrong)", random.rows,
       (r) => `T ${r.true_name} / P ${r.pred_name}`, "true-pred", (r) => (r.true === r.pred ? "ok" : "wrong")));
     this.body.appendChild(this.embeddingBox());
@@ -105,12 +99,12 @@ export class DatasetView {
   }
 
   perClass(s) {
-    const box = h("div", "per-class");
+    const box = el("div", "per-class");
     s.classes.forEach((name, k) => {
       const a = s.per_class_accuracy[k];
-      const row = h("div", "pc-row");
-      row.innerHTML = `<span class="pc-name">${name}</span><span class="pc-bar"><span style="width:${100 * (a || 0)}%;background:${classColor(k)}"></span></span>` +
-        `<span class="pc-val" data-value="${a}">${pct(a)}</span>`;
+      const row = el("div", "pc-row");
+      fill(row, html`<span class="pc-name">${name}</span><span class="pc-bar"><span style="width:${100 * (a || 0)}%;background:${classColor(k)}"></span></span>`,
+        html`<span class="pc-val" data-value="${a}">${pct(a)}</span>`);
       box.appendChild(row);
     });
     return box;
@@ -118,19 +112,19 @@ export class DatasetView {
 
   confusion(s) {
     const cm = s.confusion, k = cm.length;
-    const box = h("div", "ds-section confusion-box");
-    box.appendChild(h("div", "ds-title", "confusion matrix (rows: true class, columns: predicted); click a cell"));
-    const t = h("table", "confusion");
-    const head = h("tr");
-    head.appendChild(h("th", "corner", "true \\ pred"));
-    s.classes.forEach((c) => head.appendChild(h("th", "", c)));
+    const box = el("div", "ds-section confusion-box");
+    box.appendChild(el("div", "ds-title", "confusion matrix (rows: true class, columns: predicted); click a cell"));
+    const t = el("table", "confusion");
+    const head = el("tr");
+    head.appendChild(el("th", "corner", "true \\ pred"));
+    s.classes.forEach((c) => head.appendChild(el("th", "", c)));
     t.appendChild(head);
     cm.forEach((row, i) => {
-      const tr = h("tr");
-      tr.appendChild(h("th", "", s.classes[i]));
+      const tr = el("tr");
+      tr.appendChild(el("th", "", s.classes[i]));
       const total = row.reduce((a, b) => a + b, 0) || 1;
       row.forEach((v, j) => {
-        const td = h("td", i === j ? "diag" : "");
+        const td = el("td", i === j ? "diag" : "");
         td.textContent = v;
         td.dataset.true = i;
         td.dataset.pred = j;
@@ -164,20 +158,20 @@ export class DatasetView {
   }
 
   gallery(title, rows, caption, cls, rowCls = () => "") {
-    const box = h("div", `ds-section gallery-box ${cls}`);
-    box.appendChild(h("div", "ds-title", title));
-    const g = h("div", "gallery");
+    const box = el("div", `ds-section gallery-box ${cls}`);
+    box.appendChild(el("div", "ds-title", title));
+    const g = el("div", "gallery");
     rows.forEach((r) => g.appendChild(this.thumb(r, caption(r), rowCls(r))));
-    if (!rows.length) g.appendChild(h("div", "note", "none"));
+    if (!rows.length) g.appendChild(el("div", "note", "none"));
     box.appendChild(g);
     return box;
   }
 
   embeddingBox() {
-    const box = h("div", "ds-section embedding-box");
-    const bar = h("div", "ds-title");
-    bar.innerHTML = `<span>embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>)</span>`;
-    const sel = h("select");
+    const box = el("div", "ds-section embedding-box");
+    const bar = el("div", "ds-title");
+    fill(bar, html`<span>embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>)</span>`);
+    const sel = el("select");
     sel.setAttribute("aria-label", "embedding method");
     [["pca", "PCA"], ["tsne", "t-SNE"], ["umap", "UMAP"]].forEach(([v, t]) => sel.appendChild(new Option(t, v)));
     sel.value = this.method;
@@ -185,13 +179,13 @@ export class DatasetView {
     bar.appendChild(sel);
     this.embProgress = progressBar();
     bar.appendChild(this.embProgress);
-    const legend = h("div", "emb-legend");
-    legend.innerHTML = this.summary.classes.map((c, k) => `<span><i style="background:${classColor(k)}"></i>${c}</span>`).join("") +
-      `<span>● correct</span><span>✕ misclassified</span>`;
-    this.canvas = h("canvas", "scatter");
-    this.hoverTip = h("div", "emb-tip");
+    const legend = el("div", "emb-legend");
+    fill(legend, this.summary.classes.map((c, k) => html`<span><i style="background:${classColor(k)}"></i>${c}</span>`),
+      html`<span>● correct</span><span>✕ misclassified</span>`);
+    this.canvas = el("canvas", "scatter");
+    this.hoverTip = el("div", "emb-tip");
     this.hoverTip.hidden = true;
-    const stage = h("div", "emb-stage");
+    const stage = el("div", "emb-stage");
     stage.append(this.canvas, this.hoverTip);
     box.append(bar, legend, stage);
     return box;
@@ -211,8 +205,8 @@ export class DatasetView {
         this.hoverTip.hidden = false;
         this.hoverTip.style.left = `${ev.clientX - r.left + 12}px`;
         this.hoverTip.style.top = `${ev.clientY - r.top + 12}px`;
-        this.hoverTip.innerHTML = `<img src="${this.base()}/images/${i}.png" alt=""><div>true ${names[e.label[i]]}` +
-          `<br>pred ${names[e.pred[i]]}${e.correct[i] ? "" : " ✕"}<br><span class="note">row ${i}</span></div>`;
+        fill(this.hoverTip, html`<img src="${this.base()}/images/${i}.png" alt=""><div>true ${names[e.label[i]]}`,
+          html`<br>pred ${names[e.pred[i]]}${e.correct[i] ? "" : " ✕"}<br><span class="note">row ${i}</span></div>`);
       },
       onClick: (i) => this.open(`${e.image_prefix}${i}`),
     });

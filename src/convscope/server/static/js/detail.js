@@ -1,7 +1,8 @@
 // Detail views: the arithmetic behind one neuron, with the server's real numbers.
 
 import { fmt } from "./colors.js";
-import { el, mapView, grid, num } from "./widgets.js";
+import { el, fill, html } from "./dom.js";
+import { mapView, grid, num } from "./widgets.js";
 
 const POS_DELAY = 450;
 
@@ -10,12 +11,18 @@ function signed(v, digits) {
   return `${v < 0 ? "−" : "+"} ${fmt(Math.abs(v), digits)}`;
 }
 
+/** The computed value (data-k="value") and, beside it, the trace's own value for the same neuron. */
+function valueAndTrace(value, traced) {
+  return [html`<b class="num" data-k="value" data-value="${value}">${fmt(value, 5)}</b>`,
+    html`<span class="check" data-k="trace-value" data-value="${traced}">trace: ${fmt(traced, 5)}</span>`];
+}
+
 /** Render a detail JSON `d` into `root`. ctx: {fetchDetail(params) -> Promise<json>, onClose, hover(text|null, ev)}. */
 export function renderDetail(root, d, ctx) {
-  root.innerHTML = "";
+  root.replaceChildren();
   root.hidden = false;
   const head = el("header", "detail-head");
-  head.innerHTML = `<h2>${d.title}</h2><span class="sub">${d.subtitle || ""}</span>`;
+  head.append(el("h2", "", d.title), el("span", "sub", d.subtitle || ""));
   const close = el("button", "close", "×");
   close.title = "close";
   close.onclick = ctx.onClose;
@@ -30,8 +37,9 @@ export function renderDetail(root, d, ctx) {
 
 const VIEWS = { conv: conv, activation, pool, batchnorm, linear, flatten, softmax, generic };
 
-function formulaBox(html) {
-  return el("div", "formula", html);
+/** A formula line: the server's plain text, or html`` markup the page writes around its numbers. */
+function formulaBox(...parts) {
+  return el("div", "formula", parts);
 }
 
 // -- convolution -----------------------------------------------------------------------
@@ -39,7 +47,7 @@ function conv(body, d, ctx) {
   const k = d.channels;
   // elastic view
   const sec = el("section", "elastic");
-  sec.appendChild(el("h3", "", `Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
+  sec.appendChild(el("h3", "", html`Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
   const wrap = el("div", "elastic-wrap");
   const rows = el("div", "elastic-rows");
   const lo = Math.min(...k.map((c) => c.intermediate.min));
@@ -57,19 +65,22 @@ function conv(body, d, ctx) {
   });
   wrap.appendChild(rows);
   const sum = el("div", "elastic-sum");
-  const more = d.page.total > k.length ? `<div class="note">showing input channels ${d.page.start}–${d.page.start + k.length - 1} of ${d.page.total}; the sum uses all ${d.page.total}</div>` : "";
   sum.appendChild(el("div", "op big", "Σ"));
   const sumView = mapView(d.sum, { px: 120, label: `sum of ${d.page.total} intermediate maps` });
   sum.appendChild(sumView);
-  sum.appendChild(el("div", "op big", `+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
+  sum.appendChild(el("div", "op big", html`+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
   const outView = mapView(d.output, { px: 120, label: `${d.layer} · ch ${d.channel}` });
   sum.appendChild(outView);
-  sum.insertAdjacentHTML("beforeend", more);
+  if (d.page.total > k.length) {
+    sum.appendChild(el("div", "note", `showing input channels ${d.page.start}–${d.page.start + k.length - 1} of ${d.page.total}; the sum uses all ${d.page.total}`));
+  }
   wrap.appendChild(sum);
   if (d.page.total > k.length || d.page.start > 0) {
     const pager = el("div", "pager detail-pager");
-    pager.innerHTML = `<button ${d.page.start === 0 ? "disabled" : ""}>‹ previous inputs</button><button ${d.page.start + k.length >= d.page.total ? "disabled" : ""}>next inputs ›</button>`;
-    const [prev, next] = pager.querySelectorAll("button");
+    const prev = el("button", "", "‹ previous inputs"), next = el("button", "", "next inputs ›");
+    prev.disabled = d.page.start === 0;
+    next.disabled = d.page.start + k.length >= d.page.total;
+    pager.append(prev, next);
     prev.onclick = () => ctx.reload({ start: Math.max(0, d.page.start - d.page.count) });
     next.onclick = () => ctx.reload({ start: d.page.start + d.page.count });
     sec.appendChild(pager);
@@ -106,7 +117,7 @@ function elasticLines(wrap, rows, target) {
 function convFormula(d, ctx) {
   const p = d.params;
   const sec = el("section", "conv-formula");
-  sec.appendChild(el("h3", "", `Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
+  sec.appendChild(el("h3", "", html`Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
   const controls = el("div", "controls");
   const play = el("button", "play", "▶ play");
   const chooser = el("select", "in-channel");
@@ -124,7 +135,7 @@ function convFormula(d, ctx) {
   function draw() {
     const c = d.channels.find((c) => c.index === state.index) || d.channels[0];
     const pos = state.pos;
-    stage.innerHTML = "";
+    stage.replaceChildren();
     const inView = mapView(c.input, { px: 150, label: `input: ${d.input_layer} · ch ${c.index}` });
     const w = pos.window;
     inView.mark([[w.top, w.left, w.height, w.width, "window"]]);
@@ -136,7 +147,7 @@ function convFormula(d, ctx) {
     outView.mark([[pos.y, pos.x, 1, 1, "cell"]]);
     stage.append(inView, el("span", "op", "→"), outView);
     const pc = pos.channels.find((p) => p.index === c.index) || pos.channels[0];
-    numbers.innerHTML = "";
+    numbers.replaceChildren();
     const row = el("div", "formula-grids");
     const allv = [...pc.patch.flat().filter((v) => v !== null)];
     row.append(
@@ -145,17 +156,16 @@ function convFormula(d, ctx) {
       grid(pc.kernel, { title: "kernel weights" }),
       el("span", "op", "="),
       grid(pc.products, { title: "products" }),
-      el("span", "op", `Σ = <span class="num" data-k="channel-sum" data-value="${pc.sum}">${fmt(pc.sum, 4)}</span>`),
+      el("span", "op", html`Σ = ${num(pc.sum, 4, "channel-sum")}`),
     );
     numbers.appendChild(row);
     const sums = pos.channel_sums;
     const terms = sums && sums.length <= 12
       ? sums.map((v, i) => (i === 0 ? fmt(v, 3) : signed(v, 3))).join(" ") : `(${pos.total_channels} channel sums)`;
     numbers.appendChild(formulaBox(
-      `output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = ` +
-      `${terms} ${signed(pos.bias ?? 0, 4)} = ` +
-      `<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
-      `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
+      html`output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = `,
+      html`${terms} ${signed(pos.bias ?? 0, 4)} = `,
+      html`<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = ${valueAndTrace(pos.value, pos.trace_value)}`));
     numbers.appendChild(el("div", "note",
       `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
       `padding (left, right, top, bottom) ${p.pad.join(", ")}; greyed window cells are padding (0)`));
@@ -193,7 +203,7 @@ function convFormula(d, ctx) {
 
 // -- elementwise activations ---------------------------------------------------------
 function activation(body, d, ctx) {
-  body.appendChild(formulaBox(`${d.formula}`));
+  body.appendChild(formulaBox(d.formula));
   body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${d.fname}(${fmt(vin, 4)}) = ${fmt(vout, 4)}`));
 }
 
@@ -206,7 +216,7 @@ function inOut(d, ctx, say) {
     a.mark([[y, x, 1, 1, "cell"]]);
     b.mark([[y, x, 1, 1, "cell"]]);
     const vin = a.value(y, x), vout = b.value(y, x);
-    read.innerHTML = `at (${y}, ${x}): <b>${say(y, x, vin, vout)}</b>`;
+    fill(read, `at (${y}, ${x}): `, el("b", "", say(y, x, vin, vout)));
   };
   for (const v of [a, b]) {
     v.canvas.addEventListener("mousemove", (ev) => {
@@ -228,7 +238,7 @@ function pool(body, d, ctx) {
   body.append(stage, numbers);
   let seq = 0;
   function draw(pos) {
-    stage.innerHTML = "";
+    stage.replaceChildren();
     const a = mapView(d.input, { px: 170, label: `input: ${d.input_layer} · ch ${d.channel}` });
     const w = pos.window;
     const marks = [[w.top, w.left, w.height, w.width, "window"]];
@@ -240,11 +250,10 @@ function pool(body, d, ctx) {
     });
     b.mark([[pos.y, pos.x, 1, 1, "cell"]]);
     stage.append(a, el("span", "op", "→"), b);
-    numbers.innerHTML = "";
+    numbers.replaceChildren();
     const local = pos.argmax ? [pos.argmax[0] - w.top, pos.argmax[1] - w.left] : null;
     numbers.append(grid(pos.values, { title: `window at (${w.top}, ${w.left}), ${w.height}×${w.width}`, mark: local }),
-      formulaBox(`${pos.formula} = <b class="num" data-k="value" data-value="${pos.value}">${fmt(pos.value, 5)}</b>` +
-        `<span class="check" data-k="trace-value" data-value="${pos.trace_value}">trace: ${fmt(pos.trace_value, 5)}</span>`));
+      formulaBox(html`${pos.formula} = ${valueAndTrace(pos.value, pos.trace_value)}`));
   }
   async function move(y, x) {
     const my = ++seq;
@@ -258,30 +267,28 @@ function pool(body, d, ctx) {
 // -- batchnorm ---------------------------------------------------------------------------
 function batchnorm(body, d, ctx) {
   body.appendChild(formulaBox(
-    `y = γ · (x − μ) / √(σ² + ε) + β = <b>scale</b> · x + <b>shift</b><br>` +
-    `γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → ` +
-    `scale = <span class="num" data-k="scale" data-value="${d.scale}">${fmt(d.scale, 5)}</span>, ` +
-    `shift = <span class="num" data-k="shift" data-value="${d.shift}">${fmt(d.shift, 5)}</span>`));
+    html`y = γ · (x − μ) / √(σ² + ε) + β = <b>scale</b> · x + <b>shift</b><br>`,
+    html`γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → `,
+    html`scale = ${num(d.scale, 5, "scale")}, shift = ${num(d.shift, 5, "shift")}`));
   body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} ${signed(d.shift, 4)} = ${fmt(vout, 4)}`));
 }
 
 // -- linear --------------------------------------------------------------------------------
 function linear(body, d) {
   body.appendChild(formulaBox(
-    `${d.layer}[${d.unit}] = Σ<sub>i</sub> w<sub>i</sub> x<sub>i</sub> + b = ` +
-    `${num(d.positive)} (positive terms) ${signed(d.negative, 4)} (negative terms) ${signed(d.bias ?? 0, 4)} = ` +
-    `<b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>` +
-    `<span class="check" data-k="trace-value" data-value="${d.trace_value}">trace: ${fmt(d.trace_value, 5)}</span>`));
+    html`${d.layer}[${d.unit}] = Σ<sub>i</sub> w<sub>i</sub> x<sub>i</sub> + b = `,
+    html`${num(d.positive)} (positive terms) ${signed(d.negative, 4)} (negative terms) ${signed(d.bias ?? 0, 4)} = `,
+    valueAndTrace(d.value, d.trace_value)));
   const maxAbs = Math.max(...d.top.map((t) => Math.abs(t.product)), 1e-12);
   const list = el("div", "contribs");
   list.appendChild(el("div", "note", `the ${d.top.length} largest of ${d.inputs} contributions w·x (by size)`));
   d.top.forEach((t) => {
     const r = el("div", `contrib ${t.product >= 0 ? "pos" : "neg"}`);
     const where = t.source ? ` ← ${d.source_layer}[${t.source.join(", ")}]` : "";
-    r.innerHTML = `<span class="cname">x<sub>${t.index}</sub>${where}</span>` +
-      `<span class="cterm">${fmt(t.w, 3)} × ${fmt(t.x, 3)}</span>` +
-      `<span class="cbar"><span style="width:${(50 * Math.abs(t.product)) / maxAbs}%"></span></span>` +
-      `<span class="cval">${fmt(t.product, 4)}</span>`;
+    fill(r, html`<span class="cname">x<sub>${t.index}</sub>${where}</span>`,
+      html`<span class="cterm">${fmt(t.w, 3)} × ${fmt(t.x, 3)}</span>`,
+      html`<span class="cbar"><span style="width:${(50 * Math.abs(t.product)) / maxAbs}%"></span></span>`,
+      html`<span class="cval">${fmt(t.product, 4)}</span>`);
     list.appendChild(r);
   });
   body.appendChild(list);
@@ -290,8 +297,8 @@ function linear(body, d) {
 // -- flatten -------------------------------------------------------------------------------
 function flatten(body, d) {
   body.appendChild(formulaBox(
-    `${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (index = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)` +
-    ` = <b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>`));
+    html`${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (index = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)`,
+    html` = <b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>`));
   if (d.input) {
     const v = mapView(d.input, { px: 160, label: `${d.input_layer} · ch ${d.source[0]}` });
     v.mark([[d.source[1], d.source[2], 1, 1, "cell"]]);
@@ -302,24 +309,24 @@ function flatten(body, d) {
 // -- softmax -------------------------------------------------------------------------------
 function softmax(body, d) {
   body.appendChild(formulaBox(
-    `p<sub>i</sub> = exp(z<sub>i</sub>) / Σ<sub>j</sub> exp(z<sub>j</sub>) &nbsp; over ${d.classes} classes; ` +
-    `Σ exp(z<sub>j</sub>) = <span class="num" data-k="sum-exp" data-value="${d.sum_exp}">${fmt(d.sum_exp, 5)}</span>` +
-    (d.shift ? ` &nbsp;(computed as exp(z − ${fmt(d.shift, 4)}) to stay finite)` : "")));
+    html`p<sub>i</sub> = exp(z<sub>i</sub>) / Σ<sub>j</sub> exp(z<sub>j</sub>) &nbsp; over ${d.classes} classes; `,
+    html`Σ exp(z<sub>j</sub>) = ${num(d.sum_exp, 5, "sum-exp")}`,
+    (d.shift ? html` &nbsp;(computed as exp(z − ${fmt(d.shift, 4)}) to stay finite)` : "")));
   const t = el("table", "softmax-table");
-  t.innerHTML = `<tr><th>class</th><th>logit z</th><th>exp(z${d.shift ? " − m" : ""})</th><th>÷ Σ</th><th>probability</th></tr>`;
+  fill(t, html`<tr><th>class</th><th>logit z</th><th>exp(z${d.shift ? " − m" : ""})</th><th>÷ Σ</th><th>probability</th></tr>`);
   const maxP = Math.max(...d.rows.map((r) => r.prob), 1e-9);
   d.rows.forEach((r) => {
     const tr = el("tr", r.index === d.selected ? "selected" : "");
     tr.dataset.index = r.index;
-    tr.innerHTML = `<td>${r.name}</td><td class="num" data-value="${r.logit}">${fmt(r.logit, 4)}</td>` +
-      `<td class="num" data-value="${r.exp}">${fmt(r.exp, 4)}</td><td>÷ ${fmt(d.sum_exp, 4)}</td>` +
-      `<td><span class="pbar"><span style="width:${(100 * r.prob) / maxP}%"></span></span>` +
-      `<span class="num" data-k="prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</span></td>`;
+    fill(tr, html`<td>${r.name}</td><td class="num" data-value="${r.logit}">${fmt(r.logit, 4)}</td>`,
+      html`<td class="num" data-value="${r.exp}">${fmt(r.exp, 4)}</td><td>÷ ${fmt(d.sum_exp, 4)}</td>`,
+      html`<td><span class="pbar"><span style="width:${(100 * r.prob) / maxP}%"></span></span>`,
+      html`<span class="num" data-k="prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</span></td>`);
     t.appendChild(tr);
   });
   if (d.rest) {
-    t.insertAdjacentHTML("beforeend", `<tr class="rest"><td>${d.rest.count} other classes</td><td></td>` +
-      `<td>${fmt(d.rest.exp, 4)}</td><td></td><td>${(100 * d.rest.prob).toFixed(2)}%</td></tr>`);
+    add(t, html`<tr class="rest"><td>${d.rest.count} other classes</td><td></td>`,
+      html`<td>${fmt(d.rest.exp, 4)}</td><td></td><td>${(100 * d.rest.prob).toFixed(2)}%</td></tr>`);
   }
   body.appendChild(t);
 }
@@ -334,8 +341,8 @@ function generic(body, d, ctx) {
   const all = [...views, out];
   const show = (y, x) => {
     all.forEach((v) => v.mark([[y, x, 1, 1, "cell"]]));
-    read.innerHTML = `at (${y}, ${x}): ` + views.map((v, i) => `${d.inputs[i].name} = ${fmt(v.value(y, x), 4)}`).join(", ") +
-      ` → <b>${fmt(out.value(y, x), 4)}</b>`;
+    fill(read, `at (${y}, ${x}): ` + views.map((v, i) => `${d.inputs[i].name} = ${fmt(v.value(y, x), 4)}`).join(", ") + " → ",
+      el("b", "", fmt(out.value(y, x), 4)));
   };
   all.forEach((v) => v.canvas.addEventListener("mousemove", (ev) => {
     const r = v.canvas.getBoundingClientRect();

@@ -1,17 +1,21 @@
 // Choosing the image: built-in samples, an uploaded file, or a digit drawn by hand.
 
 import { postFile } from "./api.js";
-import { el } from "./widgets.js";
+import { el } from "./dom.js";
 
 export function renderSamples(root, info, current, onPick) {
-  root.innerHTML = "";
+  root.replaceChildren();
   for (const s of info.samples) {
     const b = el("button", `sample ${s.id === current ? "active" : ""}`);
     b.title = `${s.label} (${s.source})`;
     b.dataset.image = s.id;
     // thumbnails load once the overview is drawn (the first paint needs the server more)
     const url = `/api/models/${encodeURIComponent(info.name)}/images/${s.id}.png`;
-    b.innerHTML = `<img alt="${s.label}" ${root.dataset.loaded === info.name ? "src" : "data-src"}="${url}">`;
+    const img = el("img");
+    img.alt = s.label;
+    if (root.dataset.loaded === info.name) img.src = url;
+    else img.dataset.src = url;
+    b.appendChild(img);
     b.onclick = () => onPick(s.id);
     root.appendChild(b);
   }

@@ -2,15 +2,11 @@
 // /api/jobs/{id} and show its progress in a bar until it is done.
 
 import { getJSON, ApiError } from "./api.js";
-
-function token() {
-  try { return new URLSearchParams(location.search).get("token") || sessionStorage.getItem("convscope-token"); } catch (e) { return null; }
-}
+import { el, html } from "./dom.js";
 
 /** POST (or DELETE) without a body; returns the JSON answer, throws ApiError with the server's message. */
 export async function send(method, url) {
-  const t = token();
-  const res = await fetch(url, { method, headers: t ? { "X-Convscope-Token": t } : {} });
+  const res = await fetch(url, { method });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new ApiError(res.status, typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`);
   return body;
@@ -18,9 +14,7 @@ export async function send(method, url) {
 
 /** A progress bar element with set(done, total, text) (total 0: indeterminate). */
 export function progressBar() {
-  const box = document.createElement("div");
-  box.className = "job-progress";
-  box.innerHTML = `<div class="job-bar"><span></span></div><span class="job-text"></span>`;
+  const box = el("div", "job-progress", html`<div class="job-bar"><span></span></div><span class="job-text"></span>`);
   const fill = box.querySelector(".job-bar span"), text = box.querySelector(".job-text");
   box.set = (done, total, label) => {
     box.classList.toggle("indeterminate", !total);

@@ -5,7 +5,8 @@
 // Every picture and number comes from routes_explain.py.
 
 import { getJSON, q } from "./api.js";
-import { el } from "./widgets.js";
+import { num } from "./widgets.js";
+import { el, html } from "./dom.js";
 import { fmt } from "./colors.js";
 import { Task } from "./task.js";
 
@@ -97,7 +98,7 @@ class LookForPanel {
     this.visTask?.abandon();
     this.exTask?.abandon();
     this.root.replaceChildren();
-    const head = el("header", "detail-head", `<h2>What does <b>${this.layer}</b> channel <b>${this.channel}</b> look for?</h2>`);
+    const head = el("header", "detail-head", html`<h2>What does <b>${this.layer}</b> channel <b>${this.channel}</b> look for?</h2>`);
     const nav = el("span", "lookfor-nav");
     const step = (d, text) => {
       const b = el("button", "link", text);
@@ -122,7 +123,7 @@ class LookForPanel {
   // -- activation maximisation -------------------------------------------------------------
   async visualization() {
     const box = this.visBox;
-    box.replaceChildren(el("h3", "", `Activation maximisation <span class="hint">the input that drives the channel's mean activation highest</span>`));
+    box.replaceChildren(el("h3", "", html`Activation maximisation <span class="hint">the input that drives the channel's mean activation highest</span>`));
     const controls = el("div", "lookfor-controls");
     const steps = el("select");
     steps.id = "lookfor-steps";
@@ -174,8 +175,8 @@ class LookForPanel {
     img.dataset.cached = String(r.cached);
     const small = Math.max(...r.size) < 96;
     if (small) img.classList.add("pixelated");
-    const note = el("div", "note", `mean activation reached <span class="num" data-k="vis-value" data-value="${r.value}">${fmt(r.value, 4)}</span> ` +
-      `after ${r.steps} steps · ${r.cached ? "from the cache" : "just computed, now cached"}`);
+    const note = el("div", "note", [html`mean activation reached ${num(r.value, 4, "vis-value")} `,
+      `after ${r.steps} steps · ${r.cached ? "from the cache" : "just computed, now cached"}`]);
     this.picture.replaceChildren(img, note);
     setStatus("featvis", "ready");
   }
@@ -190,16 +191,16 @@ class LookForPanel {
     const what = k.as_image
       ? `the ${kh}×${kw} filter as a ${cin === 3 ? "colour" : "grey"} image, mid-grey = 0`
       : `${cin} input channel${cin > 1 ? "s" : ""} × ${kh}×${kw}, red > 0 > blue, row-major`;
-    const bias = k.bias === null ? "no bias" : `bias <span class="num" data-k="bias" data-value="${k.bias}">${fmt(k.bias, 4)}</span>`;
-    box.append(img, el("div", "note", `${what}<br>range <span class="num" data-k="scale" data-value="${k.scale}">±${fmt(k.scale, 3)}</span> · ${bias}`));
+    const bias = k.bias === null ? "no bias" : html`bias ${num(k.bias, 4, "bias")}`;
+    box.append(img, el("div", "note", html`${what}<br>range <span class="num" data-k="scale" data-value="${k.scale}">±${fmt(k.scale, 3)}</span> · ${bias}`));
   }
 
   // -- top dataset examples ----------------------------------------------------------------
   async examples() {
     const box = this.exBox;
-    box.replaceChildren(el("h3", "", `Top dataset examples <span class="hint">the images whose activation peaks highest, the map overlaid</span>`));
+    box.replaceChildren(el("h3", "", html`Top dataset examples <span class="hint">the images whose activation peaks highest, the map overlaid</span>`));
     if (!this.info.dataset) {
-      box.appendChild(el("div", "note", "no dataset is configured for this model: start <code>convscope serve --data NAME</code> to rank one"));
+      box.appendChild(el("div", "note", html`no dataset is configured for this model: start <code>convscope serve --data NAME</code> to rank one`));
       return setStatus("examples", "none");
     }
     const progress = el("div", "why-progress");
@@ -216,8 +217,8 @@ class LookForPanel {
     }
     if (r === null) return setStatus("examples", "cancelled");
     const img = Object.assign(el("img", "lookfor-examples-img"), { src: r.image, alt: "top examples" });
-    const list = r.values.map((v, i) => `<span title="dataset image ${r.indices[i]}">${r.labels[i]}: <span class="num" data-value="${v}">${fmt(v, 3)}</span></span>`).join(" · ");
-    const note = el("div", "note", `top ${r.values.length} of ${r.seen} ${r.dataset}${r.split ? ` ${r.split}` : ""} images (label: peak activation)<br>${list}`);
+    const list = r.values.map((v, i) => html`${i ? " · " : ""}<span title="dataset image ${r.indices[i]}">${r.labels[i]}: ${num(v, 3)}</span>`);
+    const note = el("div", "note", html`top ${r.values.length} of ${r.seen} ${r.dataset}${r.split ? ` ${r.split}` : ""} images (label: peak activation)<br>${list}`);
     if (r.note) {  // e.g. the offline MNIST subset: its first sentence, the rest on hover
       const more = el("div", "note lookfor-data-note", `${r.note.split(". ")[0]}.`);
       more.title = r.note;

@@ -9,6 +9,7 @@ import { renderSamples, upload, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
+import { el, fill, html } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
@@ -26,7 +27,7 @@ function tooltip(t) {
   const tip = $("tooltip");
   if (!t) { tip.hidden = true; return; }
   tip.hidden = false;
-  tip.innerHTML = t.text;
+  fill(tip, t.text);
   tip.style.left = `${t.x + 14}px`;
   tip.style.top = `${t.y + 14}px`;
 }
@@ -41,7 +42,7 @@ async function loadModels() {
   const { models, default: first } = await getJSON("/api/models");
   state.prefetched = { model: wanted, info: earlyInfo, trace: earlyTrace, image: params.get("image") };
   const sel = $("model-select");
-  sel.innerHTML = "";
+  sel.replaceChildren();
   models.forEach((m) => sel.appendChild(new Option(m.name, m.name)));
   const want = new URLSearchParams(location.search).get("model");
   sel.value = models.some((m) => m.name === want) ? want : first;
@@ -60,8 +61,8 @@ async function selectModel(name, image = null) {
   state.info = (pre && (await pre.info)) || await getJSON(api(""));
   state.early = early && { image, trace: early };
   const info = state.info;
-  $("model-note").innerHTML = `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
-    `${info.parameters.toLocaleString()} parameters${info.untrained ? ' · <span class="warn">untrained</span>' : ""}`;
+  fill($("model-note"), `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
+    `${info.parameters.toLocaleString()} parameters`, info.untrained && html` · <span class="warn">untrained</span>`);
   $("draw-box").hidden = info.channels !== 1;
   state.folded = false;
   $("btn-fold").textContent = "fold blocks";
@@ -121,12 +122,12 @@ function showThumbnails() {
 function showPrediction() {
   const p = state.trace.prediction;
   if (!p.top.length) {
-    $("prediction").innerHTML = `<span class="pred-label">this model's output is not a vector of class scores</span>`;
+    fill($("prediction"), el("span", "pred-label", "this model's output is not a vector of class scores"));
     document.body.dataset.prediction = "";
     return;
   }
-  $("prediction").innerHTML = `<span class="pred-label">prediction</span>` + p.top.slice(0, 3).map((t, i) =>
-    `<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`).join("");
+  fill($("prediction"), el("span", "pred-label", "prediction"), p.top.slice(0, 3).map((t, i) =>
+    html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`));
   document.body.dataset.prediction = p.top[0].name;
 }
 

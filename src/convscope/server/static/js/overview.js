@@ -3,6 +3,7 @@
 
 import { getMany, q } from "./api.js";
 import { paint, legend, fmt, cssColor } from "./colors.js";
+import { el as make, fill, html } from "./dom.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
@@ -83,7 +84,7 @@ export class Overview {
 
   render() {
     const { trace } = this.ctx;
-    this.root.innerHTML = "";
+    this.root.replaceChildren();
     const wrap = document.createElement("div");
     wrap.className = "columns-wrap";
     this.wrap = wrap;
@@ -101,13 +102,16 @@ export class Overview {
         if (layer.group) {
           box = document.createElement("div");
           box.className = "group";
-          box.innerHTML = `<button class="group-label" title="${layer.group}: click to fold or unfold this block">${layer.group}</button><div class="group-cols"></div>`;
+          const label = make("button", "group-label", layer.group);
+          label.title = `${layer.group}: click to fold or unfold this block`;
+          const cols = make("div", "group-cols");
+          box.append(label, cols);
           box.dataset.group = layer.group;
           const g = box;
-          box.querySelector(".group-label").onclick = () => this.fold(g, !g.classList.contains("folded"));
+          label.onclick = () => this.fold(g, !g.classList.contains("folded"));
           row.appendChild(box);
           group = { name: layer.group, el: box };
-          box = box.querySelector(".group-cols");
+          box = cols;
         } else {
           box = row;
           group = null;
@@ -165,9 +169,9 @@ export class Overview {
     el.dataset.layer = layer.name;
     const shape = layer.shape.join("×");
     const short = shortName(layer);
-    el.innerHTML = `<div class="col-head" title="${layer.name} (${layer.op})">
+    fill(el, html`<div class="col-head" title="${layer.name} (${layer.op})">
         <div class="col-name">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
-      <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`;
+      <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`);
     el.querySelector(".col-head").addEventListener("click", () => this.ctx.onSelect(layer.name, 0, null, null));
     this.cols.set(layer.name, el);
     this.pages.set(layer.name, 0);
@@ -179,12 +183,15 @@ export class Overview {
     const el = this.cols.get(layer.name);
     const n = layer.shape[0], size = this.pageSize(layer), page = this.pages.get(layer.name);
     const pager = el.querySelector(".pager");
-    if (n <= size) { pager.innerHTML = ""; return; }
+    if (n <= size) { pager.replaceChildren(); return; }
     const a = page * size, b = Math.min(n, a + size);
-    pager.innerHTML = `<button class="prev" title="previous channels" ${page === 0 ? "disabled" : ""}>‹</button>` +
-      `<span>${a + 1}–${b} / ${n}</span><button class="next" title="next channels" ${b >= n ? "disabled" : ""}>›</button>`;
-    pager.querySelector(".prev").onclick = () => this.turn(layer, -1);
-    pager.querySelector(".next").onclick = () => this.turn(layer, +1);
+    const button = (cls, title, text, disabled, step) => {
+      const btn = make("button", cls, text);
+      Object.assign(btn, { title, disabled, onclick: () => this.turn(layer, step) });
+      return btn;
+    };
+    pager.replaceChildren(button("prev", "previous channels", "‹", page === 0, -1),
+      make("span", "", `${a + 1}–${b} / ${n}`), button("next", "next channels", "›", b >= n, +1));
   }
 
   turn(layer, d) {
@@ -223,7 +230,7 @@ export class Overview {
   draw(layer, page, start) {
     const el = this.cols.get(layer.name);
     const maps = el.querySelector(".maps");
-    maps.innerHTML = "";
+    maps.replaceChildren();
     const { mode, trace, inputChannels } = this.ctx;
     if (layer.shape.length === 3) {
       const [, h, w] = layer.shape;
@@ -280,7 +287,7 @@ export class Overview {
       const c = channel ?? at.unit;
       this.highlight(layer, c, cv);
       const where = at.unit !== undefined ? `unit ${at.unit}` : `channel ${c} · (${at.y}, ${at.x})`;
-      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: `<b>${layer.name}</b> ${where}<br>value ${fmt(at.value, 4)}` });
+      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}<br>value ${fmt(at.value, 4)}` });
     });
     cv.addEventListener("mouseleave", () => { this.clearHighlight(); this.ctx.onHover(null); });
     cv.addEventListener("click", (ev) => {
@@ -296,12 +303,12 @@ export class Overview {
     el.dataset.layer = "__scores__";
     const top = trace.prediction.top;
     const maxP = Math.max(...top.map((t) => t.prob), 1e-9);
-    el.innerHTML = `<div class="col-head"><div class="col-name">class scores</div><div class="col-kind">softmax</div>
-      <div class="col-shape">top ${top.length} of ${trace.prediction.classes}</div></div>` +
-      `<div class="score-list">${top.map((t, i) => `<div class="score ${i === 0 ? "best" : ""}" data-index="${t.index}">
+    fill(el, html`<div class="col-head"><div class="col-name">class scores</div><div class="col-kind">softmax</div>
+      <div class="col-shape">top ${top.length} of ${trace.prediction.classes}</div></div>`,
+      html`<div class="score-list">${top.map((t, i) => html`<div class="score ${i === 0 ? "best" : ""}" data-index="${t.index}">
         <span class="score-name" title="${t.name}">${t.name}</span>
         <span class="score-bar"><span style="width:${(100 * t.prob) / maxP}%;background:${cssColor("logit", t.prob, 0, maxP)}"></span></span>
-        <span class="score-val">${(100 * t.prob).toFixed(1)}%</span></div>`).join("")}</div>`;
+        <span class="score-val">${(100 * t.prob).toFixed(1)}%</span></div>`)}</div>`);
     el.querySelectorAll(".score").forEach((s) =>
       s.addEventListener("click", () => this.ctx.onSelect("__softmax__", Number(s.dataset.index), null, null)));
     return el;

@@ -2,7 +2,8 @@
 // explains combinations that do not fit. The page only collects the settings.
 
 import { getJSON, q } from "./api.js";
-import { el, grid, mapView } from "./widgets.js";
+import { grid, mapView } from "./widgets.js";
+import { el, html } from "./dom.js";
 import { fmt } from "./colors.js";
 
 const FIELDS = [
@@ -24,10 +25,10 @@ export class Playground {
 
   render() {
     const { trace } = this.ctx;
-    this.root.innerHTML = "";
+    this.root.replaceChildren();
     this.root.hidden = false;
-    const head = el("header", "detail-head", `<h2>Hyper-parameter playground</h2>` +
-      `<span class="sub">one convolution over a centre crop of a real activation map from this image</span>`);
+    const head = el("header", "detail-head", [el("h2", "", "Hyper-parameter playground"),
+      el("span", "sub", "one convolution over a centre crop of a real activation map from this image")]);
     const close = el("button", "close", "×");
     close.onclick = () => { this.root.hidden = true; };
     head.appendChild(close);
@@ -71,19 +72,15 @@ export class Playground {
       r = await getJSON(`/api/models/${encodeURIComponent(model)}/playground?` + q({ image, layer, channel: channel || 0, ...this.values }));
     } catch (e) {
       if (my !== this.seq) return;
-      this.out.innerHTML = `<div class="problems" data-k="problems"><p>${e.message}</p></div>`;
+      this.out.replaceChildren(problems([e.message]));
       return;
     }
     if (my !== this.seq) return;
-    this.out.innerHTML = "";
-    this.out.appendChild(el("div", "formula",
-      `${r.formula}<br>= ${r.substituted} = <b data-k="output-size">${r.valid ? `${r.output_size} × ${r.output_size}` : "invalid"}</b>` +
-      (r.exact !== null && !Number.isInteger(r.exact) ? ` <span class="note">(before flooring: ${fmt(r.exact, 4)})</span>` : "")));
+    this.out.replaceChildren(el("div", "formula", [
+      html`${r.formula}<br>= ${r.substituted} = <b data-k="output-size">${r.valid ? `${r.output_size} × ${r.output_size}` : "invalid"}</b>`,
+      r.exact !== null && !Number.isInteger(r.exact) && html` <span class="note">(before flooring: ${fmt(r.exact, 4)})</span>`]));
     if (!r.valid) {
-      const box = el("div", "problems");
-      box.dataset.k = "problems";
-      box.innerHTML = r.problems.map((p) => `<p>${p}</p>`).join("");
-      this.out.appendChild(box);
+      this.out.appendChild(problems(r.problems));
       this.root.dataset.valid = "0";
       return;
     }
@@ -113,6 +110,13 @@ export class Playground {
       };
     }));
   }
+}
+
+/** The server's reasons why the settings do not fit, one paragraph each. */
+function problems(lines) {
+  const box = el("div", "problems", lines.map((p) => el("p", "", p)));
+  box.dataset.k = "problems";
+  return box;
 }
 
 function labelled(text, input) {

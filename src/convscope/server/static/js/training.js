@@ -6,17 +6,11 @@
 import { getJSON, b64Floats } from "./api.js";
 import { paint, fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
+import { el, fill, html } from "./dom.js";
 
 const POLL_MS = 1500;
 const COLORS = ["#b2182b", "#2166ac"]; // first run, compared run
 const enc = encodeURIComponent;
-
-function h(tag, cls, html) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (html !== undefined) e.innerHTML = html;
-  return e;
-}
 
 export class TrainingView {
   constructor(root) {
@@ -32,21 +26,21 @@ export class TrainingView {
   }
 
   build() {
-    this.root.innerHTML = "";
-    const side = h("div", "runs-side");
-    side.appendChild(h("h3", "", "training runs"));
-    this.listEl = h("div", "run-list");
-    this.rootNote = h("div", "note");
+    this.root.replaceChildren();
+    const side = el("div", "runs-side");
+    side.appendChild(el("h3", "", "training runs"));
+    this.listEl = el("div", "run-list");
+    this.rootNote = el("div", "note");
     side.append(this.listEl, this.rootNote);
-    const body = h("div", "runs-body");
-    this.head = h("div", "run-head");
-    const charts = h("div", "charts");
+    const body = el("div", "runs-body");
+    this.head = el("div", "run-head");
+    const charts = el("div", "charts");
     this.lossSvg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     this.accSvg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     this.lossSvg.classList.add("chart", "chart-loss");
     this.accSvg.classList.add("chart", "chart-acc");
     charts.append(this.lossSvg, this.accSvg);
-    this.snap = h("div", "snapshots");
+    this.snap = el("div", "snapshots");
     body.append(this.head, charts, this.snap);
     this.root.append(side, body);
   }
@@ -70,11 +64,11 @@ export class TrainingView {
     const { root, runs } = await getJSON("/api/runs");
     this.runs = runs;
     if (!runs.length) {
-      this.rootNote.innerHTML = root
-        ? `no training runs under <code>${root}</code> yet: start one with <code>convscope train --out ${root}/NAME</code>; it appears here`
-        : "no runs folder: start <code>convscope serve --runs DIR</code>";
+      fill(this.rootNote, root
+        ? html`no training runs under <code>${root}</code> yet: start one with <code>convscope train --out ${root}/NAME</code>; it appears here`
+        : html`no runs folder: start <code>convscope serve --runs DIR</code>`);
     } else {
-      this.rootNote.innerHTML = root ? `runs under <code>${root}</code>` : "";
+      fill(this.rootNote, root && html`runs under <code>${root}</code>`);
     }
     if (!this.selected || !runs.some((r) => r.name === this.selected)) {
       const wanted = new URLSearchParams(location.search).get("run");
@@ -93,17 +87,17 @@ export class TrainingView {
   }
 
   renderList() {
-    this.listEl.innerHTML = "";
+    this.listEl.replaceChildren();
     for (const r of this.runs) {
-      const row = h("div", `run-row ${r.name === this.selected ? "active" : ""} ${r.name === this.compare ? "compared" : ""}`);
+      const row = el("div", `run-row ${r.name === this.selected ? "active" : ""} ${r.name === this.compare ? "compared" : ""}`);
       row.dataset.run = r.name;
       const total = r.total_epochs ? `/${r.total_epochs}` : "";
       const best = r.best_val_acc === null ? "–" : `${(100 * r.best_val_acc).toFixed(1)}%`;
-      row.innerHTML = `<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${r.status}</span>` +
-        `<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`;
+      fill(row, html`<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${r.status}</span>`,
+        html`<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`);
       row.onclick = () => this.choose(r.name);
-      const cmp = h("label", "run-compare");
-      const box = h("input");
+      const cmp = el("label", "run-compare");
+      const box = el("input");
       box.type = "checkbox";
       box.checked = r.name === this.compare;
       box.disabled = r.name === this.selected;
@@ -136,14 +130,12 @@ export class TrainingView {
     this.drawn = true;
     const main = this.data[this.selected];
     if (!main) {
-      this.head.innerHTML = "";
-      this.lossSvg.innerHTML = this.accSvg.innerHTML = "";
-      this.snap.innerHTML = "";
+      for (const e of [this.head, this.lossSvg, this.accSvg, this.snap]) e.replaceChildren();
       return;
     }
     const r = main.run;
-    this.head.innerHTML = `<b>${r.name}</b> <span class="run-status ${r.status}">${r.status}</span> ` +
-      `<span class="note">${r.command ? `<code>${r.command}</code>` : ""}</span>`;
+    fill(this.head, html`<b>${r.name}</b> <span class="run-status ${r.status}">${r.status}</span> `,
+      html`<span class="note">${r.command && html`<code>${r.command}</code>`}</span>`);
     const runs = [[this.selected, main]];
     if (this.compare && this.data[this.compare]) runs.push([this.compare, this.data[this.compare]]);
     const series = (keys) => runs.flatMap(([name, d], i) => keys.map(([key, label, dash]) => ({
@@ -160,20 +152,20 @@ export class TrainingView {
   drawSnapshots(d) {
     const epochs = d.snapshots;
     if (!epochs.length) {
-      this.snap.innerHTML = `<div class="note">no snapshots in this run (the trainer writes snapshots/epoch_NNN.npz)</div>`;
+      fill(this.snap, el("div", "note", "no snapshots in this run (the trainer writes snapshots/epoch_NNN.npz)"));
       return;
     }
     if (this.followLatest || this.epoch === null || !epochs.includes(this.epoch)) this.epoch = epochs[epochs.length - 1];
     let bar = this.snap.querySelector(".snap-bar");
     if (!bar) {
-      this.snap.innerHTML = "";
-      bar = h("div", "snap-bar");
-      this.slider = h("input", "epoch-slider");
+      this.snap.replaceChildren();
+      bar = el("div", "snap-bar");
+      this.slider = el("input", "epoch-slider");
       this.slider.type = "range";
       this.slider.setAttribute("aria-label", "epoch");
-      this.epochLabel = h("span", "epoch-label");
-      bar.append(h("b", "", "first layer, epoch by epoch"), this.slider, this.epochLabel);
-      this.snapBody = h("div", "snap-body");
+      this.epochLabel = el("span", "epoch-label");
+      bar.append(el("b", "", "first layer, epoch by epoch"), this.slider, this.epochLabel);
+      this.snapBody = el("div", "snap-body");
       this.snap.append(bar, this.snapBody);
       this.slider.oninput = () => {
         this.epoch = this.snapEpochs[+this.slider.value];
@@ -197,10 +189,11 @@ export class TrainingView {
     const s = await getJSON(`/api/runs/${enc(run)}/snapshots/${epoch}`);
     if (this.selected !== run || this.epoch !== epoch) return; // the user moved on meanwhile
     this.shownKey = key;
-    this.snapBody.innerHTML = "";
+    this.snapBody.replaceChildren();
     this.snapBody.dataset.epoch = epoch;
-    const img = h("div", "snap-image");
-    img.innerHTML = `<img src="${s.image}" alt="the fixed validation image"><div class="note">fixed image (label ${s.label_name})</div>`;
+    const img = el("div", "snap-image");
+    img.append(Object.assign(el("img"), { src: s.image, alt: "the fixed validation image" }),
+      el("div", "note", `fixed image (label ${s.label_name})`));
     this.snapBody.appendChild(img);
     this.snapBody.appendChild(this.filters(s));
     this.snapBody.appendChild(this.maps(s));
@@ -211,13 +204,13 @@ export class TrainingView {
     const [o, i, kh, kw] = s.weight.shape;
     const vals = b64Floats(s.weight.data);
     const range = s.weight_range || 1;
-    const box = h("div", "snap-group");
-    box.appendChild(h("div", "snap-title", `${s.layer}: ${o} filters ${i}×${kh}×${kw} · colour ±${fmt(range)}`));
-    const grid = h("div", "filter-grid");
+    const box = el("div", "snap-group");
+    box.appendChild(el("div", "snap-title", `${s.layer}: ${o} filters ${i}×${kh}×${kw} · colour ±${fmt(range)}`));
+    const grid = el("div", "filter-grid");
     for (let f = 0; f < o; f++) {
-      const cell = h("div", "filter");
+      const cell = el("div", "filter");
       for (let c = 0; c < Math.min(i, 3); c++) {
-        const cv = h("canvas", "kernel");
+        const cv = el("canvas", "kernel");
         paint(cv, vals, kh, kw, "diverging", -range, range, (f * i + c) * kh * kw);
         cv.title = `filter ${f}, input channel ${c}, bias ${fmt(s.bias[f])}`;
         cell.appendChild(cv);
@@ -232,11 +225,11 @@ export class TrainingView {
     const [c, mh, mw] = s.activations.shape;
     const vals = b64Floats(s.activations.data);
     const range = s.activation_range || 1;
-    const box = h("div", "snap-group");
-    box.appendChild(h("div", "snap-title", `${s.layer} activation maps of the fixed image · colour ±${fmt(range)}`));
-    const grid = h("div", "map-grid");
+    const box = el("div", "snap-group");
+    box.appendChild(el("div", "snap-title", `${s.layer} activation maps of the fixed image · colour ±${fmt(range)}`));
+    const grid = el("div", "map-grid");
     for (let k = 0; k < c; k++) {
-      const cv = h("canvas", "act");
+      const cv = el("canvas", "act");
       paint(cv, vals, mh, mw, "diverging", -range, range, k * mh * mw);
       cv.title = `channel ${k}`;
       grid.appendChild(cv);

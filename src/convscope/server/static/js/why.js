@@ -3,7 +3,8 @@
 // computes every map, picture and number (routes_explain.py); this module only lays them out.
 
 import { getJSON, q } from "./api.js";
-import { el, mapValues } from "./widgets.js";
+import { mapValues, num } from "./widgets.js";
+import { el, fill, html } from "./dom.js";
 import { fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { Task } from "./task.js";
@@ -99,8 +100,7 @@ class WhyPanel {
   render() {
     const o = this.options;
     this.root.replaceChildren();
-    const head = el("header", "detail-head", `<h2>Why?</h2><span class="sub">which parts of the input made the model decide · ` +
-      `predicted <b>${o.classes[o.predicted]}</b></span>`);
+    const head = el("header", "detail-head", html`<h2>Why?</h2><span class="sub">which parts of the input made the model decide · predicted <b>${o.classes[o.predicted]}</b></span>`);
     const close = el("button", "close", "×");
     close.title = "close";
     close.onclick = () => this.close();
@@ -136,7 +136,7 @@ class WhyPanel {
     sanity.id = "why-sanity";
     sanity.title = "randomise the model's layers from the output down and see whether the map changes (Adebayo et al. 2018)";
     sanity.onclick = () => this.sanity();
-    const field = (label, input) => { const f = el("label", "why-field", `<span>${label}</span>`); f.appendChild(input); return f; };
+    const field = (label, input) => el("label", "why-field", [el("span", "", label), input]);
     controls.append(field("method", method), field("layer", layer), field("class", target), sanity);
     this.layerSelect = layer;
     this.methodNote = el("div", "why-summary note");
@@ -226,15 +226,15 @@ class WhyPanel {
       const y = Math.min(h - 1, Math.max(0, Math.floor(((ev.clientY - b.top) / b.height) * h)));
       const x = Math.min(w - 1, Math.max(0, Math.floor(((ev.clientX - b.left) / b.width) * w)));
       const v = mapValues(r.map)[y * w + x];
-      readout.innerHTML = `value at (${y}, ${x}): <span class="num" data-k="map-value" data-value="${v}">${fmt(v, 4)}</span>`;
+      fill(readout, `value at (${y}, ${x}): `, num(v, 4, "map-value"));
     });
-    const where = r.layer ? `at <b>${r.layer}</b> (${r.raw_shape.join("×")} map, upsampled)` : `on the input pixels (${r.raw_shape.join("×")})`;
+    const where = r.layer ? html`at <b>${r.layer}</b> (${r.raw_shape.join("×")} map, upsampled)` : `on the input pixels (${r.raw_shape.join("×")})`;
     const range = `colours: ${r.scale === "heat" ? "0" : fmt(r.range[0])} → ${fmt(r.range[1])} (${r.scale}, the top clipped at the 99.5th percentile of |map|)`;
     const maps = el("div", "why-maps");
     maps.append(
       figure("why-in", "input", input),
-      figure("why-ov", `${r.label} for class <b>${r.target_name}</b>`, overlay),
-      figure("why-hm", `heatmap ${where}`, heat),
+      figure("why-ov", html`${r.label} for class <b>${r.target_name}</b>`, overlay),
+      figure("why-hm", html`heatmap ${where}`, heat),
     );
     const left = el("div", "why-left");
     left.append(maps, el("div", "why-range note", range), readout);
@@ -254,7 +254,7 @@ class WhyPanel {
       if (values[k] === undefined) continue;
       const tr = el("tr");
       tr.title = help;
-      tr.innerHTML = `<th>${label}</th><td><span class="num" data-k="${k}" data-value="${values[k]}">${show(values[k])}</span></td>`;
+      fill(tr, html`<th>${label}</th><td><span class="num" data-k="${k}" data-value="${values[k]}">${show(values[k])}</span></td>`);
       t.appendChild(tr);
     }
     box.appendChild(t);
@@ -288,16 +288,17 @@ class WhyPanel {
 
   drawSanity(r) {
     const box = this.sanityBox;
-    box.replaceChildren(el("h3", "", `Sanity check: cascading randomisation <span class="hint">the layers are re-initialised from the output down, ` +
-      `one block per step; a map that explains the model should stop resembling the original (values near 0)</span>`));
+    const hint = "the layers are re-initialised from the output down, one block per step; " +
+      "a map that explains the model should stop resembling the original (values near 0)";
+    box.replaceChildren(el("h3", "", html`Sanity check: cascading randomisation <span class="hint">${hint}</span>`));
     const t = el("table", "why-table sanity-table");
-    const head = r.methods.map((m) => `<th>${m}: Spearman</th><th>${m}: SSIM</th>`).join("");
-    t.innerHTML = `<thead><tr><th>step</th><th>randomised down to</th>${head}</tr></thead>`;
+    const head = r.methods.map((m) => html`<th>${m}: Spearman</th><th>${m}: SSIM</th>`);
+    fill(t, html`<thead><tr><th>step</th><th>randomised down to</th>${head}</tr></thead>`);
     const tb = el("tbody");
     r.steps.forEach((step, i) => {
       const cells = r.methods.map((m) => [r.spearman[m][i], r.ssim[m][i]]
-        .map((v, j) => `<td class="n"><span class="num" data-k="${j ? "ssim" : "spearman"}" data-value="${v}">${v === null ? "–" : fmt(v, 3)}</span></td>`).join("")).join("");
-      tb.appendChild(el("tr", "", `<td class="n">${i}</td><td>${step}</td>${cells}`));
+        .map((v, j) => html`<td class="n"><span class="num" data-k="${j ? "ssim" : "spearman"}" data-value="${v}">${v === null ? "–" : fmt(v, 3)}</span></td>`));
+      tb.appendChild(el("tr", "", html`<td class="n">${i}</td><td>${step}</td>${cells}`));
     });
     t.appendChild(tb);
     const fig = Object.assign(el("img", "sanity-figure"), { src: r.figure, alt: "sanity check figure" });

@@ -2,13 +2,7 @@
 
 import { b64Floats } from "./api.js";
 import { paint, cssColor, inkFor, fmt } from "./colors.js";
-
-export function el(tag, cls, html) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (html !== undefined) e.innerHTML = html;
-  return e;
-}
+import { el, html } from "./dom.js";
 
 /** Decode a server map {shape:[h,w], data:b64, min, max} once. */
 export function mapValues(m) {
@@ -98,6 +92,7 @@ export function grid(values, opts = {}) {
   return t;
 }
 
-export function num(v, digits = 4) {
-  return `<span class="num" data-value="${v}">${fmt(v, digits)}</span>`;
+/** A number shown rounded that keeps its exact value in data-value (tests and tooltips read it). */
+export function num(v, digits = 4, key = null) {
+  return html`<span class="num"${key ? html` data-k="${key}"` : ""} data-value="${v}">${fmt(v, digits)}</span>`;
 }
