@@ -31,6 +31,8 @@ TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 SIDE = 32
+#: Largest archive member read into memory (an official batch is 31 MB).
+MAX_MEMBER_BYTES = 256 << 20
 
 
 def _numpy_global(module: str, name: str) -> Any:
@@ -50,6 +52,14 @@ def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     return text.encode("latin-1")
 
 
+def _bytearray(*args: Any) -> bytearray:
+    """``bytearray`` as pickles use it (from bytes or latin-1 text), never ``bytearray(n)``:
+    a few bytes of pickle must not allocate gigabytes."""
+    if not args or isinstance(args[0], int):
+        raise ConvscopeError("refusing bytearray(size) in a pickle")
+    return bytearray(*args)
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     reconstruct = _numpy_global("multiarray", "_reconstruct")
     scalar = _numpy_global("multiarray", "scalar")
@@ -61,8 +71,9 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         allowed[(f"{core}.multiarray", "scalar")] = scalar
         allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
     for builtins in ("builtins", "__builtin__"):
-        for container in (list, dict, tuple, set, frozenset, bytearray):
+        for container in (list, dict, tuple, set, frozenset):
             allowed[(builtins, container.__name__)] = container
+        allowed[(builtins, "bytearray")] = _bytearray
     return allowed
 
 
@@ -106,8 +117,14 @@ def _text_keys(obj: Any, label: str) -> dict[str, Any]:
     return {k.decode("latin-1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
 
 
-def parse_batch(obj: Any, label: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """A batch dict -> images uint8 (N, 3, 32, 32) and labels int64 (N,)."""
+def parse_batch(obj: Any, label: str, n_classes: int, max_bytes: int = MAX_MEMBER_BYTES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A batch dict -> images uint8 (N, 3, 32, 32) and labels int64 (N,).
+
+    A genuine batch's pixels come from the pickle's own bytes, so ``data`` larger than
+    ``max_bytes`` (the pickle's size) is an array the pickle merely declared: refused
+    before anything touches its memory.
+    """
     d = _text_keys(obj, label)
     if "data" not in d or "labels" not in d:
         raise ConvscopeError(f"{label}: a CIFAR batch needs 'data' and 'labels', found {sorted(d)}")
@@ -117,6 +134,8 @@ def parse_batch(obj: Any, label: str, n_classes: int) -> tuple[np.ndarray, np.nd
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
         shape = getattr(data, "shape", None)
         raise ConvscopeError(f"{label}: 'data' must be uint8 (N, {3 * SIDE * SIDE}), got {type(data).__name__} {shape}")
+    if data.nbytes > max_bytes:
+        raise ConvscopeError(f"{label}: 'data' declares {data.nbytes} bytes, more than the {max_bytes} the file holds")
     if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.kind not in "iu":
         raise ConvscopeError(f"{label}: {len(data)} images but labels of shape {labels.shape} ({labels.dtype})")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
@@ -134,12 +153,19 @@ def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], byte
     def read(name: str) -> bytes:
         if name not in members:
             raise ConvscopeError(f"{archive} has no {name} (is it cifar-10-python.tar.gz?)")
+        if members[name].size > MAX_MEMBER_BYTES:
+            raise ConvscopeError(f"{archive}: {name} declares {members[name].size} bytes, more than the "
+                                 f"{MAX_MEMBER_BYTES} convscope reads from one member")
         try:
             return tar.extractfile(members[name]).read()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise ConvscopeError(f"{archive}: cannot read {name}: {exc}") from None
 
     return tar, read
+
+
+def _batch(blob: bytes, label: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    return parse_batch(safe_unpickle(blob, label), label, n_classes, max_bytes=len(blob))
 
 
 def load_cifar10_archive(archive: Path, name: str, classes: Sequence[str]) -> tuple[ImageDataset, ImageDataset]:
@@ -151,8 +177,7 @@ def load_cifar10_archive(archive: Path, name: str, classes: Sequence[str]) -> tu
     with tar:
         meta = _text_keys(safe_unpickle(read(META), f"{archive.name}:{META}"), f"{archive.name}:{META}")
         names = [n.decode("latin-1") if isinstance(n, bytes) else str(n) for n in meta.get("label_names", classes)]
-        parts = {b: parse_batch(safe_unpickle(read(b), f"{archive.name}:{b}"), f"{archive.name}:{b}", len(names))
-                 for b in (*TRAIN_BATCHES, TEST_BATCH)}
+        parts = {b: _batch(read(b), f"{archive.name}:{b}", len(names)) for b in (*TRAIN_BATCHES, TEST_BATCH)}
 
     def dataset(batches: Sequence[str]) -> ImageDataset:
         images = np.concatenate([parts[b][0] for b in batches])

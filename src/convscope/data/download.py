@@ -4,8 +4,12 @@ Files live in ``<root>/<dataset>/<filename>``, where ``root`` defaults to
 ``$CONVSCOPE_CACHE/datasets`` (``~/.cache/convscope/datasets``). A download streams
 into a temporary file beside its destination while hashing; only when the checksum
 matches is it renamed into place, so an interrupted or tampered download never leaves
-anything in the cache. Files already cached are verified again before use, which also
-catches a damaged copy a person put there by hand.
+anything in the cache. Every download is bounded by the file's official size (or
+:data:`~convscope.io_utils.DEFAULT_MAX_BYTES`) and an overall deadline, so a mirror that
+streams too much or trickles is cut off and the next mirror is tried. Files already
+cached are verified again before use (size first, then checksum), which also catches a
+damaged copy a person put there by hand; a cache entry that is a symlink leading out of
+its dataset folder is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConvscopeError
-from ..io_utils import download_to
+from ..io_utils import DownloadRefused, download_to, resolve_inside
 from .sources import DATA_URL_ENV, DatasetSource, RemoteFile, mirror_urls
 
 CACHE_ENV = "CONVSCOPE_CACHE"
@@ -78,13 +82,15 @@ def checksum_problem(remote: RemoteFile, digests: dict[str, str]) -> str | None:
 
 
 def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | Sequence[str] | None = None,
-          download: bool = True, progress: bool = True) -> dict[str, Path]:
+          download: bool = True, progress: bool = True, deadline: float | None = None) -> dict[str, Path]:
     """Make sure every file of ``source`` is in the cache; return ``{role: path}``.
 
     Cached files are verified. Missing ones are downloaded (when ``download``) from the
-    first mirror that serves the right bytes. Raises :class:`DatasetUnavailable` when a
-    file cannot be had (its message says where to put the files by hand) and
-    :class:`ChecksumMismatch` when the only copies found have the wrong checksum.
+    first mirror that serves the right bytes, each within ``deadline`` seconds (default:
+    from its size, see :func:`~convscope.io_utils.transfer_deadline`). Raises
+    :class:`DatasetUnavailable` when a file cannot be had (its message says where to put
+    the files by hand) and :class:`ChecksumMismatch` when the only copies found have the
+    wrong checksum or size.
     """
     folder = data_root(root) / source.name
     paths: dict[str, Path] = {}
@@ -92,6 +98,11 @@ def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | 
     for remote in source.files:
         path = folder / remote.filename
         if path.is_file():
+            path = resolve_inside(folder, remote.filename, f"cached {source.name} file")
+            actual = path.stat().st_size
+            if remote.size is not None and actual != remote.size:
+                raise ChecksumMismatch(f"{path} in the cache has {actual} bytes, expected {remote.size}: it is "
+                                       "damaged or a different version; delete it to download it again")
             problem = checksum_problem(remote, file_digests(path, remote))
             if problem:
                 raise ChecksumMismatch(f"{path} in the cache has the wrong checksum ({problem}): it is damaged or "
@@ -105,22 +116,24 @@ def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | 
         raise DatasetUnavailable(_where_to_put(source, folder, missing, "downloads are turned off"))
     urls = mirror_urls(source, mirrors)
     for remote in missing:
-        paths[remote.role] = _download_from_mirrors(source, folder, remote, urls, missing, progress)
+        paths[remote.role] = _download_from_mirrors(source, folder, remote, urls, missing, progress, deadline)
     return paths
 
 
 def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFile, urls: list[str],
-                           missing: list[RemoteFile], progress: bool) -> Path:
-    dest = folder / remote.filename
+                           missing: list[RemoteFile], progress: bool, deadline: float | None) -> Path:
+    dest = folder / remote.filename  # a dangling symlink here is replaced, never written through
     failures: list[str] = []
     mismatches: list[str] = []
     for base in urls:
         url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", remote.filename)
         try:
-            download_file(url, dest, remote, progress=progress)
+            download_file(url, dest, remote, progress=progress, deadline=deadline)
             return dest
         except ChecksumMismatch as exc:
             mismatches.append(str(exc))
+        except DownloadRefused as exc:  # too big, wrong size or too slow: try the next mirror
+            failures.append(str(exc))
         except _NETWORK_ERRORS as exc:
             failures.append(f"{url}: {_reason(exc)}")
         except ValueError as exc:  # a malformed mirror URL
@@ -131,10 +144,12 @@ def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFi
 
 
 def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = True,
-                  timeout: float = TIMEOUT_S) -> None:
-    """Stream ``url`` into ``dest`` atomically, verifying ``remote``'s checksum.
+                  timeout: float = TIMEOUT_S, deadline: float | None = None) -> None:
+    """Stream ``url`` into ``dest`` atomically, verifying ``remote``'s size and checksum.
 
-    On a mismatch (or any error) the temporary file is removed and ``dest`` is untouched.
+    The transfer stops at ``remote.size`` bytes (or the default limit) and after
+    ``deadline`` seconds (:class:`~convscope.io_utils.DownloadRefused`). On a mismatch
+    (or any error) the temporary file is removed and ``dest`` is untouched.
     """
     if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
         raise ConvscopeError(f"mirror URLs must be http, https or file URLs, not {url!r} (check ${DATA_URL_ENV})")
@@ -150,7 +165,7 @@ def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = Tru
             raise ChecksumMismatch(f"checksum mismatch for {remote.filename} from {url}: {problem}")
 
     download_to(url, dest, desc=f"downloading {remote.filename}", progress=progress, timeout=timeout,
-                on_chunk=hash_chunk, check=verify)
+                on_chunk=hash_chunk, check=verify, size=remote.size, deadline=deadline)
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ row-major order, big-endian. Images are ``0x00000803`` (uint8, N x 28 x 28), lab
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -25,27 +26,58 @@ IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Parse one IDX file (raw or gzip) into an array; clear errors for anything else."""
+#: Largest IDX payload read (MNIST's training images are 47 MB; 2 GiB leaves room).
+MAX_IDX_BYTES = 2 << 30
+_READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+
+
+def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Parse one IDX file (raw or gzip) into an array; clear errors for anything else.
+
+    The header is read first and the size it declares is checked against ``max_bytes``
+    (and, for a raw file, against the file's length) before anything is allocated or
+    decompressed, so a small file claiming a huge shape, or a gzip bomb, costs nothing.
+    """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ConvscopeError(f"{path} is a damaged gzip file: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise ConvscopeError(f"{path} is not an IDX file (magic number {raw[:4].hex() or 'missing'})")
-    dtype, ndim = IDX_TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
+    compressed = False
+    try:
+        with open(path, "rb") as f:
+            compressed = f.read(2) == b"\x1f\x8b"
+        opener = gzip.open if compressed else open
+        with opener(path, "rb") as f:
+            shape, dtype, header = _read_header(f, path)
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > max_bytes:
+                raise ConvscopeError(f"{path}: IDX header declares shape {shape} ({expected} bytes), more than "
+                                     f"the {max_bytes} bytes convscope reads")
+            if not compressed and path.stat().st_size - header != expected:
+                raise _size_error(path, shape, expected, path.stat().st_size - header)
+            data = f.read(expected)
+            extra = len(f.read(1))
+    except _READ_ERRORS as exc:
+        what = "a damaged gzip file" if compressed else "not readable"
+        raise ConvscopeError(f"{path} is {what}: {exc}") from None
+    if len(data) != expected or extra:
+        raise _size_error(path, shape, expected, len(data) + extra, more=bool(extra))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _read_header(f, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) from the magic number and the big-endian sizes."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_TYPES:
+        raise ConvscopeError(f"{path} is not an IDX file (magic number {magic.hex() or 'missing'})")
+    ndim = magic[3]
+    sizes = f.read(4 * ndim)
+    if ndim == 0 or len(sizes) < 4 * ndim:
         raise ConvscopeError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ConvscopeError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
-                             f"but the file holds {len(raw) - header}; it is truncated or damaged")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return struct.unpack(f">{ndim}I", sizes), IDX_TYPES[magic[2]], 4 + 4 * ndim
+
+
+def _size_error(path: Path, shape: tuple[int, ...], expected: int, found: int, more: bool = False) -> ConvscopeError:
+    held = "more" if more else str(found)
+    return ConvscopeError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
+                          f"but the file holds {held}; it is truncated or damaged")
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, name: str, classes: Sequence[str]) -> ImageDataset:

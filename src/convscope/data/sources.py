@@ -31,14 +31,22 @@ IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a dataset and its expected checksum (md5 and/or sha256, hex)."""
+    """One file of a dataset, its expected checksum (md5 and/or sha256, hex) and size.
+
+    ``size`` (bytes), when known, bounds the download exactly: a mirror sending more is
+    cut off at that many bytes, and a cached file of another size is refused before
+    it is hashed.
+    """
 
     role: str  # what the parser uses it for, e.g. "train_images" or "archive"
     filename: str
     md5: str | None = None
     sha256: str | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 0):
+            raise ConvscopeError(f"{self.filename}: size must be a number of bytes, not {self.size!r}")
         if not self.md5 and not self.sha256:
             raise ConvscopeError(f"{self.filename}: a dataset file needs an md5 or sha256 checksum")
         if "/" in self.filename or "\\" in self.filename or self.filename in ("", ".", ".."):
@@ -98,18 +106,22 @@ def mirror_urls(source: DatasetSource, mirrors: str | Sequence[str] | None = Non
     return urls
 
 
-def _idx_files(md5s: Sequence[str]) -> tuple[RemoteFile, ...]:
+def _idx_files(md5s: Sequence[str], sizes: Sequence[int]) -> tuple[RemoteFile, ...]:
     names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    return tuple(RemoteFile(role, name, md5=md5) for role, name, md5 in zip(IDX_ROLES, names, md5s))
+    return tuple(RemoteFile(role, name, md5=md5, size=size)
+                 for role, name, md5, size in zip(IDX_ROLES, names, md5s, sizes))
 
 
-# Official checksums: the md5 values published with each dataset (also used by torchvision).
+# Official checksums: the md5 values published with each dataset (also used by torchvision),
+# and the official file sizes. Every mirror is https: Fashion-MNIST's own S3 website endpoint
+# is http-only, so its files come from the project's GitHub repository and Keras' copy.
 MNIST = DatasetSource(
     name="mnist",
     format="idx",
     files=_idx_files(("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-                      "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
+                      "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
+                     (9912422, 28881, 1648877, 4542)),
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/"),
     classes=tuple(DIGITS),
     homepage="https://yann.lecun.com/exdb/mnist/",
@@ -120,8 +132,10 @@ FASHION_MNIST = DatasetSource(
     name="fashion-mnist",
     format="idx",
     files=_idx_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
-    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
+                     (26421880, 29515, 4422102, 5148)),
+    mirrors=("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     homepage="https://github.com/zalandoresearch/fashion-mnist",
@@ -130,7 +144,8 @@ FASHION_MNIST = DatasetSource(
 CIFAR10 = DatasetSource(
     name="cifar10",
     format="cifar10-python",
-    files=(RemoteFile("archive", "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a"),),
+    files=(RemoteFile("archive", "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
+                       size=170498071),),
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
