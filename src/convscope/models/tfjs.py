@@ -35,7 +35,6 @@ then centre-cropped. Class names come from the ``classes`` argument, or a sideca
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -49,10 +48,12 @@ from torch import nn
 from ..errors import ConvscopeError
 from .model import Model
 from .preprocessing import Preprocessing
+from .tfjs_weights import is_finite, read_class_names, read_json, read_tfjs_weights, short
 
-# TF.js dtype -> (NumPy dtype, little-endian)
-_DTYPES = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "uint8": "u1", "uint16": "<u2", "int8": "i1",
-           "int16": "<i2", "bool": "u1"}
+__all__ = ["build_sequential", "load_tfjs_model", "read_class_names", "read_tfjs_weights"]
+
+#: Largest input or feature-map side, and the largest kernel, stride, dilation or padding.
+MAX_SIDE = 4096
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU,
@@ -72,7 +73,9 @@ def load_tfjs_model(path: str | Path, classes: Sequence[str] | None = None) -> M
     and layer types or options this loader does not translate.
     """
     path = Path(path)
-    spec = _read_json(path)
+    spec = read_json(path)
+    if not isinstance(spec, dict):
+        raise ConvscopeError(f"{path} is not a TF.js layers model (its JSON is a {type(spec).__name__}, not an object)")
     topology = spec.get("modelTopology")
     if not isinstance(topology, dict):
         kind = spec.get("format", "unknown")
@@ -97,107 +100,24 @@ def load_tfjs_model(path: str | Path, classes: Sequence[str] | None = None) -> M
                  name=path.parent.name or path.stem, meta=meta)
 
 
-def read_class_names(directory: str | Path) -> list[str] | None:
-    """Class names from ``classes.json`` (a JSON list) or ``labels.txt`` in ``directory``."""
-    directory = Path(directory)
-    as_json = directory / "classes.json"
-    if as_json.is_file():
-        data = _read_json(as_json)
-        if isinstance(data, dict) and "classes" in data:
-            data = data["classes"]
-        if not isinstance(data, list) or not all(isinstance(x, (str, int)) for x in data):
-            raise ConvscopeError(f"{as_json} must hold a JSON list of class names")
-        return [str(x) for x in data]
-    as_txt = directory / "labels.txt"
-    if as_txt.is_file():
-        return [line.strip() for line in as_txt.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return None
-
-
-# --------------------------------------------------------------------------------------
-# weights
-# --------------------------------------------------------------------------------------
-def read_tfjs_weights(spec: dict[str, Any], directory: Path, source: Any = "model.json") -> dict[str, np.ndarray]:
-    """Decode every weight of the ``weightsManifest`` into float32 arrays, keyed by name.
-
-    Each manifest group is the concatenation of its shard files; inside it the weights
-    follow one another in manifest order, little-endian. Quantised weights are restored
-    as ``q * scale + min`` (uint8/uint16) or read as float16.
-    """
-    manifest = spec.get("weightsManifest")
-    if not isinstance(manifest, list):
-        raise ConvscopeError(f"{source} has no 'weightsManifest' list")
-    weights: dict[str, np.ndarray] = {}
-    for group in manifest:
-        paths = group.get("paths") or []
-        data = b"".join(_read_shard(directory, p, source) for p in paths)
-        offset = 0
-        for w in group.get("weights", []):
-            array, size = _decode_weight(w, data, offset, paths, source)
-            offset += size
-            weights[_clean_name(w["name"])] = array
-        if offset != len(data):
-            raise ConvscopeError(f"weight shards {', '.join(paths)} hold {len(data)} bytes but the manifest "
-                                 f"describes {offset}: the shards do not belong to this model.json")
-    return weights
-
-
-def _read_shard(directory: Path, name: str, source: Any) -> bytes:
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise ConvscopeError(f"{source} names a weight shard outside its folder: {name!r}")
-    file = directory / rel
-    if not file.is_file():
-        raise ConvscopeError(f"weight shard {file} named in {source} is missing")
-    return file.read_bytes()
-
-
-def _decode_weight(w: dict[str, Any], data: bytes, offset: int, paths: list[str], source: Any) -> tuple[np.ndarray, int]:
-    shape = [int(s) for s in w.get("shape", [])]
-    count = int(np.prod(shape)) if shape else 1
-    quant = w.get("quantization")
-    stored = quant.get("dtype") if quant else w.get("dtype", "float32")
-    if stored not in _DTYPES:
-        raise ConvscopeError(f"{source}: weight {w.get('name')!r} has dtype {stored!r}, which is not supported")
-    dtype = np.dtype(_DTYPES[stored])
-    size = count * dtype.itemsize
-    if offset + size > len(data):
-        raise ConvscopeError(f"weight shards {', '.join(paths)} are too short: {w.get('name')!r} needs bytes "
-                             f"{offset}..{offset + size} but the shards hold {len(data)}")
-    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset).astype(np.float32)
-    if quant and stored in ("uint8", "uint16"):
-        array = array * np.float32(quant["scale"]) + np.float32(quant["min"])
-    return array.reshape(shape), size
-
-
-def _clean_name(name: str) -> str:
-    """'sequential/conv_1_1/kernel:0' -> 'conv_1_1/kernel' (the last two path parts)."""
-    parts = name.split(":")[0].split("/")
-    return "/".join(parts[-2:])
-
-
 # --------------------------------------------------------------------------------------
 # topology
 # --------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ConvscopeError(f"no such model file: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConvscopeError(f"{path} is not valid JSON: {exc}") from None
-
-
 def _sequential_layers(topology: dict[str, Any], source: Path) -> list[dict[str, Any]]:
     config = topology.get("model_config", topology)
-    if config.get("class_name") != "Sequential":
-        raise ConvscopeError(f"{source} holds a Keras {config.get('class_name')!r} model; only Sequential "
-                             "models are supported")
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+        kind = config.get("class_name") if isinstance(config, dict) else config
+        raise ConvscopeError(f"{source} holds a Keras {short(kind)} model; only Sequential models are supported")
     layers = config.get("config")
     if isinstance(layers, dict):
         layers = layers.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ConvscopeError(f"{source}: the Sequential model lists no layers")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) \
+                or not isinstance(layer.get("config", {}), dict):
+            raise ConvscopeError(f"{source}: layer {i} must be an object with a 'class_name' string and a "
+                                 f"'config' object, got {short(layer)}")
     return layers
 
 
@@ -217,11 +137,43 @@ class _State:
         self.modules[name] = module
         return name
 
-    def weight(self, layer: str, key: str) -> np.ndarray:
+    def weight(self, layer: str, key: str, ndim: int) -> np.ndarray:
+        """The weight ``layer/key``, which must have ``ndim`` dimensions, none of them empty."""
         try:
-            return self.weights[f"{layer}/{key}"]
+            w = self.weights[f"{layer}/{key}"]
         except KeyError:
             raise ConvscopeError(f"{self.source}: the weight shards have no {layer}/{key}") from None
+        if w.ndim != ndim or 0 in w.shape:
+            raise ConvscopeError(f"{self.source}: {layer}/{key} has shape {list(w.shape)}; expected {ndim} "
+                                 "non-empty dimensions")
+        return w
+
+    def number(self, config: dict[str, Any], layer: str, key: str, default: float, low: float = -math.inf,
+               high: float = math.inf) -> float:
+        """A finite float option of a layer config, within [low, high]."""
+        value = config.get(key, default)
+        if value is None:
+            value = default
+        if not is_finite(value) or not low <= value <= high:
+            raise ConvscopeError(f"{self.source}: layer {layer!r} has {key}={short(value)}; expected a number "
+                                 f"in [{low:g}, {high:g}]")
+        return float(value)
+
+    def pair(self, config: dict[str, Any], layer: str, key: str, default: Any, low: int = 1) -> tuple[int, int]:
+        """An (h, w) option given as one int or a list of one or two, each in [low, MAX_SIDE]."""
+        value = config.get(key)
+        value = default if value is None else value
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not 1 <= len(items) <= 2 or not all(_whole(v) and low <= v <= MAX_SIDE for v in items):
+            raise ConvscopeError(f"{self.source}: layer {layer!r} has {key}={short(value)}; expected one or two "
+                                 f"integers in [{low}, {MAX_SIDE}]")
+        return int(items[0]), int(items[-1])
+
+    def integer(self, config: dict[str, Any], layer: str, key: str, default: int, low: int = 1) -> int:
+        """One integer option in [low, MAX_SIDE]."""
+        if isinstance(config.get(key), (list, tuple)):
+            raise ConvscopeError(f"{self.source}: layer {layer!r} has {key}={short(config[key])}; expected one integer")
+        return self.pair(config, layer, key, default, low)[0]
 
     def spatial(self, layer: str, kind: str) -> tuple[int, int, int]:
         if len(self.shape) != 3:
@@ -237,26 +189,27 @@ def build_sequential(layers: list[dict[str, Any]], weights: dict[str, np.ndarray
     Returns the net, ``{keras name: child name}``, the dropped output activation
     (``'softmax'`` or None), and the Keras input shape (H, W, C).
     """
-    first = layers[0].get("config", {})
-    batch_shape = first.get("batch_input_shape") or first.get("batch_shape")
-    if not batch_shape or len(batch_shape) != 4:
-        raise ConvscopeError(f"{source}: the first layer must give an image batch_input_shape "
-                             f"[None, H, W, C], got {batch_shape}")
-    input_shape = tuple(int(s) for s in batch_shape[1:])
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) \
+                or not isinstance(layer.get("config", {}), dict):
+            raise ConvscopeError(f"{source}: layer {i} must be an object with a 'class_name' string and a "
+                                 f"'config' object, got {short(layer)}")
+    input_shape = _input_shape(layers[0].get("config", {}), source)
     state = _State(shape=input_shape, source=source, weights=weights)
     keras_outputs: dict[str, str] = {}
     last_index = len(layers) - 1
     output_activation = None
     for i, layer in enumerate(layers):
-        kind = layer.get("class_name")
+        kind = layer["class_name"]
         config = layer.get("config", {})
-        name = config.get("name") or f"{kind}_{i}".lower()
+        name = _layer_name(config, f"{kind}_{i}".lower(), source)
         if config.get("data_format", "channels_last") != "channels_last":
-            raise ConvscopeError(f"{source}: layer {name!r} uses {config['data_format']}; only channels_last is supported")
+            raise ConvscopeError(f"{source}: layer {name!r} uses {short(config['data_format'])}; only "
+                                 "channels_last is supported")
         builder = _BUILDERS.get(kind)
         if builder is None:
-            raise ConvscopeError(f"{source}: layer {name!r} is a Keras {kind!r}, which convscope cannot translate "
-                                 f"(supported: {', '.join(sorted(_BUILDERS))})")
+            raise ConvscopeError(f"{source}: layer {name!r} is a Keras {short(kind)}, which convscope cannot "
+                                 f"translate (supported: {', '.join(sorted(_BUILDERS))})")
         final_softmax = i == last_index and _activation_name(kind, config) == "softmax"
         out = builder(name, config, state, final_softmax)
         if final_softmax:
@@ -270,12 +223,39 @@ def build_sequential(layers: list[dict[str, Any]], weights: dict[str, np.ndarray
     return nn.Sequential(state.modules), keras_outputs, output_activation, input_shape  # type: ignore[return-value]
 
 
+def _input_shape(first: dict[str, Any], source: Any) -> tuple[int, int, int]:
+    """(H, W, C) from the first layer's ``batch_input_shape``, each side within MAX_SIDE."""
+    batch_shape = first.get("batch_input_shape") or first.get("batch_shape")
+    if not isinstance(batch_shape, list) or len(batch_shape) != 4 \
+            or not all(_whole(v) and 1 <= v <= MAX_SIDE for v in batch_shape[1:]):
+        raise ConvscopeError(f"{source}: the first layer must give an image batch_input_shape [None, H, W, C] "
+                             f"with sizes in 1..{MAX_SIDE}, got {short(batch_shape)}")
+    h, w, c = (int(v) for v in batch_shape[1:])
+    return h, w, c
+
+
+def _layer_name(config: dict[str, Any], default: str, source: Any) -> str:
+    """The Keras layer name, which becomes a PyTorch child name (so: a string without dots)."""
+    name = config.get("name") or default
+    if not isinstance(name, str) or "." in name or len(name) > 200:
+        raise ConvscopeError(f"{source}: layer name {short(name)} is not a usable name (a string without dots)")
+    return name
+
+
+def _whole(value: Any) -> bool:
+    """An integer from JSON (``3`` or ``3.0``), not a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def _activation_name(kind: str | None, config: dict[str, Any]) -> str | None:
     if kind == "Softmax":
         return "softmax"
     act = config.get("activation")
     if isinstance(act, dict):  # Keras 3 may serialise activations as objects
-        act = act.get("config", {}).get("name") or act.get("class_name")
+        inner = act.get("config")
+        act = (inner.get("name") if isinstance(inner, dict) else None) or act.get("class_name")
     return str(act).lower() if act else None
 
 
@@ -290,15 +270,9 @@ def _fused_activation(name: str, config: dict[str, Any], state: _State, last: st
 def _activation_module(act: str, layer: str, source: Any) -> nn.Module:
     factory = _ACTIVATIONS.get(act)
     if factory is None:
-        raise ConvscopeError(f"{source}: layer {layer!r} uses activation {act!r}, which convscope cannot translate "
-                             f"(supported: linear, {', '.join(sorted(_ACTIVATIONS))})")
+        raise ConvscopeError(f"{source}: layer {layer!r} uses activation {short(act)}, which convscope cannot "
+                             f"translate (supported: linear, {', '.join(sorted(_ACTIVATIONS))})")
     return factory()
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return (int(value[0]), int(value[1]) if len(value) > 1 else int(value[0]))
-    return (int(value), int(value))
 
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -322,7 +296,8 @@ def _padding(name: str, config: dict[str, Any], state: _State, kernel, stride, d
     elif mode == "same":
         pads = (_same_padding(h, kernel[0], stride[0], dilation[0]), _same_padding(w, kernel[1], stride[1], dilation[1]))
     else:
-        raise ConvscopeError(f"{state.source}: layer {name!r} has padding {mode!r}; only 'valid' and 'same' are supported")
+        raise ConvscopeError(f"{state.source}: layer {name!r} has padding {short(mode)}; only 'valid' and 'same' "
+                             "are supported")
     (top, bottom), (left, right) = pads
     out = (_out_size(h, kernel[0], stride[0], dilation[0], top + bottom),
            _out_size(w, kernel[1], stride[1], dilation[1], left + right))
@@ -342,13 +317,13 @@ def _input_layer(name, config, state, final_softmax):
 
 def _conv2d(name, config, state, final_softmax):
     _, _, channels = state.spatial(name, "Conv2D")
-    kernel = state.weight(name, "kernel")  # [kh, kw, in / groups, out]
+    kernel = state.weight(name, "kernel", 4)  # [kh, kw, in / groups, out]
     kh, kw, per_group, filters = kernel.shape
-    groups = int(config.get("groups", 1))
-    if per_group * groups != channels:
-        raise ConvscopeError(f"{state.source}: {name}/kernel expects {per_group * groups} input channels, "
-                             f"the layer gets {channels}")
-    stride, dilation = _pair(config.get("strides", 1)), _pair(config.get("dilation_rate", 1))
+    groups = state.integer(config, name, "groups", 1)
+    if per_group * groups != channels or filters % groups:
+        raise ConvscopeError(f"{state.source}: {name}/kernel of shape {list(kernel.shape)} does not fit {groups} "
+                             f"group(s) of the {channels} input channels")
+    stride, dilation = state.pair(config, name, "strides", 1), state.pair(config, name, "dilation_rate", 1)
     padding, explicit, out = _padding(name, config, state, (kh, kw), stride, dilation)
     if explicit:
         state.add(f"{name}_pad", nn.ZeroPad2d(explicit))
@@ -366,11 +341,11 @@ def _conv2d(name, config, state, final_softmax):
 
 def _depthwise_conv2d(name, config, state, final_softmax):
     _, _, channels = state.spatial(name, "DepthwiseConv2D")
-    kernel = state.weight(name, "depthwise_kernel")  # [kh, kw, in, multiplier]
+    kernel = state.weight(name, "depthwise_kernel", 4)  # [kh, kw, in, multiplier]
     kh, kw, cin, mult = kernel.shape
     if cin != channels:
         raise ConvscopeError(f"{state.source}: {name}/depthwise_kernel expects {cin} channels, the layer gets {channels}")
-    stride, dilation = _pair(config.get("strides", 1)), _pair(config.get("dilation_rate", 1))
+    stride, dilation = state.pair(config, name, "strides", 1), state.pair(config, name, "dilation_rate", 1)
     padding, explicit, out = _padding(name, config, state, (kh, kw), stride, dilation)
     if explicit:
         state.add(f"{name}_pad", nn.ZeroPad2d(explicit))
@@ -389,8 +364,8 @@ def _depthwise_conv2d(name, config, state, final_softmax):
 def _pooling(average: bool):
     def build(name, config, state, final_softmax):
         _, _, channels = state.spatial(name, "pooling")
-        size = _pair(config.get("pool_size", 2))
-        stride = _pair(config.get("strides") or size)
+        size = state.pair(config, name, "pool_size", 2)
+        stride = state.pair(config, name, "strides", size)
         padding, explicit, out = _padding(name, config, state, size, stride, (1, 1))
         if explicit:
             if average:
@@ -432,7 +407,7 @@ def _dense(name, config, state, final_softmax):
     if len(state.shape) != 1:
         raise ConvscopeError(f"{state.source}: Dense layer {name!r} gets shape {state.shape}; only flat inputs "
                              "(after Flatten) are supported")
-    kernel = state.weight(name, "kernel")  # [in, out]
+    kernel = state.weight(name, "kernel", 2)  # [in, out]
     features, units = kernel.shape
     if features != state.shape[0]:
         raise ConvscopeError(f"{state.source}: {name}/kernel expects {features} inputs, the layer gets {state.shape[0]}")
@@ -460,22 +435,24 @@ def _activation(name, config, state, final_softmax):
 
 
 def _relu_layer(name, config, state, final_softmax):
-    max_value = config.get("max_value")
-    slope = float(config.get("negative_slope", 0.0) or 0.0)
-    if float(config.get("threshold", 0.0) or 0.0) != 0.0:
+    max_value = None if config.get("max_value") is None else state.number(config, name, "max_value", 6.0, low=0.0)
+    slope = state.number(config, name, "negative_slope", 0.0)
+    if state.number(config, name, "threshold", 0.0) != 0.0:
         raise ConvscopeError(f"{state.source}: ReLU layer {name!r} has a threshold, which is not supported")
     if max_value is None:
         module = nn.LeakyReLU(slope) if slope else nn.ReLU()
     elif slope:
         raise ConvscopeError(f"{state.source}: ReLU layer {name!r} with both max_value and negative_slope is not supported")
+    elif max_value == 0.0:
+        raise ConvscopeError(f"{state.source}: ReLU layer {name!r} has max_value 0, so its output is always 0")
     else:
-        module = nn.ReLU6() if float(max_value) == 6.0 else nn.Hardtanh(0.0, float(max_value))
+        module = nn.ReLU6() if max_value == 6.0 else nn.Hardtanh(0.0, max_value)
     return state.add(name, module)
 
 
 def _leaky_relu(name, config, state, final_softmax):
-    slope = config.get("negative_slope", config.get("alpha", 0.3))
-    return state.add(name, nn.LeakyReLU(float(slope)))
+    key = "negative_slope" if "negative_slope" in config else "alpha"
+    return state.add(name, nn.LeakyReLU(state.number(config, name, key, 0.3)))
 
 
 def _softmax_layer(name, config, state, final_softmax):
@@ -487,7 +464,7 @@ def _softmax_layer(name, config, state, final_softmax):
 
 
 def _dropout(name, config, state, final_softmax):
-    return state.add(name, nn.Dropout(float(config.get("rate", 0.5))))
+    return state.add(name, nn.Dropout(state.number(config, name, "rate", 0.5, low=0.0, high=1.0)))
 
 
 def _batch_norm(name, config, state, final_softmax):
@@ -499,7 +476,8 @@ def _batch_norm(name, config, state, final_softmax):
         raise ConvscopeError(f"{state.source}: BatchNormalization {name!r} right after Flatten is not supported "
                              "(its features are in Keras' (H, W, C) order)")
     channels = state.shape[-1]
-    bn = (nn.BatchNorm2d if len(state.shape) == 3 else nn.BatchNorm1d)(channels, eps=float(config.get("epsilon", 1e-3)))
+    eps = state.number(config, name, "epsilon", 1e-3, low=0.0)
+    bn = (nn.BatchNorm2d if len(state.shape) == 3 else nn.BatchNorm1d)(channels, eps=eps)
     with torch.no_grad():
         bn.running_mean.copy_(torch.from_numpy(_vector(state, name, "moving_mean", channels)))
         bn.running_var.copy_(torch.from_numpy(_vector(state, name, "moving_variance", channels)))
@@ -513,18 +491,20 @@ def _batch_norm(name, config, state, final_softmax):
 def _zero_padding(name, config, state, final_softmax):
     h, w, c = state.spatial(name, "ZeroPadding2D")
     pad = config.get("padding", 1)
-    if isinstance(pad, (list, tuple)) and pad and isinstance(pad[0], (list, tuple)):
-        (top, bottom), (left, right) = (_pair(pad[0]), _pair(pad[1]))
+    if isinstance(pad, (list, tuple)) and len(pad) == 2 and all(isinstance(p, (list, tuple)) for p in pad):
+        (top, bottom), (left, right) = (state.pair({"padding": p}, name, "padding", 0, low=0) for p in pad)
     else:
-        (top, left) = _pair(pad)
+        (top, left) = state.pair(config, name, "padding", 1, low=0)
         bottom, right = top, left
+    if max(h + top + bottom, w + left + right) > MAX_SIDE:
+        raise ConvscopeError(f"{state.source}: ZeroPadding2D {name!r} makes the image larger than {MAX_SIDE} pixels")
     state.add(name, nn.ZeroPad2d((left, right, top, bottom)))
     state.shape = (h + top + bottom, w + left + right, c)
     return name
 
 
 def _vector(state: _State, layer: str, key: str, length: int) -> np.ndarray:
-    v = state.weight(layer, key)
+    v = state.weight(layer, key, 1)
     if v.shape != (length,):
         raise ConvscopeError(f"{state.source}: {layer}/{key} has shape {list(v.shape)}, expected [{length}]")
     return np.ascontiguousarray(v, dtype=np.float32)

@@ -1,28 +1,37 @@
 """Load a TF.js layers model straight from its published URL (e.g. CNN Explainer's).
 
-``model.json`` and the weight shards its manifest names are downloaded into the cache
-(``$CONVSCOPE_CACHE/models/<hash of the URL>/``, atomically) and then read by
-:func:`~convscope.models.tfjs.load_tfjs_model` like any local file; a second load reads
-the cache. Shard names are resolved against the model's own URL and must stay inside
-its folder, so a manifest cannot make convscope fetch or write elsewhere.
+``model.json`` and the weight shards its manifest names are downloaded into a fresh
+staging folder beside the cache entry, checked, and only then renamed into place as
+``$CONVSCOPE_CACHE/models/<hash of the URL>/``; a second load reads the cache. So the
+cache holds complete models or nothing:
+
+* ``model.json`` may have at most :data:`~convscope.models.tfjs_weights.MAX_JSON_BYTES`;
+* the manifest is validated before any shard is fetched, and each shard download is
+  cut off at the bytes its group still lacks, so a shard declared as 308 bytes cannot
+  bring 300 MB; a group whose shards fall short is an error;
+* every download has a deadline (:func:`~convscope.io_utils.transfer_deadline`);
+* shard names are resolved against the model's own URL and must stay inside its folder
+  (no ``..``, no absolute path, no other host), so a manifest cannot make convscope
+  fetch or write elsewhere;
+* a cached model that fails to load is deleted, never kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import shutil
+import tempfile
 import urllib.error
 import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from ..errors import ConvscopeError
-from ..io_utils import download_to
+from ..io_utils import download_to, resolve_inside
 from .model import Model
 from .tfjs import load_tfjs_model
-
-CLASS_FILES = ("classes.json", "labels.txt")
+from .tfjs_weights import CLASS_FILES, MAX_JSON_BYTES, MAX_LABELS_BYTES, read_json, weight_groups
 
 
 def is_url(spec: str) -> bool:
@@ -34,44 +43,71 @@ def model_cache(url: str) -> Path:
     return root / "models" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def fetch_tfjs_model(url: str, progress: bool = True) -> Path:
-    """Download ``url`` (a model.json) and its shards once; return the local model.json."""
+def fetch_tfjs_model(url: str, progress: bool = True, deadline: float | None = None) -> Path:
+    """Download ``url`` (a model.json) and its shards once; return the local model.json.
+
+    ``deadline`` bounds each file's download in seconds (default: from its size limit).
+    """
     folder = model_cache(url)
     local = folder / "model.json"
-    if not local.is_file():
-        _get(url, local, progress)
+    if local.is_file():
+        return local
+    if folder.exists():  # a partial entry left by an older convscope
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        spec = json.loads(local.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        local.unlink(missing_ok=True)
-        raise ConvscopeError(f"{url} is not a TF.js model.json: {exc}") from None
-    for group in spec.get("weightsManifest") or []:
-        for name in group.get("paths") or []:
-            rel = PurePosixPath(name)
-            if rel.is_absolute() or ".." in rel.parts or urllib.parse.urlsplit(name).scheme:
-                raise ConvscopeError(f"{url} names a weight shard outside its folder: {name!r}")
-            shard = folder / rel
-            if not shard.is_file():
-                _get(urllib.parse.urljoin(url, name), shard, progress)
-    for name in CLASS_FILES:  # optional sidecar class names, as beside a local model.json
-        if not (folder / name).is_file():
-            try:
-                _get(urllib.parse.urljoin(url, name), folder / name, progress=False)
-            except ConvscopeError:
-                pass
+        _download_model(url, staging, progress, deadline)
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not local.is_file():  # not another process finishing first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return local
 
 
 def load_tfjs_url(url: str, classes: Sequence[str] | None = None) -> Model:
-    model = load_tfjs_model(fetch_tfjs_model(url), classes=classes)
+    local = fetch_tfjs_model(url)
+    try:
+        model = load_tfjs_model(local, classes=classes)
+    except ConvscopeError:
+        shutil.rmtree(local.parent, ignore_errors=True)  # a later load downloads it afresh
+        raise
     model.meta["source"] = url
     return model
 
 
-def _get(url: str, dest: Path, progress: bool) -> None:
+def _download_model(url: str, folder: Path, progress: bool, deadline: float | None) -> None:
+    """model.json, then each manifest group's shards bounded by the bytes the group declares."""
+    local = folder / "model.json"
+    _get(url, local, progress, MAX_JSON_BYTES, deadline)
+    spec = read_json(local)
+    if not isinstance(spec, dict):
+        raise ConvscopeError(f"{url} is not a TF.js model.json (its JSON is not an object)")
+    for group in weight_groups(spec, url):
+        missing = group.nbytes
+        for name in group.paths:
+            if urllib.parse.urlsplit(name).scheme or urllib.parse.urlsplit(name).netloc:
+                raise ConvscopeError(f"{url} names a weight shard outside its folder: {name!r}")
+            shard = resolve_inside(folder, PurePosixPath(name), f"{url} names a weight shard")
+            _get(urllib.parse.urljoin(url, name), shard, progress, missing, deadline)
+            missing -= shard.stat().st_size
+        if missing:
+            raise ConvscopeError(f"the weight shards {', '.join(group.paths) or '(none)'} of {url} hold "
+                                 f"{group.nbytes - missing} bytes but its manifest describes {group.nbytes}")
+    for name in CLASS_FILES:  # optional sidecar class names, as beside a local model.json
+        try:
+            _get(urllib.parse.urljoin(url, name), folder / name, False, MAX_LABELS_BYTES, deadline)
+        except ConvscopeError:
+            pass
+
+
+def _get(url: str, dest: Path, progress: bool, max_bytes: int, deadline: float | None) -> None:
     try:
         download_to(url, dest, desc=f"downloading {PurePosixPath(urllib.parse.urlsplit(url).path).name}",
-                    progress=progress)
+                    progress=progress, max_bytes=max_bytes, deadline=deadline)
     except urllib.error.HTTPError as exc:
         raise ConvscopeError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
     except OSError as exc:
