@@ -11,8 +11,15 @@ def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "d
     parser.add_argument("--model", "-m", default=default, metavar="SPEC",
                         help="model: 'default', a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, efficientnet-lite0), "
                              "a checkpoint, a TorchScript file, a TF.js model.json, or pkg.module:factory@weights.pt")
+    add_trust_argument(parser)
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust``, the one switch that lets a model file run code (convscope.load_model's ``trust``)."""
     parser.add_argument("--trust", action="store_true",
-                        help="allow unpickling a full Python object from the model file (only for files you trust)")
+                        help="let model files run code: an architecture factory a checkpoint names, a TorchScript "
+                             "archive, a pickled module (only for files you trust; zoo checkpoints and factories "
+                             "you type yourself need no --trust)")
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

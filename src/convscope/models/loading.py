@@ -7,14 +7,19 @@ spec                                      what loads
 ``tiny-vgg`` / ``mnist-cnn`` / ...        an untrained zoo net
 ``efficientnet-lite0``                    ImageNet-pretrained, from local disk
 ``run/best.pt``                           a convscope checkpoint (tensors + JSON)
-``model.ts`` (TorchScript archive)        ``torch.jit.load``
+``model.ts`` (TorchScript archive)        ``torch.jit.load`` (``trust=True`` only)
 ``model.json`` or its http(s) URL          a Keras model in TensorFlow.js layers format
 ``pkg.module:factory`` or ``f.py:factory``  the user's own architecture; ``weights=``
                                           names its state_dict file (``@file`` in a spec)
 ========================================  ==========================================
 
-Only with ``trust=True`` is a fully pickled module unpickled; everything else goes
-through ``torch.load(..., weights_only=True)``.
+Opening a file never runs code from it unless ``trust=True``: tensors go through
+``torch.load(..., weights_only=True)``, and a checkpoint's architecture is rebuilt
+without trust only when it names a zoo net (from the fixed :data:`zoo.ZOO`, with its
+arguments bounded). A factory *named inside a file*, a TorchScript archive (its code
+runs on load) and a fully pickled module all need ``trust=True``. A factory spec the
+caller passes is the caller's own code and is imported as asked, unless
+``spec_from_file`` says the spec itself was read from a file (a run's recorded config).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound
 from . import zoo
-from .checkpoint import load_checkpoint, safe_torch_load
+from .checkpoint import check_archive, load_checkpoint, needs_trust, safe_torch_load
 from .efficientnet import NAME as EFFICIENTNET, PREPROCESSING as EFFICIENTNET_PREPROCESSING
 from .efficientnet import build_efficientnet_lite0, imagenet_classes
 from .model import Model, guess_preprocessing
@@ -53,15 +58,22 @@ def load_model(
     classes: Sequence[str] | None = None,
     trust: bool = False,
     device: str | torch.device = "cpu",
+    *,
+    spec_from_file: bool = False,
 ) -> Model:
     """Load a model by name or file and return a :class:`Model` in eval mode.
 
-    Raises :class:`ConvscopeError` (or :class:`NotFound`) with a one-line reason for
-    unknown names, missing or damaged files, and files that are not models.
+    ``trust=True`` allows code that a file names or carries to run (see the module
+    docstring); ``spec_from_file=True`` marks ``spec`` itself as read from a file, so a
+    factory spec needs ``trust`` too. Raises :class:`ConvscopeError` (or
+    :class:`NotFound`) with a one-line reason for unknown names, missing or damaged
+    files, files that are not models, and code that needs trust.
     """
     spec = str(spec)
     if weights is None and "@" in spec and ":" in spec.split("@", 1)[0]:
         spec, weights = spec.split("@", 1)
+    if spec_from_file and not trust and _looks_like_factory(spec):
+        raise needs_trust(f"the model {spec!r} was read from a file and names code to import and call")
     model = _load(spec, weights, trust)
     if classes is not None:
         model.classes = list(classes)
@@ -108,29 +120,56 @@ def _looks_like_factory(spec: str) -> bool:
     return func.isidentifier() and bool(module) and not Path(spec).exists()
 
 
-def model_from_checkpoint(path: str | Path, name: str | None = None) -> Model:
-    """Rebuild the architecture named in a convscope checkpoint and load its tensors."""
+def model_from_checkpoint(path: str | Path, name: str | None = None, trust: bool = False) -> Model:
+    """Rebuild the architecture named in a convscope checkpoint and load its tensors.
+
+    A zoo name is rebuilt from the zoo with bounded arguments; a factory named in the
+    file is code chosen by whoever wrote the file, so it is imported only with ``trust``.
+    """
     ckpt = load_checkpoint(path)
     meta = ckpt["meta"]
     arch = meta.get("architecture") or {}
-    kwargs = dict(arch.get("kwargs") or {})
-    if "input_size" in kwargs:
-        kwargs["input_size"] = tuple(kwargs["input_size"])
     if arch.get("zoo"):
-        net = zoo.build(arch["zoo"], **kwargs)
+        net = zoo.build_from_file(arch["zoo"], arch.get("kwargs") or {}, path)
     elif arch.get("factory"):
+        if not trust:
+            raise needs_trust(f"{path} names its architecture by the factory {arch['factory'][:200]!r}, code that "
+                              "would be imported and called (only zoo architectures rebuild without trust)")
+        kwargs = dict(arch.get("kwargs") or {})
+        if isinstance(kwargs.get("input_size"), list):
+            kwargs["input_size"] = tuple(kwargs["input_size"])
         net = _call_factory(arch["factory"], kwargs)
     else:
         raise ConvscopeError(f"{path} does not say which architecture it holds")
     _load_state(net, ckpt["state_dict"], path)
-    prep = Preprocessing.from_dict(meta["preprocessing"]) if meta.get("preprocessing") else guess_preprocessing(net)
+    prep = _preprocessing(meta["preprocessing"], path) if meta.get("preprocessing") else guess_preprocessing(net)
     return Model(net, classes=meta.get("classes"), preprocessing=prep,
                  name=name or meta.get("name") or Path(path).stem, meta=meta)
 
 
+def _preprocessing(d: dict[str, Any], path: Any) -> Preprocessing:
+    """A checkpoint's preprocessing, with its sizes bounded like the zoo's (images are resized to it)."""
+    try:
+        prep = Preprocessing.from_dict(d)
+    except ConvscopeError as exc:
+        raise ConvscopeError(f"{path} has damaged preprocessing metadata: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ConvscopeError(f"{path} has damaged preprocessing metadata ({type(exc).__name__}: "
+                             f"{str(exc)[:80]})") from None
+    if len(prep.size) != 2 or not all(1 <= s <= zoo.MAX_SIDE for s in prep.size):
+        raise ConvscopeError(f"{path}: preprocessing size must be two numbers from 1 to {zoo.MAX_SIDE}, "
+                             f"not {list(prep.size)[:4]}")
+    if not all(len(v) in (1, prep.channels) for v in (prep.mean, prep.std)) or 0.0 in prep.std:
+        raise ConvscopeError(f"{path}: preprocessing needs 1 or {prep.channels} means and non-zero stds")
+    return prep
+
+
 def model_from_file(path: Path, trust: bool = False) -> Model:
-    """A convscope checkpoint, a TorchScript archive, or (trusted only) a pickled module."""
+    """A convscope checkpoint, or (trusted only) a TorchScript archive or a pickled module."""
     if _is_torchscript(path):
+        if not trust:
+            raise needs_trust(f"{path} is a TorchScript archive, whose code runs when it is loaded")
+        check_archive(path)
         try:
             net = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # TorchScript raises many types for damaged archives
@@ -143,7 +182,7 @@ def model_from_file(path: Path, trust: bool = False) -> Model:
             raise ConvscopeError(f"{path} could not be unpickled: {str(exc).splitlines()[0][:200]}") from None
         if isinstance(obj, nn.Module):
             return Model(obj, name=path.stem, meta={"format": "pickled-module"})
-    return model_from_checkpoint(path)
+    return model_from_checkpoint(path, trust=trust)
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -168,6 +207,8 @@ def model_from_factory(spec: str, weights: str | Path | None) -> Model:
 
 
 def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+    if ":" not in spec:
+        raise ConvscopeError(f"a factory is named 'package.module:function' or 'file.py:function', not {spec[:200]!r}")
     module_name, func_name = spec.rsplit(":", 1)
     try:
         if module_name.endswith(".py"):

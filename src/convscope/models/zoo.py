@@ -8,15 +8,23 @@ tutorials discuss (activation, dropout) so a learner can compare them.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..errors import NotFound
+from ..errors import ConvscopeError, NotFound
 from .preprocessing import Preprocessing
+
+# Bounds on the arguments a checkpoint may ask a zoo net to be built with, so that a file
+# cannot make the loader allocate terabytes (``num_classes: 3e9``) before any check.
+MAX_CHANNELS = 64
+MAX_CLASSES = 100_000
+MAX_SIDE = 1024
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32; the zoo's nets have ~20k-120k at their own sizes
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -157,3 +165,68 @@ def build(
         activation=activation,
         dropout=dropout,
     )
+
+
+def build_from_file(name: str, kwargs: Any, source: Any) -> nn.Module:
+    """Build a zoo net from arguments read from a file (``source``), refusing what a hostile file could ask.
+
+    Types and ranges are checked, then the net is built on PyTorch's ``meta`` device
+    (no memory) to count its parameters before the real one is allocated. Every
+    failure is a one-line :class:`ConvscopeError`.
+    """
+    zoo_entry(name)  # NotFound for a name outside the zoo
+    args = _checked_kwargs(kwargs, source)
+    try:
+        with torch.device("meta"):
+            probe = build(name, **args)
+    except RuntimeError as exc:  # e.g. an input too small for the convolutions
+        raise ConvscopeError(f"{source}: {name} cannot be built with {kwargs}: {str(exc).splitlines()[0][:160]}") from None
+    n = sum(p.numel() for p in probe.parameters())
+    if n > MAX_PARAMETERS:
+        raise ConvscopeError(f"{source}: {name} with {kwargs} would have {n:,} parameters, more than the "
+                             f"{MAX_PARAMETERS:,} convscope builds from a file")
+    return build(name, **args)
+
+
+def _checked_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
+    if not isinstance(kwargs, dict):
+        raise ConvscopeError(f"{source}: zoo arguments must be an object, not a {type(kwargs).__name__}")
+
+    def count(key: str, value: Any, top: int) -> int:
+        if type(value) is not int or not 1 <= value <= top:
+            raise ConvscopeError(f"{source}: zoo argument {key} must be a whole number from 1 to {top:,}, "
+                                 f"not {str(value)[:40]}")
+        return value
+
+    checks: dict[str, Callable[[Any], Any]] = {
+        "in_channels": lambda v: count("in_channels", v, MAX_CHANNELS),
+        "num_classes": lambda v: count("num_classes", v, MAX_CLASSES),
+        "input_size": lambda v: _side_pair(v, source),
+        "activation": lambda v: _activation_name(v, source),
+        "dropout": lambda v: _fraction(v, source),
+    }
+    unknown = set(kwargs) - set(checks)
+    if unknown:
+        raise ConvscopeError(f"{source}: unknown zoo argument(s) {', '.join(sorted(map(str, unknown)))[:120]}; "
+                             f"a zoo net takes {', '.join(checks)}")
+    return {k: checks[k](v) for k, v in kwargs.items() if v is not None}
+
+
+def _side_pair(value: Any, source: Any) -> tuple[int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in value)):
+        raise ConvscopeError(f"{source}: zoo argument input_size must be two whole numbers from 1 to {MAX_SIDE}, "
+                             f"not {str(value)[:40]}")
+    return (value[0], value[1])
+
+
+def _activation_name(value: Any, source: Any) -> str:
+    if not (isinstance(value, str) and value in ACTIVATIONS):
+        raise ConvscopeError(f"{source}: unknown activation {str(value)[:40]!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return value
+
+
+def _fraction(value: Any, source: Any) -> float:
+    if type(value) not in (int, float) or not (math.isfinite(value) and 0 <= value < 1):
+        raise ConvscopeError(f"{source}: zoo argument dropout must be a number in [0, 1), not {str(value)[:40]}")
+    return float(value)

@@ -35,11 +35,13 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(config: TrainConfig, splits: Splits | None = None) -> Prepared:
+def prepare(config: TrainConfig, splits: Splits | None = None, trust: bool = False,
+            spec_from_file: bool = False) -> Prepared:
     """Load the data (unless ``splits`` are given) and build or load the net for ``config``.
 
     Seeds nothing itself. Given ``splits`` (your own in-memory data), ``config.data``
-    is only the name recorded for them.
+    is only the name recorded for them. ``trust`` and ``spec_from_file`` (``config``
+    was read from a run's ``last.pt``) are :func:`convscope.load_model`'s.
     """
     if splits is None:
         splits = load_splits(config.data, seed=config.split_seed, root=config.data_root, download=config.download)
@@ -48,7 +50,7 @@ def prepare(config: TrainConfig, splits: Splits | None = None) -> Prepared:
     if config.model in zoo.ZOO:
         net, arch, prep = _fresh_zoo_net(config, splits, len(classes), notes)
     else:
-        net, arch, prep = _loaded_net(config, len(classes), notes)
+        net, arch, prep = _loaded_net(config, len(classes), notes, trust, spec_from_file)
     conformed = Splits(*(splits[s].conform(prep) for s in ("train", "val", "test")),
                        seed=splits.seed, description=splits.description)
     return Prepared(net, arch, prep, classes, conformed, notes)
@@ -96,8 +98,8 @@ def _smallest_size(name: str, channels: int, num_classes: int, config: TrainConf
     raise ConvscopeError(f"{name} takes no input size up to {MAX_SIZE}x{MAX_SIZE}")
 
 
-def _loaded_net(config: TrainConfig, num_classes: int, notes: list[str]):
-    model = load_model(config.model)
+def _loaded_net(config: TrainConfig, num_classes: int, notes: list[str], trust: bool, spec_from_file: bool):
+    model = load_model(config.model, trust=trust, spec_from_file=spec_from_file)
     arch = model.meta.get("architecture")
     if not arch or not (arch.get("zoo") or arch.get("factory")):
         raise ConvscopeError(f"{config.model} does not record its architecture, so it cannot be fine-tuned; "

@@ -17,6 +17,15 @@ What it guarantees:
   (checkpoints, snapshots, TensorBoard) are written from CPU copies by one background
   thread while the next epoch trains; :meth:`Trainer.fit` waits for them before it
   returns or raises.
+- **One writer.** The run folder is locked (:class:`~convscope.train.runlock.RunLock`)
+  from the start until :meth:`Trainer.fit` returns: a second ``train`` into the same
+  ``--out``, or a ``--resume`` of a run being written, is refused naming the process
+  that writes it. The lock's new holder deletes the temporary files a killed run left.
+- **Divergence is an error.** A non-finite loss or weights, or an epoch's training loss
+  ``DIVERGED_FACTOR`` times above where it started (the first step's loss, or the loss of
+  a uniform guess, ``ln K``, if that is higher) for ``DIVERGED_EPOCHS`` epochs in a row
+  or at the end, stops the run with a :class:`ConvscopeError` that names the checkpoints
+  that exist and what they hold; a diverged epoch is never saved as ``best.pt``.
 """
 
 from __future__ import annotations
@@ -40,16 +49,24 @@ from .. import __version__
 from ..data import Splits, make_augment
 from ..device import resolve_device
 from ..errors import ConvscopeError
+from ..io_utils import remove_temp_files
 from ..models import Preprocessing, load_checkpoint, save_checkpoint
+from .background import BackgroundWriter
 from .config import TrainConfig
 from .evaluate import predict_logits
-from .background import BackgroundWriter
+from .runlock import RunLock
 from .runlog import RunLog
 from .setup import prepare
-from .snapshots import snapshot_arrays, write_snapshot
+from .snapshots import FOLDER as SNAPSHOTS, snapshot_arrays, write_snapshot
 
 LAST, BEST = "last.pt", "best.pt"
 FLUSH_EVERY = 20
+DIVERGED_FACTOR = 10.0
+DIVERGED_EPOCHS = 3
+
+
+class Diverged(ConvscopeError):
+    """Training blew up; :meth:`Trainer.fit` adds which checkpoints exist before it reaches the user."""
 
 
 @dataclass
@@ -91,15 +108,19 @@ def recorded_config(out: str | Path) -> TrainConfig:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
-          log: Callable[[str], None] | None = None, splits: Splits | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, splits: Splits | None = None,
+          trust: bool = False) -> TrainResult:
     """Train (or, with ``resume``, continue) the run described by ``config``.
 
     Returns a :class:`TrainResult`; ``OUT/best.pt`` is the epoch with the lowest
     validation loss. Raises :class:`ConvscopeError` for user mistakes and for a loss
     that becomes NaN or infinite (naming the epoch and step). ``splits`` trains on your own
-    in-memory :class:`~convscope.data.Splits` instead of loading ``config.data``.
+    in-memory :class:`~convscope.data.Splits` instead of loading ``config.data``. ``trust`` is
+    :func:`convscope.load_model`'s, for the model fine-tuned; on ``resume`` that model's
+    spec is read from ``last.pt``, so a factory spec there needs ``trust`` too.
     """
-    return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits).fit()
+    return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits,
+                   trust=trust).fit()
 
 
 class Trainer:
@@ -107,16 +128,33 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
                  command: str | None = None, log: Callable[[str], None] | None = None,
-                 splits: Splits | None = None) -> None:
+                 splits: Splits | None = None, trust: bool = False) -> None:
         self.out = Path(config.out)
         self.progress = progress
         self.command = command if command is not None else "convscope train " + shlex.join(sys.argv[1:])
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        # taken before the folder is looked at, so a --resume of a run being written is refused too
+        self.lock = RunLock(self.out, command=self.command).acquire()
+        try:
+            self._setup(config, resume, splits, trust)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    # -- set-up ----------------------------------------------------------------------
+    def _setup(self, config: TrainConfig, resume: bool, splits: Splits | None, trust: bool) -> None:
+        if self.lock.stale is not None:
+            self.log(f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
+                     "without releasing it")
+        removed = remove_temp_files(self.out) + remove_temp_files(self.out / SNAPSHOTS)
+        if removed:
+            self.log(f"{self.out}: removed {len(removed)} temporary file(s) an interrupted run left "
+                     f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})")
         checkpoint = self._check_out_dir(config, resume)
         self.config = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.prepared = prepare(config, splits)
+        self.prepared = prepare(config, splits, trust=trust, spec_from_file=resume)
         self.net = self.prepared.net.to(self.device)
         self.augment = make_augment(config.augment_options())
         self.optimizer = self._make_optimizer()
@@ -126,6 +164,8 @@ class Trainer:
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.stopped_early = False
+        self.start_loss: float | None = None  # the run's first training-step loss, before any update
+        self.blown_epochs = 0  # epochs in a row whose training loss is DIVERGED_FACTOR above the start
         self.history: list[dict[str, Any]] = []
         self._partial: dict[str, Any] | None = None  # mid-epoch position after Ctrl-C
         if checkpoint is not None:
@@ -133,7 +173,6 @@ class Trainer:
         self._interrupt = False
         self.writer: BackgroundWriter | None = None
 
-    # -- set-up ----------------------------------------------------------------------
     def _check_out_dir(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
         last = self.out / LAST
         if not resume:
@@ -164,6 +203,8 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.bad_epochs = int(state["bad_epochs"])
         self.stopped_early = bool(state["stopped_early"])
+        self.start_loss = state.get("start_loss")
+        self.blown_epochs = int(state.get("blown_epochs", 0))
         self.history = list(checkpoint["meta"].get("history", []))
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
@@ -173,6 +214,16 @@ class Trainer:
 
     # -- the run ---------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        """Train the remaining epochs; the run folder stays locked until this returns or raises."""
+        self.lock.acquire()
+        try:
+            return self._fit()
+        except Diverged as exc:  # every file is on disk now: say which exist
+            raise ConvscopeError(f"{exc}. {self._kept()}") from None
+        finally:
+            self.lock.release()
+
+    def _fit(self) -> TrainResult:
         c, splits = self.config, self.prepared.splits
         for note in self.prepared.notes:
             self.log(note)
@@ -210,11 +261,14 @@ class Trainer:
                 record["seconds"] = time.perf_counter() - start
                 record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                                                  "seconds", "images_per_s")}
+                self._check_weights(e)
+                blown = record["train_loss"] > DIVERGED_FACTOR * self._loss_reference()
+                self.blown_epochs = self.blown_epochs + 1 if blown else 0
                 self.history.append(record)
                 weights = {n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
                 self.writer.submit(runlog.log_epoch, dict(record), weights)
                 snapshot(e)
-                improved = val_loss < self.best_val_loss
+                improved = val_loss < self.best_val_loss and not blown
                 if improved:
                     self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, e, 0
                 else:
@@ -227,6 +281,10 @@ class Trainer:
                 self.log(f"epoch {e}/{c.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
                          f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' (best)' if improved else ''}"
                          f" | {record['images_per_s']:.0f} img/s")
+                if self.blown_epochs >= DIVERGED_EPOCHS or (blown and (e == c.epochs or self.stopped_early)):
+                    raise Diverged(f"training diverged: the training loss was {record['train_loss']:.3g} in epoch {e}, "
+                                   f"over {DIVERGED_FACTOR:g} times its start ({self._loss_reference():.3g}), for "
+                                   f"{self.blown_epochs} epoch(s) in a row; lower --lr (now {c.lr:g})")
                 if self.stopped_early:
                     self.log(f"early stop: validation loss has not improved for {c.patience} epochs "
                              f"(best {self.best_val_loss:.4f} at epoch {self.best_epoch})")
@@ -234,15 +292,41 @@ class Trainer:
                     interrupted_at = (e, 0)
                     break
         finally:
-            try:
-                self.writer.close()  # every file of this run is on disk before we return or raise
-            finally:
-                signal_restore(previous)
-                runlog.close()
+            signal_restore(previous)
+            self._close_files(runlog)  # every file of this run is on disk before we return or raise
         result = self._result()
         if interrupted_at is not None:
             result.interrupted, result.interrupted_at = True, interrupted_at
         return result
+
+    def _close_files(self, runlog: RunLog) -> None:
+        """Wait for every queued write, then close TensorBoard; the first failure is the one raised."""
+        try:
+            self.writer.close()
+        except BaseException:
+            runlog.close(quiet=True)  # TensorBoard would repeat a full disk's error
+            raise
+        runlog.close()
+
+    def _loss_reference(self) -> float:
+        """Where the loss started: the first step's, or a uniform guess's (``ln K``) if higher."""
+        return max(self.start_loss or 0.0, math.log(max(len(self.prepared.classes), 2)))
+
+    def _check_weights(self, epoch: int) -> None:
+        finite = torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()
+        if not bool(finite):
+            raise Diverged(f"the weights became NaN or infinite in epoch {epoch}; "
+                           f"lower --lr (now {self.config.lr:g}) or check the data")
+
+    def _kept(self) -> str:
+        """Which checkpoints a stopped run left, and what each holds (only files that exist)."""
+        kept = []
+        if (self.out / LAST).is_file():
+            what = "the diverged state" if self.blown_epochs else "the last good epoch"
+            kept.append(f"{self.out / LAST} holds epoch {self.epoch}, {what}")
+        if (self.out / BEST).is_file() and self.best_epoch is not None:
+            kept.append(f"{self.out / BEST} holds epoch {self.best_epoch} (val loss {self.best_val_loss:.4g})")
+        return "; ".join(kept) if kept else f"no checkpoint was written in {self.out}"
 
     def _set_lr(self, epoch: int) -> float:
         c = self.config
@@ -294,13 +378,14 @@ class Trainer:
                 if len(pending) >= FLUSH_EVERY or step + 1 == n_steps or self._interrupt:
                     first_step = step + 2 - len(pending)
                     losses = torch.stack([p[0] for p in pending]).tolist()
+                    if self.start_loss is None and step0 == 0 and epoch == 1:
+                        self.start_loss = losses[0]
                     hits = (torch.cat([p[1] for p in pending]).argmax(1) == torch.cat([p[2] for p in pending]))
                     for i, (value, (_, _, labels)) in enumerate(zip(losses, pending)):
                         if not math.isfinite(value):
-                            raise ConvscopeError(
+                            raise Diverged(
                                 f"the training loss became {value} at epoch {epoch}, step {first_step + i} of "
-                                f"{n_steps}; lower --lr (now {self.config.lr}) or check the data. "
-                                f"{self.out / LAST} holds the last good epoch")
+                                f"{n_steps}; lower --lr (now {self.config.lr:g}) or check the data")
                         loss_sum += value * len(labels)
                         seen += len(labels)
                     correct += int(hits.sum())
@@ -349,6 +434,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
+            "start_loss": self.start_loss,
+            "blown_epochs": self.blown_epochs,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConvscopeError
-from ..common import add_device_argument
+from ..common import add_device_argument, add_trust_argument
 
 DEFAULT_OUT = "convscope-evaluate"
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--data-root", metavar="DIR", help="dataset cache directory")
     p.add_argument("--offline", action="store_true", help="never download data")
-    p.add_argument("--trust", action="store_true", help="allow unpickling a full Python object from the model file")
+    add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..common import add_device_argument
+from ..common import add_device_argument, add_trust_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="input height and width (default: the model's own)")
-    p.add_argument("--trust", action="store_true",
-                   help="allow unpickling a full Python object from the model file (only for files you trust)")
+    add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
 

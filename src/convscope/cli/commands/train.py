@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from ...errors import ConvscopeError
+from ..common import add_trust_argument
 
 EPILOG = """examples:
   convscope train --model tiny-vgg --data mnist --epochs 10 --out runs/tiny
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="never download data (use the cache or bundled data)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (epoch summaries still print)")
+    add_trust_argument(p)
     p.set_defaults(func=run)
 
 
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         explicit.setdefault("out", _default_out(explicit.get("model", "tiny-vgg"), explicit.get("data", "mnist")))
         config = TrainConfig(**explicit)
     command = "convscope " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
-    result = train(config, resume=args.resume, progress=not args.no_progress, command=command)
+    result = train(config, resume=args.resume, progress=not args.no_progress, command=command, trust=args.trust)
     if result.interrupted:
         epoch, step = result.interrupted_at
         where = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"
