@@ -20,10 +20,10 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn serving an app on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int | None = None) -> None:
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()  # give the port when the app must know its own address
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))

@@ -28,7 +28,7 @@ def open_page(browser, url: str):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: "/api/" in r.url and statuses.append((r.status, r.url)))
     page.goto(url)
-    page.wait_for_function("['ready', 'error'].includes(document.body.dataset.overview)", timeout=60_000)
+    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=60_000)
     return page, errors, statuses
 
 
@@ -44,7 +44,7 @@ def test_page_without_token_says_so(live, browser):
     context = browser.new_context()  # no cookie from the test above
     page = context.new_page()
     page.goto(f"{live.url}/")
-    page.wait_for_function("['ready', 'error'].includes(document.body.dataset.overview)", timeout=60_000)
+    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=60_000)
     assert page.evaluate("document.body.dataset.overview") == "error"
     assert "access token" in page.locator("body").inner_text()
     context.close()

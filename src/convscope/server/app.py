@@ -29,10 +29,15 @@ STATIC = Path(str(resources.files("convscope") / "server" / "static"))
 
 
 def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
-               token: str | None = None, runs: str | Path | None = None, data: str | None = None) -> FastAPI:
+               token: str | None = None, runs: str | Path | None = None, data: str | None = None,
+               host: str | None = None, port: int | None = None, allow_hosts: Sequence[str] = ()) -> FastAPI:
     """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
 
     ``token``: when given, every API call must carry it (see :mod:`convscope.server.security`).
+    ``host``, ``port``: the address the app is served on (``convscope serve`` always gives
+    it): only ``Host`` headers naming it, a loopback name or one of ``allow_hosts`` are
+    answered. Without an address (tests, an app mounted in one's own server) the loopback
+    names on any port and TestClient's ``testserver`` are.
     ``runs``: the folder of training runs the training view lists; ``data``: the dataset the
     dataset view measures every model on (default: the one each checkpoint was trained on).
     """
@@ -43,7 +48,8 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
                   docs_url=None, redoc_url=None)
     docs.install(app)  # Swagger UI from local files: the API docs work offline too
     app.state.registry = reg
-    security.install(app, token=token, max_body=lambda: reg.uploads.max_bytes + security.MULTIPART_SLACK)
+    security.install(app, token=token, max_body=lambda: reg.uploads.max_bytes + security.MULTIPART_SLACK,
+                     hosts=security.Hosts.for_address(host, port, allow_hosts))
 
     @app.exception_handler(ConvscopeError)
     async def _user_error(request: Request, exc: ConvscopeError) -> JSONResponse:

@@ -34,6 +34,12 @@ from .registry import Registry
 SPLITS = ("train", "val", "test")
 IMAGE_ID = re.compile(r"^data-(train|val|test)-(\d+)$")
 PREFIX = "data-"
+MAX_SEED = 2**32 - 1  # what NumPy's and scikit-learn's random states take
+
+
+def seed_query() -> Any:
+    """The ``seed`` parameter, checked at the edge: a negative or huge seed is 422, not a failed job."""
+    return Query(0, ge=0, le=MAX_SEED, description=f"random seed, 0 to {MAX_SEED}")
 
 
 def image_id(split: str, row: int) -> str:
@@ -234,7 +240,7 @@ def router(registry: Registry, jobs: JobManager, data: str | None = None,
         return {"count": int((~res.correct).sum()), "rows": rows}
 
     @r.get("/api/models/{model}/dataset/{split}/random", summary="The 'True / Pred' grid: seeded random images")
-    def random(model: str, split: str, count: int = Query(24, ge=1, le=500), seed: int = 0) -> dict[str, Any]:
+    def random(model: str, split: str, count: int = Query(24, ge=1, le=500), seed: int = seed_query()) -> dict[str, Any]:
         res = store.result(model, split)
         return {"seed": seed, "rows": rows_json(res, split, random_rows(len(res), count, seed))}
 
@@ -248,12 +254,12 @@ def router(registry: Registry, jobs: JobManager, data: str | None = None,
 
     @r.post("/api/models/{model}/dataset/{split}/embedding",
             summary="Start (or join) a 2-D embedding of the penultimate features: a job")
-    def start_embedding(model: str, split: str, method: str = "pca", seed: int = 0) -> dict[str, Any]:
+    def start_embedding(model: str, split: str, method: str = "pca", seed: int = seed_query()) -> dict[str, Any]:
         return store.start_embedding(model, split, method, seed).describe()
 
     @r.get("/api/models/{model}/dataset/{split}/embedding",
            summary="The embedding as columns x, y, label, pred, correct, index (point i is row i)")
-    def get_embedding(model: str, split: str, method: str = "pca", seed: int = 0) -> dict[str, Any]:
+    def get_embedding(model: str, split: str, method: str = "pca", seed: int = seed_query()) -> dict[str, Any]:
         res = store.result(model, split)
         emb = store.embedding(model, split, method, seed)
         return {**emb.to_json(res.labels, res.preds, res.indices), "classes": list(res.classes),

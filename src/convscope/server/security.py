@@ -16,6 +16,19 @@ files stay public: they hold no data.
 :class:`BodyLimit` refuses a request body over the upload cap (HTTP 413) before the
 multipart parser spools it to disk; :func:`safe_join` resolves a user-given name inside
 a folder and refuses anything that would leave it.
+
+:class:`SiteGuard` keeps other web sites out, as Jupyter's server does: a request whose
+``Host`` is not this server's (DNS rebinding: evil.example resolved to 127.0.0.1) is
+403; a state-changing request (POST, PUT, PATCH, DELETE) from a page on another origin
+(its ``Origin`` is not this server's, or ``Sec-Fetch-Site`` says cross-site) is 403, as
+is any cross-site ``/api`` request; a body that is neither JSON nor a multipart upload
+is 415, so a plain cross-site ``<form>`` or ``text/plain`` fetch never starts work.
+Which Host names are ours (:meth:`Hosts.for_address`): the bound address and the
+loopback names ``127.0.0.1``, ``localhost``, ``[::1]``, with the server's port or none,
+plus ``convscope serve --allow-host`` names; a server bound to another address
+(``0.0.0.0``, a LAN address: a token is then required anyway) answers any Host name
+but keeps the Origin check. :class:`SecurityHeaders` puts a strict
+Content-Security-Policy, ``nosniff`` and ``Referrer-Policy: no-referrer`` on every answer.
 """
 
 from __future__ import annotations
@@ -25,9 +38,10 @@ import json
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TextIO
-from urllib.parse import parse_qs
+from typing import Any, Awaitable, Callable, Iterable, TextIO
+from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConvscopeError, NotFound
 
@@ -37,6 +51,14 @@ COOKIE = "convscope_token"
 HEADER = "x-convscope-token"
 PROTECTED_PREFIXES = ("/api/", "/api", "/openapi.json", "/docs", "/redoc")
 MULTIPART_SLACK = 64 * 1024  # room for the multipart boundaries and headers around the file
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")  # the Host names a local server always answers
+TEST_HOST = "testserver"  # what Starlette's TestClient sends: accepted only by an app built without an address
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+BODY_TYPES = ("application/json", "multipart/form-data")  # what a cross-site <form> cannot send
+CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'")
+SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"))
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -201,12 +223,134 @@ class BodyLimit:
         await self.app(scope, replay_receive, send)
 
 
-def install(app: Any, token: str | None = None, max_body: Callable[[], int] | None = None) -> None:
-    """Put the guards in front of ``app``: the body cap inside, the token check outermost."""
+@dataclass(frozen=True)
+class Hosts:
+    """The ``Host`` header values a server answers: ``names`` (None: any) on ``port`` (None: any)."""
+
+    names: frozenset[str] | None
+    port: int | None = None
+
+    @classmethod
+    def for_address(cls, host: str | None, port: int | None, extra: Iterable[str] = ()) -> "Hosts":
+        """What a server bound to ``host:port`` answers.
+
+        A loopback address: itself, the loopback names and ``extra``, with ``port`` or no
+        port. Another address (``0.0.0.0``, ``::``, a LAN address or name): any Host, as
+        other machines may call it by any name (the token guards it then). No address (an
+        app built by tests or embedded in one's own server): the loopback names on any
+        port, and TestClient's ``testserver``.
+        """
+        if host is None:
+            return cls(frozenset((*LOOPBACK_NAMES, TEST_HOST, *map(_bare, extra))))
+        if not is_loopback(host):
+            return cls(None)
+        return cls(frozenset((*LOOPBACK_NAMES, _bare(host), *map(_bare, extra))), port)
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:
+            return False
+        try:
+            parts = urlsplit("//" + header.strip())
+            name, port = parts.hostname, parts.port
+        except ValueError:  # a bad port or bracket
+            return False
+        if not name or parts.path or parts.username is not None:
+            return False
+        if self.names is None:
+            return True
+        return name in self.names and (port is None or self.port is None or port == self.port)
+
+
+def _bare(host: str) -> str:
+    """A host name as :func:`urllib.parse.urlsplit` gives it: lower case, IPv6 without brackets."""
+    return host.strip().strip("[]").lower()
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when ``Origin`` names the server the request was sent to (scheme http/https, same host:port)."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.strip().lower() and not parts.path
+
+
+def refusal(scope: Scope, hosts: Hosts) -> tuple[int, str] | None:
+    """Why a request must be refused, as (status, reason), or None when it may pass."""
+    headers = _headers(scope)
+    host = headers.get("host")
+    if not hosts.allows(host):
+        return 403, (f"this explorer does not answer to the host name {host!r}; open it at its own address "
+                     "(convscope serve --allow-host NAME adds a name)")
+    path, method = scope.get("path", ""), scope.get("method", "GET")
+    site = headers.get("sec-fetch-site", "").lower()
+    if site == "cross-site" and (path == "/api" or path.startswith("/api/")):
+        return 403, "cross-site requests to the explorer's API are refused"
+    if method in STATE_CHANGING or scope["type"] == "websocket":
+        origin = headers.get("origin")
+        if origin is not None and not same_origin(origin, host):
+            return 403, f"requests from another origin ({origin}) may not change anything here"
+        if origin is None and site in ("cross-site", "same-site"):
+            return 403, "requests from another site may not change anything here"
+    if method in ("POST", "PUT", "PATCH") and _has_body(headers):
+        kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind not in BODY_TYPES:
+            return 415, f"send application/json or a multipart/form-data upload, not {kind or 'no content type'}"
+    return None
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
+
+
+class SiteGuard:
+    """ASGI middleware: 403 for a foreign ``Host`` or a cross-site change, 415 for a form body (see :func:`refusal`)."""
+
+    def __init__(self, app: ASGIApp, hosts: Hosts) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            refused = refusal(scope, self.hosts)
+            if refused is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                return await _send_json(send, *refused)
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: the Content-Security-Policy, nosniff and no-referrer headers on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: Any, token: str | None = None, max_body: Callable[[], int] | None = None,
+            hosts: Hosts | None = None) -> None:
+    """Put the guards in front of ``app``, innermost first: the body cap, the token check,
+    the site guard (``hosts``: what :meth:`Hosts.for_address` gives; default, no address),
+    and outermost the security headers, so that every refusal carries them too."""
     if max_body is not None:
         app.add_middleware(BodyLimit, limit=max_body)
     if token:
         app.add_middleware(TokenGuard, token=token)
+    app.add_middleware(SiteGuard, hosts=hosts if hosts is not None else Hosts.for_address(None, None))
+    app.add_middleware(SecurityHeaders)
 
 
 def safe_join(root: str | Path, name: str) -> Path:
