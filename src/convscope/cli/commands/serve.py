@@ -21,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the first is opened first (default: the shipped default model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another host name the page may be opened under (repeatable; e.g. a name in /etc/hosts). "
+                        "Requests naming any other host are refused, which stops DNS-rebinding pages; "
+                        "with --host other than this machine every name is accepted (the token guards it)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.add_argument("--token", help="access token every API call must carry (default: $CONVSCOPE_TOKEN; "
                                    "generated and printed when --host is not this machine)")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     uploads = UploadStore(max_bytes=int(args.max_upload_mb * 1024 * 1024))
     app = create_app(registry=Registry(specs, uploads=uploads,
                                        loader=lambda spec: load_model(spec, trust=args.trust, device=device)),
-                     token=token, data=args.data,
+                     token=token, data=args.data, host=args.host, port=args.port, allow_hosts=args.allow_host,
                      runs=args.runs or ("runs" if Path("runs").is_dir() else None))
     app.state.registry.load_all()  # fail early on a bad spec; no graph is built while jobs run
     app.state.registry.warm()  # the first page then draws at once
