@@ -104,3 +104,94 @@ def test_no_runs_folder_lists_nothing():
     with TestClient(create_app(registry=Registry(["default"]))) as c:
         assert c.get("/api/runs").json() == {"root": None, "runs": []}
         assert "--runs" in c.get("/api/runs/x/metrics").json()["detail"]
+
+
+# -- damaged runs and links leading out of a run folder ------------------------------------------
+
+def runs_client(root, **kwargs):
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+    from convscope.server.registry import Registry
+
+    return TestClient(create_app(registry=Registry(["default"]), runs=root), **kwargs)
+
+
+@pytest.mark.parametrize("damage", [b"not json\n", b'{"epoch": 2, "note": "caf\xe9"}\n'],
+                         ids=["not-json", "not-utf8"])
+def test_a_damaged_metrics_line_costs_one_epoch_and_hides_no_run(runs, damage):
+    root, _ = runs
+    metrics = root / "a" / "metrics.jsonl"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    metrics.write_bytes(lines[0] + damage + lines[1])  # epoch 1, the damaged line, epoch 2
+    with runs_client(root, raise_server_exceptions=False) as c:
+        listing = c.get("/api/runs")
+        assert listing.status_code == 200, listing.text
+        rows = {r["name"]: r for r in listing.json()["runs"]}
+        assert sorted(rows) == ["a", "group/b"]  # the damaged run is listed, the others still show
+        assert rows["group/b"]["problems"] == [] and rows["group/b"]["epochs"] == 3
+        assert rows["a"]["problems"] == ["metrics.jsonl:2 is not " + ("JSON" if b"not json" in damage else
+                                                                      "UTF-8 text") + "; skipped"]
+        d = c.get("/api/runs/a/metrics")
+        assert d.status_code == 200, d.text
+        assert d.json()["curves"]["epoch"] == [1.0, 2.0] and d.json()["problems"] == rows["a"]["problems"]
+
+
+def test_non_finite_numbers_in_a_run_travel_as_null(runs):
+    root, _ = runs
+    with open(root / "a" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "train_loss": NaN, "val_loss": Infinity, "val_acc": 0.1}\n{"epoch": NaN}\n')
+    with runs_client(root, raise_server_exceptions=False) as c:
+        listing = c.get("/api/runs")
+        assert listing.status_code == 200, listing.text
+        a = next(r for r in listing.json()["runs"] if r["name"] == "a")
+        assert a["epochs"] == 3 and a["last"]["train_loss"] is None and a["last"]["val_loss"] is None
+        assert c.get("/api/runs/a/metrics").json()["curves"]["train_loss"][-1] is None
+
+
+def test_files_linked_in_from_outside_the_run_folder_are_not_read(tmp_path, runs):
+    root, net = runs
+    secret = tmp_path / "secret"
+    write_run(secret, 4, net)  # a real run, outside the runs folder
+    torch.save({"format": "not ours"}, secret / "last.pt")
+    run = root / "linked"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(secret / "metrics.jsonl")
+    (run / "last.pt").symlink_to(secret / "last.pt")
+    (run / "snapshots").mkdir()
+    (run / "snapshots" / "epoch_001.npz").symlink_to(secret / "snapshots" / "epoch_001.npz")
+    (root / "a" / "snapshots" / "epoch_002.npz").unlink()
+    (root / "a" / "snapshots" / "epoch_002.npz").symlink_to(secret / "snapshots" / "epoch_002.npz")
+    (root / "group" / "b" / "snapshots").rename(tmp_path / "b-snapshots")
+    (root / "group" / "b" / "snapshots").symlink_to(tmp_path / "b-snapshots")
+    with runs_client(root, raise_server_exceptions=False) as c:
+        rows = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+        assert rows["linked"]["epochs"] == 0 and rows["linked"]["last"] is None
+        assert rows["linked"]["problems"] == ["metrics.jsonl leads outside the run folder (a symlink); not read",
+                                              "last.pt leads outside the run folder (a symlink); not read"]
+        d = c.get("/api/runs/linked/metrics").json()
+        assert d["curves"] == {} and d["snapshots"] == []
+        assert d["version"] == "0." + d["version"].split(".")[1] + ".0"  # nothing of the outside files
+        assert c.get("/api/runs/linked/snapshots/1").status_code == 404
+        assert c.get("/api/runs/a/metrics").json()["snapshots"] == [0, 1]  # its own, not the linked one
+        assert c.get("/api/runs/a/snapshots/2").status_code == 404
+        assert c.get("/api/runs/a/snapshots/1").status_code == 200
+        assert c.get("/api/runs/group/b/metrics").json()["snapshots"] == []
+        assert c.get("/api/runs/group/b/snapshots/1").status_code == 404
+        assert "snapshots leads outside" in rows["group/b"]["problems"][0]
+
+
+def test_run_history_does_not_follow_a_metrics_link_out_of_the_folder(tmp_path, runs):
+    from convscope.analysis import run_history
+
+    root, _ = runs
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "best.pt").write_bytes(b"x")
+    (folder / "metrics.jsonl").symlink_to(root / "group" / "b" / "metrics.jsonl")
+    assert run_history(folder / "best.pt", {}) == []
+    inside = folder / "real.jsonl"
+    inside.write_text(json.dumps(record(1)) + "\n")
+    (folder / "metrics.jsonl").unlink()
+    (folder / "metrics.jsonl").symlink_to("real.jsonl")  # a link that stays inside is fine
+    assert [r["epoch"] for r in run_history(folder / "best.pt", {})] == [1]
