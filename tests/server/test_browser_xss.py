@@ -122,8 +122,8 @@ def neuron(page, layer: str, channel: int = 0):
     return page.locator(f"canvas.neuron[data-layer={json.dumps(layer)}][data-channel=\"{channel}\"]")
 
 
-def open_detail(page, locator) -> None:
-    locator.click()
+def open_detail(page, locator, **click) -> None:
+    locator.click(**click)
     wait(page, "detail")
 
 
@@ -174,7 +174,7 @@ def test_payload_names_are_shown_as_text_in_every_view(page, live):
     open_detail(page, neuron(page, "pool", 0))
     assert page.locator("#detail").get_attribute("data-view") == "pool"
     assert_inert(page, "pool view", f"reads {RELU}", f"input: {RELU} · ch 0")
-    open_detail(page, page.locator('canvas.neuron[data-layer="fc"]'))
+    open_detail(page, page.locator('canvas.neuron[data-layer="fc"]'), position={"x": 8, "y": 1})  # unit 0
     assert page.locator("#detail").get_attribute("data-view") == "linear"
     assert_inert(page, "linear view", f"fc · unit 0 (class {CLASSES[0]})")
     shot(page, "linear")
@@ -183,7 +183,10 @@ def test_payload_names_are_shown_as_text_in_every_view(page, live):
     assert_inert(page, "summary", CONV, RELU)
     page.click("#btn-why")
     wait(page, "why")
-    assert_inert(page, "Why? panel of the layers model", f"at {CONV}")
+    page.select_option("#why-layer", CONV)  # explain at the payload-named conv layer
+    wait(page, "why")
+    assert_inert(page, "Why? panel of the layers model", f"heatmap at {CONV}")
+    shot(page, "why-layers")
     assert page.errors == [], page.errors
 
 

@@ -51,7 +51,8 @@ function toNodes(part) {
     return [t.content];
   }
   if (Array.isArray(part)) {  // a list of markup and text is parsed as one piece, so an element may span items
-    return part.some((p) => p instanceof Node) ? part.flatMap(toNodes) : toNodes(html`${part}`);
+    const flat = part.flat(Infinity);
+    return flat.some((p) => p instanceof Node) ? flat.flatMap(toNodes) : toNodes(html`${flat}`);
   }
   if (part === null || part === undefined || part === false) return [];
   return [document.createTextNode(String(part))];
