@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import signal
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +261,68 @@ def test_fine_tuning_on_fewer_classes_gets_a_new_head_and_keeps_the_body(tmp_pat
     result = train(digits_config(tmp_path / "ft8", model=str(digits_run.best), epochs=1), splits=splits,
                    progress=False, log=lambda m: None)
     assert load_model(result.best).net(torch.zeros(1, 1, 16, 16)).shape == (1, 8)
+
+
+# -- hyper-parameters, divergence, one writer per run folder, leftovers ----------------------
+
+@pytest.mark.parametrize("setting, message", [
+    ({"lr": math.inf}, "--lr must be a positive finite number"), ({"lr": math.nan}, "--lr must be"),
+    ({"momentum": math.nan}, "--momentum must be in"), ({"momentum": 1.5}, "--momentum must be in"),
+    ({"weight_decay": math.inf}, "--weight-decay must be a finite"), ({"dropout": math.nan}, "--dropout"),
+])
+def test_non_finite_or_out_of_range_hyper_parameters_are_refused(tmp_path, setting, message):
+    with pytest.raises(ConvscopeError, match=message):
+        digits_config(tmp_path / "x", **setting)
+
+
+def named_files(message: str, out) -> list[str]:
+    """The paths inside ``out`` that a message names."""
+    return re.findall(re.escape(str(out)) + r"/[\w.]+", message)
+
+
+def test_a_diverging_adam_run_fails_and_names_only_files_that_exist(tmp_path):
+    out = tmp_path / "adam"
+    logged = []
+    with pytest.raises(ConvscopeError, match=r"training diverged: the training loss was .* in epoch 2") as info:
+        train(digits_config(out, epochs=2, lr=1e6), progress=False, log=logged.append)
+    message = str(info.value)
+    assert "--lr (now 1e+06)" in message and named_files(message, out) == [str(out / "last.pt")]
+    assert load_checkpoint(out / "last.pt")["train_state"]["epoch"] == 2
+    assert not (out / "best.pt").exists()  # no diverged epoch is kept as the best one
+    assert len(logged) >= 2  # the epochs were still reported as they ended
+
+
+def test_a_loss_that_turns_nan_in_the_first_epoch_names_no_missing_checkpoint(tmp_path):
+    out = tmp_path / "sgd"
+    with pytest.raises(ConvscopeError, match="the training loss became nan at epoch 1") as info:
+        train(digits_config(out, optimizer="sgd", lr=1e6), progress=False, log=lambda m: None)
+    assert not list(out.glob("*.pt"))
+    assert named_files(str(info.value), out) == [] and "no checkpoint was written" in str(info.value)
+
+
+def test_a_second_writer_in_the_same_folder_is_refused_until_the_first_is_done(tmp_path):
+    first = Trainer(digits_config(tmp_path / "r", epochs=1), progress=False, log=lambda m: None)
+    lock_file = tmp_path / "r" / ".convscope.lock"
+    assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+    with pytest.raises(ConvscopeError, match=rf"is being written by this process \(pid {os.getpid()}"):
+        Trainer(digits_config(tmp_path / "r", epochs=1), progress=False, log=lambda m: None)
+    first.fit()
+    assert not lock_file.exists()  # released when fit returns
+    resumed = train(digits_config(tmp_path / "r", epochs=2), resume=True, progress=False, log=lambda m: None)
+    assert resumed.epochs == 2
+
+
+def test_the_next_start_removes_temp_files_a_killed_write_left(tmp_path):
+    out = tmp_path / "run"
+    train(digits_config(out, epochs=1), progress=False, log=lambda m: None)
+    left = []
+    for folder, name in ((out, "best.pt"), (out, "last.pt"), (out / "snapshots", "epoch_002.npz")):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # as io_utils.atomic_path names them
+        os.write(fd, b"half a file")
+        os.close(fd)
+        left.append(Path(tmp))
+    (out / ".keep").write_text("not ours")
+    logged = []
+    train(digits_config(out, epochs=2), resume=True, progress=False, log=logged.append)
+    assert not any(p.exists() for p in left) and (out / ".keep").exists()
+    assert any("removed 3 temporary file(s)" in m for m in logged), logged
