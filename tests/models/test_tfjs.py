@@ -278,3 +278,95 @@ def test_quantised_and_float16_weights(tmp_path):
         ours = model.net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].double().numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     assert model.input_shape == (1, 2, 2)
+
+
+# -- untrusted model folders: symlinks, declared sizes, malformed configs -------------
+def _outside(tmp_path: Path, name: str) -> Path:
+    """A path beside (not inside) the model folder ``tmp_path``."""
+    return tmp_path.parent / f"{tmp_path.name}-{name}"
+
+
+def test_a_shard_symlinked_out_of_the_folder_is_refused(model_copy):
+    shard = model_copy.parent / "group1-shard1of1.bin"
+    secret = _outside(model_copy.parent, "secret.bin")
+    secret.write_bytes(b"SECRET!!" * (shard.stat().st_size // 8))  # exactly the size the manifest declares
+    shard.unlink()
+    shard.symlink_to(secret)
+    with pytest.raises(ConvscopeError, match=r"group1-shard1of1\.bin.*leads outside its folder"):
+        load_model(model_copy)
+
+
+def test_class_names_symlinked_out_of_the_folder_are_refused(model_copy):
+    secret = _outside(model_copy.parent, "passwd")
+    secret.write_text("".join(f"user{i}:x:{i}:{i}::/home/user{i}:/bin/sh\n" for i in range(10)))
+    (model_copy.parent / "labels.txt").symlink_to(secret)
+    with pytest.raises(ConvscopeError, match=r"labels\.txt.*leads outside its folder"):
+        load_tfjs_model(model_copy)
+
+
+def test_a_symlink_inside_the_folder_is_fine(model_copy):
+    shard = model_copy.parent / "group1-shard1of1.bin"
+    shard.rename(model_copy.parent / "real.bin")
+    shard.symlink_to("real.bin")
+    assert load_tfjs_model(model_copy).input_shape == (3, 64, 64)
+
+
+def _mutated(model_copy: Path, mutate) -> Path:
+    spec = json.loads(model_copy.read_text())
+    mutate(spec)
+    model_copy.write_text(json.dumps(spec))
+    return model_copy
+
+
+def _layer(spec: dict, index: int) -> dict:
+    return spec["modelTopology"]["model_config"]["config"]["layers"][index]["config"]
+
+
+def _weight(spec: dict, index: int) -> dict:
+    return spec["weightsManifest"][0]["weights"][index]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda s: _weight(s, 0).update(shape=[1_000_000, 1_000_000]), r"declares 4000000078600 bytes of float32 weights, more than"),
+    (lambda s: _weight(s, 0).update(shape=[65536] * 4), "more than"),  # np.prod wraps to 0 in int64
+    (lambda s: _weight(s, 0).update(shape=[-1, 3, 3, 10]), "sizes >= 0"),
+    (lambda s: _weight(s, 0).update(shape="3x3"), "sizes >= 0"),
+    (lambda s: _weight(s, 0).update(dtype=["float32"]), "not supported"),
+    (lambda s: _weight(s, 0).update(quantization={"dtype": "uint8", "scale": "big", "min": 0}), "finite 'scale'"),
+    (lambda s: _weight(s, 0).pop("name"), "'name' string"),
+    (lambda s: _layer(s, 0).update(strides=[0, 0]), r"strides=\[0, 0\]"),
+    (lambda s: _layer(s, 0).update(strides=[-2, 1]), "strides"),
+    (lambda s: _layer(s, 4).update(pool_size=[2, 0]), "pool_size"),
+    (lambda s: _layer(s, 0).update(dilation_rate=10**400), "dilation_rate"),
+    (lambda s: _layer(s, 0).update(batch_input_shape=[None, 10**9, 64, 3]), "batch_input_shape"),
+    (lambda s: _layer(s, 0).update(batch_input_shape=[None, -64, 64, 3]), "batch_input_shape"),
+    (lambda s: _layer(s, 0).update(name=["conv"]), "not a usable name"),
+    (lambda s: _layer(s, 0).update(name="conv.1"), "not a usable name"),
+    (lambda s: _layer(s, 1).update(activation={"config": 3}), "activation"),
+    (lambda s: s["modelTopology"]["model_config"]["config"]["layers"].insert(1, "Conv2D"), "layer 1 must be"),
+    (lambda s: s["modelTopology"]["model_config"]["config"]["layers"][3].update(class_name=["ReLU"]),
+     "layer 3 must be"),
+    (lambda s: s["modelTopology"].update(model_config=[1, 2]), "only Sequential"),
+    (lambda s: s.update(weightsManifest=[{"paths": [3], "weights": []}]), "list of file names"),
+    (lambda s: s.update(weightsManifest=[7]), r"weightsManifest\[0\] is not an object"),
+])
+def test_malformed_model_json_is_one_line_error(model_copy, mutate, message):
+    with pytest.raises(ConvscopeError, match=message) as info:
+        load_tfjs_model(_mutated(model_copy, mutate))
+    assert "\n" not in str(info.value) and len(str(info.value)) < 500
+
+
+def test_deep_huge_or_odd_json_is_one_line_error(model_copy):
+    model_copy.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConvscopeError, match="nested too deeply"):
+        load_tfjs_model(model_copy)
+    model_copy.write_text("1" * 5000)  # an integer Python refuses to parse
+    with pytest.raises(ConvscopeError, match="not valid JSON"):
+        load_tfjs_model(model_copy)
+    model_copy.write_text("[1, 2]")
+    with pytest.raises(ConvscopeError, match="not an object"):
+        load_tfjs_model(model_copy)
+    with open(model_copy, "wb") as f:  # 17 MB of whitespace: refused by its size, never parsed
+        f.truncate(17 << 20)
+    with pytest.raises(ConvscopeError, match="more than the 16777216"):
+        load_tfjs_model(model_copy)

@@ -255,7 +255,7 @@ def _activation_name(kind: str | None, config: dict[str, Any]) -> str | None:
     act = config.get("activation")
     if isinstance(act, dict):  # Keras 3 may serialise activations as objects
         inner = act.get("config")
-        act = (inner.get("name") if isinstance(inner, dict) else None) or act.get("class_name")
+        act = (inner.get("name") if isinstance(inner, dict) else None) or act.get("class_name") or act
     return str(act).lower() if act else None
 
 
