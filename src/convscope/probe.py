@@ -55,8 +55,10 @@ def get_module(net: nn.Module, name: str) -> nn.Module:
     modules = dict(net.named_modules())
     if name and name in modules:
         return modules[name]
-    close = difflib.get_close_matches(name, [n for n in modules if n], n=5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    names = [n for n in modules if n]
+    close = difflib.get_close_matches(name, names, n=5)
+    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {shown}"
     raise NotFound(f"the model has no layer named {name!r}{hint}")
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..data.base import ImageDataset
-from ..models.model import Model, as_model
+from ..models.model import Model, model_fingerprint
 from .dataset_pass import DatasetPass, Progress, run_pass
 from .embedding import Embedding, embed
 
@@ -31,20 +30,6 @@ def cache_root(root: str | Path | None = None) -> Path:
         return Path(root)
     env = os.environ.get("CONVSCOPE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "convscope"
-
-
-def model_fingerprint(model: Model | nn.Module) -> str:
-    """SHA-256 of the model's state_dict bytes, architecture, preprocessing and classes."""
-    model = as_model(model)
-    h = hashlib.sha256()
-    spec = {"type": type(model.net).__qualname__, "repr": repr(model.net),
-            "preprocessing": model.preprocessing.to_dict(), "classes": model.classes}
-    h.update(json.dumps(spec, sort_keys=True).encode())
-    for name, tensor in model.net.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def dataset_fingerprint(dataset: ImageDataset) -> str:

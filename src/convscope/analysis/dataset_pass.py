@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..io_utils import load_arrays, save_arrays
+from ..errors import NotFound
 from ..models.model import Model, as_model
-from .hooks import capture, last_linear
+from ..probe import capture, model_state, resolve_layer
 
 #: ``callback(done, total)`` after every batch; raising from it cancels the pass.
 Progress = Callable[[int, int], None]
@@ -90,6 +91,18 @@ class DatasetPass:
                    dataset=header["dataset"], shard=shard, meta=header.get("meta") or {})
 
 
+def last_linear(net: nn.Module) -> str:
+    """Qualified name of the last ``nn.Linear`` in registration order (the classifier head)."""
+    name = None
+    for n, m in net.named_modules():
+        if isinstance(m, nn.Linear):
+            name = n
+    if name is None:
+        raise NotFound("the model has no nn.Linear layer, so its penultimate features are undefined; "
+                       "name a layer explicitly (layer=...)")
+    return name
+
+
 def run_pass(
     model: Model | nn.Module,
     dataset: ImageDataset,
@@ -114,14 +127,13 @@ def run_pass(
     dataset = dataset.conform(model.preprocessing)
     side = "input" if layer is None else "output"
     layer = layer or last_linear(model.net)
+    ref = resolve_layer(model.net, layer)
     total = len(dataset)
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("preds", "probs", "loss", "features")}
     net = model.net
-    was_training = net.training
-    net.eval()
     bar = tqdm(total=total, unit="img", desc=f"{model.name} on {dataset.name}", disable=not progress, leave=False)
     try:
-        with torch.no_grad(), capture(net, [layer], side=side) as store:
+        with model_state(net), torch.no_grad(), capture(net, ref, side=side) as store:
             done = 0
             for x, y in dataset.batches(model.preprocessing, batch_size=batch_size):
                 logits = net(x.to(model.device)).float()
@@ -130,14 +142,13 @@ def run_pass(
                 outs["probs"].append(logits.softmax(-1).cpu())
                 outs["preds"].append(logits.argmax(-1).cpu())
                 outs["loss"].append(F.cross_entropy(logits, y, reduction="none").cpu())
-                outs["features"].append(store[layer].flatten(1).float().cpu())
+                outs["features"].append(store[ref].flatten(1).float().cpu())
                 done += len(y)
                 bar.update(len(y))
                 if callback is not None:
                     callback(done, total)
     finally:
         bar.close()
-        net.train(was_training)
     n_classes = len(model.classes or dataset.classes)
     return DatasetPass(
         labels=dataset.labels.numpy().astype(np.int64),

@@ -23,7 +23,7 @@ from ..render.report import Section, Table, write_html, write_pdf
 from .cache import cached_embedding, cached_pass
 from .dataset_pass import DatasetPass, Progress
 from .embedding import METHODS
-from .layers import activation_maps, layer_table, spatial_layers
+from .layers import activation_maps, layer_table, report_layers
 from .metrics import confusion_matrix, evaluate, misclassified, per_class_accuracy, random_rows
 from .runs import curves, run_history
 
@@ -178,7 +178,7 @@ def _mistakes(result: DatasetPass, images: np.ndarray, samples: int) -> Section:
 def _activations(model: Model, data: ImageDataset, seed: int) -> Section:
     row = int(random_rows(len(data), 1, seed)[0])
     x = model.preprocessing.normalize(data.images[row:row + 1])
-    layers = spatial_layers(model)
+    layers = report_layers(model)
     maps = activation_maps(model, x, layers)
     fig = figs.activation_maps(maps, data.images[row].permute(1, 2, 0).numpy())
     return Section("Activation maps of one sample",

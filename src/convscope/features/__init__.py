@@ -15,7 +15,7 @@ Drawing lives in :mod:`convscope.render.features`.
 from .cache import FeatureCache, cached_visualize, model_fingerprint
 from .examples import TopExamples, example_images, merge, top_examples
 from .kernels import Kernels, kernels
-from .layers import resolve_layer
+from ..probe import resolve_layer
 from .objectives import OBJECTIVES
 from .optimize import FeatureVis, visualize
 from .params import PARAMETERISATIONS, ImageParam

@@ -1,6 +1,6 @@
 """An on-disk cache of activation-maximisation pictures, one file per unit.
 
-Key: the model's fingerprint (its name and a SHA-256 of its parameters and buffers,
+Key: the model's fingerprint (:func:`~convscope.models.model.model_fingerprint`: a SHA-256 of its state,
 so retrained weights never hit a stale picture), the layer, the objective's unit and
 every setting that changes the picture (steps, parameterisation, seed, transforms ...).
 Because each unit's randomness depends only on (seed, unit) (see
@@ -13,42 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..io_utils import atomic_path
-from ..models.model import Model, as_model
+from ..models.model import Model, as_model, model_fingerprint
 from .optimize import FeatureVis, visualize
 from .progress import CancelFn, ProgressFn
-
-_FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple[int, str]]" = weakref.WeakKeyDictionary()
-
-
-def model_fingerprint(model: Model | nn.Module) -> str:
-    """SHA-256 over the model's name and its state (names, shapes, dtypes, values)."""
-    model = as_model(model)
-    state = model.net.state_dict()
-    version = sum(t._version for t in state.values() if isinstance(t, torch.Tensor))
-    memo = _FINGERPRINTS.get(model.net)
-    if memo is not None and memo[0] == version:
-        return memo[1]
-    h = hashlib.sha256(model.name.encode())
-    h.update(json.dumps(model.preprocessing.to_dict(), sort_keys=True).encode())
-    for key, t in state.items():
-        if not isinstance(t, torch.Tensor):
-            continue
-        t = t.detach().cpu().contiguous()
-        h.update(f"{key}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    digest = h.hexdigest()
-    _FINGERPRINTS[model.net] = (version, digest)
-    return digest
-
 
 class FeatureCache:
     """A directory of cached pictures: ``get``/``put`` by (model, layer, unit, settings)."""

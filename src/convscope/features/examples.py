@@ -26,7 +26,7 @@ from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..io_utils import atomic_path
 from ..models.model import Model, as_model
-from .layers import capture, eval_mode, resolve_layer, run_to
+from ..probe import capture, model_state, resolve_layer, run_to
 from .progress import CancelFn, ProgressFn, tick
 from .receptive import ReceptiveField
 
@@ -109,7 +109,8 @@ def top_examples(
     model = as_model(model)
     if k < 1:
         raise ConvscopeError(f"k must be at least 1, not {k}")
-    name, module = resolve_layer(model.net, layer)
+    ref = resolve_layer(model.net, layer)
+    name = str(ref)
     prep = model.preprocessing
     data = dataset.conform(prep)
     ids = data.indices.to(torch.long)
@@ -117,7 +118,7 @@ def top_examples(
     chan = None
     done = 0
     tick(progress, cancel, 0, len(data))
-    with eval_mode(model.net), torch.no_grad(), capture(model.net, module, stop=True) as box:
+    with model_state(model.net), torch.no_grad(), capture(model.net, ref, stop=True) as box:
         for x, _y in data.batches(prep, batch_size):
             act = run_to(model.net, x.to(model.device), box).float().cpu()
             if act.dim() == 2:

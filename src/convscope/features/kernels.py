@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_module
-from .layers import resolve_layer
+from ..probe import get_module, resolve_layer
 
 
 @dataclass
@@ -40,13 +40,15 @@ class Kernels:
 def kernels(model: Model | nn.Module, layer: str | nn.Module, channels: list[int] | None = None) -> Kernels:
     """The kernels of convolution ``layer`` (optionally only some output ``channels``)."""
     net = as_module(model)
-    name, module = resolve_layer(net, layer)
+    name = resolve_layer(net, layer).name
+    module = get_module(net, name)
     if not isinstance(module, nn.Conv2d):
         convs = [n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
         if len(convs) != 1:
             raise ConvscopeError(f"{name or 'the model'} is a {type(module).__name__}, not a convolution"
                                  + (f"; its convolutions are {', '.join(f'{name}.{c}' for c in convs[:6])}" if convs else ""))
-        name, module = resolve_layer(net, f"{name}.{convs[0]}" if name else convs[0])
+        name = f"{name}.{convs[0]}"
+        module = get_module(net, name)
     first_conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
     w = module.weight.detach().float().cpu()
     b = module.bias.detach().float().cpu() if module.bias is not None else None

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
-from .layers import capture, eval_mode, resolve_layer, run_to
+from ..probe import LayerRef, capture, model_state, resolve_layer, run_to
 from .objectives import check_objective, default_position, objective_values
 from .params import ImageParam
 from .progress import CancelFn, ProgressFn, tick
@@ -53,7 +53,7 @@ class FeatureVis:
 class _Target:
     net: nn.Module
     layer: str
-    module: nn.Module | None  # None: the net's output (class logits)
+    ref: LayerRef | None  # None: the net's output (class logits)
     objective: str
     position: tuple[int, int] | None
 
@@ -67,9 +67,9 @@ def _pixels_to_input(model: Model, device: torch.device) -> tuple[torch.Tensor, 
 
 def _forward(target: _Target, x: torch.Tensor) -> torch.Tensor:
     """The target layer's output (or the logits) for input ``x``."""
-    if target.module is None:
+    if target.ref is None:
         return target.net(x)
-    with capture(target.net, target.module, stop=True) as box:
+    with capture(target.net, target.ref, stop=True, detach=False) as box:
         return run_to(target.net, x, box)
 
 
@@ -82,18 +82,18 @@ def _resolve_target(model: Model, layer: str | nn.Module | None, objective: str,
         return _Target(model.net, "", None, objective, None)
     if layer in (None, ""):
         raise ConvscopeError(f"the {objective} objective needs a layer (a qualified module name)")
-    name, module = resolve_layer(model.net, layer)
-    return _Target(model.net, name, module, objective, position)
+    ref = resolve_layer(model.net, layer)
+    return _Target(model.net, str(ref), ref, objective, position)
 
 
 def _check_units(target: _Target, model: Model, units: list[int]) -> _Target:
     """Dry run: validate unit indices against the layer's width; fix the neuron position."""
-    with torch.no_grad(), eval_mode(model.net):
+    with torch.no_grad(), model_state(model.net):
         act = _forward(target, torch.zeros(1, *model.input_shape, device=model.device))
     width = act.shape[1]
     bad = [u for u in units if not 0 <= u < width]
     if bad:
-        what = "classes" if target.module is None else f"channels in {target.layer}"
+        what = "classes" if target.ref is None else f"channels in {target.layer}"
         raise ConvscopeError(f"unit(s) {bad} out of range: there are {width} {what}")
     position = target.position
     if target.objective == "neuron" and act.dim() == 4:
@@ -101,7 +101,7 @@ def _check_units(target: _Target, model: Model, units: list[int]) -> _Target:
         if not (0 <= position[0] < act.shape[-2] and 0 <= position[1] < act.shape[-1]):
             raise ConvscopeError(f"position {tuple(position)} is outside {target.layer}'s "
                                  f"{act.shape[-2]}x{act.shape[-1]} map")
-    return _Target(target.net, target.layer, target.module, target.objective, position)
+    return _Target(target.net, target.layer, target.ref, target.objective, position)
 
 
 def unit_generators(seed: int, units: list[int]) -> list[torch.Generator]:
@@ -180,7 +180,7 @@ def visualize(
     chunks = [units[i:i + batch_size] for i in range(0, len(units), batch_size)]
     total = steps * len(chunks)
     images, inputs, values, history = [], [], [], []
-    with eval_mode(model.net):
+    with model_state(model.net):
         for k, chunk in enumerate(chunks):
             def report(done: int, _total: int, offset: int = k * steps) -> None:
                 tick(progress, cancel, offset + done, total)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..models.model import Model, as_model
-from .layers import capture, eval_mode, resolve_layer, run_to
+from ..probe import LayerRef, capture, model_state, resolve_layer, run_to
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,9 @@ class ReceptiveField:
         return out.astype(np.float32)
 
 
-def _support(net: nn.Module, module: nn.Module, x: torch.Tensor, y: int, xx: int) -> tuple[np.ndarray, np.ndarray]:
+def _support(net: nn.Module, ref: LayerRef, x: torch.Tensor, y: int, xx: int) -> tuple[np.ndarray, np.ndarray]:
     x = x.clone().requires_grad_(True)
-    with capture(net, module, stop=True) as box:
+    with capture(net, ref, stop=True, detach=False) as box:
         act = run_to(net, x, box)
     (grad,) = torch.autograd.grad(act[:, :, y, xx].sum(), [x])
     mask = (grad.abs().sum((0, 1)) > 0).cpu().numpy()
@@ -87,20 +87,20 @@ def receptive_field(model: Model | nn.Module, layer: str | nn.Module, samples: i
     """Measure the receptive field of ``layer``'s units (see the module docstring)."""
     model = as_model(model)
     net = model.net
-    _, module = resolve_layer(net, layer)
+    ref = resolve_layer(net, layer)
     c, hi, wi = model.input_shape
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(samples, c, hi, wi, generator=g).to(model.device)
-    with eval_mode(net), torch.enable_grad():
-        with torch.no_grad(), capture(net, module, stop=True) as box:
+    with model_state(net), torch.enable_grad():
+        with torch.no_grad(), capture(net, ref, stop=True) as box:
             shape = run_to(net, x[:1], box).shape
         if len(shape) != 4:  # a flat layer sees the whole input
             return ReceptiveField((hi, wi), (float(hi), float(wi)), (0.0, 0.0), (hi, wi), (1, 1))
         ho, wo = shape[-2:]
         cy, cx = ho // 2, wo // 2
         dy, dx = (1 if cy + 1 < ho else 0), (1 if cx + 1 < wo else 0)
-        ry0, rx0 = _support(net, module, x, cy, cx)
-        ry1, rx1 = _support(net, module, x, cy + dy, cx + dx)
+        ry0, rx0 = _support(net, ref, x, cy, cx)
+        ry1, rx1 = _support(net, ref, x, cy + dy, cx + dx)
     sizes, strides, offsets = [], [], []
     for r0, r1, d, centre, n_in, n_out in ((ry0, ry1, dy, cy, hi, ho), (rx0, rx1, dx, cx, wi, wo)):
         if len(r0) == 0:  # no gradient at all (a dead layer): fall back to the even split

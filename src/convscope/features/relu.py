@@ -17,12 +17,13 @@ forward hooks that act only on the installing thread, removed in ``finally``.
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import nn
+
+from ..probe import observe
 
 
 class _RedirectedReLU(torch.autograd.Function):
@@ -58,27 +59,18 @@ def _upper(module: nn.Module) -> float | None:
 @contextmanager
 def redirected_relu(net: nn.Module) -> Iterator[None]:
     """Redirect the gradients of all ``nn.ReLU`` / ``nn.ReLU6`` modules of ``net`` in the block."""
-    owner = threading.get_ident()
-    handles = []
     stash: dict[int, list[torch.Tensor]] = {}
 
     def pre_hook(module: nn.Module, inputs: tuple) -> None:
-        if threading.get_ident() == owner and torch.is_grad_enabled():
+        if torch.is_grad_enabled():
             x = inputs[0]
             stash.setdefault(id(module), []).append(x.clone() if getattr(module, "inplace", False) else x)
 
     def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
         pending = stash.get(id(module))
-        if threading.get_ident() != owner or not pending:
+        if not pending:
             return None
         return _RedirectedReLU.apply(pending.pop(), _upper(module))
 
-    try:
-        for m in net.modules():
-            if isinstance(m, (nn.ReLU, nn.ReLU6)):
-                handles.append(m.register_forward_pre_hook(pre_hook))
-                handles.append(m.register_forward_hook(hook))
+    with observe([m for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))], hook, pre_hook):
         yield
-    finally:
-        for h in handles:
-            h.remove()

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .. import probe
 from ..errors import ConvscopeError
 from .preprocessing import ImageLike, Preprocessing
 
@@ -104,12 +105,8 @@ class Model:
     @torch.no_grad()
     def predict(self, inputs: Any, top: int = 5) -> list[list[tuple[str, float]]]:
         """Top classes with probabilities for each input: ``[[(name, prob), ...], ...]``."""
-        was_training = self.net.training
-        self.net.eval()
-        try:
+        with probe.model_state(self.net):
             probs = self.net(self.batch(inputs)).float().softmax(-1)
-        finally:
-            self.net.train(was_training)
         values, indices = probs.topk(min(top, probs.shape[-1]), dim=-1)
         return [
             [(self.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]
@@ -129,6 +126,14 @@ def guess_preprocessing(net: nn.Module, size: tuple[int, int] = (224, 224)) -> P
             channels = m.in_channels
             break
     return Preprocessing(size=size, channels=channels if channels in (1, 3) else 3)
+
+
+def model_fingerprint(model: Model | nn.Module) -> str:
+    """The content hash cache keys use: the net's (:func:`convscope.probe.model_fingerprint`:
+    architecture, parameter and buffer bytes) with the model's preprocessing and classes. Not
+    its name: the same weights under another name compute the same results."""
+    m = as_model(model)
+    return probe.model_fingerprint(m.net, {"preprocessing": m.preprocessing.to_dict(), "classes": m.classes})
 
 
 def as_model(model: Model | nn.Module, name: str | None = None) -> Model:

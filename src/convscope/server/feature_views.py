@@ -32,8 +32,8 @@ from ..data.base import ImageDataset
 from ..errors import ConvscopeError, NotFound
 from ..features import (Cancelled, FeatureCache, TopExamples, cached_visualize, example_images, kernels,
                         receptive_field, resolve_layer, top_examples)
-from ..features.layers import capture, eval_mode, run_to
 from ..models.model import Model
+from ..probe import capture, model_state, run_to
 from ..render.features import examples_grid, kernel_image, upscale
 from ..render.kernels import kernel_grid
 from .explain_views import data_url
@@ -44,8 +44,9 @@ MAX_KERNEL_VALUES = 4096  # kernels with more values than this travel as a pictu
 
 def layer_width(model: Model, layer: str) -> tuple[str, tuple[int, ...]]:
     """(qualified name, output shape without the batch axis); unknown layers are 404."""
-    name, module = resolve_layer(model.net, layer)
-    with torch.no_grad(), eval_mode(model.net), capture(model.net, module, stop=True) as box:
+    ref = resolve_layer(model.net, layer)
+    name = str(ref)
+    with torch.no_grad(), model_state(model.net), capture(model.net, ref, stop=True) as box:
         out = run_to(model.net, torch.zeros(1, *model.input_shape, device=model.device), box)
     return name, tuple(out.shape[1:])
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound
 from ..models.model import Model, as_model
+from ..probe import model_state
 from .fx_run import run_fx
 from .fx_trace import graph_plan
 from .hooks import run_hooks
@@ -157,16 +158,8 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
         raise ConvscopeError(f"{m.name} is a TorchScript module: its layers are compiled and cannot be observed "
                              "one by one; load the Python model instead (pkg.module:factory@weights.pt)")
     modules = list(net.modules())
-    modes = [mod.training for mod in modules]
-    try:
-        if any(mode != train for mode in modes):
-            net.train(train)
-        with torch.set_grad_enabled(grad):
-            records, output, via, fx_error = _run(net, batch, method, cache, modules)
-    finally:
-        for mod, mode in zip(modules, modes):
-            if mod.training != mode:
-                mod.training = mode
+    with model_state(net, train=train), torch.set_grad_enabled(grad):
+        records, output, via, fx_error = _run(net, batch, method, cache, modules)
     return Trace(m, records, output, via, fx_error)
 
 

@@ -8,6 +8,9 @@ so residual additions and concatenations still appear as records with two inputs
 Edges come from tensor identity: an input is fed by the record whose output is that
 very tensor object.
 
+Hooks act only on the tracing thread's forward (:func:`convscope.probe.observe`), and the
+torch-function mode is thread-local, so other threads may run the same model meanwhile.
+
 What this path cannot see: work done outside torch (NumPy, Python numbers), the
 internals of layers (they are one record each, as on the fx path), and which branch
 was *not* taken; the graph is the one this input took, not the model's code.
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..probe import observe
 from .fx_trace import is_layer
 from .kinds import Classified, classify_function, classify_module, function_name, is_inplace_call
 from .recorder import Recorder
@@ -154,17 +158,9 @@ def run_hooks(net: nn.Module, x: torch.Tensor, clone_all: bool = False) -> tuple
     """One forward pass of ``net`` on ``x`` observed by hooks; hooks are removed in any case."""
     recorder = Recorder("hooks", clone_all=clone_all)
     tracer = _HookTracer(net, recorder)
-    handles = []
-    try:
-        for module in tracer.layers:
-            handles.append(module.register_forward_pre_hook(tracer.pre_hook))
-            handles.append(module.register_forward_hook(tracer.hook))
-        recorder.add("input", Classified("input", "input", {}), [], [], x)
-        with tracer:
-            out = net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    recorder.add("input", Classified("input", "input", {}), [], [], x)
+    with observe(tracer.layers, tracer.hook, tracer.pre_hook), tracer:
+        out = net(x)
     if recorder.unannounced_inplace() and not clone_all:
         return run_hooks(net, x, clone_all=True)
     return recorder, out

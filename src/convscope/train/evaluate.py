@@ -18,6 +18,7 @@ from torch import nn
 from ..data import ImageDataset
 from ..errors import ConvscopeError
 from ..models import Model, Preprocessing
+from ..probe import model_state
 
 
 @torch.no_grad()
@@ -25,13 +26,11 @@ def predict_logits(net: nn.Module, dataset: ImageDataset, preprocessing: Preproc
                    device: torch.device | str = "cpu", batch_size: int = 512) -> torch.Tensor:
     """Logits (N, K) on the CPU for a dataset already conformed to ``preprocessing``.
 
-    The net runs in eval mode and its previous mode is restored. A net that cannot
+    The net runs in eval mode and every module's previous mode is restored. A net that cannot
     take this input shape gets a one-line :class:`ConvscopeError`.
     """
-    was_training = net.training
-    net.eval()
     out = []
-    try:
+    with model_state(net):
         for x, _ in dataset.batches(preprocessing, batch_size=batch_size):
             try:
                 out.append(net(x.to(device)).float().cpu())
@@ -40,8 +39,6 @@ def predict_logits(net: nn.Module, dataset: ImageDataset, preprocessing: Preproc
                 raise ConvscopeError(f"the model cannot take input of shape {tuple(x.shape[1:])} "
                                      f"(as {preprocessing.channels}x{preprocessing.size[0]}x{preprocessing.size[1]}): "
                                      f"{first}") from None
-    finally:
-        net.train(was_training)
     if not out:
         raise ConvscopeError(f"{dataset.name} has no images to evaluate")
     return torch.cat(out)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..io_utils import write_bytes_atomic
+from ..probe import LayerRef, capture, model_state
 
 FOLDER = "snapshots"
 
@@ -44,22 +45,15 @@ def snapshot_arrays(epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Te
     if found is None:
         return None
     name, conv = found
-    captured: dict[str, torch.Tensor] = {}
-    handle = conv.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o.detach()))
-    was_training = net.training
-    net.eval()
-    try:
+    with model_state(net), capture(net, LayerRef(name)) as captured:
         net(x.unsqueeze(0).to(conv.weight.device))
-    finally:
-        handle.remove()
-        net.train(was_training)
     return {
         "epoch": np.int64(epoch),
         "layer": np.array(name),
         "weight": conv.weight.detach().float().cpu().numpy().copy(),
         "bias": (conv.bias.detach().float().cpu().numpy().copy() if conv.bias is not None
                  else np.zeros(conv.out_channels, np.float32)),
-        "activations": captured["out"][0].float().cpu().numpy(),
+        "activations": captured.value[0].float().cpu().numpy(),
         "image": image.cpu().numpy().astype(np.uint8),
         "label": np.int64(label),
     }
