@@ -40,12 +40,12 @@ class Page:
         self.wait("overview")
 
     def wait(self, key: str, timeout: float = 60_000) -> None:
-        self.page.wait_for_function(f"['ready', 'error'].includes(document.body.dataset.{key})", timeout=timeout)
+        self.page.wait_for_function(f"() => ['ready', 'error'].includes(document.body.dataset.{key})", timeout=timeout)
         assert self.page.evaluate(f"document.body.dataset.{key}") == "ready", self.message()
 
     def wait_for_image(self, prefix: str, timeout: float = 60_000) -> str:
         self.page.wait_for_function(
-            f"new URLSearchParams(location.search).get('image').startsWith('{prefix}') && "
+            f"() => new URLSearchParams(location.search).get('image').startsWith('{prefix}') && "
             "document.body.dataset.overview === 'ready'", timeout=timeout)
         return self.page.evaluate("new URLSearchParams(location.search).get('image')")
 
@@ -67,7 +67,7 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     page.screenshot(path=str(shots / "overview.png"))
     # colour-range modes: 'global' gives every non-input layer the same legend, from the server's range
     page.click('[data-mode="global"]')
-    page.wait_for_function("[...document.querySelectorAll('.col-legend .legend')].every(l => l.dataset.mode === 'global')")
+    page.wait_for_function("() => [...document.querySelectorAll('.col-legend .legend')].every(l => l.dataset.mode === 'global')")
     ends = page.evaluate("[...document.querySelectorAll('.column:not(.kind-input) .col-legend .ends')].map(e => e.innerText)")
     assert len(set(ends)) == 1
     g = max(abs(float(r.output.min())) for r in layers[1:] if r.output.dim() == 4)
@@ -99,14 +99,14 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     out = sec.locator(".formula-stage canvas").nth(1)
     box = out.bounding_box()
     out.hover(position={"x": 2, "y": 2})
-    page.wait_for_function("document.querySelector('.conv-formula').dataset.y === '0' && "
+    page.wait_for_function("() => document.querySelector('.conv-formula').dataset.y === '0' && "
                            "document.querySelector('.conv-formula').dataset.x === '0'")
     assert p.value('[data-k="value"]') == pytest.approx(float(ref[conv.name][0, c, 0, 0]), abs=1e-5)
     assert box["width"] > 50
     # play slides the kernel along the row; pause stops it
     page.mouse.move(0, 0)
     sec.locator(".play").click()
-    page.wait_for_function("Number(document.querySelector('.conv-formula').dataset.x) >= 2", timeout=20_000)
+    page.wait_for_function("() => Number(document.querySelector('.conv-formula').dataset.x) >= 2", timeout=20_000)
     sec.locator(".play").click()
     page.wait_for_timeout(700)  # a position asked for just before the pause
     yy, xx = int(sec.get_attribute("data-y")), int(sec.get_attribute("data-x"))
@@ -160,12 +160,12 @@ def test_upload_and_drawing_change_the_prediction(live, browser, shots, tmp_path
     for i in range(1, 11):
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.15 + 0.07 * i))
     page.mouse.up()
-    page.wait_for_function(f"new URLSearchParams(location.search).get('image') !== '{image}'")
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('image') !== '{image}'")
     page.wait_for_timeout(800)  # the last stroke's upload
     drawn = p.wait_for_image("upload-")
     reg = live.app.state.registry
     top = model.predict(reg.uploads.get(drawn), top=1)[0][0]
-    page.wait_for_function(f"document.body.dataset.prediction === {top[0]!r}")
+    page.wait_for_function(f"() => document.body.dataset.prediction === {top[0]!r}")
     assert page.locator("#prediction").inner_text() != shown
     page.screenshot(path=str(shots / "drawn.png"))
     assert p.errors == []
@@ -179,7 +179,7 @@ def test_model_picker_keeps_an_uploaded_image(live, browser, tmp_path):
     p.page.set_input_files("#upload", str(file))
     image = p.wait_for_image("upload-")
     p.page.select_option("#model-select", "efficientnet-lite0")
-    p.page.wait_for_function("new URLSearchParams(location.search).get('model') === 'efficientnet-lite0' && "
+    p.page.wait_for_function("() => new URLSearchParams(location.search).get('model') === 'efficientnet-lite0' && "
                              "document.body.dataset.overview === 'ready'", timeout=60_000)
     assert p.page.evaluate("new URLSearchParams(location.search).get('image')") == image
     model = live.app.state.registry.entry("efficientnet-lite0").model
@@ -192,7 +192,7 @@ def test_playground_rejects_invalid_stride(live, browser, shots):
     page = p.page
     page.click("#btn-playground")
     page.wait_for_selector(".pg-form")
-    page.wait_for_function("document.getElementById('playground').dataset.valid === '1'")
+    page.wait_for_function("() => document.getElementById('playground').dataset.valid === '1'")
     page.fill('input[name="crop"]', "6")
     page.fill('input[name="stride"]', "2")
     problems = page.locator('[data-k="problems"]')
@@ -200,7 +200,7 @@ def test_playground_rejects_invalid_stride(live, browser, shots):
     text = problems.inner_text()
     assert "stride 2 does not fit" in text and "Strides that fit: 1, 3" in text
     page.fill('input[name="stride"]', "3")
-    page.wait_for_function("document.getElementById('playground').dataset.valid === '1'")
+    page.wait_for_function("() => document.getElementById('playground').dataset.valid === '1'")
     assert page.locator('[data-k="output-size"]').inner_text() == "2 × 2"
     page.locator("#playground").screenshot(path=str(shots / "playground.png"))
     assert p.errors == []
@@ -231,17 +231,17 @@ def test_efficientnet_overview_is_navigable(live, browser, shots):
     shown = page.evaluate("[...document.querySelectorAll('.column')].filter(c => c.offsetParent).length")
     assert shown == page.locator(".column").count() - sum(
         page.locator(".group").nth(i).locator(".column").count() - 1 for i in range(page.locator(".group").count()))
-    page.wait_for_function("document.body.dataset.overview === 'ready'")
+    page.wait_for_function("() => document.body.dataset.overview === 'ready'")
     page.screenshot(path=str(shots / "efficientnet-folded.png"))
     page.click("#btn-fold")
     # channel paging, and lazy loading further right
     col = page.locator('.column[data-layer="_conv_stem"]')
     first = col.locator("canvas.neuron").first.get_attribute("data-channel")
     col.locator(".pager .next").click()
-    page.wait_for_function("document.querySelector('.column[data-layer=\"_conv_stem\"]').dataset.drawn === '1'")
+    page.wait_for_function("() => document.querySelector('.column[data-layer=\"_conv_stem\"]').dataset.drawn === '1'")
     assert col.locator("canvas.neuron").first.get_attribute("data-channel") != first
     page.evaluate("document.getElementById('overview').scrollLeft = 6000")
-    page.wait_for_function("[...document.querySelectorAll('.column')].filter(c => c.dataset.drawn === '1').length > 20")
+    page.wait_for_function("() => [...document.querySelectorAll('.column')].filter(c => c.dataset.drawn === '1').length > 20")
     name = next(r.name for r in t.layers if r.kind == "conv" and r.params.get("groups", 1) > 1)
     page.evaluate(f"document.querySelector('.column[data-layer=\"{name}\"]').scrollIntoView()")
     page.locator(f'canvas.neuron[data-layer="{name}"]').first.click()

@@ -37,13 +37,13 @@ def page(live, browser):
 
 def open_dataset_view(page, live) -> None:
     page.goto(live.url + "/?view=dataset")
-    page.wait_for_function("['ready', 'error'].includes(document.body.dataset.dataset) && "
+    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.dataset) && "
                            "document.body.dataset.embedding === 'ready'", timeout=120_000)
     assert page.evaluate("document.body.dataset.dataset") == "ready", page.locator("#dataset-view").inner_text()
 
 
 def explorer_image(page) -> str:
-    page.wait_for_function("new URLSearchParams(location.search).get('image')?.startsWith('data-') && "
+    page.wait_for_function("() => new URLSearchParams(location.search).get('image')?.startsWith('data-') && "
                            "document.body.dataset.overview === 'ready'", timeout=60_000)
     return page.evaluate("new URLSearchParams(location.search).get('image')")
 
@@ -63,7 +63,7 @@ def test_confusion_cell_shows_its_images_and_opens_one(page, live):
     shown = page.locator(f'table.confusion td[data-true="{t}"][data-pred="{p}"]')
     assert int(shown.inner_text()) == cm[t, p]
     shown.click()
-    page.wait_for_function(f"document.body.dataset.cell === '{t},{p}'")
+    page.wait_for_function(f"() => document.body.dataset.cell === '{t},{p}'")
     cell = httpx.get(live.url + "/api/models/default/dataset/test/cell", params={"true": t, "pred": p}).json()
     thumbs = page.locator(".cell-box .thumb")
     assert thumbs.count() == cm[t, p] == cell["count"]

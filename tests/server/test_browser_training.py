@@ -42,7 +42,7 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/?view=training")
-        page.wait_for_function("document.body.dataset.training === 'empty'")
+        page.wait_for_function("() => document.body.dataset.training === 'empty'")
         assert "no training runs" in page.locator(".runs-side").inner_text()
         proc = subprocess.Popen([sys.executable, "-m", "convscope", "train", "--model", "tiny-vgg", "--data", "digits",
                                  "--epochs", str(EPOCHS), "--out", str(runs / "x"), "--no-progress",
@@ -53,7 +53,7 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         try:
             seen = set()
             # the page polls: the run appears, then its curves grow one epoch at a time
-            page.wait_for_function("document.body.dataset.training === 'ready'", timeout=120_000)
+            page.wait_for_function("() => document.body.dataset.training === 'ready'", timeout=120_000)
             while proc.poll() is None or len(seen) == 0 or max(seen) < EPOCHS:
                 n = len(points(page, "chart-loss", "val_loss", "x"))
                 seen.add(n)
@@ -67,15 +67,15 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
             if proc.poll() is None:
                 proc.kill()
         assert seen & set(range(1, EPOCHS)), f"the curves never showed an intermediate epoch count: {seen}"
-        page.wait_for_function("document.querySelector('.run-row .run-status').textContent === 'finished'")
+        page.wait_for_function("() => document.querySelector('.run-row .run-status').textContent === 'finished'")
         metrics = [json.loads(line) for line in (runs / "x" / "metrics.jsonl").read_text().splitlines()]
         assert points(page, "chart-loss", "train_loss", "x") == pytest.approx([m["train_loss"] for m in metrics])
         assert points(page, "chart-acc", "val_acc", "x") == pytest.approx([m["val_acc"] for m in metrics])
         # snapshots: the slider follows the latest epoch, and goes back to the initial weights
-        page.wait_for_function(f"document.body.dataset.snapshot === '{EPOCHS}'")
+        page.wait_for_function(f"() => document.body.dataset.snapshot === '{EPOCHS}'")
         assert page.locator("canvas.kernel").count() == 10 and page.locator("canvas.act").count() == 10
         page.locator(".epoch-slider").fill("0")
-        page.wait_for_function("document.body.dataset.snapshot === '0'")
+        page.wait_for_function("() => document.body.dataset.snapshot === '0'")
         assert "initial weights" in page.locator(".epoch-label").inner_text()
         shots = os.environ.get("CONVSCOPE_SCREENSHOTS")
         # compare: a second run drawn on the same plots
@@ -84,12 +84,12 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         (runs / "y" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         page.wait_for_selector('.run-row[data-run="y"]')
         page.locator('.run-row[data-run="y"] input[type=checkbox]').check()
-        page.wait_for_function("""document.querySelectorAll('svg.chart-loss g.series[data-run="y"] circle').length === 4""")
+        page.wait_for_function("""() => document.querySelectorAll('svg.chart-loss g.series[data-run="y"] circle').length === 4""")
         assert len(points(page, "chart-loss", "val_loss", "y")) == 2
         assert len(points(page, "chart-loss", "val_loss", "x")) == EPOCHS
         if shots:
             page.locator(".epoch-slider").fill(str(EPOCHS))
-            page.wait_for_function(f"document.body.dataset.snapshot === '{EPOCHS}'")
+            page.wait_for_function(f"() => document.body.dataset.snapshot === '{EPOCHS}'")
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(shots) / "training.png"))
         assert not errors, errors

@@ -49,7 +49,7 @@ def open_page(browser, url: str):
 
 def wait(page, key: str, states=("ready",), timeout: float = 90_000) -> str:
     done = list(states) + ["error"]
-    page.wait_for_function(f"{done!r}.includes(document.body.dataset.{key})", timeout=timeout)
+    page.wait_for_function(f"() => {done!r}.includes(document.body.dataset.{key})", timeout=timeout)
     state = page.evaluate(f"document.body.dataset.{key}")
     assert state in states, page.locator(".why-error").all_inner_texts()
     return state
@@ -95,7 +95,7 @@ def test_why_panel_grad_cam_overlay_metrics_and_sanity(live, browser, shots, reg
     assert page.locator("#why svg.why-curves path").count() >= 2
     # another class: the map follows
     page.select_option("#why-class", "5")
-    page.wait_for_function("document.querySelector('#why .why-ov figcaption').innerText.endsWith('5')")
+    page.wait_for_function("() => document.querySelector('#why .why-ov figcaption').innerText.endsWith('5')")
     wait(page, "why")
     five = overlay(model.to_display(x[0]), explain.GradCAM(model)(x, 5).numpy()[0])
     assert np.array_equal(drawn_pixels(page, "#why .why-overlay"), five)
@@ -112,7 +112,7 @@ def test_why_panel_grad_cam_overlay_metrics_and_sanity(live, browser, shots, reg
     page.locator("#why").screenshot(path=str(shots / "why.png"))
     # another input: the open panel explains it, for its own predicted class
     page.click('#samples [data-image="sample-6"]')
-    page.wait_for_function("document.querySelector('#why .why-figure.why-in img')?.src.includes('sample-6')")
+    page.wait_for_function("() => document.querySelector('#why .why-figure.why-in img')?.src.includes('sample-6')")
     wait(page, "why")
     x6 = registry.input_batch("default", "sample-6")
     six = explain.GradCAM(model)(x6)
@@ -144,7 +144,7 @@ def test_look_for_run_cancel_and_load_a_finished_one(live, browser, shots, regis
     # a long optimisation, cancelled from the page: the server's job stops and nothing is cached
     page.select_option("#lookfor-steps", "2048")
     wait(page, "featvis", ("running",), timeout=10_000)
-    page.wait_for_function("document.querySelector('#lookfor .job-text')?.innerText.includes('%')")
+    page.wait_for_function("() => document.querySelector('#lookfor .job-text')?.innerText.includes('%')")
     job_id = page.get_attribute("#lookfor .lookfor-vis .why-progress", "data-job")
     page.click("#lookfor .task-cancel")
     wait(page, "featvis", ("cancelled",))

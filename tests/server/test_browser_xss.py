@@ -96,7 +96,7 @@ def page(live, browser):
 
 
 def wait(page, key: str, timeout: float = 120_000) -> None:
-    page.wait_for_function(f"['ready', 'error'].includes(document.body.dataset.{key})", timeout=timeout)
+    page.wait_for_function(f"() => ['ready', 'error'].includes(document.body.dataset.{key})", timeout=timeout)
     assert page.evaluate(f"document.body.dataset.{key}") == "ready", page.locator("#message").inner_text()
 
 
@@ -158,7 +158,7 @@ def test_payload_names_are_shown_as_text_in_every_view(page, live):
     # the model whose layers are payloads: conv, activation, pool and linear views, a tooltip, the summary
     page.click('.tabs [data-view="network"]')
     page.select_option("#model-select", "layers")
-    page.wait_for_function("new URLSearchParams(location.search).get('model') === 'layers' && "
+    page.wait_for_function("() => new URLSearchParams(location.search).get('model') === 'layers' && "
                            "document.body.dataset.overview === 'ready'", timeout=60_000)
     assert page.locator(f".column[data-layer={json.dumps(CONV)}] .col-head").get_attribute("title") == f"{CONV} (Conv2d)"
     neuron(page, CONV, 1).hover()
