@@ -235,11 +235,12 @@ def save_arrays(path: str | Path, header: dict, arrays: dict) -> Path:
 def load_arrays(path: str | Path, names: tuple[str, ...] | list[str], what: str) -> tuple[dict, dict]:
     """Read what :func:`save_arrays` wrote: ``(header, {name: array})``; a clear error names ``what``."""
     import json
+    import zipfile
 
     import numpy as np
 
     try:
         with np.load(path, allow_pickle=False) as z:
             return json.loads(str(z["header"])), {k: z[k] for k in names}
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, KeyError, ValueError, json.JSONDecodeError, EOFError, zipfile.BadZipFile) as exc:
         raise ConvscopeError(f"{path} is not a readable {what}: {exc}") from None

@@ -4,7 +4,9 @@ A pass depends on the model's weights and architecture, its preprocessing and cl
 names, the dataset, split and seed, and the feature layer; the key hashes exactly those
 (the weights by their bytes, so a retrained checkpoint under the same file name is a
 new key). Files are plain ``.npz`` written atomically, read without pickle. The cache
-lives in ``$CONVSCOPE_CACHE`` or ``~/.cache/convscope``.
+lives in ``$CONVSCOPE_CACHE`` or ``~/.cache/convscope``. An entry that cannot be read or
+does not fit what it caches (a write cut short, a full disk, a garbled file) is deleted
+with a warning and recomputed: a cache is never the only copy of anything.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from torch import nn
 
 from ..data.base import ImageDataset
+from ..errors import ConvscopeError
 from ..models.model import Model, model_fingerprint
 from .dataset_pass import DatasetPass, Progress, run_pass
 from .embedding import Embedding, embed
@@ -49,6 +53,34 @@ def pass_key(model: Model | nn.Module, dataset: ImageDataset, split: str = "", s
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
+Entry = TypeVar("Entry")
+
+
+def read_entry(path: Path, load: Callable[[Path], Entry], fits: Callable[[Entry], bool]) -> Entry | None:
+    """The cache entry at ``path``; None when there is none, or it was damaged and is now deleted."""
+    if not path.is_file():
+        return None
+    try:
+        entry = load(path)
+        if fits(entry):
+            return entry
+        reason = "it does not fit what it caches"
+    except (ConvscopeError, AttributeError, KeyError, TypeError, ValueError) as exc:  # a garbled header
+        reason = str(exc)
+    warnings.warn(f"discarding the damaged cache entry {path} ({reason}); it is recomputed", stacklevel=3)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _fits(result: DatasetPass, dataset: ImageDataset) -> bool:
+    """A cached pass belongs to ``dataset``: one row per image, in its order, with its labels."""
+    n = len(dataset)
+    return (all(len(getattr(result, k)) == n for k in ("labels", "preds", "probs", "loss", "features", "indices"))
+            and result.probs.ndim == 2 and result.features.ndim == 2
+            and np.array_equal(result.indices, dataset.indices.numpy())
+            and np.array_equal(result.labels, dataset.labels.numpy()))
+
+
 def cached_pass(
     model: Model | nn.Module,
     dataset: ImageDataset,
@@ -64,8 +96,8 @@ def cached_pass(
     """:func:`run_pass` through the disk cache; ``meta['key']`` names the entry."""
     key = pass_key(model, dataset, split, seed, layer)
     path = cache_root(cache_dir) / "dataset-pass" / f"{key}.npz"
-    if path.is_file() and not refresh:
-        result = DatasetPass.load(path)
+    result = None if refresh else read_entry(path, DatasetPass.load, lambda r: _fits(r, dataset))
+    if result is not None:
         result.meta["cached"] = True
         if callback is not None:
             callback(len(result), len(result))
@@ -86,8 +118,9 @@ def cached_embedding(result: DatasetPass, method: str = "tsne", seed: int = 0, c
     opts = json.dumps({"method": method, "seed": seed, **options}, sort_keys=True, default=str)
     name = hashlib.sha256(f"{key}|{opts}".encode()).hexdigest()[:32]
     path = cache_root(cache_dir) / "embedding" / f"{name}.npz"
-    if path.is_file() and not refresh:
-        return Embedding.load(path)
+    emb = None if refresh else read_entry(path, Embedding.load, lambda e: e.coords.shape == (len(result), 2))
+    if emb is not None:
+        return emb
     emb = embed(result.features, method=method, seed=seed, **options)
     emb.save(path)
     return emb

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,15 +40,19 @@ class FeatureCache:
         return self.root / key[:2] / f"{key}.npz"
 
     def get(self, key: str) -> tuple[np.ndarray, float] | None:
-        """(uint8 image (H, W, C), objective value) or None."""
+        """(uint8 image (H, W, C), objective value) or None; a damaged entry is deleted (then recomputed)."""
         p = self.path(key)
         if not p.is_file():
             return None
         try:
             with np.load(p, allow_pickle=False) as z:
-                return z["image"], float(z["value"])
-        except (OSError, KeyError, ValueError):
-            return None  # a damaged entry is recomputed
+                image, value = z["image"], float(z["value"])
+            if image.dtype == np.uint8 and image.ndim == 3 and np.isfinite(value):
+                return image, value
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):  # cut short or garbled
+            pass
+        p.unlink(missing_ok=True)
+        return None
 
     def put(self, key: str, image: np.ndarray, value: float) -> None:
         with atomic_path(self.path(key)) as tmp:
