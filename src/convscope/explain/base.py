@@ -17,6 +17,7 @@ model's state (:func:`convscope.probe.model_state`), the target layer (:mod:`.la
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -135,6 +136,20 @@ class Method:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(layer={self.layer!r})"
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The method's own keyword defaults, read off its constructor (the one place they are
+        written), e.g. ``IntegratedGradients.defaults()["steps"]``."""
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.default is not p.empty:
+                    out[p.name] = p.default
+        return out
 
     def __call__(self, x: Any, target: TargetSpec = None, *, progress: Progress | None = None) -> Attribution:
         """Explain ``target`` for every sample of ``x`` (anything :meth:`Model.batch` accepts)."""

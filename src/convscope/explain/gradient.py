@@ -129,7 +129,7 @@ class IntegratedGradients(PixelMethod):
 
     name, label = "integratedgradients", "Integrated Gradients"
 
-    def __init__(self, model, layer=None, *, steps: int = 50, method: str = "gausslegendre",
+    def __init__(self, model, layer=None, *, steps: int = 32, method: str = "gausslegendre",
                  baseline: float | torch.Tensor = 0.0, batch_size: int = 32, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
         self.alphas, self.step_weights = path_points(steps, method)
@@ -168,15 +168,17 @@ class SmoothGrad(PixelMethod):
     """SmoothGrad (Smilkov et al. 2017): the saliency ``|dS_c/dx|`` averaged over noisy copies.
 
     ``x + N(0, s^2)``, ``samples`` copies per input; ``s = noise_level * (max x - min x)``
-    per sample, or the absolute ``stdev`` if given. ``seed`` makes it repeatable (the noise
-    is drawn exactly as Captum's NoiseTunnel draws it, so a seed reproduces its numbers).
+    per sample, or the absolute ``stdev`` if given. The noise is seeded (``seed=0`` by
+    default, so the same input gives the same picture in Python, the CLI and the page;
+    ``seed=None`` draws fresh noise each call) and drawn exactly as Captum's NoiseTunnel
+    draws it, so a seed reproduces its numbers.
     """
 
     name, label = "smoothgrad", "SmoothGrad"
     reduce = "max"
 
-    def __init__(self, model, layer=None, *, samples: int = 25, noise_level: float = 0.15,
-                 stdev: float | None = None, seed: int | None = None, batch_size: int = 32, **kwargs) -> None:
+    def __init__(self, model, layer=None, *, samples: int = 16, noise_level: float = 0.15,
+                 stdev: float | None = None, seed: int | None = 0, batch_size: int = 32, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
         self.samples, self.noise_level, self.stdev = samples, noise_level, stdev
         self.seed, self.batch_size = seed, batch_size

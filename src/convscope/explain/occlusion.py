@@ -24,29 +24,42 @@ def _starts(size: int, window: int, stride: int) -> list[int]:
 
 @register
 class Occlusion(Method):
-    """Occlusion: the score drop when a sliding patch is covered (``raw`` is (B, H, W))."""
+    """Occlusion: the score drop when a sliding patch is covered (``raw`` is (B, H, W)).
+
+    ``window`` defaults to an eighth of the input's shorter side (at least 2 pixels) and
+    ``stride`` to half the window, so one default suits a 28x28 digit and a 224x224 photo.
+    """
 
     name, label = "occlusion", "Occlusion"
     family = "perturbation"
 
-    def __init__(self, model, layer=None, *, window: int = 16, stride: int = 8, baseline: float = 0.0,
-                 batch_size: int = 32, **kwargs) -> None:
+    def __init__(self, model, layer=None, *, window: int | None = None, stride: int | None = None,
+                 baseline: float = 0.0, batch_size: int = 32, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
-        if stride < 1 or window < 1 or stride > window:
+        if (window is not None and window < 1) or (stride is not None and stride < 1) or \
+                (window is not None and stride is not None and stride > window):
             raise ConvscopeError("occlusion needs 1 <= stride <= window")
         self.window, self.stride, self.baseline, self.batch_size = window, stride, baseline, batch_size
+
+    def geometry(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(window, stride) on inputs of ``size`` (H, W): the given ones, or the defaults above."""
+        k = self.window or max(2, min(size) // 8)
+        stride = self.stride or max(1, k // 2)
+        if stride > k:
+            raise ConvscopeError(f"occlusion needs stride <= window (window {k}, stride {stride})")
+        return k, stride
 
     def _attribute(self, x, target, progress):
         net = self.runner(x)
         B, _, H, W = x.shape
-        k = self.window
+        k, stride = self.geometry((H, W))
         if k > H or k > W:
             raise ConvscopeError(f"occlusion window {k} is larger than the input ({H}x{W})")
         with torch.no_grad():
             out = net(self.prepare_input(x))
         tgt = resolve_target(target, out)
         base = tgt.scores(out)
-        windows = torch.tensor([(y, xx) for y in _starts(H, k, self.stride) for xx in _starts(W, k, self.stride)],
+        windows = torch.tensor([(y, xx) for y in _starts(H, k, stride) for xx in _starts(W, k, stride)],
                                device=x.device)
         P = len(windows)
         b_all = torch.arange(B, device=x.device).repeat_interleave(P)

@@ -1,28 +1,28 @@
-"""Sensible constructor options per method for an input size: one home for the defaults
-the CLI and the explorer both use, so the two always compute the same picture."""
+"""Command-line choices mapped onto a method's constructor: the constructors hold the only
+defaults, so the Python API, the CLI and the explorer compute the same picture unless the
+user asks for something else (``Method.defaults()`` lists them for help texts and pages)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-IG_STEPS = 32
-SMOOTHGRAD_SAMPLES = 16
+# CLI option -> (method, constructor keyword)
+_FLAGS = {
+    "steps": ("integratedgradients", "steps"),
+    "samples": ("smoothgrad", "samples"),
+    "seed": ("smoothgrad", "seed"),
+    "window": ("occlusion", "window"),
+    "top_n": ("scorecam", "top_n"),
+}
 
 
-def default_options(name: str, size: tuple[int, int], *, steps: int | None = None, samples: int | None = None,
-                    seed: int = 0, window: int | None = None, top_n: int | None = None) -> dict[str, Any]:
-    """Options for ``get_method(name)(model, layer, **options)`` on inputs of ``size`` (H, W).
+def given_options(name: str, **given: Any) -> dict[str, Any]:
+    """The constructor options of method ``name`` that the user set (``None``: not set).
 
-    Occlusion's default window is an eighth of the shorter side (at least 2 pixels) with a
-    half-window stride; ``top_n`` turns on Score-CAM's documented top-N approximation.
+    Occlusion's stride follows a given window (half of it), as its constructor's default does.
     """
-    if name == "integratedgradients":
-        return {"steps": steps or IG_STEPS}
-    if name == "smoothgrad":
-        return {"samples": samples or SMOOTHGRAD_SAMPLES, "seed": seed}
-    if name == "occlusion":
-        window = window or max(2, min(size) // 8)
-        return {"window": window, "stride": max(1, window // 2)}
-    if name == "scorecam" and top_n:
-        return {"top_n": top_n}
-    return {}
+    options = {key: value for flag, value in given.items() if value is not None
+               for method, key in [_FLAGS[flag]] if method == name}
+    if name == "occlusion" and "window" in options:
+        options["stride"] = max(1, options["window"] // 2)
+    return options

@@ -25,7 +25,6 @@ from ..errors import ConvscopeError, NotFound
 from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
 from ..probe import spatial_layers
-from ..explain.options import default_options
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
 from .encoding import pack_map
@@ -39,11 +38,6 @@ CLIP_PERCENTILE = 99.5  # render.heatmap's default: the colour range tops out at
 def data_url(picture: np.ndarray) -> str:
     """A uint8 picture as a ``data:image/png;base64,...`` URL (travels inside JSON)."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode()
-
-
-def method_options(name: str, size: tuple[int, int]) -> dict[str, Any]:
-    """Constructor options the page uses for a method on inputs of ``size`` (the CLI's defaults)."""
-    return default_options(name, size)
 
 
 def check_method(name: str) -> type[Method]:
@@ -129,7 +123,7 @@ class Explainers:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        m = cls(te.model, layer, **method_options(cls.name, tuple(te.x.shape[-2:])))
+        m = cls(te.model, layer)  # the constructor's defaults: the same picture as Python and the CLI
         with self._lock:
             self._items[key] = m
             while len(self._items) > self._size:
@@ -234,9 +228,8 @@ def sanity_json(te: TraceEntry, methods: list[str], layer: str | None = None, ta
         raise ConvscopeError("the sanity check needs at least one method")
     if max_steps is not None and max_steps < 1:
         raise ConvscopeError(f"max_steps must be at least 1, not {max_steps}")
-    size = tuple(te.x.shape[-2:])
     report = sanity_check(te.model, te.x, methods=names, target=target, layer=layer, max_steps=max_steps,
-                          options={n: method_options(n, size) for n in names}, progress=progress)
+                          progress=progress)
     image = te.model.to_display(te.x[0])
     spearman = {m: report.spearman[m][:, 0].numpy() for m in names}
     ssim = {m: report.ssim[m][:, 0].numpy() for m in names}
@@ -256,4 +249,4 @@ def _num(v: float) -> float | None:
     return v if np.isfinite(v) else None
 
 
-__all__ = ["Explainers", "attribution_json", "check_method", "layer_menu", "method_options", "options_json", "sanity_json"]
+__all__ = ["Explainers", "attribution_json", "check_method", "layer_menu", "options_json", "sanity_json"]

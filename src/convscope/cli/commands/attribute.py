@@ -39,13 +39,15 @@ def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> N
                                                     "default: the last spatial layer)")
     p.add_argument("--target", type=int, metavar="CLASS", help="class index to explain (default: the predicted class)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--ig-steps", type=int, default=None, metavar="N", help="Integrated Gradients steps (default: 32)")
-    p.add_argument("--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: 16)")
+    p.add_argument("--ig-steps", type=int, default=None, metavar="N",
+                   help="Integrated Gradients steps (default: the method's, as in Python and the explorer)")
+    p.add_argument("--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: the method's)")
     p.add_argument("--window", type=int, default=None, metavar="PX",
-                   help="occlusion window (default: 1/8 of the input side); stride is half of it")
+                   help="occlusion window (default: 1/8 of the input's shorter side); stride is half of it")
     p.add_argument("--top-n", type=int, default=None, metavar="N",
                    help="Score-CAM: only the N channels of highest variance (Faster Score-CAM, an approximation)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (SmoothGrad noise, sanity-check weights)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed of SmoothGrad's noise and the sanity check's weights (default: 0)")
     add_device_argument(p)
 
 
@@ -58,12 +60,13 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def method_options(args: argparse.Namespace, name: str, size: tuple[int, int]) -> dict[str, Any]:
-    """Constructor options for one method from the command line (defaults shared with the explorer)."""
-    from ...explain.options import default_options
+def method_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """Constructor options for one method: only what the command line set (the rest are the
+    constructor's defaults, the same in Python and in the explorer)."""
+    from ...explain.options import given_options
 
-    return default_options(name, size, steps=args.ig_steps, samples=args.samples, seed=args.seed,
-                           window=args.window, top_n=args.top_n)
+    return given_options(name, steps=args.ig_steps, samples=args.samples, seed=args.seed,
+                         window=args.window, top_n=args.top_n)
 
 
 def progress_bar(desc: str):
@@ -88,7 +91,7 @@ def progress_bar(desc: str):
 
 def prepare(args: argparse.Namespace):
     """What attribute and sanity both start from: (methods, model, x (1, C, H, W), display
-    image uint8 (H, W, 3), the output folder (created), the input size (H, W))."""
+    image uint8 (H, W, 3), the output folder (created))."""
     methods = parse_methods(args.method)
     model = load_model_from_args(args)
     if not Path(args.image).is_file():
@@ -98,7 +101,7 @@ def prepare(args: argparse.Namespace):
         raise ConvscopeError(f"--target {args.target} is out of range: the model has {len(model.classes)} classes")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return methods, model, x, model.to_display(x[0]), out, tuple(x.shape[-2:])
+    return methods, model, x, model.to_display(x[0]), out
 
 
 def file_stem(method: str) -> str:
@@ -121,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
     from ...render import save_png
     from ...render.heatmap import curves_figure, methods_figure, overlay
 
-    methods, model, x, image, out, size = prepare(args)
+    methods, model, x, image, out = prepare(args)
     maps: dict[str, np.ndarray] = {}
     results = {}
     for name in methods:
         cls = get_method(name)
-        method = cls(model, args.layer if cls.uses_layer else None, **method_options(args, name, size))
+        method = cls(model, args.layer if cls.uses_layer else None, **method_options(args, name))
         r = method(x, args.target, progress=progress_bar(name))
         results[name] = r
         maps[name] = r.numpy()[0]

@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from ...render import save_png
     from ...render.heatmap import sanity_figure
 
-    methods, model, x, image, out, size = prepare(args)
-    report = sanity_check(model, x, methods, target=args.target, layer=args.layer, seed=args.seed,
-                          options={m: method_options(args, m, size) for m in methods}, max_steps=args.max_steps,
+    methods, model, x, image, out = prepare(args)
+    report = sanity_check(model, x, methods, target=args.target, layer=args.layer,
+                          seed=0 if args.seed is None else args.seed,
+                          options={m: method_options(args, m) for m in methods}, max_steps=args.max_steps,
                           progress=progress_bar("randomising"))
     write_text_atomic(out / "sanity.csv", report.to_csv())
     write_text_atomic(out / "sanity.json", report.to_json())
