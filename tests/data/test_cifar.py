@@ -120,3 +120,50 @@ def test_damaged_archives_give_clear_errors(served, tmp_path, change, message):
 def test_not_a_tar_archive(tmp_path):
     with pytest.raises(ConvscopeError, match="not a readable tar archive"):
         load_splits(_source_for(b"\x1f\x8bnot really", tmp_path), root=tmp_path, download=False)
+
+
+class _Calls:
+    """Pickles as ``callable_(*args)`` (a global the restricted unpickler allows)."""
+
+    def __init__(self, callable_, *args) -> None:
+        self.reduced = (callable_, args)
+
+    def __reduce__(self):
+        return self.reduced
+
+
+def test_a_pickle_cannot_allocate_more_than_it_holds(served, tmp_path):
+    from numpy._core.multiarray import _reconstruct
+
+    members = cifar_members(served.cifar_batches)
+    # bytearray(n) would zero n bytes: 256 MiB from a 40-byte pickle
+    members["data_batch_1"] = pickle.dumps({"data": _Calls(bytearray, 1 << 28), "labels": []}, protocol=2)
+    with pytest.raises(ConvscopeError, match=r"data_batch_1.*refusing bytearray\(size\)"):
+        load_splits(_source_for(cifar_archive(members), tmp_path), root=tmp_path, download=False)
+    # an array the pickle only declares (no pixels follow): 61 MB of uninitialised memory
+    hollow = _Calls(_reconstruct, np.ndarray, (20_000, 3072), b"B")
+    members["data_batch_1"] = pickle.dumps({"data": hollow, "labels": [0] * 20_000}, protocol=2)
+    with pytest.raises(ConvscopeError, match=r"data_batch_1: 'data' declares 61440000 bytes, more than the \d+ the file"):
+        load_splits(_source_for(cifar_archive(members), tmp_path), root=tmp_path, download=False)
+
+
+def test_archive_members_beyond_the_cap_are_not_read(served, tmp_path, monkeypatch):
+    from convscope.data import cifar
+
+    monkeypatch.setattr(cifar, "MAX_MEMBER_BYTES", 1000)  # the fixture's batches are 12 KB each
+    with pytest.raises(ConvscopeError, match=r"batches\.meta declares \d+ bytes, more than the 1000|"
+                                             r"data_batch_1 declares \d+ bytes, more than the 1000"):
+        load_splits(_source_for(cifar_archive(cifar_members(served.cifar_batches)), tmp_path), root=tmp_path,
+                    download=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(data_batch_5=py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], 1]})),
+     "'labels' is not a list of integers"),
+    (lambda m: m.update({"batches.meta": py2_pickle({"label_names": 7})}), "'label_names' must be a list"),
+])
+def test_odd_values_in_genuine_pickles_are_clear_errors(served, tmp_path, change, message):
+    members = cifar_members(served.cifar_batches)
+    change(members)
+    with pytest.raises(ConvscopeError, match=message):
+        load_splits(_source_for(cifar_archive(members), tmp_path), root=tmp_path, download=False)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import gzip
 import struct
+import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from convscope.data import (SOURCES, ChecksumMismatch, DatasetUnavailable, RemoteFile, cache_dir, data_root,
+from convscope.data import (SOURCES, ChecksumMismatch, DatasetUnavailable, RemoteFile, cache_dir, data_root, fetch,
                             load_splits, read_idx)
 from convscope.errors import ConvscopeError
 from data_writers import IDX_NAMES, idx_bytes, md5
+from fault_server import FaultServer, Route
 
 
 def _check_official_layout(splits, arrays) -> None:
@@ -145,3 +147,82 @@ def test_mismatched_counts_are_an_error(served, tmp_path):
         files.append(RemoteFile(role, name, md5=md5(data)))
     with pytest.raises(ConvscopeError, match="10 images but t10k-labels-idx1-ubyte.gz has 9 labels"):
         load_splits(replace(SOURCES["mnist"], files=tuple(files)), root=tmp_path, download=False)
+
+
+# -- bounded downloads, sizes, symlinks, https ----------------------------------------
+def _with_sizes(source, served_root):
+    """``source`` with each file's real size, as the official table gives it."""
+    files = tuple(replace(f, size=(served_root / source.name / f.filename).stat().st_size) for f in source.files)
+    return replace(source, files=files)
+
+
+def _faulty_mirror(source, route: Route) -> dict[str, Route]:
+    return {f"/bad/{f.filename}": route for f in source.files}
+
+
+@pytest.mark.parametrize("announced", [None, 300 << 20])
+def test_a_mirror_streaming_too_much_is_cut_off_and_the_next_is_used(served, tmp_path, announced):
+    source = _with_sizes(served.sources["mnist"], served.root)
+    with FaultServer(_faulty_mirror(source, Route(64 << 20, length=announced))) as bad:
+        paths = fetch(source, root=tmp_path, mirrors=[bad.url + "/bad/", served.template], progress=False)
+    assert all(sent < 16 << 20 for sent in bad.sent.values()) and len(bad.sent) == 4  # stopped at the size
+    for f in source.files:
+        assert paths[f.role].read_bytes() == (served.root / "mnist" / f.filename).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(IDX_NAMES.values())
+
+
+def test_a_trickling_mirror_hits_the_deadline(served, tmp_path):
+    source = _with_sizes(served.sources["mnist"], served.root)
+    trickle = Route(0, body=b"\x1f\x8b" + bytes(100_000), chunk=8, delay=0.05)  # would take 10 minutes
+    with FaultServer(_faulty_mirror(source, trickle)) as slow:
+        started = time.monotonic()
+        with pytest.raises(DatasetUnavailable, match=r"download failed \(.*took longer than 0\.5 s"):
+            fetch(source, root=tmp_path, mirrors=slow.url + "/bad/", progress=False, deadline=0.5)
+        assert time.monotonic() - started < 3.0  # one file tried, then the source is unavailable
+    assert not (tmp_path / "mnist").exists() or list((tmp_path / "mnist").iterdir()) == []
+
+
+def test_cached_file_of_the_wrong_size_is_refused_before_hashing(served, tmp_path):
+    source = _with_sizes(served.sources["mnist"], served.root)
+    fetch(source, root=tmp_path, progress=False)
+    with open(tmp_path / "mnist" / IDX_NAMES["train_labels"], "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ChecksumMismatch, match=r"train-labels-idx1-ubyte\.gz in the cache has \d+ bytes, expected"):
+        fetch(source, root=tmp_path, download=False)
+
+
+def test_a_cached_file_symlinked_out_of_its_folder_is_refused(served, tmp_path):
+    folder = tmp_path / "cache" / "mnist"
+    folder.mkdir(parents=True)
+    for name in IDX_NAMES.values():
+        (folder / name).write_bytes((served.root / "mnist" / name).read_bytes())
+    elsewhere = tmp_path / "elsewhere.gz"  # right checksum, but outside the dataset folder
+    elsewhere.write_bytes((folder / IDX_NAMES["test_images"]).read_bytes())
+    (folder / IDX_NAMES["test_images"]).unlink()
+    (folder / IDX_NAMES["test_images"]).symlink_to(elsewhere)
+    with pytest.raises(ConvscopeError, match=r"t10k-images-idx3-ubyte\.gz.*leads outside its folder"):
+        load_splits(served.sources["mnist"], root=tmp_path / "cache", download=False)
+
+
+def test_official_table_is_https_with_published_sizes():
+    assert all(m.startswith("https://") for s in SOURCES.values() for m in s.mirrors)
+    sizes = {s: [f.size for f in SOURCES[s].files] for s in SOURCES}
+    assert sizes == {"mnist": [9912422, 28881, 1648877, 4542], "fashion-mnist": [26421880, 29515, 4422102, 5148],
+                     "cifar10": [170498071]}
+
+
+def test_idx_header_sizes_are_checked_before_anything_is_allocated(tmp_path):
+    wraps = struct.pack(">BBBB4I", 0, 0, 0x08, 4, 65536, 65536, 65536, 65536)  # 2**64 elements: 0 in int64
+    (tmp_path / "wraps").write_bytes(wraps)
+    with pytest.raises(ConvscopeError, match=r"declares shape \(65536, 65536, 65536, 65536\).*more than"):
+        read_idx(tmp_path / "wraps")
+    bomb = struct.pack(">BBBB3I", 0, 0, 0x08, 3, 3, 32768, 32768) + bytes(1 << 20)  # 3 GiB declared
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(bomb))
+    with pytest.raises(ConvscopeError, match=r"\(3221225472 bytes\), more than the 2147483648"):
+        read_idx(tmp_path / "bomb.gz")
+    (tmp_path / "long").write_bytes(struct.pack(">BBBBI", 0, 0, 0x08, 1, 3) + bytes(4))
+    with pytest.raises(ConvscopeError, match="holds 4; it is truncated or damaged"):
+        read_idx(tmp_path / "long")
+    (tmp_path / "long.gz").write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 0x08, 1, 3) + bytes(4)))
+    with pytest.raises(ConvscopeError, match="holds more; it is truncated or damaged"):
+        read_idx(tmp_path / "long.gz")

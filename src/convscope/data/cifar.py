@@ -104,8 +104,10 @@ def safe_unpickle(data: bytes, label: str) -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler`; any failure is a ConvscopeError."""
     try:
         return RestrictedUnpickler(io.BytesIO(data), label).load()
-    except ConvscopeError:
-        raise
+    except ConvscopeError as exc:
+        if str(exc).startswith(label):
+            raise
+        raise ConvscopeError(f"{label}: {exc}") from None  # the guarded globals do not know which file
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             UnicodeDecodeError, OverflowError, MemoryError) as exc:
         raise ConvscopeError(f"{label} is not a readable pickle: {exc}") from None
@@ -128,7 +130,11 @@ def parse_batch(obj: Any, label: str, n_classes: int, max_bytes: int = MAX_MEMBE
     d = _text_keys(obj, label)
     if "data" not in d or "labels" not in d:
         raise ConvscopeError(f"{label}: a CIFAR batch needs 'data' and 'labels', found {sorted(d)}")
-    data, labels = d["data"], np.asarray(d["labels"])
+    data = d["data"]
+    try:
+        labels = np.asarray(d["labels"])
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged or odd lists
+        raise ConvscopeError(f"{label}: 'labels' is not a list of integers ({exc})") from None
     if labels.size == 0:
         labels = labels.astype(np.int64)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
@@ -164,6 +170,12 @@ def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], byte
     return tar, read
 
 
+def _label_names(names: Any, label: str) -> list[str]:
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, (str, bytes)) for n in names):
+        raise ConvscopeError(f"{label}: 'label_names' must be a list of class names")
+    return [n.decode("latin-1") if isinstance(n, bytes) else n for n in names]
+
+
 def _batch(blob: bytes, label: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return parse_batch(safe_unpickle(blob, label), label, n_classes, max_bytes=len(blob))
 
@@ -176,7 +188,7 @@ def load_cifar10_archive(archive: Path, name: str, classes: Sequence[str]) -> tu
     tar, read = _member_reader(archive)
     with tar:
         meta = _text_keys(safe_unpickle(read(META), f"{archive.name}:{META}"), f"{archive.name}:{META}")
-        names = [n.decode("latin-1") if isinstance(n, bytes) else str(n) for n in meta.get("label_names", classes)]
+        names = _label_names(meta.get("label_names", classes), f"{archive.name}:{META}")
         parts = {b: _batch(read(b), f"{archive.name}:{b}", len(names)) for b in (*TRAIN_BATCHES, TEST_BATCH)}
 
     def dataset(batches: Sequence[str]) -> ImageDataset:
