@@ -24,7 +24,6 @@ import copy
 import csv
 import io
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -33,7 +32,7 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
-from ..probe import model_state, module_name
+from ..probe import model_state, module_name, observe
 from .base import Progress, _silent, get_method
 from .similarity import spearman, ssim
 from .targets import TargetSpec, resolve_target
@@ -45,25 +44,15 @@ def _has_own_params(m: nn.Module) -> bool:
 
 def randomization_groups(net: nn.Module, x: torch.Tensor) -> list[tuple[str, list[str]]]:
     """(group name, module names) from the output down, by a dry run on ``x[:1]``."""
-    me = threading.get_ident()
+    names = {m: n for n, m in net.named_modules() if n and _has_own_params(m)}
     first: list[str] = []
-    handles = []
 
-    def make(name):
-        def hook(*_):
-            if threading.get_ident() == me and name not in first:
-                first.append(name)
-        return hook
+    def note(m, _args):
+        if names[m] not in first:
+            first.append(names[m])
 
-    try:
-        for name, m in net.named_modules():
-            if name and _has_own_params(m):
-                handles.append(m.register_forward_pre_hook(make(name)))
-        with torch.no_grad():
-            net(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
+    with observe(names, pre_hook=note), torch.no_grad():
+        net(x[:1])
     modules = dict(net.named_modules())
     groups: list[tuple[str, list[str]]] = []
     for name in reversed(first):
