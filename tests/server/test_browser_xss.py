@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -135,7 +134,7 @@ def test_payload_names_are_shown_as_text_in_every_view(page, live):
     open_detail(page, page.locator(".score").first)
     assert page.locator("#detail").get_attribute("data-view") == "softmax"
     assert_inert(page, "softmax view", *CLASSES)
-    # the Why? panel: the predicted class in its heading and captions, every class in its menu
+    # the Why? panel: the predicted class in its heading and in the overlay caption
     page.click("#btn-why")
     wait(page, "why")
     predicted = page.evaluate("document.body.dataset.prediction")
