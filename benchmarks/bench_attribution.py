@@ -144,6 +144,9 @@ def bench_gradcam(model, layer, x, b, repeats, rows):
     }
     want = captum.attribute(xb, target, relu_attributions=True)[:, 0]
     errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}
+    # the README's one-call form: a new method object per call, the copy shared per model
+    one_call = lambda: cs.attribute(model, xb, method="gradcam", layer=layer, target=target)  # noqa: E731
+    errs["one call cs.attribute (default)"] = rel_err(one_call().raw, want)
 
     def bare():
         net.zero_grad(set_to_none=True)
@@ -152,9 +155,10 @@ def bench_gradcam(model, layer, x, b, repeats, rows):
 
     fns = {"captum": lambda: captum.attribute(xb, target, relu_attributions=True), "bare": bare}
     fns.update({k: (lambda v=v: v(xb, target)) for k, v in variants.items()})
+    fns["one call cs.attribute (default)"] = one_call
     t = best_time(fns, repeats)
     net.zero_grad(set_to_none=True)
-    for k in variants:
+    for k in [*variants, "one call cs.attribute (default)"]:
         row(rows, model.name, b, f"Grad-CAM {k} vs Captum", b / t[k], b / t["captum"], f"max rel err {errs[k]:.1e}")
     row(rows, model.name, b, "Grad-CAM (default) vs bare forward+backward", b / t["+ folded + channels-last (default)"],
         b / t["bare"], "")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -29,8 +28,10 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
-from ..probe import LayerRef, capture, model_state, model_version
+from ..probe import LayerRef, capture, model_state
+from ..probe import resolve_layer as parse_layer
 from .layers import resolve_layer
+from .reuse import SHARED
 from .speed import folded_copy
 from .targets import Target, TargetSpec, resolve_target
 
@@ -129,10 +130,6 @@ class Method:
         self.fold_bn = self.fold_by_default if fold_bn is None else fold_bn
         self.channels_last = self.channels_last_by_default if channels_last is None else channels_last
         self.progress = progress
-        self._lock = threading.Lock()
-        self._layers: dict[tuple, LayerRef] = {}
-        self._widths: dict[tuple, int] = {}
-        self._runner_cache: tuple | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(layer={self.layer!r})"
@@ -162,28 +159,29 @@ class Method:
 
     # -- shared machinery ----------------------------------------------------------
     def layer_ref(self, x: torch.Tensor) -> LayerRef:
-        """The target layer for inputs shaped like ``x`` (resolved once, then cached)."""
-        key = tuple(x.shape[1:])
-        with self._lock:
-            if key not in self._layers:
-                self._layers[key] = resolve_layer(self.net, self.layer, x)
-            return self._layers[key]
+        """The target layer for inputs shaped like ``x`` (resolved once per model, see :mod:`.reuse`)."""
+        given = parse_layer(self.net, self.layer) if self.layer is not None else None
+        return SHARED.get(self.net, ("layer", given, tuple(x.shape[1:]), str(x.device)),
+                          lambda: resolve_layer(self.net, self.layer, x))
 
     def runner(self, x: torch.Tensor, keep: frozenset[str] = frozenset()) -> nn.Module:
-        """The net to run: the user's, or the cached folded / channels-last copy."""
+        """The net to run: the user's, or the folded / channels-last copy shared by every
+        method object on this model (see :mod:`.reuse`)."""
         if not (self.fold_bn or self.channels_last):
             return self.net
-        key = (model_version(self.net), keep, tuple(x.shape[1:]), self.fold_bn, self.channels_last)
-        with self._lock:
-            if self._runner_cache is None or self._runner_cache[0] != key:
-                net = folded_copy(self.net, x[:1], keep) if self.fold_bn else None
-                if self.channels_last:
-                    try:
-                        net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
-                    except Exception:  # noqa: BLE001 - a model that cannot be copied runs as it is
-                        pass
-                self._runner_cache = (key, net or self.net)
-            return self._runner_cache[1]
+        key = ("runner", keep, tuple(x.shape[1:]), str(x.device), self.fold_bn, self.channels_last)
+        return SHARED.get(self.net, key, lambda: self._make_runner(x, keep)) or self.net
+
+    def _make_runner(self, x: torch.Tensor, keep: frozenset[str]) -> nn.Module | None:
+        """A copy to run instead of the net, or None to run the net itself (never the net: the
+        shared cache must not hold it)."""
+        net = folded_copy(self.net, x[:1], keep) if self.fold_bn else None
+        if self.channels_last:
+            try:
+                net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
+            except Exception:  # noqa: BLE001 - a model that cannot be copied runs as it is
+                pass
+        return net
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -218,17 +216,16 @@ class Method:
         if target is None:
             with torch.no_grad():
                 return resolve_target(None, net(x))
-        with self._lock:
-            width = self._widths.get(tuple(x.shape[1:]))
-        if width is None:
+        def width() -> int | None:
             with torch.no_grad():
                 out = net(x[:1])
-            if out.dim() != 2:
-                return resolve_target(target, out)  # the clear error for non-class outputs
-            width = out.shape[1]
-            with self._lock:
-                self._widths[tuple(x.shape[1:])] = width
-        return Target.explicit(target, x.shape[0], width, x.device)
+            return out.shape[1] if out.dim() == 2 else None
+
+        n = SHARED.get(self.net, ("width", tuple(x.shape[1:]), str(x.device)), width)
+        if n is None:
+            with torch.no_grad():
+                return resolve_target(target, net(x))  # the clear error for non-class outputs
+        return Target.explicit(target, x.shape[0], n, x.device)
 
 
 def chunks(n: int, size: int):
