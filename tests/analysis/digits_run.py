@@ -53,6 +53,6 @@ def train_digits_run(folder: Path, epochs: int = EPOCHS, seed: int = 0) -> tuple
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     meta = {"architecture": {"zoo": "tiny-vgg", "kwargs": KWARGS}, "classes": train.classes,
-            "preprocessing": prep.to_dict(), "name": "digits-tiny-vgg", "dataset": "digits"}
+            "preprocessing": prep.to_dict(), "name": "digits-tiny-vgg", "dataset": {"name": "digits"}}  # as the trainer records it
     path = save_checkpoint(folder / "best.pt", net.state_dict(), meta)
     return path, model
