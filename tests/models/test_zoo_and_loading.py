@@ -125,15 +125,30 @@ def test_a_bare_state_dict_gets_a_hint(tmp_path):
         cs.load_model(tmp_path / "sd.pt")
 
 
-def test_pickled_module_needs_trust_and_torchscript_loads(tmp_path):
+def test_pickled_module_and_torchscript_need_trust(tmp_path):
     net = build("mnist-cnn").eval()
     torch.save(net, tmp_path / "full.pt")
     with pytest.raises(ConvscopeError, match="trust=True"):
         cs.load_model(tmp_path / "full.pt")
     x = torch.rand(1, 1, 28, 28)
     assert torch.equal(cs.load_model(tmp_path / "full.pt", trust=True).net(x), net(x))
-    torch.jit.script(net).save(str(tmp_path / "net.ts"))
-    assert torch.allclose(cs.load_model(tmp_path / "net.ts").net(x), net(x))
+    torch.jit.script(net).save(str(tmp_path / "net.ts"))  # its code runs on load, so it is trusted code too
+    with pytest.raises(ConvscopeError, match="TorchScript.*trust=True"):
+        cs.load_model(tmp_path / "net.ts")
+    assert torch.allclose(cs.load_model(tmp_path / "net.ts", trust=True).net(x), net(x))
+
+
+def test_zoo_arguments_from_a_file_are_bounded_before_anything_is_allocated(tmp_path):
+    """The limits in words: a file may ask for any zoo net up to MAX_PARAMETERS, and no more."""
+    from convscope.models import zoo
+
+    net = zoo.build_from_file("tiny-vgg", {"in_channels": 3, "num_classes": 10, "input_size": [64, 64]}, "f")
+    assert n_params(net) == 19_920
+    largest = {"num_classes": zoo.MAX_CLASSES, "input_size": [64, 64]}  # 1690 * 100,000 weights: 169M
+    with pytest.raises(ConvscopeError, match=r"169,\d{3},\d{3} parameters"):
+        zoo.build_from_file("tiny-vgg", largest, "f")
+    with pytest.raises(ConvscopeError, match="from 1 to 100,000"):
+        zoo.build_from_file("tiny-vgg", {"num_classes": zoo.MAX_CLASSES + 1}, "f")
 
 
 def test_factory_spec_with_weights(tmp_path):

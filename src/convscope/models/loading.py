@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound
 from . import zoo
-from .checkpoint import check_archive, load_checkpoint, needs_trust, safe_torch_load
+from .checkpoint import load_checkpoint, needs_trust, safe_torch_load
 from .efficientnet import NAME as EFFICIENTNET, PREPROCESSING as EFFICIENTNET_PREPROCESSING
 from .efficientnet import build_efficientnet_lite0, imagenet_classes
 from .model import Model, guess_preprocessing
@@ -169,7 +169,6 @@ def model_from_file(path: Path, trust: bool = False) -> Model:
     if _is_torchscript(path):
         if not trust:
             raise needs_trust(f"{path} is a TorchScript archive, whose code runs when it is loaded")
-        check_archive(path)
         try:
             net = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # TorchScript raises many types for damaged archives
