@@ -111,7 +111,7 @@ export class DatasetView {
   }
 
   confusion(s) {
-    const cm = s.confusion, k = cm.length;
+    const cm = s.confusion;
     const box = el("div", "ds-section confusion-box");
     box.appendChild(el("div", "ds-title", "confusion matrix (rows: true class, columns: predicted); click a cell"));
     const t = el("table", "confusion");

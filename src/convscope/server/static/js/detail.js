@@ -1,7 +1,7 @@
 // Detail views: the arithmetic behind one neuron, with the server's real numbers.
 
 import { fmt } from "./colors.js";
-import { el, fill, html } from "./dom.js";
+import { el, fill, add, html } from "./dom.js";
 import { mapView, grid, num } from "./widgets.js";
 
 const POS_DELAY = 450;
@@ -52,7 +52,7 @@ function conv(body, d, ctx) {
   const rows = el("div", "elastic-rows");
   const lo = Math.min(...k.map((c) => c.intermediate.min));
   const hi = Math.max(...k.map((c) => c.intermediate.max));
-  k.forEach((c, i) => {
+  k.forEach((c) => {
     const row = el("div", "elastic-row");
     row.dataset.index = c.index;
     row.appendChild(mapView(c.input, { px: 64, label: `${d.input_layer} · ch ${c.index}` }));
@@ -202,12 +202,12 @@ function convFormula(d, ctx) {
 }
 
 // -- elementwise activations ---------------------------------------------------------
-function activation(body, d, ctx) {
+function activation(body, d) {
   body.appendChild(formulaBox(d.formula));
-  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${d.fname}(${fmt(vin, 4)}) = ${fmt(vout, 4)}`));
+  body.appendChild(inOut(d, (y, x, vin, vout) => `${d.fname}(${fmt(vin, 4)}) = ${fmt(vout, 4)}`));
 }
 
-function inOut(d, ctx, say) {
+function inOut(d, say) {
   const row = el("div", "inout");
   const a = mapView(d.input, { px: 160, label: `input: ${d.input_layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
   const b = mapView(d.output, { px: 160, label: `output: ${d.layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
@@ -265,12 +265,12 @@ function pool(body, d, ctx) {
 }
 
 // -- batchnorm ---------------------------------------------------------------------------
-function batchnorm(body, d, ctx) {
+function batchnorm(body, d) {
   body.appendChild(formulaBox(
     html`y = γ · (x − μ) / √(σ² + ε) + β = <b>scale</b> · x + <b>shift</b><br>`,
     html`γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → `,
     html`scale = ${num(d.scale, 5, "scale")}, shift = ${num(d.shift, 5, "shift")}`));
-  body.appendChild(inOut(d, ctx, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} ${signed(d.shift, 4)} = ${fmt(vout, 4)}`));
+  body.appendChild(inOut(d, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} ${signed(d.shift, 4)} = ${fmt(vout, 4)}`));
 }
 
 // -- linear --------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ function softmax(body, d) {
 }
 
 // -- anything else: inputs and output side by side ---------------------------------------
-function generic(body, d, ctx) {
+function generic(body, d) {
   if (d.formula) body.appendChild(formulaBox(d.formula));
   const row = el("div", "inout");
   const views = d.inputs.map((i) => mapView(i.map, { px: 130, label: `input: ${i.name}${i.channel !== null && i.channel !== undefined ? ` · ch ${i.channel}` : ""}` }));

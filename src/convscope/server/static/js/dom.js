@@ -47,7 +47,8 @@ function toNodes(part) {
   if (part instanceof Node) return [part];
   if (part instanceof Markup) {
     const t = document.createElement("template");
-    t.innerHTML = part.text;  // the page's one innerHTML: markup whose every value was escaped
+    // eslint-disable-next-line no-restricted-properties -- the page's one innerHTML: html`` escaped every value in this markup
+    t.innerHTML = part.text;
     return [t.content];
   }
   if (Array.isArray(part)) {  // a list of markup and text is parsed as one piece, so an element may span items

@@ -186,10 +186,10 @@ class WhyPanel {
     }
     this.draw(r);
     setStatus("why", "ready");
-    await this.metrics(r);
+    await this.metrics();
   }
 
-  async metrics(r) {
+  async metrics() {
     setStatus("whymetrics", "running");
     let m;
     try {
