@@ -382,6 +382,7 @@ MALFORMED_META = {
     "zoo name a list": {"architecture": {"zoo": ["tiny-vgg"]}},
     "architecture a string": {"architecture": "tiny-vgg"},
     "classes a string": {"architecture": ZOO, "classes": "0123456789"},
+    "split seed text": {"architecture": ZOO, "dataset": {"name": "digits", "split_seed": "zero"}},  # evaluate: int()
     "preprocessing without size": {"architecture": ZOO, "preprocessing": {"channels": 1}},
     "preprocessing size 1e6": {"architecture": ZOO, "preprocessing": {"size": [10**6, 10**6], "channels": 1}},
     "preprocessing size text": {"architecture": ZOO, "preprocessing": {"size": "big", "channels": 1}},
@@ -390,11 +391,11 @@ MALFORMED_META = {
 
 
 @pytest.mark.parametrize("case", list(MALFORMED_META))
-def test_malformed_meta_is_one_line(case, tmp_path):
+def test_malformed_meta_is_one_line(case, tmp_path, capsys):
     path = save_checkpoint(tmp_path / "m.pt", TinyVGG(1, 10, (28, 28)).state_dict(), MALFORMED_META[case])
-    with pytest.raises(ConvscopeError) as err:
-        load_model(path)
-    assert len(str(err.value).splitlines()) == 1
+    assert main(["evaluate", str(path), "--data", "digits", "--offline", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convscope evaluate: error:") and len(err.strip().splitlines()) == 1, err
 
 
 RAW_PAYLOADS = {

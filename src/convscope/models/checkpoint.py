@@ -38,6 +38,7 @@ META_TYPES: dict[str, type] = {
     "config": dict, "history": list,
 }
 ARCHITECTURE_TYPES: dict[str, type] = {"zoo": str, "factory": str, "kwargs": dict}
+DATASET_TYPES: dict[str, type] = {"name": str, "split_seed": int, "split": str}  # evaluate and serve remake the split
 
 
 def needs_trust(reason: str) -> ConvscopeError:
@@ -153,6 +154,7 @@ def parse_meta(text: Any, path: Any) -> dict[str, Any]:
         raise ConvscopeError(f"{path} has metadata nested more than {MAX_META_DEPTH} levels deep")
     _check_types(meta, META_TYPES, path, "meta")
     _check_types(meta.get("architecture") or {}, ARCHITECTURE_TYPES, path, "architecture")
+    _check_types(meta.get("dataset") or {}, DATASET_TYPES, path, "dataset")
     classes = meta.get("classes")
     if classes is not None and (len(classes) > MAX_CLASSES or not all(isinstance(c, str) for c in classes)):
         raise ConvscopeError(f"{path}: meta classes must be at most {MAX_CLASSES:,} names (strings)")
