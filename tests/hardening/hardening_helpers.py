@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 from PIL import Image
@@ -28,3 +29,15 @@ def gradient_rgb(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([xx * 255 / (w - 1), yy * 255 / (h - 1), (xx + yy) * 255 / (h + w - 2)], -1)
     return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+def finish(client, r, seconds: float = 120) -> dict:
+    """The job a POST started (``r``, which must be a 200), polled until it ends."""
+    assert r.status_code == 200, r.text
+    job = r.json()
+    deadline = time.time() + seconds
+    while job["status"] not in ("done", "failed", "cancelled"):
+        assert time.time() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}").json()
+    return job

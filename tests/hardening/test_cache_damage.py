@@ -4,13 +4,13 @@ the view answers 200 with the numbers a direct computation gives."""
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hardening_helpers import finish
 
 from convscope.analysis import DatasetPass, embed, run_pass
 from convscope.data import load_splits
@@ -46,17 +46,6 @@ def app_on(cache: Path, monkeypatch):
     app = create_app(["default"], data="digits")
     app.state.explain.cache_dir = cache / "features"
     return TestClient(app)
-
-
-def finish(client: TestClient, r) -> dict:
-    assert r.status_code == 200, r.text
-    job = r.json()
-    deadline = time.time() + 120
-    while job["status"] not in ("done", "failed", "cancelled"):
-        assert time.time() < deadline, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@ bad values are refused at the edge with the reason (4xx), before any job starts.
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import pytest
-from hardening_helpers import encode, gradient_rgb
+from hardening_helpers import encode, finish, gradient_rgb
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -161,19 +160,10 @@ def dataset_client(tmp_path_factory):
     mp.setenv("CONVSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
     try:
         with TestClient(create_app(["default"], data="digits"), raise_server_exceptions=False) as c:
-            assert wait(c, c.post("/api/models/default/dataset/test/pass").json())["status"] == "done"
+            assert finish(c, c.post("/api/models/default/dataset/test/pass"))["status"] == "done"
             yield c
     finally:
         mp.undo()
-
-
-def wait(client, job: dict) -> dict:
-    deadline = time.time() + 120
-    while job["status"] not in ("done", "failed", "cancelled"):
-        assert time.time() < deadline, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 10**30])
@@ -193,7 +183,7 @@ def test_every_seed_in_range_works(dataset_client):
     for seed in (0, 2**32 - 1):
         rows = dataset_client.get(f"{url}/random", params={"seed": seed, "count": 5})
         assert rows.status_code == 200 and len(rows.json()["rows"]) == 5
-        job = wait(dataset_client, dataset_client.post(f"{url}/embedding", params={"seed": seed}).json())
+        job = finish(dataset_client, dataset_client.post(f"{url}/embedding", params={"seed": seed}))
         assert job["status"] == "done", job
         assert dataset_client.get(f"{url}/embedding", params={"seed": seed}).json()["seed"] == seed
 

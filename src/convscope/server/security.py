@@ -231,7 +231,7 @@ class Hosts:
     port: int | None = None
 
     @classmethod
-    def for_address(cls, host: str | None, port: int | None, extra: Iterable[str] = ()) -> "Hosts":
+    def for_address(cls, host: str | None, port: int | None, extra: Iterable[str] = ()) -> Hosts:
         """What a server bound to ``host:port`` answers.
 
         A loopback address: itself, the loopback names and ``extra``, with ``port`` or no
