@@ -31,10 +31,17 @@ HOSTILE = st.one_of(
 )
 
 
+class _Genuine(tuple):
+    """(model.json as a dict, shard bytes), with a short repr for hypothesis' reports."""
+
+    def __repr__(self) -> str:
+        return "<CNN Explainer's model.json and shard>"
+
+
 @pytest.fixture(scope="module")
 def genuine(cnn_explainer_dir):
-    return json.loads((cnn_explainer_dir / "model.json").read_text()), \
-        (cnn_explainer_dir / "group1-shard1of1.bin").read_bytes()
+    return _Genuine((json.loads((cnn_explainer_dir / "model.json").read_text()),
+                     (cnn_explainer_dir / "group1-shard1of1.bin").read_bytes()))
 
 
 @pytest.fixture(scope="module")

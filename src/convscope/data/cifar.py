@@ -110,7 +110,7 @@ def safe_unpickle(data: bytes, label: str) -> Any:
         raise ConvscopeError(f"{label}: {exc}") from None  # the guarded globals do not know which file
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             UnicodeDecodeError, OverflowError, MemoryError) as exc:
-        raise ConvscopeError(f"{label} is not a readable pickle: {exc}") from None
+        raise ConvscopeError(f"{label} is not a readable pickle: {_one_line(exc)}") from None
 
 
 def _text_keys(obj: Any, label: str) -> dict[str, Any]:
@@ -149,12 +149,17 @@ def parse_batch(obj: Any, label: str, n_classes: int, max_bytes: int = MAX_MEMBE
     return data.reshape(-1, 3, SIDE, SIDE), labels.astype(np.int64)
 
 
+def _one_line(exc: BaseException) -> str:
+    """tarfile lists every method it tried, one a line: a user-facing error is one line."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], bytes]]:
     try:
         tar = tarfile.open(archive, "r:*")
         members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise ConvscopeError(f"{archive} is not a readable tar archive: {exc}") from None
+        raise ConvscopeError(f"{archive} is not a readable tar archive: {_one_line(exc)}") from None
 
     def read(name: str) -> bytes:
         if name not in members:
@@ -165,7 +170,7 @@ def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], byte
         try:
             return tar.extractfile(members[name]).read()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise ConvscopeError(f"{archive}: cannot read {name}: {exc}") from None
+            raise ConvscopeError(f"{archive}: cannot read {name}: {_one_line(exc)}") from None
 
     return tar, read
 
