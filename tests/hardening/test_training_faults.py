@@ -104,3 +104,101 @@ def test_full_disk_during_training_is_a_clear_error(tmp_path, monkeypatch, capsy
     assert "no space left" in err and "last.pt" in err
     assert "Traceback" not in err
     assert not list(out.glob("*.pt")) and not list(out.glob(".*.tmp"))
+
+
+# -- one writer per run folder (real processes) -------------------------------------------------
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def convscope(*args: str) -> list[str]:
+    return [sys.executable, "-m", "convscope", *args]
+
+
+def refusal(rc: int, err: str, pid: int) -> str:
+    """The one-line error of a refused writer; it must name the process that holds the run."""
+    assert rc == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert "is being written by another process" in last and f"(pid {pid}," in last, err
+    return last
+
+
+def test_two_trainings_into_one_out_one_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path):
+    out = tmp_path / "run"
+    cmd = convscope(*TRAIN, "--epochs", "100", "--out", str(out))
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for _ in range(2)]
+    try:
+        deadline = time.time() + 150
+        while all(p.poll() is None for p in procs):  # started together: one must be refused at once
+            assert time.time() < deadline, "both trainings are still writing into the same --out"
+            time.sleep(0.1)
+        refused = next(p for p in procs if p.poll() is not None)
+        writer = next(p for p in procs if p is not refused)
+        refusal(refused.returncode, refused.stderr.read(), writer.pid)
+        while not (out / "last.pt").exists():
+            assert writer.poll() is None and time.time() < deadline, "the writer stopped before its first epoch"
+            time.sleep(0.05)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()  # SIGKILL: the lock file stays behind, its flock dies with the process
+            p.wait(30)
+    assert writer.returncode == -signal.SIGKILL
+    epochs = epochs_in(out / "metrics.jsonl")
+    assert epochs == list(range(1, len(epochs) + 1))  # one writer's epochs, in order
+    assert json.loads((out / ".convscope.lock").read_text())["pid"] == writer.pid
+
+    done = int(load_checkpoint(out / "last.pt")["train_state"]["epoch"])
+    taken = subprocess.run(convscope("train", "--resume", "--epochs", str(done + 1), "--out", str(out), "--offline",
+                                     "--no-progress"), capture_output=True, text=True, timeout=150, env=ENV)
+    assert taken.returncode == 0, taken.stderr
+    assert f"took over the lock of pid {writer.pid}" in taken.stderr
+    assert not (out / ".convscope.lock").exists()
+    assert not list(out.glob(".*.tmp")) and not list((out / "snapshots").glob(".*.tmp"))
+    assert epochs_in(out / "metrics.jsonl") == list(range(1, done + 2))
+
+
+# -- a real full disk ---------------------------------------------------------------------------
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A folder that runs out of room: a 256 KiB tmpfs where mounting is allowed (root), else the
+    child's ``ulimit -f`` of 48 KiB (EFBIG). Yields (folder, preexec_fn, the expected reason)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                                                   capture_output=True).returncode == 0
+    if mounted:
+        try:
+            yield folder, None, "no space left on the device"
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+        return
+    try:
+        import resource
+    except ImportError:
+        pytest.skip("neither a tmpfs mount (needs root and CAP_SYS_ADMIN) nor RLIMIT_FSIZE is available here")
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
+    yield folder, limit, "the file size limit (ulimit -f) was reached"
+
+
+def test_a_real_full_disk_ends_training_with_one_line(small_disk):
+    folder, preexec, reason = small_disk
+    out = folder / "run"
+    r = subprocess.run(convscope(*TRAIN, "--epochs", "30", "--out", str(out)), capture_output=True, text=True,
+                       timeout=300, env=ENV, preexec_fn=preexec)
+    err = r.stderr
+    assert r.returncode == 2, err
+    assert "Traceback" not in err + r.stdout and "Exception in thread" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"convscope train: error: {reason} while writing {out}/"), err
+    named = Path(last.split(" while writing ", 1)[1].split(";")[0])
+    assert named.parent in (out, out / "snapshots")
+    assert ("previous file is intact" in last) == named.exists()
+    assert not list(out.glob(".*.tmp")) and not list((out / "snapshots").glob(".*.tmp"))
+    if (out / "last.pt").exists():
+        assert load_checkpoint(out / "last.pt")["train_state"]["epoch"] >= 1  # what was saved is intact

@@ -308,8 +308,10 @@ def test_a_second_writer_in_the_same_folder_is_refused_until_the_first_is_done(t
         Trainer(digits_config(tmp_path / "r", epochs=1), progress=False, log=lambda m: None)
     first.fit()
     assert not lock_file.exists()  # released when fit returns
-    resumed = train(digits_config(tmp_path / "r", epochs=2), resume=True, progress=False, log=lambda m: None)
-    assert resumed.epochs == 2
+    resuming = Trainer(digits_config(tmp_path / "r", epochs=2), resume=True, progress=False, log=lambda m: None)
+    with pytest.raises(ConvscopeError, match="is being written by this process"):  # a run being written
+        Trainer(digits_config(tmp_path / "r", epochs=2), resume=True, progress=False, log=lambda m: None)
+    assert resuming.fit().epochs == 2
 
 
 def test_the_next_start_removes_temp_files_a_killed_write_left(tmp_path):
