@@ -328,3 +328,29 @@ def test_the_next_start_removes_temp_files_a_killed_write_left(tmp_path):
     train(digits_config(out, epochs=2), resume=True, progress=False, log=logged.append)
     assert not any(p.exists() for p in left) and (out / ".keep").exists()
     assert any("removed 3 temporary file(s)" in m for m in logged), logged
+
+
+def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
+    """Where ``fcntl.flock`` is unavailable, a live recorded pid holds the run and a dead one is stale."""
+    import subprocess
+    import sys
+
+    from convscope.train import runlock
+
+    monkeypatch.setattr(runlock, "fcntl", None)
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        lock_file = tmp_path / runlock.LOCK_FILE
+        lock_file.write_text(json.dumps({"pid": parent.pid, "command": "convscope train --out x"}))
+        with pytest.raises(ConvscopeError, match=rf"another process \(pid {parent.pid}: convscope train --out x\)"):
+            runlock.RunLock(tmp_path).acquire()
+        lock_file.write_text(json.dumps({"pid": dead.pid}))
+        with runlock.RunLock(tmp_path) as lock:
+            assert lock.stale == {"pid": dead.pid}
+            assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+        assert not lock_file.exists()
+    finally:
+        parent.kill()
+        parent.wait()

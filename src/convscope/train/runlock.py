@@ -129,30 +129,6 @@ class RunLock:
             self.release()
 
 
-def holder(out: str | Path) -> dict[str, Any] | None:
-    """Who writes into ``out`` now (the lock file's record), or None when nobody does."""
-    lock = RunLock(out)
-    if not lock.path.is_file():
-        return None
-    try:
-        fd = os.open(lock.path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        previous = _read(fd)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return None  # nobody holds it exclusively
-            except BlockingIOError:
-                return previous or {}
-            except OSError:
-                pass
-        return previous if previous and _alive(previous) else None
-    finally:
-        os.close(fd)
-
-
 def _read(fd: int) -> dict[str, Any] | None:
     try:
         record = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "null")

@@ -17,7 +17,9 @@ EPILOG = """examples:
   convscope train --model runs/tiny/best.pt --data digits --out runs/ft   # fine-tune
 
 Writes OUT/metrics.jsonl, TensorBoard events (tensorboard --logdir OUT), OUT/last.pt,
-OUT/best.pt (lowest validation loss) and OUT/snapshots/epoch_NNN.npz."""
+OUT/best.pt (lowest validation loss) and OUT/snapshots/epoch_NNN.npz. One process writes
+a run folder at a time (OUT/.convscope.lock): a second train or --resume there is refused.
+A diverging run (non-finite loss or weights, or a loss 10x above its start) stops with an error."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
