@@ -214,7 +214,10 @@ def resolve_inside(folder: str | Path, name: str | Path, what: str) -> Path:
     Raises :class:`ConvscopeError` naming ``what`` otherwise.
     """
     base = Path(os.path.realpath(folder))
-    target = Path(os.path.realpath(base / name))
+    try:
+        target = Path(os.path.realpath(base / name))
+    except ValueError:  # an embedded NUL byte
+        raise ConvscopeError(f"{what} {str(name)!r} is not a valid file name") from None
     if target != base and base not in target.parents:  # the message does not reveal where it leads
         raise ConvscopeError(f"{what} {str(name)!r} leads outside its folder {base} (through '..' or a symlink)")
     return target

@@ -349,6 +349,7 @@ def _weight(spec: dict, index: int) -> dict:
     (lambda s: s["modelTopology"].update(model_config=[1, 2]), "only Sequential"),
     (lambda s: s.update(weightsManifest=[{"paths": [3], "weights": []}]), "list of file names"),
     (lambda s: s.update(weightsManifest=[7]), r"weightsManifest\[0\] is not an object"),
+    (lambda s: s["weightsManifest"][0].update(paths=["group1\0.bin"]), "not a valid file name"),
 ])
 def test_malformed_model_json_is_one_line_error(model_copy, mutate, message):
     with pytest.raises(ConvscopeError, match=message) as info:

@@ -24,7 +24,7 @@ from convscope.models.tfjs import load_tfjs_model
 DEEP = "__deep__"  # placeholder replaced by a deeply nested array in the JSON text
 HOSTILE = st.one_of(
     st.sampled_from([0, -1, -3, 1, 2, 2**31, 2**63, 10**30, 65536, 1e308, -1e-9, 0.5, float("nan"), float("inf"),
-                     None, True, False, "", "same", "relu", "float16", "x" * 300, [], {}, [0, 0], [-1, 2],
+                     None, True, False, "", "same", "relu", "float16", "x" * 300, "a\0b", "../x", "/etc/passwd", [], {}, [0, 0], [-1, 2],
                      [2**40] * 4, [65536] * 4, [None, 0, 0, 3], {"config": 3}, {"dtype": "uint8"}, DEEP]),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.lists(st.integers(min_value=-4, max_value=70), max_size=5),

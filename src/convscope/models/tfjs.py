@@ -27,6 +27,11 @@ Layout decisions (each keeps the PyTorch net numerically equal to Keras):
 * 'same' padding follows TensorFlow (the odd extra pixel goes bottom/right); where it is
   asymmetric a ``<layer>_pad`` module pads explicitly before the conv or pool.
 
+A model.json is untrusted input: every layer option is type- and range-checked (sides,
+kernels, strides and padding within :data:`MAX_SIDE`, finite numbers) and weights are
+read through :mod:`.tfjs_weights`, which bounds their size and keeps shards inside the
+folder; anything else is a one-line :class:`ConvscopeError`, never a traceback.
+
 Preprocessing is TF.js / CNN Explainer's: input size and channels from the first
 layer's ``batch_input_shape``, ``pixel / 255`` (mean 0, std 255), shorter side resized
 then centre-cropped. Class names come from the ``classes`` argument, or a sidecar
