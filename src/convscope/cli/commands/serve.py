@@ -7,7 +7,7 @@ from pathlib import Path
 import threading
 import webbrowser
 
-from ..common import add_device_argument, resolve_device
+from ..common import add_device_argument, add_trust_argument, resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "folder:PATH (default: the one each model's checkpoint was trained on); also ranks the top "
                    "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
                    "28x28 models, none for others)")
-    p.add_argument("--trust", action="store_true",
-                   help="allow unpickling a full Python object from a model file (only for files you trust)")
+    add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
 
