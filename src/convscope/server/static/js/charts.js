@@ -1,36 +1,57 @@
+// @ts-check
 // SVG line charts for training curves: axes with round ticks, one path per series,
 // a dot per point (hover shows the value), and a legend. Numbers come from the server.
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 460, H = 270, M = { l: 48, r: 12, t: 26, b: 62 };
 
+/**
+ * A new SVG element with these attributes, appended to parent when given.
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {Element | null} [parent]
+ * @returns {SVGElement}
+ */
 function s(tag, attrs = {}, parent = null) {
   const e = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   if (parent) parent.appendChild(e);
   return e;
 }
 
-/** About n round tick values covering [lo, hi]. */
+/**
+ * About n round tick values covering [lo, hi]: multiples of 1, 2, 2.5 or 5 times a power of ten.
+ * @param {number} lo
+ * @param {number} hi
+ * @param {number} [n]
+ * @returns {number[]}
+ */
 export function ticks(lo, hi, n = 5) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / n;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((v) => v >= raw);
+  const step = /** @type {number} */ ([1, 2, 2.5, 5, 10].map((f) => f * mag).find((v) => v >= raw));  // 10 * mag >= raw always
   const out = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
   return out;
 }
 
 /**
- * Draw series [{name, color, dash, xs, ys, key, run}] into svg.
- * opts: {title, xLabel, ymin, ymax, percent}. Missing values (null) break the line.
+ * One line: its points (xs[i], ys[i]); key and run end up in data attributes for tests.
+ * @typedef {{name: string, color: string, dash?: string, xs: number[], ys: (number | null | undefined)[], key?: string, run?: string}} Series
+ */
+
+/**
+ * Draw series into svg. Missing values (null) break the line.
+ * @param {SVGElement} svg
+ * @param {Series[]} series
+ * @param {{title?: string, xLabel?: string, ymin?: number, ymax?: number, percent?: boolean}} [opts]
  */
 export function lineChart(svg, series, opts = {}) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const pts = series.flatMap((sr) => sr.xs.map((x, i) => [x, sr.ys[i]]).filter(([, y]) => y !== null && y !== undefined));
-  svg.dataset.points = pts.length;
+  const pts = /** @type {[number, number][]} */ (series.flatMap((sr) => sr.xs.map((x, i) => [x, sr.ys[i]]).filter(([, y]) => y !== null && y !== undefined)));
+  svg.dataset.points = String(pts.length);
   s("text", { x: M.l, y: 16, class: "chart-title" }, svg).textContent = opts.title || "";
   if (!pts.length) {
     s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, svg).textContent = "no epochs yet";
@@ -46,12 +67,12 @@ export function lineChart(svg, series, opts = {}) {
   const axes = s("g", { class: "axes" }, svg);
   for (const t of ticks(y0, y1, 5)) {
     s("line", { x1: M.l, x2: W - M.r, y1: py(t), y2: py(t), class: "grid" }, axes);
-    s("text", { x: M.l - 5, y: py(t) + 3, "text-anchor": "end" }, axes).textContent = opts.percent ? `${Math.round(t * 100)}%` : +t.toPrecision(3);
+    s("text", { x: M.l - 5, y: py(t) + 3, "text-anchor": "end" }, axes).textContent = opts.percent ? `${Math.round(t * 100)}%` : String(+t.toPrecision(3));
   }
   const xt = ticks(x0, x1, Math.min(8, x1 - x0)).filter((t) => Number.isInteger(t));
   for (const t of xt) {
     s("line", { x1: px(t), x2: px(t), y1: H - M.b, y2: H - M.b + 4, class: "tick" }, axes);
-    s("text", { x: px(t), y: H - M.b + 15, "text-anchor": "middle" }, axes).textContent = t;
+    s("text", { x: px(t), y: H - M.b + 15, "text-anchor": "middle" }, axes).textContent = String(t);
   }
   s("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }, axes);
   s("text", { x: (M.l + W - M.r) / 2, y: H - M.b + 28, "text-anchor": "middle", class: "axis-label" }, axes).textContent = opts.xLabel || "";

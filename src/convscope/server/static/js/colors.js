@@ -1,3 +1,4 @@
+// @ts-check
 // Colour scales for activation maps. Display only: values and ranges come from the server.
 
 import { el } from "./dom.js";
@@ -31,6 +32,7 @@ function tintLut(color) {
   return lut;
 }
 
+/** @type {Record<string, Uint8ClampedArray>} */
 const LUTS = {
   diverging: buildLut(RDBU),
   grey: buildLut(["#000000", "#ffffff"]),
@@ -40,7 +42,8 @@ const LUTS = {
   blue: tintLut([30, 70, 200]),
 };
 
-export const SCALE_CSS = {
+/** @type {Record<string, string>} */
+const SCALE_CSS = {
   diverging: `linear-gradient(to right, ${RDBU.join(",")})`,
   grey: "linear-gradient(to right, #000, #fff)",
   logit: `linear-gradient(to right, ${ORANGES.join(",")})`,
@@ -49,7 +52,45 @@ export const SCALE_CSS = {
   blue: "linear-gradient(to right, #fff, rgb(30,70,200))",
 };
 
-/** The displayed [lo, hi] for a scale: diverging ranges are symmetric so white is 0. */
+/**
+ * The colour scale of one map: diverging (blue < 0 < red) for every layer but the input,
+ * whose channels are shown as red, green and blue (three channels) or grey.
+ * @param {{kind: string}} layer
+ * @param {number} channel
+ * @param {number} inputChannels
+ * @returns {string}
+ */
+export function scaleFor(layer, channel, inputChannels) {
+  if (layer.kind !== "input") return "diverging";
+  if (inputChannels === 3) return ["red", "green", "blue"][channel] || "grey";
+  return "grey";
+}
+
+/**
+ * [lo, hi] for one map under the colour-range mode ("unit": the channel's own range from
+ * the page header, "layer": the layer's, "global": the whole trace's, except the input);
+ * every bound comes from the server's stats.
+ * @param {{global?: {min: number, max: number} | null}} trace
+ * @param {{kind: string, stats: {min: number, max: number}}} layer
+ * @param {string} mode
+ * @param {{ch_min?: number[], ch_max?: number[]} | null} [header] the page's header
+ * @param {number} [i] the map's index in the page
+ * @returns {[number, number]}
+ */
+export function rangeFor(trace, layer, mode, header = null, i = 0) {
+  const s = layer.stats;
+  if (mode === "global" && layer.kind !== "input" && trace.global) return [trace.global.min, trace.global.max];
+  if (mode === "unit" && header && header.ch_min && header.ch_max) return [header.ch_min[i], header.ch_max[i]];
+  return [s.min, s.max];
+}
+
+/**
+ * The displayed [lo, hi] for a scale: diverging ranges are symmetric so white is 0.
+ * @param {string} scale
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {[number, number]}
+ */
 export function displayRange(scale, lo, hi) {
   if (scale === "diverging") {
     const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
@@ -58,11 +99,21 @@ export function displayRange(scale, lo, hi) {
   return [lo, hi === lo ? lo + 1 : hi];
 }
 
-/** Paint values (length h*w, row major) into a canvas of h x w pixels. */
+/**
+ * Paint values (length h*w, row major, from offset) into a canvas of h x w pixels.
+ * @param {HTMLCanvasElement} canvas
+ * @param {ArrayLike<number>} values
+ * @param {number} h
+ * @param {number} w
+ * @param {string} scale
+ * @param {number} lo
+ * @param {number} hi
+ * @param {number} [offset]
+ */
 export function paint(canvas, values, h, w, scale, lo, hi, offset = 0) {
   canvas.width = w;
   canvas.height = h;
-  const ctx = canvas.getContext("2d");
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   const img = ctx.createImageData(w, h);
   const lut = LUTS[scale] || LUTS.diverging;
   const [a, b] = displayRange(scale, lo, hi);
@@ -78,7 +129,14 @@ export function paint(canvas, values, h, w, scale, lo, hi, offset = 0) {
   ctx.putImageData(img, 0, 0);
 }
 
-/** A CSS colour for one value (for grids of numbers). */
+/**
+ * A CSS colour for one value (for grids of numbers).
+ * @param {string} scale
+ * @param {number} v
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {string}
+ */
 export function cssColor(scale, v, lo, hi) {
   const lut = LUTS[scale] || LUTS.diverging;
   const [a, b] = displayRange(scale, lo, hi);
@@ -87,7 +145,14 @@ export function cssColor(scale, v, lo, hi) {
   return `rgb(${lut[idx * 3]},${lut[idx * 3 + 1]},${lut[idx * 3 + 2]})`;
 }
 
-/** Text colour that stays readable on top of cssColor(...). */
+/**
+ * Text colour that stays readable on top of cssColor(...).
+ * @param {string} scale
+ * @param {number} v
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {string}
+ */
 export function inkFor(scale, v, lo, hi) {
   const [a, b] = displayRange(scale, lo, hi);
   const t = (v - a) / (b - a || 1);
@@ -96,7 +161,13 @@ export function inkFor(scale, v, lo, hi) {
   return t > 0.7 ? "#fff" : "#222";
 }
 
-/** A small colour legend element: gradient bar with its two end values. */
+/**
+ * A small colour legend element: gradient bar with its two end values.
+ * @param {string} scale
+ * @param {number} lo
+ * @param {number} hi
+ * @param {(v: number) => string} fmt
+ */
 export function legend(scale, lo, hi, fmt) {
   const [a, b] = displayRange(scale, lo, hi);
   const bar = el("span", "bar");
@@ -108,6 +179,13 @@ export function legend(scale, lo, hi, fmt) {
   return box;
 }
 
+/**
+ * A number as the page shows it: `digits` significant digits, exponent form outside
+ * [1e-3, 1e4), "–" for a missing value.
+ * @param {number | null | undefined} v
+ * @param {number} [digits]
+ * @returns {string}
+ */
 export function fmt(v, digits = 3) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
   if (v === 0) return "0";

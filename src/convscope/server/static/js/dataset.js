@@ -1,3 +1,4 @@
+// @ts-check
 // The dataset view: the current model over a dataset split. Accuracy, per-class accuracy,
 // the confusion matrix (a click shows the images behind a cell), the misclassified
 // gallery, the "True / Pred" grid, and the embedding scatter of penultimate features.
@@ -19,7 +20,7 @@ export class DatasetView {
   }
 
   get model() {
-    return document.getElementById("model-select").value;
+    return /** @type {HTMLSelectElement} */ (document.getElementById("model-select")).value;
   }
 
   base() {
@@ -157,6 +158,14 @@ export class DatasetView {
     document.body.dataset.cell = `${i},${j}`;
   }
 
+  /**
+   * A titled gallery of thumbnails, one per row; rowCls(row) adds a class to its thumb.
+   * @param {string} title
+   * @param {any[]} rows
+   * @param {(row: any) => import("./dom.js").Content} caption
+   * @param {string} cls
+   * @param {(row: any) => string} [rowCls]
+   */
   gallery(title, rows, caption, cls, rowCls = () => "") {
     const box = el("div", `ds-section gallery-box ${cls}`);
     box.appendChild(el("div", "ds-title", title));
@@ -211,9 +220,9 @@ export class DatasetView {
       onClick: (i) => this.open(`${e.image_prefix}${i}`),
     });
     this.scatter.draw();
-    this.canvas.dataset.points = e.x.length;
+    this.canvas.dataset.points = String(e.x.length);
     this.canvas.dataset.method = method;
-    window.__convscopeScatter = this.scatter;
+    /** @type {any} */ (window).__convscopeScatter = this.scatter;  // browser tests hover its points
     document.body.dataset.embedding = "ready";
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Detail views: the arithmetic behind one neuron, with the server's real numbers.
 
 import { fmt } from "./colors.js";
@@ -190,14 +191,15 @@ function convFormula(d, ctx) {
       move(y, x);
     }, POS_DELAY);
   };
-  chooser.onchange = async () => {
+  const choose = async () => {
     state.index = Number(chooser.value);
     await move(state.y, state.x);
   };
+  chooser.onchange = choose;
   draw();
   return {
     el: sec,
-    select: (index) => { chooser.value = index; chooser.onchange(); sec.scrollIntoView({ block: "nearest" }); },
+    select: (index) => { chooser.value = index; choose(); sec.scrollIntoView({ block: "nearest" }); },
   };
 }
 
@@ -241,6 +243,7 @@ function pool(body, d, ctx) {
     stage.replaceChildren();
     const a = mapView(d.input, { px: 170, label: `input: ${d.input_layer} · ch ${d.channel}` });
     const w = pos.window;
+    /** @type {[number, number, number, number, string][]} */
     const marks = [[w.top, w.left, w.height, w.width, "window"]];
     if (pos.argmax) marks.push([pos.argmax[0], pos.argmax[1], 1, 1, "argmax"]);
     a.mark(marks);

@@ -1,3 +1,4 @@
+// @ts-check
 // Choosing the image: built-in samples, an uploaded file, or a digit drawn by hand.
 
 import { postFile } from "./api.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // Background jobs (dataset passes, embeddings): start one with a POST, then poll
 // /api/jobs/{id} and show its progress in a bar until it is done.
 
@@ -12,10 +13,15 @@ export async function send(method, url) {
   return body;
 }
 
-/** A progress bar element with set(done, total, text) (total 0: indeterminate). */
+/** @typedef {HTMLDivElement & {set: (done: number, total: number, label: string) => void}} ProgressBar */
+
+/**
+ * A progress bar element with set(done, total, text) (total 0: indeterminate).
+ * @returns {ProgressBar}
+ */
 export function progressBar() {
-  const box = el("div", "job-progress", html`<div class="job-bar"><span></span></div><span class="job-text"></span>`);
-  const fill = box.querySelector(".job-bar span"), text = box.querySelector(".job-text");
+  const box = /** @type {ProgressBar} */ (el("div", "job-progress", html`<div class="job-bar"><span></span></div><span class="job-text"></span>`));
+  const fill = /** @type {HTMLElement} */ (box.querySelector(".job-bar span")), text = /** @type {HTMLElement} */ (box.querySelector(".job-text"));
   box.set = (done, total, label) => {
     box.classList.toggle("indeterminate", !total);
     fill.style.width = total ? `${(100 * done) / total}%` : "30%";

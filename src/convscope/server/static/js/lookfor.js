@@ -1,3 +1,4 @@
+// @ts-check
 // "What does it look for?": for a convolution channel chosen in the overview or the
 // detail view, the image that excites it most (activation maximisation, computed on
 // demand as a job with a progress bar and then cached on disk by the server), its
@@ -6,11 +7,10 @@
 
 import { getJSON, q } from "./api.js";
 import { num } from "./widgets.js";
-import { el, html } from "./dom.js";
+import { el, html, byId as $ } from "./dom.js";
 import { fmt } from "./colors.js";
 import { Task } from "./task.js";
 
-const $ = (id) => document.getElementById(id);
 const STEPS = [32, 64, 128, 256, 512, 1024, 2048];
 
 export function mountLookFor(getState) {

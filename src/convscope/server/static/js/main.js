@@ -1,3 +1,4 @@
+// @ts-check
 // The explorer page: wires the model picker, the input choices, the overview, the
 // detail views, the playground and the summary together.
 
@@ -9,9 +10,8 @@ import { renderSamples, upload, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
-import { el, fill, html } from "./dom.js";
+import { el, fill, html, byId as $ } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
 const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
 const api = (path, params) => `/api/models/${encodeURIComponent(state.model)}${path}${params ? "?" + q(params) : ""}`;
 
@@ -41,7 +41,7 @@ async function loadModels() {
     ? getJSON(`/api/models/${encodeURIComponent(wanted)}/trace?` + q({ image: params.get("image") })).catch(() => null) : null;
   const { models, default: first } = await getJSON("/api/models");
   state.prefetched = { model: wanted, info: earlyInfo, trace: earlyTrace, image: params.get("image") };
-  const sel = $("model-select");
+  const sel = /** @type {HTMLSelectElement} */ ($("model-select"));
   sel.replaceChildren();
   models.forEach((m) => sel.appendChild(new Option(m.name, m.name)));
   const want = new URLSearchParams(location.search).get("model");
@@ -90,7 +90,7 @@ async function refresh() {
   const early = state.early && state.early.image === state.image ? await state.early.trace : null;
   state.early = null;
   state.trace = early || await getJSON(api("/trace", { image: state.image }));
-  $("input-preview").src = api(`/images/${state.image}.png`);
+  /** @type {HTMLImageElement} */ ($("input-preview")).src = api(`/images/${state.image}.png`);
   showPrediction();
   $("trace-note").textContent = state.trace.via === "hooks"
     ? "traced with module hooks (torch.fx could not trace this model): functional ops such as x + y are not shown"
@@ -105,7 +105,7 @@ async function refresh() {
   if (state.folded) state.overview.foldAll(true);
   await state.overview.drawVisible();
   document.body.dataset.overview = "ready";
-  window.__convscope = { ...(window.__convscope || {}), overviewMs: performance.now() - t0 };
+  timings({ overviewMs: performance.now() - t0 });
   showThumbnails();
   if (state.selected) await select(...state.selected);
   if (!$("summary").hidden) await showSummary();
@@ -115,8 +115,17 @@ async function refresh() {
   }
 }
 
+/**
+ * Record how long the last overview / detail took, for the browser tests' speed checks.
+ * @param {Record<string, number>} ms
+ */
+function timings(ms) {
+  const w = /** @type {any} */ (window);
+  w.__convscope = { ...(w.__convscope || {}), ...ms };
+}
+
 function showThumbnails() {
-  document.querySelectorAll(".sample img[data-src]").forEach((img) => { img.src = img.dataset.src; img.removeAttribute("data-src"); });
+  /** @type {NodeListOf<HTMLImageElement>} */ (document.querySelectorAll(".sample img[data-src]")).forEach((img) => { img.src = img.dataset.src; img.removeAttribute("data-src"); });
 }
 
 function showPrediction() {
@@ -169,7 +178,7 @@ async function select(layer, channel, y, x, extra = {}) {
   document.querySelectorAll("canvas.neuron.selected").forEach((c) => c.classList.remove("selected"));
   const chosen = document.querySelector(`canvas.neuron[data-layer="${CSS.escape(layer)}"][data-channel="${channel}"]`);
   if (chosen) chosen.classList.add("selected");
-  window.__convscope = { ...(window.__convscope || {}), detailMs: performance.now() - t0 };
+  timings({ detailMs: performance.now() - t0 });
   root.scrollIntoView({ block: "nearest", behavior: "instant" });
 }
 
@@ -206,7 +215,7 @@ async function guarded(fn) {
 }
 
 function wire() {
-  document.querySelectorAll("[data-mode]").forEach((b) => {
+  /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-mode]")).forEach((b) => {
     b.onclick = () => {
       state.mode = b.dataset.mode;
       document.querySelectorAll("[data-mode]").forEach((o) => o.classList.toggle("active", o === b));
@@ -214,8 +223,9 @@ function wire() {
     };
   });
   $("upload").onchange = (ev) => guarded(async () => {
-    const file = ev.target.files[0];
-    ev.target.value = "";
+    const input = /** @type {HTMLInputElement} */ (ev.target);
+    const file = input.files[0];
+    input.value = "";
     if (!file) return;
     const id = await upload(state.model, file);
     await selectImage(id);

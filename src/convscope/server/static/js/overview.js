@@ -1,29 +1,16 @@
+// @ts-check
 // The overview: one column per traced layer, every channel's activation map, the class
 // scores at the right. Columns load their maps when they scroll into view.
 
 import { getMany, q } from "./api.js";
-import { paint, legend, fmt, cssColor } from "./colors.js";
+import { paint, legend, fmt, cssColor, scaleFor, rangeFor } from "./colors.js";
 import { el as make, fill, html } from "./dom.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
 
-export function scaleFor(layer, channel, inputChannels) {
-  if (layer.kind !== "input") return "diverging";
-  if (inputChannels === 3) return ["red", "green", "blue"][channel] || "grey";
-  return "grey";
-}
-
-/** [lo, hi] for one map under the colour-range mode; every bound comes from the server's stats. */
-export function rangeFor(trace, layer, mode, header = null, i = 0) {
-  const s = layer.stats;
-  if (mode === "global" && layer.kind !== "input" && trace.global) return [trace.global.min, trace.global.max];
-  if (mode === "unit" && header && header.ch_min) return [header.ch_min[i], header.ch_max[i]];
-  return [s.min, s.max];
-}
-
 /** Which channels of each feeding layer feed output channel c (structure, from the server's `connect`). */
-export function feeding(layer, c, inputLayers) {
+function feeding(layer, c, inputLayers) {
   const con = layer.connect || { mode: "all" };
   return inputLayers.map((inp, k) => {
     const n = inp.shape[0];
@@ -42,7 +29,7 @@ export function feeding(layer, c, inputLayers) {
 }
 
 /** The name inside its block (the block's label is shown above), shortened in the middle. */
-export function shortName(layer, max = 18) {
+function shortName(layer, max = 18) {
   let n = layer.name;
   if (layer.group && n.startsWith(layer.group + ".")) n = n.slice(layer.group.length + 1);
   if (n.length <= max) return n;
@@ -97,7 +84,7 @@ export class Overview {
     this.root.appendChild(wrap);
     this.byName = new Map(trace.layers.map((l) => [l.name, l]));
     let group = null, box = row;
-    trace.layers.forEach((layer, i) => {
+    trace.layers.forEach((layer) => {
       if (layer.group !== (group && group.name)) {
         if (layer.group) {
           box = document.createElement("div");
@@ -117,11 +104,11 @@ export class Overview {
           group = null;
         }
       }
-      box.appendChild(this.column(layer, i));
+      box.appendChild(this.column(layer));
     });
     if (trace.prediction.top.length) row.appendChild(this.scoresColumn());
     this.observer = new IntersectionObserver((entries) => {
-      for (const e of entries) if (e.isIntersecting) this.load(e.target.dataset.layer);
+      for (const e of entries) if (e.isIntersecting) this.load(/** @type {HTMLElement} */ (e.target).dataset.layer);
     }, { root: this.root, rootMargin: "0px 400px 0px 400px" });
     for (const el of this.cols.values()) this.observer.observe(el);
     requestAnimationFrame(() => this.drawArcs());
@@ -309,7 +296,7 @@ export class Overview {
         <span class="score-name" title="${t.name}">${t.name}</span>
         <span class="score-bar"><span style="width:${(100 * t.prob) / maxP}%;background:${cssColor("logit", t.prob, 0, maxP)}"></span></span>
         <span class="score-val">${(100 * t.prob).toFixed(1)}%</span></div>`)}</div>`);
-    el.querySelectorAll(".score").forEach((s) =>
+    /** @type {NodeListOf<HTMLElement>} */ (el.querySelectorAll(".score")).forEach((s) =>
       s.addEventListener("click", () => this.ctx.onSelect("__softmax__", Number(s.dataset.index), null, null)));
     return el;
   }
@@ -350,8 +337,8 @@ export class Overview {
   drawArcs() {
     this.svg.querySelectorAll(".arc").forEach((a) => a.remove());
     const base = this.wrap.getBoundingClientRect();
-    this.svg.setAttribute("width", this.wrap.scrollWidth);
-    this.svg.setAttribute("height", this.wrap.scrollHeight);
+    this.svg.setAttribute("width", String(this.wrap.scrollWidth));
+    this.svg.setAttribute("height", String(this.wrap.scrollHeight));
     const order = this.ctx.trace.layers.map((l) => l.name);
     this.ctx.trace.layers.forEach((layer, j) => {
       layer.inputs.forEach((src) => {

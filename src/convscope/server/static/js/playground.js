@@ -1,3 +1,4 @@
+// @ts-check
 // Hyper-parameter playground: the server convolves a crop of a real activation map and
 // explains combinations that do not fit. The page only collects the settings.
 
@@ -18,6 +19,7 @@ export class Playground {
   constructor(root, ctx) {
     this.root = root;
     this.ctx = ctx; // {model, image, trace, layer, channel}
+    /** @type {Record<string, any>} the settings sent to the server */
     this.values = Object.fromEntries(FIELDS.map(([k, , , , v]) => [k, v]));
     this.values.kernel_type = "mean";
     this.seq = 0;

@@ -1,8 +1,9 @@
+// @ts-check
 // A canvas scatter plot for embeddings of up to tens of thousands of points.
 // Points are drawn in one path per (class, marker) and found under the mouse through a
 // uniform grid of screen cells, so hovering stays instant with 10,000 points.
 
-export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const CELL = 12; // hit-test grid cell, CSS pixels
 const PAD = 14;

@@ -1,3 +1,4 @@
+// @ts-check
 // The model summary panel (Keras-style), read from the server's trace summary.
 
 import { el, add, html } from "./dom.js";

@@ -1,14 +1,18 @@
+// @ts-check
 // The page's three views: the network explorer (main.js), training runs and the dataset.
 // The view is kept in the address (?view=training) so a reload or a shared link returns
 // to it; the training and dataset modules load the first time their tab is opened.
 
-const $ = (id) => document.getElementById(id);
+import { byId as $ } from "./dom.js";
+
+/** The model picker's value (main.js fills it). */
+const pickedModel = () => /** @type {HTMLSelectElement} */ ($("model-select")).value;
 const views = { training: null, dataset: null };
 
 async function show(view) {
   if (!["network", "training", "dataset"].includes(view)) view = "network";
   document.body.dataset.view = view;
-  document.querySelectorAll(".tabs [data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
+  tabButtons().forEach((b) => b.classList.toggle("active", b.dataset.view === view));
   $("training-view").hidden = view !== "training";
   $("dataset-view").hidden = view !== "dataset";
   const url = new URL(location.href);
@@ -28,22 +32,27 @@ async function show(view) {
       views.dataset = new DatasetView($("dataset-view"));
     }
     await whenModelPicked();
-    if (views.dataset.shownFor !== $("model-select").value) {
-      views.dataset.shownFor = $("model-select").value;
+    if (views.dataset.shownFor !== pickedModel()) {
+      views.dataset.shownFor = pickedModel();
       await views.dataset.start();
     }
   }
 }
 
+/** @returns {NodeListOf<HTMLElement>} */
+function tabButtons() {
+  return document.querySelectorAll(".tabs [data-view]");
+}
+
 function whenModelPicked() {
   // main.js fills the model picker; the dataset view needs its value
-  return new Promise((resolve) => {
-    const check = () => ($("model-select").value ? resolve() : setTimeout(check, 50));
+  return new Promise((/** @type {(v?: unknown) => void} */ resolve) => {
+    const check = () => (pickedModel() ? resolve() : setTimeout(check, 50));
     check();
   });
 }
 
-document.querySelectorAll(".tabs [data-view]").forEach((b) => { b.onclick = () => show(b.dataset.view); });
+tabButtons().forEach((b) => { b.onclick = () => show(b.dataset.view); });
 $("model-select").addEventListener("change", () => {
   if (document.body.dataset.view === "dataset") show("dataset");
 });

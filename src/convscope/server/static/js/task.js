@@ -1,3 +1,4 @@
+// @ts-check
 // One background job at a time for a panel: start it, show its progress bar and a cancel
 // button, poll /api/jobs/{id} until it ends. Starting a new run abandons (and cancels) the
 // previous one, so a panel never shows a stale result.

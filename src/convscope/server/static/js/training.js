@@ -1,9 +1,11 @@
+// @ts-check
 // The training view: runs under the server's runs folder, their loss and accuracy curves
 // (live while `convscope train` writes them), a second run to compare, and the first
 // layer's filters and activation maps of a fixed image, epoch by epoch.
 // Every number comes from /api/runs; this module only draws.
 
-import { getJSON, b64Floats } from "./api.js";
+import { getJSON } from "./api.js";
+import { b64Floats } from "./binary.js";
 import { paint, fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { el, fill, html } from "./dom.js";
@@ -174,9 +176,9 @@ export class TrainingView {
       };
     }
     this.snapEpochs = epochs;
-    this.slider.min = 0;
-    this.slider.max = epochs.length - 1;
-    this.slider.value = epochs.indexOf(this.epoch);
+    this.slider.min = "0";
+    this.slider.max = String(epochs.length - 1);
+    this.slider.value = String(epochs.indexOf(this.epoch));
     this.showEpoch();
   }
 

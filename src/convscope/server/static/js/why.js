@@ -1,16 +1,17 @@
+// @ts-check
 // The "Why?" panel: an attribution heatmap over the input for a chosen method, layer and
 // class, its faithfulness metrics, and the model-randomisation sanity check. The server
 // computes every map, picture and number (routes_explain.py); this module only lays them out.
 
 import { getJSON, q } from "./api.js";
 import { mapValues, num } from "./widgets.js";
-import { el, fill, html } from "./dom.js";
+import { el, fill, html, byId as $ } from "./dom.js";
 import { fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { Task } from "./task.js";
 
-const $ = (id) => document.getElementById(id);
 const FAMILIES = { cam: "CAM family (a layer's feature maps)", gradient: "gradients of the input", perturbation: "perturbation" };
+/** @type {[string, string, string, (v: number) => string][]} key, label, help, how to show it */
 const METRICS = [
   ["probability", "class probability", "the model's softmax output for the explained class", (v) => `${fmt(100 * v, 4)}%`],
   ["deletion_auc", "deletion AUC ↓", "area under the class probability as the most important pixels are removed first (Petsiuk et al. 2018): lower is better", (v) => fmt(v, 4)],

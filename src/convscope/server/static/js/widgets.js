@@ -1,6 +1,7 @@
+// @ts-check
 // Small building blocks for the detail views: maps, number grids, formulas.
 
-import { b64Floats } from "./api.js";
+import { b64Floats } from "./binary.js";
 import { paint, cssColor, inkFor, fmt } from "./colors.js";
 import { el, html } from "./dom.js";
 
@@ -11,13 +12,20 @@ export function mapValues(m) {
 }
 
 /**
+ * A map's box: value(y, x) reads a value, mark(rects) outlines cells
+ * [top, left, height, width, class], canvas is what it is drawn on.
+ * @typedef {HTMLDivElement & {value: (y: number, x: number) => number, mark: (rects: [number, number, number, number, string][]) => void, canvas: HTMLCanvasElement}} MapView
+ */
+
+/**
  * A canvas showing a map, with hover values and optional rectangles (windows).
  * opts: {px, scale, range:[lo,hi], label, onHover(y,x,v), onClick(y,x), onLeave}
+ * @returns {MapView}
  */
 export function mapView(m, opts = {}) {
   const [h, w] = m.shape;
   const vals = mapValues(m);
-  const box = el("div", "mapview");
+  const box = /** @type {MapView} */ (el("div", "mapview"));
   const stage = el("div", "stage");
   const cv = el("canvas", "map");
   // the longer side gets px; a thin map (a vector shown as a column) stays at least 12 px wide
@@ -92,7 +100,12 @@ export function grid(values, opts = {}) {
   return t;
 }
 
-/** A number shown rounded that keeps its exact value in data-value (tests and tooltips read it). */
+/**
+ * A number shown rounded that keeps its exact value in data-value (tests and tooltips read it).
+ * @param {number} v
+ * @param {number} [digits]
+ * @param {string | null} [key] its data-k
+ */
 export function num(v, digits = 4, key = null) {
   return html`<span class="num"${key ? html` data-k="${key}"` : ""} data-value="${v}">${fmt(v, digits)}</span>`;
 }
