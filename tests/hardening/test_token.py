@@ -118,3 +118,23 @@ def test_serve_token_from_flag_or_environment(fake_uvicorn, capsys, monkeypatch)
             assert c.get("/api/models").status_code == 401
             assert c.get("/api/models", headers={"X-Convscope-Token": token}).status_code == 200
     assert "?token=flag-token" in capsys.readouterr().out
+
+
+def test_serve_allow_host_adds_a_name(fake_uvicorn):
+    assert main(["serve", "--model", "default", "--allow-host", "Convscope.Lan"]) == 0
+    app, _ = fake_uvicorn[0]
+    for url, status in [("http://convscope.lan:8000", 200), ("http://convscope.lan", 200),
+                        ("http://localhost:8000", 200), ("http://evil.example:8000", 403),
+                        ("http://convscope.lan:9999", 403)]:
+        with TestClient(app, base_url=url) as c:
+            assert c.get("/api/models").status_code == status, url
+
+
+def test_serve_on_all_interfaces_answers_any_name_but_keeps_the_origin_check(fake_uvicorn):
+    assert main(["serve", "--model", "default", "--host", "0.0.0.0", "--token", TOKEN]) == 0
+    app, _ = fake_uvicorn[0]
+    with TestClient(app, base_url="http://my-box.lan:8000", headers={"X-Convscope-Token": TOKEN}) as c:
+        assert c.get("/api/models").status_code == 200  # other machines call it by any name
+        url = "/api/models/default/explain"
+        assert c.post(url, headers={"Origin": "http://evil.example"}).status_code == 403
+        assert c.post(url, headers={"Origin": "http://my-box.lan:8000"}).status_code == 200
