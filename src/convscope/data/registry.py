@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import ConvscopeError, NotFound
 from ..models.preprocessing import Preprocessing
@@ -25,6 +25,23 @@ from .sources import SOURCES, DatasetSource
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "folder:PATH")
 FOLDER_PREFIX = "folder:"
+
+
+def recorded_dataset(meta: dict[str, Any] | None, what: str = "the model") -> str | None:
+    """The dataset a checkpoint's metadata says it was trained on, to be used in its place.
+
+    A built-in name is fine; a ``folder:PATH`` read from a file is never opened on the
+    file's word (it could name any folder on this machine): the user names folders
+    (``--data folder:PATH``), and this says so. None when nothing is recorded.
+    """
+    recorded = (meta or {}).get("dataset")
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if not name:
+        return None
+    if name not in DATASETS[:-1]:
+        raise ConvscopeError(f"{what} records its data as {str(name)[:200]!r}; convscope opens only built-in datasets "
+                             "on a file's word: give the data yourself with --data (e.g. --data folder:PATH)")
+    return name
 
 
 def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,

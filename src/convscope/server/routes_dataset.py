@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from ..analysis import (METHODS, DatasetPass, cached_embedding, cached_pass, cell_rows, evaluate, misclassified,
                         mistakes_json, random_rows)
 from ..data.base import ImageDataset
+from ..data.registry import recorded_dataset
 from ..errors import ConvscopeError, NotFound
 from .jobs import JobManager
 from .registry import Registry
@@ -65,7 +66,7 @@ class DatasetStore:
         """(dataset name, split seed) for a model: --data, else the dataset its checkpoint records."""
         meta = self.registry.entry(model).model.meta or {}
         recorded = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
-        name = self.data or recorded.get("name")
+        name = self.data or recorded_dataset(meta, f"model {model!r}")
         if not name:
             raise ConvscopeError(f"model {model!r} does not say which data it was trained on: "
                                  "start convscope serve with --data NAME (e.g. --data digits)")

@@ -45,6 +45,7 @@ def split_for(model_meta: dict[str, Any], data: str, seed: int | None) -> tuple[
 
 def run(args: argparse.Namespace) -> int:
     from ...data import load_splits
+    from ...data.registry import recorded_dataset
     from ...models import load_model
     from ...render import save_png
     from ...render.confusion import confusion_figure
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..common import resolve_device
 
     model = load_model(args.spec, trust=args.trust, device=resolve_device(args.device))
-    data = args.data or (model.meta.get("dataset") or {}).get("name")
+    data = args.data or recorded_dataset(model.meta, args.spec)
     if not data:
         raise ConvscopeError(f"{args.spec} does not record its dataset; give one with --data")
     seed, same_split = split_for(model.meta, data, args.split_seed)
