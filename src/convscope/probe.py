@@ -1,18 +1,25 @@
 """The one place convscope reaches into a model: naming a layer, hooking it, setting its mode.
 
-1. A layer is a :class:`LayerRef`: a qualified module name and which of its calls in one forward is
-   meant, written ``name`` (the first call) or ``name#k`` (the k-th), exactly as trace records are named.
+1. A layer is a :class:`LayerRef`: a name and which of its calls in one forward is meant, written
+   ``name`` (the first call) or ``name#k`` (the k-th), exactly as trace records are named. A name is
+   looked up among the net's qualified module names first, then among its trace records that no
+   module produces (the torch.fx node names the summary shows: ``add_1``, ``cat``, or ``conv2d_1`` of
+   a net that calls ``F.conv2d`` with its own ``nn.Parameter``); the same meaning everywhere.
 2. Hooks (:func:`observe`, :func:`capture`) act only on forwards run by the thread that opened them and
    are removed on exit; :func:`capture` keeps clones, so a later in-place op cannot change what it saw.
+   A record that is an fx node is captured by running the net's traced graph with an identity module
+   after that node (see :class:`GraphLayers`): run the forward through ``box.run(x)`` / :func:`run_to`.
 3. :func:`model_state` sets train/eval (and optionally freezes parameters) for a block, reference-counted
    per net; when its last user leaves, every module's ``training`` and parameter's ``requires_grad`` is
-   put back exactly. :func:`model_fingerprint` is the one content hash of a net. Imports: torch, stdlib, errors.
+   put back exactly. :func:`model_fingerprint` is the one content hash of a net. Imports: torch, stdlib,
+   errors; the fx side of layer names is provided by :mod:`convscope.trace.taps` (see :func:`use_graph_layers`).
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import json
 import re
 import threading
@@ -20,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -89,8 +96,61 @@ def resolve_layer(net: nn.Module, layer: str | nn.Module | LayerRef) -> LayerRef
         name, call = match.group(1), int(match.group(2)) - 1
     else:
         name, call = layer, 0
+    if name not in modules or not name:
+        nodes = node_layers(net)
+        if layer in nodes:
+            return LayerRef(layer)
+        if nodes:
+            _not_found(net, layer, nodes)
     get_module(net, name)
     return LayerRef(name, call)
+
+
+# -- layers that are fx nodes, not modules ------------------------------------------------------
+
+
+class GraphLayers(Protocol):
+    """What the trace package lends probe so that a trace record no module produces is a layer too."""
+
+    def names(self, net: nn.Module) -> list[str]:
+        """The net's record names that are fx nodes, not modules (empty when fx cannot trace it)."""
+
+    def records(self, net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
+        """Every tensor record of one traced forward on ``x`` in program order, with output shapes."""
+
+    def tapped(self, net: nn.Module, names: Sequence[str]) -> tuple[nn.Module, dict[str, nn.Module]]:
+        """A module computing ``net``'s forward (sharing its layers) with an identity module after
+        each named node: (the module to run, node name -> its identity module)."""
+
+
+_GRAPH: GraphLayers | None = None
+
+
+def use_graph_layers(provider: GraphLayers) -> None:
+    """Install the fx side of layer names (:mod:`convscope.trace.taps` does on import)."""
+    global _GRAPH
+    _GRAPH = provider
+
+
+def _graph() -> GraphLayers:
+    """The installed provider; probe stays importable without the trace package, which depends
+    on probe, so the provider module is imported on first need rather than at the top."""
+    if _GRAPH is None:
+        importlib.import_module(f"{__package__}.trace.taps")
+    return _GRAPH
+
+
+def node_layers(net: nn.Module) -> list[str]:
+    """Record names of ``net`` that are fx nodes rather than modules (``add_1``, ``conv2d_1``)."""
+    return _graph().names(net)
+
+
+def _not_found(net: nn.Module, name: str, nodes: Sequence[str]) -> None:
+    names = [n for n, _ in net.named_modules() if n] + list(nodes)
+    close = difflib.get_close_matches(name, names, n=5)
+    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {shown}"
+    raise NotFound(f"the model has no layer named {name!r}{hint}")
 
 
 # -- hooks for this thread only ------------------------------------------------------------------
@@ -144,10 +204,44 @@ def module_calls(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
     return calls
 
 
+def layer_calls(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
+    """:func:`module_calls` and the fx-node records (:func:`node_layers`) of one forward on ``x[:1]``,
+    in completion order: each node record comes right after the module call before it in the traced
+    program (a block's ``add`` before the block's last ``relu`` and the block itself)."""
+    calls = module_calls(net, x[:1])
+    nodes = set(node_layers(net))
+    if not nodes:
+        return calls
+    where = {str(c): i for i, c in enumerate(calls)}
+    after: dict[int, list[LayerRef]] = {}
+    anchor = -1
+    for rec in _graph().records(net, x[:1]):
+        if rec.name in nodes:
+            after.setdefault(anchor, []).append(rec)
+        elif str(rec) in where:
+            anchor = where[str(rec)]
+    merged = list(after.get(-1, []))
+    for i, c in enumerate(calls):
+        merged += [c, *after.get(i, [])]
+    return merged
+
+
+def _spatial(ref: LayerRef) -> bool:
+    return len(ref.shape) == 4 and ref.shape[2] * ref.shape[3] > 1
+
+
 def spatial_layers(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
-    """The module calls whose output is a spatial map (B, C, h, w), h * w > 1, in completion order
-    (one dry run on ``x[:1]``): what a layer menu offers; the last is the CAM methods' default."""
-    return [r for r in module_calls(net, x[:1]) if len(r.shape) == 4 and r.shape[2] * r.shape[3] > 1]
+    """The layers (:func:`layer_calls`) whose output is a spatial map (B, C, h, w), h * w > 1, in
+    completion order (one dry run on ``x[:1]``): what a layer menu offers."""
+    return [r for r in layer_calls(net, x) if _spatial(r)]
+
+
+def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
+    """The CAM methods' default among ``refs`` (:func:`spatial_layers`): the last spatial module
+    call, nearest the output; for a net with none (all ``F.conv2d``), the last spatial fx node."""
+    spatial = [r for r in refs if _spatial(r)]
+    modules = dict(net.named_modules())
+    return ([r for r in spatial if r.name in modules] or spatial or [None])[-1]
 
 
 class _StopForward(Exception):
@@ -157,9 +251,14 @@ class _StopForward(Exception):
 class Captured:
     """What :func:`capture` saw in the latest forward of this thread, by :class:`LayerRef`."""
 
-    def __init__(self, refs: Sequence[LayerRef]) -> None:
+    def __init__(self, refs: Sequence[LayerRef], runner: nn.Module) -> None:
         self.refs = list(refs)
         self.values: dict[LayerRef, torch.Tensor] = {}
+        self.runner = runner  # the net, or its traced graph with taps when a layer is an fx node
+
+    def run(self, x: torch.Tensor) -> Any:
+        """One forward of the captured net on ``x`` (through its tapped graph for fx-node layers)."""
+        return self.runner(x)
 
     def __getitem__(self, ref: LayerRef) -> torch.Tensor:
         return self.values[ref]
@@ -182,12 +281,25 @@ def capture(net: nn.Module, layers: LayerRef | Sequence[LayerRef], *, side: Lite
     forward under ``torch.no_grad()``): at the layer, grad recording is switched on and the net
     continues from a clone of a fresh leaf, which is what is stored, so autograd builds a graph
     only above the layer and the caller takes ``torch.autograd.grad`` with respect to the leaf.
+    Run the forward as ``box.run(x)`` (or :func:`run_to`): when a layer is an fx node, that is the
+    net's traced graph with a tap; a module layer that fx traces through (a container such as
+    ``layer4``) is not reached there, so capture such layers apart from fx-node layers.
     """
     refs = [layers] if isinstance(layers, LayerRef) else list(layers)
-    box = Captured(refs)
+    modules = dict(net.named_modules())
+    nodes = [r.name for r in refs if r.name not in modules or not r.name]
+    runner, taps = net, {}
+    if nodes:
+        unknown = [n for n in nodes if n not in node_layers(net)]
+        if unknown:
+            get_module(net, unknown[0])  # the NotFound naming the closest layers
+        if side == "input":
+            raise ConvscopeError(f"layer {nodes[0]!r} is a traced operation: only its output can be captured")
+        runner, taps = _graph().tapped(net, nodes)
+    box = Captured(refs, runner)
     wanted: dict[nn.Module, dict[int, LayerRef]] = {}
     for ref in refs:
-        wanted.setdefault(get_module(net, ref.name), {})[ref.call] = ref
+        wanted.setdefault(taps.get(ref.name) or modules[ref.name], {})[ref.call] = ref
     counts: dict[nn.Module, int] = {}
 
     def start(_m: nn.Module, _args: tuple) -> None:
@@ -216,14 +328,14 @@ def capture(net: nn.Module, layers: LayerRef | Sequence[LayerRef], *, side: Lite
             raise _StopForward
         return replaced
 
-    with observe([net], pre_hook=start), observe(wanted, hook):
+    with observe([runner], pre_hook=start), observe(wanted, hook):
         yield box
 
 
 def run_to(net: nn.Module, x: torch.Tensor, box: Captured) -> torch.Tensor:
-    """Run ``net(x)`` under a ``capture(..., stop=True)`` and return the (first) captured value."""
+    """Run ``net(x)`` (``box.run``) under a ``capture(..., stop=True)``; the (first) captured value."""
     try:
-        net(x)
+        box.run(x)
     except _StopForward:
         pass
     if box.value is None:

@@ -27,6 +27,7 @@ from ..errors import ConvscopeError
 from ..io_utils import load_arrays, save_arrays
 from ..errors import NotFound
 from ..models.model import Model, as_model
+from ..outputs import OutputSpec
 from ..probe import capture, model_state, resolve_layer
 
 #: ``callback(done, total)`` after every batch; raising from it cancels the pass.
@@ -111,13 +112,16 @@ def run_pass(
     shard: tuple[int, int] | None = None,
     progress: bool = True,
     callback: Progress | None = None,
+    output: OutputSpec = None,
 ) -> DatasetPass:
     """Run ``model`` over ``dataset`` (or its ``shard=(i, n)``) in batches, in eval mode.
 
     ``layer=None`` takes the input of the last ``nn.Linear`` as the features; a named
     layer takes that module's output, flattened per sample. The dataset is conformed to
     the model's channels and size first. Shows a tqdm bar unless ``progress=False`` and
-    calls ``callback(done, total)`` after each batch (raise from it to cancel).
+    calls ``callback(done, total)`` after each batch (raise from it to cancel). ``output`` picks
+    the logits of a dict / tuple output (:mod:`convscope.outputs`; default: the Model's).
+    A layer is named as everywhere (:mod:`convscope.probe`), a trace record such as ``add_1`` too.
     """
     model = as_model(model)
     if batch_size < 1:
@@ -136,7 +140,7 @@ def run_pass(
         with model_state(net), torch.no_grad(), capture(net, ref, side=side) as store:
             done = 0
             for x, y in dataset.batches(model.preprocessing, batch_size=batch_size):
-                logits = net(x.to(model.device)).float()
+                logits = model.scores(store.run(x.to(model.device)), output).float()
                 _check_logits(logits, y, dataset)
                 y = y.to(logits.device)
                 outs["probs"].append(logits.softmax(-1).cpu())

@@ -238,7 +238,7 @@ class ScoreCAM(CAMMethod):
             hi = masks.flatten(1).amax(1).view(-1, 1, 1)
             masks = (masks - lo) / (hi - lo)
             with torch.no_grad():
-                out = ctx.net(self.prepare_input(ctx.x[bi] * masks.unsqueeze(1)))
+                out = self.forward(ctx.net, ctx.x[bi] * masks.unsqueeze(1))
             weights[bi, ki] = ctx.target.probabilities(out, rows=bi).to(weights.dtype)
             ctx.progress(n + 1, len(parts))
         return weights.view(B, K, 1, 1)

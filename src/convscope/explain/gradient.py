@@ -85,7 +85,8 @@ class GuidedGradCAM(PixelMethod):
 
     def __init__(self, model, layer=None, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
-        self.gradcam = GradCAM(self.model, layer, fold_bn=self.fold_bn, channels_last=self.channels_last)
+        self.gradcam = GradCAM(self.model, layer, fold_bn=self.fold_bn, channels_last=self.channels_last,
+                               output=self.output)
 
     def _attribute(self, x, target, progress):
         result = super()._attribute(x, target, progress)

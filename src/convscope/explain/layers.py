@@ -2,8 +2,10 @@
 
 Layers are named as everywhere in convscope (:mod:`convscope.probe`): ``layer4.1.relu`` is
 that module's first call in a forward, ``layer4.1.relu#2`` its second. With no layer
-given, the CAM methods take the last call whose output is a spatial map: the last
-convolutional feature map, nearest the output.
+given, the CAM methods take the last module call whose output is a spatial map: the last
+convolutional feature map, nearest the output (:func:`convscope.probe.default_layer`). A trace
+record that no module produces (``add_1``, ``conv2d_1`` of a net calling ``F.conv2d``) is a layer
+too, by its name in the trace summary.
 """
 
 from __future__ import annotations
@@ -12,19 +14,19 @@ import torch
 from torch import nn
 
 from ..errors import ConvscopeError
-from ..probe import LayerRef, module_calls
+from ..probe import LayerRef, default_layer, layer_calls, module_calls
 from ..probe import resolve_layer as parse_layer
 
 
 def resolve_layer(net: nn.Module, layer: str | nn.Module | LayerRef | None, x: torch.Tensor) -> LayerRef:
     """What the user gave as a :class:`LayerRef` carrying its output shape (a dry run on ``x[:1]``)."""
     ref = parse_layer(net, layer) if layer is not None else None
-    calls = module_calls(net, x[:1])
-    if ref is None:
-        spatial = [c for c in calls if len(c.shape) == 4 and c.shape[2] * c.shape[3] > 1]
-        if not spatial:
+    if ref is None:  # fx-node records only when no module call qualifies (one dry run less)
+        found = default_layer(net, module_calls(net, x[:1])) or default_layer(net, layer_calls(net, x[:1]))
+        if found is None:
             raise ConvscopeError("the model has no layer with a spatial (B, C, H, W) output; pass layer=")
-        return spatial[-1]
+        return found
+    calls = module_calls(net, x[:1]) if ref.name in dict(net.named_modules()) else layer_calls(net, x[:1])
     found = next((c for c in calls if c == ref), None)
     if found is None:
         times = sum(c.name == ref.name for c in calls)

@@ -82,11 +82,11 @@ def _maps(maps: Attribution | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def _target(net: nn.Module, x: torch.Tensor, maps, target: TargetSpec) -> Target:
+def _target(model: Model, net: nn.Module, x: torch.Tensor, maps, target: TargetSpec) -> Target:
     if target is None and isinstance(maps, Attribution) and maps.targets is not None:
         target = maps.targets
     with torch.no_grad():
-        return resolve_target(target, net(x))
+        return resolve_target(target, model.scores(net(x)))
 
 
 def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
@@ -122,7 +122,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
     i_all = torch.arange(steps + 1, device=x.device).repeat(B)
     scores = torch.zeros(B, steps + 1, device=x.device)
     with model_state(model.net, freeze=True) as net:
-        tgt = _target(net, x, maps, target)
+        tgt = _target(model, net, x, maps, target)
         parts = chunks(len(b_all), batch_size)
         for done, part in enumerate(parts):
             bi, ii = b_all[part.start:part.stop], i_all[part.start:part.stop]
@@ -132,7 +132,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
             else:
                 inp = torch.where(changed, x[bi], base[bi])
             with torch.no_grad():
-                scores[bi, ii] = tgt.probabilities(net(inp), rows=bi).float()
+                scores[bi, ii] = tgt.probabilities(model.scores(net(inp)), rows=bi).float()
             progress(done + 1, len(parts))
     fractions = counts.float() / (H * W)
     return Curve(kind, fractions, scores, auc(scores, fractions))
@@ -162,8 +162,8 @@ def confidence_change(model: Model | nn.Module, x: Any, maps: Attribution | torc
     lo, hi = flat.amin(1).view(-1, 1, 1), flat.amax(1).view(-1, 1, 1)
     scaled = torch.where(hi > lo, (m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)), torch.zeros_like(m))
     with model_state(model.net, freeze=True) as net, torch.no_grad():
-        tgt = _target(net, x, maps, target)
-        y = tgt.probabilities(net(x)).float()
-        o = tgt.probabilities(net(x * scaled.unsqueeze(1))).float()
+        tgt = _target(model, net, x, maps, target)
+        y = tgt.probabilities(model.scores(net(x))).float()
+        o = tgt.probabilities(model.scores(net(x * scaled.unsqueeze(1)))).float()
     drop = (y - o).clamp(min=0) / y.clamp_min(1e-12)
     return ConfidenceChange(y, o, drop, o > y)

@@ -56,7 +56,7 @@ class Occlusion(Method):
         if k > H or k > W:
             raise ConvscopeError(f"occlusion window {k} is larger than the input ({H}x{W})")
         with torch.no_grad():
-            out = net(self.prepare_input(x))
+            out = self.forward(net, x)
         tgt = resolve_target(target, out)
         base = tgt.scores(out)
         windows = torch.tensor([(y, xx) for y in _starts(H, k, stride) for xx in _starts(W, k, stride)],
@@ -74,7 +74,7 @@ class Occlusion(Method):
             covered = torch.where(mask.unsqueeze(1), torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device),
                                   x[bi])
             with torch.no_grad():
-                drop = base[bi] - tgt.scores(net(self.prepare_input(covered)), rows=bi)
+                drop = base[bi] - tgt.scores(self.forward(net, covered), rows=bi)
             total.index_add_(0, bi, drop.to(x.dtype).view(-1, 1, 1) * mask)
             progress(done + 1, len(parts))
         count = torch.zeros(H, W, device=x.device, dtype=x.dtype)

@@ -142,11 +142,11 @@ def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gr
     if isinstance(layer, nn.Module):
         layer = module_name(model.net, layer)
     with model_state(model.net, freeze=True) as net, torch.no_grad():
-        tgt = resolve_target(target, net(x))
+        tgt = resolve_target(target, model.scores(net(x)))
     if tgt.classes is None:
         raise ConvscopeError("the sanity check explains classes: give None, a class index or a list")
     work = copy.deepcopy(model.net)
-    twin = Model(work, model.classes, model.preprocessing, model.name, model.meta)
+    twin = Model(work, model.classes, model.preprocessing, model.name, model.meta, output=model.output)
     groups = randomization_groups(work, x)
     if max_steps is not None:
         groups = groups[:max_steps]

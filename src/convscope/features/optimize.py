@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
+from ..outputs import OutputSpec, select_output
 from ..probe import LayerRef, capture, model_state, resolve_layer, run_to
 from .objectives import check_objective, default_position, objective_values
 from .params import ImageParam
@@ -56,6 +57,7 @@ class _Target:
     ref: LayerRef | None  # None: the net's output (class logits)
     objective: str
     position: tuple[int, int] | None
+    output: OutputSpec = None  # which tensor of the net's output holds the logits (the Model's)
 
 
 def _pixels_to_input(model: Model, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +70,7 @@ def _pixels_to_input(model: Model, device: torch.device) -> tuple[torch.Tensor, 
 def _forward(target: _Target, x: torch.Tensor) -> torch.Tensor:
     """The target layer's output (or the logits) for input ``x``."""
     if target.ref is None:
-        return target.net(x)
+        return select_output(target.net(x), target.output)
     with capture(target.net, target.ref, stop=True, detach=False) as box:
         return run_to(target.net, x, box)
 
@@ -79,7 +81,7 @@ def _resolve_target(model: Model, layer: str | nn.Module | None, objective: str,
     if objective == "logit":
         if layer not in (None, ""):
             raise ConvscopeError("the logit objective reads the model's output; do not name a layer")
-        return _Target(model.net, "", None, objective, None)
+        return _Target(model.net, "", None, objective, None, model.output)
     if layer in (None, ""):
         raise ConvscopeError(f"the {objective} objective needs a layer (a qualified module name)")
     ref = resolve_layer(model.net, layer)
@@ -101,7 +103,7 @@ def _check_units(target: _Target, model: Model, units: list[int]) -> _Target:
         if not (0 <= position[0] < act.shape[-2] and 0 <= position[1] < act.shape[-1]):
             raise ConvscopeError(f"position {tuple(position)} is outside {target.layer}'s "
                                  f"{act.shape[-2]}x{act.shape[-1]} map")
-    return _Target(target.net, target.layer, target.ref, target.objective, position)
+    return _Target(target.net, target.layer, target.ref, target.objective, position, target.output)
 
 
 def unit_generators(seed: int, units: list[int]) -> list[torch.Generator]:
@@ -139,7 +141,9 @@ def visualize(
 
     Args:
         model: a :class:`~convscope.Model` (its preprocessing defines pixel space) or a module.
-        layer: qualified module name or module; None for ``objective="logit"``.
+        layer: qualified module name, trace record name (``conv2d_1``, see
+            :mod:`convscope.probe`) or module; None for ``objective="logit"``, which reads the
+            logits the Model's ``output`` selects (``Model(net, output="logits")``).
         units: channel indices (or class indices for ``logit``); one image each.
         objective: ``"channel"`` (mean activation), ``"neuron"`` (at ``position``,
             default the centre) or ``"logit"``.

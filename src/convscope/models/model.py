@@ -17,11 +17,18 @@ from torch import nn
 
 from .. import probe
 from ..errors import ConvscopeError
+from ..outputs import OutputSpec, select_output
 from .preprocessing import ImageLike, Preprocessing
 
 
 class Model:
-    """A network (``.net``), its class names (``.classes``) and input preprocessing."""
+    """A network (``.net``), its class names (``.classes``) and input preprocessing.
+
+    ``output`` is the model's default output selector (:mod:`convscope.outputs`): for a net
+    that returns ``{"logits": ..., "features": ...}`` or ``(logits, aux)``, ``Model(net,
+    output="logits")`` (or ``0``) is what every view, the page and the CLI read as the scores
+    unless a call passes its own ``output=``.
+    """
 
     def __init__(
         self,
@@ -30,8 +37,10 @@ class Model:
         preprocessing: Preprocessing | None = None,
         name: str = "model",
         meta: dict[str, Any] | None = None,
+        output: OutputSpec = None,
     ) -> None:
         self.net = net
+        self.output = output
         self.preprocessing = preprocessing or guess_preprocessing(net)
         self.name = name
         self.meta = dict(meta or {})
@@ -102,11 +111,15 @@ class Model:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def scores(self, out: Any, output: OutputSpec = None) -> torch.Tensor:
+        """The tensor ``output`` (default: this model's ``output``) selects from a forward's result."""
+        return select_output(out, self.output if output is None else output)
+
     @torch.no_grad()
     def predict(self, inputs: Any, top: int = 5) -> list[list[tuple[str, float]]]:
         """Top classes with probabilities for each input: ``[[(name, prob), ...], ...]``."""
         with probe.model_state(self.net):
-            probs = self.net(self.batch(inputs)).float().softmax(-1)
+            probs = self.scores(self.net(self.batch(inputs))).float().softmax(-1)
         values, indices = probs.topk(min(top, probs.shape[-1]), dim=-1)
         return [
             [(self.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound
 from ..models.model import Model, as_model
+from ..outputs import OutputSpec, select_output
 from ..probe import model_state
 from .fx_run import run_fx
 from .fx_trace import graph_plan
@@ -31,10 +32,11 @@ class Trace:
     """The records of one forward pass, in execution order, starting with ``'input'``."""
 
     def __init__(self, model: Model, layers: list[LayerRecord], output: Any, via: str,
-                 fx_error: str | None = None) -> None:
+                 fx_error: str | None = None, selected: torch.Tensor | None = None) -> None:
         self.model = model
         self.layers = layers
-        self.output = output
+        self.output = output  # what the model returned (a tensor, a dict, a tuple ...)
+        self.selected = selected if selected is not None or not isinstance(output, torch.Tensor) else output
         self.via = via
         self.fx_error = fx_error  # why fx was not used (None when it was)
         self._by_name = {r.name: r for r in layers}
@@ -81,17 +83,20 @@ class Trace:
 
     @property
     def logits(self) -> torch.Tensor | None:
-        """The class scores before softmax (B, classes), or None for a non-classifier output."""
+        """The class scores before softmax (B, classes), or None for a non-classifier output.
+
+        Read off the selected output (``trace(..., output=)``, the Model's ``output``).
+        """
         last = self.layers[-1]
-        if last.kind == "softmax" and last.input is not None:
+        if last.kind == "softmax" and last.input is not None and self.selected is self.output:
             return last.input
-        return self.output if _is_scores(self.output) else None
+        return self.selected if _is_scores(self.selected) else None
 
     @property
     def probs(self) -> torch.Tensor | None:
         """Class probabilities (B, classes): the model's own softmax if it ends with one."""
         last = self.layers[-1]
-        if last.kind == "softmax" and _is_scores(last.output):
+        if last.kind == "softmax" and _is_scores(last.output) and self.selected is self.output:
             return last.output
         logits = self.logits
         return logits.float().softmax(-1) if logits is not None else None
@@ -132,7 +137,7 @@ def _is_scores(t: Any) -> bool:
 
 
 def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool = False,
-          method: str = "auto", cache: bool = True) -> Trace:
+          method: str = "auto", cache: bool = True, output: OutputSpec = None) -> Trace:
     """Run ``model`` on ``x`` and record every layer.
 
     Args:
@@ -145,6 +150,10 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
         grad: keep autograd on (recorded outputs then carry ``grad_fn``).
         method: ``'auto'`` (fx, then hooks), ``'fx'`` (fail if fx cannot trace) or ``'hooks'``.
         cache: reuse the fx graph built for this module on an earlier call.
+        output: which tensor of a dict / tuple output holds the scores (``t.logits``, ``t.top()``;
+            :mod:`convscope.outputs`); default: the Model's ``output``, else the one obvious
+            tensor. An ambiguous output is kept whole in ``t.output`` (``t.logits`` is None);
+            an ``output=`` that names nothing is an error.
 
     Raises:
         ConvscopeError: the model cannot run on this input (one-line reason).
@@ -159,8 +168,18 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
                              "one by one; load the Python model instead (pkg.module:factory@weights.pt)")
     modules = list(net.modules())
     with model_state(net, train=train), torch.set_grad_enabled(grad):
-        records, output, via, fx_error = _run(net, batch, method, cache, modules)
-    return Trace(m, records, output, via, fx_error)
+        records, out, via, fx_error = _run(net, batch, method, cache, modules)
+    return Trace(m, records, out, via, fx_error, _selected(out, m.output if output is None else output))
+
+
+def _selected(out: Any, output: OutputSpec) -> torch.Tensor | None:
+    """The scores tensor of the model's output; None when the output is ambiguous and none was named."""
+    try:
+        return select_output(out, output)
+    except ConvscopeError:
+        if output is not None:
+            raise
+        return None
 
 
 def _batch(m: Model, x: Any, bare: bool) -> torch.Tensor:

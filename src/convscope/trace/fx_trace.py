@@ -64,6 +64,7 @@ class GraphPlan:
     nodes: dict[fx.Node, NodePlan]
     safe: bool | None = None  # no unannounced in-place op seen (None: not checked yet)
     compiled: Any = None  # the recording GraphModule (built by fx_run on first use)
+    taps: dict[tuple, Any] = field(default_factory=dict)  # tapped GraphModules (built by taps.py)
     classified: dict[tuple, dict[fx.Node, Classified]] = field(default_factory=dict)
 
     def classified_for(self, key: tuple) -> dict[fx.Node, Classified]:
@@ -90,11 +91,15 @@ def fingerprint(modules: Sequence[nn.Module]) -> tuple:
     return (modules[0].training, tuple(ids))
 
 
-def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] | None = None) -> GraphPlan:
-    """The fx graph of ``net`` and its plan; raises what fx raised when it cannot trace."""
+def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] | None = None,
+               any_mode: bool = False) -> GraphPlan:
+    """The fx graph of ``net`` and its plan; raises what fx raised when it cannot trace.
+
+    ``any_mode``: a cached graph of the other train/eval mode will do (for node names only).
+    """
     key = fingerprint(modules if modules is not None else list(net.modules()))
     hit = _CACHE.get(net) if cache else None
-    if hit is not None and hit[0] == key:
+    if hit is not None and (hit[0] == key or any_mode and hit[0][1] == key[1]):
         if isinstance(hit[1], Exception):
             raise hit[1]
         return hit[1]
