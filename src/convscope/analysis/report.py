@@ -24,7 +24,7 @@ from .cache import cached_embedding, cached_pass
 from .dataset_pass import DatasetPass, Progress
 from .embedding import METHODS
 from .layers import activation_maps, layer_table, report_layers
-from .metrics import confusion_matrix, evaluate, misclassified, per_class_accuracy, random_rows
+from .metrics import evaluate, misclassified, per_class_accuracy, random_rows
 from .runs import curves, run_history
 
 FORMATS = ("html", "pdf")

@@ -183,7 +183,7 @@ def visualize(
 
     chunks = [units[i:i + batch_size] for i in range(0, len(units), batch_size)]
     total = steps * len(chunks)
-    images, inputs, values, history = [], [], [], []
+    inputs, values, history = [], [], []
     with model_state(model.net):
         for k, chunk in enumerate(chunks):
             def report(done: int, _total: int, offset: int = k * steps) -> None:

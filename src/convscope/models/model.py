@@ -7,12 +7,10 @@ Every view needs both, so they travel together. Functions across convscope accep
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from .. import probe

@@ -34,10 +34,6 @@ from .tfjs import load_tfjs_model
 from .tfjs_weights import CLASS_FILES, MAX_JSON_BYTES, MAX_LABELS_BYTES, read_json, weight_groups
 
 
-def is_url(spec: str) -> bool:
-    return spec.startswith(("http://", "https://"))
-
-
 def model_cache(url: str) -> Path:
     root = Path(os.environ.get("CONVSCOPE_CACHE") or Path.home() / ".cache" / "convscope")
     return root / "models" / hashlib.sha256(url.encode()).hexdigest()[:16]

@@ -10,7 +10,6 @@ the activation is higher.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from .colormap import colorize
 from .grid import as_rgb, tile
@@ -68,12 +67,6 @@ def overlay(image: np.ndarray, heat: np.ndarray, vmax: float | None = None, alph
     colour = colorize(level, "heat", 0.0, 1.0).astype(np.float32)
     a = (alpha * level)[..., None]
     return np.clip(np.round(rgb * (1 - a) + colour * a), 0, 255).astype(np.uint8)
-
-
-def resize_map(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float map to (H, W) (for maps not already on the input grid)."""
-    h, w = size
-    return np.asarray(Image.fromarray(np.asarray(heat, np.float32), mode="F").resize((w, h), Image.BILINEAR))
 
 
 def examples_grid(images: np.ndarray, heats: np.ndarray | None = None, vmax: np.ndarray | None = None,
