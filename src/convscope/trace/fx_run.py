@@ -15,6 +15,7 @@ Two runners share one :class:`Emitter` that turns a node's values into a record:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -153,7 +154,7 @@ class CompiledRecorder:
         self.module = fx.GraphModule(net, graph)
         self.order = [n for n in plan.graph.nodes if n.op != "output"]
         self.plan = plan
-        self.templates: dict[tuple, list[tuple] | None] = {}
+        self.templates: dict[tuple, list[Template] | None] = {}
 
     def run(self, x: torch.Tensor, key: tuple) -> tuple[list[LayerRecord], Any]:
         out, values = self.module(x)
@@ -217,24 +218,28 @@ def _fresh(n: fx.Node, plan: GraphPlan) -> bool:
     return function_kind(n.target) in _FRESH_KINDS and not plan.nodes[n].inplace
 
 
-def _template(records: list[LayerRecord], values: tuple) -> list[tuple] | None:
-    """Records as (fields, input value indices, output value index), or None if a tensor is not a value."""
+Template = tuple[LayerRecord, list[int], int]
+
+
+def _template(records: list[LayerRecord], values: tuple) -> list[Template] | None:
+    """Records as (the record without its tensors, input value indices, output value index),
+    or None if a tensor is not one of the graph's values."""
     where = {id(v): i for i, v in enumerate(values) if isinstance(v, torch.Tensor)}
     template = []
     for r in records:
         ids = [id(t) for t in r.inputs_tensors] + [id(r.output)]
         if any(i not in where for i in ids):
             return None
-        fields = (r.name, r.kind, r.op, r.params, tuple(r.inputs), r.weight, r.bias, r.module, r.node,
-                  r.owner, r.first_call, r.param_count)
-        template.append((fields, [where[i] for i in ids[:-1]], where[ids[-1]]))
+        template.append((replace(r, inputs_tensors=[], output=None), [where[i] for i in ids[:-1]], where[ids[-1]]))
     return template
 
 
-def _fill(t: tuple, values: tuple) -> LayerRecord:
-    (name, kind, op, params, inputs, weight, bias, module, node, owner, first, count), ins, out = t
-    return LayerRecord(name, kind, op, dict(params), list(inputs), [values[i] for i in ins], values[out],
-                       weight, bias, module, "fx", node, owner, first, count)
+def _fill(t: Template, values: tuple) -> LayerRecord:
+    """The template's record with this run's tensors; every other field as recorded (``replace``
+    copies them all, so a field added to LayerRecord is never dropped here)."""
+    record, ins, out = t
+    return replace(record, params=dict(record.params), inputs=list(record.inputs),
+                   inputs_tensors=[values[i] for i in ins], output=values[out])
 
 
 def _arguments(n: fx.Node, values: tuple, index: dict[fx.Node, int]) -> tuple[tuple, dict]:
