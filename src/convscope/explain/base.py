@@ -33,7 +33,7 @@ from ..probe import LayerRef, capture, model_state
 from ..probe import resolve_layer as parse_layer
 from .layers import resolve_layer
 from .reuse import SHARED
-from .speed import folded_copy
+from .speed import Speedups, folded_copy, precise_float32, speedups
 from .targets import Target, TargetSpec, resolve_target
 
 Progress = Callable[[int, int], None]
@@ -108,10 +108,13 @@ class Method:
             spatial layer by a dry run. Ignored by methods that do not use a layer.
         fold_bn: run a BatchNorm-folded copy of the net (eval only; built once, rebuilt
             when the weights change; the model itself is not touched). Equal up to float
-            rounding; default on for the CAM family and occlusion, off for input-gradient
-            methods (Guided Backprop's sign thresholds amplify rounding to ~1e-4).
-        channels_last: run that copy in channels-last memory format (default on for the
-            CAM family: 1.1-1.5x faster on this CPU in bench_attribution.py).
+            rounding; ``None`` (default) chooses per device (:func:`.speed.speedups`): on
+            the CPU on for the CAM family and occlusion, off for input-gradient methods
+            (Guided Backprop's sign thresholds amplify rounding to ~1e-4); off on CUDA.
+        channels_last: run that copy in channels-last memory format (``None``: per device,
+            on the CPU on for the CAM family: 1.1-1.5x faster in bench_attribution.py).
+        Every call runs with TensorFloat-32 off (:func:`.speed.precise_float32`), so a GPU
+        gives the CPU's numbers to float32 rounding.
         progress: default ``progress(done, total)`` callback for long work.
         output: which tensor of the model's output holds the scores (:mod:`convscope.outputs`: a
             key such as ``"logits"``, an index, a callable); default: the Model's ``output``.
@@ -132,8 +135,7 @@ class Method:
         self.net = self.model.net
         self.layer = layer
         self.output = self.model.output if output is None else output
-        self.fold_bn = self.fold_by_default if fold_bn is None else fold_bn
-        self.channels_last = self.channels_last_by_default if channels_last is None else channels_last
+        self.fold_bn, self.channels_last = fold_bn, channels_last  # None: chosen per device
         self.progress = progress
 
     def __repr__(self) -> str:
@@ -156,7 +158,7 @@ class Method:
     def __call__(self, x: Any, target: TargetSpec = None, *, progress: Progress | None = None) -> Attribution:
         """Explain ``target`` for every sample of ``x`` (anything :meth:`Model.batch` accepts)."""
         x = self.model.batch(x)
-        with model_state(self.net, freeze=True):
+        with model_state(self.net, freeze=True), precise_float32():
             return self._attribute(x, target, progress or self.progress or _silent)
 
     def _attribute(self, x: torch.Tensor, target: TargetSpec, progress: Progress) -> Attribution:
@@ -177,16 +179,22 @@ class Method:
         """The net to run: the user's, or the folded / channels-last copy shared by every
         method object on this model (see :mod:`.reuse`). A layer that is a traced op, not a
         module (``keep`` names it), is reached through the net's own traced graph: the net runs."""
-        if not (self.fold_bn or self.channels_last) or not keep <= set(dict(self.net.named_modules())):
+        use = self.speedups(x.device)
+        if not (use.fold_bn or use.channels_last) or not keep <= set(dict(self.net.named_modules())):
             return self.net
-        key = ("runner", keep, tuple(x.shape[1:]), str(x.device), self.fold_bn, self.channels_last)
-        return SHARED.get(self.net, key, lambda: self._make_runner(x, keep)) or self.net
+        key = ("runner", keep, tuple(x.shape[1:]), str(x.device), *use)
+        return SHARED.get(self.net, key, lambda: self._make_runner(x, keep, use)) or self.net
 
-    def _make_runner(self, x: torch.Tensor, keep: frozenset[str]) -> nn.Module | None:
+    def speedups(self, device: torch.device) -> Speedups:
+        """Whether to run a folded / channels-last copy on ``device`` (see :func:`.speed.speedups`)."""
+        return speedups(device, self.fold_bn, self.channels_last,
+                        Speedups(self.fold_by_default, self.channels_last_by_default))
+
+    def _make_runner(self, x: torch.Tensor, keep: frozenset[str], use: Speedups) -> nn.Module | None:
         """A copy to run instead of the net, or None to run the net itself (never the net: the
         shared cache must not hold it)."""
-        net = folded_copy(self.net, x[:1], keep) if self.fold_bn else None
-        if self.channels_last:
+        net = folded_copy(self.net, x[:1], keep) if use.fold_bn else None
+        if use.channels_last:
             try:
                 net = (net or copy.deepcopy(self.net)).to(memory_format=torch.channels_last)
             except Exception:  # noqa: BLE001 - a model that cannot be copied runs as it is
@@ -194,7 +202,7 @@ class Method:
         return net
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.speedups(x.device).channels_last else x
 
     def forward_at_layer(self, net: nn.Module, x: torch.Tensor, layer: LayerRef,
                          grad_above: bool) -> tuple[torch.Tensor, torch.Tensor]:
