@@ -103,3 +103,24 @@ def test_models_are_symbolically_traced_once_when_loaded_never_while_jobs_run(mo
     assert len(calls) == 1  # built at load, before any job could use the model
     registry.trace("mnist-cnn", registry.entry("mnist-cnn").samples[0].id)
     assert len(calls) == 1  # the page's trace reuses the graph: no process-wide patching later
+
+
+def test_a_bug_in_a_job_is_logged_with_its_traceback_not_printed(caplog, capsys):
+    """A failing job's traceback goes to the ``convscope.server.jobs`` logger (where a server's
+    log handlers see it), not straight to stderr."""
+    import logging
+
+    jobs = JobManager()
+
+    def bug(progress):
+        return {}["missing"]
+
+    with caplog.at_level(logging.ERROR, logger="convscope.server.jobs"):
+        job = jobs.submit("buggy", bug)
+        wait(job)
+        jobs.shutdown()
+    assert job.status == "failed" and job.error == "internal error: KeyError: 'missing'"
+    (rec,) = [r for r in caplog.records if r.name == "convscope.server.jobs"]
+    assert rec.levelno == logging.ERROR and job.id in rec.getMessage() and "buggy" in rec.getMessage()
+    assert rec.exc_info is not None and rec.exc_info[0] is KeyError
+    assert "Traceback" not in capsys.readouterr().err

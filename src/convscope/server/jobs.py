@@ -12,9 +12,9 @@ finished jobs are kept, so memory stays bounded.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
-import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
@@ -116,7 +117,7 @@ class JobManager:
             job.status, job.error = "failed", str(exc)
         except Exception as exc:  # a bug: keep the server alive, say what happened
             job.status, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
-            traceback.print_exc()
+            log.exception("job %s (%s) failed", job.id, job.kind)  # the traceback goes to the server's log
         finally:
             if job._cancel.is_set() and job.status == "running":
                 job.status = "cancelled"
