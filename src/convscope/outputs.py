@@ -20,14 +20,14 @@ Imports: torch, stdlib, errors (a leaf: trace, explain, features and analysis us
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Callable, Union
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
 from .errors import ConvscopeError
 
-OutputSpec = Union[None, str, int, Callable[[Any], torch.Tensor]]
+OutputSpec = None | str | int | Callable[[Any], torch.Tensor]
 
 
 def parse_output(text: str | None) -> OutputSpec:
@@ -51,7 +51,7 @@ def _choices(out: Any) -> str:
         items = [(repr(k), v) for k, v in out.items()]
         what = f"a {type(out).__name__} with keys"
     elif _is_namedtuple(out):
-        items = [(f"{repr(f)} ({i})", getattr(out, f)) for i, f in enumerate(type(out)._fields)]
+        items = [(f"{f!r} ({i})", getattr(out, f)) for i, f in enumerate(type(out)._fields)]
         what = f"a {type(out).__name__} with fields"
     else:
         items = [(str(i), v) for i, v in enumerate(out)]

@@ -21,7 +21,6 @@ from convscope.analysis.dataset_pass import run_pass
 from convscope.data.base import ImageDataset
 from convscope.errors import ConvscopeError
 from convscope.explain import METHODS
-from convscope.outputs import select_output
 from convscope.probe import capture, model_state, resolve_layer, spatial_layers
 
 # -- models --------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ def test_googlenet_and_tuple_outputs(x):
         want = cs.attribute(Logits(pair, lambda o: o[0]), x, method="occlusion", target=4)
         torch.testing.assert_close(got.maps, want.maps)
     with pytest.raises(ConvscopeError, match="output=2 is not in the model's output"):
-        select_output(pair(x), 2)
+        cs.attribute(pair, x, method="saliency", output=2)
 
 
 def test_model_carries_its_output_everywhere(x):
@@ -205,7 +204,7 @@ def test_model_carries_its_output_everywhere(x):
     data = ImageDataset("toy", list("abcde"), images, torch.tensor([0, 3]), indices=torch.arange(2))
     dp = run_pass(model, data, progress=False)
     (batch, _), = data.batches(model.preprocessing, 8)
-    want = select_output(net(batch), "out")
+    want = net(batch)["out"]
     np.testing.assert_allclose(dp.probs, want.softmax(-1).detach().numpy(), rtol=1e-5, atol=1e-6)
     vis = cs.visualize(model, objective="logit", units=[1], steps=2, transforms="none")
     assert vis.values.shape == (1,)
@@ -277,3 +276,46 @@ def test_unknown_layer_names_modules_and_records(x):
     net = FunctionalNet().eval()
     with pytest.raises(cs.ConvscopeError, match=r"no layer named 'conv2d_7'; did you mean conv2d_1"):
         cs.GradCAM(net, "conv2d_7")(x)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        f = self.features(x).mean((2, 3))
+        return {"out": self.fc(f), "aux": f}
+
+
+def build():
+    return TwoHeads()
+'''
+
+
+def test_cli_output_option_selects_the_scores(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from convscope.cli.main import main
+    from convscope.models import load_model
+
+    (tmp_path / "h8_two_heads.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    image = tmp_path / "img.png"
+    Image.fromarray((np.random.default_rng(0).random((20, 20, 3)) * 255).astype(np.uint8)).save(image)
+    argv = ["attribute", str(image), "--model", "h8_two_heads:build", "--method", "gradcam"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and "'out': 1x4" in err and "'aux': 1x8" in err
+    assert main([*argv, "--output", "out", "--out", str(tmp_path / "b")]) == 0
+    want = cs.attribute(load_model("h8_two_heads:build"), str(image), method="gradcam", output="out")
+    np.testing.assert_allclose(np.load(tmp_path / "b" / "gradcam.npy"), want.numpy()[0], rtol=1e-5, atol=1e-6)

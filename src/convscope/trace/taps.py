@@ -13,7 +13,7 @@ they follow it: rebuilt when a submodule or parameter is replaced or the train/e
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import fx, nn
