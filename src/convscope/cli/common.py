@@ -22,6 +22,13 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
                              "you type yourself need no --trust)")
 
 
+def add_output_argument(parser: argparse.ArgumentParser) -> None:
+    """``--output KEY``: which tensor of a dict / tuple model output holds the scores (the Model's ``output``)."""
+    parser.add_argument("--output", metavar="KEY", default=None,
+                        help="for a model that returns a dict or a tuple: the key (e.g. logits) or index (e.g. 0) "
+                             "of the class scores (default: the only tensor, or the 'logits' entry)")
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where to compute (auto: CUDA when available)")
@@ -29,6 +36,10 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def load_model_from_args(args: argparse.Namespace):
     from ..models import load_model
+    from ..outputs import parse_output
 
     device = resolve_device(getattr(args, "device", "cpu"))
-    return load_model(args.model, trust=getattr(args, "trust", False), device=device)
+    model = load_model(args.model, trust=getattr(args, "trust", False), device=device)
+    if getattr(args, "output", None) is not None:
+        model.output = parse_output(args.output)
+    return model

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConvscopeError
-from ..common import add_device_argument, add_model_argument, load_model_from_args
+from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
 
 
 def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> None:
     """Arguments shared by ``attribute`` and ``sanity``."""
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
+    add_output_argument(p)
     p.add_argument("--method", default=default_methods, metavar="NAMES",
                    help=f"comma-separated attribution methods (default: {default_methods}); "
                         "any of: gradcam, gradcam++, xgradcam, layercam, hirescam, scorecam, eigencam, cam, saliency, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import add_device_argument, add_model_argument
+from ..common import add_device_argument, add_model_argument, add_output_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "summary grid. With --shard I/N it ranks only the I-th of N pieces and saves a partial "
                     "result; --merge combines partial results into the full one.")
     add_model_argument(p)
+    add_output_argument(p)
     p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="which split (default: val)")
     p.add_argument("--layer", "-l", required=True, help="qualified module name, e.g. conv_2_2")

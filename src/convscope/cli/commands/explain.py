@@ -28,7 +28,7 @@ import torch
 
 from ...errors import ConvscopeError
 from ...io_utils import write_text_atomic
-from ..common import add_device_argument, add_model_argument, load_model_from_args
+from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
 
 _PASS_THROUGH = frozenset({"pad", "identity", "dropout"})  # kinds that keep the picture as it is
 THUMB_CHANNELS = 6
@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
+    add_output_argument(p)
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the figures, trace.json and index.html")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="only these layers (qualified names, as in trace.json)")
     p.add_argument("--range", dest="value_range", default="unit", choices=["unit", "layer", "global"],

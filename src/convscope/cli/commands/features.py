@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import add_device_argument, add_model_argument
+from ..common import add_device_argument, add_model_argument, add_output_argument
 
 
 def parse_units(text: str | None, count: int | None = None) -> list[int] | None:
@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ascent, through random jitter / scale / rotation, and write a grid PNG and one PNG per "
                     "channel. With --kernels, also the layer's kernels.")
     add_model_argument(p)
+    add_output_argument(p)
     p.add_argument("--layer", "-l", help="qualified module name, e.g. conv_2_2 or layer4.1.conv2 "
                                          "(not needed for --objective logit)")
     p.add_argument("--channels", "-c", default="0-15", help="channels (or classes): e.g. 0-15, 3, 0,4,8-11 (default 0-15)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..common import add_device_argument, add_model_argument, load_model_from_args
+from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "a True/Pred grid, misclassified examples, activation maps, Grad-CAM (when available) and "
                     "an embedding of the penultimate-layer features.")
     add_model_argument(p)
+    add_output_argument(p)
     add_device_argument(p)
     p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default: test)")
