@@ -108,6 +108,9 @@ def test_methods_choose_their_speedups_by_the_input_device(small_resnet, resnet_
     cam, ig = ex.GradCAM(small_resnet, "layer4"), ex.IntegratedGradients(small_resnet)
     assert cam.speedups(torch.device("cpu")) == Speedups(True, True)
     assert cam.speedups(torch.device("cuda")) == Speedups(False, False)
-    assert ig.speedups(torch.device("cpu")) == Speedups(False, False)
+    assert ig.speedups(torch.device("cpu")) == Speedups(False, True)  # channels-last, never folded (ReLU6)
+    assert ig.speedups(torch.device("cuda")) == Speedups(False, False)
+    assert ex.Saliency(small_resnet).speedups(torch.device("cpu")) == Speedups(False, False)
+    assert ex.Occlusion(small_resnet).speedups(torch.device("cpu")) == Speedups(True, False)
     assert cam.runner(resnet_x) is not small_resnet  # on the CPU the folded channels-last copy runs
     assert ex.GradCAM(small_resnet, "layer4", fold_bn=False, channels_last=False).runner(resnet_x) is small_resnet
