@@ -182,3 +182,10 @@ def test_cache_hits_and_keys(tmp_path, digits_run, digits_pass):
     keys = {pass_key(model, test, "test", 0), pass_key(changed, test, "test", 0), pass_key(model, test, "val", 0),
             pass_key(model, test, "test", 1), pass_key(model, test.subset(list(range(10))), "test", 0)}
     assert len(keys) == 5
+
+
+def test_cache_key_follows_the_output_selector(digits_run):
+    """The same weights read at another output are another result: the pass cache must not mix them."""
+    _, model, test = digits_run
+    other = Model(model.net, classes=model.classes, preprocessing=model.preprocessing, output=0)
+    assert pass_key(model, test, split="test") != pass_key(other, test, split="test")

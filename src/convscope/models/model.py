@@ -141,10 +141,14 @@ def guess_preprocessing(net: nn.Module, size: tuple[int, int] = (224, 224)) -> P
 
 def model_fingerprint(model: Model | nn.Module) -> str:
     """The content hash cache keys use: the net's (:func:`convscope.probe.model_fingerprint`:
-    architecture, parameter and buffer bytes) with the model's preprocessing and classes. Not
+    architecture, parameter and buffer bytes) with the model's preprocessing, classes and output
+    selector. Not
     its name: the same weights under another name compute the same results."""
     m = as_model(model)
-    return probe.model_fingerprint(m.net, {"preprocessing": m.preprocessing.to_dict(), "classes": m.classes})
+    output = m.output if m.output is None or isinstance(m.output, (str, int)) else \
+        f"{getattr(m.output, '__module__', '')}.{getattr(m.output, '__qualname__', type(m.output).__name__)}"
+    return probe.model_fingerprint(m.net, {"preprocessing": m.preprocessing.to_dict(), "classes": m.classes,
+                                           "output": output})
 
 
 def as_model(model: Model | nn.Module, name: str | None = None) -> Model:
