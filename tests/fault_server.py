@@ -22,6 +22,7 @@ class Route:
     chunk: int = 1 << 16
     fill: bytes = b"\0"
     body: bytes | None = None  # exact bytes instead of ``size`` x ``fill``
+    redirect: str | None = None  # answer 302 to this Location instead of a body
 
     def chunks(self) -> Iterable[bytes]:
         if self.body is not None:
@@ -49,6 +50,12 @@ class FaultServer:
                 route = server.routes.get(self.path)
                 if route is None:
                     self.send_error(404)
+                    return
+                if route.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", route.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 self.send_response(200)
                 if route.length is not None:

@@ -126,6 +126,22 @@ class DownloadRefused(ConvscopeError):
     """A download broke its bounds: bigger than allowed, not the expected size, or too slow."""
 
 
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to http(s), and never from https down to plain http (urllib's
+    own handler also follows ftp, and downgrades)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlsplit(req.full_url).scheme
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme
+        if new not in ("http", "https") or (old == "https" and new == "http"):
+            raise DownloadRefused(f"{req.full_url} redirects to {newurl[:200]!r}; refused "
+                                  "(downloads follow only http(s) redirects, never https to http)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SafeRedirects)
+
+
 def transfer_deadline(size: int, slack: float = 60.0) -> float:
     """Seconds a download of ``size`` bytes may take in all: ``slack`` plus ``size`` at 128 KiB/s.
 
@@ -164,7 +180,7 @@ def download_to(url: str, dest: str | Path, desc: str = "downloading", progress:
     started = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
     with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response, open(tmp, "wb") as out:
+        with _OPENER.open(request, timeout=min(timeout, deadline)) as response, open(tmp, "wb") as out:
             declared = _content_length(response)
             _check_declared_length(url, declared, size, limit)
             read = getattr(response, "read1", response.read)  # read1: return what arrived, don't wait for more
