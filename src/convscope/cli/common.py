@@ -1,17 +1,55 @@
-"""Arguments and helpers shared by several sub-commands, defined once."""
+"""Arguments and helpers shared by the sub-commands, defined once so every command speaks
+one dialect:
+
+- the model is ``--model SPEC`` (default ``default``); ``evaluate`` and ``summary`` also
+  take it as their first word, as they always did;
+- ``--out`` is never required: each command has a default, shown in its ``--help``, and
+  every command ends by printing where it wrote;
+- ``--split`` is one of train / val / test, default test (the held-out split);
+- ``--no-progress`` turns off the progress bars of every long command;
+- descriptions are plain text (module docstrings lose their reST markup on the way).
+
+Nothing here imports torch: ``convscope --help`` and ``convscope CMD --help`` build every
+parser, and they answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from typing import Any
 
-from ..device import resolve_device  # noqa: F401  (re-exported for the commands)
+DEFAULT_MODEL = "default"
+MODEL_HELP = ("'default' (Tiny VGG trained on MNIST, shipped inside), a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
+              "efficientnet-lite0), a checkpoint, a TorchScript file, a TF.js model.json, or "
+              "pkg.module:factory@weights.pt")
+SPLITS = ("train", "val", "test")
 
 
-def add_model_argument(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
-    parser.add_argument("--model", "-m", default=default, metavar="SPEC",
-                        help="model: 'default', a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, efficientnet-lite0), "
-                             "a checkpoint, a TorchScript file, a TF.js model.json, or pkg.module:factory@weights.pt")
+def add_model_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL, *,
+                       positional: bool = False) -> None:
+    """``--model SPEC`` (and ``--trust``). With ``positional``, the spec may also come as the
+    command's first word (``convscope summary tiny-vgg``, kept working for old scripts and
+    not advertised); :func:`model_spec` reconciles the two."""
+    parser.add_argument("--model", "-m", default=None if positional else default, metavar="SPEC",
+                        help=f"the model: {MODEL_HELP} (default: {default})")
+    if positional:
+        parser.add_argument("model_word", nargs="?", metavar="SPEC", help=argparse.SUPPRESS)
+        parser.set_defaults(model_default=default)
     add_trust_argument(parser)
+
+
+def model_spec(args: argparse.Namespace) -> str:
+    """The one model spec of a command line (``--model`` or the positional word, not two different ones)."""
+    from ..errors import ConvscopeError
+
+    word = getattr(args, "model_word", None)
+    if word is not None and args.model is not None and word != args.model:
+        raise ConvscopeError(f"two models given ({word!r} and --model {args.model!r}); give one, with --model")
+    spec = word or args.model or getattr(args, "model_default", DEFAULT_MODEL)
+    args.model = spec
+    return spec
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +67,35 @@ def add_output_argument(parser: argparse.ArgumentParser) -> None:
                              "of the class scores (default: the only tensor, or the 'logits' entry)")
 
 
+def add_out_argument(parser: argparse.ArgumentParser, default: str, what: str = "folder for the files",
+                     metavar: str = "DIR") -> None:
+    """``--out DIR`` with a default that the help states (the command prints the path when it is done)."""
+    parser.add_argument("--out", "-o", metavar=metavar, default=default,
+                        help=f"{what}, created if missing (default: {default}; the path is printed at the end)")
+
+
+def add_split_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="which split of the dataset (default: test, the held-out one)")
+
+
+def add_progress_argument(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--no-progress`` (plus old spellings such as ``--quiet``, kept as aliases)."""
+    parser.add_argument("--no-progress", *aliases, dest="no_progress", action="store_true",
+                        help="no progress bars or progress messages (results still print)"
+                             + (f"; {', '.join(aliases)}: the same" if aliases else ""))
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where to compute (auto: CUDA when available)")
+
+
+def resolve_device(name: Any = "auto"):
+    """convscope.device.resolve_device, imported when called (it imports torch)."""
+    from ..device import resolve_device as resolve
+
+    return resolve(name)
 
 
 def load_model_from_args(args: argparse.Namespace):
@@ -39,7 +103,63 @@ def load_model_from_args(args: argparse.Namespace):
     from ..outputs import parse_output
 
     device = resolve_device(getattr(args, "device", "cpu"))
-    model = load_model(args.model, trust=getattr(args, "trust", False), device=device)
+    model = load_model(model_spec(args), trust=getattr(args, "trust", False), device=device)
     if getattr(args, "output", None) is not None:
         model.output = parse_output(args.output)
     return model
+
+
+class ProgressBar:
+    """Draws ``progress(done, total)`` callbacks as a tqdm bar on stderr; a new total starts
+    a new bar (one method after another, one phase after another). Does nothing when
+    ``enabled`` is false; use as a context manager so the bar is closed on errors too."""
+
+    def __init__(self, desc: str, unit: str = "it", enabled: bool = True) -> None:
+        self.desc, self.unit, self.enabled = desc, unit, enabled
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None or self.bar.total != total:
+            from tqdm import tqdm
+
+            self.close()
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, leave=False, dynamic_ncols=True,
+                            file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def progress_bar(args: argparse.Namespace, desc: str, unit: str = "it") -> ProgressBar:
+    """The bar of one long step, off when the command line says ``--no-progress``."""
+    return ProgressBar(desc, unit, enabled=not getattr(args, "no_progress", False))
+
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]+?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain_text(doc: str) -> str:
+    """reST to what a terminal shows: ``x`` -> x, :meth:`Trace.to_json` -> Trace.to_json,
+    :class:`~pkg.Name` -> pkg.Name."""
+    return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", doc))
+
+
+def description(doc: str | None) -> str:
+    """A command's ``--help`` description from its module docstring: everything after the
+    first paragraph (the usage line), as plain text."""
+    body = (doc or "").split("\n\n", 1)
+    return plain_text(body[-1]).strip()

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConvscopeError, NotFound
+from ..errors import ConvscopeError, NotFound, did_you_mean
 from ..models.preprocessing import Preprocessing
 from .base import Splits, split_three, split_train_val
 from .cifar import load_cifar10_archive
@@ -82,7 +82,7 @@ def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 
         return split_three(load_digits(), val_fraction, test_fraction, seed)
     if name in SOURCES:
         return _load_remote(SOURCES[name], seed, val_fraction, test_fraction, root, download, mirrors, progress)
-    raise NotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise NotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{did_you_mean(name, DATASETS[:-1])}")
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import ConvscopeError, NotFound
+from ..errors import ConvscopeError, NotFound, did_you_mean
 from . import zoo
 from .checkpoint import load_checkpoint, needs_trust, safe_torch_load
 from .efficientnet import NAME as EFFICIENTNET, PREPROCESSING as EFFICIENTNET_PREPROCESSING
@@ -109,8 +109,8 @@ def _load(spec: str, weights: str | Path | None, trust: bool) -> Model:
         return model_from_file(path, trust=trust)
     if path.suffix or "/" in spec or "\\" in spec:
         raise ConvscopeError(f"no such model file: {spec}")
-    names = ", ".join(["default", *zoo.ZOO, EFFICIENTNET])
-    raise NotFound(f"unknown model {spec!r}: not a file, and the zoo has {names}")
+    names = ["default", *zoo.ZOO, EFFICIENTNET]
+    raise NotFound(f"unknown model {spec!r}: not a file, and the zoo has {', '.join(names)}{did_you_mean(spec, names)}")
 
 
 def _looks_like_factory(spec: str) -> bool:

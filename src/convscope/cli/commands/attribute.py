@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...errors import ConvscopeError
-from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
+                      add_progress_argument, description, load_model_from_args, progress_bar)
 
-
-def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> None:
-    """Arguments shared by ``attribute`` and ``sanity``."""
+def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str, out: str) -> None:
+    """Arguments shared by ``attribute`` and ``sanity`` (``out``: the default output folder)."""
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
     add_output_argument(p)
@@ -39,7 +36,7 @@ def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> N
     p.add_argument("--layer", metavar="NAME", help="target layer of the CAM family (qualified module name; "
                                                     "default: the last spatial layer)")
     p.add_argument("--target", type=int, metavar="CLASS", help="class index to explain (default: the predicted class)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
+    add_out_argument(p, out)
     p.add_argument("--ig-steps", type=int, default=None, metavar="N",
                    help="Integrated Gradients steps (default: the method's, as in Python and the explorer)")
     p.add_argument("--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: the method's)")
@@ -50,6 +47,7 @@ def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str) -> N
     p.add_argument("--seed", type=int, default=None,
                    help="random seed of SmoothGrad's noise and the sanity check's weights (default: 0)")
     add_device_argument(p)
+    add_progress_argument(p)
 
 
 def parse_methods(text: str) -> list[str]:
@@ -68,26 +66,6 @@ def method_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
     return given_options(name, steps=args.ig_steps, samples=args.samples, seed=args.seed,
                          window=args.window, top_n=args.top_n)
-
-
-def progress_bar(desc: str):
-    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
-
-    state: dict[str, Any] = {}
-
-    def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None or bar.total != total:
-            if bar is not None:
-                bar.close()
-            bar = state["bar"] = tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-            state.pop("bar")
-
-    return progress
 
 
 def prepare(args: argparse.Namespace):
@@ -112,14 +90,16 @@ def file_stem(method: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "attribute", help="explain a prediction with attribution methods (Grad-CAM, saliency, ...): heatmaps and metrics",
-        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_explain_arguments(p, "gradcam")
+        description=description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_explain_arguments(p, "gradcam", out="convscope-attribute")
     p.add_argument("--metrics", action="store_true", help="also compute deletion/insertion AUC and Average Drop")
     p.add_argument("--metric-steps", type=int, default=32, metavar="N", help="points on the deletion/insertion curves")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ...explain import confidence_change, deletion, get_method, insertion
     from ...io_utils import write_text_atomic
     from ...render import save_png
@@ -131,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     for name in methods:
         cls = get_method(name)
         method = cls(model, args.layer if cls.uses_layer else None, **method_options(args, name))
-        r = method(x, args.target, progress=progress_bar(name))
+        r = method(x, args.target, progress=progress_bar(args, name))
         results[name] = r
         maps[name] = r.numpy()[0]
         stem = file_stem(name)
@@ -148,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         curves: dict[str, dict[str, np.ndarray]] = {"deletion": {}, "insertion": {}}
         fractions = None
         for name, r in results.items():
-            d = deletion(model, x, r, steps=args.metric_steps, progress=progress_bar(f"{name} deletion"))
-            i = insertion(model, x, r, steps=args.metric_steps, progress=progress_bar(f"{name} insertion"))
+            d = deletion(model, x, r, steps=args.metric_steps, progress=progress_bar(args, f"{name} deletion"))
+            i = insertion(model, x, r, steps=args.metric_steps, progress=progress_bar(args, f"{name} insertion"))
             c = confidence_change(model, x, r)
             fractions = d.fractions.cpu().numpy()
             curves["deletion"][name] = d.scores[0].cpu().numpy()

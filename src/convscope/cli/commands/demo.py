@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-DEFAULT_OUT = "convscope-demo"
+from ..common import add_model_argument, add_out_argument, load_model_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="classify held-out MNIST digits with the shipped default model and write figures",
         description="Load the default model (Tiny VGG trained on MNIST, shipped inside convscope), classify "
                     "held-out test digits it never saw, print the predictions, and write a 'True / Pred' grid "
-                    "and the confusion matrix of the whole test split. No network, no GPU.")
-    p.add_argument("--out", "-o", metavar="DIR", default=DEFAULT_OUT, help=f"default: ./{DEFAULT_OUT}")
+                    "and the confusion matrix of the whole test split. No network, no GPU. With --model, "
+                    "another model on the test split of the dataset it records (already downloaded).")
+    add_model_argument(p)
+    add_out_argument(p, "convscope-demo", "folder for predictions.png, confusion.png and confusion.json")
     p.add_argument("--count", "-n", type=int, default=16, help="how many digits to show (default: 16)")
     p.set_defaults(func=run)
 
@@ -24,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ...data import load_splits
+    from ...data.registry import recorded_dataset
     from ...errors import ConvscopeError
     from ...io_utils import write_text_atomic
-    from ...models import load_model
     from ...render import save_png
     from ...render.confusion import confusion_figure
     from ...render.predictions import prediction_grid
@@ -34,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise ConvscopeError("--count must be at least 1")
-    model = load_model("default")
-    trained_on = model.meta.get("dataset") or {}
-    splits = load_splits(trained_on.get("name", "mnist"), seed=int(trained_on.get("split_seed", 0)), download=False)
+    model = load_model_from_args(args)
+    data = recorded_dataset(model.meta, args.model)
+    if not data:
+        raise ConvscopeError(f"{args.model} does not record the dataset it was trained on; "
+                             "use: convscope evaluate --model SPEC --data DATA")
+    splits = load_splits(data, seed=int(model.meta["dataset"].get("split_seed") or 0), download=False)
     test = splits.test.conform(model.preprocessing)
     print(f"model: {model!r}")
     print(f"data: {test.note}; test split: {splits.description}")
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     images = [img.permute(1, 2, 0).numpy() for img in shown.images]
     save_png(prediction_grid(images, true, pred, probs), out / "predictions.png")
     save_png(confusion_figure(result.confusion, result.classes,
-                              title=f"default model, held-out test split: accuracy {result.accuracy:.2%}"),
+                              title=f"{model.name} model, held-out test split: accuracy {result.accuracy:.2%}"),
              out / "confusion.png")
     write_text_atomic(out / "confusion.json", json.dumps(result.to_dict(), indent=1) + "\n")
     print(f"test accuracy: {result.accuracy:.4f} ({int(result.confusion.trace())}/{result.n})")

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConvscopeError
-from ..common import add_device_argument, add_trust_argument
-
-DEFAULT_OUT = "convscope-evaluate"
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_progress_argument,
+                      add_split_argument, load_model_from_args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,18 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="accuracy, per-class accuracy and confusion matrix of a model on a dataset split",
         description="Evaluate a model on a dataset split. For a convscope checkpoint trained on the same dataset "
                     "the split is remade with the seed the checkpoint records, so 'test' is the held-out split.")
-    p.add_argument("spec", metavar="SPEC", help="'default', a checkpoint, a zoo name, or any model spec load_model reads")
+    add_model_argument(p, positional=True)
     p.add_argument("--data", "-d", help="dataset (default: the one the checkpoint was trained on)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="default: test")
+    add_split_argument(p)
     p.add_argument("--split-seed", type=int, help="split seed (default: the checkpoint's, else 0)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
-    p.add_argument("--out", "-o", metavar="DIR", default=DEFAULT_OUT,
-                   help=f"where confusion.json and confusion.png go (default: ./{DEFAULT_OUT})")
+    add_out_argument(p, "convscope-evaluate", "folder for confusion.json and confusion.png")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--data-root", metavar="DIR", help="dataset cache directory")
     p.add_argument("--offline", action="store_true", help="never download data")
-    add_trust_argument(p)
     add_device_argument(p)
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -46,33 +44,32 @@ def split_for(model_meta: dict[str, Any], data: str, seed: int | None) -> tuple[
 def run(args: argparse.Namespace) -> int:
     from ...data import load_splits
     from ...data.registry import recorded_dataset
-    from ...models import load_model
+    from ...io_utils import write_text_atomic
     from ...render import save_png
     from ...render.confusion import confusion_figure
-    from ...io_utils import write_text_atomic
     from ...train import evaluate
-    from ..common import resolve_device
 
-    model = load_model(args.spec, trust=args.trust, device=resolve_device(args.device))
-    data = args.data or recorded_dataset(model.meta, args.spec)
+    model = load_model_from_args(args)
+    data = args.data or recorded_dataset(model.meta, args.model)
     if not data:
-        raise ConvscopeError(f"{args.spec} does not record its dataset; give one with --data")
+        raise ConvscopeError(f"{args.model} does not record its dataset; give one with --data")
     seed, same_split = split_for(model.meta, data, args.split_seed)
-    splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline)
+    splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline,
+                         progress=not args.no_progress)
     # same name and seed, but different files (e.g. full MNIST now cached): not the training split
     same_split = same_split and splits.description == (model.meta.get("dataset") or {}).get("split")
     result = evaluate(model, splits[args.split], batch_size=args.batch_size, split=args.split)
-    result.extra.update({"model": args.spec, "split_seed": seed, "split_description": splits.description,
+    result.extra.update({"model": args.model, "split_seed": seed, "split_description": splits.description,
                          "split_matches_training": same_split})
     out = Path(args.out)
     write_text_atomic(out / "confusion.json", json.dumps(result.to_dict(), indent=1) + "\n")
     save_png(confusion_figure(result.confusion, result.classes,
-                              title=f"{args.spec} on {data} ({args.split}): accuracy {result.accuracy:.2%}"),
+                              title=f"{args.model} on {data} ({args.split}): accuracy {result.accuracy:.2%}"),
              out / "confusion.png")
     if args.json:
         print(json.dumps({**result.to_dict(), "files": [str(out / "confusion.json"), str(out / "confusion.png")]}))
         return 0
-    print(f"{args.spec} on {data} / {args.split}: {splits.description}")
+    print(f"{args.model} on {data} / {args.split}: {splits.description}")
     if splits[args.split].note:
         print(f"data: {splits[args.split].note}")
     if not same_split and (model.meta.get("dataset") or {}).get("name"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import add_device_argument, add_model_argument, add_output_argument
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
+                      add_progress_argument, add_split_argument)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,15 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(p)
     add_output_argument(p)
     p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
-    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="which split (default: val)")
+    add_split_argument(p)
     p.add_argument("--layer", "-l", required=True, help="qualified module name, e.g. conv_2_2")
     p.add_argument("--k", type=int, default=9, help="examples per channel (default 9)")
     p.add_argument("--channels", "-c", help="channels, e.g. 0-15 (default: all)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard", metavar="I/N", help="rank only shard I of N and write DIR/partial-I-of-N.npz")
     p.add_argument("--merge", nargs="+", metavar="NPZ", help="merge these partial results instead of ranking")
-    p.add_argument("--out", "-o", metavar="DIR", required=True, help="output directory")
+    add_out_argument(p, "convscope-examples", "folder for the grids, examples.npz (or a shard's partial result)")
     add_device_argument(p)
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -40,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from ...features import TopExamples, example_images, merge, receptive_field, top_examples
     from ...render import save_png
     from ...render.features import examples_grid
-    from ..common import load_model_from_args
-    from .features import Bar, parse_units
+    from ..common import load_model_from_args, progress_bar
+    from .features import parse_units
 
     if args.k < 1:
         raise ConvscopeError("--k must be at least 1")
     model = load_model_from_args(args)
-    data = load_splits(args.data)[args.split]
+    data = load_splits(args.data, progress=not args.no_progress)[args.split]
     out = Path(args.out)
     if args.merge:
         result = merge([TopExamples.load(p) for p in args.merge])
@@ -58,12 +60,9 @@ def run(args: argparse.Namespace) -> int:
             except ValueError:
                 raise ConvscopeError(f"--shard wants I/N, e.g. 0/4, not {args.shard!r}") from None
             ds = data.shard(i, n)
-        bar = Bar(f"examples {args.layer}", "img")
-        try:
+        with progress_bar(args, f"examples {args.layer}", "img") as bar:
             result = top_examples(model, ds, args.layer, k=args.k, channels=parse_units(args.channels),
                                   batch_size=args.batch_size, progress=bar)
-        finally:
-            bar.close()
         if args.shard:
             path = result.save(out / f"partial-{i}-of-{n}.npz")
             print(f"wrote {path} ({result.seen} images); combine the shards with --merge")

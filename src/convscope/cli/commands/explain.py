@@ -22,13 +22,14 @@ import math
 import re
 import sys
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import ConvscopeError
-from ...io_utils import write_text_atomic
-from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
+                      add_progress_argument, description, load_model_from_args)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _PASS_THROUGH = frozenset({"pad", "identity", "dropout"})  # kinds that keep the picture as it is
 THUMB_CHANNELS = 6
@@ -38,11 +39,11 @@ THUMB_PIXELS = 64
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "explain", help="trace one image through a model and write per-layer figures, kernels and an HTML overview",
-        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
     add_output_argument(p)
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the figures, trace.json and index.html")
+    add_out_argument(p, "convscope-explain", "folder for the figures, trace.json and index.html")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="only these layers (qualified names, as in trace.json)")
     p.add_argument("--range", dest="value_range", default="unit", choices=["unit", "layer", "global"],
                    help="colour range: per channel (unit), per layer, or one over all layers (default: unit)")
@@ -53,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", metavar="FILE", help="class names: a JSON list or a text file with one name a line")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default: 5)")
     add_device_argument(p)
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     records = [t[name] for name in args.layers] if args.layers else list(t.layers)
     out = Path(args.out)
     written = write_explanation(t, records, out, mode=args.value_range, max_channels=args.max_channels,
-                                fmt=args.format, image_name=Path(args.image).name, top=top)
+                                fmt=args.format, image_name=Path(args.image).name, top=top,
+                                progress=not args.no_progress)
     print(f"wrote {written['layers']} layer figures, {written['kernels']} kernel figures, "
           f"trace.json and index.html to {out}")
     return 0
@@ -102,10 +105,13 @@ def read_classes(path: str | Path) -> list[str]:
 
 # -- writing ----------------------------------------------------------------------------
 def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: int = 64, fmt: str = "png",
-                      image_name: str = "", top=()) -> dict[str, int]:
-    """Write figures, kernels, ``trace.json`` and ``index.html`` for ``records`` of trace ``t``."""
+                      image_name: str = "", top=(), progress: bool = True) -> dict[str, int]:
+    """Write figures, kernels, ``trace.json`` and ``index.html`` for ``records`` of trace ``t``
+    (``progress``: a bar over the layers on a terminal)."""
+    import torch
     from tqdm import tqdm
 
+    from ...io_utils import write_text_atomic
     from ...render.activations import scale_for_kind
     from ...render.figure_io import save_figure
     from ...render.grid import save_png
@@ -124,7 +130,8 @@ def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: i
     index = {r.name: i for i, r in enumerate(t.layers)}
     entries: list[OverviewLayer] = []
     counts = {"layers": 0, "kernels": 0}
-    for rec in tqdm(records, desc="figures", unit="layer", disable=None, file=sys.stderr):
+    for rec in tqdm(records, desc="figures", unit="layer", disable=None if progress else True,
+                    file=sys.stderr):
         if rec.output is None or not isinstance(rec.output, torch.Tensor):
             continue
         stem = f"{index[rec.name]:0{width}d}_{_safe(rec.name)}"
@@ -206,6 +213,8 @@ def _softmax_entry(probs: np.ndarray, classes, out: Path, fmt: str, position: in
 
 def _global_range(t) -> tuple[float, float]:
     """min and max over every layer drawn on the red-blue scale."""
+    import torch
+
     from ...render.activations import scale_for_kind
 
     los, his = [], []
@@ -220,6 +229,8 @@ def _global_range(t) -> tuple[float, float]:
 def _thumbnail(arr: np.ndarray, scale: str, mode: str, global_range) -> np.ndarray | None:
     """A column of the first few channels, downsampled to about THUMB_PIXELS wide; a short
     vector (logits, a small dense layer) as a column of cells, one per value."""
+    import numpy as np
+
     from ...render.activations import activation_grid
     from ...render.colormap import colorize
 

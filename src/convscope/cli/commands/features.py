@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import add_device_argument, add_model_argument, add_output_argument
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
+                      add_progress_argument)
 
 
 def parse_units(text: str | None, count: int | None = None) -> list[int] | None:
@@ -31,24 +32,6 @@ def parse_units(text: str | None, count: int | None = None) -> list[int] | None:
     return units
 
 
-class Bar:
-    """A tqdm progress bar driven by ``progress(done, total)`` callbacks."""
-
-    def __init__(self, desc: str, unit: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=None, desc=desc, unit=unit, dynamic_ncols=True)
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar.total != total:
-            self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "features", help="activation maximisation: the picture each channel of a layer responds to most",
@@ -72,8 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty")
     p.add_argument("--batch-size", type=int, help="channels optimised together (default: all)")
     p.add_argument("--kernels", action="store_true", help="also write the layer's kernels (kernels.png)")
-    p.add_argument("--out", "-o", metavar="DIR", required=True, help="output directory")
+    add_out_argument(p, "convscope-features", "folder for grid.png and one PNG per channel")
     add_device_argument(p)
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -83,18 +67,15 @@ def run(args: argparse.Namespace) -> int:
     from ...features import kernels, visualize
     from ...render import save_png
     from ...render.features import feature_grid, kernel_grid, upscale
-    from ..common import load_model_from_args
+    from ..common import load_model_from_args, progress_bar
 
     model = load_model_from_args(args)
     units = parse_units(args.channels)
     layer = None if args.objective == "logit" else args.layer
-    bar = Bar(f"features {args.layer or 'logits'}", "step")
-    try:
+    with progress_bar(args, f"features {args.layer or 'logits'}", "step") as bar:
         vis = visualize(model, layer, units, objective=args.objective, steps=args.steps, param=args.param,
                         lr=args.lr, seed=args.seed, transforms=args.transforms, l2=args.l2, tv=args.tv,
                         batch_size=args.batch_size, progress=bar)
-    finally:
-        bar.close()
     out = Path(args.out)
     prefix = "class" if args.objective == "logit" else "channel"
     for u, image in zip(vis.units, vis.images):

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..common import add_device_argument, add_model_argument, add_output_argument, load_model_from_args
+from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
+                      add_progress_argument, add_split_argument, load_model_from_args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_argument(p)
     add_device_argument(p)
     p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default: test)")
+    add_split_argument(p)
     p.add_argument("--seed", type=int, default=0, help="split seed, and the seed of the random samples and t-SNE")
-    p.add_argument("--out", "-o", default="report.html", help="output file (default: report.html)")
+    add_out_argument(p, "report.html", "the report file", metavar="FILE")
     p.add_argument("--format", default=None, choices=["html", "pdf"],
                    help="file format (default: from the --out suffix, else html)")
     p.add_argument("--embedding", default="tsne", choices=["tsne", "pca", "umap", "none"],
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of the split")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $CONVSCOPE_CACHE or ~/.cache/convscope)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages")
+    add_progress_argument(p, "--quiet", "-q")
     p.set_defaults(func=run)
 
 
@@ -44,16 +45,16 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1 or args.batch_size < 1:
         raise ConvscopeError("--samples and --batch-size must be at least 1")
     model = load_model_from_args(args)
-    dataset = load_splits(args.data, seed=args.seed)[args.split]
+    dataset = load_splits(args.data, seed=args.seed, progress=not args.no_progress)[args.split]
     if args.limit is not None:
         if args.limit < 3:
             raise ConvscopeError("--limit must be at least 3")
         dataset = dataset.subset(list(range(min(args.limit, len(dataset)))))
-    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    log = None if args.no_progress else (lambda msg: print(msg, file=sys.stderr))
     checkpoint = args.model if Path(args.model).is_file() else None
     facts = write_report(args.out, model, dataset, fmt=fmt, split=args.split, seed=args.seed, checkpoint=checkpoint,
                          embedding=None if args.embedding == "none" else args.embedding, samples=args.samples,
-                         batch_size=args.batch_size, cache_dir=args.cache_dir, progress=not args.quiet, log=log)
+                         batch_size=args.batch_size, cache_dir=args.cache_dir, progress=not args.no_progress, log=log)
     print(f"wrote {args.out}: accuracy {100 * facts['accuracy']:.2f}% on {facts['count']} {args.split} images")
     for item in facts["left_out"]:
         print(f"  left out: {item}")

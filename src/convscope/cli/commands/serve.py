@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import errno
+import socket
 import threading
 import webbrowser
+from pathlib import Path
 
-from ..common import add_device_argument, add_trust_argument, resolve_device
+from ...errors import ConvscopeError
+from ..common import MODEL_HELP, add_device_argument, add_trust_argument, resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,11 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start the web explorer (CNN Explainer's views for any model) on a local port. "
                     "Then open the printed address in a browser.")
     p.add_argument("--model", "-m", action="append", metavar="SPEC", dest="models",
-                   help="a model to show (repeatable): 'default', a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
-                        "efficientnet-lite0), a checkpoint, a TorchScript file, or pkg.module:factory@weights.pt; "
-                        "the first is opened first (default: the shipped default model)")
+                   help=f"a model to show, repeatable: {MODEL_HELP}; the first is opened first (default: default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; a busy one is an error that "
+                                                           "suggests the next)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="another host name the page may be opened under (repeatable; e.g. a name in /etc/hosts). "
                         "Requests naming any other host are refused, which stops DNS-rebinding pages; "
@@ -45,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ...models import load_model
-    from ...errors import ConvscopeError
     from ...server import Registry, create_app
     from ...server.images import UploadStore
     from ...server.security import page_url, resolve_token
 
+    check_port(args.host, args.port)  # before any work: a busy port is the commonest failure
     specs = args.models or ["default"]
     device = resolve_device(args.device)
     if not 0 < args.max_upload_mb <= 1024:
@@ -62,9 +64,29 @@ def run(args: argparse.Namespace) -> int:
                      runs=args.runs or ("runs" if Path("runs").is_dir() else None))
     app.state.registry.load_all()  # fail early on a bad spec; no graph is built while jobs run
     app.state.registry.warm()  # the first page then draws at once
+    check_port(args.host, args.port)  # again: loading took seconds, in which another server may have started
     url = page_url(args.host, args.port, token)
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
     if args.open:
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port uvicorn could not listen on, before the page's address is
+    printed (uvicorn itself would log its own error after it). The probe socket is made the way
+    uvicorn makes its own (SO_REUSEADDR, so a port left in TIME_WAIT by a server that just
+    stopped is free), then closed."""
+    if not 0 < port < 65536:
+        raise ConvscopeError(f"--port must be in 1..65535, not {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            probe.listen(1)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConvscopeError(f"port {port} on {host} is in use; try --port {port + 1 if port < 65535 else port - 1}") from None
+            raise ConvscopeError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a zoo net (tiny-vgg, mnist-cnn, cifar-cnn), shaped to the data; or a checkpoint / "
                         "'default' to fine-tune (default: tiny-vgg)")
     p.add_argument("--data", "-d", help="dataset: digits, mnist, fashion-mnist, cifar10, folder:PATH (default: mnist)")
-    p.add_argument("--out", "-o", metavar="DIR", help="run directory (default: runs/MODEL-DATA)")
+    p.add_argument("--out", "-o", metavar="DIR", help="run folder, created if missing (default: runs/MODEL-DATA; "
+                                                       "the path is printed at the end)")
     p.add_argument("--epochs", type=int, help="total number of epochs (default: 10)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help="default: adam")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"best epoch {best['epoch']}: val accuracy {best['val_acc']:.4f}, val loss {best['val_loss']:.4f} "
               f"-> {result.best}")
+    print(f"run folder: {result.out}")
     return 0
 
 
