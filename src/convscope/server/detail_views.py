@@ -274,19 +274,18 @@ def linear_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     n_out = lin.output.numel()
     if not 0 <= unit < n_out:
         raise NotFound(f"layer {rec.name!r} has {n_out} units, no unit {unit}")
-    prod = lin.contributions[unit]
-    order = prod.abs().argsort(descending=True)[:TOP_CONTRIBUTIONS]
+    best = details.top_contributions(lin, unit, TOP_CONTRIBUTIONS)
     source_rec = te.trace[rec.inputs[0]] if rec.inputs else None
     flat_src = source_rec if source_rec is not None and source_rec.kind == "flatten" else None
     top = []
-    for i in order.tolist():
-        entry = {"index": i, "w": float(lin.weight[unit, i]), "x": float(lin.input[i]), "product": float(prod[i])}
+    for i, w, x, product in zip(best.indices.tolist(), best.weights.tolist(), best.inputs.tolist(),
+                                best.products.tolist()):
+        entry = {"index": i, "w": w, "x": x, "product": product}
         if flat_src is not None and flat_src.input.dim() == 4:
             entry["source"] = list(details.flatten_index(flat_src, i))
         top.append(entry)
-    d = {"view": "linear", **_head(rec, None, f"fully connected: {prod.numel()} inputs → {rec.output.shape[-1]} outputs"),
-         "unit": unit, "inputs": int(prod.numel()), "top": top,
-         "positive": float(prod[prod > 0].sum()), "negative": float(prod[prod < 0].sum()),
+    d = {"view": "linear", **_head(rec, None, f"fully connected: {best.count} inputs → {rec.output.shape[-1]} outputs"),
+         "unit": unit, "inputs": best.count, "top": top, "positive": best.positive, "negative": best.negative,
          "bias": float(lin.bias[unit]) if rec.bias is not None else None, "sum": float(lin.sums[unit]),
          "value": float(lin.output[unit]), "trace_value": float(rec.output[0, unit]),
          "source_layer": flat_src.inputs[0] if flat_src is not None and flat_src.inputs else None}
@@ -308,13 +307,9 @@ def softmax_view(te: TraceEntry, selected: int | None = None) -> dict[str, Any]:
         order.append(selected)
     rows = [{"index": i, "name": te.model.class_name(i), "logit": float(sm.logits[i]), "exp": float(sm.exp[i]),
              "prob": float(probs[i])} for i in order]
-    rest_idx = [i for i in range(probs.numel()) if i not in set(order)]
-    rest = None
-    if rest_idx:
-        idx = torch.tensor(rest_idx)
-        rest = {"count": len(rest_idx), "exp": float(sm.exp[idx].sum()), "prob": float(probs[idx].sum())}
+    rest = details.softmax_rest(sm, order)
     return {"view": "softmax", "layer": t.layers[-1].name, "title": "class scores: softmax",
             "subtitle": f"{probs.numel()} classes · logits from {t.layers[-1].name}",
-            "classes": int(probs.numel()), "rows": rows, "rest": rest, "sum_exp": float(sm.sum),
+            "classes": int(probs.numel()), "rows": rows, "rest": rest.to_dict() if rest is not None else None, "sum_exp": float(sm.sum),
             "shift": float(sm.shift),
             "selected": selected if selected is not None else order[0]}

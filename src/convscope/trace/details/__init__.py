@@ -13,7 +13,9 @@ Pure functions of a :class:`~convscope.trace.LayerRecord` (batch item 0 unless
 ``flatten_index``      flat index <-> (c, h, w) (``flatten_map``: the shape behind it)
 ``merge``              x + y, x * y, torch.cat: operands, result, channel ranges
 ``linear``             contributions w_ij * x_j, their sums, bias, outputs
+``top_contributions``  one output's largest contributions, and all positive / negative summed
 ``softmax``            exp(logit_i), their sum, probabilities
+``softmax_rest``       the classes a table leaves out: count, exp sum, probability sum
 =====================  ==============================================================
 """
 
@@ -27,13 +29,15 @@ from .base import Detail
 from .conv import ConvChannel, ConvPosition, conv_channel, conv_geometry, conv_position, padded_input
 from .pool import PoolWindow, PoolWindows, pool_window, pool_windows
 from .simple import (FORMULAS, BatchNormAffine, Elementwise, FlattenMap, LinearDetail, Merge, SoftmaxDetail,
-                     activation, batchnorm, flatten_index, flatten_map, flatten_position, linear, merge, softmax)
+                     SoftmaxRest, TopContributions, activation, batchnorm, flatten_index, flatten_map,
+                     flatten_position, linear, merge, softmax, softmax_rest, top_contributions)
 
 __all__ = [
     "BatchNormAffine", "ConvChannel", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "FlattenMap",
-    "LinearDetail", "Merge", "PoolWindow", "PoolWindows", "SoftmaxDetail", "activation", "batchnorm",
-    "conv_channel", "conv_geometry", "conv_position", "describe", "flatten_index", "flatten_map",
-    "flatten_position", "linear", "merge", "padded_input", "pool_window", "pool_windows", "softmax",
+    "LinearDetail", "Merge", "PoolWindow", "PoolWindows", "SoftmaxDetail", "SoftmaxRest", "TopContributions",
+    "activation", "batchnorm", "conv_channel", "conv_geometry", "conv_position", "describe", "flatten_index",
+    "flatten_map", "flatten_position", "linear", "merge", "padded_input", "pool_window", "pool_windows",
+    "softmax", "softmax_rest", "top_contributions",
 ]
 
 

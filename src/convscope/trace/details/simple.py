@@ -6,16 +6,18 @@
   with ``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean * scale``;
 * flatten: flat index ``i`` <-> ``(c, h, w)`` (row-major: ``i = (c*H + h)*W + w``);
 * linear: ``logit_i = sum_j w_ij x_j + b_i``; the terms ``w_ij x_j`` are the
-  contributions;
+  contributions (``top_contributions``: the largest in size, and the sums of all
+  positive and all negative ones);
 * softmax: ``p_i = e^{l_i} / sum_j e^{l_j}``; when ``e^{l_i}`` would overflow, every
-  logit is shifted by the largest (``shift``), which leaves ``p`` unchanged.
+  logit is shifted by the largest (``shift``), which leaves ``p`` unchanged
+  (``softmax_rest``: what a table of some classes leaves out).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -151,6 +153,30 @@ def linear(rec: LayerRecord, batch: int = 0) -> LinearDetail:
 
 
 @dataclass
+class TopContributions(Detail):
+    unit: int
+    indices: torch.Tensor  # (k,) the inputs j with the largest |w_ij x_j|, largest first (ties: lower j)
+    weights: torch.Tensor  # (k,) w_ij
+    inputs: torch.Tensor  # (k,) x_j
+    products: torch.Tensor  # (k,) w_ij x_j
+    positive: float  # the sum of every positive contribution (not only the top k)
+    negative: float  # the sum of every negative one; positive + negative = sums[i]
+    count: int  # how many inputs the unit reads
+
+
+def top_contributions(lin: LinearDetail, unit: int, k: int) -> TopContributions:
+    """The ``k`` contributions to output ``unit`` that are largest in size, and the sums of all
+    positive and all negative ones (what a view lists, and what the rest adds up to)."""
+    n_out = lin.output.shape[0]
+    if not 0 <= unit < n_out:
+        raise ConvscopeError(f"unit {unit} is out of range: the layer has {n_out} outputs")
+    prod = lin.contributions[unit]
+    order = prod.abs().argsort(descending=True, stable=True)[:max(0, k)]
+    return TopContributions(unit, order, lin.weight[unit, order], lin.input[order], prod[order],
+                            float(prod[prod > 0].sum()), float(prod[prod < 0].sum()), int(prod.numel()))
+
+
+@dataclass
 class SoftmaxDetail(Detail):
     logits: torch.Tensor  # (classes,)
     shift: float  # subtracted from every logit before exp (0 unless exp would overflow)
@@ -180,6 +206,23 @@ def softmax(source: Any, batch: int = 0) -> SoftmaxDetail:
     e = torch.exp(logits - shift)
     total = float(e.sum())
     return SoftmaxDetail(logits, shift, e, total, e / total)
+
+
+@dataclass
+class SoftmaxRest(Detail):
+    count: int  # classes left out
+    exp: float  # the sum of their exp(logit - shift)
+    prob: float  # the sum of their probabilities
+
+
+def softmax_rest(sm: SoftmaxDetail, shown: Sequence[int]) -> SoftmaxRest | None:
+    """The classes not in ``shown`` taken together (None when every class is shown), so a
+    table of the top classes still adds up to ``sum`` and to 1."""
+    rest = torch.ones(sm.probs.shape[0], dtype=torch.bool)
+    rest[torch.as_tensor(list(shown), dtype=torch.long)] = False
+    if not rest.any():
+        return None
+    return SoftmaxRest(int(rest.sum()), float(sm.exp[rest].sum()), float(sm.probs[rest].sum()))
 
 
 @dataclass
