@@ -366,3 +366,31 @@ def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir, cnn_explainer_
         for row in rows:
             assert row["prob"] == pytest.approx(expected[row["index"]], abs=1e-5)
         assert rows[0]["index"] == ref["images"][name]["pillow_decode"]["top_index"]
+
+
+def test_a_view_router_serves_from_a_context_in_ones_own_app(registry):
+    """Each view module is ``router(ctx)`` over one ServerContext, so a view can be mounted in
+    another FastAPI app; an image source registered on the registry serves that app's views."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from convscope.server import routes_network
+    from convscope.server.context import ServerContext
+    from convscope.server.registry import Registry
+
+    own = Registry(["default"], loader=registry._loader)
+    pixels = np.full((28, 28), 200, np.uint8)
+    own.add_image_source("mine-", lambda model, image: pixels)
+    app = FastAPI()
+    app.include_router(routes_network.router(ServerContext(own)))
+    c = TestClient(app)
+    assert c.get("/api/models").json()["default"] == "default"
+    t = c.get("/api/models/default/trace", params={"image": "mine-1"})
+    assert t.status_code == 200 and t.json()["image"] == "mine-1"
+    direct = own.entry("default").model
+    expected = direct.net(direct.batch(direct.preprocess(pixels))).softmax(-1)[0]
+    top = t.json()["prediction"]["top"][0]
+    assert top["prob"] == pytest.approx(float(expected[top["index"]]), abs=1e-5)
+    for reserved in ("upload-", "sample-", "", "up"):
+        with pytest.raises(ValueError):
+            own.add_image_source(reserved, lambda model, image: pixels)

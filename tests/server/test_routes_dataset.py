@@ -123,3 +123,16 @@ def test_bad_requests(client, path, status):
 def test_unknown_embedding_method_is_refused(client):
     r = client.post("/api/models/default/dataset/test/embedding", params={"method": "lda"})
     assert r.status_code == 400 and "pca" in r.json()["detail"]
+
+
+def test_viewing_many_dataset_images_keeps_a_bounded_number_of_pngs(client):
+    """Display PNGs of samples and dataset images are cached, but not every one ever viewed:
+    paging through a split used to keep each image's PNG for the life of the server."""
+    registry = client.app.state.registry
+    viewed = 300
+    for row in range(viewed):
+        r = client.get(f"/api/models/default/images/data-train-{row}.png")
+        assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0 < len(registry._pngs) < viewed
+    again = client.get("/api/models/default/images/data-train-0.png")  # dropped long ago: made again, the same
+    assert again.content == client.get("/api/models/default/images/data-train-0.png").content

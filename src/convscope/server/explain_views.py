@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from ..errors import ConvscopeError, NotFound
 from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
+from ..lru import LRU
 from ..probe import spatial_layers
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
@@ -113,22 +113,12 @@ class Explainers:
     copy are built once, not per request (a small LRU; the objects are thread-safe)."""
 
     def __init__(self, size: int = 8) -> None:
-        self._items: OrderedDict[tuple, Method] = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
+        self._items: LRU[tuple, Method] = LRU(size)
 
     def get(self, te: TraceEntry, cls: type[Method], layer: str | None) -> Method:
-        key = (te.model_name, id(te.model.net), cls.name, layer)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        m = cls(te.model, layer)  # the constructor's defaults: the same picture as Python and the CLI
-        with self._lock:
-            self._items[key] = m
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return m
+        # the constructor's defaults: the same picture as Python and the CLI
+        return self._items.get_or_make((te.model_name, id(te.model.net), cls.name, layer),
+                                       lambda: cls(te.model, layer))
 
 
 def _phases(progress: Progress, weights: list[float]) -> list[Progress]:
@@ -159,34 +149,17 @@ def attribution_json(te: TraceEntry, explainers: Explainers, method: str, layer:
     progress = progress or (lambda done, total: None)
     key = (cls.name, layer, target)
     p_attr, p_del, p_ins = _phases(progress, [2.0, 1.0, 1.0] if metrics else [1.0, 0.0, 0.0])
-    entry = te.cache.get(("why", key))
-    if entry is None:
+
+    def attribute() -> tuple[Attribution, dict[str, Any]]:
         result = explainers.get(te, cls, layer)(te.x, target, progress=p_attr)
-        entry = _remember(te, ("why", key), (result, _map_json(te, cls, result, target)))
-    result, out = entry
+        return result, _map_json(te, cls, result, target)
+
+    result, out = te.attributions.get_or_make(key, attribute)
     if metrics:
-        found = te.cache.get(("why-metrics", key))
-        if found is None:
-            found = _remember(te, ("why-metrics", key), _metrics_json(te, result, p_del, p_ins))
+        found = te.attribution_metrics.get_or_make(key, lambda: _metrics_json(te, result, p_del, p_ins))
         out = {**out, "metrics": found}
     progress(1000, 1000)
     return out
-
-
-WHY_KEEP = 24  # attributions (and their metrics) kept per trace: each holds input-sized maps
-
-
-def _remember(te: TraceEntry, key: tuple, value: Any) -> Any:
-    """Cache ``value`` on the trace, dropping the oldest entries of the same kind past WHY_KEEP.
-
-    Without the bound, one image asked for many (method, layer, target) combinations
-    (EfficientNet-Lite0 has 1,000 targets) would grow the trace's cache without limit.
-    """
-    te.cache[key] = value
-    same = [k for k in list(te.cache) if isinstance(k, tuple) and k and k[0] == key[0]]
-    for old in same[:-WHY_KEEP]:
-        te.cache.pop(old, None)
-    return value
 
 
 def _map_json(te: TraceEntry, cls: type[Method], result: Attribution, target: int) -> dict[str, Any]:

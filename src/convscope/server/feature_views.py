@@ -20,8 +20,6 @@ PNG data URLs inside the JSON.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -32,6 +30,7 @@ from ..data.base import ImageDataset
 from ..errors import ConvscopeError, NotFound
 from ..features import (Cancelled, FeatureCache, TopExamples, cached_visualize, example_images, kernels,
                         receptive_field, resolve_layer, top_examples)
+from ..lru import LRU
 from ..models.model import Model
 from ..probe import capture, model_state, run_to
 from ..render.features import examples_grid, kernel_image, upscale
@@ -134,45 +133,28 @@ def data_choice(model: Model, data: str | ImageDataset | None, split: str = "val
 class Examples:
     """Loaded datasets and per-layer top-example passes, each computed once (thread-safe)."""
 
-    def __init__(self, keep: int = 8) -> None:
-        self._splits: dict[str, Any] = {}
-        self._results: OrderedDict[tuple, tuple[TopExamples, Any]] = OrderedDict()
-        self._locks: dict[tuple, threading.Lock] = {}
-        self._lock = threading.Lock()
-        self._keep = keep
-
-    def _key_lock(self, key: tuple) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(key, threading.Lock())
+    def __init__(self, keep: int = 8, datasets: int = 4) -> None:
+        self._splits: LRU[str, Any] = LRU(datasets)
+        self._results: LRU[tuple, tuple[TopExamples, Any]] = LRU(keep)
 
     def dataset(self, choice: DataChoice) -> ImageDataset:
         if choice.dataset is not None:
             return choice.dataset
-        if choice.name is None:
+        name = choice.name
+        if name is None:
             raise ConvscopeError("no dataset is configured for this model: start the explorer with --data NAME")
-        with self._key_lock(("data", choice.name)):
-            if choice.name not in self._splits:
-                from ..data import load_splits
+        from ..data import load_splits
 
-                self._splits[choice.name] = load_splits(choice.name, download=False, progress=False)
-        return self._splits[choice.name][choice.split]
+        splits = self._splits.get_or_make(name, lambda: load_splits(name, download=False, progress=False))
+        return splits[choice.split]
 
     def layer_result(self, model: Model, layer: str, k: int, choice: DataChoice,
                      progress: Progress | None = None) -> tuple[TopExamples, Any, ImageDataset]:
         """The whole layer's top-k (one pass, all channels) and its receptive field."""
         data = self.dataset(choice)
         key = (id(model.net), layer, k, choice.name, choice.split, id(choice.dataset))
-        with self._key_lock(key):
-            with self._lock:
-                if key in self._results:
-                    self._results.move_to_end(key)
-                    return (*self._results[key], data)
-            result = top_examples(model, data, layer, k=k, progress=progress)
-            rf = receptive_field(model, layer)
-            with self._lock:
-                self._results[key] = (result, rf)
-                while len(self._results) > self._keep:
-                    self._results.popitem(last=False)
+        result, rf = self._results.get_or_make(
+            key, lambda: (top_examples(model, data, layer, k=k, progress=progress), receptive_field(model, layer)))
         return result, rf, data
 
     def channel_json(self, model: Model, layer: str, channel: int, k: int, choice: DataChoice,

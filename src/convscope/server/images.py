@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConvscopeError, NotFound
+from ..lru import LRU
 from ..models.preprocessing import open_image
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -138,33 +137,22 @@ class UploadStore:
         self.capacity = capacity
         self.max_bytes = max_bytes  # one upload's size cap (convscope serve --max-upload-mb)
         self.max_pixels = max_pixels
-        self._items: OrderedDict[str, Image.Image] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRU[str, Image.Image] = LRU(capacity, cost=lambda im: im.width * im.height,
+                                                 max_cost=max_pixels)
 
     def add(self, data: bytes) -> str:
         """Validate and decode ``data``; return its id. Raises ConvscopeError for bad images."""
         check_upload(data, self.max_bytes)
         image_id = "upload-" + hashlib.sha256(data).hexdigest()[:20]
-        with self._lock:
-            if image_id in self._items:
-                self._items.move_to_end(image_id)
-                return image_id
-        pil = open_image(data)  # full decode: truncated data fails here with a clear message
-        with self._lock:
-            self._items[image_id] = pil
-            while len(self._items) > 1 and (len(self._items) > self.capacity or self._pixels() > self.max_pixels):
-                self._items.popitem(last=False)
+        # full decode: truncated data fails here with a clear message
+        self._items.get_or_make(image_id, lambda: open_image(data))
         return image_id
 
-    def _pixels(self) -> int:
-        return sum(im.width * im.height for im in self._items.values())
-
     def get(self, image_id: str) -> Image.Image:
-        with self._lock:
-            if image_id not in self._items:
-                raise NotFound(f"unknown image {image_id!r} (uploads are kept for the last {self.capacity})")
-            self._items.move_to_end(image_id)
-            return self._items[image_id]
+        found = self._items.get(image_id)
+        if found is None:
+            raise NotFound(f"unknown image {image_id!r} (uploads are kept for the last {self.capacity})")
+        return found
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,8 @@ from ..errors import ConvscopeError, NotFound
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from .context import ServerContext
+
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,8 @@ class JobManager:
         except ConvscopeError as exc:
             job.status, job.error = "failed", str(exc)
         except Exception as exc:  # a bug: keep the server alive, say what happened
+            log.exception("job %s (%s) failed", job.id, job.kind)  # the traceback, in the log before "failed"
             job.status, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
-            log.exception("job %s (%s) failed", job.id, job.kind)  # the traceback goes to the server's log
         finally:
             if job._cancel.is_set() and job.status == "running":
                 job.status = "cancelled"
@@ -151,11 +153,12 @@ class JobManager:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def router(jobs: JobManager) -> "APIRouter":
-    """``GET /api/jobs/{id}`` (progress, then the result) and ``DELETE`` (cancel), for every
-    view that submits background work; running jobs are cancelled when the server stops."""
+def router(ctx: ServerContext) -> APIRouter:
+    """``GET /api/jobs/{id}`` (progress, then the result) and ``DELETE`` (cancel) for ``ctx.jobs``,
+    the pool every view submits background work to; running jobs are cancelled when the server stops."""
     from fastapi import APIRouter
 
+    jobs = ctx.jobs
     r = APIRouter(tags=["jobs"])
     r.add_event_handler("shutdown", jobs.shutdown)
 

@@ -1,9 +1,13 @@
 """Models the server shows, each loaded once, and their traces cached per image.
 
 A trace of EfficientNet-Lite0 holds every intermediate tensor (tens of MB), so traces
-live in a bounded least-recently-used cache keyed by (model, image). Loading and
-tracing are guarded by locks so concurrent requests for the same thing do the work
-once.
+live in a bounded least-recently-used cache keyed by (model, image) (:class:`convscope.lru.LRU`).
+Loading and tracing are guarded by locks so concurrent requests for the same thing do
+the work once.
+
+Image ids: ``sample-<k>`` (the model's built-in samples), ``upload-<hash>`` (uploads) and
+whatever prefix a view registers with :meth:`Registry.add_image_source` (the dataset
+view's ``data-<split>-<row>``).
 """
 
 from __future__ import annotations
@@ -12,15 +16,24 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ConvscopeError, NotFound
+from ..lru import LRU
 from ..models import Model, load_model
 from ..trace.fx_trace import prepare_graph
 from .images import Sample, UploadStore, samples_for
+
+if TYPE_CHECKING:
+    from ..explain import Attribution
+
+PixelSource = Callable[[str, str], Any]  # (model name, image id) -> pixels, as Model.preprocess takes them
+WHY_KEEP = 24  # attributions (and their metrics) kept per trace: each holds input-sized maps
+PNG_KEEP = 256  # display PNGs kept (samples and dataset images; uploads are never kept)
+RESERVED = ("sample-", "upload-")
 
 
 def spec_name(spec: str) -> str:
@@ -35,9 +48,19 @@ def spec_name(spec: str) -> str:
     return spec
 
 
+def _why_cache() -> LRU:
+    return LRU(WHY_KEEP)
+
+
 @dataclass
 class TraceEntry:
-    """One traced image: the model, the input batch, the trace, and per-layer numpy outputs."""
+    """One traced image: the model, the input batch, the trace, per-layer numpy outputs, and
+    what the views derive from them once per trace.
+
+    ``attributions`` and ``attribution_metrics`` are keyed by (method, layer, class) and
+    bounded: one image asked for many combinations (EfficientNet-Lite0 has 1,000 classes)
+    would otherwise grow without limit.
+    """
 
     model_name: str
     image_id: str
@@ -45,7 +68,9 @@ class TraceEntry:
     x: torch.Tensor
     trace: Any
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)  # derived JSON, computed once per trace
+    overview: dict[str, Any] | None = None  # the overview's JSON (views.trace_json)
+    attributions: LRU[tuple, tuple[Attribution, dict[str, Any]]] = field(default_factory=_why_cache)
+    attribution_metrics: LRU[tuple, dict[str, Any]] = field(default_factory=_why_cache)
 
     def record(self, layer: str):
         for rec in self.trace.layers:
@@ -119,13 +144,17 @@ class Registry:
                 name += "'"
             self.models[name] = ModelEntry(name, str(spec), self._loader)
         self.uploads = uploads or UploadStore()
-        # more kinds of image id: prefix -> pixels(model name, image id), e.g. "data-" for dataset images
-        self.image_sources: dict[str, Callable[[str, str], Any]] = {}
-        self.max_traces = max_traces
-        self._traces: OrderedDict[tuple[str, str], TraceEntry] = OrderedDict()
-        self._pngs: dict[tuple[str, str], bytes] = {}
-        self._lock = threading.Lock()
+        self._sources: dict[str, PixelSource] = {}
+        self._traces: LRU[tuple[str, str], TraceEntry] = LRU(max_traces)
+        self._pngs: LRU[tuple[str, str], bytes] = LRU(PNG_KEEP)
         self._trace_lock = threading.Lock()
+
+    def add_image_source(self, prefix: str, pixels: PixelSource) -> None:
+        """Resolve image ids starting with ``prefix`` through ``pixels(model name, image id)``
+        (the dataset view registers ``data-``); registering a prefix again replaces it."""
+        if not prefix or any(prefix.startswith(r) or r.startswith(prefix) for r in RESERVED):
+            raise ValueError(f"image id prefix {prefix!r} is empty or overlaps {', '.join(RESERVED)}")
+        self._sources[prefix] = pixels
 
     def entry(self, name: str) -> ModelEntry:
         try:
@@ -137,22 +166,18 @@ class Registry:
         """The pixels the network sees for an image, as PNG bytes (cached for samples)."""
         from ..render import png_bytes
 
-        key = (name, image_id)
-        with self._lock:
-            if key in self._pngs:
-                return self._pngs[key]
-        model = self.entry(name).model
-        data = png_bytes(model.to_display(self.input_batch(name, image_id)[0]))
-        if not image_id.startswith("upload-"):
-            with self._lock:
-                self._pngs[key] = data
-        return data
+        def make() -> bytes:
+            return png_bytes(self.entry(name).model.to_display(self.input_batch(name, image_id)[0]))
+
+        if image_id.startswith("upload-"):
+            return make()
+        return self._pngs.get_or_make((name, image_id), make)
 
     def input_batch(self, name: str, image_id: str) -> torch.Tensor:
         """The network input (1, C, H, W) for a sample or upload."""
         entry = self.entry(name)
         model = entry.model
-        source = next((f for prefix, f in self.image_sources.items() if image_id.startswith(prefix)), None)
+        source = next((f for prefix, f in self._sources.items() if image_id.startswith(prefix)), None)
         if image_id.startswith("upload-"):
             pixels = self.uploads.get(image_id)
         elif source is not None:
@@ -174,24 +199,14 @@ class Registry:
 
     def trace(self, name: str, image_id: str) -> TraceEntry:
         """The (cached) trace of ``image_id`` through model ``name``."""
-        key = (name, image_id)
-        with self._lock:
-            if key in self._traces:
-                self._traces.move_to_end(key)
-                return self._traces[key]
-        with self._trace_lock:  # one forward pass at a time: CPU cores are few
-            with self._lock:
-                if key in self._traces:
-                    return self._traces[key]
-            from ..trace import trace as run_trace
+        return self._traces.get_or_make((name, image_id), lambda: self._run_trace(name, image_id))
 
+    def _run_trace(self, name: str, image_id: str) -> TraceEntry:
+        from ..trace import trace as run_trace
+
+        with self._trace_lock:  # one forward pass at a time: CPU cores are few
             model = self.entry(name).model
             x = self.input_batch(name, image_id)
             with torch.no_grad():
                 t = run_trace(model, x)
-            te = TraceEntry(name, image_id, model, x, t)
-            with self._lock:
-                self._traces[key] = te
-                while len(self._traces) > self.max_traces:
-                    self._traces.popitem(last=False)
-        return te
+        return TraceEntry(name, image_id, model, x, t)

@@ -29,6 +29,7 @@ from ..analysis import (METHODS, DatasetPass, cached_embedding, cached_pass, cel
 from ..data.base import ImageDataset
 from ..data.registry import recorded_dataset
 from ..errors import ConvscopeError, NotFound
+from .context import ServerContext
 from .jobs import JobManager
 from .registry import Registry
 
@@ -194,14 +195,12 @@ def rows_json(result: DatasetPass, split: str, rows: np.ndarray | list[int]) -> 
     return out
 
 
-def router(registry: Registry, jobs: JobManager, data: str | None = None,
-           split_seed: int | None = None) -> APIRouter:
-    """The dataset endpoints; registers ``data-<split>-<row>`` images with ``registry``.
-    Background passes go to ``jobs`` (whose status routes are :func:`convscope.server.jobs.router`)."""
-    store = DatasetStore(registry, jobs, data, split_seed)
-    registry.image_sources[PREFIX] = store.pixels
+def router(ctx: ServerContext) -> APIRouter:
+    """The dataset endpoints; registers ``data-<split>-<row>`` image ids with ``ctx.registry``
+    (so the explorer opens dataset images). Background passes go to ``ctx.jobs``."""
+    store = DatasetStore(ctx.registry, ctx.jobs, ctx.data, ctx.split_seed)
+    ctx.registry.add_image_source(PREFIX, store.pixels)
     r = APIRouter(tags=["dataset"])
-    r.store = store  # for tests and other routers
 
     @r.get("/api/models/{model}/dataset", summary="Which dataset this model is measured on, and which passes are ready")
     def which(model: str) -> dict[str, Any]:

@@ -28,63 +28,24 @@ FastAPI runs them in its thread pool, so nothing heavy runs on the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query
 
-from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..explain import method_info
-from ..features import FeatureCache
 from . import explain_views, feature_views
-from .jobs import JobManager
-from .registry import Registry
+from .context import ServerContext
 
 
-@dataclass
-class ExplainSettings:
-    """Server options for the two panels.
-
-    ``data``: the dataset for top examples: ``"auto"`` (embedded MNIST for 1-channel
-    28x28 models, none for others), ``None``, a dataset name (``convscope serve --data``),
-    or an :class:`ImageDataset`; ``split`` which split of a named one. ``cache_dir``:
-    the feature-visualisation cache (default ``$CONVSCOPE_CACHE/features``). ``steps``:
-    the optimisation steps the page asks for by default.
-    """
-
-    data: str | ImageDataset | None = "auto"
-    split: str = "val"
-    cache_dir: str | Path | None = None
-    steps: int = 128
-
-    def cache(self) -> FeatureCache:
-        if self.cache_dir is not None:
-            return FeatureCache(self.cache_dir)
-        from ..data.download import cache_dir
-
-        return FeatureCache(cache_dir() / "features")
-
-
-def install(app: Any, registry: Registry, data: str | ImageDataset | None = None) -> ExplainSettings:
-    """Add the panels' routes to ``app`` (what ``create_app`` calls); returns the settings.
-
-    The settings live on ``app.state.explain`` and are read per request (tests and
-    embedding code may change ``data`` or ``cache_dir`` after creation). Jobs go to the
-    shared ``app.state.jobs`` (created by ``create_app`` with its status routes).
-    """
-    settings = ExplainSettings(data=data if data is not None else "auto")
-    app.state.explain = settings
-    app.include_router(build_router(registry, settings, app.state.jobs))
-    return settings
-
-
-def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager) -> APIRouter:
-    """The panels' routes; their long work goes to ``jobs`` (status routes: ``server.jobs.router``)."""
+def router(ctx: ServerContext) -> APIRouter:
+    """The panels' routes. Settings are read from ``ctx.explain`` per request (tests and
+    embedding code may change ``data`` or ``cache_dir`` after creation); long work goes
+    to ``ctx.jobs``."""
+    registry, settings, jobs = ctx.registry, ctx.explain, ctx.jobs
     explainers = explain_views.Explainers()
     examples = feature_views.Examples()
-    router = APIRouter(tags=["why", "look-for"])
+    r = APIRouter(tags=["why", "look-for"])
 
     def methods_list(method: str) -> list[str]:
         names = [m for m in method.split(",") if m.strip()]
@@ -93,23 +54,23 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
         return names
 
     # -- Why? ---------------------------------------------------------------------------
-    @router.get("/api/explain/methods", summary="Attribution methods for the Why? panel")
+    @r.get("/api/explain/methods", summary="Attribution methods for the Why? panel")
     def methods() -> dict[str, Any]:
         return {"methods": method_info(), "default": "gradcam"}
 
-    @router.get("/api/models/{model}/explain/options",
+    @r.get("/api/models/{model}/explain/options",
                 summary="Spatial layers (and the default), classes and the prediction for the Why? panel")
     def explain_options(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
         return explain_views.options_json(registry.trace(model, image))
 
-    @router.get("/api/models/{model}/explain", summary="Explain a prediction: heatmap, overlay and metrics")
+    @r.get("/api/models/{model}/explain", summary="Explain a prediction: heatmap, overlay and metrics")
     def explain_now(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
                     layer: str | None = Query(None), target: int | None = Query(None),
                     metrics: bool = Query(True)) -> dict[str, Any]:
         te = registry.trace(model, image)
         return explain_views.attribution_json(te, explainers, method, layer, target, metrics)
 
-    @router.post("/api/models/{model}/explain", summary="The same as GET, as a background job")
+    @r.post("/api/models/{model}/explain", summary="The same as GET, as a background job")
     def explain_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
                     layer: str | None = Query(None), target: int | None = Query(None),
                     metrics: bool = Query(True)) -> dict[str, Any]:
@@ -120,7 +81,7 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
             key=("explain", model, image, cls.name, layer, target, metrics))
         return job.describe()
 
-    @router.post("/api/models/{model}/sanity",
+    @r.post("/api/models/{model}/sanity",
                  summary="Model-parameter randomisation sanity check (Adebayo et al. 2018) as a job")
     def sanity_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
                    layer: str | None = Query(None), target: int | None = Query(None),
@@ -136,25 +97,25 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
         return job.describe()
 
     # -- What does it look for? -----------------------------------------------------------
-    @router.get("/api/models/{model}/features", summary="What the look-for panel offers for this model")
+    @r.get("/api/models/{model}/features", summary="What the look-for panel offers for this model")
     def features_info(model: str) -> dict[str, Any]:
         m = registry.entry(model).model
         choice = feature_views.data_choice(m, settings.data, settings.split)
         return {"model": model, "dataset": choice.name, "split": (choice.split or None) if choice.name else None,
                 "steps": settings.steps}
 
-    @router.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")
+    @r.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")
     def channel_kernels(model: str, layer: str, channel: int = Query(0, ge=0)) -> dict[str, Any]:
         return feature_views.kernels_json(registry.entry(model).model, layer, channel)
 
-    @router.get("/api/models/{model}/layers/{layer}/visualization",
+    @r.get("/api/models/{model}/layers/{layer}/visualization",
                 summary="A channel's cached activation-maximisation picture, or {cached: false}")
     def visualization(model: str, layer: str, channel: int = Query(0, ge=0),
                       steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
         return feature_views.visualization_json(registry.entry(model).model, layer, channel,
                                                 steps or settings.steps, settings.cache(), compute=False)
 
-    @router.post("/api/models/{model}/layers/{layer}/visualization",
+    @r.post("/api/models/{model}/layers/{layer}/visualization",
                  summary="Compute a channel's activation-maximisation picture as a job (cached on disk)")
     def visualization_job(model: str, layer: str, channel: int = Query(0, ge=0),
                           steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
@@ -166,7 +127,7 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
             m, name, channel, steps, cache, progress), key=("visualization", model, name, channel, steps))
         return job.describe()
 
-    @router.post("/api/models/{model}/layers/{layer}/examples",
+    @r.post("/api/models/{model}/layers/{layer}/examples",
                  summary="A channel's top-activating dataset examples as a job")
     def examples_job(model: str, layer: str, channel: int = Query(0, ge=0),
                      k: int = Query(8, ge=1, le=64)) -> dict[str, Any]:
@@ -180,4 +141,4 @@ def build_router(registry: Registry, settings: ExplainSettings, jobs: JobManager
                           key=("examples", model, name, channel, k))
         return job.describe()
 
-    return router
+    return r

@@ -35,6 +35,7 @@ from ..analysis.runs import METRICS_FILE, curves, read_metrics
 from ..errors import ConvscopeError, NotFound
 from ..io_utils import resolve_inside
 from ..train.snapshots import FOLDER as SNAPSHOTS, load_snapshot
+from .context import ServerContext
 from .encoding import pack_map
 
 MAX_DEPTH = 3
@@ -260,9 +261,9 @@ def snapshot_json(snap: dict[str, Any], classes: list[str] | None = None) -> dic
     }
 
 
-def router(runs: str | Path | None) -> APIRouter:
-    """The ``/api/runs`` endpoints for the runs under ``runs`` (None: no runs folder)."""
-    index = RunIndex(runs)
+def router(ctx: ServerContext) -> APIRouter:
+    """The ``/api/runs`` endpoints for the runs under ``ctx.runs`` (None: no runs folder)."""
+    index = RunIndex(ctx.runs)
     r = APIRouter(tags=["training runs"])
 
     @r.get("/api/runs", summary="Training runs under the runs folder (convscope serve --runs DIR)")

@@ -1,0 +1,152 @@
+"""The explorer's core API: models, images, the trace, activation maps, layer arithmetic,
+the softmax and the convolution playground.
+
+Every answer is read off the cached trace of (model, image) (:class:`~.registry.Registry`)
+or computed by the trace's detail functions; the JSON is shaped by :mod:`.views`,
+:mod:`.detail_views` and :mod:`.playground`. Activation maps travel as compact binary
+(:mod:`.encoding`), one layer and one page of channels at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ConvscopeError, NotFound
+from . import detail_views, playground, views
+from .context import ServerContext
+from .encoding import encode_array, encode_many, pack_map
+from .registry import TraceEntry
+
+MAX_PAGES = 256  # layer pages one /activations request may ask for
+
+
+def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str) -> bytes:
+    """One page of a layer's output as binary: channels ``start..start+count`` of a (C, H, W)
+    output, the whole vector of a (C,) one, or any other output flattened."""
+    arr = te.array(layer)
+    if arr.ndim == 3:
+        page = arr[start:start + count]
+    elif arr.ndim == 1:
+        page = arr
+        start, count = 0, arr.shape[0]
+    else:
+        page = arr.reshape(-1)
+    return encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]),
+                        **views.channel_stats(page))
+
+
+def parse_page(item: str) -> tuple[str, int, int, str]:
+    """``LAYER:START:COUNT:DTYPE`` (the layer name may itself hold colons)."""
+    try:
+        layer, start, count, dtype = item.rsplit(":", 3)
+        start_i, count_i = int(start), int(count)
+    except ValueError:
+        raise ConvscopeError(f"bad page {item!r}: expected LAYER:START:COUNT:DTYPE") from None
+    if start_i < 0 or not 1 <= count_i <= 4096 or dtype not in ("float16", "float32"):
+        raise ConvscopeError(f"bad page {item!r}: start >= 0, 1 <= count <= 4096, dtype float16 or float32")
+    return layer, start_i, count_i, dtype
+
+
+def router(ctx: ServerContext) -> APIRouter:
+    """The ``/api/models`` endpoints of the explorer's main view."""
+    reg = ctx.registry
+    r = APIRouter()
+
+    @r.get("/api/models", summary="The models this server shows")
+    def list_models() -> dict[str, Any]:
+        return {"models": [{"name": e.name, "spec": e.spec, "loaded": e.loaded} for e in reg.models.values()],
+                "default": next(iter(reg.models))}
+
+    @r.get("/api/models/{model}", summary="A model's input, classes and preprocessing")
+    def model_info(model: str) -> dict[str, Any]:
+        e = reg.entry(model)
+        m = e.model
+        c, h, w = m.input_shape
+        return {"name": e.name, "spec": e.spec, "input_shape": [c, h, w], "channels": c,
+                "classes": list(m.classes) if m.classes is not None else None,
+                "preprocessing": m.preprocessing.to_dict(), "untrained": bool(m.meta.get("untrained")),
+                "parameters": int(sum(p.numel() for p in m.net.parameters())),
+                "samples": [s.describe() for s in e.samples]}
+
+    @r.get("/api/models/{model}/samples", summary="Built-in sample images for this model")
+    def samples(model: str) -> list[dict[str, Any]]:
+        return [s.describe() for s in reg.entry(model).samples]
+
+    @r.post("/api/models/{model}/images", summary="Upload an image (any format Pillow reads)")
+    async def upload(model: str, file: UploadFile = File(...)) -> dict[str, Any]:
+        reg.entry(model)
+        data = await file.read(reg.uploads.max_bytes + 1)
+
+        def store() -> str:  # decoding and preprocessing are CPU work: off the event loop
+            image_id = reg.uploads.add(data)
+            reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
+            return image_id
+
+        return {"image": await run_in_threadpool(store)}
+
+    @r.get("/api/models/{model}/images/{image}.png", summary="The pixels the network sees, as PNG")
+    def image_png(model: str, image: str) -> Response:
+        cache = "no-store" if image.startswith("upload-") else "max-age=3600"
+        return Response(reg.display_png(model, image), media_type="image/png", headers={"Cache-Control": cache})
+
+    @r.get("/api/models/{model}/trace", summary="Every layer of the forward pass, with ranges and prediction")
+    def trace(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
+        te = reg.trace(model, image)
+        if te.overview is None:
+            te.overview = views.trace_json(te)
+        return te.overview
+
+    @r.get("/api/models/{model}/summary", summary="Layers, shapes, parameters and multiply-adds")
+    def summary(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
+        return views.summary_json(reg.trace(model, image))
+
+    @r.get("/api/models/{model}/layers/{layer}/activations",
+           summary="A page of a layer's output channels as binary float16/float32",
+           response_class=Response)
+    def activations(model: str, layer: str, image: str = Query("sample-0"), start: int = Query(0, ge=0),
+                    count: int = Query(64, ge=1, le=4096), dtype: str = Query("float16", pattern="^float(16|32)$")
+                    ) -> Response:
+        blob = page_blob(reg.trace(model, image), layer, start, count, dtype)
+        return Response(blob, media_type="application/octet-stream")
+
+    @r.get("/api/models/{model}/activations", response_class=Response,
+           summary="Pages of several layers in one binary response (see encoding.encode_many)")
+    def many_activations(model: str, image: str = Query("sample-0"),
+                         pages: str = Query(..., description="LAYER:START:COUNT:DTYPE entries joined by '|'",
+                                            max_length=20000)) -> Response:
+        te = reg.trace(model, image)
+        blobs = [page_blob(te, *parse_page(item)) for item in pages.split("|")[:MAX_PAGES]]
+        return Response(encode_many(blobs), media_type="application/octet-stream")
+
+    @r.get("/api/models/{model}/layers/{layer}/detail",
+           summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)")
+    def detail(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
+               y: int | None = Query(None, ge=0), x: int | None = Query(None, ge=0),
+               start: int = Query(0, ge=0), count: int = Query(8, ge=1, le=64), maps: bool = True
+               ) -> dict[str, Any]:
+        te = reg.trace(model, image)
+        return detail_views.detail(te, layer, channel=channel, y=y, x=x, start=start, count=count, maps=maps)
+
+    @r.get("/api/models/{model}/softmax", summary="Logits, their exponentials, the sum and the probabilities")
+    def softmax(model: str, image: str = Query("sample-0"), channel: int | None = Query(None, ge=0)
+                ) -> dict[str, Any]:
+        return detail_views.softmax_view(reg.trace(model, image), channel)
+
+    @r.get("/api/models/{model}/playground",
+           summary="Validate conv hyper-parameters and convolve a crop of a real activation map")
+    def play(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
+             crop: int = 7, kernel: int = 3, padding: int = 0, stride: int = 1, dilation: int = 1,
+             kernel_type: str = "mean") -> dict[str, Any]:
+        arr = reg.trace(model, image).array(layer)
+        if arr.ndim != 3:
+            raise ConvscopeError(f"layer {layer!r} has no 2-D maps (output shape {list(arr.shape)})")
+        if channel >= arr.shape[0]:
+            raise NotFound(f"layer {layer!r} has {arr.shape[0]} channels, no channel {channel}")
+        st = playground.Settings(crop, kernel, padding, stride, dilation, kernel_type)
+        return {"layer": layer, "channel": channel, "map": pack_map(arr[channel]), **playground.run(arr[channel], st)}
+
+    return r
