@@ -83,6 +83,20 @@ def efficientnet():
 
 
 @pytest.fixture()
+def fake_uvicorn(monkeypatch) -> list:
+    """``convscope serve`` up to the point where it would serve: ``uvicorn.run`` records its
+    (app, kwargs) instead, and the port is taken as free (nothing is bound, so a port that
+    this machine happens to use, such as 8000, cannot fail the test; the busy-port check
+    has its own test)."""
+    import uvicorn
+
+    calls: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setattr("convscope.cli.commands.serve.check_port", lambda host, port: None)
+    return calls
+
+
+@pytest.fixture()
 def tmp_cwd(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path

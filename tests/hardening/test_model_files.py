@@ -69,12 +69,9 @@ def test_python_refuses(evil):
     assert not marker.exists()
 
 
-def test_serve_refuses(evil, monkeypatch, capsys):
-    import uvicorn
-
+def test_serve_refuses(evil, fake_uvicorn, capsys):
     path, marker = evil
-    started = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(app))
+    started = fake_uvicorn
     assert main(["serve", "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "refused" in err and "--trust" in err and len(err.strip().splitlines()) == 1
@@ -131,6 +128,7 @@ def serve_error(spec: Path, monkeypatch, capsys) -> str:
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("served a broken model"))
+    monkeypatch.setattr("convscope.cli.commands.serve.check_port", lambda host, port: None)
     assert main(["serve", "--model", str(spec)]) == 2
     return capsys.readouterr().err
 
@@ -252,6 +250,7 @@ def test_serve_and_train_refuse_a_factory_named_in_a_checkpoint(tmp_path, argv, 
 
     path, marker, named = evil_factory_checkpoint(tmp_path, "os:system")
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("served an untrusted model"))
+    monkeypatch.setattr("convscope.cli.commands.serve.check_port", lambda host, port: None)
     argv = [str(path) if a == "CKPT" else a for a in argv]
     if argv[0] == "train":
         argv += ["--out", str(tmp_path / "run")]

@@ -74,13 +74,10 @@ def test_resolve_token():
 
 
 @pytest.fixture()
-def fake_uvicorn(monkeypatch):
-    import uvicorn
-
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+def fake_uvicorn(fake_uvicorn, monkeypatch):
+    """The root fixture, with no access token in the environment."""
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    return calls
+    return fake_uvicorn
 
 
 def test_serve_defaults_to_localhost_without_token(fake_uvicorn, capsys):

@@ -105,15 +105,11 @@ def test_size_cap_is_configurable(client):
     assert len(small._items) == 1
 
 
-def test_serve_max_upload_mb_reaches_the_store(monkeypatch):
-    import uvicorn
-
+def test_serve_max_upload_mb_reaches_the_store(fake_uvicorn):
     from convscope.cli.main import main
 
-    apps = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
     assert main(["serve", "--model", "default", "--max-upload-mb", "0.5"]) == 0
-    assert apps[0].state.registry.uploads.max_bytes == 512 * 1024
+    assert fake_uvicorn[0][0].state.registry.uploads.max_bytes == 512 * 1024
     assert main(["serve", "--model", "default", "--max-upload-mb", "-1"]) == 2
 
 

@@ -7,15 +7,6 @@ import pytest
 from convscope.cli.main import main
 
 
-@pytest.fixture()
-def fake_uvicorn(monkeypatch):
-    import uvicorn
-
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    return calls
-
-
 def test_serve_binds_localhost_loads_every_model_and_warms_the_first(fake_uvicorn, capsys):
     assert main(["serve", "--model", "mnist-cnn", "--model", "tiny-vgg", "--port", "8123"]) == 0
     app, kw = fake_uvicorn[0]
