@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers (noqa: they are used through __all__)
     from . import analysis, data, explain, features, models, render, train  # noqa: F401
+    from .compare import compare, compare_attributions, compare_images, compare_models  # noqa: F401
     from .data import ImageDataset, load_splits  # noqa: F401
     from .errors import ConvscopeError  # noqa: F401
     from .explain import CAM, Attribution, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM  # noqa: F401
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers (noqa: they 
     from .features import kernels, receptive_field, top_examples, visualize  # noqa: F401
     from .models import Model, Preprocessing, load_checkpoint, load_model, save_checkpoint  # noqa: F401
     from .trace import Trace, trace  # noqa: F401
+    from .train import Run  # noqa: F401
 
     __version__: str
 
@@ -42,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "ImageDataset": "convscope.data",
     "trace": "convscope.trace",  # the function; the package itself is callable too
     "Trace": "convscope.trace",
+    **{name: "convscope.compare" for name in ("compare", "compare_images", "compare_models", "compare_attributions")},
+    "Run": "convscope.train",  # your own training loop writing convscope train's run folder
     **{name: "convscope.explain" for name in (
         "attribute", "Attribution", "CAM", "GradCAM", "GradCAMPlusPlus", "XGradCAM", "LayerCAM", "HiResCAM",
         "ScoreCAM", "EigenCAM", "Saliency", "SmoothGrad", "InputXGradient", "GuidedBackprop", "GuidedGradCAM",
