@@ -12,6 +12,7 @@ look-for panels (:mod:`.routes_explain`). User mistakes
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -56,6 +57,7 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     security.install(app, token=token, max_body=lambda: ctx.registry.uploads.max_bytes + security.MULTIPART_SLACK,
                      hosts=security.Hosts.for_address(host, port, allow_hosts))
     app.add_exception_handler(ConvscopeError, user_error)
+    app.add_exception_handler(Exception, internal_error)
     app.add_api_route("/", index, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for view in VIEWS:
@@ -67,6 +69,15 @@ async def user_error(request: Request, exc: ConvscopeError) -> JSONResponse:
     """A user's mistake as a one-line ``detail``: 404 for unknown names, 413 for too large, else 400."""
     status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
     return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered 500 in one line. Starlette sends this from
+    outside every middleware, so the security headers are set here too."""
+    logging.getLogger(__name__).error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    headers = {k.decode(): v.decode() for k, v in security.SECURITY_HEADERS}
+    return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the traceback"},
+                        status_code=500, headers=headers)
 
 
 def index() -> FileResponse:
