@@ -8,18 +8,18 @@ now: :func:`~convscope.probe.model_version` (a replaced module or a weight chang
 place) and every module's plain settings (numbers, strings, flags such as a module's
 ``inplace`` or a user's own switch), so a changed model gets a new entry. They never hold
 the net itself, which would keep it alive.
-Thread-safe: one lock, held while an entry is built, so a copy is made once.
+Thread-safe: an entry is built once (:meth:`convscope.lru.LRU.get_or_make`), so a copy is made once.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
 
 from torch import nn
 
+from ..lru import LRU
 from ..probe import model_version
 
 T = TypeVar("T")
@@ -43,21 +43,15 @@ class PerNet:
 
     def __init__(self, size: int = PER_NET) -> None:
         self._size = size
-        self._data: "weakref.WeakKeyDictionary[nn.Module, OrderedDict[Hashable, Any]]" = weakref.WeakKeyDictionary()
-        self._lock = threading.RLock()
+        self._data: "weakref.WeakKeyDictionary[nn.Module, LRU[Hashable, Any]]" = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
     def get(self, net: nn.Module, key: Hashable, build: Callable[[], T]) -> T:
-        full = (current(net), key)
         with self._lock:
-            slot = self._data.setdefault(net, OrderedDict())
-            if full in slot:
-                slot.move_to_end(full)
-                return slot[full]
-            value = build()
-            slot[full] = value
-            while len(slot) > self._size:
-                slot.popitem(last=False)
-            return value
+            slot = self._data.get(net)
+            if slot is None:
+                slot = self._data[net] = LRU(self._size)
+        return slot.get_or_make((current(net), key), build)
 
     def clear(self) -> None:
         with self._lock:
