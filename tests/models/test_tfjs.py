@@ -125,9 +125,9 @@ def test_unknown_layer_and_non_sequential_are_named(model_copy):
     model_copy.write_text(json.dumps(spec))
     with pytest.raises(ConvscopeError, match=r"max_pool_1.*'Cropping2D'"):
         load_tfjs_model(model_copy)
-    spec["modelTopology"]["model_config"]["class_name"] = "Model"
+    spec["modelTopology"]["model_config"]["class_name"] = "Model"  # functional, but without its graph
     model_copy.write_text(json.dumps(spec))
-    with pytest.raises(ConvscopeError, match="only Sequential"):
+    with pytest.raises(ConvscopeError, match="functional model's input_layers is None"):
         load_tfjs_model(model_copy)
     model_copy.write_text("{not json")
     with pytest.raises(ConvscopeError, match="not valid JSON"):

@@ -77,11 +77,20 @@ def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     if size > max_bytes:
         raise ConvscopeError(f"{path} has {size} bytes, more than the {max_bytes} convscope reads")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer of thousands of digits
+        text = path.read_text(encoding="utf-8")
+    except ValueError as exc:  # bad UTF-8
         raise ConvscopeError(f"{path} is not valid JSON: {exc}") from None
+    return parse_json(text, path)
+
+
+def parse_json(text: str | bytes, source: Any) -> Any:
+    """Parse JSON read from an untrusted file; damaged or deeply nested text is a one-line error."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer of thousands of digits
+        raise ConvscopeError(f"{source} is not valid JSON: {str(exc)[:200]}") from None
     except RecursionError:
-        raise ConvscopeError(f"{path} is not a model file: its JSON is nested too deeply") from None
+        raise ConvscopeError(f"{source} is not a model file: its JSON is nested too deeply") from None
 
 
 def weight_groups(spec: dict[str, Any], source: Any, max_bytes: int = MAX_WEIGHT_BYTES) -> list[WeightGroup]:
