@@ -25,25 +25,38 @@ def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(v, mode="F").resize((size[1], size[0]), Image.BILINEAR))
 
 
-def heatmap_rgb(values: np.ndarray, scale: str | None = None, clip_percentile: float = 99.5) -> np.ndarray:
+def clip_top(*maps: np.ndarray, clip_percentile: float = 99.5) -> float:
+    """The top of a heatmap's range: the ``clip_percentile`` of |values| over all ``maps``
+    together (one scale for several maps), else their maximum, else 1."""
+    v = np.abs(np.nan_to_num(np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in maps])))
+    if v.size == 0:
+        return 1.0
+    return float(np.percentile(v, clip_percentile)) or float(v.max()) or 1.0
+
+
+def heatmap_rgb(values: np.ndarray, scale: str | None = None, clip_percentile: float = 99.5,
+                top: float | None = None) -> np.ndarray:
     """A map (H, W) -> uint8 RGB: 'heat' from 0 when it has no negatives, else 'diverging'.
 
     The top of the range is the ``clip_percentile`` of the absolute values, so a few
     extreme pixels (typical of gradients) do not wash out the rest; 100 uses the maximum.
+    ``top`` gives it instead (several maps drawn on one scale: :func:`clip_top` of them all).
     """
     v = np.nan_to_num(np.asarray(values, dtype=np.float64))
     if scale is None:
         scale = "diverging" if v.min() < 0 else "heat"
-    top = float(np.percentile(np.abs(v), clip_percentile)) or float(np.abs(v).max()) or 1.0
+    top = clip_top(v, clip_percentile=clip_percentile) if top is None else float(top)
     if scale == "diverging":
         return colorize(np.clip(v, -top, top), "diverging", vmin=-top, vmax=top)
     return colorize(np.clip(v, None, top), scale, vmin=0.0 if v.min() >= 0 else None, vmax=top)
 
 
-def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None) -> np.ndarray:
-    """Blend the coloured map over ``image`` (uint8 (H, W[, C])); the map is resized to the image."""
+def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None,
+            top: float | None = None) -> np.ndarray:
+    """Blend the coloured map over ``image`` (uint8 (H, W[, C])); the map is resized to the image.
+    ``top``: the range's top, as :func:`heatmap_rgb` takes it."""
     img = as_rgb(image).astype(np.float32)
-    heat = heatmap_rgb(_resize(values, img.shape[:2]), scale).astype(np.float32)
+    heat = heatmap_rgb(_resize(values, img.shape[:2]), scale, top=top).astype(np.float32)
     return np.clip((1 - alpha) * img + alpha * heat, 0, 255).round().astype(np.uint8)
 
 
