@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Query
 
-from ..analysis.runs import METRICS_FILE, curves, read_metrics
+from ..analysis.runs import METRICS_FILE, curves, event_files, event_stats, read_events, read_metrics
 from ..errors import ConvscopeError, NotFound
 from ..io_utils import resolve_inside
 from ..train.snapshots import FOLDER as SNAPSHOTS, load_snapshot
@@ -93,7 +93,7 @@ class RunFiles:
                 stats.append(path.stat() if path is not None else None)
             except OSError:
                 stats.append(None)
-        return stats
+        return stats if stats[0] is not None else stats + event_stats(self.path)  # a TensorBoard-only run
 
     def version(self) -> str:
         """``mtime_ns-size`` of metrics.jsonl, the snapshot folder and last.pt: equal versions, equal contents."""
@@ -118,7 +118,7 @@ class RunIndex:
         found: list[RunFiles] = []
 
         def walk(folder: Path, depth: int) -> None:
-            if (folder / METRICS_FILE).is_file() or (folder / SNAPSHOTS).is_dir():
+            if (folder / METRICS_FILE).is_file() or (folder / SNAPSHOTS).is_dir() or event_files(folder):
                 rel = folder.relative_to(self.root).as_posix()
                 found.append(RunFiles(rel if rel != "." else (folder.resolve().name or "run"), folder))
                 return
@@ -171,7 +171,7 @@ class RunIndex:
         problems = run.outside()
         path = run.metrics
         if path is None or not path.is_file():
-            return [], problems
+            return read_events(run.path, problems), problems  # TensorBoard event files, if any
         try:
             return read_metrics(path, problems), problems
         except (ConvscopeError, OSError) as exc:  # vanished or unreadable since the scan
