@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import Any
+
+from ..progress import ProgressBar
 
 DEFAULT_MODEL = "default"
 MODEL_HELP = ("'default' (Tiny VGG trained on MNIST, shipped inside), a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
@@ -107,40 +108,6 @@ def load_model_from_args(args: argparse.Namespace):
     if getattr(args, "output", None) is not None:
         model.output = parse_output(args.output)
     return model
-
-
-class ProgressBar:
-    """Draws ``progress(done, total)`` callbacks as a tqdm bar on stderr; a new total starts
-    a new bar (one method after another, one phase after another). Does nothing when
-    ``enabled`` is false; use as a context manager so the bar is closed on errors too."""
-
-    def __init__(self, desc: str, unit: str = "it", enabled: bool = True) -> None:
-        self.desc, self.unit, self.enabled = desc, unit, enabled
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None or self.bar.total != total:
-            from tqdm import tqdm
-
-            self.close()
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, leave=False, dynamic_ncols=True,
-                            file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def progress_bar(args: argparse.Namespace, desc: str, unit: str = "it") -> ProgressBar:

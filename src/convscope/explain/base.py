@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -31,6 +32,7 @@ from ..models.model import Model, as_model
 from ..outputs import OutputSpec, select_output
 from ..probe import LayerRef, capture, model_state
 from ..probe import resolve_layer as parse_layer
+from ..render.notebook import Displayable
 from .layers import resolve_layer
 from .reuse import SHARED
 from .speed import Speedups, folded_copy, precise_float32, speedups
@@ -45,21 +47,45 @@ def _silent(done: int, total: int) -> None:
 
 
 @dataclass
-class Attribution:
-    """The result of one method on one batch; all tensors stay on the model's device."""
+class Attribution(Displayable):
+    """The result of one method on one batch; all tensors stay on the model's device.
+
+    In a notebook it shows each map over its input (``show()``, ``save(path)``: see
+    :class:`~convscope.render.notebook.Displayable`); ``pixels`` gives that input as uint8
+    (B, H, W, C), set by :meth:`Method.__call__` and computed only when drawn.
+    """
 
     maps: torch.Tensor
     raw: torch.Tensor
     targets: torch.Tensor | None
     method: str
     layer: str | None = None
+    pixels: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.maps.shape[0]
 
+    def __repr__(self) -> str:  # the maps are shown by the notebook, not printed
+        size = "x".join(str(s) for s in self.maps.shape[1:])
+        where = f" at {self.layer!r}" if self.layer else ""
+        classes = "" if self.targets is None else f", classes {self.targets.tolist()}"
+        return f"Attribution({self.method!r}{where}, {len(self)} maps {size}{classes})"
+
     def numpy(self) -> np.ndarray:
         """``maps`` as a float32 NumPy array (B, H, W), for figures and files."""
         return self.maps.detach().float().cpu().numpy()
+
+    def figure(self, alpha: float = 0.5):
+        """Each sample's map blended over its input (just the map when the input is unknown), captioned."""
+        from ..render.dataset_figures import labelled_images
+        from ..render.heatmap import heatmap_rgb, overlay
+
+        maps = self.numpy()
+        images = self.pixels() if self.pixels is not None else None
+        pictures = [heatmap_rgb(m) if images is None else overlay(images[i], m, alpha) for i, m in enumerate(maps)]
+        head = self.method + (f"\n{self.layer}" if self.layer else "")
+        titles = [head + ("" if self.targets is None else f"\nclass {int(self.targets[i])}") for i in range(len(maps))]
+        return labelled_images(pictures, titles, cell=128)
 
 
 METHODS: dict[str, type["Method"]] = {}
@@ -159,7 +185,10 @@ class Method:
         """Explain ``target`` for every sample of ``x`` (anything :meth:`Model.batch` accepts)."""
         x = self.model.batch(x)
         with model_state(self.net, freeze=True), precise_float32():
-            return self._attribute(x, target, progress or self.progress or _silent)
+            result = self._attribute(x, target, progress or self.progress or _silent)
+        if result.pixels is None:
+            result.pixels = partial(self.model.to_display, x)  # for its picture; nothing is computed now
+        return result
 
     def _attribute(self, x: torch.Tensor, target: TargetSpec, progress: Progress) -> Attribution:
         raise NotImplementedError

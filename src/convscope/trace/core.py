@@ -22,14 +22,19 @@ from ..errors import ConvscopeError, NotFound
 from ..models.model import Model, as_model
 from ..outputs import OutputSpec, select_output
 from ..probe import model_state
+from ..render.notebook import Displayable
 from .fx_run import run_fx
 from .fx_trace import graph_plan
 from .hooks import run_hooks
 from .records import LayerRecord
 
 
-class Trace:
-    """The records of one forward pass, in execution order, starting with ``'input'``."""
+class Trace(Displayable):
+    """The records of one forward pass, in execution order, starting with ``'input'``.
+
+    In a notebook it shows its summary table and an activation overview (:meth:`figure`);
+    ``show()`` and ``save(path)`` come from :class:`~convscope.render.notebook.Displayable`.
+    """
 
     def __init__(self, model: Model, layers: list[LayerRecord], output: Any, via: str,
                  fx_error: str | None = None, selected: torch.Tensor | None = None) -> None:
@@ -129,7 +134,18 @@ class Trace:
 
     def _repr_html_(self) -> str:
         head = f"<p><b>{html.escape(repr(self))}</b></p>"
-        return head + self.summary()._repr_html_()
+        return head + self.summary()._repr_html_() + self.png_tag("activation overview")
+
+    def figure(self, max_layers: int = 8, max_channels: int = 8):
+        """The first sample's activations: the input, then ``max_channels`` channels of up to
+        ``max_layers`` spatial layers spread from the first to the last (one scale per layer)."""
+        from ..render.dataset_figures import activation_maps
+
+        spatial = [r for r in self.layers[1:] if isinstance(r.output, torch.Tensor) and r.output.dim() == 4]
+        picked = sorted({round(i * (len(spatial) - 1) / max(1, max_layers - 1)) for i in range(max_layers)}
+                        if len(spatial) > max_layers else range(len(spatial)))
+        maps = {spatial[i].name: spatial[i].output[0, :max_channels].detach().float().cpu().numpy() for i in picked}
+        return activation_maps(maps, self.model.to_display(self.input[0]), max_channels=max_channels)
 
 
 def _is_scores(t: Any) -> bool:
