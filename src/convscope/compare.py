@@ -66,9 +66,14 @@ class LayerDistance:
     max_abs: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "shape": list(self.shape),
-                "relative_l2": _finite(self.relative_l2), "cosine": _finite(self.cosine),
-                "max_abs": _finite(self.max_abs)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "relative_l2": _finite(self.relative_l2),
+            "cosine": _finite(self.cosine),
+            "max_abs": _finite(self.max_abs),
+        }
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,14 @@ class AttributionPair:
 
     def to_json(self) -> dict[str, Any]:
         rel, cos, mx = self.distance
-        return {"method": self.method, "targets": {"a": self.targets_a, "b": self.targets_b},
-                "top": _finite(self.top), "relative_l2": _finite(rel), "cosine": _finite(cos), "max_abs": _finite(mx)}
+        return {
+            "method": self.method,
+            "targets": {"a": self.targets_a, "b": self.targets_b},
+            "top": _finite(self.top),
+            "relative_l2": _finite(rel),
+            "cosine": _finite(cos),
+            "max_abs": _finite(mx),
+        }
 
 
 @dataclass
@@ -166,16 +177,21 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """Labels, per-layer distances (non-finite values as null) and the mismatched layers."""
-        out: dict[str, Any] = {"a": self.labels[0], "b": self.labels[1],
-                               "layers": [d.to_json() for d in self.layers],
-                               "mismatched": [m.to_json() for m in self.mismatched]}
+        out: dict[str, Any] = {
+            "a": self.labels[0],
+            "b": self.labels[1],
+            "layers": [d.to_json() for d in self.layers],
+            "mismatched": [m.to_json() for m in self.mismatched],
+        }
         if self.attributions is not None:
             out["attributions"] = self.attributions.to_json()
         return out
 
     def __repr__(self) -> str:
-        return (f"Comparison({self.labels[0]!r} vs {self.labels[1]!r}: {len(self.layers)} layers"
-                f"{f', {len(self.mismatched)} mismatched' if self.mismatched else ''})")
+        return (
+            f"Comparison({self.labels[0]!r} vs {self.labels[1]!r}: {len(self.layers)} layers"
+            f"{f', {len(self.mismatched)} mismatched' if self.mismatched else ''})"
+        )
 
 
 def compare(a: Trace, b: Trace, labels: tuple[str, str] | None = None) -> Comparison:
@@ -197,9 +213,17 @@ def compare(a: Trace, b: Trace, labels: tuple[str, str] | None = None) -> Compar
     return Comparison(a, b, layers, mismatched, labels or (a.model.name, b.model.name))
 
 
-def compare_images(model: Model | nn.Module, x1: Any, x2: Any, *, labels: tuple[str, str] | None = None,
-                   method: str | None = None, target: int | None = None, layer: str | None = None,
-                   **options: Any) -> Comparison:
+def compare_images(
+    model: Model | nn.Module,
+    x1: Any,
+    x2: Any,
+    *,
+    labels: tuple[str, str] | None = None,
+    method: str | None = None,
+    target: int | None = None,
+    layer: str | None = None,
+    **options: Any,
+) -> Comparison:
     """Two inputs through one model: ``compare(trace(model, x1), trace(model, x2))``.
 
     ``method`` (an attribution method name) also explains both predictions
@@ -215,9 +239,17 @@ def compare_images(model: Model | nn.Module, x1: Any, x2: Any, *, labels: tuple[
     return c
 
 
-def compare_models(model_a: Model | nn.Module, model_b: Model | nn.Module, x: Any, *,
-                   labels: tuple[str, str] | None = None, method: str | None = None, target: int | None = None,
-                   layer: str | None = None, **options: Any) -> Comparison:
+def compare_models(
+    model_a: Model | nn.Module,
+    model_b: Model | nn.Module,
+    x: Any,
+    *,
+    labels: tuple[str, str] | None = None,
+    method: str | None = None,
+    target: int | None = None,
+    layer: str | None = None,
+    **options: Any,
+) -> Comparison:
     """One input through two models (two checkpoints of one architecture, matched by layer name).
 
     Each model preprocesses ``x`` itself when it is an image; a tensor goes to both as is.
@@ -232,9 +264,17 @@ def compare_models(model_a: Model | nn.Module, model_b: Model | nn.Module, x: An
     return c
 
 
-def compare_attributions(model_a: Model | nn.Module, x_a: Any, model_b: Model | nn.Module, x_b: Any,
-                         method: str = "gradcam", *, target: int | None = None, layer: str | None = None,
-                         **options: Any) -> AttributionPair:
+def compare_attributions(
+    model_a: Model | nn.Module,
+    x_a: Any,
+    model_b: Model | nn.Module,
+    x_b: Any,
+    method: str = "gradcam",
+    *,
+    target: int | None = None,
+    layer: str | None = None,
+    **options: Any,
+) -> AttributionPair:
     """``method`` on (model_a, x_a) and on (model_b, x_b), with the colour scale both share."""
     from .explain import attribute
 
@@ -247,8 +287,9 @@ def attribution_pair(ra: Attribution, rb: Attribution) -> AttributionPair:
     """Two attributions of one method as an :class:`AttributionPair` (maps of one shape)."""
     a, b = ra.numpy(), rb.numpy()
     if a.shape != b.shape:
-        raise ConvscopeError(f"the two attribution maps differ in shape ({a.shape} vs {b.shape}): "
-                             "compare inputs of one size")
+        raise ConvscopeError(
+            f"the two attribution maps differ in shape ({a.shape} vs {b.shape}): compare inputs of one size"
+        )
     from .render.heatmap import clip_top
 
     return AttributionPair(ra.method, a, b, _targets(ra), _targets(rb), clip_top(a, b, clip_percentile=CLIP_PERCENTILE))

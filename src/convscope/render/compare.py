@@ -28,8 +28,13 @@ if TYPE_CHECKING:  # pragma: no cover
 TILE_PIXELS = 40  # small maps are upscaled (nearest neighbour) to about this size
 
 
-def distance_figure(names: Sequence[str], relative_l2: Sequence[float | None], cosine: Sequence[float | None],
-                    title: str = "", width: float | None = None) -> Figure:
+def distance_figure(
+    names: Sequence[str],
+    relative_l2: Sequence[float | None],
+    cosine: Sequence[float | None],
+    title: str = "",
+    width: float | None = None,
+) -> Figure:
     """Relative L2 distance ||a-b|| / ||a|| (left axis) and cosine similarity (right axis) by layer.
 
     Missing values (None / NaN / inf) leave a gap in their curve.
@@ -56,9 +61,15 @@ def distance_figure(names: Sequence[str], relative_l2: Sequence[float | None], c
     return fig
 
 
-def layer_figure(a: np.ndarray, b: np.ndarray, kind: str = "conv", title: str = "",
-                 labels: tuple[str, str] = ("a", "b"), max_channels: int | None = 32,
-                 width: float = 11.0) -> Figure:
+def layer_figure(
+    a: np.ndarray,
+    b: np.ndarray,
+    kind: str = "conv",
+    title: str = "",
+    labels: tuple[str, str] = ("a", "b"),
+    max_channels: int | None = 32,
+    width: float = 11.0,
+) -> Figure:
     """One layer of one sample, a | b | a - b: maps (C, H, W) or a vector (N,).
 
     a and b are coloured with one range over both (the layer's scale, :func:`scale_for_kind`);
@@ -78,8 +89,11 @@ def layer_figure(a: np.ndarray, b: np.ndarray, kind: str = "conv", title: str = 
     upscale = max(1, math.ceil(TILE_PIXELS / max(h, w)))
     both = (float(np.nanmin([ma, mb])), float(np.nanmax([ma, mb])))
     dmax = float(np.nanmax(np.abs(diff))) or 1.0
-    panels = [(labels[0], ma, scale, both), (labels[1], mb, scale, both),
-              (f"{labels[0]} − {labels[1]}", diff, "diverging", (-dmax, dmax))]
+    panels = [
+        (labels[0], ma, scale, both),
+        (labels[1], mb, scale, both),
+        (f"{labels[0]} − {labels[1]}", diff, "diverging", (-dmax, dmax)),
+    ]
     fig = new_figure(width, min(max(width / 3 * rows * h / (ncols * w) + 1.4, 2.4), 12.0))
     for i, (label, maps, sc, vrange) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
@@ -94,18 +108,27 @@ def layer_figure(a: np.ndarray, b: np.ndarray, kind: str = "conv", title: str = 
     return fig
 
 
-def attribution_figure(image_a: np.ndarray, image_b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray,
-                       top: float, labels: tuple[str, str] = ("a", "b"), title: str = "",
-                       alpha: float = 0.5) -> Figure:
+def attribution_figure(
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    map_a: np.ndarray,
+    map_b: np.ndarray,
+    top: float,
+    labels: tuple[str, str] = ("a", "b"),
+    title: str = "",
+    alpha: float = 0.5,
+) -> Figure:
     """Two heatmaps (H, W) over their images on one scale (``top``), and a - b alone."""
     signed = min(float(np.min(map_a)), float(np.min(map_b))) < 0
     scale = "diverging" if signed else "heat"
     diff = np.asarray(map_a, dtype=np.float64) - np.asarray(map_b, dtype=np.float64)
     dtop = float(np.abs(diff).max()) or 1.0
     fig = new_figure(9.0, 3.6)
-    panels = [(labels[0], overlay(image_a, map_a, alpha, scale, top=top), scale, (0.0 if not signed else -top, top)),
-              (labels[1], overlay(image_b, map_b, alpha, scale, top=top), scale, (0.0 if not signed else -top, top)),
-              (f"{labels[0]} − {labels[1]}", heatmap_rgb(diff, "diverging", top=dtop), "diverging", (-dtop, dtop))]
+    panels = [
+        (labels[0], overlay(image_a, map_a, alpha, scale, top=top), scale, (0.0 if not signed else -top, top)),
+        (labels[1], overlay(image_b, map_b, alpha, scale, top=top), scale, (0.0 if not signed else -top, top)),
+        (f"{labels[0]} − {labels[1]}", heatmap_rgb(diff, "diverging", top=dtop), "diverging", (-dtop, dtop)),
+    ]
     for i, (label, picture, sc, vrange) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
         ax.imshow(as_rgb(picture), interpolation="nearest")
@@ -138,7 +161,7 @@ def _as_maps(a: np.ndarray) -> np.ndarray:
     if m.ndim == 1:
         ncols = max(1, math.ceil(math.sqrt(m.size * 4)))
         grid = np.full(math.ceil(m.size / ncols) * ncols, np.nan)
-        grid[:m.size] = m
+        grid[: m.size] = m
         m = grid.reshape(1, -1, ncols)
     elif m.ndim == 2:
         m = m[None]
