@@ -1,11 +1,17 @@
 """A real uvicorn server on 127.0.0.1 in a background thread, and how Chromium is started:
-shared by every test that drives the real page (a plain module: tests/ has no packages)."""
+shared by every test that drives the real page; and a plain static web folder on 127.0.0.1
+for the download tests (a plain module: tests/ has no packages)."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import socket
 import threading
 import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 # Debian's chromium as root in a closed network: no sandbox, no GPU, no background requests
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -15,6 +21,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def folder_site(root: str | Path, requests: list[str] | None = None) -> Iterator[str]:
+    """Serve the files under ``root`` over http on 127.0.0.1; yields the base URL (no trailing
+    slash). ``requests`` collects the paths asked for, in order."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:
+            if requests is not None:
+                requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class LiveServer:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 
 import pytest
 
 import cnn_explainer
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+from live_server import folder_site
 
 
 @pytest.fixture()
@@ -26,13 +19,8 @@ def published_site(tmp_path):
     for name, (remote, _) in cnn_explainer.FILES.items():
         (root / remote).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(cnn_explainer.SHARED / name, root / remote)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with folder_site(root) as url:
+        yield root, url + "/"
 
 
 def test_fetch_downloads_verifies_and_caches(published_site, tmp_path):

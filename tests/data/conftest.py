@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import socket
-import threading
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from convscope.data import SOURCES, DatasetSource, RemoteFile
+from live_server import folder_site, free_port
 from data_writers import CIFAR_BATCHES, IDX_NAMES, cifar_archive, cifar_batch, cifar_members, idx_bytes
 
 
@@ -42,17 +39,6 @@ def _files_with_checksums(folder: Path, names: dict[str, str], algo: str = "md5"
     return tuple(files)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests: list[str]
-
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        super().do_GET()
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory) -> Served:
     """Small MNIST, Fashion-MNIST and CIFAR-10 in their genuine formats on 127.0.0.1."""
@@ -73,30 +59,18 @@ def served(tmp_path_factory) -> Served:
     (root / "cifar10" / "cifar-10-python.tar.gz").write_bytes(cifar_archive(cifar_members(batches)))
 
     requests: list[str] = []
-    handler = partial(type("Handler", (_QuietHandler,), {"requests": requests}), directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    sources = {
-        "mnist": replace(SOURCES["mnist"], files=_files_with_checksums(root / "mnist", IDX_NAMES), mirrors=(url + "/mnist/",)),
-        "fashion-mnist": replace(SOURCES["fashion-mnist"], mirrors=(url + "/fashion-mnist",),
-                                 files=_files_with_checksums(root / "fashion-mnist", IDX_NAMES, "sha256")),
-        "cifar10": replace(SOURCES["cifar10"], mirrors=(url + "/cifar10/",),
-                           files=_files_with_checksums(root / "cifar10", {"archive": "cifar-10-python.tar.gz"})),
-    }
-    try:
+    with folder_site(root, requests) as url:
+        sources = {
+            "mnist": replace(SOURCES["mnist"], files=_files_with_checksums(root / "mnist", IDX_NAMES), mirrors=(url + "/mnist/",)),
+            "fashion-mnist": replace(SOURCES["fashion-mnist"], mirrors=(url + "/fashion-mnist",),
+                                     files=_files_with_checksums(root / "fashion-mnist", IDX_NAMES, "sha256")),
+            "cifar10": replace(SOURCES["cifar10"], mirrors=(url + "/cifar10/",),
+                               files=_files_with_checksums(root / "cifar10", {"archive": "cifar-10-python.tar.gz"})),
+        }
         yield Served(root, url, requests, arrays, batches, sources)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture()
 def closed_port_url() -> str:
     """A URL on 127.0.0.1 where nothing listens: downloads fail at once, as when offline."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+    return f"http://127.0.0.1:{free_port()}/"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 import time
 
 import pytest
@@ -16,13 +13,9 @@ import convscope as cs
 from convscope.errors import ConvscopeError
 from convscope.models.tfjs_remote import fetch_tfjs_model, model_cache
 from fault_server import FaultServer, Route
+from live_server import folder_site
 
 SHARD = "group1-shard1of1.bin"
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture()
@@ -33,14 +26,8 @@ def site(tmp_path, monkeypatch, cnn_explainer_dir):
     for name in ("model.json", "group1-shard1of1.bin"):
         shutil.copy(cnn_explainer_dir / name, root / "tiny-vgg" / name)
     monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with folder_site(root) as url:
+        yield root, url
 
 
 def test_url_loads_the_same_model_and_then_works_from_the_cache(site, cnn_explainer_dir):
