@@ -8,6 +8,7 @@ import { getJSON } from "./api.js";
 import { runJob, progressBar } from "./jobs.js";
 import { Scatter, classColor } from "./scatter.js";
 import { el, fill, html } from "./dom.js";
+import { page } from "./page.js";
 
 const enc = encodeURIComponent;
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
@@ -17,10 +18,16 @@ export class DatasetView {
     this.root = root;
     this.split = "test";
     this.method = "pca";
+    /** @type {string | null} the model the view was last started for (tabs.js) */
+    this.shownFor = null;
+    /** @type {AbortController | null} the pass being followed; a new start abandons it */
+    this.passing = null;
+    /** @type {AbortController | null} the embedding being followed */
+    this.embedding = null;
   }
 
   get model() {
-    return /** @type {HTMLSelectElement} */ (document.getElementById("model-select")).value;
+    return page.get("model");
   }
 
   base() {
@@ -42,7 +49,10 @@ export class DatasetView {
   }
 
   async start() {
-    document.body.dataset.dataset = "loading";
+    this.passing?.abort();
+    this.embedding?.abort();
+    const passing = this.passing = new AbortController();
+    page.set("dataset", "loading");
     this.root.replaceChildren();
     const bar = el("div", "ds-bar");
     this.root.appendChild(bar);
@@ -51,7 +61,7 @@ export class DatasetView {
       info = await getJSON(`/api/models/${enc(this.model)}/dataset`);
     } catch (e) {
       fill(bar, el("div", "note", e.message));
-      document.body.dataset.dataset = "error";
+      page.set("dataset", "error");
       return;
     }
     const sel = el("select");
@@ -66,12 +76,12 @@ export class DatasetView {
     this.body = el("div", "ds-body");
     this.root.appendChild(this.body);
     try {
-      await runJob(`${this.base()}/pass`, this.progress, `pass over ${this.split}`);
+      if (!await runJob(`${this.base()}/pass`, this.progress, `pass over ${this.split}`, passing.signal)) return;
       await this.render();
-      document.body.dataset.dataset = "ready";
+      page.set("dataset", "ready");
     } catch (e) {
       fill(this.body, el("div", "message error", e.message));
-      document.body.dataset.dataset = "error";
+      page.set("dataset", "error");
     }
   }
 
@@ -155,7 +165,7 @@ export class DatasetView {
     this.cellBox.dataset.true = i;
     this.cellBox.dataset.pred = j;
     this.cellBox.dataset.count = d.count;
-    document.body.dataset.cell = `${i},${j}`;
+    page.set("cell", `${i},${j}`);
   }
 
   /**
@@ -202,9 +212,11 @@ export class DatasetView {
 
   async embed(method) {
     this.method = method;
-    document.body.dataset.embedding = "loading";
+    this.embedding?.abort();
+    const embedding = this.embedding = new AbortController();
+    page.set("embedding", "loading");
     const q = `method=${method}`;
-    await runJob(`${this.base()}/embedding?${q}`, this.embProgress, method === "pca" ? "PCA" : method);
+    if (!await runJob(`${this.base()}/embedding?${q}`, this.embProgress, method === "pca" ? "PCA" : method, embedding.signal)) return;
     const e = await getJSON(`${this.base()}/embedding?${q}`);
     const names = this.summary.classes;
     this.scatter = new Scatter(this.canvas, { x: e.x, y: e.y, label: e.label, correct: e.correct }, {
@@ -223,6 +235,6 @@ export class DatasetView {
     this.canvas.dataset.points = String(e.x.length);
     this.canvas.dataset.method = method;
     /** @type {any} */ (window).__convscopeScatter = this.scatter;  // browser tests hover its points
-    document.body.dataset.embedding = "ready";
+    page.set("embedding", "ready");
   }
 }

@@ -10,22 +10,23 @@ import { num } from "./widgets.js";
 import { el, html, byId as $ } from "./dom.js";
 import { fmt } from "./colors.js";
 import { Task } from "./task.js";
+import { page } from "./page.js";
 
 const STEPS = [32, 64, 128, 256, 512, 1024, 2048];
 
 export function mountLookFor(getState) {
   const panel = new LookForPanel($("lookfor"), getState);
-  new MutationObserver(() => {
-    const b = document.body.dataset;
-    if (b.detail === "ready") panel.offer();
-    if (b.overview === "ready" && panel.model && panel.model !== getState().model) panel.close();
-  }).observe(document.body, { attributes: true, attributeFilter: ["data-detail", "data-overview"] });
+  // a channel's detail view offers the panel; an overview of another model closes it
+  page.on("detail", (state) => { if (state === "ready") panel.offer(); });
+  page.on("overview", (state) => { if (state === "ready" && panel.model && panel.model !== getState().model) panel.close(); });
   return panel;
 }
 
-function setStatus(key, value) {
-  document.body.dataset[key] = value;
-}
+/**
+ * @param {"lookfor" | "featvis" | "examples"} key
+ * @param {string} value
+ */
+const setStatus = (key, value) => page.set(key, value);
 
 class LookForPanel {
   constructor(root, getState) {
@@ -161,7 +162,7 @@ class LookForPanel {
       return setStatus("featvis", "error");
     }
     if (r === null) {
-      if (task.host.dataset.state === "cancelled") {
+      if (task.state === "cancelled") {
         this.againButton.hidden = false;
         setStatus("featvis", "cancelled");
       }

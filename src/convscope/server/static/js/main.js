@@ -11,8 +11,15 @@ import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
 import { el, fill, html, byId as $ } from "./dom.js";
+import { page } from "./page.js";
 
-const state = { model: null, info: null, image: null, trace: null, mode: "unit", overview: null, selected: null, playground: null };
+// the model and image picked live in the page's store (tabs.js, the dataset view and the
+// panels follow them there); the rest is this module's own
+const state = {
+  get model() { return page.get("model"); },
+  get image() { return page.get("image"); },
+  info: null, trace: null, mode: "unit", overview: null, selected: null, playground: null,
+};
 const api = (path, params) => `/api/models/${encodeURIComponent(state.model)}${path}${params ? "?" + q(params) : ""}`;
 
 function message(text, kind = "error") {
@@ -51,8 +58,8 @@ async function loadModels() {
 }
 
 async function selectModel(name, image = null) {
-  state.model = name;
-  document.body.dataset.overview = "loading";
+  page.set("model", name);
+  page.set("overview", "loading");
   message(null);
   // the model's info and (when the address names an image) its trace, asked for together
   const pre = state.prefetched && state.prefetched.model === name ? state.prefetched : null;
@@ -75,7 +82,7 @@ async function selectModel(name, image = null) {
 }
 
 async function selectImage(id) {
-  state.image = id;
+  page.set("image", id);
   renderSamples($("samples"), state.info, id, selectImage);
   const url = new URL(location.href);
   url.searchParams.set("model", state.model);
@@ -85,7 +92,7 @@ async function selectImage(id) {
 }
 
 async function refresh() {
-  document.body.dataset.overview = "loading";
+  page.set("overview", "loading");
   const t0 = performance.now();
   const early = state.early && state.early.image === state.image ? await state.early.trace : null;
   state.early = null;
@@ -104,7 +111,7 @@ async function refresh() {
   $("btn-fold").hidden = !state.trace.layers.some((l) => l.group);
   if (state.folded) state.overview.foldAll(true);
   await state.overview.drawVisible();
-  document.body.dataset.overview = "ready";
+  page.set("overview", "ready");
   timings({ overviewMs: performance.now() - t0 });
   showThumbnails();
   if (state.selected) await select(...state.selected);
@@ -132,18 +139,18 @@ function showPrediction() {
   const p = state.trace.prediction;
   if (!p.top.length) {
     fill($("prediction"), el("span", "pred-label", "this model's output is not a vector of class scores"));
-    document.body.dataset.prediction = "";
+    page.set("prediction", "");
     return;
   }
   fill($("prediction"), el("span", "pred-label", "prediction"), p.top.slice(0, 3).map((t, i) =>
     html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`));
-  document.body.dataset.prediction = p.top[0].name;
+  page.set("prediction", p.top[0].name);
 }
 
 async function select(layer, channel, y, x, extra = {}) {
   state.selected = [layer, channel, y, x];
   const root = $("detail");
-  document.body.dataset.detail = "loading";
+  page.set("detail", "loading");
   const t0 = performance.now();
   const path = layer === "__softmax__" ? "/softmax" : `/layers/${encodeURIComponent(layer)}/detail`;
   const params = { image: state.image, channel, y, x, ...extra };
@@ -152,7 +159,7 @@ async function select(layer, channel, y, x, extra = {}) {
     d = await getJSON(api(path, params));
   } catch (e) {
     message(e.message);
-    document.body.dataset.detail = "error";
+    page.set("detail", "error");
     return;
   }
   try {
@@ -164,7 +171,7 @@ async function select(layer, channel, y, x, extra = {}) {
     });
   } catch (e) {
     message(`could not draw ${layer}: ${e.message}`);
-    document.body.dataset.detail = "error";
+    page.set("detail", "error");
     throw e;
   }
   const pgButton = document.createElement("button");
@@ -174,7 +181,7 @@ async function select(layer, channel, y, x, extra = {}) {
     pgButton.onclick = () => openPlayground(layer, channel);
     root.querySelector(".detail-head").insertBefore(pgButton, root.querySelector(".close"));
   }
-  document.body.dataset.detail = "ready";
+  page.set("detail", "ready");
   document.querySelectorAll("canvas.neuron.selected").forEach((c) => c.classList.remove("selected"));
   const chosen = document.querySelector(`canvas.neuron[data-layer="${CSS.escape(layer)}"][data-channel="${channel}"]`);
   if (chosen) chosen.classList.add("selected");
@@ -185,7 +192,7 @@ async function select(layer, channel, y, x, extra = {}) {
 function closeDetail() {
   state.selected = null;
   $("detail").hidden = true;
-  document.body.dataset.detail = "closed";
+  page.set("detail", "closed");
 }
 
 async function openPlayground(layer, channel) {
@@ -210,7 +217,7 @@ async function guarded(fn) {
   } catch (e) {
     message(e.message);
     showThumbnails();
-    document.body.dataset.overview = document.body.dataset.overview === "loading" ? "error" : document.body.dataset.overview;
+    page.update("overview", (s) => (s === "loading" ? "error" : s));
   }
 }
 
@@ -235,7 +242,7 @@ function wire() {
     if (final) return selectImage(id);
     // live: only the prediction follows the pen; the whole overview redraws when the stroke ends
     const t = await getJSON(api("/trace", { image: id }));
-    if (document.body.dataset.overview === "ready") {
+    if (page.get("overview") === "ready") {
       state.trace = { ...state.trace, prediction: t.prediction };
       showPrediction();
     }

@@ -1,55 +1,77 @@
 // @ts-check
 // One background job at a time for a panel: start it, show its progress bar and a cancel
-// button, poll /api/jobs/{id} until it ends. Starting a new run abandons (and cancels) the
-// previous one, so a panel never shows a stale result.
+// button while jobs.js's follow() watches it to its end. Starting a new run abandons (and
+// cancels) the previous one, so a panel never shows a stale result. The host element
+// carries data-state and data-job for the browser tests; the panels read task.state.
 
-import { getJSON, ApiError } from "./api.js";
-import { send, progressBar } from "./jobs.js";
+import { ApiError } from "./api.js";
+import { send, follow, finished, cancelJob, progressBar } from "./jobs.js";
+import { el } from "./dom.js";
 
 export class Task {
-  /** host: the element that holds the bar and the cancel button; label: what the bar says. */
+  /**
+   * @param {HTMLElement} host the element that holds the bar and the cancel button
+   * @param {string} label what the bar says
+   * @param {number} [interval] the first (shortest) wait between polls, ms
+   */
   constructor(host, label, interval = 250) {
     this.host = host;
     this.label = label;
     this.interval = interval;
+    /** @type {import("./jobs.js").Job | null} */
     this.job = null;
-    this.generation = 0;
+    /** @type {AbortController | null} */
+    this.control = null;
+    /** @type {string | null} running, done, failed, cancelled; null: nothing run (or abandoned) */
+    this.state = null;
   }
 
   get running() {
-    return !!this.job && !["done", "failed", "cancelled"].includes(this.job.status);
+    return !!this.job && !finished(this.job);
+  }
+
+  /** @param {string | null} state */
+  setState(state) {
+    this.state = state;
+    if (state === null) delete this.host.dataset.state;
+    else this.host.dataset.state = state;
   }
 
   /**
    * POST url and follow the job. Resolves with the result, or null when it was cancelled
    * or superseded by a newer run; rejects with the job's error message when it failed.
+   * @param {string} url
+   * @param {string} [label]
    */
   async run(url, label = this.label) {
     this.abandon();
-    const gen = ++this.generation;
+    const control = new AbortController();
+    this.control = control;
     const bar = progressBar();
-    const cancel = document.createElement("button");
-    cancel.className = "link task-cancel";
-    cancel.textContent = "cancel";
+    const cancel = el("button", "link task-cancel", "cancel");
     cancel.onclick = () => this.cancel();
     this.host.replaceChildren(bar, cancel);
     this.host.hidden = false;
-    this.host.dataset.state = "running";
-    let job = await send("POST", url);
-    this.job = job;
-    this.host.dataset.job = job.id;
-    while (!["done", "failed", "cancelled"].includes(job.status)) {
-      const count = job.total ? `${Math.round((100 * job.done) / job.total)}%` : job.status;
-      bar.set(job.done, job.total, `${label}: ${count} · ${job.seconds.toFixed(1)} s`);
-      await new Promise((r) => setTimeout(r, this.interval));
-      if (gen !== this.generation) return null;
-      job = await getJSON(`/api/jobs/${encodeURIComponent(job.id)}`);
-      if (gen !== this.generation) return null;
-      this.job = job;
+    this.setState("running");
+    const started = await send("POST", url);
+    if (!control.signal.aborted) {
+      this.job = started;
+      this.host.dataset.job = started.id;
     }
-    this.host.dataset.state = job.status;
+    const job = await follow(started, {
+      signal: control.signal,
+      min: this.interval,
+      onProgress: (j) => {
+        this.job = j;
+        const count = j.total ? `${Math.round((100 * j.done) / j.total)}%` : j.status;
+        bar.set(j.done, j.total, `${label}: ${count} · ${j.seconds.toFixed(1)} s`);
+      },
+    });
+    if (job === null) return null;  // abandoned: a newer run owns the host now
+    this.job = job;
+    this.setState(job.status);
     if (job.status === "cancelled") {
-      this.host.replaceChildren(Object.assign(document.createElement("span"), { className: "note", textContent: `${label}: cancelled` }));
+      this.host.replaceChildren(el("span", "note", `${label}: cancelled`));
       return null;
     }
     this.host.replaceChildren();
@@ -58,22 +80,21 @@ export class Task {
     return job.result;
   }
 
-  /** Ask the server to stop the running job (the poll loop then sees it cancelled). */
+  /** Ask the server to stop the running job (the follower then sees it cancelled). */
   async cancel() {
     if (!this.running) return;
-    const id = this.job.id;
     this.host.querySelector(".task-cancel")?.setAttribute("disabled", "");
-    await send("DELETE", `/api/jobs/${encodeURIComponent(id)}`);
+    await cancelJob(this.job.id);
   }
 
   /** Stop following the current job, cancelling it on the server when it still runs. */
   abandon() {
-    this.generation++;
-    if (this.running) send("DELETE", `/api/jobs/${encodeURIComponent(this.job.id)}`).catch(() => {});
+    this.control?.abort();  // follow() cancels the job it follows
+    this.control = null;
     this.job = null;
     this.host.replaceChildren();
     this.host.hidden = true;
-    delete this.host.dataset.state;
+    this.setState(null);
     delete this.host.dataset.job;
   }
 }

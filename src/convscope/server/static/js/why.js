@@ -9,6 +9,7 @@ import { el, fill, html, byId as $ } from "./dom.js";
 import { fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { Task } from "./task.js";
+import { page } from "./page.js";
 
 const FAMILIES = { cam: "CAM family (a layer's feature maps)", gradient: "gradients of the input", perturbation: "perturbation" };
 /** @type {[string, string, string, (v: number) => string][]} key, label, help, how to show it */
@@ -24,15 +25,15 @@ export function mountWhy(getState) {
   const panel = new WhyPanel($("why"), getState);
   $("btn-why").onclick = () => panel.toggle();
   // an open panel follows the input: when the overview is redrawn for another image or model, explain that
-  new MutationObserver(() => {
-    if (document.body.dataset.overview === "ready") panel.follow();
-  }).observe(document.body, { attributes: true, attributeFilter: ["data-overview"] });
+  page.on("overview", (state) => { if (state === "ready") panel.follow(); });
   return panel;
 }
 
-function setStatus(key, value) {
-  document.body.dataset[key] = value;
-}
+/**
+ * @param {"why" | "whymetrics" | "sanity"} key
+ * @param {string} value
+ */
+const setStatus = (key, value) => page.set(key, value);
 
 class WhyPanel {
   constructor(root, getState) {
@@ -182,7 +183,7 @@ class WhyPanel {
       return this.fail(e);
     }
     if (r === null) {
-      if (this.explainTask.host.dataset.state === "cancelled") setStatus("why", "cancelled");
+      if (this.explainTask.state === "cancelled") setStatus("why", "cancelled");
       return;
     }
     this.draw(r);
@@ -199,7 +200,7 @@ class WhyPanel {
       this.metricsBox.appendChild(el("div", "why-error", e.message));
       return setStatus("whymetrics", "error");
     }
-    if (m === null) return setStatus("whymetrics", this.metricsTask.host.dataset.state === "cancelled" ? "cancelled" : "waiting");
+    if (m === null) return setStatus("whymetrics", this.metricsTask.state === "cancelled" ? "cancelled" : "waiting");
     this.metricsBox.replaceChildren(this.metricsView(m));
     setStatus("whymetrics", "ready");
   }
@@ -282,7 +283,7 @@ class WhyPanel {
       this.sanityBox.appendChild(el("div", "why-error", e.message));
       return setStatus("sanity", "error");
     }
-    if (r === null) return setStatus("sanity", this.sanityTask.host.dataset.state === "cancelled" ? "cancelled" : "closed");
+    if (r === null) return setStatus("sanity", this.sanityTask.state === "cancelled" ? "cancelled" : "closed");
     this.drawSanity(r);
     setStatus("sanity", "ready");
   }
