@@ -94,3 +94,76 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
             page.screenshot(path=str(Path(shots) / "training.png"))
         assert not errors, errors
         page.close()
+
+
+def write_metrics(folder: Path, epochs, garbled_after: int | None = None) -> list[dict]:
+    """A run's metrics.jsonl as the trainer writes it, one line per epoch; optionally a
+    garbled line (a write cut short by a full disk) after epoch ``garbled_after``."""
+    folder.mkdir(parents=True)
+    records = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e, "train_acc": 0.5 + e / 20,
+                "val_acc": 0.4 + e / 20} for e in epochs]
+    lines = []
+    for r in records:
+        lines.append(json.dumps(r))
+        if r["epoch"] == garbled_after:
+            lines.append('{"epoch": 2, "train_loss": 0.9')
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return records
+
+
+def test_damaged_runs_show_their_warnings_and_hide_no_other_run(browser, tmp_path, monkeypatch, shots):
+    """A run with a garbled metrics.jsonl line and a run that cannot be described at all are
+    listed with what is wrong, as text under the run; the other runs still show and draw.
+
+    The undescribable run is sorted first: the page used to select it, and its metrics
+    request failed, so the whole view showed an error instead of any curve."""
+    from convscope.server import create_app
+    from convscope.server.routes_runs import RunIndex
+
+    runs = tmp_path / "runs"
+    write_metrics(runs / "broken", [1, 2])
+    damaged = write_metrics(runs / "damaged", [1, 3], garbled_after=1)
+    good = write_metrics(runs / "good", [1, 2, 3])
+    # no file of ours makes describe() fail (it skips what it cannot read), so the disk does:
+    # reading the run folder is refused, as on a share that went away
+    describe = RunIndex.describe
+
+    def refusing(self, run, *args, **kwargs):
+        if run.name == "broken":
+            raise PermissionError(13, "Permission denied", str(run.path / "metrics.jsonl"))
+        return describe(self, run, *args, **kwargs)
+
+    monkeypatch.setattr(RunIndex, "describe", refusing)
+    with LiveServer(create_app(["default"], runs=runs)) as server:
+        page = browser.new_page(viewport={"width": 1300, "height": 820})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/?view=training")
+        page.wait_for_function("() => ['ready', 'error', 'empty'].includes(document.body.dataset.training)")
+        assert page.evaluate("document.body.dataset.training") == "ready", page.locator(".runs-side").inner_text()
+        rows = page.locator(".run-row")
+        assert [rows.nth(i).get_attribute("data-run") for i in range(rows.count())] == ["broken", "damaged", "good"]
+        broken = page.locator('.run-row[data-run="broken"]')
+        assert broken.locator(".run-status").inner_text() == "error"
+        assert broken.locator(".run-warning").all_inner_texts() == [
+            f"⚠ cannot be read: PermissionError: [Errno 13] Permission denied: '{runs / 'broken' / 'metrics.jsonl'}'"]
+        assert page.locator('.run-row[data-run="damaged"] .run-warning').all_inner_texts() == [
+            "⚠ metrics.jsonl:2 is not JSON; skipped"]
+        assert page.locator('.run-row[data-run="good"] .run-warning').count() == 0
+        # the first run that can be drawn is: the damaged one, with the epochs it has
+        page.wait_for_function("""() => document.querySelectorAll('svg.chart-loss g.series[data-run="damaged"] circle').length === 4""")
+        assert points(page, "chart-loss", "val_loss", "damaged") == pytest.approx([r["val_loss"] for r in damaged])
+        assert page.locator('.run-row.active').get_attribute("data-run") == "damaged"
+        page.screenshot(path=str(shots / "training-warnings.png"))
+        # the good run draws all its epochs; the broken one offers nothing to select
+        page.locator('.run-row[data-run="good"]').click()
+        page.wait_for_function("""() => document.querySelectorAll('svg.chart-acc g.series[data-run="good"] circle').length === 6""")
+        assert points(page, "chart-acc", "val_acc", "good") == pytest.approx([r["val_acc"] for r in good])
+        page.locator('.run-row[data-run="broken"]').click()
+        page.wait_for_timeout(1600)  # one more poll of the list (every 1.5 s)
+        assert page.locator('.run-row.active').get_attribute("data-run") == "good"
+        assert page.evaluate("document.body.dataset.training") == "ready"
+        assert page.locator('.run-row[data-run="broken"] input[type=checkbox]').count() == 0
+        assert not errors, errors
+        page.close()

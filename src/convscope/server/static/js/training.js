@@ -2,17 +2,31 @@
 // The training view: runs under the server's runs folder, their loss and accuracy curves
 // (live while `convscope train` writes them), a second run to compare, and the first
 // layer's filters and activation maps of a fixed image, epoch by epoch.
-// Every number comes from /api/runs; this module only draws.
+// Every number comes from /api/runs; this module only draws. A damaged run is listed
+// with what is wrong (lines of its metrics.jsonl skipped, or why it cannot be described at
+// all) and never hides the others.
 
 import { getJSON } from "./api.js";
 import { b64Floats } from "./binary.js";
 import { paint, fmt } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { el, fill, html } from "./dom.js";
+import { page } from "./page.js";
 
 const POLL_MS = 1500;
 const COLORS = ["#b2182b", "#2166ac"]; // first run, compared run
 const enc = encodeURIComponent;
+
+/**
+ * The warning lines under a run in the list: why it cannot be described (its `error`),
+ * and each of its `problems` (a metrics.jsonl line skipped, a file that links outside).
+ * @param {{error?: string, problems?: string[]}} run a row of /api/runs
+ * @returns {HTMLElement[]}
+ */
+function warnings(run) {
+  const lines = run.error ? [`cannot be read: ${run.error}`] : [];
+  return [...lines, ...(run.problems || [])].map((text) => el("div", run.error ? "run-warning run-error" : "run-warning", `⚠ ${text}`));
+}
 
 export class TrainingView {
   constructor(root) {
@@ -59,7 +73,7 @@ export class TrainingView {
 
   fail(e) {
     this.rootNote.textContent = e.message;
-    document.body.dataset.training = "error";
+    page.set("training", "error");
   }
 
   async poll() {
@@ -72,11 +86,13 @@ export class TrainingView {
     } else {
       fill(this.rootNote, root && html`runs under <code>${root}</code>`);
     }
-    if (!this.selected || !runs.some((r) => r.name === this.selected)) {
+    const drawable = runs.filter((r) => !r.error);  // a run that cannot be described has nothing to draw
+    const has = (name) => drawable.some((r) => r.name === name);
+    if (!this.selected || !has(this.selected)) {
       const wanted = new URLSearchParams(location.search).get("run");
-      this.selected = runs.some((r) => r.name === wanted) ? wanted : (runs[0] && runs[0].name) || null;
+      this.selected = has(wanted) ? wanted : (drawable[0] && drawable[0].name) || null;
     }
-    if (this.compare && !runs.some((r) => r.name === this.compare)) this.compare = null;
+    if (this.compare && !has(this.compare)) this.compare = null;
     this.renderList();
     let changed = false;
     for (const name of [this.selected, this.compare].filter(Boolean)) {
@@ -85,7 +101,7 @@ export class TrainingView {
       if (d.changed) { this.data[name] = d; changed = true; }
     }
     if (changed || !this.drawn) this.draw();
-    document.body.dataset.training = this.selected ? "ready" : "empty";
+    page.set("training", this.selected ? "ready" : "empty");
   }
 
   renderList() {
@@ -96,7 +112,13 @@ export class TrainingView {
       const total = r.total_epochs ? `/${r.total_epochs}` : "";
       const best = r.best_val_acc === null ? "–" : `${(100 * r.best_val_acc).toFixed(1)}%`;
       fill(row, html`<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${r.status}</span>`,
-        html`<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`);
+        !r.error && html`<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`);
+      this.listEl.appendChild(row);
+      if (r.error) {
+        row.classList.add("broken");
+        row.append(...warnings(r));
+        continue;
+      }
       row.onclick = () => this.choose(r.name);
       const cmp = el("label", "run-compare");
       const box = el("input");
@@ -110,8 +132,7 @@ export class TrainingView {
         this.refresh();
       };
       cmp.append(box, " compare");
-      row.appendChild(cmp);
-      this.listEl.appendChild(row);
+      row.append(cmp, ...warnings(r));
     }
   }
 
@@ -199,7 +220,7 @@ export class TrainingView {
     this.snapBody.appendChild(img);
     this.snapBody.appendChild(this.filters(s));
     this.snapBody.appendChild(this.maps(s));
-    document.body.dataset.snapshot = String(epoch);
+    page.set("snapshot", String(epoch));
   }
 
   filters(s) {
