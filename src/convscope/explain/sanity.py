@@ -22,18 +22,23 @@ from __future__ import annotations
 
 import copy
 import csv
+import html
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConvscopeError
 from ..models.model import Model, as_model
 from ..probe import model_state, module_name, observe
-from .base import Progress, _silent, get_method
+from ..progress import ProgressArg, progress_callback
+from ..render.notebook import Displayable
+from .base import _silent, get_method
 from .similarity import spearman, ssim
 from .targets import TargetSpec, resolve_target
 
@@ -81,10 +86,13 @@ def reinitialize(module: nn.Module, generator_seed: int) -> None:
 
 
 @dataclass
-class SanityReport:
+class SanityReport(Displayable):
     """Per method: ``spearman[m]`` and ``ssim[m]`` (steps + 1, B), ``maps[m]`` (steps + 1, B, H, W).
 
     Row 0 is the original model (similarity 1); row i has groups ``steps[:i]`` randomised.
+    Printed it is its :meth:`table`; in a notebook an HTML table and the figure of the first
+    sample (:func:`~convscope.render.heatmap.sanity_figure`); ``pixels`` gives the input as
+    uint8 (B, H, W, C) for that figure, computed only when drawn.
     """
 
     steps: list[str]
@@ -93,6 +101,7 @@ class SanityReport:
     spearman: dict[str, torch.Tensor] = field(default_factory=dict)
     ssim: dict[str, torch.Tensor] = field(default_factory=dict)
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
+    pixels: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (method, step) with the batch-mean Spearman and SSIM."""
@@ -126,18 +135,47 @@ class SanityReport:
             lines.append(f"{step:<24}{cells}")
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        return self.table()
+
+    __repr__ = __str__  # a report printed at the prompt is its table, not its tensors
+
+    def _repr_html_(self) -> str:
+        """The table (rows: steps, columns: methods, cells: Spearman / SSIM batch means) and the figure."""
+        e = html.escape
+        head = "".join(f"<th>{e(m)}<br><small>spearman / ssim</small></th>" for m in self.methods)
+        body = []
+        for i, step in enumerate(["(original)"] + self.steps):
+            cells = "".join(f"<td style='text-align:right'>{float(self.spearman[m][i].nanmean()):.3f} / "
+                            f"{float(self.ssim[m][i].mean()):.3f}</td>" for m in self.methods)
+            body.append(f"<tr><td>{e(step)}</td>{cells}</tr>")
+        table = (f"<table><thead><tr><th>randomized down to</th>{head}</tr></thead>"
+                 f"<tbody>{''.join(body)}</tbody></table>")
+        return f"<div>{table}{self.png_tag('sanity check figure')}</div>"
+
+    def picture(self) -> np.ndarray:
+        """The first sample's maps over the randomisation steps and both similarity curves."""
+        from ..render.heatmap import sanity_figure
+
+        first = {m: self.maps[m][:, 0].cpu().numpy() for m in self.methods}
+        image = self.pixels()[0] if self.pixels is not None else np.zeros(next(iter(first.values())).shape[1:], np.uint8)
+        return sanity_figure(image, self.steps, first, {m: self.spearman[m][:, 0].cpu().numpy() for m in self.methods},
+                             {m: self.ssim[m][:, 0].cpu().numpy() for m in self.methods})
+
 
 def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gradcam", "saliency", "guidedbackprop"),
                  target: TargetSpec = None, layer: str | nn.Module | None = None, seed: int = 0,
                  options: dict[str, dict[str, Any]] | None = None, max_steps: int | None = None,
-                 progress: Progress | None = None) -> SanityReport:
+                 progress: ProgressArg = True) -> SanityReport:
     """Cascading randomisation from the top; see the module docstring.
 
     ``layer`` is the CAM family's layer; ``options[method]`` extra constructor arguments;
     ``max_steps`` stops after that many groups. The user's model is not modified.
+    ``progress``: ``progress(done, total)`` after each step, or True (a bar once the check
+    runs for a second, see :mod:`convscope.progress`) or False.
     """
     model = as_model(model)
-    progress = progress or _silent
+    progress = progress_callback(progress, "sanity check", "step") or _silent
     x = model.batch(x)
     if isinstance(layer, nn.Module):
         layer = module_name(model.net, layer)
@@ -150,7 +188,7 @@ def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gr
     groups = randomization_groups(work, x)
     if max_steps is not None:
         groups = groups[:max_steps]
-    report = SanityReport([g for g, _ in groups], list(methods), tgt.classes)
+    report = SanityReport([g for g, _ in groups], list(methods), tgt.classes, pixels=partial(model.to_display, x))
     classes = [get_method(m) for m in methods]
     options = options or {}
     explainers = []

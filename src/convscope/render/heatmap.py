@@ -61,21 +61,17 @@ def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: st
 
 
 def _figure_array(fig) -> np.ndarray:
-    fig.canvas.draw()
-    arr = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
-    import matplotlib.pyplot as plt
+    from .figure import figure_to_array
 
-    plt.close(fig)
-    return arr
+    return figure_to_array(fig)
 
 
 def _new_figure(width: float, height: float):
-    import matplotlib
+    """A figure outside pyplot: drawing one never switches the caller's backend (a notebook's
+    inline one) nor leaves a figure open in pyplot."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=(width, height), dpi=100)
+    return Figure(figsize=(width, height), dpi=100)
 
 
 def methods_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str = "",
