@@ -4,8 +4,8 @@ Every number the page shows comes from these endpoints, which read the cached tr
 of (model, image) and the trace's detail functions. Each view module exposes
 ``router(ctx)`` over one :class:`~.context.ServerContext`: the network view
 (:mod:`.routes_network`), background jobs (:mod:`.jobs`), training runs
-(:mod:`.routes_runs`), the dataset view (:mod:`.routes_dataset`) and the Why? and
-look-for panels (:mod:`.routes_explain`). User mistakes
+(:mod:`.routes_runs`), the dataset view (:mod:`.routes_dataset`), the Why? and
+look-for panels (:mod:`.routes_explain`) and the compare mode (:mod:`.routes_compare`). User mistakes
 (:class:`~convscope.errors.ConvscopeError`) become 4xx answers with a one-line
 ``detail``; unknown models, layers and images are 404 with the name.
 """
@@ -23,13 +23,13 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
-from . import docs, jobs, routes_dataset, routes_explain, routes_network, routes_runs, security
+from . import docs, jobs, routes_compare, routes_dataset, routes_explain, routes_network, routes_runs, security
 from .context import ExplainSettings, ServerContext
 from .images import TooLarge
 from .registry import Registry
 
 STATIC = Path(str(resources.files("convscope") / "server" / "static"))
-VIEWS = (routes_network, jobs, routes_runs, routes_dataset, routes_explain)  # each has router(ctx)
+VIEWS = (routes_network, jobs, routes_runs, routes_dataset, routes_explain, routes_compare)  # each has router(ctx)
 
 
 def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
