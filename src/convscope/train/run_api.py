@@ -151,6 +151,11 @@ class Run:
         """Epochs recorded so far (the last record's ``epoch``; 0 before the first)."""
         return int(self.history[-1]["epoch"]) if self.history else 0
 
+    @property
+    def has_sample(self) -> bool:
+        """Whether a snapshot sample is fixed (``sample=`` or :meth:`snapshot`'s)."""
+        return self._sample is not None
+
     # -- per step -----------------------------------------------------------------
     def log(self, step: int, **scalars: Scalar) -> None:
         """TensorBoard scalars ``step/NAME`` at ``step``; floats or 0-dim tensors.
