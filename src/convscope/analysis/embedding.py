@@ -15,12 +15,13 @@ import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import ConvscopeError
 from ..io_utils import load_arrays, save_arrays
+from ..render.notebook import Displayable
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -34,8 +35,13 @@ def has_umap() -> bool:
 
 
 @dataclass
-class Embedding:
-    """``coords`` (N, 2) float32, one row per row of the features it came from."""
+class Embedding(Displayable):
+    """``coords`` (N, 2) float32, one row per row of the features it came from.
+
+    ``labels`` / ``preds`` (N,) and ``class_names``, when known, colour its scatter plot
+    (the notebook view, ``show()``, ``save("map.png")``) by true class, predictions that
+    differ drawn as crosses; they are not part of the ``.npz`` file.
+    """
 
     coords: np.ndarray
     method: str
@@ -43,9 +49,24 @@ class Embedding:
     seed: int
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
+    labels: np.ndarray | None = field(default=None, repr=False)
+    preds: np.ndarray | None = field(default=None, repr=False)
+    class_names: Sequence[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(len(self.coords))
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.method!r} via {self.backend}, {len(self)} points, seed {self.seed})"
+
+    def figure(self):
+        """The points coloured by label (one colour when there are none); misclassified ones as crosses."""
+        from ..render.dataset_figures import embedding_scatter
+
+        labels = np.zeros(len(self), np.int64) if self.labels is None else np.asarray(self.labels)
+        correct = np.ones(len(self), bool) if self.preds is None else labels == np.asarray(self.preds)
+        names = self.class_names or [str(k) for k in range(int(labels.max(initial=0)) + 1)]
+        return embedding_scatter(self.coords, labels, correct, names, title=f"{self.method} ({self.backend})")
 
     def to_json(self, labels: np.ndarray | None = None, preds: np.ndarray | None = None,
                 indices: np.ndarray | None = None) -> dict[str, Any]:
@@ -64,6 +85,10 @@ class Embedding:
         return out
 
     def save(self, path: str | Path) -> Path:
+        """``.npz``: the coordinates and settings (:meth:`load` reads them); ``.png``, ``.svg``,
+        ``.html``: the scatter plot (:meth:`figure`)."""
+        if Path(path).suffix.lower() in (".png", ".svg", ".html"):
+            return Displayable.save(self, path)
         header = {"method": self.method, "backend": self.backend, "seed": self.seed, "seconds": self.seconds,
                   "params": self.params}
         return save_arrays(path, header, {"coords": self.coords})
@@ -82,12 +107,16 @@ def embed(
     perplexity: float = 30.0,
     pca_dims: int = 50,
     n_jobs: int | None = None,
+    labels: np.ndarray | None = None,
+    preds: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Embedding:
     """Embed (N, D) features in 2-D with ``method`` in ``pca``, ``tsne``, ``umap``.
 
     ``backend`` picks the t-SNE implementation: ``"sklearn"``, ``"opentsne"`` (FFT
     accelerated, the ``embed`` extra), or ``"auto"`` (openTSNE when installed). The
     perplexity is lowered to ``(N - 1) / 3`` for tiny inputs, as t-SNE requires.
+    ``labels``, ``preds``, ``class_names`` are kept on the result for its scatter plot.
     """
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2:
@@ -111,7 +140,8 @@ def embed(
         else:
             coords, backend_used = _umap(reduced, seed), "umap-learn"
     return Embedding(coords=np.ascontiguousarray(coords, dtype=np.float32), method=method, backend=backend_used,
-                     seed=seed, seconds=time.perf_counter() - start, params=params)
+                     seed=seed, seconds=time.perf_counter() - start, params=params,
+                     labels=labels, preds=preds, class_names=class_names)
 
 
 def _pca(x: np.ndarray, dims: int, seed: int) -> np.ndarray:

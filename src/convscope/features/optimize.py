@@ -30,6 +30,8 @@ from ..errors import ConvscopeError
 from ..models.model import Model, as_model
 from ..outputs import OutputSpec, select_output
 from ..probe import LayerRef, capture, model_state, resolve_layer, run_to
+from ..progress import ProgressArg, progress_callback
+from ..render.notebook import Displayable
 from .objectives import check_objective, default_position, objective_values
 from .params import ImageParam
 from .progress import CancelFn, ProgressFn, tick
@@ -38,8 +40,9 @@ from .transforms import Transforms
 
 
 @dataclass
-class FeatureVis:
-    """The result of :func:`visualize` for B target units."""
+class FeatureVis(Displayable):
+    """The result of :func:`visualize` for B target units; in a notebook, its pictures
+    captioned with unit and value (``show()``, ``save(path)``: :class:`~convscope.render.notebook.Displayable`)."""
 
     images: np.ndarray  # uint8 (B, H, W, C): the pictures in the model's pixel space
     inputs: torch.Tensor  # (B, C, H, W) network input (normalised), on the CPU
@@ -48,6 +51,17 @@ class FeatureVis:
     history: np.ndarray  # (steps, B) objective at each step (through the random transforms)
     layer: str  # qualified layer name ("" for class logits)
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        size = "x".join(str(s) for s in self.images.shape[1:3])
+        return f"FeatureVis({self.layer or 'logits'!r}, units {self.units}, {size} pixels)"
+
+    def figure(self):
+        from ..render.dataset_figures import labelled_images
+
+        what = self.layer or "class"
+        titles = [f"{what} #{u}\n{self.settings.get('objective', '')} {v:.3g}" for u, v in zip(self.units, self.values)]
+        return labelled_images(list(self.images), titles, cell=128)
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,7 @@ def visualize(
     tv: float = 0.0,
     batch_size: int | None = None,
     redirect_relu: bool = True,
-    progress: ProgressFn = None,
+    progress: ProgressFn | ProgressArg = True,
     cancel: CancelFn = None,
 ) -> FeatureVis:
     """Optimise one image per unit so that the unit's ``objective`` is as large as possible.
@@ -156,7 +170,8 @@ def visualize(
         redirect_relu: let gradients through inactive ReLUs when an image's true gradient
             vanishes (see :mod:`.relu`); without it a unit that is off on the grey start
             image often never moves.
-        progress, cancel: see :mod:`convscope.features.progress`.
+        progress, cancel: see :mod:`convscope.features.progress`; ``progress=True`` (the default)
+            draws a bar once the call runs for a second (:mod:`convscope.progress`), False is silent.
 
     Returns:
         :class:`FeatureVis` with uint8 images in the model's pixel space.
@@ -181,6 +196,7 @@ def visualize(
                 "steps": steps, "param": param, "lr": lr, "seed": seed, "transforms": transforms.to_dict(),
                 "l2": l2, "tv": tv, "redirect_relu": redirect_relu}
 
+    progress = progress_callback(progress, f"visualize {target.layer or 'logits'}", "step")
     chunks = [units[i:i + batch_size] for i in range(0, len(units), batch_size)]
     total = steps * len(chunks)
     inputs, values, history = [], [], []
