@@ -46,6 +46,16 @@ def folder_site(root: str | Path, requests: list[str] | None = None) -> Iterator
         server.server_close()
 
 
+def wait_for_job(client, job: dict, seconds: float = 120.0) -> dict:
+    """Poll ``/api/jobs/{id}`` until the job ends (done, failed or cancelled); fail past ``seconds``."""
+    deadline = time.time() + seconds
+    while job["status"] not in ("done", "failed", "cancelled"):
+        assert time.time() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}").json()
+    return job
+
+
 class LiveServer:
     """uvicorn serving an app on 127.0.0.1 in a background thread."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-import time
+
+from live_server import wait_for_job
 
 import numpy as np
 from PIL import Image
@@ -34,10 +35,4 @@ def gradient_rgb(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
 def finish(client, r, seconds: float = 120) -> dict:
     """The job a POST started (``r``, which must be a 200), polled until it ends."""
     assert r.status_code == 200, r.text
-    job = r.json()
-    deadline = time.time() + seconds
-    while job["status"] not in ("done", "failed", "cancelled"):
-        assert time.time() < deadline, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
+    return wait_for_job(client, r.json(), seconds)

@@ -17,6 +17,7 @@ from convscope import explain, features
 from convscope.data.base import ImageDataset
 from convscope.render.heatmap import overlay
 from convscope.server.feature_views import data_choice
+from live_server import wait_for_job
 from server_helpers import digits_dataset
 
 LAYER = "conv_2_2"
@@ -58,15 +59,6 @@ def floats(packed: dict) -> np.ndarray:
 def picture(url: str) -> np.ndarray:
     assert url.startswith("data:image/png;base64,")
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
-
-
-def finish(api, job: dict, timeout: float = 120.0) -> dict:
-    end = time.time() + timeout
-    while job["status"] not in ("done", "failed", "cancelled"):
-        assert time.time() < end, job
-        time.sleep(0.05)
-        job = api.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 def test_methods_and_options_come_from_the_model(api, ref):
@@ -145,14 +137,14 @@ def test_bad_requests_are_4xx_before_any_job(api, app, params, status, words):
 
 def test_explain_job_progress_and_result(api):
     params = {"image": "sample-5", "method": "gradcam++"}
-    job = finish(api, api.post("/api/models/default/explain", params=params).json())
+    job = wait_for_job(api, api.post("/api/models/default/explain", params=params).json())
     assert job["status"] == "done" and job["done"] == job["total"] == 1000
     assert job["result"]["metrics"]["deletion_auc"] == api.get("/api/models/default/explain", params=params).json()["metrics"]["deletion_auc"]
 
 
 def test_sanity_job_equals_the_direct_check(api, ref):
     model, x = ref
-    job = finish(api, api.post("/api/models/default/sanity", params={"image": "sample-3", "method": "gradcam,saliency",
+    job = wait_for_job(api, api.post("/api/models/default/sanity", params={"image": "sample-3", "method": "gradcam,saliency",
                                                                      "max_steps": 3}).json())
     assert job["status"] == "done" and job["done"] == job["total"] == 4, job
     r = job["result"]
@@ -187,7 +179,7 @@ def test_visualization_equals_the_direct_call_and_is_cached_on_disk(api, app, re
     params = {"channel": 2, "steps": 12}
     url = f"/api/models/default/layers/{LAYER}/visualization"
     assert api.get(url, params=params).json()["cached"] is False
-    job = finish(api, api.post(url, params=params).json())
+    job = wait_for_job(api, api.post(url, params=params).json())
     assert job["status"] == "done" and job["done"] == job["total"] == 12
     r = job["result"]
     direct = features.visualize(model, LAYER, [2], steps=12)
@@ -217,7 +209,7 @@ def test_a_job_is_cancelled_over_http(api):
         time.sleep(0.05)
         job = api.get(f"/api/jobs/{job['id']}").json()
     assert api.delete(f"/api/jobs/{job['id']}").json()["id"] == job["id"]
-    job = finish(api, job)
+    job = wait_for_job(api, job)
     assert job["status"] == "cancelled" and job["done"] < job["total"] == 4000 and "result" not in job
     assert api.get(url, params={"channel": 5, "steps": 4000}).json()["cached"] is False
 
@@ -225,7 +217,7 @@ def test_a_job_is_cancelled_over_http(api):
 def test_top_examples_equal_the_direct_pass(api, ref, digits):
     model, _ = ref
     assert api.get("/api/models/default/features").json()["dataset"] == "digits-20"
-    job = finish(api, api.post(f"/api/models/default/layers/{LAYER}/examples", params={"channel": 1, "k": 3}).json())
+    job = wait_for_job(api, api.post(f"/api/models/default/layers/{LAYER}/examples", params={"channel": 1, "k": 3}).json())
     assert job["status"] == "done", job
     r = job["result"]
     direct = features.top_examples(model, digits, LAYER, k=3)
