@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers (noqa: they 
     from .explain import attribute, confidence_change, deletion, insertion, sanity_check  # noqa: F401
     from .features import kernels, receptive_field, top_examples, visualize  # noqa: F401
     from .models import Model, Preprocessing, load_checkpoint, load_model, save_checkpoint  # noqa: F401
+    from .notebook import explore  # noqa: F401
     from .trace import Trace, trace  # noqa: F401
     from .train import Run  # noqa: F401
 
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
         "ScoreCAM", "EigenCAM", "Saliency", "SmoothGrad", "InputXGradient", "GuidedBackprop", "GuidedGradCAM",
         "IntegratedGradients", "Occlusion", "sanity_check", "deletion", "insertion", "confidence_change")},
     **{name: "convscope.features" for name in ("visualize", "kernels", "top_examples", "receptive_field")},
+    "explore": "convscope.notebook",
 }
 
 # sub-packages reachable as attributes (cs.explain.GradCAM) without importing them by hand

@@ -34,7 +34,8 @@ VIEWS = (routes_network, jobs, routes_runs, routes_dataset, routes_explain, rout
 
 def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
                token: str | None = None, runs: str | Path | None = None, data: str | None = None,
-               host: str | None = None, port: int | None = None, allow_hosts: Sequence[str] = ()) -> FastAPI:
+               host: str | None = None, port: int | None = None, allow_hosts: Sequence[str] = (),
+               frame_ancestors: Sequence[str] = ()) -> FastAPI:
     """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
 
     ``token``: when given, every API call must carry it (see :mod:`convscope.server.security`).
@@ -44,6 +45,8 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     names on any port and TestClient's ``testserver`` are.
     ``runs``: the folder of training runs the training view lists; ``data``: the dataset the
     dataset view measures every model on (default: the one each checkpoint was trained on).
+    ``frame_ancestors``: origins whose pages may show the explorer in a frame (none by default;
+    ``cs.explore`` names a local notebook's, see :func:`.security.security_headers`).
     """
     ctx = ServerContext(registry or Registry(list(specs)), runs=runs, data=data,
                         explain=ExplainSettings(data=data if data is not None else "auto"))
@@ -55,7 +58,7 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     app.state.registry, app.state.jobs, app.state.explain = ctx.registry, ctx.jobs, ctx.explain
     docs.install(app)  # Swagger UI from local files: the API docs work offline too
     security.install(app, token=token, max_body=lambda: ctx.registry.uploads.max_bytes + security.MULTIPART_SLACK,
-                     hosts=security.Hosts.for_address(host, port, allow_hosts))
+                     hosts=security.Hosts.for_address(host, port, allow_hosts), frame_ancestors=frame_ancestors)
     app.add_exception_handler(ConvscopeError, user_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_api_route("/", index, include_in_schema=False)

@@ -320,11 +320,23 @@ class SiteGuard:
         await self.app(scope, receive, send)
 
 
+def security_headers(frame_ancestors: Iterable[str] = ()) -> tuple[tuple[bytes, bytes], ...]:
+    """:data:`SECURITY_HEADERS`, with the pages that may show the explorer in a frame (CSP
+    ``frame-ancestors``; none by default, so no other site can frame it: clickjacking).
+    ``cs.explore`` names the loopback origins a local notebook is served from."""
+    sources = " ".join(frame_ancestors)
+    if not sources:
+        return SECURITY_HEADERS
+    csp = CSP.replace("frame-ancestors 'none'", f"frame-ancestors {sources}")
+    return ((b"content-security-policy", csp.encode()), *SECURITY_HEADERS[1:])
+
+
 class SecurityHeaders:
     """ASGI middleware: the Content-Security-Policy, nosniff and no-referrer headers on every answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, frame_ancestors: Iterable[str] = ()) -> None:
         self.app = app
+        self.headers = security_headers(frame_ancestors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -333,7 +345,7 @@ class SecurityHeaders:
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                extra = [(k, v) for k, v in self.headers if k not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -341,7 +353,7 @@ class SecurityHeaders:
 
 
 def install(app: Any, token: str | None = None, max_body: Callable[[], int] | None = None,
-            hosts: Hosts | None = None) -> None:
+            hosts: Hosts | None = None, frame_ancestors: Iterable[str] = ()) -> None:
     """Put the guards in front of ``app``, innermost first: the body cap, the token check,
     the site guard (``hosts``: what :meth:`Hosts.for_address` gives; default, no address),
     and outermost the security headers, so that every refusal carries them too."""
@@ -350,7 +362,7 @@ def install(app: Any, token: str | None = None, max_body: Callable[[], int] | No
     if token:
         app.add_middleware(TokenGuard, token=token)
     app.add_middleware(SiteGuard, hosts=hosts if hosts is not None else Hosts.for_address(None, None))
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, frame_ancestors=tuple(frame_ancestors))
 
 
 def safe_join(root: str | Path, name: str) -> Path:
