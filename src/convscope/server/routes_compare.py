@@ -69,13 +69,20 @@ def _labels(a: TraceEntry, b: TraceEntry) -> tuple[str, str]:
     return f"{a.model_name}/{a.image_id}", f"{b.model_name}/{b.image_id}"
 
 
+def _range(*arrays: np.ndarray) -> dict[str, float]:
+    if not all(a.size for a in arrays):
+        return {"min": 0.0, "max": 0.0}
+    return {"min": min(float(a.min()) for a in arrays), "max": max(float(a.max()) for a in arrays)}
+
+
 def comparison_json(sides: _Sides) -> dict[str, Any]:
-    """Comparison.to_json, plus per layer the range of the difference (the page's scale)."""
+    """Comparison.to_json, plus per layer the value range over A and B and that of a - b (the page's scales)."""
     c = sides.comparison()
     out = c.to_json()
     for row in out["layers"]:
-        diff = sides.a.array(row["name"]) - sides.b.array(row["name"])
-        row["diff"] = {"min": float(diff.min()), "max": float(diff.max())} if diff.size else {"min": 0.0, "max": 0.0}
+        a, b = sides.a.array(row["name"]), sides.b.array(row["name"])
+        row["range"] = _range(a, b)  # one colour range for A's and B's maps
+        row["diff"] = _range(a - b)
     out["models"] = {"a": sides.a.model_name, "b": sides.b.model_name}
     out["images"] = {"a": sides.a.image_id, "b": sides.b.image_id}
     return out

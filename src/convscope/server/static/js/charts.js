@@ -45,7 +45,8 @@ export function ticks(lo, hi, n = 5) {
  * Draw series into svg. Missing values (null) break the line.
  * @param {SVGElement} svg
  * @param {Series[]} series
- * @param {{title?: string, xLabel?: string, ymin?: number, ymax?: number, percent?: boolean}} [opts]
+ * @param {{title?: string, xLabel?: string, ymin?: number, ymax?: number, percent?: boolean, xName?: (x: number) => string}} [opts]
+ *   xName: what a point's x is called in its hover text (default: "epoch x")
  */
 export function lineChart(svg, series, opts = {}) {
   svg.replaceChildren();
@@ -91,7 +92,7 @@ export function lineChart(svg, series, opts = {}) {
       const y = sr.ys[i];
       if (y === null || y === undefined) return;
       const c = s("circle", { cx: px(x), cy: py(y), r: 3, fill: sr.color, "data-epoch": x, "data-value": y }, g);
-      s("title", {}, c).textContent = `${sr.name}, epoch ${x}: ${opts.percent ? (100 * y).toFixed(2) + "%" : y.toPrecision(4)}`;
+      s("title", {}, c).textContent = `${sr.name}, ${opts.xName ? opts.xName(x) : `epoch ${x}`}: ${opts.percent ? (100 * y).toFixed(2) + "%" : y.toPrecision(4)}`;
     });
     const width = 30 + 5.6 * sr.name.length;
     if (legendX + width > W && legendX > M.l) { legendX = M.l; legendY += 13; }

@@ -27,6 +27,8 @@ import { Store, mirror } from "./store.js";
  * @property {string} [dataset] the dataset view (dataset.js)
  * @property {string} [embedding] its embedding scatter
  * @property {string} [cell] the confusion cell shown, "true,pred"
+ * @property {string} [compare] the compare mode (compare.js)
+ * @property {string} [comparewhy] its two attributions
  */
 
 /** @type {Store<PageState>} */
@@ -34,6 +36,6 @@ export const page = new Store({ view: "network", model: null, image: null, overv
 
 /** The keys written on <body> as data-KEY (all but model and image). */
 const ON_BODY = /** @type {const} */ (["view", "overview", "detail", "prediction", "why", "whymetrics", "sanity",
-  "lookfor", "featvis", "examples", "training", "snapshot", "dataset", "embedding", "cell"]);
+  "lookfor", "featvis", "examples", "training", "snapshot", "dataset", "embedding", "cell", "compare", "comparewhy"]);
 
 mirror(page, [...ON_BODY], document.body.dataset);
