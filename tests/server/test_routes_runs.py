@@ -195,3 +195,26 @@ def test_run_history_does_not_follow_a_metrics_link_out_of_the_folder(tmp_path, 
     (folder / "metrics.jsonl").unlink()
     (folder / "metrics.jsonl").symlink_to("real.jsonl")  # a link that stays inside is fine
     assert [r["epoch"] for r in run_history(folder / "best.pt", {})] == [1]
+
+
+def test_a_run_that_cannot_be_described_still_answers_its_curves(runs, monkeypatch):
+    """Defence in depth: whatever makes a run's description fail (here its checkpoint's meta
+    cannot be read) is that run's error in the list and in its own answer, never a 500."""
+    from convscope.server.routes_runs import RunIndex
+
+    root, _ = runs
+    real = RunIndex.meta
+
+    def meta(self, run):
+        if run.name == "a":
+            raise PermissionError(13, "Permission denied", str(run.path / "last.pt"))
+        return real(self, run)
+
+    monkeypatch.setattr(RunIndex, "meta", meta)
+    with runs_client(root, raise_server_exceptions=False) as c:
+        rows = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+        assert rows["a"]["status"] == "error" and "Permission denied" in rows["a"]["error"]
+        assert rows["group/b"]["status"] != "error"
+        d = c.get("/api/runs/a/metrics")
+        assert d.status_code == 200, d.text
+        assert d.json()["run"]["status"] == "error" and d.json()["curves"]["epoch"] == [1.0, 2.0]

@@ -197,10 +197,11 @@ class RunIndex:
                 "last": _json_safe(history[-1]) if history else None, "command": _text(meta.get("command")),
                 "problems": problems or []}
 
-    def row(self, run: RunFiles) -> dict[str, Any]:
+    def row(self, run: RunFiles, history: list[dict[str, Any]] | None = None,
+            problems: list[str] | None = None) -> dict[str, Any]:
         """:meth:`describe`, or for a run that cannot be described, its name and the error."""
         try:
-            return self.describe(run)
+            return self.describe(run, history, problems)
         except (ConvscopeError, OSError, ValueError, TypeError, KeyError) as exc:
             return {"name": run.name, "epochs": 0, "total_epochs": None, "model": None, "data": None,
                     "classes": None, "status": "error", "updated": None, "version": None, "best_val_acc": None,
@@ -280,7 +281,7 @@ def router(ctx: ServerContext) -> APIRouter:
             return {"name": files.name, "version": version, "changed": False}
         history, problems = index.read(files)
         return {"name": files.name, "version": version, "changed": True,
-                "run": index.describe(files, history, problems),
+                "run": index.row(files, history, problems),
                 "curves": {k: _finite(v) for k, v in curves(history).items()},
                 "snapshots": files.snapshot_epochs(), "problems": problems}
 
