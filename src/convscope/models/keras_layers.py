@@ -352,7 +352,10 @@ class KerasFunctional(nn.Module):
 
 
 class Merge(nn.Module):
-    """Keras Add / Multiply / Concatenate of a list of tensors (NCHW or flat)."""
+    """Keras Add / Multiply / Concatenate of a list of tensors (NCHW or flat). Its one op is
+    the layer, so the trace records it under the Keras layer's name (``trace_as_layer``)."""
+
+    trace_as_layer = True
 
     def __init__(self, op: str, dim: int = 1) -> None:
         super().__init__()

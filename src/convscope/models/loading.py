@@ -9,6 +9,7 @@ spec                                      what loads
 ``run/best.pt``                           a convscope checkpoint (tensors + JSON)
 ``model.ts`` (TorchScript archive)        ``torch.jit.load`` (``trust=True`` only)
 ``model.json`` or its http(s) URL          a Keras model in TensorFlow.js layers format
+``model.h5`` / ``model.keras``              a Keras model saved by Keras (HDF5 / zip, read with h5py)
 ``pkg.module:factory`` or ``f.py:factory``  the user's own architecture; ``weights=``
                                           names its state_dict file (``@file`` in a spec)
 ========================================  ==========================================
@@ -105,6 +106,10 @@ def _load(spec: str, weights: str | Path | None, trust: bool) -> Model:
         from .tfjs import load_tfjs_model
 
         return load_tfjs_model(path)
+    if path.suffix.lower() in (".h5", ".hdf5", ".keras"):
+        from .keras_files import load_keras_file
+
+        return load_keras_file(path)
     if path.is_file():
         return model_from_file(path, trust=trust)
     if path.suffix or "/" in spec or "\\" in spec:

@@ -9,9 +9,10 @@ Leaves are torch.nn's own layers and subclasses that keep torch.nn's ``forward``
 a subclass with its own ``forward`` (EfficientNet's ``Conv2dStaticSamePadding``:
 a ``ZeroPad2d`` then ``F.conv2d``) is traced through, so its padding and its
 convolution become two records and each one's arithmetic is exact. A functional op
-that uses a module's weight is named after that module (``_conv_stem``), other
-functional ops keep the fx node name (``add_3``, ``flatten``); the second call of a
-shared module is ``name#2``.
+that uses a module's weight is named after that module (``_conv_stem``), so is one
+called inside a module whose class sets ``trace_as_layer = True`` (a Keras ``Add``
+layer's ``torch.add``); other functional ops keep the fx node name (``add_3``,
+``flatten``); the second call of a shared module is ``name#2``.
 """
 
 from __future__ import annotations
@@ -140,6 +141,20 @@ def _param_owner(node: fx.Node) -> str | None:
     return None
 
 
+def _layer_owner(net: nn.Module, node: fx.Node) -> str | None:
+    """The module a functional op is called in, when its class says its ops are the layer
+    (``trace_as_layer = True``: the Keras merge layers, so ``torch.add`` records as ``merge``)."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path = str(next(reversed(stack.values()))[0])
+    try:
+        module = net.get_submodule(path)
+    except AttributeError:
+        return None
+    return path if getattr(type(module), "trace_as_layer", False) else None
+
+
 def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
     plans: dict[fx.Node, NodePlan] = {}
     seen: set[str] = set()
@@ -152,7 +167,7 @@ def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
             name, recurse = owner, True
             inplace = is_inplace_call(None, {}, module)
         else:
-            owner = _param_owner(node)
+            owner = _param_owner(node) or _layer_owner(net, node)
             module = net.get_submodule(owner) if owner else None
             name, recurse = owner or node.name, False
             inplace = is_inplace_call(node.target, node.kwargs)
