@@ -226,22 +226,82 @@ def layer_calls(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
     return merged
 
 
-def _spatial(ref: LayerRef) -> bool:
+def is_spatial(ref: LayerRef) -> bool:
+    """Whether the call's output is a map (B, C, h, w) with h * w > 1."""
     return len(ref.shape) == 4 and ref.shape[2] * ref.shape[3] > 1
+
+
 
 
 def spatial_layers(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
     """The layers (:func:`layer_calls`) whose output is a spatial map (B, C, h, w), h * w > 1, in
     completion order (one dry run on ``x[:1]``): what a layer menu offers."""
-    return [r for r in layer_calls(net, x) if _spatial(r)]
+    return [r for r in layer_calls(net, x) if is_spatial(r)]
 
 
 def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
-    """The CAM methods' default among ``refs`` (:func:`spatial_layers`): the last spatial module
-    call, nearest the output; for a net with none (all ``F.conv2d``), the last spatial fx node."""
-    spatial = [r for r in refs if _spatial(r)]
+    """The one default layer (CAM methods, the CLI, the page's Why? panel) among ``refs``, the
+    layer calls of one forward in completion order (:func:`module_calls` / :func:`layer_calls`).
+
+    The last convolution block's output, before global or adaptive pooling: from the last feature
+    convolution on, the last map (B, C, h, w) no wider than that convolution's (its BatchNorm,
+    ReLU, max-pool, residual block, stage), until an adaptive or global pooling (VGG's and
+    AlexNet's ``avgpool``, even where it keeps the size; a reducing ``amax``/``mean``), a flat
+    output or a classifier convolution (SqueezeNet's 1x1 conv to as many channels as the net has
+    classes). Channels-last (B, H, W, C) calls in between (a ConvNeXt block's LayerNorm and Linear)
+    are passed over, dropout and identity never chosen. With no convolution at all: the last
+    spatial call, modules before fx nodes.
+    """
     modules = dict(net.named_modules())
-    return ([r for r in spatial if r.name in modules] or spatial or [None])[-1]
+    kinds = [_call_kind(modules.get(r.name), r.name) for r in refs]
+    width = _output_width(refs)
+    convs = [i for i, r in enumerate(refs) if kinds[i] == "conv" and is_spatial(r)
+             and not _classifier_conv(modules.get(r.name), width)]
+    if not convs:
+        spatial = [r for r in refs if is_spatial(r)]
+        return ([r for r in spatial if r.name in modules] or spatial or [None])[-1]
+    start = convs[-1]
+    h, w = refs[start].shape[2:]
+    chosen = refs[start]
+    for r, kind in zip(refs[start + 1:], kinds[start + 1:]):
+        if kind in ("global", "conv") or not is_spatial(r):
+            break
+        if kind != "skip" and r.shape[2] <= h and r.shape[3] <= w:
+            chosen = r
+    return chosen
+
+
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+                 nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
+
+
+def _call_kind(module: nn.Module | None, name: str) -> str:
+    """'conv', 'global' (adaptive / reducing pooling), 'skip' (dropout, identity) or 'other' for
+    one layer call; an fx node by its name (``conv2d_1``, ``adaptive_avg_pool2d``, ``amax``)."""
+    if module is None:
+        base = name.split("#")[0]
+        return "conv" if base.startswith(("conv", "_conv")) else \
+            "global" if re.match(r"(adaptive|amax|amin|mean)", base) else "other"
+    if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return "conv"
+    return "global" if isinstance(module, _GLOBAL_POOLS) else "skip" if isinstance(module, _SKIP) else "other"
+
+
+def _classifier_conv(module: nn.Module | None, width: int | None) -> bool:
+    """A 1x1 convolution to as many channels as the net has classes (SqueezeNet's ``classifier.1``)."""
+    return (width is not None and isinstance(module, nn.modules.conv._ConvNd)
+            and module.out_channels == width and all(k == 1 for k in module.kernel_size))
+
+
+def _output_width(refs: Sequence[LayerRef]) -> int | None:
+    """The class count when the forward's last call is flat scores (B, K) or (B, K, 1, 1)."""
+    if not refs:
+        return None
+    shape = refs[-1].shape
+    if len(shape) == 2 or (len(shape) == 4 and shape[2] * shape[3] == 1):
+        return shape[1]
+    return None
 
 
 class _StopForward(Exception):

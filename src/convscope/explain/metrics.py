@@ -12,7 +12,9 @@
   Average Drop is its mean in percent (low is good), Increase in Confidence the percent
   of samples with ``O > Y`` (high is good).
 
-All run on a whole batch, batch their forwards and leave the model as they found it.
+All run on a whole batch, batch their forwards and leave the model as they found it. A model
+that ends in its own softmax / log-softmax is read as it is (not softmaxed again); ``output``
+on each result says which it was (:func:`convscope.explain.targets.output_kind`).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ class Curve:
     fractions: torch.Tensor
     scores: torch.Tensor
     auc: torch.Tensor
+    output: str = "logits"  # the model's output: "logits" (softmaxed here), "probabilities", "log-probabilities"
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "fractions": self.fractions.tolist(), "scores": self.scores.tolist(),
-                "auc": self.auc.tolist()}
+                "auc": self.auc.tolist(), "output": self.output}
 
 
 @dataclass
@@ -53,6 +56,7 @@ class ConfidenceChange:
     explained: torch.Tensor
     drop: torch.Tensor
     increased: torch.Tensor
+    output: str = "logits"  # as Curve.output
 
     @property
     def average_drop(self) -> float:
@@ -135,7 +139,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
                 scores[bi, ii] = tgt.probabilities(model.scores(net(inp)), rows=bi).float()
             progress(done + 1, len(parts))
     fractions = counts.float() / (H * W)
-    return Curve(kind, fractions, scores, auc(scores, fractions))
+    return Curve(kind, fractions, scores, auc(scores, fractions), tgt.kind or "logits")
 
 
 def deletion(model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor, target: TargetSpec = None,
@@ -166,4 +170,4 @@ def confidence_change(model: Model | nn.Module, x: Any, maps: Attribution | torc
         y = tgt.probabilities(model.scores(net(x))).float()
         o = tgt.probabilities(model.scores(net(x * scaled.unsqueeze(1)))).float()
     drop = (y - o).clamp(min=0) / y.clamp_min(1e-12)
-    return ConfidenceChange(y, o, drop, o > y)
+    return ConfidenceChange(y, o, drop, o > y, tgt.kind or "logits")

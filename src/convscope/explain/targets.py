@@ -5,6 +5,12 @@ sample), a sequence / 1-D tensor (one class per sample), or a callable mapping t
 output ``(N, ...)`` to ``N`` scores row by row (segmentation, detection, a margin...).
 Perturbation methods evaluate the target on batches of perturbed copies of the samples,
 so class targets are looked up per row through ``rows`` (which sample a row belongs to).
+
+A model may end in its own softmax or log-softmax. Where scores become probabilities
+(Score-CAM's weights, deletion / insertion, confidence changes) the output is used as it
+is then: :func:`output_kind` tells, once per target, from the values of the first output
+turned into probabilities (rows of non-negative numbers summing to 1; rows whose exponentials sum to 1), and
+``Target.kind`` records it (``"logits"``, ``"probabilities"`` or ``"log-probabilities"``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ class Target:
     """A resolved target: ``classes`` (B,) long, or a row-wise ``fn``."""
 
     def __init__(self, classes: torch.Tensor | None = None,
-                 fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 fn: Callable[[torch.Tensor], torch.Tensor] | None = None, kind: str | None = None) -> None:
         self.classes = classes
         self.fn = fn
+        self.kind = kind  # what the output is (output_kind); None: read off the first output seen
 
     @classmethod
     def explicit(cls, target: TargetSpec, batch: int, classes: int, device: torch.device) -> "Target":
@@ -44,10 +51,32 @@ class Target:
         return output.reshape(output.shape[0], -1).gather(1, classes.view(-1, 1)).squeeze(1)
 
     def probabilities(self, output: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Softmax probability of the target class (the raw score for a callable target)."""
+        """Probability of the target class: the softmax of logits, the output itself when the model
+        gives probabilities (``exp`` of log-probabilities); the raw score for a callable target."""
         if self.fn is not None:
             return self.scores(output, rows)
-        return Target(self.classes).scores(output.reshape(output.shape[0], -1).softmax(-1), rows)
+        flat = output.reshape(output.shape[0], -1)
+        if self.kind is None:
+            self.kind = output_kind(flat)
+        probs = flat if self.kind == "probabilities" else flat.exp() if self.kind == "log-probabilities" \
+            else flat.softmax(-1)
+        return Target(self.classes).scores(probs, rows)
+
+
+def output_kind(output: torch.Tensor, tol: float = 1e-3) -> str:
+    """``"probabilities"``, ``"log-probabilities"`` or ``"logits"``: what a (B, K) output holds.
+
+    A softmax output is non-negative and sums to 1 per row on every input, a log-softmax one is
+    non-positive with exponentials summing to 1; logits meet neither but by accident.
+    """
+    if output.is_meta or output.dim() != 2 or output.shape[1] < 2 or not output.is_floating_point():
+        return "logits"
+    out = output.detach().float()
+    if bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() <= tol).all()):
+        return "probabilities"
+    if bool((out <= 0).all()) and bool((out.logsumexp(1).abs() <= tol).all()):
+        return "log-probabilities"
+    return "logits"
 
 
 def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.device | None = None) -> Target:
@@ -64,14 +93,15 @@ def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.devic
     if target is None:
         if output.is_meta:
             raise ConvscopeError("the predicted class needs the model's output")
-        classes = output.argmax(1)
-    elif isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
-        classes = torch.full((b,), int(target), dtype=torch.long, device=device)
+        return Target(classes=output.argmax(1))  # in range by construction: no check, no host sync
+    if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
+        classes = torch.full((b,), int(target), dtype=torch.long)
     else:
         classes = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target,
-                                  dtype=torch.long).to(device).view(-1)
+                                  dtype=torch.long).view(-1)
         if classes.numel() != b:
             raise ConvscopeError(f"got {classes.numel()} targets for a batch of {b}")
+    # checked where the classes were given (the host for ints and lists), before they move to the device
     if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= k):
         raise ConvscopeError(f"target class out of range: the model has {k} classes (0..{k - 1})")
-    return Target(classes=classes)
+    return Target(classes=classes.to(device))

@@ -23,8 +23,9 @@ import torch
 from ..errors import ConvscopeError, NotFound
 from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
                        sanity_check)
+from ..explain.layers import default_of
 from ..lru import LRU
-from ..probe import spatial_layers
+from ..probe import is_spatial, layer_calls
 from ..render import png_bytes
 from ..render.heatmap import heatmap_rgb, overlay, sanity_figure
 from .encoding import pack_map
@@ -48,23 +49,36 @@ def check_method(name: str) -> type[Method]:
         raise NotFound(str(exc)) from None
 
 
-_LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, list[dict[str, Any]]]" = weakref.WeakKeyDictionary()
+_LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[list[dict[str, Any]], str | None]]" = \
+    weakref.WeakKeyDictionary()
 _LAYERS_LOCK = threading.Lock()
 
 
 def layer_menu(te: TraceEntry) -> list[dict[str, Any]]:
-    """The layer menu: :func:`convscope.probe.spatial_layers` as ``{name, shape}`` (``name#k``
-    for a later call of a shared module); the last entry is the methods' default layer.
-    One dry run per model (the input size is fixed by the model's preprocessing).
-    """
+    """The layer menu: the spatial layer calls (:func:`convscope.probe.spatial_layers`) as
+    ``{name, shape}`` (``name#k`` for a later call of a shared module)."""
+    return _menu(te)[0]
+
+
+def menu_default(te: TraceEntry) -> str | None:
+    """The methods' default layer (:func:`convscope.explain.layers.default_of`, the one rule)."""
+    return _menu(te)[1]
+
+
+def _menu(te: TraceEntry) -> tuple[list[dict[str, Any]], str | None]:
+    """The menu and its default from one dry run per model (the input size is fixed by the
+    model's preprocessing)."""
     net = te.model.net
     with _LAYERS_LOCK:
         if net in _LAYERS:
             return _LAYERS[net]
-    layers = [{"name": str(ref), "shape": list(ref.shape[1:])} for ref in spatial_layers(net, te.x)]
+    calls = layer_calls(net, te.x)
+    default = default_of(net, calls)
+    menu = ([{"name": str(ref), "shape": list(ref.shape[1:])} for ref in calls if is_spatial(ref)],
+            None if default is None else str(default))
     with _LAYERS_LOCK:
-        _LAYERS[net] = layers
-    return layers
+        _LAYERS[net] = menu
+    return menu
 
 
 def class_count(te: TraceEntry) -> int:
@@ -81,7 +95,7 @@ def options_json(te: TraceEntry) -> dict[str, Any]:
     layers = layer_menu(te)
     if not layers:
         raise ConvscopeError(f"model {te.model_name!r} has no layer with a spatial output to explain")
-    default = layers[-1]["name"]  # what resolve_layer(net, None, x) picks: the last spatial call
+    default = menu_default(te) or layers[-1]["name"]  # what resolve_layer(net, None, x) picks
     predicted = int(te.trace.logits[0].argmax())
     return {"model": te.model_name, "image": te.image_id, "methods": method_info(), "default_method": "gradcam",
             "layers": layers, "default_layer": default, "predicted": predicted,

@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     cls_index = int(first.targets[0]) if first.targets is not None else None
     label = model.class_name(cls_index) if cls_index is not None else "custom target"
     print(f"explaining class {cls_index} ({label}) of {model.name} on {args.image}")
+    layers = dict.fromkeys(r.layer for r in results.values() if r.layer)
+    if layers:  # the default (probe.default_layer) or the given --layer: say which it was
+        print(f"at layer {', '.join(layers)}")
     notes: dict[str, str] = {}
     if args.metrics:
         rows: dict[str, dict[str, float]] = {}
@@ -139,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             notes[name] = f"del {rows[name]['deletion_auc']:.3f}  ins {rows[name]['insertion_auc']:.3f}"
         write_text_atomic(out / "metrics.json", json.dumps({"class": cls_index, "methods": rows, "curves": {
             k: {m: v.tolist() for m, v in c.items()} for k, c in curves.items()},
-            "fractions": fractions.tolist()}, indent=2))
+            "fractions": fractions.tolist(), "output": d.output}, indent=2))
         for kind in ("deletion", "insertion"):
             save_png(curves_figure(fractions, curves[kind], f"{kind} ({'lower' if kind == 'deletion' else 'higher'} "
                                                              "is better)"), out / f"{kind}.png")

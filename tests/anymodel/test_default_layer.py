@@ -1,0 +1,33 @@
+"""The one default layer: the last convolution block's output, never a pooling layer after it."""
+
+from __future__ import annotations
+
+import torch
+from nets import seeded, small_classifier, squeezeish, vggish
+
+import convscope as cs
+from convscope.explain.layers import resolve_layer
+
+
+def test_vgg_shape_defaults_to_the_last_conv_block_not_avgpool():
+    net = seeded(vggish)
+    x = torch.rand(1, 3, 16, 16)
+    ref = resolve_layer(net, None, x)
+    # the conv block's output (features: conv-bn-relu-maxpool, 4x4), not avgpool (also 4x4, adaptive)
+    assert str(ref) == "features"
+    assert ref.shape == (1, 16, 4, 4)
+    assert cs.GradCAM(net)(x).layer == "features"
+
+
+def test_squeezenet_shape_skips_the_classifier_conv():
+    net = seeded(squeezeish)
+    x = torch.rand(1, 3, 32, 32)
+    ref = resolve_layer(net, None, x)
+    # the features' output (the Fire module's concatenation), not classifier.2 (the ReLU of the 1x1 class conv)
+    assert str(ref) == "features"
+    assert ref.shape[1] == 16
+
+
+def test_plain_net_keeps_the_last_relu():
+    net = seeded(small_classifier)
+    assert str(resolve_layer(net, None, torch.rand(1, 3, 8, 8))) == "3"
