@@ -195,7 +195,8 @@ def test_a_users_own_module_needs_its_factory(tmp_path):
     with cs.Run(tmp_path / "plain", net, classes=list("0123456789"), input_size=(16, 16), log=messages.append) as run:
         run.epoch_end(val_loss=1.0)
     assert any("load_model('file.py:factory@" in m for m in messages)
-    with pytest.raises(ConvscopeError, match="does not say which architecture"):
+    with pytest.raises(ConvscopeError, match=r"does not say which architecture it holds; give it with its weights: "
+                       r"load_model\('file.py:factory@"):
         load_model(tmp_path / "plain" / "best.pt")
     loaded = load_model(f"{factory}:build@{tmp_path / 'plain' / 'best.pt'}")
     assert all(torch.equal(a, b) for a, b in zip(loaded.net.state_dict().values(), net.state_dict().values()))

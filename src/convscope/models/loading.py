@@ -145,7 +145,8 @@ def model_from_checkpoint(path: str | Path, name: str | None = None, trust: bool
             kwargs["input_size"] = tuple(kwargs["input_size"])
         net = _call_factory(arch["factory"], kwargs)
     else:
-        raise ConvscopeError(f"{path} does not say which architecture it holds")
+        raise ConvscopeError(f"{path} does not say which architecture it holds; give it with its weights: "
+                             f"load_model('file.py:factory@{path}') (CLI: --model file.py:factory@{path})")
     _load_state(net, ckpt["state_dict"], path)
     prep = _preprocessing(meta["preprocessing"], path) if meta.get("preprocessing") else guess_preprocessing(net)
     return Model(net, classes=meta.get("classes"), preprocessing=prep,
