@@ -5,22 +5,24 @@
 import { getMany, q } from "./api.js";
 import { paint, legend, fmt, cssColor, scaleFor, rangeFor } from "./colors.js";
 import { el as make, fill, html } from "./dom.js";
+import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } from "./arrange.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
+const BUNDLE_MIN = 3; // a column fed from this many columns further left gets one band, not a line each
 
 /** Which channels of each feeding layer feed output channel c (structure, from the server's `connect`). */
-function feeding(layer, c, inputLayers) {
+function feeding(layer, c, inputLayers, dims) {
   const con = layer.connect || { mode: "all" };
   return inputLayers.map((inp, k) => {
-    const n = inp.shape[0];
+    const n = dims(inp)[0];
     if (con.mode === "same") return c < n ? [c] : [];
     if (con.mode === "concat") {
       const lo = con.offsets[k], hi = con.offsets[k + 1];
       return c >= lo && c < hi ? [c - lo] : [];
     }
     if (con.mode === "groups") {
-      const inPer = n / con.groups, outPer = layer.shape[0] / con.groups;
+      const inPer = n / con.groups, outPer = dims(layer)[0] / con.groups;
       const g = Math.floor(c / outPer);
       return Array.from({ length: inPer }, (_, i) => g * inPer + i);
     }
@@ -28,13 +30,18 @@ function feeding(layer, c, inputLayers) {
   });
 }
 
-/** The name inside its block (the block's label is shown above), shortened in the middle. */
-function shortName(layer, max = 18) {
-  let n = layer.name;
-  if (layer.group && n.startsWith(layer.group + ".")) n = n.slice(layer.group.length + 1);
-  if (n.length <= max) return n;
-  const keep = max - 1;
-  return n.slice(0, Math.ceil(keep / 2)) + "…" + n.slice(n.length - Math.floor(keep / 2));
+/** The name inside its block (the block's label is shown above), cut in the middle to fit. */
+function shortName(name, group) {
+  return cutMiddle(group && name.startsWith(group + ".") ? name.slice(group.length + 1) : name);
+}
+
+/** The dotted prefix every block's name starts with ('features.' for DenseNet's blocks), left off their labels. */
+function sharedPrefix(names) {
+  if (names.length < 2) return "";
+  const first = names[0].split(".");
+  let n = 0;
+  while (n < first.length - 1 && names.every((g) => g.split(".")[n] === first[n] && g.split(".").length > n + 1)) n++;
+  return n ? first.slice(0, n).join(".") + "." : "";
 }
 
 export class Overview {
@@ -83,21 +90,25 @@ export class Overview {
     wrap.appendChild(row);
     this.root.appendChild(wrap);
     this.byName = new Map(trace.layers.map((l) => [l.name, l]));
+    this.groups = foldGroups(trace.layers);
+    this.bhwc = channelsLast(trace.layers);
+    const shared = sharedPrefix([...new Set(this.groups.values())].filter(Boolean));
     let group = null, box = row;
     trace.layers.forEach((layer) => {
-      if (layer.group !== (group && group.name)) {
-        if (layer.group) {
+      const name = this.groups.get(layer.name);
+      if (name !== (group && group.name)) {
+        if (name) {
           box = document.createElement("div");
           box.className = "group";
-          const label = make("button", "group-label", layer.group);
-          label.title = `${layer.group}: click to fold or unfold this block`;
+          const label = make("button", "group-label", name.slice(shared.length));
+          label.title = `${name}: click to fold or unfold this block`;
           const cols = make("div", "group-cols");
           box.append(label, cols);
-          box.dataset.group = layer.group;
+          box.dataset.group = name;
           const g = box;
           label.onclick = () => this.fold(g, !g.classList.contains("folded"));
           row.appendChild(box);
-          group = { name: layer.group, el: box };
+          group = { name, el: box };
           box = cols;
         } else {
           box = row;
@@ -106,6 +117,7 @@ export class Overview {
       }
       box.appendChild(this.column(layer));
     });
+    row.querySelectorAll(".group-cols").forEach((cols) => this.markOutput(cols));
     if (trace.prediction.top.length) row.appendChild(this.scoresColumn());
     this.observer = new IntersectionObserver((entries) => {
       for (const e of entries) if (e.isIntersecting) this.load(/** @type {HTMLElement} */ (e.target).dataset.layer);
@@ -127,11 +139,25 @@ export class Overview {
     this.drawVisible();
   }
 
-  /** The column standing for a layer on screen: itself, or its folded block's last column. */
+  /** A folded block shows its output: its last column that is not a layout move (a permute back
+   * to channels-first holds the same values as the layer before it, under a meaningless name). */
+  markOutput(cols) {
+    const columns = [...cols.children];
+    const out = columns.reverse().find((c) => !isLayoutOp(this.byName.get(c.dataset.layer))) || columns[0];
+    out.classList.add("block-output");
+  }
+
+  /** The column standing for a layer on screen: itself, or its folded block's output column. */
   shownColumn(name) {
     const col = this.cols.get(name);
     const g = col && col.closest(".group.folded");
-    return g ? g.querySelector(".group-cols > .column:last-child") : col;
+    return g ? g.querySelector(".group-cols > .column.block-output") : col;
+  }
+
+  /** The (C, H, W) or (N,) shape a layer is drawn in: channels-last tensors are drawn as maps. */
+  dims(layer) {
+    const s = layer.shape;
+    return this.bhwc.has(layer.name) ? [s[2], s[0], s[1]] : s;
   }
 
   destroy() {
@@ -139,14 +165,15 @@ export class Overview {
   }
 
   pageSize(layer) {
-    if (layer.shape.length !== 3) return STRIP_PAGE;
-    if (layer.shape[0] <= 12) return layer.shape[0];
+    const d = this.dims(layer);
+    if (d.length !== 3) return STRIP_PAGE;
+    if (d[0] <= 12) return d[0];
     const px = this.mapPx(layer);
     return Math.max(4, Math.min(16, Math.floor(540 / (px + 5))));
   }
 
   mapPx(layer) {
-    const h = layer.shape[1];
+    const h = this.dims(layer)[1];
     return Math.max(28, Math.min(60, h * 2));
   }
 
@@ -154,10 +181,12 @@ export class Overview {
     const el = document.createElement("div");
     el.className = `column kind-${layer.kind}`;
     el.dataset.layer = layer.name;
-    const shape = layer.shape.join("×");
-    const short = shortName(layer);
-    fill(el, html`<div class="col-head" title="${layer.name} (${layer.op})">
-        <div class="col-name">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
+    const last = this.bhwc.has(layer.name);
+    const shape = layer.shape.join("×") + (last ? " HWC" : "");
+    const short = shortName(layer.name, this.groups.get(layer.name));
+    if (last) el.classList.add("channels-last");
+    fill(el, html`<div class="col-head" title="${layer.name} (${layer.op}${last ? ", channels last: drawn as maps" : ""})">
+        <div class="col-name" title="${layer.name}">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
       <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`);
     el.querySelector(".col-head").addEventListener("click", () => this.ctx.onSelect(layer.name, 0, null, null));
     this.cols.set(layer.name, el);
@@ -168,7 +197,7 @@ export class Overview {
 
   renderPager(layer) {
     const el = this.cols.get(layer.name);
-    const n = layer.shape[0], size = this.pageSize(layer), page = this.pages.get(layer.name);
+    const n = this.dims(layer)[0], size = this.pageSize(layer), page = this.pages.get(layer.name);
     const pager = el.querySelector(".pager");
     if (n <= size) { pager.replaceChildren(); return; }
     const a = page * size, b = Math.min(n, a + size);
@@ -196,11 +225,7 @@ export class Overview {
     const start = this.pages.get(name) * size;
     const key = `${name}|${start}`;
     el.dataset.drawn = "0";
-    if (!this.cache.has(key)) {
-      const count = layer.shape.length === 3 ? size : layer.shape[0];
-      const bytes = count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4;
-      this.cache.set(key, this.request(name, start, count, bytes > 2e6 ? "float16" : "float32"));
-    }
+    if (!this.cache.has(key)) this.cache.set(key, this.fetchPage(layer, start, size));
     let page;
     try {
       page = await this.cache.get(key);
@@ -214,13 +239,30 @@ export class Overview {
     el.dataset.drawn = "1";
   }
 
+  /** One page of maps (or the whole strip); a channels-last layer is fetched whole, once, and
+   * cut into pages of channels here. */
+  fetchPage(layer, start, size) {
+    const dtype = (count) => (count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4 > 2e6 ? "float16" : "float32");
+    if (this.bhwc.has(layer.name)) {
+      const key = `${layer.name}|whole`, h = layer.shape[0];
+      if (!this.cache.has(key)) {
+        const whole = this.request(layer.name, 0, h, dtype(h));
+        whole.catch(() => this.cache.delete(key));
+        this.cache.set(key, whole);
+      }
+      return this.cache.get(key).then((whole) => channelsFirstPage(whole, start, size));
+    }
+    const count = layer.shape.length === 3 ? size : layer.shape[0];
+    return this.request(layer.name, start, count, dtype(count));
+  }
+
   draw(layer, page, start) {
     const el = this.cols.get(layer.name);
     const maps = el.querySelector(".maps");
     maps.replaceChildren();
     const { mode, trace, inputChannels } = this.ctx;
-    if (layer.shape.length === 3) {
-      const [, h, w] = layer.shape;
+    if (page.header.shape.length === 3) {
+      const [, h, w] = page.header.shape;
       const n = page.header.shape[0];
       const px = this.mapPx(layer);
       for (let i = 0; i < n; i++) {
@@ -305,7 +347,7 @@ export class Overview {
   highlight(layer, c, target) {
     this.clearHighlight();
     const inputs = layer.inputs.map((n) => this.byName.get(n)).filter(Boolean);
-    const sets = feeding(layer, c, inputs);
+    const sets = feeding(layer, c, inputs, (l) => this.dims(l));
     const base = this.wrap.getBoundingClientRect();
     const t = target.getBoundingClientRect();
     const tx = t.left - base.left, ty = t.top - base.top + t.height / 2;
@@ -333,32 +375,63 @@ export class Overview {
     this.wrap.querySelectorAll(".feeds, .hovered").forEach((e) => e.classList.remove("feeds", "hovered"));
   }
 
-  /** Residual and concatenation edges: arcs over the columns for inputs that are not the previous column. */
+  /** Residual and concatenation edges: arcs over the columns for inputs that are not the previous
+   * column. Edges between the same two shown columns are drawn once; a column fed from many
+   * columns (DenseNet's concatenations) gets one band from the furthest, labelled with the count. */
   drawArcs() {
-    this.svg.querySelectorAll(".arc").forEach((a) => a.remove());
+    this.svg.querySelectorAll(".arc, .arc-count").forEach((a) => a.remove());
+    this.svg.setAttribute("width", "0");  // measure the columns, not the last drawing
+    this.svg.setAttribute("height", "0");
     const base = this.wrap.getBoundingClientRect();
     this.svg.setAttribute("width", String(this.wrap.scrollWidth));
     this.svg.setAttribute("height", String(this.wrap.scrollHeight));
-    const order = this.ctx.trace.layers.map((l) => l.name);
+    const order = new Map(this.ctx.trace.layers.map((l, i) => [l.name, i]));
+    const x = (col) => { const r = col.querySelector(".col-head").getBoundingClientRect(); return r.left - base.left + r.width / 2; };
+    /** @type {Map<Element, {layer: any, from: Map<Element, string[]>}>} */
+    const into = new Map();
     this.ctx.trace.layers.forEach((layer, j) => {
       layer.inputs.forEach((src) => {
-        const i = order.indexOf(src);
-        if (i < 0 || i === j - 1) return;
+        const i = order.get(src);
+        if (i === undefined || i === j - 1) return;
         const ca = this.shownColumn(src), cb = this.shownColumn(layer.name);
         if (ca === cb || (cb.previousElementSibling === ca)) return;
-        const a = ca.querySelector(".col-head").getBoundingClientRect();
-        const b = cb.querySelector(".col-head").getBoundingClientRect();
-        const x1 = a.left - base.left + a.width / 2, x2 = b.left - base.left + b.width / 2;
-        const y = 30, lift = Math.min(26, 8 + (x2 - x1) / 40);
-        const path = document.createElementNS(SVGNS, "path");
-        path.setAttribute("d", `M${x1},${y} C${x1},${y - lift} ${x2},${y - lift} ${x2},${y}`);
-        path.setAttribute("class", `arc arc-${layer.kind}`);
-        const title = document.createElementNS(SVGNS, "title");
-        title.textContent = `${src} → ${layer.name} (${layer.kind})`;
-        path.appendChild(title);
-        this.svg.appendChild(path);
+        if (!into.has(cb)) into.set(cb, { layer, from: new Map() });
+        const from = into.get(cb).from;
+        from.set(ca, [...(from.get(ca) || []), `${src} → ${layer.name}`]);
       });
     });
+    for (const [cb, { layer, from }] of into) {
+      const x2 = x(cb), sources = [...from.keys()];
+      if (sources.length >= BUNDLE_MIN) {
+        const x1 = Math.min(...sources.map(x));
+        const names = [...from.values()].flat();
+        this.arc(x1, x2, `arc arc-${layer.kind} bundle`, `${names.length} inputs from ${sources.length} columns → ${layer.name}`,
+          Math.min(7, 1.5 + Math.log2(sources.length)), sources.length);
+      } else {
+        for (const [ca, names] of from) this.arc(x(ca), x2, `arc arc-${layer.kind}`, `${names.join("\n")} (${layer.kind})`);
+      }
+    }
+  }
+
+  /** One arc over the column heads from x1 to x2 (a band with its count when ``count`` is given). */
+  arc(x1, x2, cls, text, width = 0, count = 0) {
+    const y = 30, lift = Math.min(26, 8 + (x2 - x1) / 40);
+    const path = document.createElementNS(SVGNS, "path");
+    path.setAttribute("d", `M${x1},${y} C${x1},${y - lift} ${x2},${y - lift} ${x2},${y}`);
+    path.setAttribute("class", cls);
+    if (width) path.style.strokeWidth = `${width}px`;
+    const title = document.createElementNS(SVGNS, "title");
+    title.textContent = text;
+    path.appendChild(title);
+    this.svg.appendChild(path);
+    if (!count) return;
+    path.dataset.count = String(count);
+    const label = document.createElementNS(SVGNS, "text");
+    label.setAttribute("class", "arc-count");
+    label.setAttribute("x", String((x1 + x2) / 2));
+    label.setAttribute("y", String(y - lift * 0.75 - 2));
+    label.textContent = `×${count}`;
+    this.svg.appendChild(label);
   }
 
   /** Repaint every drawn column under a new colour-range mode (no refetch). */
