@@ -171,9 +171,10 @@ class Comparison:
         """Every compared layer's a - b (computed when asked: they are as large as a trace)."""
         return {name: self.diff(name) for name in self.names}
 
-    def parting(self, threshold: float = 0.5) -> LayerDistance | None:
-        """The first layer (after the input) whose relative L2 distance reaches ``threshold``."""
-        return next((d for d in self.layers if d.kind != "input" and d.relative_l2 >= threshold), None)
+    def parting(self, threshold: float = 1e-6) -> LayerDistance | None:
+        """The first layer after the input whose relative L2 distance exceeds ``threshold``
+        (two checkpoints on one input: the first layer they disagree on; None: they never do)."""
+        return next((d for d in self.layers if d.kind != "input" and d.relative_l2 > threshold), None)
 
     def to_json(self) -> dict[str, Any]:
         """Labels, per-layer distances (non-finite values as null) and the mismatched layers."""

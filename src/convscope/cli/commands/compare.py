@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         c = compare_images(models[0], str(images[0]), str(images[1]), labels=labels, **explain)
         sides = [(models[0], images[0]), (models[0], images[1])]
     else:
-        labels = _distinct(models[0].name, models[1].name, specs)
+        labels = _distinct(*(Path(spec).stem if Path(spec).suffix else spec for spec in specs))
         c = compare_models(models[0], models[1], str(images[0]), labels=labels, **explain)
         sides = [(models[0], images[0]), (models[1], images[0])]
     out = Path(args.out)
@@ -169,13 +169,9 @@ def _load(args: argparse.Namespace, spec: str):
     return load_model_from_args(argparse.Namespace(**{**vars(args), "model": spec}))
 
 
-def _distinct(a: str, b: str, fallback: list[str] | None = None) -> tuple[str, str]:
-    """Two labels that differ: the names, else the specs given, else the names marked a and b."""
-    if a != b:
-        return a, b
-    if fallback and fallback[0] != fallback[1]:
-        return fallback[0], fallback[1]
-    return f"{a} (a)", f"{b} (b)"
+def _distinct(a: str, b: str) -> tuple[str, str]:
+    """The two sides' labels (file names, model specs), marked a and b when they are the same."""
+    return (a, b) if a != b else (f"{a} (a)", f"{b} (b)")
 
 
 def _layers(c, wanted: str | None) -> list[str]:
@@ -203,7 +199,9 @@ def _print_table(c) -> None:
     for d in c.layers:
         print(f"{d.name[:27]:<28}{d.relative_l2:>12.4g}{d.cosine:>9.4f}{d.max_abs:>12.4g}")
     parting = c.parting()
-    if parting is not None and "input" in c.names and c["input"].relative_l2 < 0.5:  # same input, two models
-        print(f"they part at {parting.name} (first relative L2 >= 0.5: {parting.relative_l2:.3g})")
+    if parting is not None and "input" in c.names and c["input"].relative_l2 == 0:  # one input, two models
+        print(
+            f"they part at {parting.name} (the first layer whose outputs differ: relative L2 {parting.relative_l2:.3g})"
+        )
     for m in c.mismatched:
         print(f"not compared: {m.name} ({m.reason})")
