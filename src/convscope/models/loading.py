@@ -199,8 +199,11 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def model_from_factory(spec: str, weights: str | Path | None) -> Model:
-    """The user's own architecture: ``pkg.module:factory`` or ``path/file.py:factory``."""
-    net = _call_factory(spec, {})
+    """The user's own architecture: ``pkg.module:factory`` or ``path/file.py:factory``. The factory
+    returns an ``nn.Module`` (its preprocessing is then guessed: ``meta['guessed']``) or a
+    :class:`Model` with its own classes and preprocessing."""
+    made = _call_factory(spec, {}, allow_model=True)
+    net = made.net if isinstance(made, Model) else made
     if weights is not None:
         state = safe_torch_load(weights)
         if isinstance(state, dict) and state.get("format") == "convscope.checkpoint":
@@ -208,10 +211,13 @@ def model_from_factory(spec: str, weights: str | Path | None) -> Model:
         if not isinstance(state, dict):
             raise ConvscopeError(f"{weights} does not hold a state_dict")
         _load_state(net, state, weights)
-    return Model(net, name=spec.split(":")[-1], meta={"architecture": {"factory": spec}})
+    if isinstance(made, Model):
+        made.meta.setdefault("architecture", {"factory": spec})
+        return made
+    return Model(net, name=spec.split(":")[-1], meta={"architecture": {"factory": spec}, "guessed": True})
 
 
-def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+def _call_factory(spec: str, kwargs: dict[str, Any], allow_model: bool = False) -> nn.Module | Model:
     if ":" not in spec:
         raise ConvscopeError(f"a factory is named 'package.module:function' or 'file.py:function', not {spec[:200]!r}")
     module_name, func_name = spec.rsplit(":", 1)
@@ -232,8 +238,11 @@ def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
     if factory is None:
         raise NotFound(f"{module_name!r} has no {func_name!r}")
     net = factory(**kwargs)
+    if allow_model and isinstance(net, Model):
+        return net
     if not isinstance(net, nn.Module):
-        raise ConvscopeError(f"{spec} returned a {type(net).__name__}, not a torch.nn.Module")
+        what = "a torch.nn.Module or convscope.Model" if allow_model else "a torch.nn.Module"
+        raise ConvscopeError(f"{spec} returned a {type(net).__name__}, not {what}")
     return net
 
 

@@ -5,6 +5,10 @@ live in a bounded least-recently-used cache keyed by (model, image) (:class:`con
 Loading and tracing are guarded by locks so concurrent requests for the same thing do
 the work once.
 
+A model that fails to load (a bad file, a factory that raises, a net that cannot run on the
+input its preprocessing makes) is kept with its one-line ``error``: the page lists it and the
+log says why, while the other models are served.
+
 Image ids: ``sample-<k>`` (the model's built-in samples), ``upload-<hash>`` (uploads) and
 whatever prefix a view registers with :meth:`Registry.add_image_source` (the dataset
 view's ``data-<split>-<row>``).
@@ -12,6 +16,7 @@ view's ``data-<split>-<row>``).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ PixelSource = Callable[[str, str], Any]  # (model name, image id) -> pixels, as 
 WHY_KEEP = 24  # attributions (and their metrics) kept per trace: each holds input-sized maps
 PNG_KEEP = 256  # display PNGs kept (samples and dataset images; uploads are never kept)
 RESERVED = ("sample-", "upload-")
+log = logging.getLogger("convscope.server")
 
 
 def spec_name(spec: str) -> str:
@@ -98,18 +104,36 @@ class ModelEntry:
         self._model: Model | None = None
         self._samples: list[Sample] | None = None
         self._lock = threading.Lock()
+        self.error: str | None = None  # why loading failed (then kept: it is not retried per request)
 
     @property
     def model(self) -> Model:
         with self._lock:
+            if self.error is not None:
+                raise ConvscopeError(f"model {self.name!r} failed to load: {self.error}")
             if self._model is None:
-                model = self._loader(self.spec)
-                model.net.eval()
-                # fx tracing patches nn.Module.__call__ process-wide: do it now, once, before
-                # any job can run this model in another thread (see trace.fx_trace.prepare_graph)
-                prepare_graph(model.net)
-                self._model = model
+                try:
+                    self._model = self._load()
+                except Exception as exc:  # noqa: BLE001 - a user's factory or file can raise anything
+                    self.error = _one_line(exc)
+                    log.warning("model %r (%s) failed to load: %s", self.name, self.spec, self.error)
+                    raise ConvscopeError(f"model {self.name!r} failed to load: {self.error}") from None
             return self._model
+
+    def _load(self) -> Model:
+        model = self._loader(self.spec)
+        model.net.eval()
+        c, h, w = model.input_shape
+        try:  # one forward on the input its preprocessing makes: a size mismatch shows now, not per page
+            with torch.no_grad():
+                model.net(torch.zeros(1, c, h, w, device=model.device))
+        except Exception as exc:  # noqa: BLE001
+            raise ConvscopeError(f"it does not run on a {c}x{h}x{w} input ({_one_line(exc)}); "
+                                 "give its input size with --input-size C,H,W") from None
+        # fx tracing patches nn.Module.__call__ process-wide: do it now, once, before
+        # any job can run this model in another thread (see trace.fx_trace.prepare_graph)
+        prepare_graph(model.net)
+        return model
 
     @property
     def loaded(self) -> bool:
@@ -187,13 +211,29 @@ class Registry:
         return model.batch(model.preprocess(pixels))
 
     def load_all(self) -> None:
-        """Load every model now (and build its graph), before the server takes requests."""
+        """Load every model now (and build its graph), before the server takes requests. A model
+        that fails is logged and kept with its error; only when none loads is it an error."""
         for entry in self.models.values():
-            entry.model
+            try:
+                entry.model
+            except ConvscopeError:
+                pass
+        if all(e.error for e in self.models.values()):
+            raise ConvscopeError("no model could be loaded: " + "; ".join(
+                f"{e.name}: {e.error}" for e in self.models.values()))
+
+    @property
+    def default(self) -> str:
+        """The model the page opens first: the first that did not fail to load."""
+        return next((n for n, e in self.models.items() if e.error is None), next(iter(self.models)))
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What ``/api/models`` lists: each model's name, spec, whether it is loaded, its load error."""
+        return [{"name": e.name, "spec": e.spec, "loaded": e.loaded, "error": e.error} for e in self.models.values()]
 
     def warm(self, name: str | None = None) -> TraceEntry | None:
-        """Load a model (the first by default) and trace its first sample, so the first page is quick."""
-        entry = self.entry(name or next(iter(self.models)))
+        """Load a model (the default one) and trace its first sample, so the first page is quick."""
+        entry = self.entry(name or self.default)
         samples = entry.samples
         return self.trace(entry.name, samples[0].id) if samples else None
 
@@ -210,3 +250,9 @@ class Registry:
             with torch.no_grad():
                 t = run_trace(model, x)
         return TraceEntry(name, image_id, model, x, t)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: a ConvscopeError's own message, others with their type."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ConvscopeError) else f"{type(exc).__name__}: {text}"[:500]

@@ -58,8 +58,7 @@ def router(ctx: ServerContext) -> APIRouter:
 
     @r.get("/api/models", summary="The models this server shows")
     def list_models() -> dict[str, Any]:
-        return {"models": [{"name": e.name, "spec": e.spec, "loaded": e.loaded} for e in reg.models.values()],
-                "default": next(iter(reg.models))}
+        return {"models": reg.describe(), "default": reg.default}
 
     @r.get("/api/models/{model}", summary="A model's input, classes and preprocessing")
     def model_info(model: str) -> dict[str, Any]:

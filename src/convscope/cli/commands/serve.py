@@ -1,4 +1,9 @@
-"""``convscope serve``: the web explorer on 127.0.0.1."""
+"""``convscope serve``: the web explorer on 127.0.0.1.
+
+A factory spec (``file.py:factory@weights.pt``) whose factory returns a bare ``nn.Module`` has no
+input size or class names of its own: ``--input-size C,H,W`` and ``--classes`` give them (a
+factory returning a ``convscope.Model`` brings its own). A model that fails to load is listed in
+the page with its error, and logged, while the others are served."""
 
 from __future__ import annotations
 
@@ -38,9 +43,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "folder:PATH (default: the one each model's checkpoint was trained on); also ranks the top "
                    "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
                    "28x28 models, none for others)")
+    p.add_argument("--input-size", type=input_size, metavar="C,H,W",
+                   help="input of a factory model that returns a bare nn.Module (default: guessed, 3,224,224 "
+                        "or its first conv's channels), e.g. 1,28,28")
+    p.add_argument("--classes", type=class_names, metavar="N|A,B,...",
+                   help="class names of such a model: a count (0..N-1) or a comma-separated list")
     add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
+
+
+def input_size(text: str) -> tuple[int, int, int]:
+    """``C,H,W`` (1 or 3 channels, sides 1..4096) as a tuple."""
+    try:
+        c, h, w = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input-size is C,H,W, such as 3,224,224 or 1,28,28, not {text!r}") from None
+    if c not in (1, 3) or not (0 < h <= 4096 and 0 < w <= 4096):
+        raise argparse.ArgumentTypeError(f"--input-size needs 1 or 3 channels and sides in 1..4096, not {text!r}")
+    return c, h, w
+
+
+def class_names(text: str) -> list[str]:
+    """A count (``10``: names 0..9) or comma-separated names."""
+    if text.strip().isdigit():
+        n = int(text)
+        if not 0 < n <= 100_000:
+            raise argparse.ArgumentTypeError(f"--classes must be 1..100000 classes, not {n}")
+        return [str(i) for i in range(n)]
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"--classes has an empty name: {text!r}")
+    return names
+
+
+def fit_guessed(model, size: tuple[int, int, int] | None, classes: list[str] | None):
+    """Give a model whose preprocessing was guessed (a factory's bare module) the size and class
+    names the command line names; other models keep their own."""
+    from ...models.preprocessing import Preprocessing
+
+    if model.meta.get("guessed"):
+        if size is not None:
+            model.preprocessing = Preprocessing(size=size[1:], channels=size[0])
+        if classes is not None:
+            model.classes = list(classes)
+    return model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +105,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConvscopeError(f"--max-upload-mb must be in (0, 1024], not {args.max_upload_mb}")
     token = resolve_token(args.host, args.token)
     uploads = UploadStore(max_bytes=int(args.max_upload_mb * 1024 * 1024))
-    app = create_app(registry=Registry(specs, uploads=uploads,
-                                       loader=lambda spec: load_model(spec, trust=args.trust, device=device)),
+    size, classes = getattr(args, "input_size", None), getattr(args, "classes", None)
+    app = create_app(registry=Registry(specs, uploads=uploads, loader=lambda spec: fit_guessed(
+                         load_model(spec, trust=args.trust, device=device), size, classes)),
                      token=token, data=args.data, host=args.host, port=args.port, allow_hosts=args.allow_host,
                      runs=args.runs or ("runs" if Path("runs").is_dir() else None))
-    app.state.registry.load_all()  # fail early on a bad spec; no graph is built while jobs run
+    app.state.registry.load_all()  # each spec now (no graph is built while jobs run); only all failing is fatal
+    for e in app.state.registry.models.values():
+        if e.error:
+            print(f"model {e.name!r} ({e.spec}) failed to load: {e.error}")
     app.state.registry.warm()  # the first page then draws at once
     check_port(args.host, args.port)  # again: loading took seconds, in which another server may have started
     url = page_url(args.host, args.port, token)
