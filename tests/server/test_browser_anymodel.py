@@ -135,114 +135,147 @@ def live():
         yield server
 
 
-def open_overview(browser, live, model: str):
-    page = browser.new_page(viewport=WINDOW)
-    errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{live.url}/?model={model}&image=sample-0")
-    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
-    assert page.evaluate("() => document.body.dataset.overview") == "ready", errors
-    return page, errors
+class Overview:
+    """One model's overview page, kept open for the module's tests, with the errors it logged."""
+
+    def __init__(self, browser, live, model: str) -> None:
+        from convscope.server.views import trace_json
+
+        self.page = browser.new_page(viewport=WINDOW)
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"{live.url}/?model={model}&image=sample-0")
+        self.page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
+        assert self.page.evaluate("() => document.body.dataset.overview") == "ready", self.errors
+        self.entry = live.app.state.registry.trace(model, "sample-0")
+        self.layers = trace_json(self.entry)["layers"]
+        self.by_name = {r["name"]: r for r in self.layers}
+
+    def fold_all(self, folded: bool) -> None:
+        page = self.page
+        if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
+            page.click("#btn-fold")
+        page.wait_for_function("(f) => [...document.querySelectorAll('.group')].every("
+                               "g => g.classList.contains('folded') === f)", arg=folded)
+        page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+
+    def blocks(self) -> dict[str, int]:
+        return self.page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
+                                  "g => [g.dataset.group, g.querySelectorAll('.column').length]))")
+
+    def outputs(self) -> dict[str, str]:
+        """Each block's column shown when it is folded."""
+        return self.page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
+                                  "g => [g.dataset.group, [...g.querySelectorAll('.column')].find(c => c.offsetParent)"
+                                  "?.dataset.layer]))")
 
 
-def trace_layers(live, model: str) -> list[dict]:
-    from convscope.server.views import trace_json
-
-    return trace_json(live.app.state.registry.trace(model, "sample-0"))["layers"]
-
-
-def fold_all(page, folded: bool) -> None:
-    if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
-        page.click("#btn-fold")
-    page.wait_for_function("(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
-                           arg=folded)
-    page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+@pytest.fixture(scope="module")
+def densenet(live, browser):
+    view = Overview(browser, live, "densenet")
+    yield view
+    assert not view.errors, view.errors
+    view.page.close()
 
 
-def blocks(page) -> dict[str, int]:
-    return page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
-                         "g => [g.dataset.group, g.querySelectorAll('.column').length]))")
+@pytest.fixture(scope="module")
+def convnext(live, browser):
+    view = Overview(browser, live, "convnext")
+    yield view
+    assert not view.errors, view.errors
+    view.page.close()
 
 
-def test_densenet_folds_by_its_dense_blocks_and_bundles_the_concatenations(live, browser, shots):
-    page, errors = open_overview(browser, live, "densenet")
-    layers = trace_layers(live, "densenet")
-    assert len(layers) == 432  # DenseNet-121's layer count, at growth 8
-    # folded by the module tree below 'features' (which holds every layer): dense blocks and transitions
-    got = blocks(page)
+def test_densenet_folds_by_its_dense_blocks_and_transitions(densenet):
+    assert len(densenet.layers) == 432  # DenseNet-121's layer count, at growth 8
+    densenet.fold_all(False)
+    # 'features' holds every layer, so the blocks are the module tree below it
+    got = densenet.blocks()
     assert list(got) == ["features.denseblock1", "features.transition1", "features.denseblock2", "features.transition2",
                          "features.denseblock3", "features.transition3", "features.denseblock4"]
     for i, n in enumerate((6, 12, 24, 16), 1):  # each dense layer: 6 modules + its concat; + the block's concat
         assert got[f"features.denseblock{i}"] == 7 * n + 1
     assert all(got[f"features.transition{i}"] == 4 for i in (1, 2, 3))
-    labels = page.evaluate("() => [...document.querySelectorAll('.group-label')].map(b => b.innerText.replace(/^. /, ''))")
+    labels = densenet.page.evaluate("() => [...document.querySelectorAll('.group-label')].map("
+                                    "b => b.innerText.replace(/^. /, ''))")
     assert labels[:2] == ["denseblock1", "transition1"]  # 'features.', shared by every block, left off
-    # names are cut in the middle at dots, the whole name on hover
+    densenet.fold_all(True)
+    shown = densenet.page.evaluate("() => [...document.querySelectorAll('.column')].filter(c => c.offsetParent).length")
+    assert shown == 10 + 7 + 1  # the stem and head columns, a column per block, the class scores
+
+
+def test_names_are_cut_in_the_middle_with_the_whole_name_on_hover(densenet):
+    densenet.fold_all(False)
+    page = densenet.page
     name = page.locator('.column[data-layer="features.denseblock3.denselayer12.norm1"] .col-name')
     assert name.inner_text() == "denselayer12.norm1"
     assert name.get_attribute("title") == "features.denseblock3.denselayer12.norm1"
     cut = page.evaluate("() => [...document.querySelectorAll('.col-name')].filter(e => e.innerText.includes('…'))"
                         ".map(e => [e.innerText, e.title])")
-    for text, title in cut:
+    assert cut
+    for text, title in cut:  # a cut name keeps both ends of the name (whole dotted parts where it has them), and fits
         head, tail = text.split("…")
-        assert title.startswith(head) and title.endswith(tail) and len(text) <= 18
-    # the concatenations: one band each (with the count of columns feeding it), not a line per input
+        dot = "." if "." in title else ""
+        assert title.startswith(head + dot) and title.endswith(dot + tail) and len(text) <= 18, (text, title)
+
+
+def test_concatenations_are_bands_not_a_line_per_input(densenet):
+    densenet.fold_all(False)
+    page = densenet.page
     bands = page.evaluate("() => [...document.querySelectorAll('svg.edges path.bundle')].map(p => +p.dataset.count)")
-    concat_inputs = sum(len(r["inputs"]) for r in layers if r["kind"] == "concat")
-    assert len(bands) >= 50 and max(bands) == 24  # the last concat of block 3 gathers its input and 24 layers
-    assert page.locator("svg.edges path.arc").count() < 100 < concat_inputs
-    page.screenshot(path=str(shots / "anymodel-densenet-unfolded.png"))
-    unfolded = page.evaluate(WIDTH)
-    fold_all(page, True)
-    shown = page.evaluate("() => [...document.querySelectorAll('.column')].filter(c => c.offsetParent)"
-                          ".map(c => c.dataset.layer)")
-    assert len(shown) == 10 + 7 + 1  # the stem and head columns, a column per block, the class scores
-    width = page.evaluate(WIDTH)
-    assert width < 3 * WINDOW["width"] < unfolded, (width, unfolded)
-    print(f"densenet page width: {unfolded} px unfolded, {width} px folded")
-    page.screenshot(path=str(shots / "anymodel-densenet-folded.png"), full_page=True)
-    assert not errors, errors
-    page.close()
+    concat_inputs = sum(len(r["inputs"]) for r in densenet.layers if r["kind"] == "concat")
+    assert len(bands) >= 50 and max(bands) == 24  # block 3's last concat gathers its input and 23 layers' outputs
+    counts = page.evaluate("() => [...document.querySelectorAll('svg.edges text.arc-count')].map(t => t.textContent)")
+    assert sorted(counts) == sorted(f"×{n}" for n in bands)
+    arcs = page.locator("svg.edges path.arc").count()
+    print(f"densenet edges: {arcs} drawn for {concat_inputs} concat inputs")
+    assert arcs < 100 < concat_inputs
 
 
-def test_convnext_channels_last_layers_are_drawn_as_maps(live, browser, shots):
-    page, errors = open_overview(browser, live, "convnext")
-    layers = trace_layers(live, "convnext")
-    by_name = {r["name"]: r for r in layers}
+def test_folded_densenet_page_is_a_few_windows_wide(densenet, shots):
+    width = "() => document.getElementById('overview').scrollWidth"  # the overview scrolls, not the page
+    densenet.fold_all(False)
+    densenet.page.screenshot(path=str(shots / "anymodel-densenet-unfolded.png"))
+    unfolded = densenet.page.evaluate(width)
+    densenet.fold_all(True)
+    folded = densenet.page.evaluate(width)
+    print(f"densenet overview width: {unfolded} px unfolded, {folded} px folded")
+    assert folded < 3 * WINDOW["width"] < unfolded, (folded, unfolded)
+    densenet.page.screenshot(path=str(shots / "anymodel-densenet-folded.png"))
+
+
+def test_convnext_channels_last_layers_are_drawn_as_maps(convnext, shots):
+    convnext.fold_all(False)
+    page = convnext.page
     # the first block's LayerNorm holds (1, 16, 16, 8): 8 maps of 16x16, not 16 stripes of 16x8
     ln = "features.1.0.block.2"
-    assert by_name[ln]["shape"] == [16, 16, 8]
+    assert convnext.by_name[ln]["shape"] == [16, 16, 8]
     col = page.locator(f'.column[data-layer="{ln}"]')
     page.wait_for_function("(n) => document.querySelector(`.column[data-layer=\"${n}\"]`).dataset.drawn === '1'", arg=ln)
     sizes = col.evaluate("c => [...c.querySelectorAll('canvas.neuron')].map(cv => [cv.width, cv.height])")
     assert sizes == [[16, 16]] * 8
-    # the maps hold the channels: map k is channel k of the channels-last tensor
-    entry = live.app.state.registry.trace("convnext", "sample-0")
-    x = entry.array(ln)  # (16, 16, 8)
-    k = 3
-    hot = col.locator(f'canvas.neuron[data-channel="{k}"]')
-    box = hot.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * (5 + 0.5) / 16, box["y"] + box["height"] * (2 + 0.5) / 16)
+    # map k is channel k of the channels-last tensor: hover shows its value at (y, x)
+    x = convnext.entry.array(ln)  # (16, 16, 8)
+    k, y, xx = 3, 2, 5
+    box = col.locator(f'canvas.neuron[data-channel="{k}"]').bounding_box()
+    page.mouse.move(box["x"] + box["width"] * (xx + 0.5) / 16, box["y"] + box["height"] * (y + 0.5) / 16)
     tip = page.locator("#tooltip")
     tip.wait_for(state="visible")
-    assert f"channel {k} · (2, 5)" in tip.inner_text()
-    assert f"{float(x[2, 5, k]):.4g}"[:5] in tip.inner_text().replace("value ", "")
-    # the Linear after it (16, 16, 32) too, paged like any map layer
-    lin = page.locator('.column[data-layer="features.1.0.block.3"]')
-    assert "/ 32" in lin.locator(".pager").inner_text()
-    # folded: each stage shows its residual add, the stem its LayerNorm, never a permute
-    fold_all(page, True)
-    outs = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
-                         "g => [g.dataset.group, g.querySelector('.column.block-output').dataset.layer]))")
-    assert outs["features.0"] == "features.0.1"
-    for stage in ("features.1", "features.3", "features.5", "features.7"):
-        assert by_name[outs[stage]]["kind"] == "add", outs
-    assert not any(by_name[n]["op"].endswith("permute") for n in outs.values()), outs
-    width = page.evaluate(WIDTH)
-    assert width < 3 * WINDOW["width"], width
-    page.screenshot(path=str(shots / "anymodel-convnext-folded.png"), full_page=True)
-    fold_all(page, False)
+    assert f"channel {k} · ({y}, {xx})" in tip.inner_text()
+    shown = float(tip.inner_text().split("value")[-1])
+    assert shown == pytest.approx(float(x[y, xx, k]), rel=1e-3, abs=1e-4)
+    # the Linear after it (16, 16, 32) is paged over its 32 channels like any map layer
+    assert "/ 32" in page.locator('.column[data-layer="features.1.0.block.3"] .pager').inner_text()
+    page.mouse.move(0, 0)
     page.screenshot(path=str(shots / "anymodel-convnext-unfolded.png"))
-    assert not errors, errors
-    page.close()
+
+
+def test_a_folded_convnext_stage_shows_its_residual_add_never_a_permute(convnext, shots):
+    convnext.fold_all(True)
+    outs = convnext.outputs()
+    assert outs["features.0"] == "features.0.1"  # the stem's LayerNorm, not the permute back after it
+    for stage in ("features.1", "features.3", "features.5", "features.7"):
+        assert convnext.by_name[outs[stage]]["kind"] == "add", outs
+    assert not any(convnext.by_name[n]["op"].endswith("permute") for n in outs.values()), outs
+    convnext.page.screenshot(path=str(shots / "anymodel-convnext-folded.png"))
