@@ -245,12 +245,12 @@ def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
 
     The last convolution block's output, before global or adaptive pooling: from the last feature
     convolution on, the last map (B, C, h, w) no wider than that convolution's (its BatchNorm,
-    ReLU, max-pool, residual block, stage), until an adaptive or global pooling (VGG's and
-    AlexNet's ``avgpool``, even where it keeps the size; a reducing ``amax``/``mean``), a flat
-    output or a classifier convolution (SqueezeNet's 1x1 conv to as many channels as the net has
-    classes). Channels-last (B, H, W, C) calls in between (a ConvNeXt block's LayerNorm and Linear)
-    are passed over, dropout and identity never chosen. With no convolution at all: the last
-    spatial call, modules before fx nodes.
+    ReLU, max-pool, residual block, stage, a squeeze-excitation gate), up to the last map of the
+    forward or a classifier convolution (SqueezeNet's 1x1 conv to as many channels as the net has
+    classes). Adaptive or global pooling is never chosen (VGG's and AlexNet's ``avgpool``, even
+    where it keeps the size; a reducing ``amax``/``mean``), nor dropout or identity; channels-last
+    (B, H, W, C) calls (a ConvNeXt block's LayerNorm and Linear) are wider than the map, so passed
+    over. With no convolution at all: the last spatial call, modules before fx nodes.
     """
     modules = dict(net.named_modules())
     kinds = [_call_kind(modules.get(r.name), r.name) for r in refs]
@@ -263,10 +263,11 @@ def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
     start = convs[-1]
     h, w = refs[start].shape[2:]
     chosen = refs[start]
-    for r, kind in zip(refs[start + 1:], kinds[start + 1:]):
-        if kind in ("global", "conv") or not is_spatial(r):
+    last_map = max(i for i, r in enumerate(refs) if is_spatial(r))  # the head starts after it
+    for r, kind in zip(refs[start + 1:last_map + 1], kinds[start + 1:last_map + 1]):
+        if _classifier_conv(modules.get(r.name), width):
             break
-        if kind != "skip" and r.shape[2] <= h and r.shape[3] <= w:
+        if kind in ("other", "conv") and is_spatial(r) and r.shape[2] <= h and r.shape[3] <= w:
             chosen = r
     return chosen
 

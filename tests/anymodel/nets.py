@@ -62,3 +62,46 @@ def small_classifier(classes: int = 4, tail: nn.Module | None = None) -> nn.Modu
 def seeded(make, *args, seed: int = 0, **kwargs) -> nn.Module:
     torch.manual_seed(seed)
     return make(*args, **kwargs).eval()
+
+
+class Permute(nn.Module):
+    """torchvision.ops.misc.Permute."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+
+
+class CNBlock(nn.Module):
+    """torchvision's ConvNeXt block: dwconv, permute to (B, H, W, C), LayerNorm, Linear-GELU-Linear,
+    permute back, times ``layer_scale`` (an nn.Parameter of the block), plus the input."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1]),
+                                   nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(),
+                                   nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 0.5) + 0.1 * torch.randn(dim, 1, 1))
+
+    def forward(self, x):
+        return self.layer_scale * self.block(x) + x
+
+
+class SqueezeExcite(nn.Module):
+    """A channel gate: the spatial mean, a 1x1 conv, a sigmoid, broadcast-multiplied into the map."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
+
+def convnextish(classes: int = 5) -> nn.Module:
+    """A stem, one ConvNeXt block, a squeeze-excitation gate, global pooling and a head."""
+    return nn.Sequential(nn.Conv2d(3, 12, 4, stride=4), CNBlock(12), SqueezeExcite(12), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.LayerNorm(12), nn.Linear(12, classes))

@@ -31,3 +31,12 @@ def test_squeezenet_shape_skips_the_classifier_conv():
 def test_plain_net_keeps_the_last_relu():
     net = seeded(small_classifier)
     assert str(resolve_layer(net, None, torch.rand(1, 3, 8, 8))) == "3"
+
+
+def test_convnext_shape_defaults_to_the_last_map_block_past_its_channels_last_layers():
+    from nets import convnextish
+
+    net = seeded(convnextish)
+    ref = resolve_layer(net, None, torch.rand(1, 3, 32, 32))
+    # the squeeze-excitation block's output (B, 12, 8, 8): not a (B, 8, 8, 48) Linear, not the avgpool
+    assert str(ref) == "2" and ref.shape == (1, 12, 8, 8)

@@ -155,9 +155,26 @@ def _layer_owner(net: nn.Module, node: fx.Node) -> str | None:
     return path if getattr(type(module), "trace_as_layer", False) else None
 
 
+def _read_parameters(net: nn.Module, node: fx.Node) -> list[nn.Parameter]:
+    """The parameters a functional node reads directly (``get_attr`` inputs: ConvNeXt's
+    ``layer_scale``, a functional net's own ``nn.Parameter``)."""
+    found = []
+    for arg in node.all_input_nodes:
+        if arg.op == "get_attr":
+            try:
+                found.append(net.get_parameter(str(arg.target)))
+            except AttributeError:  # a buffer or a plain tensor attribute
+                pass
+    return found
+
+
 def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
+    """Each call node's plan; every parameter is counted once, by the first record that uses it
+    (a module call owns its module's parameters, a functional node those it reads), so the
+    summary's rows add up to the net's total."""
     plans: dict[fx.Node, NodePlan] = {}
     seen: set[str] = set()
+    counted: set[int] = set()
     for node in graph.nodes:
         if node.op not in CALL_OPS:
             continue
@@ -172,7 +189,11 @@ def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
             name, recurse = owner or node.name, False
             inplace = is_inplace_call(node.target, node.kwargs)
         first = owner not in seen if owner else True
-        count = sum(p.numel() for p in module.parameters(recurse=recurse)) if module is not None and first else 0
+        params = list(module.parameters(recurse=recurse)) if module is not None else []
+        if node.op != "call_module":
+            params += _read_parameters(net, node)
+        count = sum(p.numel() for p in {id(p): p for p in params}.values() if id(p) not in counted)
+        counted.update(id(p) for p in params)
         plans[node] = NodePlan(name, owner, module, first, inplace, count)
         if owner:
             seen.add(owner)

@@ -100,7 +100,7 @@ async function refresh() {
   /** @type {HTMLImageElement} */ ($("input-preview")).src = api(`/images/${state.image}.png`);
   showPrediction();
   $("trace-note").textContent = state.trace.via === "hooks"
-    ? "traced with module hooks (torch.fx could not trace this model): functional ops such as x + y are not shown"
+    ? "traced with module hooks (torch.fx could not trace this model): the graph is the path this input took (ops between layers such as x + y included)"
     : `traced with torch.fx: ${state.trace.layers.length} layers`;
   if (state.overview) state.overview.destroy();
   state.overview = new Overview($("overview"), {
