@@ -65,8 +65,10 @@ class Explorer:
     def _repr_html_(self) -> str:
         if not self.running:
             return f"<p>{html.escape(repr(self))}</p>"
-        return (f"<iframe src='{html.escape(self.url)}' width='100%' height='{self.height}' "
-                f"style='border:1px solid #d1d9e0' title='convscope explorer'></iframe>")
+        return (
+            f"<iframe src='{html.escape(self.url)}' width='100%' height='{self.height}' "
+            f"style='border:1px solid #d1d9e0' title='convscope explorer'></iframe>"
+        )
 
 
 def explore(model: Model | Any, image: Any = None, *, port: int = 0, height: int = 820) -> Explorer:
@@ -150,5 +152,6 @@ def _image_bytes(model: Model, image: Any) -> bytes:
         return png_bytes(model.to_display(model.batch(image)[0]))
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
         return png_bytes(image)
-    raise ConvscopeError(f"explore takes an image as a path, bytes, PIL image, uint8 array or tensor, "
-                         f"not {type(image).__name__}")
+    raise ConvscopeError(
+        f"explore takes an image as a path, bytes, PIL image, uint8 array or tensor, not {type(image).__name__}"
+    )

@@ -41,8 +41,15 @@ class ProgressBar:
             from tqdm.auto import tqdm
 
             self.close()
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, leave=False, dynamic_ncols=True,
-                            file=sys.stderr, delay=self.delay)
+            self.bar = tqdm(
+                total=total,
+                desc=self.desc,
+                unit=self.unit,
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                delay=self.delay,
+            )
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.close()

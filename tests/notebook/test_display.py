@@ -149,9 +149,13 @@ def test_drawing_a_sanity_figure_keeps_the_notebooks_backend(report):
     matplotlib.use("svg")
     try:
         first = {m: report.maps[m][:, 0].numpy() for m in report.methods}
-        sanity_figure(np.zeros((28, 28), np.uint8), report.steps, first,
-                      {m: report.spearman[m][:, 0].numpy() for m in report.methods},
-                      {m: report.ssim[m][:, 0].numpy() for m in report.methods})
+        sanity_figure(
+            np.zeros((28, 28), np.uint8),
+            report.steps,
+            first,
+            {m: report.spearman[m][:, 0].numpy() for m in report.methods},
+            {m: report.ssim[m][:, 0].numpy() for m in report.methods},
+        )
         assert matplotlib.get_backend() == "svg" and plt.get_fignums() == []
     finally:
         matplotlib.use(before)

@@ -56,8 +56,9 @@ def test_explore_runs_inline_in_a_notebook_and_stops_with_the_kernel(browser, tm
     from convscope.server import Registry
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     with client.setup_kernel():
         client.execute_cell(nb.cells[0], 0)
         (result,) = [o for o in nb.cells[0].outputs if o.output_type == "execute_result"]
@@ -73,8 +74,9 @@ def test_explore_runs_inline_in_a_notebook_and_stops_with_the_kernel(browser, tm
         try:
             page.goto(notebook.url)
             frame = page.wait_for_selector("iframe").content_frame()
-            frame.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)",
-                                    timeout=120_000)
+            frame.wait_for_function(
+                "() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000
+            )
             assert frame.evaluate("document.body.dataset.overview") == "ready", errors
             trace = Registry(["default"]).trace("default", "sample-0").trace
             columns = [r for r in trace.layers if r.output is not None and r.output.dim() >= 2]

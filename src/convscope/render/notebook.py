@@ -91,8 +91,11 @@ class Displayable:
         suffix = path.suffix.lower()
         if suffix == ".html":
             title = html.escape(type(self).__name__)
-            write_text_atomic(path, f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
-                                    f"</head><body>{self.html()}</body></html>\n")
+            write_text_atomic(
+                path,
+                f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
+                f"</head><body>{self.html()}</body></html>\n",
+            )
             return path
         if suffix not in SUFFIXES:
             raise ConvscopeError(f"{type(self).__name__}.save writes {', '.join(SUFFIXES)} files, not {path.name!r}")
