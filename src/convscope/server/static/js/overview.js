@@ -239,11 +239,12 @@ export class Overview {
     el.dataset.drawn = "1";
   }
 
-  /** One page of maps (or the whole strip); a channels-last layer is fetched whole, once, and
-   * cut into pages of channels here. */
+  /** One page of maps (or the whole strip). A channels-last layer the server marks (``layout``)
+   * comes as (C, H, W) pages like any map layer (its ``shape`` stays the tensor's (H, W, C)); one
+   * only the page recognised is fetched whole, once, and cut into pages of channels here. */
   fetchPage(layer, start, size) {
     const dtype = (count) => (count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4 > 2e6 ? "float16" : "float32");
-    if (this.bhwc.has(layer.name)) {
+    if (this.bhwc.has(layer.name) && layer.layout === undefined) {
       const key = `${layer.name}|whole`, h = layer.shape[0];
       if (!this.cache.has(key)) {
         const whole = this.request(layer.name, 0, h, dtype(h));
