@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { foldGroups, channelsLast, channelsFirstPage, cutMiddle } from "../../src/convscope/server/static/js/arrange.js";
+import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } from "../../src/convscope/server/static/js/arrange.js";
 
 const layer = (name, group, inputs, extra = {}) => ({ name, group, inputs, kind: "conv", op: "Conv2d", shape: [4, 8, 8], ...extra });
 
@@ -67,4 +67,10 @@ test("names are cut in the middle, at dots where the parts fit", () => {
   assert.equal(cutMiddle("a.denselayer12.relu2"), "a…relu2");  // the middle part would not fit
   assert.equal(cutMiddle("short.name"), "short.name");
   assert.equal(cutMiddle("abcdefghijklmnopqrstuvwxyz"), "abcdefghi…stuvwxyz");
+});
+
+test("a layout move is a permute by its op, or what the server marks relayout", () => {
+  assert.equal(isLayoutOp({ name: "permute_2", kind: "other", op: "torch.permute", shape: [], inputs: [] }), true);
+  assert.equal(isLayoutOp({ name: "p", kind: "other", op: "Permute", shape: [], inputs: [], relayout: true }), true);
+  assert.equal(isLayoutOp({ name: "norm", kind: "other", op: "LayerNorm", shape: [], inputs: [] }), false);
 });

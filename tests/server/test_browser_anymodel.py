@@ -250,13 +250,13 @@ def test_convnext_channels_last_layers_are_drawn_as_maps(convnext, shots):
     page = convnext.page
     # the first block's LayerNorm holds (1, 16, 16, 8): 8 maps of 16x16, not 16 stripes of 16x8
     ln = "features.1.0.block.2"
-    assert convnext.by_name[ln]["shape"] == [16, 16, 8]
+    assert list(convnext.entry.record(ln).output.shape) == [1, 16, 16, 8]
     col = page.locator(f'.column[data-layer="{ln}"]')
     page.wait_for_function("(n) => document.querySelector(`.column[data-layer=\"${n}\"]`).dataset.drawn === '1'", arg=ln)
     sizes = col.evaluate("c => [...c.querySelectorAll('canvas.neuron')].map(cv => [cv.width, cv.height])")
     assert sizes == [[16, 16]] * 8
     # map k is channel k of the channels-last tensor: hover shows its value at (y, x)
-    x = convnext.entry.array(ln)  # (16, 16, 8)
+    x = convnext.entry.record(ln).output[0]  # (16, 16, 8)
     k, y, xx = 3, 2, 5
     box = col.locator(f'canvas.neuron[data-channel="{k}"]').bounding_box()
     page.mouse.move(box["x"] + box["width"] * (xx + 0.5) / 16, box["y"] + box["height"] * (y + 0.5) / 16)

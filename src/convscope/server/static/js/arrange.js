@@ -4,14 +4,15 @@
 
 /**
  * @typedef {{name: string, kind: string, op?: string, shape: number[], inputs: string[],
- *   group?: string | null, layout?: string}} Layer
+ *   group?: string | null, layout?: string | null, relayout?: boolean}} Layer
  */
 
 /** A layer's module path ('features.denseblock1.denselayer1.conv1' -> its parts); '' for fx's functional nodes. */
 const path = (/** @type {Layer} */ l) => l.name.split("#")[0].split(".");
 
-/** Layout-only operations: they move values around, so a block never presents one as its output. */
-export const isLayoutOp = (/** @type {Layer} */ l) => /(^|\.)(permute|transpose|movedim)$/.test(l.op || "");
+/** Layout-only operations (the server's ``relayout``, else a permute): they move values around,
+ * so a block never presents one as its output. */
+export const isLayoutOp = (/** @type {Layer} */ l) => l.relayout === true || /(^|\.)(permute|transpose|movedim)$/.test(l.op || "");
 
 /**
  * The block each layer folds into. The server's blocks (``layer1.0``, ``features.1``) are kept,
@@ -76,7 +77,8 @@ function biggest(/** @type {Map<string, string | null>} */ groups, /** @type {nu
 
 /**
  * The layers holding channels-last (B, H, W, C) tensors: the server's ``layout: "BHWC"`` where it
- * says so, else read off the trace: a permute that moves a (C, H, W) map's channels last starts
+ * sends layouts (it then sends their ``shape`` as the (C, H, W) map, like their pages), else read
+ * off the trace (older servers send the tensor's (H, W, C) and pages along H): a permute that moves a (C, H, W) map's channels last starts
  * one, layers that keep (H, W) carry it on (LayerNorm, Linear, GELU, a layer scale), and the
  * permute back ends it.
  * @param {Layer[]} layers

@@ -154,10 +154,11 @@ export class Overview {
     return g ? g.querySelector(".group-cols > .column.block-output") : col;
   }
 
-  /** The (C, H, W) or (N,) shape a layer is drawn in: channels-last tensors are drawn as maps. */
+  /** The (C, H, W) or (N,) shape a layer is drawn in: channels-last tensors are drawn as maps
+   * (the server sends those it marks as maps already; the page turns the ones it recognised). */
   dims(layer) {
     const s = layer.shape;
-    return this.bhwc.has(layer.name) ? [s[2], s[0], s[1]] : s;
+    return this.bhwc.has(layer.name) && layer.layout === undefined ? [s[2], s[0], s[1]] : s;
   }
 
   destroy() {
@@ -182,7 +183,7 @@ export class Overview {
     el.className = `column kind-${layer.kind}`;
     el.dataset.layer = layer.name;
     const last = this.bhwc.has(layer.name);
-    const shape = layer.shape.join("×") + (last ? " HWC" : "");
+    const shape = (layer.stored_shape || layer.shape).join("×") + (last ? " HWC" : "");
     const short = shortName(layer.name, this.groups.get(layer.name));
     if (last) el.classList.add("channels-last");
     fill(el, html`<div class="col-head" title="${layer.name} (${layer.op}${last ? ", channels last: drawn as maps" : ""})">
@@ -240,8 +241,8 @@ export class Overview {
   }
 
   /** One page of maps (or the whole strip). A channels-last layer the server marks (``layout``)
-   * comes as (C, H, W) pages like any map layer (its ``shape`` stays the tensor's (H, W, C)); one
-   * only the page recognised is fetched whole, once, and cut into pages of channels here. */
+   * comes as (C, H, W) pages like any map layer; one only the page recognised (an older server's
+   * (H, W, C) pages) is fetched whole, once, and cut into pages of channels here. */
   fetchPage(layer, start, size) {
     const dtype = (count) => (count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4 > 2e6 ? "float16" : "float32");
     if (this.bhwc.has(layer.name) && layer.layout === undefined) {
