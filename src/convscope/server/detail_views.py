@@ -46,8 +46,8 @@ def _out(rec, channel: int | None, y: int | None = None, x: int | None = None) -
     return o
 
 
-def _position(rec, y: int | None, x: int | None) -> tuple[int, int]:
-    h, w = rec.output.shape[-2:]
+def _position(rec, y: int | None, x: int | None, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    h, w = size or rec.output.shape[-2:]
     y = 0 if y is None else y
     x = 0 if x is None else x
     if not (0 <= y < h and 0 <= x < w):
@@ -69,6 +69,9 @@ def detail(te: TraceEntry, layer: str, channel: int = 0, y: int | None = None, x
     if rec.output is None:
         raise NotFound(f"layer {layer!r} has no output to show")
     spatial = rec.output.dim() == 4
+    shaped = shape_view(te, rec, channel, y, x)
+    if shaped is not None:
+        return shaped
     if rec.kind == "conv":
         return conv_view(rec, channel, y, x, start, count, maps)
     if rec.kind in POOL_KINDS and spatial:
@@ -76,13 +79,13 @@ def detail(te: TraceEntry, layer: str, channel: int = 0, y: int | None = None, x
     if rec.kind == "softmax":
         return softmax_view(te, channel)
     if rec.kind == "linear":
-        return linear_view(te, rec, channel)
+        return linear_view(te, rec, channel, y, x)
     if rec.kind == "flatten":
         return flatten_view(te, rec, channel)
     if rec.kind == "batchnorm":
         return batchnorm_view(rec, channel, y, x)
     if rec.kind in ELEMENTWISE_KINDS:
-        return activation_view(rec, channel, y, x)
+        return activation_view(rec, channel, y, x, channels_last=te.layouts.get(rec.name) == "BHWC")
     return generic_view(te, rec, channel, y, x)
 
 
@@ -176,8 +179,11 @@ def _inout_maps(rec, channel: int | None) -> dict[str, Any]:
             "channel": c}
 
 
-def activation_view(rec, channel: int, y: int | None, x: int | None) -> dict[str, Any]:
+def activation_view(rec, channel: int, y: int | None, x: int | None, channels_last: bool = False) -> dict[str, Any]:
+    """An element-wise layer's input, output and formula (a channels-last one drawn as maps)."""
     act = details.activation(rec)
+    if channels_last:
+        act.input, act.output = act.input.permute(2, 0, 1), act.output.permute(2, 0, 1)
     fname, formula = FORMULAS.get(rec.kind, (rec.op, f"{rec.op}(x) = {act.formula or 'the layer itself'}, element by element"))
     spatial = act.output.dim() == 3
     c = channel if spatial else None
@@ -186,7 +192,11 @@ def activation_view(rec, channel: int, y: int | None, x: int | None) -> dict[str
     d = {"view": "activation", **_head(rec, c, f"{rec.op}, element-wise"), "fname": fname, "formula": formula,
          "channel": c, "input": pack_map(act.input[c] if spatial else act.input),
          "output": pack_map(act.output[c] if spatial else act.output)}
-    d["position"] = {"y": _position(rec, y, x)[0], "x": _position(rec, y, x)[1]} if spatial else {"y": channel, "x": 0}
+    if spatial:
+        yy, xx = _position(rec, y, x, tuple(act.output.shape[-2:]))
+        d["position"] = {"y": yy, "x": xx}
+    else:
+        d["position"] = {"y": channel, "x": 0}
     return d
 
 
@@ -254,6 +264,60 @@ def _input_formula(te: TraceEntry) -> str:
             f"the image was resized ({p.resize}) to {h}×{w}, {p.channels} channel(s)")
 
 
+# -- LayerNorm, axis moves, means and broadcast products (ConvNeXt, squeeze-excitation) ------------
+def _as_map(te: TraceEntry, name: str | None, t: torch.Tensor) -> torch.Tensor:
+    """One item's tensor as the page draws it: a channels-last (H, W, C) record as (C, H, W)."""
+    return t.permute(2, 0, 1) if name is not None and te.layouts.get(name) == "BHWC" and t.dim() == 3 else t
+
+
+def _map_of(te: TraceEntry, name: str | None, t: torch.Tensor, channel: int) -> torch.Tensor:
+    m = _as_map(te, name, t[0].detach())
+    return m[min(channel, m.shape[0] - 1)] if m.dim() == 3 else m
+
+
+def shape_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) -> dict[str, Any] | None:
+    """A generic payload for LayerNorm, permute / view / reshape, mean and broadcast products, with
+    ``detail`` (the recomputed arithmetic) and ``formula`` in words; None for other layers."""
+    op = rec.op.split(".")[-1]
+    inputs = [{"name": n, "channel": channel, "map": pack_map(_map_of(te, n, t, channel))}
+              for n, t in zip(rec.inputs, rec.inputs_tensors) if isinstance(t, torch.Tensor) and t.dim() >= 2]
+    yy, xx = (y or 0), (x or 0)
+    if isinstance(rec.module, torch.nn.LayerNorm):
+        position = (yy, xx) if rec.input.dim() == 4 else ()
+        ln = details.layer_norm(rec, position)
+        where = f" at ({yy}, {xx})" if position else ""
+        formula = (f"LayerNorm over the {ln.input.numel()} channels{where}: mean {ln.mean:.6g}, variance "
+                   f"{ln.var:.6g}; output = (x − mean) / √(var + {ln.eps:g}) · γ + β")
+        d = ln.to_dict()
+    elif op in ("permute", "view", "reshape", "transpose", "contiguous", "flatten") and rec.kind != "flatten":
+        rl = details.relayout(rec)
+        formula = (f"{op}: the same numbers, axes {rl.input_shape} → {rl.output_shape}"
+                   + (f" (output axis i = input axis {rl.dims[1:]}[i] − 1)" if rl.dims else ""))
+        d = rl.to_dict()
+    elif op == "mean":
+        red = details.reduction(rec)
+        formula = f"mean over axes {red.dims} of each item: each output = Σ of {red.count} inputs / {red.count}"
+        d = {k: v for k, v in red.to_dict().items() if k not in ("recomputed", "output")}
+        d["max_difference"] = float((red.recomputed - red.output).abs().max())
+    elif rec.kind == "mul" and (len(rec.inputs_tensors) < 2
+                                or any(t.shape != rec.output.shape for t in rec.inputs_tensors)):
+        bc = details.broadcast_product(rec, details.node_parameters(te.model.net, rec))
+        formula = "output = " + " × ".join(bc.operands) + " (" + "; ".join(
+            f"{n} repeated along axes {r}" for n, r in zip(bc.operands, bc.repeated) if r) + ")"
+        d = {k: v for k, v in bc.to_dict().items() if k not in ("recomputed", "output")}
+        d["max_difference"] = float((bc.recomputed - bc.output).abs().max())
+    else:
+        return None
+    if "recomputed" in d and "output" in d:
+        d["max_difference"] = max(abs(a - b) for a, b in zip(d["recomputed"], d["output"])) if d["recomputed"] else 0.0
+    out = _map_of(te, rec.name, rec.output, channel)
+    payload = {"view": "generic", **_head(rec, channel, rec.op), "formula": formula, "op_symbol": ",",
+               "inputs": inputs, "output": pack_map(out), "detail": d, "layout": te.layouts.get(rec.name)}
+    if out.dim() == 2:
+        payload["position"] = {"y": min(yy, out.shape[0] - 1), "x": min(xx, out.shape[1] - 1)}
+    return payload
+
+
 # -- the classifier head ---------------------------------------------------------------------
 def flatten_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     src = rec.input[0]
@@ -269,8 +333,10 @@ def flatten_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     return d
 
 
-def linear_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
-    lin = details.linear(rec)
+def linear_view(te: TraceEntry, rec, unit: int, y: int | None = None, x: int | None = None) -> dict[str, Any]:
+    """One output unit's contributions; a Linear at every position of a (B, H, W, C) input at (y, x)."""
+    position = (y or 0, x or 0) if rec.input.dim() == 4 else None
+    lin = details.linear(rec, position=position)
     n_out = lin.output.numel()
     if not 0 <= unit < n_out:
         raise NotFound(f"layer {rec.name!r} has {n_out} units, no unit {unit}")
@@ -287,9 +353,13 @@ def linear_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     d = {"view": "linear", **_head(rec, None, f"fully connected: {best.count} inputs → {rec.output.shape[-1]} outputs"),
          "unit": unit, "inputs": best.count, "top": top, "positive": best.positive, "negative": best.negative,
          "bias": float(lin.bias[unit]) if rec.bias is not None else None, "sum": float(lin.sums[unit]),
-         "value": float(lin.output[unit]), "trace_value": float(rec.output[0, unit]),
+         "value": float(lin.output[unit]),
+         "trace_value": float(rec.output[0][position][unit] if position else rec.output[0, unit]),
          "source_layer": flat_src.inputs[0] if flat_src is not None and flat_src.inputs else None}
     d["title"] = f"{rec.name} · unit {unit}" + (f" (class {te.model.class_name(unit)})" if rec is te.trace.layers[-1] else "")
+    if position is not None:
+        d["position"] = {"y": position[0], "x": position[1]}
+        d["title"] += f" at ({position[0]}, {position[1]})"
     return d
 
 

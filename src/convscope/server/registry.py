@@ -77,6 +77,16 @@ class TraceEntry:
     overview: dict[str, Any] | None = None  # the overview's JSON (views.trace_json)
     attributions: LRU[tuple, tuple[Attribution, dict[str, Any]]] = field(default_factory=_why_cache)
     attribution_metrics: LRU[tuple, dict[str, Any]] = field(default_factory=_why_cache)
+    _layouts: dict[str, str] | None = None
+
+    @property
+    def layouts(self) -> dict[str, str]:
+        """Each 4-D record's layout, ``"BCHW"`` or channels-last ``"BHWC"`` (:mod:`convscope.trace.layout`)."""
+        if self._layouts is None:
+            from ..trace.layout import layouts
+
+            self._layouts = layouts(self.trace)
+        return self._layouts
 
     def record(self, layer: str):
         for rec in self.trace.layers:
@@ -85,12 +95,15 @@ class TraceEntry:
         raise NotFound(f"model {self.model_name!r} has no layer {layer!r}")
 
     def array(self, layer: str) -> np.ndarray:
-        """The layer's output for the (only) image as float32 numpy, without the batch axis."""
+        """The layer's output for the (only) image as float32 numpy, without the batch axis; a
+        channels-last (B, H, W, C) output as the map (C, H, W) it holds."""
         if layer not in self._arrays:
             out = self.record(layer).output
             if not isinstance(out, torch.Tensor):
                 raise NotFound(f"layer {layer!r} has no tensor output")
-            a = out.detach().float().cpu().numpy()
+            if self.layouts.get(layer) == "BHWC":
+                out = out.permute(0, 3, 1, 2)
+            a = np.ascontiguousarray(out.detach().float().cpu().numpy())
             self._arrays[layer] = a[0] if a.ndim >= 2 else a
         return self._arrays[layer]
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..trace.layout import is_relayout
 from ..trace.serialize import jsonable
 from .registry import TraceEntry
 
@@ -110,8 +111,14 @@ def connect_of(rec, by_name: dict[str, Any], inputs: list[str]) -> dict[str, Any
 
 
 def trace_json(te: TraceEntry) -> dict[str, Any]:
-    """Every layer's name, kind, shape, inputs, label, block and value range, plus the prediction."""
+    """Every layer's name, kind, shape, inputs, label, block and value range, plus the prediction.
+
+    A channels-last record (ConvNeXt's LayerNorm / Linear between permutes) is sent as the map it
+    holds: ``shape`` (C, H, W) like its activation pages, ``layout: "BHWC"`` and ``stored_shape``
+    its own (H, W, C); a permute between the layouts is marked ``relayout: true`` (it moves axes,
+    so it is no stage's output)."""
     t = te.trace
+    lay = te.layouts
     by_name = {r.name: r for r in t.layers}
     groups: dict[str, str | None] = {}
     layers = []
@@ -129,7 +136,8 @@ def trace_json(te: TraceEntry) -> dict[str, Any]:
             "name": rec.name, "kind": rec.kind, "op": rec.op, "label": label_of(rec), "via": rec.via,
             "group": groups[rec.name], "inputs": inputs, "shape": list(arr.shape),
             "params": jsonable(rec.params), "connect": connect_of(rec, by_name, inputs),
-            "stats": {"min": lo, "max": hi},
+            "stats": {"min": lo, "max": hi}, "layout": lay.get(rec.name),
+            **_layout_extras(rec, lay),
         })
     shown = {l["name"] for l in layers}
     for l in layers:
@@ -138,6 +146,16 @@ def trace_json(te: TraceEntry) -> dict[str, Any]:
     return {"model": te.model_name, "image": te.image_id, "via": t.via, "layers": layers,
             "global": {"min": float(gmin), "max": float(gmax)} if np.isfinite(gmin) else None,
             "prediction": prediction_json(te)}
+
+
+def _layout_extras(rec, lay: dict[str, str]) -> dict[str, Any]:
+    """``stored_shape`` of a channels-last record, ``relayout`` of a permute between layouts."""
+    extras: dict[str, Any] = {}
+    if lay.get(rec.name) == "BHWC":
+        extras["stored_shape"] = list(rec.output.shape[1:])
+    if is_relayout(rec, lay):
+        extras["relayout"] = True
+    return extras
 
 
 def prediction_json(te: TraceEntry, k: int = TOP_CLASSES) -> dict[str, Any]:

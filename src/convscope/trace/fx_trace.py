@@ -155,7 +155,7 @@ def _layer_owner(net: nn.Module, node: fx.Node) -> str | None:
     return path if getattr(type(module), "trace_as_layer", False) else None
 
 
-def _read_parameters(net: nn.Module, node: fx.Node) -> list[nn.Parameter]:
+def read_parameters(net: nn.Module, node: fx.Node) -> list[nn.Parameter]:
     """The parameters a functional node reads directly (``get_attr`` inputs: ConvNeXt's
     ``layer_scale``, a functional net's own ``nn.Parameter``)."""
     found = []
@@ -191,7 +191,7 @@ def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
         first = owner not in seen if owner else True
         params = list(module.parameters(recurse=recurse)) if module is not None else []
         if node.op != "call_module":
-            params += _read_parameters(net, node)
+            params += read_parameters(net, node)
         count = sum(p.numel() for p in {id(p): p for p in params}.values() if id(p) not in counted)
         counted.update(id(p) for p in params)
         plans[node] = NodePlan(name, owner, module, first, inplace, count)

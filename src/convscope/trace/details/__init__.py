@@ -16,6 +16,10 @@ Pure functions of a :class:`~convscope.trace.LayerRecord` (batch item 0 unless
 ``top_contributions``  one output's largest contributions, and all positive / negative summed
 ``softmax``            exp(logit_i), their sum, probabilities
 ``softmax_rest``       the classes a table leaves out: count, exp sum, probability sum
+``layer_norm``         LayerNorm over the channels at one position: mean, var, normalised
+``relayout``           permute / view / reshape: which axes went where
+``reduction``          a mean over some axes: the axes, the count, the mean redone
+``broadcast_product``  a × b with size-1 axes repeated (SE gates, layer scale)
 =====================  ==============================================================
 """
 
@@ -28,12 +32,15 @@ from ..records import ELEMENTWISE_KINDS, POOL_KINDS, LayerRecord
 from .base import Detail
 from .conv import ConvChannel, ConvPosition, conv_channel, conv_geometry, conv_position, padded_input
 from .pool import PoolWindow, PoolWindows, pool_window, pool_windows
+from .shape import (Broadcast, LayerNormDetail, Reduction, Relayout, broadcast_product, layer_norm, node_parameters,
+                    reduction, relayout)
 from .simple import (FORMULAS, BatchNormAffine, Elementwise, FlattenMap, LinearDetail, Merge, SoftmaxDetail,
                      SoftmaxRest, TopContributions, activation, batchnorm, flatten_index, flatten_map,
                      flatten_position, linear, merge, softmax, softmax_rest, top_contributions)
 
 __all__ = [
-    "BatchNormAffine", "ConvChannel", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "FlattenMap",
+    "BatchNormAffine", "Broadcast", "ConvChannel", "LayerNormDetail", "Reduction", "Relayout",
+    "broadcast_product", "layer_norm", "node_parameters", "reduction", "relayout", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "FlattenMap",
     "LinearDetail", "Merge", "PoolWindow", "PoolWindows", "SoftmaxDetail", "SoftmaxRest", "TopContributions",
     "activation", "batchnorm", "conv_channel", "conv_geometry", "conv_position", "describe", "flatten_index",
     "flatten_map", "flatten_position", "linear", "merge", "padded_input", "pool_window", "pool_windows",

@@ -138,13 +138,18 @@ class LinearDetail(Detail):
     output: torch.Tensor  # (out,) = sums + bias
 
 
-def linear(rec: LayerRecord, batch: int = 0) -> LinearDetail:
-    """Each input's contribution ``w_ij * x_j`` to each output, their sums, bias and outputs."""
+def linear(rec: LayerRecord, batch: int = 0, position: tuple[int, ...] | None = None) -> LinearDetail:
+    """Each input's contribution ``w_ij * x_j`` to each output, their sums, bias and outputs. A
+    Linear applied at every position of a (B, H, W, C) input (ConvNeXt's MLP) is shown at one
+    ``position`` (default: the first)."""
     require_kind(rec, {"linear"}, "a linear layer")
     x = item(rec.input, batch, rec)
-    if x.dim() != 1:
-        raise ConvscopeError(f"{rec.name!r} has input of shape {tuple(rec.input.shape)}; "
-                             "the contribution view needs (batch, features)")
+    if x.dim() > 1:
+        position = tuple(position) if position is not None else (0,) * (x.dim() - 1)
+        if len(position) != x.dim() - 1:
+            raise ConvscopeError(f"{rec.name!r} reads input of shape {tuple(rec.input.shape)}: "
+                                 f"a position needs {x.dim() - 1} indices, got {list(position)}")
+        x = x[tuple(check_index(p, n, "position", rec) for p, n in zip(position, x.shape))]
     w = rec.weight.detach()
     contributions = w * x[None, :]
     sums = contributions.sum(1)
