@@ -85,7 +85,7 @@ def test_another_thread_meanwhile_runs_the_plain_net_and_forward_is_put_back(sma
 
 
 def test_occlusion_with_and_without_reuse_agree(resnet, resnet_x):
-    kw = dict(window=24, stride=20, batch_size=7)
+    kw = {"window": 24, "stride": 20, "batch_size": 7}
     on = ex.Occlusion(resnet, **kw)(resnet_x, [3, 7]).raw
     off = ex.Occlusion(resnet, reuse=False, **kw)(resnet_x, [3, 7]).raw
     assert on.abs().max() > 0

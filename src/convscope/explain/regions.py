@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -115,7 +115,7 @@ class ChangedBoxes:
             self._tracked.clear()
 
     @contextmanager
-    def session(self) -> Iterator["ChangedBoxes"]:
+    def session(self) -> Iterator[ChangedBoxes]:
         """Swap the convolutions' forward for this thread's forwards of the block."""
         _install(self.local)
         previous = getattr(_local, "session", None)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
