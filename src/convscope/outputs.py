@@ -107,3 +107,26 @@ def select_output(out: Any, output: OutputSpec = None) -> torch.Tensor:
 
 
 _MISSING = object()
+
+
+def output_kind(output: torch.Tensor, tol: float = 1e-3) -> str:
+    """``"probabilities"``, ``"log-probabilities"`` or ``"logits"``: what a (B, K) output holds.
+
+    A softmax output is non-negative and sums to 1 per row on every input, a log-softmax one is
+    non-positive with exponentials summing to 1; logits meet neither but by accident.
+    """
+    if output.is_meta or output.dim() != 2 or output.shape[1] < 2 or not output.is_floating_point():
+        return "logits"
+    out = output.detach().float()
+    if bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() <= tol).all()):
+        return "probabilities"
+    if bool((out <= 0).all()) and bool((out.logsumexp(1).abs() <= tol).all()):
+        return "log-probabilities"
+    return "logits"
+
+
+def as_probabilities(scores: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+    """Class probabilities from (B, K) scores of ``kind`` (:func:`output_kind`, found when None):
+    the softmax of logits, the output itself, or the exponential of log-probabilities."""
+    kind = kind or output_kind(scores)
+    return scores if kind == "probabilities" else scores.exp() if kind == "log-probabilities" else scores.softmax(-1)

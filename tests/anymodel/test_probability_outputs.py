@@ -45,4 +45,12 @@ def test_scorecam_weights_match_the_bare_net(kind):
     x = torch.rand(1, 3, 8, 8)
     a, b = cs.ScoreCAM(bare, "3")(x, 2), cs.ScoreCAM(ended, "3")(x, 2)
     torch.testing.assert_close(b.raw, a.raw)
-    assert b.layer == "3"
+    assert (a.output, b.output, b.layer) == ("logits", kind, "3")
+
+
+@pytest.mark.parametrize("kind", list(TAILS))
+def test_predict_reads_the_models_own_probabilities(kind):
+    bare, ended = _pair(kind)
+    x = torch.rand(3, 3, 8, 8)
+    want = [[(name, pytest.approx(p, rel=1e-5)) for name, p in row] for row in cs.Model(bare).predict(x, top=4)]
+    assert cs.Model(ended).predict(x, top=4) == want

@@ -61,6 +61,7 @@ class Attribution(Displayable):
     method: str
     layer: str | None = None
     pixels: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    output: str | None = None  # how the model's output was read as probabilities (Score-CAM): targets.output_kind
 
     def __len__(self) -> int:
         return self.maps.shape[0]

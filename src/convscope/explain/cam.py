@@ -69,7 +69,8 @@ class CAMMethod(Method):
         cam = (W * A).sum(1)
         if self.relu:
             cam = cam.clamp(min=0)
-        return Attribution(upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, str(layer))
+        return Attribution(upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, str(layer),
+                           output=tgt.kind)  # set where the weights read probabilities (Score-CAM)
 
 
 @register

@@ -8,7 +8,7 @@ so class targets are looked up per row through ``rows`` (which sample a row belo
 
 A model may end in its own softmax or log-softmax. Where scores become probabilities
 (Score-CAM's weights, deletion / insertion, confidence changes) the output is used as it
-is then: :func:`output_kind` tells, once per target, from the values of the first output
+is then: :func:`convscope.outputs.output_kind` tells, once per target, from the values of the first output
 turned into probabilities (rows of non-negative numbers summing to 1; rows whose exponentials sum to 1), and
 ``Target.kind`` records it (``"logits"``, ``"probabilities"`` or ``"log-probabilities"``).
 """
@@ -20,6 +20,7 @@ from typing import Callable, Sequence, Union
 import torch
 
 from ..errors import ConvscopeError
+from ..outputs import as_probabilities, output_kind
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -58,25 +59,7 @@ class Target:
         flat = output.reshape(output.shape[0], -1)
         if self.kind is None:
             self.kind = output_kind(flat)
-        probs = flat if self.kind == "probabilities" else flat.exp() if self.kind == "log-probabilities" \
-            else flat.softmax(-1)
-        return Target(self.classes).scores(probs, rows)
-
-
-def output_kind(output: torch.Tensor, tol: float = 1e-3) -> str:
-    """``"probabilities"``, ``"log-probabilities"`` or ``"logits"``: what a (B, K) output holds.
-
-    A softmax output is non-negative and sums to 1 per row on every input, a log-softmax one is
-    non-positive with exponentials summing to 1; logits meet neither but by accident.
-    """
-    if output.is_meta or output.dim() != 2 or output.shape[1] < 2 or not output.is_floating_point():
-        return "logits"
-    out = output.detach().float()
-    if bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() <= tol).all()):
-        return "probabilities"
-    if bool((out <= 0).all()) and bool((out.logsumexp(1).abs() <= tol).all()):
-        return "log-probabilities"
-    return "logits"
+        return Target(self.classes).scores(as_probabilities(flat, self.kind), rows)
 
 
 def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.device | None = None) -> Target:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import probe
 from ..errors import ConvscopeError
-from ..outputs import OutputSpec, select_output
+from ..outputs import OutputSpec, as_probabilities, select_output
 from .preprocessing import ImageLike, Preprocessing
 
 
@@ -117,7 +117,7 @@ class Model:
     def predict(self, inputs: Any, top: int = 5) -> list[list[tuple[str, float]]]:
         """Top classes with probabilities for each input: ``[[(name, prob), ...], ...]``."""
         with probe.model_state(self.net):
-            probs = self.scores(self.net(self.batch(inputs))).float().softmax(-1)
+            probs = as_probabilities(self.scores(self.net(self.batch(inputs))).float())  # a softmax net's own
         values, indices = probs.topk(min(top, probs.shape[-1]), dim=-1)
         return [
             [(self.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]
