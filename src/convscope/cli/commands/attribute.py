@@ -21,31 +21,69 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConvscopeError
-from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
-                      add_progress_argument, description, load_model_from_args, progress_bar)
+from ..common import (
+    add_device_argument,
+    add_model_argument,
+    add_out_argument,
+    add_output_argument,
+    add_progress_argument,
+    description,
+    load_model_from_args,
+    progress_bar,
+)
+
 
 def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str, out: str) -> None:
     """Arguments shared by ``attribute`` and ``sanity`` (``out``: the default output folder)."""
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
     add_output_argument(p)
-    p.add_argument("--method", default=default_methods, metavar="NAMES",
-                   help=f"comma-separated attribution methods (default: {default_methods}); "
-                        "any of: gradcam, gradcam++, xgradcam, layercam, hirescam, scorecam, eigencam, cam, saliency, "
-                        "smoothgrad, inputxgradient, guidedbackprop, guidedgradcam, integratedgradients, occlusion")
-    p.add_argument("--layer", metavar="NAME", help="target layer of the CAM family (qualified module name; "
-                                                    "default: the last spatial layer)")
+    p.add_argument(
+        "--method",
+        default=default_methods,
+        metavar="NAMES",
+        help=f"comma-separated attribution methods (default: {default_methods}); "
+        "any of: gradcam, gradcam++, xgradcam, layercam, hirescam, scorecam, eigencam, cam, saliency, "
+        "smoothgrad, inputxgradient, guidedbackprop, guidedgradcam, integratedgradients, occlusion",
+    )
+    p.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="target layer of the CAM family (qualified module name; default: the last convolution block's output, "
+        "before global pooling; printed)",
+    )
     p.add_argument("--target", type=int, metavar="CLASS", help="class index to explain (default: the predicted class)")
     add_out_argument(p, out)
-    p.add_argument("--ig-steps", type=int, default=None, metavar="N",
-                   help="Integrated Gradients steps (default: the method's, as in Python and the explorer)")
-    p.add_argument("--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: the method's)")
-    p.add_argument("--window", type=int, default=None, metavar="PX",
-                   help="occlusion window (default: 1/8 of the input's shorter side); stride is half of it")
-    p.add_argument("--top-n", type=int, default=None, metavar="N",
-                   help="Score-CAM: only the N channels of highest variance (Faster Score-CAM, an approximation)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="random seed of SmoothGrad's noise and the sanity check's weights (default: 0)")
+    p.add_argument(
+        "--ig-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Integrated Gradients steps (default: the method's, as in Python and the explorer)",
+    )
+    p.add_argument(
+        "--samples", type=int, default=None, metavar="N", help="SmoothGrad noisy samples (default: the method's)"
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="occlusion window (default: 1/8 of the input's shorter side); stride is half of it",
+    )
+    p.add_argument(
+        "--top-n",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Score-CAM: only the N channels of highest variance (Faster Score-CAM, an approximation)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed of SmoothGrad's noise and the sanity check's weights (default: 0)",
+    )
     add_device_argument(p)
     add_progress_argument(p)
 
@@ -64,8 +102,9 @@ def method_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
     constructor's defaults, the same in Python and in the explorer)."""
     from ...explain.options import given_options
 
-    return given_options(name, steps=args.ig_steps, samples=args.samples, seed=args.seed,
-                         window=args.window, top_n=args.top_n)
+    return given_options(
+        name, steps=args.ig_steps, samples=args.samples, seed=args.seed, window=args.window, top_n=args.top_n
+    )
 
 
 def prepare(args: argparse.Namespace):
@@ -89,8 +128,11 @@ def file_stem(method: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "attribute", help="explain a prediction with attribution methods (Grad-CAM, saliency, ...): heatmaps and metrics",
-        description=description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+        "attribute",
+        help="explain a prediction with attribution methods (Grad-CAM, saliency, ...): heatmaps and metrics",
+        description=description(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_explain_arguments(p, "gradcam", out="convscope-attribute")
     p.add_argument("--metrics", action="store_true", help="also compute deletion/insertion AUC and Average Drop")
     p.add_argument("--metric-steps", type=int, default=32, metavar="N", help="points on the deletion/insertion curves")
@@ -137,19 +179,39 @@ def run(args: argparse.Namespace) -> int:
             fractions = d.fractions.cpu().numpy()
             curves["deletion"][name] = d.scores[0].cpu().numpy()
             curves["insertion"][name] = i.scores[0].cpu().numpy()
-            rows[name] = {"deletion_auc": float(d.auc[0]), "insertion_auc": float(i.auc[0]),
-                          "average_drop": c.average_drop, "increase_in_confidence": c.increase_in_confidence}
+            rows[name] = {
+                "deletion_auc": float(d.auc[0]),
+                "insertion_auc": float(i.auc[0]),
+                "average_drop": c.average_drop,
+                "increase_in_confidence": c.increase_in_confidence,
+            }
             notes[name] = f"del {rows[name]['deletion_auc']:.3f}  ins {rows[name]['insertion_auc']:.3f}"
-        write_text_atomic(out / "metrics.json", json.dumps({"class": cls_index, "methods": rows, "curves": {
-            k: {m: v.tolist() for m, v in c.items()} for k, c in curves.items()},
-            "fractions": fractions.tolist(), "output": d.output}, indent=2))
+        write_text_atomic(
+            out / "metrics.json",
+            json.dumps(
+                {
+                    "class": cls_index,
+                    "methods": rows,
+                    "curves": {k: {m: v.tolist() for m, v in c.items()} for k, c in curves.items()},
+                    "fractions": fractions.tolist(),
+                    "output": d.output,
+                },
+                indent=2,
+            ),
+        )
         for kind in ("deletion", "insertion"):
-            save_png(curves_figure(fractions, curves[kind], f"{kind} ({'lower' if kind == 'deletion' else 'higher'} "
-                                                             "is better)"), out / f"{kind}.png")
+            save_png(
+                curves_figure(
+                    fractions, curves[kind], f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is better)"
+                ),
+                out / f"{kind}.png",
+            )
         print(f"{'method':<22}{'deletion AUC':>14}{'insertion AUC':>15}{'avg drop %':>12}{'increase %':>12}")
         for name, row in rows.items():
-            print(f"{name:<22}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
-                  f"{row['average_drop']:>12.2f}{row['increase_in_confidence']:>12.1f}")
+            print(
+                f"{name:<22}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
+                f"{row['average_drop']:>12.2f}{row['increase_in_confidence']:>12.1f}"
+            )
     title = f"{model.name}: class {cls_index} ({label})"
     save_png(methods_figure(image, maps, title=title, notes=notes), out / "methods.png")
     print(f"wrote {len(methods)} heatmaps and methods.png to {out}")
