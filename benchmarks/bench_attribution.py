@@ -35,19 +35,19 @@ Latest results (2026-11-26, this repository's 2-core CPU shared with other jobs,
     resnet18_shaped        1  Grad-CAM no graph below layer vs Captum                 6.92      6.24    1.11  max rel err 0.0e+00
     resnet18_shaped        1  Grad-CAM + BatchNorm folded vs Captum                   8.37      6.24    1.34  max rel err 2.6e-07
     resnet18_shaped        1  Grad-CAM + folded + channels-last (default) vs Captum      10.2      6.24    1.64  max rel err 4.4e-07
-    resnet18_shaped        1  Grad-CAM (default) vs bare forward+backward             10.2      3.05    3.35  
+    resnet18_shaped        1  Grad-CAM (default) vs bare forward+backward             10.2      3.05    3.35
     resnet18_shaped       16  Grad-CAM no graph below layer vs Captum                   13      12.3    1.06  max rel err 0.0e+00
     resnet18_shaped       16  Grad-CAM + BatchNorm folded vs Captum                   15.1      12.3    1.23  max rel err 2.6e-07
     resnet18_shaped       16  Grad-CAM + folded + channels-last (default) vs Captum      17.7      12.3    1.44  max rel err 4.4e-07
-    resnet18_shaped       16  Grad-CAM (default) vs bare forward+backward             17.7      4.77    3.71  
+    resnet18_shaped       16  Grad-CAM (default) vs bare forward+backward             17.7      4.77    3.71
     efficientnet-lite0     1  Grad-CAM no graph below layer vs Captum                   11       9.8    1.12  max rel err 0.0e+00
     efficientnet-lite0     1  Grad-CAM + BatchNorm folded vs Captum                   11.7       9.8    1.20  max rel err 1.6e-06
     efficientnet-lite0     1  Grad-CAM + folded + channels-last (default) vs Captum      13.7       9.8    1.40  max rel err 1.4e-06
-    efficientnet-lite0     1  Grad-CAM (default) vs bare forward+backward             13.7      3.74    3.67  
+    efficientnet-lite0     1  Grad-CAM (default) vs bare forward+backward             13.7      3.74    3.67
     efficientnet-lite0    16  Grad-CAM no graph below layer vs Captum                 12.7      10.6    1.20  max rel err 0.0e+00
     efficientnet-lite0    16  Grad-CAM + BatchNorm folded vs Captum                   17.4      10.6    1.64  max rel err 1.5e-06
     efficientnet-lite0    16  Grad-CAM + folded + channels-last (default) vs Captum        23      10.6    2.17  max rel err 2.1e-06
-    efficientnet-lite0    16  Grad-CAM (default) vs bare forward+backward               23         4    5.75  
+    efficientnet-lite0    16  Grad-CAM (default) vs bare forward+backward               23         4    5.75
     efficientnet-lite0     1  Score-CAM exact vs naive (581/1280 channels run)      0.0397    0.0166    2.40  max rel err 1.7e-06
     efficientnet-lite0     1  Score-CAM top_n=128 (approx.) vs naive                 0.181    0.0166   10.89  Spearman vs exact 0.998
 
@@ -74,7 +74,7 @@ import os
 import platform
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -173,8 +173,15 @@ def bench_gradcam(model, layer, x, b, repeats, rows):
     net.zero_grad(set_to_none=True)
     for k in [*variants, "one call cs.attribute (default)"]:
         row(rows, model.name, b, f"Grad-CAM {k} vs Captum", b / t[k], b / t["captum"], f"max rel err {errs[k]:.1e}")
-    row(rows, model.name, b, "Grad-CAM (default) vs bare forward+backward", b / t["+ folded + channels-last (default)"],
-        b / t["bare"], "")
+    row(
+        rows,
+        model.name,
+        b,
+        "Grad-CAM (default) vs bare forward+backward",
+        b / t["+ folded + channels-last (default)"],
+        b / t["bare"],
+        "",
+    )
 
 
 def naive_scorecam(net, layer: str, x: torch.Tensor, target: int, batch: int = 16) -> torch.Tensor:
@@ -191,7 +198,7 @@ def naive_scorecam(net, layer: str, x: torch.Tensor, target: int, batch: int = 1
     probs = []
     with torch.no_grad():
         for i in range(0, len(masks), batch):
-            probs.append(net(x * masks[i:i + batch].unsqueeze(1)).softmax(-1)[:, target])
+            probs.append(net(x * masks[i : i + batch].unsqueeze(1)).softmax(-1)[:, target])
     w = torch.cat(probs) * (hi > lo).view(-1).float()  # constant maps carry no weight (same definition)
     return (w.view(-1, 1, 1) * a).sum(0).clamp(min=0)
 
@@ -215,14 +222,35 @@ def bench_scorecam(model, layer, x, repeats, rows, top_n):
         net(x1)
         h.remove()
     run = int(exact.channels(acts["a"]).sum())
-    t = best_time({"naive": lambda: naive_scorecam(net, layer, x1, target), "exact": lambda: exact(x1, target),
-                   "approx": lambda: approx(x1, target)}, repeats)
-    row(rows, model.name, 1, f"Score-CAM exact vs naive ({run}/{k} channels run)", 1 / t["exact"], 1 / t["naive"],
-        f"max rel err {rel_err(ours, base):.1e}")
+    t = best_time(
+        {
+            "naive": lambda: naive_scorecam(net, layer, x1, target),
+            "exact": lambda: exact(x1, target),
+            "approx": lambda: approx(x1, target),
+        },
+        repeats,
+    )
+    row(
+        rows,
+        model.name,
+        1,
+        f"Score-CAM exact vs naive ({run}/{k} channels run)",
+        1 / t["exact"],
+        1 / t["naive"],
+        f"max rel err {rel_err(ours, base):.1e}",
+    )
     top = approx(x1, target).raw[0]
     from convscope.explain import spearman
-    row(rows, model.name, 1, f"Score-CAM top_n={top_n} (approx.) vs naive", 1 / t["approx"], 1 / t["naive"],
-        f"Spearman vs exact {float(spearman(top[None], ours[None])):.3f}")
+
+    row(
+        rows,
+        model.name,
+        1,
+        f"Score-CAM top_n={top_n} (approx.) vs naive",
+        1 / t["approx"],
+        1 / t["naive"],
+        f"Spearman vs exact {float(spearman(top[None], ours[None])):.3f}",
+    )
 
 
 def bench_ig(model, x, b, steps, repeats, rows):
@@ -234,20 +262,30 @@ def bench_ig(model, x, b, steps, repeats, rows):
     with torch.no_grad():
         target = model.net(xb).argmax(1)
     per_forward = 32
-    variants = {"plain": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, channels_last=False),
-                "channels-last (CPU default)": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward)}
+    variants = {
+        "plain": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, channels_last=False),
+        "channels-last (CPU default)": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward),
+    }
     captum = IntegratedGradients(model.net)
     internal = max(b, (per_forward // b) * b)
 
     def theirs():
         return captum.attribute(xb, target=target, n_steps=steps, internal_batch_size=internal)
+
     want = theirs()
     errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
     fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
     t = best_time(fns, repeats, warm_up=False)
     for k in variants:
-        row(rows, model.name, b, f"IG ({steps} steps) {k} vs Captum", b / t[k], b / t["captum"],
-            f"max rel err {errs[k]:.1e}")
+        row(
+            rows,
+            model.name,
+            b,
+            f"IG ({steps} steps) {k} vs Captum",
+            b / t[k],
+            b / t["captum"],
+            f"max rel err {errs[k]:.1e}",
+        )
 
 
 def bench_occlusion(model, x, b, window, stride, repeats, rows):
@@ -260,21 +298,37 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
         target = model.net(xb).argmax(1)
     per_forward = 32
     kw = {"window": window, "stride": stride, "batch_size": per_forward}
-    variants = {"folded, no reuse": cs.Occlusion(model, reuse=False, **kw),
-                "+ reuse outside window (default)": cs.Occlusion(model, **kw),
-                "+ reuse + channels-last": cs.Occlusion(model, channels_last=True, **kw)}
+    variants = {
+        "folded, no reuse": cs.Occlusion(model, reuse=False, **kw),
+        "+ reuse outside window (default)": cs.Occlusion(model, **kw),
+        "+ reuse + channels-last": cs.Occlusion(model, channels_last=True, **kw),
+    }
     captum = Occlusion(model.net)
 
     def theirs():
-        return captum.attribute(xb, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-                                baselines=0.0, target=target, perturbations_per_eval=max(1, per_forward // b))
+        return captum.attribute(
+            xb,
+            sliding_window_shapes=(3, window, window),
+            strides=(3, stride, stride),
+            baselines=0.0,
+            target=target,
+            perturbations_per_eval=max(1, per_forward // b),
+        )
+
     want = theirs()[:, 0]
     errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
     fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
     t = best_time(fns, repeats, warm_up=False)
     for k in variants:
-        row(rows, model.name, b, f"Occlusion {window}/{stride} {k} vs Captum", b / t[k], b / t["captum"],
-            f"max rel err {errs[k]:.1e}")
+        row(
+            rows,
+            model.name,
+            b,
+            f"Occlusion {window}/{stride} {k} vs Captum",
+            b / t[k],
+            b / t["captum"],
+            f"max rel err {errs[k]:.1e}",
+        )
 
 
 def main() -> None:
@@ -283,10 +337,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 3, quick 2)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--only", nargs="+", choices=["gradcam", "scorecam", "ig", "occlusion"],
-                   default=["gradcam", "scorecam", "ig", "occlusion"])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="where nets and inputs live (cuda: timings wait for the GPU's queue)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=["gradcam", "scorecam", "ig", "occlusion"],
+        default=["gradcam", "scorecam", "ig", "occlusion"],
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="where nets and inputs live (cuda: timings wait for the GPU's queue)",
+    )
     args = p.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -298,10 +360,14 @@ def main() -> None:
     import captum
 
     gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
-    print(f"torch {torch.__version__}, captum {captum.__version__}, {DEVICE.type}{gpu}, {args.threads} thread(s), "
-          f"{platform.processor() or platform.machine()}, best of {repeats}, load {os.getloadavg()[0]:.1f}")
-    print("Score-CAM baseline here: a reimplementation of its algorithm (one forward per channel, batches of 16, "
-          "no channel skipped); the real pytorch-grad-cam is in bench_gradcam_lib.py (its own venv)")
+    print(
+        f"torch {torch.__version__}, captum {captum.__version__}, {DEVICE.type}{gpu}, {args.threads} thread(s), "
+        f"{platform.processor() or platform.machine()}, best of {repeats}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "Score-CAM baseline here: a reimplementation of its algorithm (one forward per channel, batches of 16, "
+        "no channel skipped); the real pytorch-grad-cam is in bench_gradcam_lib.py (its own venv)"
+    )
     print(f"{'model':<20}{'B':>4}  {'what':<50}{'ours i/s':>10}{'other i/s':>10}{'ratio':>8}  check")
     rows: list = []
     start = time.perf_counter()

@@ -36,14 +36,18 @@ def mnist_all() -> ImageDataset:
     """The train, val and test splits of the offline MNIST subset, together."""
     s = load_splits("mnist")
     parts = [s.train, s.val, s.test]
-    return ImageDataset("mnist", s.train.classes, torch.cat([p.images for p in parts]),
-                        torch.cat([p.labels for p in parts]), indices=torch.cat([p.indices for p in parts]))
+    return ImageDataset(
+        "mnist",
+        s.train.classes,
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.labels for p in parts]),
+        indices=torch.cat([p.indices for p in parts]),
+    )
 
 
 def shifted_copy(ds: ImageDataset) -> ImageDataset:
     """Every image moved one pixel right: distinct inputs with the same labels."""
-    return ImageDataset(ds.name, ds.classes, torch.roll(ds.images, 1, dims=3), ds.labels,
-                        indices=ds.indices + 100_000)
+    return ImageDataset(ds.name, ds.classes, torch.roll(ds.images, 1, dims=3), ds.labels, indices=ds.indices + 100_000)
 
 
 def best_of(repeats: int, fn) -> tuple[float, float, object]:
@@ -71,8 +75,10 @@ def main() -> None:
     if args.quick:
         data = data.subset(list(range(1000)))
     n = len(data)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
-          f"{n} MNIST images, batch {args.batch_size}")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+        f"{n} MNIST images, batch {args.batch_size}"
+    )
     rows: list[tuple[str, str, str, str]] = []
 
     features = None
@@ -80,15 +86,35 @@ def main() -> None:
         model = load_model(spec)
         conformed = data.conform(model.preprocessing)
         run_pass(model, conformed.subset(list(range(64))), progress=False)  # warm-up
-        seconds, cpu, result = best_of(args.repeats, lambda: run_pass(model, conformed, batch_size=args.batch_size,
-                                                                 progress=False))
-        rows.append((f"dataset pass, {spec}", f"{seconds:.2f} s", f"{cpu:.2f} s",
-                     f"{n / seconds:,.0f} images/s ({n / cpu:,.0f} per CPU-second)"))
-        shard_s, shard_cpu, merged = best_of(args.repeats, lambda: merge(
-            [run_pass(model, conformed, shard=(i, 4), batch_size=args.batch_size, progress=False) for i in range(4)]))
+        seconds, cpu, result = best_of(
+            args.repeats,
+            lambda model=model, conformed=conformed: run_pass(
+                model, conformed, batch_size=args.batch_size, progress=False
+            ),
+        )
+        rows.append(
+            (
+                f"dataset pass, {spec}",
+                f"{seconds:.2f} s",
+                f"{cpu:.2f} s",
+                f"{n / seconds:,.0f} images/s ({n / cpu:,.0f} per CPU-second)",
+            )
+        )
+        shard_s, shard_cpu, merged = best_of(
+            args.repeats,
+            lambda model=model, conformed=conformed: merge(
+                [run_pass(model, conformed, shard=(i, 4), batch_size=args.batch_size, progress=False) for i in range(4)]
+            ),
+        )
         same = all(np.array_equal(getattr(merged, k), getattr(result, k)) for k in ("probs", "features"))
-        rows.append((f"  as 4 shards + merge, {spec}", f"{shard_s:.2f} s", f"{shard_cpu:.2f} s",
-                     f"identical to one pass: {same}"))
+        rows.append(
+            (
+                f"  as 4 shards + merge, {spec}",
+                f"{shard_s:.2f} s",
+                f"{shard_cpu:.2f} s",
+                f"identical to one pass: {same}",
+            )
+        )
         if spec == "mnist-cnn":
             features = result.features
             shifted = run_pass(model, shifted_copy(conformed), batch_size=args.batch_size, progress=False).features
@@ -105,8 +131,13 @@ def main() -> None:
     if has_opentsne():
         time_embedding("t-SNE openTSNE (1 job)", features, method="tsne", backend="opentsne", n_jobs=1)
         if args.threads > 1:
-            time_embedding(f"t-SNE openTSNE ({args.threads} jobs)", features, method="tsne", backend="opentsne",
-                           n_jobs=args.threads)
+            time_embedding(
+                f"t-SNE openTSNE ({args.threads} jobs)",
+                features,
+                method="tsne",
+                backend="opentsne",
+                n_jobs=args.threads,
+            )
     else:
         rows.append(("t-SNE openTSNE", "-", "-", "not installed (pip install 'convscope[embed]')"))
     if not args.quick:

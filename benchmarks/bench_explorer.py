@@ -42,6 +42,7 @@ def measure(model: str, repeats: int, chromium: str) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     from convscope.server import create_app
+
     from server_helpers import LiveServer
 
     app = create_app([model])
@@ -60,8 +61,11 @@ def measure(model: str, repeats: int, chromium: str) -> dict[str, list[float]]:
             times["first paint"].append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             page.click('.sample[data-image="sample-1"]')
-            page.wait_for_function("document.body.dataset.overview === 'ready' && "
-                                   "new URLSearchParams(location.search).get('image') === 'sample-1'", timeout=120_000)
+            page.wait_for_function(
+                "document.body.dataset.overview === 'ready' && "
+                "new URLSearchParams(location.search).get('image') === 'sample-1'",
+                timeout=120_000,
+            )
             times["other image"].append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             page.locator(f'canvas.neuron[data-layer="{conv}"]').first.click()

@@ -46,7 +46,6 @@ import platform
 import time
 
 import torch
-from torch import nn
 
 from convscope.features import visualize
 from convscope.features.layers import resolve_layer
@@ -61,8 +60,14 @@ def nets(names: list[str]) -> list[tuple[str, Model, str, int]]:
     if "resnet18" in names:
         torch.manual_seed(0)
         prep = Preprocessing(size=(224, 224), channels=3, mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4))
-        out.append(("ResNet-18-shaped 224x224x3", Model(resnet18_shaped().eval(), preprocessing=prep, name="resnet18"),
-                    "layer3.1.conv2", 7))
+        out.append(
+            (
+                "ResNet-18-shaped 224x224x3",
+                Model(resnet18_shaped().eval(), preprocessing=prep, name="resnet18"),
+                "layer3.1.conv2",
+                7,
+            )
+        )
     if "efficientnet" in names:
         try:
             out.append(("EfficientNet-Lite0 224x224x3", load_model("efficientnet-lite0"), "_blocks.10", 5))
@@ -91,6 +96,7 @@ def time_plain_loop(model: Model, layer: str, channel: int, steps: int) -> float
     box = {}
     handle = module.register_forward_hook(lambda m, i, o: box.__setitem__("a", o))
     try:
+
         def run(n: int) -> float:
             x = torch.rand(1, *model.input_shape, requires_grad=True)
             opt = torch.optim.Adam([x], lr=0.05)
@@ -102,6 +108,7 @@ def time_plain_loop(model: Model, layer: str, channel: int, steps: int) -> float
                 loss.backward()
                 opt.step()
             return n / (time.perf_counter() - t)
+
         run(2)
         return run(steps)
     finally:
@@ -131,13 +138,14 @@ def main() -> None:
     ap.add_argument("--models", default="tiny-vgg,resnet18,efficientnet")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} CPU threads, {platform.processor() or platform.machine()}, "
-          f"{args.steps} timed steps, batch of 1 image, one channel")
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU threads, {platform.processor() or platform.machine()}, "
+        f"{args.steps} timed steps, batch of 1 image, one channel"
+    )
     rows = []
     for title, model, layer, channel in nets(args.models.split(",")):
         fft = time_convscope(model, layer, channel, args.steps)
-        pixel = time_convscope(model, layer, channel, args.steps, param="pixel", transforms="none",
-                               redirect_relu=False)
+        pixel = time_convscope(model, layer, channel, args.steps, param="pixel", transforms="none", redirect_relu=False)
         plain = time_plain_loop(model, layer, channel, args.steps)
         lucent = time_lucent(model, layer, channel, args.steps)
         rows.append((title, layer, fft, pixel, plain, lucent))

@@ -53,11 +53,20 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore")
 
 METHODS = ["GradCAM", "GradCAMPlusPlus", "XGradCAM", "EigenCAM", "LayerCAM", "HiResCAM", "ScoreCAM"]
-OURS = {"GradCAM": "GradCAM", "GradCAMPlusPlus": "GradCAMPlusPlus", "XGradCAM": "XGradCAM",
-        "EigenCAM": "EigenCAM", "LayerCAM": "LayerCAM", "HiResCAM": "HiResCAM", "ScoreCAM": "ScoreCAM"}
-NOTES = {"ScoreCAM": "weights differ: softmax over channels (lib) vs class probability (ours)",
-         "EigenCAM": "lib centres the activations, keeps the SVD's arbitrary sign",
-         "GradCAMPlusPlus": "lib adds 1e-6 to the alpha denominator (G^2 ~ 1e-8 here)"}
+OURS = {
+    "GradCAM": "GradCAM",
+    "GradCAMPlusPlus": "GradCAMPlusPlus",
+    "XGradCAM": "XGradCAM",
+    "EigenCAM": "EigenCAM",
+    "LayerCAM": "LayerCAM",
+    "HiResCAM": "HiResCAM",
+    "ScoreCAM": "ScoreCAM",
+}
+NOTES = {
+    "ScoreCAM": "weights differ: softmax over channels (lib) vs class probability (ours)",
+    "EigenCAM": "lib centres the activations, keeps the SVD's arbitrary sign",
+    "GradCAMPlusPlus": "lib adds 1e-6 to the alpha denominator (G^2 ~ 1e-8 here)",
+}
 
 
 def best_time(fns, repeats, sync, warm_up=True):
@@ -140,11 +149,21 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
         t, out = best_time({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
         err, r = agreement(out["ours"].float().cpu().numpy(), out["theirs"])
         label = name if xin is xb else f"{name} @{score_size}px"
-        cells = (model.name, b, label, b / t["ours"], b / t["theirs"], f"max |diff| {err:.1e}  r {r:.4f}",
-                 NOTES.get(name, ""))
+        cells = (
+            model.name,
+            b,
+            label,
+            b / t["ours"],
+            b / t["theirs"],
+            f"max |diff| {err:.1e}  r {r:.4f}",
+            NOTES.get(name, ""),
+        )
         rows.append(cells)
-        print(f"{cells[0]:<20}{b:>4}  {name:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}  "
-              f"{cells[5]}  {cells[6]}", flush=True)
+        print(
+            f"{cells[0]:<20}{b:>4}  {name:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}  "
+            f"{cells[5]}  {cells[6]}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -155,10 +174,18 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=None, help="default 1 16 (quick: 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--only", nargs="+", choices=METHODS, default=METHODS)
-    p.add_argument("--nets", nargs="+", choices=["tv-resnet18", "efficientnet-lite0"],
-                   default=["tv-resnet18", "efficientnet-lite0"])
-    p.add_argument("--score-size", type=int, default=None,
-                   help="input side for Score-CAM rows (default 224, quick 112: a forward per channel)")
+    p.add_argument(
+        "--nets",
+        nargs="+",
+        choices=["tv-resnet18", "efficientnet-lite0"],
+        default=["tv-resnet18", "efficientnet-lite0"],
+    )
+    p.add_argument(
+        "--score-size",
+        type=int,
+        default=None,
+        help="input side for Score-CAM rows (default 224, quick 112: a forward per channel)",
+    )
     p.add_argument("--score-batch", type=int, default=32, help="masked images per forward in Score-CAM (both)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -170,9 +197,11 @@ def main() -> None:
     import pytorch_grad_cam  # noqa: F401
     import torchvision
 
-    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, grad-cam {version('grad-cam')}, "
-          f"{device.type}{'' if device.type == 'cpu' else ' ' + torch.cuda.get_device_name(device)}, "
-          f"{args.threads} thread(s), {platform.machine()}, best of {repeats}")
+    print(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, grad-cam {version('grad-cam')}, "
+        f"{device.type}{'' if device.type == 'cpu' else ' ' + torch.cuda.get_device_name(device)}, "
+        f"{args.threads} thread(s), {platform.machine()}, best of {repeats}"
+    )
     print(f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8}  agreement")
     rows: list = []
     start = time.perf_counter()
@@ -182,8 +211,18 @@ def main() -> None:
             continue
         for b in batches:
             methods = [m for m in args.only if m != "ScoreCAM" or b == 1]  # Score-CAM: K forwards per image
-            bench(model, layer, x, b, methods, repeats, rows, device, args.score_batch,
-                  args.score_size or (112 if args.quick else 224))
+            bench(
+                model,
+                layer,
+                x,
+                b,
+                methods,
+                repeats,
+                rows,
+                device,
+                args.score_batch,
+                args.score_size or (112 if args.quick else 224),
+            )
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

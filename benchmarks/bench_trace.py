@@ -32,7 +32,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -72,8 +72,15 @@ def bench(name: str, model, batch: int, repeats: int, warmup: int) -> dict:
         fwd.append(_time(forward, device))
         trc.append(_time(traced, device))
     f, t = statistics.median(fwd), statistics.median(trc)
-    return {"model": name, "batch": batch, "device": str(device), "forward_ms": 1e3 * f, "trace_ms": 1e3 * t,
-            "ratio": t / f, "repeats": repeats}
+    return {
+        "model": name,
+        "batch": batch,
+        "device": str(device),
+        "forward_ms": 1e3 * f,
+        "trace_ms": 1e3 * t,
+        "ratio": t / f,
+        "repeats": repeats,
+    }
 
 
 def models(device: torch.device):
@@ -97,16 +104,20 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rows = []
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"median of {args.repeats} alternating rounds")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"median of {args.repeats} alternating rounds"
+    )
     print(f"{'model':<20} {'batch':>5} {'forward ms':>11} {'trace ms':>10} {'ratio':>6}")
     for name, model in models(device):
         for b in args.batches:
             r = bench(name, model, b, args.repeats, args.warmup)
             rows.append(r)
             flag = "" if r["ratio"] <= 1.3 else "  (over 1.3x target)"
-            print(f"{name:<20} {b:>5} {r['forward_ms']:>11.2f} {r['trace_ms']:>10.2f} {r['ratio']:>6.2f}{flag}",
-                  flush=True)
+            print(
+                f"{name:<20} {b:>5} {r['forward_ms']:>11.2f} {r['trace_ms']:>10.2f} {r['ratio']:>6.2f}{flag}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -63,14 +63,23 @@ def hand_loop(args: argparse.Namespace, device: torch.device, out: Path | None =
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     run = None
     if out is not None:
-        run = Run(out, net, train_set.classes, input_size=(h, w), sample=(val_set.images[0], int(val_set.labels[0])),
-                  optimizer=opt, monitor="val_acc", config={"epochs": args.epochs}, log=lambda m: None)
+        run = Run(
+            out,
+            net,
+            train_set.classes,
+            input_size=(h, w),
+            sample=(val_set.images[0], int(val_set.labels[0])),
+            optimizer=opt,
+            monitor="val_acc",
+            config={"epochs": args.epochs},
+            log=lambda m: None,
+        )
     step = 0
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(epoch))
         net.train()
         for s in range(0, len(order), args.batch_size):
-            idx = order[s:s + args.batch_size]
+            idx = order[s : s + args.batch_size]
             x = (train_set.images[idx].float() / 255.0).to(device, non_blocking=True)
             y = train_set.labels[idx].to(device, non_blocking=True)
             loss = F.cross_entropy(net(x), y)
@@ -84,12 +93,14 @@ def hand_loop(args: argparse.Namespace, device: torch.device, out: Path | None =
         correct = 0
         with torch.no_grad():
             for s in range(0, len(val_set), 512):
-                x = (val_set.images[s:s + 512].float() / 255.0).to(device)
-                correct += int((net(x).argmax(1).cpu() == val_set.labels[s:s + 512]).sum())
+                x = (val_set.images[s : s + 512].float() / 255.0).to(device)
+                correct += int((net(x).argmax(1).cpu() == val_set.labels[s : s + 512]).sum())
         if run is not None:
             run.epoch_end(epoch, val_acc=correct / len(val_set), images=len(train_set))
-        print(f"  {'Run' if run else 'hand'} epoch {epoch}: loss {loss.item():.4f} val acc {correct / len(val_set):.4f}",
-              file=sys.stderr)
+        print(
+            f"  {'Run' if run else 'hand'} epoch {epoch}: loss {loss.item():.4f} val acc {correct / len(val_set):.4f}",
+            file=sys.stderr,
+        )
     if run is not None:
         run.close()  # every file on disk, as train() returns with its files written
     sync(device)
@@ -97,8 +108,16 @@ def hand_loop(args: argparse.Namespace, device: torch.device, out: Path | None =
 
 
 def convscope_run(args: argparse.Namespace, device: torch.device, out: Path) -> float:
-    config = TrainConfig(model="tiny-vgg", data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
-                         out=str(out), device=device.type, download=False)
+    config = TrainConfig(
+        model="tiny-vgg",
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=1e-3,
+        out=str(out),
+        device=device.type,
+        download=False,
+    )
     start = time.perf_counter()
     train(config, progress=not args.no_progress, log=lambda m: None, splits=load(args))
     sync(device)
@@ -111,9 +130,11 @@ def count_ops(args: argparse.Namespace, device: torch.device) -> None:
 
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, run in [("hand-written PyTorch", lambda: hand_loop(args, device)),
-                          ("convscope train()", lambda: convscope_run(args, device, Path(tmp) / "ops")),
-                          ("hand + cs.Run", lambda: hand_loop(args, device, Path(tmp) / "ops-run"))]:
+        for name, run in [
+            ("hand-written PyTorch", lambda: hand_loop(args, device)),
+            ("convscope train()", lambda: convscope_run(args, device, Path(tmp) / "ops")),
+            ("hand + cs.Run", lambda: hand_loop(args, device, Path(tmp) / "ops-run")),
+        ]:
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 run()
             counts[name] = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
@@ -121,25 +142,36 @@ def count_ops(args: argparse.Namespace, device: torch.device) -> None:
     for name, n in counts.items():
         print(f"{name:<22}{n:>10} aten operations ({n / steps:.1f} per training step, {steps} steps)")
     hand, ours, run = counts.values()
-    print(f"convscope extra: {(ours - hand) / steps:.1f} operations per step (setup, validation and file writes included)")
+    print(
+        f"convscope extra: {(ours - hand) / steps:.1f} operations per step (setup, validation and file writes included)"
+    )
     print(f"cs.Run extra: {(run - hand) / steps:.1f} operations per step")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="mnist", help="a 28x28-or-larger dataset (default: mnist; offline: the "
-                        "5,000-image subset)")
+    parser.add_argument(
+        "--data", default="mnist", help="a 28x28-or-larger dataset (default: mnist; offline: the 5,000-image subset)"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--repeat-data", type=int, default=1, metavar="K",
-                        help="show each training image K times per epoch (K=15: an MNIST-sized 60,000-image epoch)")
+    parser.add_argument(
+        "--repeat-data",
+        type=int,
+        default=1,
+        metavar="K",
+        help="show each training image K times per epoch (K=15: an MNIST-sized 60,000-image epoch)",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-progress", action="store_true", help="turn convscope's progress bar off")
-    parser.add_argument("--count-ops", action="store_true",
-                        help="instead of timing, count the tensor operations each side dispatches (a measure of "
-                             "per-step overhead that does not depend on the machine's load)")
+    parser.add_argument(
+        "--count-ops",
+        action="store_true",
+        help="instead of timing, count the tensor operations each side dispatches (a measure of "
+        "per-step overhead that does not depend on the machine's load)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -161,12 +193,16 @@ def main() -> None:
             runs.append(hand_loop(args, device, Path(tmp) / f"api{r}"))
     images = args.epochs * n_train
     t_hand, t_ours, t_run = statistics.median(hand), statistics.median(ours), statistics.median(runs)
-    print(f"\n{args.data}: {n_train} training images per epoch (repeat-data {args.repeat_data}) x {args.epochs} "
-          f"epochs, batch {args.batch_size}, "
-          f"tiny-vgg, {device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}")
+    print(
+        f"\n{args.data}: {n_train} training images per epoch (repeat-data {args.repeat_data}) x {args.epochs} "
+        f"epochs, batch {args.batch_size}, "
+        f"tiny-vgg, {device.type}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats}"
+    )
     print(f"{'loop':<22}{'seconds':>10}{'images/s':>12}   all runs (s)")
-    print(f"{'hand-written PyTorch':<22}{t_hand:>10.2f}{images / t_hand:>12.0f}   {', '.join(f'{t:.2f}' for t in hand)}")
+    print(
+        f"{'hand-written PyTorch':<22}{t_hand:>10.2f}{images / t_hand:>12.0f}   {', '.join(f'{t:.2f}' for t in hand)}"
+    )
     print(f"{'convscope train()':<22}{t_ours:>10.2f}{images / t_ours:>12.0f}   {', '.join(f'{t:.2f}' for t in ours)}")
     print(f"{'hand + cs.Run':<22}{t_run:>10.2f}{images / t_run:>12.0f}   {', '.join(f'{t:.2f}' for t in runs)}")
     print(f"convscope overhead: {100 * (t_ours / t_hand - 1):+.1f}% (time ratio {t_ours / t_hand:.3f}; target <= +5%)")

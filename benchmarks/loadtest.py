@@ -54,9 +54,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlparse
 
 import httpx
@@ -78,8 +78,16 @@ class Row:
         lat = sorted(self.latencies) or [float("nan")]
         p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
         cpu = f"{self.cpu:.2f}" if self.cpu is not None else "n/a"
-        return [self.model, self.endpoint, str(self.n), f"{self.n / self.seconds:.1f}",
-                f"{statistics.median(lat) * 1000:.0f}", f"{p99 * 1000:.0f}", str(self.errors), cpu]
+        return [
+            self.model,
+            self.endpoint,
+            str(self.n),
+            f"{self.n / self.seconds:.1f}",
+            f"{statistics.median(lat) * 1000:.0f}",
+            f"{p99 * 1000:.0f}",
+            str(self.errors),
+            cpu,
+        ]
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -120,16 +128,19 @@ def start_server(models: list[str]) -> tuple[subprocess.Popen, str]:
 
 def png_maker(shape: tuple[int, ...]) -> Callable[[int], bytes]:
     """Request i uploads a different random image of the model's input size (so nothing is cached)."""
+
     def make(i: int) -> bytes:
         pixels = np.random.default_rng(i + 1).integers(0, 256, shape, dtype=np.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format="PNG")
         return buf.getvalue()
+
     return make
 
 
-def run_endpoint(http: httpx.Client, send: Callable[[httpx.Client, int], httpx.Response], n: int,
-                 concurrency: int, pid: int | None) -> tuple[float, list[float], int, float | None]:
+def run_endpoint(
+    http: httpx.Client, send: Callable[[httpx.Client, int], httpx.Response], n: int, concurrency: int, pid: int | None
+) -> tuple[float, list[float], int, float | None]:
     """Warm up once, then ``n`` requests from ``concurrency`` threads.
 
     Returns (wall seconds, latencies, errors, server CPU seconds after the warm-up).
@@ -166,17 +177,35 @@ def endpoints(http: httpx.Client, model: str, n: int, n_attr: int) -> list[tuple
     out = [
         ("models", n, lambda cl, i: cl.get("/api/models")),
         ("trace", n, lambda cl, i: cl.get(f"{base}/trace", params={"image": sample})),
-        ("activations page", n, lambda cl, i: cl.get(f"{base}/layers/{conv['name']}/activations",
-                                                    params={"image": sample, "start": 0, "count": 64})),
-        ("detail", n, lambda cl, i: cl.get(f"{base}/layers/{conv['name']}/detail",
-                                          params={"image": sample, "channel": 0, "y": oh // 2, "x": ow // 2})),
+        (
+            "activations page",
+            n,
+            lambda cl, i: cl.get(
+                f"{base}/layers/{conv['name']}/activations", params={"image": sample, "start": 0, "count": 64}
+            ),
+        ),
+        (
+            "detail",
+            n,
+            lambda cl, i: cl.get(
+                f"{base}/layers/{conv['name']}/detail",
+                params={"image": sample, "channel": 0, "y": oh // 2, "x": ow // 2},
+            ),
+        ),
         ("upload", n, lambda cl, i: cl.post(f"{base}/images", files={"file": ("x.png", make_png(i), "image/png")})),
     ]
     if http.get("/api/explain/methods").status_code == 200:
         classes = len(info["classes"] or [0])  # a different target per request: answers are cached per target
-        out.append(("attribution (gradcam)", n_attr, lambda cl, i: cl.get(
-            f"{base}/explain", params={"image": sample, "method": "gradcam", "metrics": "false",
-                                       "target": i % classes})))
+        out.append(
+            (
+                "attribution (gradcam)",
+                n_attr,
+                lambda cl, i: cl.get(
+                    f"{base}/explain",
+                    params={"image": sample, "method": "gradcam", "metrics": "false", "target": i % classes},
+                ),
+            )
+        )
     return out
 
 
@@ -200,13 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         proc, url = start_server(args.models)
     rows: list[Row] = []
     try:
-        with httpx.Client(base_url=url, timeout=300,
-                          limits=httpx.Limits(max_connections=args.concurrency)) as http:
+        with httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=args.concurrency)) as http:
             names = [m["name"] for m in http.get("/api/models").raise_for_status().json()["models"]]
             for model in names:
                 for name, n, send in endpoints(http, model, args.requests, args.attribution_requests):
-                    seconds, lat, errors, cpu = run_endpoint(http, send, n, args.concurrency,
-                                                             proc.pid if proc else None)
+                    seconds, lat, errors, cpu = run_endpoint(
+                        http, send, n, args.concurrency, proc.pid if proc else None
+                    )
                     rows.append(Row(model, name, n, seconds, lat, errors, cpu))
                     print(" | ".join(rows[-1].cells()), file=sys.stderr, flush=True)
     finally:

@@ -22,16 +22,30 @@ SITE = "https://poloclub.github.io/cnn-explainer/assets/"
 URL_ENV = "CONVSCOPE_CNN_EXPLAINER_URL"
 
 # CNN Explainer's class names in the order of the output units (its published label list).
-CLASSES = ["lifeboat", "ladybug", "pizza", "bell pepper", "school bus", "koala", "espresso",
-           "red panda", "orange", "sport car"]
+CLASSES = [
+    "lifeboat",
+    "ladybug",
+    "pizza",
+    "bell pepper",
+    "school bus",
+    "koala",
+    "espresso",
+    "red panda",
+    "orange",
+    "sport car",
+]
 
 # local name -> (path on the site, SHA-256 of the published file)
 FILES = {
     "model.json": ("data/model.json", "85706d2d99841eb6270ddbf912bcf43c4d1bf76bc68a0a56af49561a69589627"),
-    "group1-shard1of1.bin": ("data/group1-shard1of1.bin",
-                             "306666f2a1cc2a0a8f7b3422617daac5ecdca20c707ab44b721522be1fe3f630"),
-    "images/espresso_1.jpeg": ("img/espresso_1.jpeg",
-                               "9307c85667470cdb22557ebcf77a573dac5df83e360b6e339f47627b5871b3df"),
+    "group1-shard1of1.bin": (
+        "data/group1-shard1of1.bin",
+        "306666f2a1cc2a0a8f7b3422617daac5ecdca20c707ab44b721522be1fe3f630",
+    ),
+    "images/espresso_1.jpeg": (
+        "img/espresso_1.jpeg",
+        "9307c85667470cdb22557ebcf77a573dac5df83e360b6e339f47627b5871b3df",
+    ),
     "images/bus_1.jpeg": ("img/bus_1.jpeg", "ff7ccbdb78b5da7c791378f02d3cc6d3e79d9bb4dc47d68898234da55376ec14"),
 }
 
@@ -72,8 +86,9 @@ def fetch(dest: Path | None = None, base: str | None = None) -> Path:
                 raise ConvscopeError(f"{name} from {base} is not the published file (SHA-256 {hasher.hexdigest()})")
 
         try:
-            download_to(base.rstrip("/") + "/" + remote, target, progress=False, timeout=10,
-                        on_chunk=hasher.update, check=check)
+            download_to(
+                base.rstrip("/") + "/" + remote, target, progress=False, timeout=10, on_chunk=hasher.update, check=check
+            )
         except (OSError, urllib.error.URLError) as exc:
             raise Unavailable(f"could not fetch CNN Explainer's {remote} from {base} ({exc})") from None
     return dest

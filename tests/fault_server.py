@@ -8,8 +8,8 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass
@@ -27,11 +27,11 @@ class Route:
     def chunks(self) -> Iterable[bytes]:
         if self.body is not None:
             for i in range(0, len(self.body), self.chunk):
-                yield self.body[i:i + self.chunk]
+                yield self.body[i : i + self.chunk]
             return
-        block = (self.fill * self.chunk)[:self.chunk]
+        block = (self.fill * self.chunk)[: self.chunk]
         for start in range(0, self.size, self.chunk):
-            yield block[:min(self.chunk, self.size - start)]
+            yield block[: min(self.chunk, self.size - start)]
 
 
 class FaultServer:
@@ -77,7 +77,7 @@ class FaultServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         self.thread.start()
         return self
 

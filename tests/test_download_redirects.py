@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fault_server import FaultServer, Route
 from convscope.io_utils import DownloadRefused, _SafeRedirects, download_to
+
+from fault_server import FaultServer, Route
 
 
 def test_a_redirect_to_another_http_path_is_followed(tmp_path):

@@ -35,8 +35,15 @@ PREP = Preprocessing(size=(8, 8), channels=1)
 def inplace_net() -> nn.Sequential:
     """Conv -> ReLU(inplace=True); channel 0 of the conv is negative on every (non-negative) input."""
     torch.manual_seed(0)
-    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 3, 3, padding=1), relu=nn.ReLU(inplace=True),
-                                    pool=nn.AdaptiveAvgPool2d(2), flat=nn.Flatten(), fc=nn.Linear(12, 2)))
+    net = nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(1, 3, 3, padding=1),
+            relu=nn.ReLU(inplace=True),
+            pool=nn.AdaptiveAvgPool2d(2),
+            flat=nn.Flatten(),
+            fc=nn.Linear(12, 2),
+        )
+    )
     with torch.no_grad():
         net.conv.weight[0] = -net.conv.weight[0].abs() - 0.05
         net.conv.bias[0] = -1.0
@@ -154,9 +161,11 @@ class Branchy(Plain):
 
 def _same_records(t, ref) -> bool:
     return t.names == ref.names and all(
-        torch.equal(a.output, b.output) and len(a.inputs_tensors) == len(b.inputs_tensors)
+        torch.equal(a.output, b.output)
+        and len(a.inputs_tensors) == len(b.inputs_tensors)
         and all(torch.equal(p, q) for p, q in zip(a.inputs_tensors, b.inputs_tensors))
-        for a, b in zip(t.layers, ref.layers))
+        for a, b in zip(t.layers, ref.layers)
+    )
 
 
 @pytest.mark.parametrize("cls, via", [(Plain, "fx"), (Branchy, "hooks")])
@@ -200,15 +209,23 @@ def test_trace_beside_forwards_in_other_threads(cls, via):
 
 
 def flags(net: nn.Module) -> list[tuple[str, bool]]:
-    return ([(f"{n}.training", m.training) for n, m in net.named_modules()]
-            + [(f"{n}.requires_grad", p.requires_grad) for n, p in net.named_parameters()])
+    return [(f"{n}.training", m.training) for n, m in net.named_modules()] + [
+        (f"{n}.requires_grad", p.requires_grad) for n, p in net.named_parameters()
+    ]
 
 
 def kept_in_eval() -> Model:
     torch.manual_seed(0)
-    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 3, 3, padding=1), bn=nn.BatchNorm2d(3),
-                                    relu=nn.ReLU(), pool=nn.AdaptiveAvgPool2d(2), flat=nn.Flatten(),
-                                    fc=nn.Linear(12, 2)))
+    net = nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(1, 3, 3, padding=1),
+            bn=nn.BatchNorm2d(3),
+            relu=nn.ReLU(),
+            pool=nn.AdaptiveAvgPool2d(2),
+            flat=nn.Flatten(),
+            fc=nn.Linear(12, 2),
+        )
+    )
     net.train()
     net.bn.eval()  # e.g. frozen statistics while fine-tuning
     net.conv.bias.requires_grad_(False)

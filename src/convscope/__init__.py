@@ -21,10 +21,29 @@ if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers (noqa: they 
     from .compare import compare, compare_attributions, compare_images, compare_models  # noqa: F401
     from .data import ImageDataset, load_splits  # noqa: F401
     from .errors import ConvscopeError  # noqa: F401
-    from .explain import CAM, Attribution, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM  # noqa: F401
-    from .explain import GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients  # noqa: F401
-    from .explain import Occlusion, Saliency, ScoreCAM, SmoothGrad, XGradCAM  # noqa: F401
-    from .explain import attribute, confidence_change, deletion, insertion, sanity_check  # noqa: F401
+    from .explain import (  # noqa: F401  # noqa: F401  # noqa: F401  # noqa: F401
+        CAM,
+        Attribution,
+        EigenCAM,
+        GradCAM,
+        GradCAMPlusPlus,
+        GuidedBackprop,
+        GuidedGradCAM,
+        HiResCAM,
+        InputXGradient,
+        IntegratedGradients,
+        LayerCAM,
+        Occlusion,
+        Saliency,
+        ScoreCAM,
+        SmoothGrad,
+        XGradCAM,
+        attribute,
+        confidence_change,
+        deletion,
+        insertion,
+        sanity_check,
+    )
     from .features import kernels, receptive_field, top_examples, visualize  # noqa: F401
     from .models import Model, Preprocessing, load_checkpoint, load_model, save_checkpoint  # noqa: F401
     from .notebook import explore  # noqa: F401
@@ -47,10 +66,32 @@ _EXPORTS: dict[str, str] = {
     "Trace": "convscope.trace",
     **{name: "convscope.compare" for name in ("compare", "compare_images", "compare_models", "compare_attributions")},
     "Run": "convscope.train",  # your own training loop writing convscope train's run folder
-    **{name: "convscope.explain" for name in (
-        "attribute", "Attribution", "CAM", "GradCAM", "GradCAMPlusPlus", "XGradCAM", "LayerCAM", "HiResCAM",
-        "ScoreCAM", "EigenCAM", "Saliency", "SmoothGrad", "InputXGradient", "GuidedBackprop", "GuidedGradCAM",
-        "IntegratedGradients", "Occlusion", "sanity_check", "deletion", "insertion", "confidence_change")},
+    **{
+        name: "convscope.explain"
+        for name in (
+            "attribute",
+            "Attribution",
+            "CAM",
+            "GradCAM",
+            "GradCAMPlusPlus",
+            "XGradCAM",
+            "LayerCAM",
+            "HiResCAM",
+            "ScoreCAM",
+            "EigenCAM",
+            "Saliency",
+            "SmoothGrad",
+            "InputXGradient",
+            "GuidedBackprop",
+            "GuidedGradCAM",
+            "IntegratedGradients",
+            "Occlusion",
+            "sanity_check",
+            "deletion",
+            "insertion",
+            "confidence_change",
+        )
+    },
     **{name: "convscope.features" for name in ("visualize", "kernels", "top_examples", "receptive_field")},
     "explore": "convscope.notebook",
 }

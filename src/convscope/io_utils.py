@@ -11,9 +11,9 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import ConvscopeError
 
@@ -65,7 +65,7 @@ def remove_temp_files(folder: str | Path) -> list[Path]:
 
 
 def out_of_room(exc: BaseException, written: str | Path | None = None) -> str | None:
-    """"no space left on the device" (or the file-size limit) when that is why a write failed; else None.
+    """ "no space left on the device" (or the file-size limit) when that is why a write failed; else None.
 
     ``torch.save`` to a path loses the OS error (it raises ``RuntimeError: unexpected
     pos``), so for errors without an errno the file system and ``ulimit -f`` are asked:
@@ -134,8 +134,10 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
         old = urllib.parse.urlsplit(req.full_url).scheme
         new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme
         if new not in ("http", "https") or (old == "https" and new == "http"):
-            raise DownloadRefused(f"{req.full_url} redirects to {newurl[:200]!r}; refused "
-                                  "(downloads follow only http(s) redirects, never https to http)")
+            raise DownloadRefused(
+                f"{req.full_url} redirects to {newurl[:200]!r}; refused "
+                "(downloads follow only http(s) redirects, never https to http)"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -151,10 +153,19 @@ def transfer_deadline(size: int, slack: float = 60.0) -> float:
     return slack + size / MIN_RATE_BPS
 
 
-def download_to(url: str, dest: str | Path, desc: str = "downloading", progress: bool = True,
-                timeout: float = 20.0, on_chunk: Callable[[bytes], None] | None = None,
-                check: Callable[[], None] | None = None, *, max_bytes: int | None = None,
-                size: int | None = None, deadline: float | None = None) -> Path:
+def download_to(
+    url: str,
+    dest: str | Path,
+    desc: str = "downloading",
+    progress: bool = True,
+    timeout: float = 20.0,
+    on_chunk: Callable[[bytes], None] | None = None,
+    check: Callable[[], None] | None = None,
+    *,
+    max_bytes: int | None = None,
+    size: int | None = None,
+    deadline: float | None = None,
+) -> Path:
     """Stream an http(s)/file URL into ``dest`` atomically, with a tqdm bar and hard bounds.
 
     ``size`` is the exact length expected (a shorter or longer body is refused);
@@ -185,17 +196,27 @@ def download_to(url: str, dest: str | Path, desc: str = "downloading", progress:
             _check_declared_length(url, declared, size, limit)
             read = getattr(response, "read1", response.read)  # read1: return what arrived, don't wait for more
             received = 0
-            bar = tqdm(total=declared, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                       disable=not progress, leave=False)
+            bar = tqdm(
+                total=declared,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc,
+                disable=not progress,
+                leave=False,
+            )
             with bar:
                 while chunk := read(min(READ_CHUNK, limit - received + 1)):
                     received += len(chunk)
                     if received > limit:
-                        raise DownloadRefused(f"{url} sent more than the {limit} bytes "
-                                              f"{'expected' if size is not None else 'allowed'}; download stopped")
+                        raise DownloadRefused(
+                            f"{url} sent more than the {limit} bytes "
+                            f"{'expected' if size is not None else 'allowed'}; download stopped"
+                        )
                     if time.monotonic() - started > deadline:
-                        raise DownloadRefused(f"{url} took longer than {deadline:g} s ({received} bytes so far); "
-                                              "download stopped")
+                        raise DownloadRefused(
+                            f"{url} took longer than {deadline:g} s ({received} bytes so far); download stopped"
+                        )
                     out.write(chunk)
                     if on_chunk is not None:
                         on_chunk(chunk)

@@ -49,8 +49,9 @@ class LRU(Generic[K, V]):
                 self._total -= self._weigh(self._items.pop(key))
             self._items[key] = value
             self._total += self._weigh(value)
-            while len(self._items) > 1 and (len(self._items) > self.size or
-                                            (self._max_cost is not None and self._total > self._max_cost)):
+            while len(self._items) > 1 and (
+                len(self._items) > self.size or (self._max_cost is not None and self._total > self._max_cost)
+            ):
                 self._total -= self._weigh(self._items.popitem(last=False)[1])
         return value
 

@@ -48,11 +48,17 @@ def train_digits_run(folder: Path, epochs: int = EPOCHS, seed: int = 0) -> tuple
         net.eval()
         train_acc, train_loss = _accuracy_and_loss(model, train)
         val_acc, val_loss = _accuracy_and_loss(model, val)
-        records.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                        "val_loss": val_loss, "val_acc": val_acc})
+        records.append(
+            {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc}
+        )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    meta = {"architecture": {"zoo": "tiny-vgg", "kwargs": KWARGS}, "classes": train.classes,
-            "preprocessing": prep.to_dict(), "name": "digits-tiny-vgg", "dataset": {"name": "digits"}}  # as the trainer records it
+    meta = {
+        "architecture": {"zoo": "tiny-vgg", "kwargs": KWARGS},
+        "classes": train.classes,
+        "preprocessing": prep.to_dict(),
+        "name": "digits-tiny-vgg",
+        "dataset": {"name": "digits"},
+    }  # as the trainer records it
     path = save_checkpoint(folder / "best.pt", net.state_dict(), meta)
     return path, model

@@ -172,15 +172,23 @@ def test_cache_hits_and_keys(tmp_path, digits_run, digits_pass):
     for name in ARRAYS:
         assert np.array_equal(getattr(second, name), getattr(digits_pass, name))
     # the key follows the weights' bytes, the split, the seed and the images
-    changed = Model(type(model.net)(in_channels=1, num_classes=10, input_size=(16, 16)),
-                    classes=model.classes, preprocessing=model.preprocessing)
+    changed = Model(
+        type(model.net)(in_channels=1, num_classes=10, input_size=(16, 16)),
+        classes=model.classes,
+        preprocessing=model.preprocessing,
+    )
     changed.net.load_state_dict(model.net.state_dict())
     assert model_fingerprint(changed) == model_fingerprint(model)
     with torch.no_grad():
         changed.net.output.bias[0] += 1e-3
     assert model_fingerprint(changed) != model_fingerprint(model)
-    keys = {pass_key(model, test, "test", 0), pass_key(changed, test, "test", 0), pass_key(model, test, "val", 0),
-            pass_key(model, test, "test", 1), pass_key(model, test.subset(list(range(10))), "test", 0)}
+    keys = {
+        pass_key(model, test, "test", 0),
+        pass_key(changed, test, "test", 0),
+        pass_key(model, test, "val", 0),
+        pass_key(model, test, "test", 1),
+        pass_key(model, test.subset(list(range(10))), "test", 0),
+    }
     assert len(keys) == 5
 
 

@@ -6,10 +6,18 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix as sk_confusion, log_loss, recall_score
+from sklearn.metrics import accuracy_score, log_loss, recall_score
+from sklearn.metrics import confusion_matrix as sk_confusion
 
-from convscope.analysis import (cell_rows, confusion_matrix, evaluate, misclassified, mistakes_json,
-                                per_class_accuracy, random_rows)
+from convscope.analysis import (
+    cell_rows,
+    confusion_matrix,
+    evaluate,
+    misclassified,
+    mistakes_json,
+    per_class_accuracy,
+    random_rows,
+)
 from convscope.errors import ConvscopeError
 
 
@@ -39,8 +47,7 @@ def test_evaluate_matches_sklearn(digits_pass):
     json.dumps(stats)
     probs = r.probs.astype(np.float64) / r.probs.sum(1, keepdims=True, dtype=np.float64)  # JSON-able, for the explorer
     assert stats["accuracy"] == pytest.approx(accuracy_score(r.labels, r.preds))
-    assert stats["mean_loss"] == pytest.approx(log_loss(r.labels, probs, labels=list(range(10))),
-                                               rel=1e-5)
+    assert stats["mean_loss"] == pytest.approx(log_loss(r.labels, probs, labels=list(range(10))), rel=1e-5)
     present = [k for k in range(10) if (r.labels == k).any()]
     recall = recall_score(r.labels, r.preds, labels=present, average=None)
     np.testing.assert_allclose([stats["per_class_accuracy"][k] for k in present], recall)
@@ -69,7 +76,7 @@ def test_misclassified_sorted_and_really_wrong(digits_run, digits_pass):
     assert conf == sorted(conf, reverse=True)
     # re-check each mistake independently: run the model on that image alone
     for m in wrong[:5]:
-        x = model.preprocessing.normalize(test.images[m.row:m.row + 1])
+        x = model.preprocessing.normalize(test.images[m.row : m.row + 1])
         probs = model.net(x).softmax(1)[0].detach().numpy()
         assert int(test.labels[m.row]) == m.true != m.pred == int(probs.argmax())
         assert m.confidence == pytest.approx(float(probs.max()), abs=1e-5)

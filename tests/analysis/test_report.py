@@ -20,7 +20,9 @@ from convscope.render.report import Section, Table, render_html
 
 
 def inline_pngs(text: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(base64.b64decode(m))) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
+    return [
+        Image.open(io.BytesIO(base64.b64decode(m))) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,16 @@ def html_report(tmp_path_factory, digits_run):
     from convscope.data import load_splits
 
     out = tmp_path_factory.mktemp("report") / "report.html"
-    facts = write_report(out, model, load_splits("digits")["test"], split="test", checkpoint=path, embedding="pca",
-                         cache_dir=out.parent / "cache", progress=False)
+    facts = write_report(
+        out,
+        model,
+        load_splits("digits")["test"],
+        split="test",
+        checkpoint=path,
+        embedding="pca",
+        cache_dir=out.parent / "cache",
+        progress=False,
+    )
     return out.read_text(encoding="utf-8"), facts
 
 
@@ -38,8 +48,16 @@ def test_report_sections_and_numbers(html_report, digits_pass):
     text, facts = html_report
     stats = evaluate(digits_pass)
     assert facts["accuracy"] == pytest.approx(stats["accuracy"]) and facts["errors"] == stats["errors"]
-    for title in ("Overview", "Model summary", "Training curves", "Accuracy and confusion matrix", "True / Pred",
-                  "Misclassified examples", "Activation maps of one sample", "Embedding (PCA)"):
+    for title in (
+        "Overview",
+        "Model summary",
+        "Training curves",
+        "Accuracy and confusion matrix",
+        "True / Pred",
+        "Misclassified examples",
+        "Activation maps of one sample",
+        "Embedding (PCA)",
+    ):
         assert f"<h2>{title}</h2>" in text, title
     assert f"{100 * stats['accuracy']:.2f}%" in text
     assert "3 epochs" in text  # the run's metrics.jsonl was found beside the checkpoint
@@ -72,8 +90,9 @@ def test_gradcam_section_present_or_labelled(html_report):
 def test_pdf_without_a_run_or_embedding(tmp_path, digits_run):
     _, model, test = digits_run
     out = tmp_path / "report.pdf"
-    facts = write_report(out, model, test.subset(list(range(60))), fmt="pdf", embedding=None, cache_dir=tmp_path,
-                         progress=False)
+    facts = write_report(
+        out, model, test.subset(list(range(60))), fmt="pdf", embedding=None, cache_dir=tmp_path, progress=False
+    )
     data = out.read_bytes()
     assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
     pages = len(re.findall(rb"/Type\s*/Page\b", data))
@@ -89,8 +108,10 @@ def test_pdf_without_a_run_or_embedding(tmp_path, digits_run):
 def test_render_html_escapes_and_embeds():
     fig = Figure(figsize=(2, 2))
     fig.subplots().plot([0, 1], [1, 0])
-    text = render_html("<b>title</b>", [Section("A & B", paragraphs=["x < y"], table=Table(["k"], [["<v>"]]),
-                                                figures=[(fig, 'a "plot"')], note="n")])
+    text = render_html(
+        "<b>title</b>",
+        [Section("A & B", paragraphs=["x < y"], table=Table(["k"], [["<v>"]]), figures=[(fig, 'a "plot"')], note="n")],
+    )
     assert "&lt;b&gt;title&lt;/b&gt;" in text and "x &lt; y" in text and "&lt;v&gt;" in text
     assert 'alt="a &quot;plot&quot;"' in text and '<section id="a---b">' in text
     assert inline_pngs(text)[0].format == "PNG"
@@ -99,8 +120,13 @@ def test_render_html_escapes_and_embeds():
 def test_figures_show_what_they_are_given(digits_pass):
     r = digits_pass
     wrong = misclassified(r, limit=4)
-    fig = figs.misclassified_gallery([np.zeros((8, 8), np.uint8)] * 4, [str(m.true) for m in wrong],
-                                     [str(m.pred) for m in wrong], [m.confidence for m in wrong], ncols=4)
+    fig = figs.misclassified_gallery(
+        [np.zeros((8, 8), np.uint8)] * 4,
+        [str(m.true) for m in wrong],
+        [str(m.pred) for m in wrong],
+        [m.confidence for m in wrong],
+        ncols=4,
+    )
     titles = [t.get_text() for t in fig.axes[0].texts]
     assert titles == [f"{m.true} → {m.pred}\n{100 * m.confidence:.1f}%" for m in wrong]
     grid = figs.true_pred_grid([np.zeros((8, 8, 3), np.uint8)] * 2, ["1", "2"], ["1", "3"])
@@ -113,8 +139,9 @@ def test_figures_show_what_they_are_given(digits_pass):
     curves = figs.training_curves({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_acc": [0.5, 0.7]})
     loss_ax, acc_ax = curves.axes
     assert list(loss_ax.lines[0].get_ydata()) == [2.0, 1.0] and list(acc_ax.lines[0].get_ydata()) == [0.5, 0.7]
-    scatter = figs.embedding_scatter(np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]),
-                                     np.array([True, True, False, True]), ["a", "b"])
+    scatter = figs.embedding_scatter(
+        np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]), np.array([True, True, False, True]), ["a", "b"]
+    )
     assert scatter.axes[0].collections[1].get_offsets().tolist() == [[4.0, 5.0]]  # the one misclassified point
     png = figure_bytes(scatter)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

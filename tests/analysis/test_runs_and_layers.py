@@ -24,8 +24,10 @@ def test_history_of_the_trained_run(digits_run):
 
 def test_read_metrics_skips_noise_and_keeps_last_record(tmp_path):
     f = tmp_path / "metrics.jsonl"
-    f.write_text('{"epoch": 1, "train_loss": 2.0}\n{"event": "start"}\n\n{"epoch": 2, "train_loss": 1.5}\n'
-                 '{"epoch": 2, "train_loss": 1.0, "val_acc": 0.5}\n{"epoch": 3, "train_lo')  # resumed, then mid-write
+    f.write_text(
+        '{"epoch": 1, "train_loss": 2.0}\n{"event": "start"}\n\n{"epoch": 2, "train_loss": 1.5}\n'
+        '{"epoch": 2, "train_loss": 1.0, "val_acc": 0.5}\n{"epoch": 3, "train_lo'
+    )  # resumed, then mid-write
     history = read_metrics(f)
     assert [r["epoch"] for r in history] == [1, 2] and history[1]["train_loss"] == 1.0
     cols = curves(history)
@@ -61,8 +63,17 @@ def test_layer_table_matches_the_layers(digits_run):
 def test_activation_maps_are_the_layer_outputs(digits_run):
     _, model, test = digits_run
     layers = report_layers(model)
-    assert layers == ["conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1",
-                      "conv_2_1", "relu_2_1", "conv_2_2", "relu_2_2"]  # max_pool_2 is 1x1: no map to show
+    assert layers == [
+        "conv_1_1",
+        "relu_1_1",
+        "conv_1_2",
+        "relu_1_2",
+        "max_pool_1",
+        "conv_2_1",
+        "relu_2_1",
+        "conv_2_2",
+        "relu_2_2",
+    ]  # max_pool_2 is 1x1: no map to show
     assert report_layers(model, limit=3) == ["conv_1_1", "conv_2_1", "conv_2_2"]  # convs, first to last
     x = model.preprocessing.normalize(test.images[:2])
     maps = activation_maps(model, x, ["conv_1_1", "relu_1_2"])

@@ -28,8 +28,23 @@ def digit(tmp_path_factory):
 
 def test_attribute_writes_maps_overlays_figure_and_metrics(digit, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["attribute", str(digit), "--model", "default", "--method", "gradcam,saliency,gradcam++,occlusion",
-               "--target", "1", "--metrics", "--metric-steps", "4", "--out", str(out)])
+    rc = main(
+        [
+            "attribute",
+            str(digit),
+            "--model",
+            "default",
+            "--method",
+            "gradcam,saliency,gradcam++,occlusion",
+            "--target",
+            "1",
+            "--metrics",
+            "--metric-steps",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "explaining class 1" in printed and "deletion AUC" in printed
@@ -53,8 +68,20 @@ def test_attribute_writes_maps_overlays_figure_and_metrics(digit, tmp_path, caps
 
 def test_sanity_writes_table_and_figure(digit, tmp_path, capsys):
     out = tmp_path / "s"
-    rc = main(["sanity", str(digit), "--model", "default", "--method", "gradcam,guidedbackprop", "--max-steps", "3",
-               "--out", str(out)])
+    rc = main(
+        [
+            "sanity",
+            str(digit),
+            "--model",
+            "default",
+            "--method",
+            "gradcam,guidedbackprop",
+            "--max-steps",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     rows = list(csv.DictReader((out / "sanity.csv").open()))
@@ -68,11 +95,14 @@ def test_sanity_writes_table_and_figure(digit, tmp_path, capsys):
         assert im.size[0] > 300
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--method", "nope"], "unknown attribution method"),
-    (["--layer", "conv_9"], "no layer named"),
-    (["--target", "10"], "out of range"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--method", "nope"], "unknown attribution method"),
+        (["--layer", "conv_9"], "no layer named"),
+        (["--target", "10"], "out of range"),
+    ],
+)
 def test_mistakes_get_one_line_and_exit_2(digit, tmp_path, capsys, argv, message):
     rc = main(["attribute", str(digit), "--model", "default", "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err

@@ -39,16 +39,28 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
 # command line (without --out), the folder or file it writes by default, a text that names the model
 RUNS = {
     "attribute": (["attribute", "digit.png", "--method", "saliency"], "convscope-attribute", "of mnist-cnn"),
-    "sanity": (["sanity", "digit.png", "--method", "saliency", "--max-steps", "1"], "convscope-sanity",
-               "sanity check of mnist-cnn"),
+    "sanity": (
+        ["sanity", "digit.png", "--method", "saliency", "--max-steps", "1"],
+        "convscope-sanity",
+        "sanity check of mnist-cnn",
+    ),
     "explain": (["explain", "digit.png", "--layers", "conv1"], "convscope-explain", "-> mnist-cnn"),
-    "features": (["features", "--layer", "conv1", "--channels", "0", "--steps", "2"], "convscope-features",
-                 "channel 0"),
-    "examples": (["examples", "--data", "digits", "--layer", "conv1", "--k", "1", "--channels", "0"],
-                 "convscope-examples", "top 1 of"),
+    "features": (
+        ["features", "--layer", "conv1", "--channels", "0", "--steps", "2"],
+        "convscope-features",
+        "channel 0",
+    ),
+    "examples": (
+        ["examples", "--data", "digits", "--layer", "conv1", "--k", "1", "--channels", "0"],
+        "convscope-examples",
+        "top 1 of",
+    ),
     "evaluate": (["evaluate", "--data", "digits"], "convscope-evaluate", "mnist-cnn on digits / test"),
-    "report": (["report", "--data", "digits", "--limit", "3", "--embedding", "none", "--samples", "2",
-                "--cache-dir", "cache"], "report.html", "on 3 test images"),
+    "report": (
+        ["report", "--data", "digits", "--limit", "3", "--embedding", "none", "--samples", "2", "--cache-dir", "cache"],
+        "report.html",
+        "on 3 test images",
+    ),
     "summary": (["summary"], None, "Total params"),
 }
 
@@ -100,8 +112,16 @@ def test_one_default_split_and_one_progress_switch():
     parser = build_parser()
     for argv in (["evaluate"], ["report", "--data", "digits"], ["examples", "--data", "digits", "--layer", "x"]):
         assert parser.parse_args(argv).split == "test", argv
-    long_commands = (["attribute", "i.png"], ["sanity", "i.png"], ["explain", "i.png"], ["features"],
-                     ["examples", "--data", "d", "--layer", "x"], ["evaluate"], ["report", "--data", "d"], ["train"])
+    long_commands = (
+        ["attribute", "i.png"],
+        ["sanity", "i.png"],
+        ["explain", "i.png"],
+        ["features"],
+        ["examples", "--data", "d", "--layer", "x"],
+        ["evaluate"],
+        ["report", "--data", "d"],
+        ["train"],
+    )
     for argv in long_commands:
         assert parser.parse_args([*argv, "--no-progress"]).no_progress is True, argv
         assert parser.parse_args(argv).no_progress is False, argv
@@ -125,8 +145,14 @@ def test_a_busy_port_is_one_line_suggesting_the_next_before_any_address():
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "convscope", "serve", "--model", "mnist-cnn", "--port", str(port)],
-                              capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "convscope", "serve", "--model", "mnist-cnn", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+            cwd=ROOT,
+        )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr == f"convscope serve: error: port {port} on 127.0.0.1 is in use; try --port {port + 1}\n"
     assert "http://" not in proc.stdout + proc.stderr

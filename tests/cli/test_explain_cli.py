@@ -16,8 +16,21 @@ from PIL import Image
 from convscope.cli.main import main
 from convscope.models import load_model
 
-TINY_VGG_LAYERS = ["input", "conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1", "conv_2_1", "relu_2_1",
-                   "conv_2_2", "relu_2_2", "max_pool_2", "flatten", "output"]
+TINY_VGG_LAYERS = [
+    "input",
+    "conv_1_1",
+    "relu_1_1",
+    "conv_1_2",
+    "relu_1_2",
+    "max_pool_1",
+    "conv_2_1",
+    "relu_2_1",
+    "conv_2_2",
+    "relu_2_2",
+    "max_pool_2",
+    "flatten",
+    "output",
+]
 
 
 def _printed_top(out: str) -> list[tuple[str, float]]:
@@ -44,8 +57,18 @@ def test_cnn_explainer_model_json(cnn_explainer_dir, cnn_explainer_reference, tm
     classes = tmp_path / "classes.json"
     classes.write_text(json.dumps(reference["classes"]))
     out = tmp_path / "out"
-    rc = main(["explain", str(cnn_explainer_dir / "images" / "espresso_1.jpeg"), "--model",
-               str(cnn_explainer_dir / "model.json"), "--classes", str(classes), "--out", str(out)])
+    rc = main(
+        [
+            "explain",
+            str(cnn_explainer_dir / "images" / "espresso_1.jpeg"),
+            "--model",
+            str(cnn_explainer_dir / "model.json"),
+            "--classes",
+            str(classes),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = _printed_top(capsys.readouterr().out)
     # TF.js' probabilities on the same Pillow decode, ranked
@@ -76,8 +99,27 @@ def test_mnist_cnn_png_svg_and_layer_range(tmp_path, capsys):
     expected = load_model("mnist-cnn").predict(image, top=5)[0]
     torch.manual_seed(0)  # the same untrained weights inside the command
     out = tmp_path / "out"
-    assert main(["explain", str(image), "-m", "mnist-cnn", "-o", str(out), "--range", "layer",
-                 "--format", "svg", "--device", "cpu", "--max-channels", "16"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(image),
+                "-m",
+                "mnist-cnn",
+                "-o",
+                str(out),
+                "--range",
+                "layer",
+                "--format",
+                "svg",
+                "--device",
+                "cpu",
+                "--max-channels",
+                "16",
+            ]
+        )
+        == 0
+    )
     printed = _printed_top(capsys.readouterr().out)
     assert [n for n, _ in printed] == [n for n, _ in expected]
     np.testing.assert_allclose([p for _, p in printed], [p for _, p in expected], atol=6e-5)
@@ -96,9 +138,29 @@ def test_efficientnet_real_photo_selected_layers(efficientnet, photo_coffee, tmp
     Image.fromarray(photo_coffee).save(photo, quality=95)
     expected = efficientnet.predict(photo, top=5)[0]
     out = tmp_path / "out"
-    assert main(["explain", str(photo), "--model", "efficientnet-lite0", "--out", str(out), "--layers",
-                 "_conv_stem", "_blocks.15._project_conv", "_fc", "--max-channels", "8", "--format", "svg",
-                 "--range", "global"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(photo),
+                "--model",
+                "efficientnet-lite0",
+                "--out",
+                str(out),
+                "--layers",
+                "_conv_stem",
+                "_blocks.15._project_conv",
+                "_fc",
+                "--max-channels",
+                "8",
+                "--format",
+                "svg",
+                "--range",
+                "global",
+            ]
+        )
+        == 0
+    )
     printed = _printed_top(capsys.readouterr().out)
     assert [n for n, _ in printed] == [n for n, _ in expected]
     assert printed[0][0] == "espresso"
@@ -125,7 +187,8 @@ def test_errors_are_one_line_exit_2(case, tmp_path, capsys, cnn_explainer_dir):
         (tmp_path / "badnet.py").write_text(
             "from torch import nn\n"
             "def make():\n"
-            "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2))\n")
+            "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2))\n"
+        )
         model = f"{tmp_path / 'badnet.py'}:make"
     elif case == "unknown-layer":
         extra = ["--layers", "conv_9_9"]
@@ -135,5 +198,9 @@ def test_errors_are_one_line_exit_2(case, tmp_path, capsys, cnn_explainer_dir):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and err.startswith("convscope explain: error:")
-    assert {"not-an-image": "not an image", "untraceable": "failed on input", "unknown-layer": "conv_9_9",
-            "missing-model": "no such model file"}[case] in err
+    assert {
+        "not-an-image": "not an image",
+        "untraceable": "failed on input",
+        "unknown-layer": "conv_9_9",
+        "missing-model": "no such model file",
+    }[case] in err

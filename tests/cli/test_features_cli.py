@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convscope.cli.main import main
 from convscope.cli.commands.features import parse_units
+from convscope.cli.main import main
 from convscope.errors import ConvscopeError
 from convscope.features import TopExamples, kernels, top_examples
 from convscope.models import default_checkpoint_path, load_model
@@ -31,8 +31,25 @@ def test_parse_units():
 
 def test_features_writes_grid_channels_and_kernels(tmp_path, capsys):
     out = tmp_path / "f"
-    assert main(["features", "--model", "default", "--layer", "conv_2_2", "--channels", "0-2", "--steps", "3",
-                 "--kernels", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "features",
+                "--model",
+                "default",
+                "--layer",
+                "conv_2_2",
+                "--channels",
+                "0-2",
+                "--steps",
+                "3",
+                "--kernels",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "wrote" in printed.out and "step" in printed.err  # the tqdm bar goes to stderr
     singles = sorted(p.name for p in out.glob("channel_*.png"))
@@ -52,8 +69,21 @@ def test_features_logits_and_errors(tmp_path, capsys):
 
 
 def test_examples_full_and_sharded_agree(tmp_path, capsys):
-    args = ["examples", "--model", "default", "--data", "mnist", "--split", "val", "--layer", "relu_2_1",
-            "--k", "4", "--channels", "0-3"]
+    args = [
+        "examples",
+        "--model",
+        "default",
+        "--data",
+        "mnist",
+        "--split",
+        "val",
+        "--layer",
+        "relu_2_1",
+        "--k",
+        "4",
+        "--channels",
+        "0-3",
+    ]
     assert main(args + ["--out", str(tmp_path / "full")]) == 0
     full = TopExamples.load(tmp_path / "full" / "examples.npz")
     for i in range(2):

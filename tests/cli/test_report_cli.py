@@ -30,8 +30,24 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory, checkpoint) -> Path:
     out = tmp_path_factory.mktemp("out") / "report.html"
-    code = main(["report", "--model", str(checkpoint), "--data", "digits", "--out", str(out), "--embedding", "tsne",
-                 "--cache-dir", str(out.parent / "cache"), "--device", "cpu", "-q"])
+    code = main(
+        [
+            "report",
+            "--model",
+            str(checkpoint),
+            "--data",
+            "digits",
+            "--out",
+            str(out),
+            "--embedding",
+            "tsne",
+            "--cache-dir",
+            str(out.parent / "cache"),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     assert code == 0 and out.is_file()
     return out
 
@@ -51,8 +67,13 @@ def test_report_renders_offline_in_chromium(report_file, browser, tmp_path):
     (tmp_path / "report.png").write_bytes(shot)
     assert len(images) >= 7
     assert all(complete and width > 0 for _alt, complete, width in images), images
-    assert {"Training curves", "Accuracy and confusion matrix", "True / Pred", "Misclassified examples",
-            "Embedding (t-SNE)"} <= set(headings)
+    assert {
+        "Training curves",
+        "Accuracy and confusion matrix",
+        "True / Pred",
+        "Misclassified examples",
+        "Embedding (t-SNE)",
+    } <= set(headings)
     external = [u for u in requests if not (u.startswith("data:") or u == report_file.as_uri())]
     assert external == [], f"the report fetched {external}"
     pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
@@ -60,19 +81,39 @@ def test_report_renders_offline_in_chromium(report_file, browser, tmp_path):
 
 
 def test_cli_prints_the_accuracy(report_file, capsys, checkpoint):
-    code = main(["report", "--model", str(checkpoint), "--data", "digits", "--out", str(report_file.with_suffix(".pdf")),
-                 "--embedding", "none", "--limit", "50", "--samples", "8",
-                 "--cache-dir", str(report_file.parent / "cache"), "-q"])
+    code = main(
+        [
+            "report",
+            "--model",
+            str(checkpoint),
+            "--data",
+            "digits",
+            "--out",
+            str(report_file.with_suffix(".pdf")),
+            "--embedding",
+            "none",
+            "--limit",
+            "50",
+            "--samples",
+            "8",
+            "--cache-dir",
+            str(report_file.parent / "cache"),
+            "-q",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "accuracy" in out and "on 50 test images" in out
     assert report_file.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "nope"], "unknown dataset"),
-    (["--data", "digits", "--samples", "0"], "at least 1"),
-    (["--data", "digits", "--model", "missing.pt"], "no such model file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "nope"], "unknown dataset"),
+        (["--data", "digits", "--samples", "0"], "at least 1"),
+        (["--data", "digits", "--model", "missing.pt"], "no such model file"),
+    ],
+)
 def test_cli_errors_are_one_line(args, message, capsys, tmp_path):
     code = main(["report", "--model", "tiny-vgg", "--out", str(tmp_path / "r.html"), "-q", *args])
     err = capsys.readouterr().err

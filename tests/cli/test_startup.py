@@ -44,10 +44,22 @@ print(json.dumps({"results": results, "heavy": sorted(n for n in ("torch", "nump
 
 
 def test_version_and_every_help_import_no_torch_exit_0_and_are_plain_text():
-    assert {"attribute", "demo", "evaluate", "examples", "explain", "features", "report", "sanity", "serve",
-            "summary", "train"} <= set(COMMANDS)
-    proc = subprocess.run([sys.executable, "-c", PROBE, *COMMANDS], capture_output=True, text=True, timeout=120,
-                          env=ENV, cwd=ROOT)
+    assert {
+        "attribute",
+        "demo",
+        "evaluate",
+        "examples",
+        "explain",
+        "features",
+        "report",
+        "sanity",
+        "serve",
+        "summary",
+        "train",
+    } <= set(COMMANDS)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *COMMANDS], capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["heavy"] == []
@@ -61,8 +73,14 @@ def test_version_and_every_help_import_no_torch_exit_0_and_are_plain_text():
 
 
 def test_version_command_imports_no_torch():
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "convscope", "--version"],
-                          capture_output=True, text=True, timeout=60, env=ENV, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "convscope", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0 and proc.stdout == f"convscope {convscope.__version__}\n"
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
     assert "convscope.cli.main" in imported  # -X importtime did report
@@ -70,13 +88,24 @@ def test_version_command_imports_no_torch():
 
 
 def test_subpackages_are_lazy_attributes():
-    proc = subprocess.run([sys.executable, "-c", (
-        "import sys, convscope as cs; assert 'torch' not in sys.modules; "
-        "names = ['analysis', 'data', 'explain', 'features', 'models', 'render', 'train', 'trace']; "
-        "got = [getattr(cs, n) for n in names]; "
-        "print(cs.explain.GradCAM.__name__, cs.features.visualize.__name__, callable(cs.trace), "
-        "cs.models.load_model is cs.load_model, sorted(set(names) - set(dir(cs))))")],
-        capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, convscope as cs; assert 'torch' not in sys.modules; "
+                "names = ['analysis', 'data', 'explain', 'features', 'models', 'render', 'train', 'trace']; "
+                "got = [getattr(cs, n) for n in names]; "
+                "print(cs.explain.GradCAM.__name__, cs.features.visualize.__name__, callable(cs.trace), "
+                "cs.models.load_model is cs.load_model, sorted(set(names) - set(dir(cs))))"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["GradCAM", "visualize", "True", "True", "[]"]
 
@@ -85,6 +114,8 @@ def test_type_checking_imports_name_exactly_the_lazy_exports():
     """The TYPE_CHECKING block is what type checkers see; the lazy tables are what runs."""
     tree = ast.parse(Path(convscope.__file__).read_text(encoding="utf-8"))
     block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
-    seen = {alias.asname or alias.name for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    seen = {
+        alias.asname or alias.name for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
     assert seen == set(convscope._EXPORTS) | set(convscope._SUBPACKAGES)
     assert set(convscope.__all__) == seen | {"__version__"}

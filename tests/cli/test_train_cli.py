@@ -36,8 +36,27 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "--model", "tiny-vgg", "--data", "digits", "--epochs", "2", "--lr", "0.01",
-                 "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "tiny-vgg",
+                "--data",
+                "digits",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.01",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return out / "best.pt"
 
 
@@ -76,8 +95,25 @@ def test_evaluate_prints_accuracy_and_per_class_table(digits_checkpoint, tmp_pat
 
 def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "convscope", "train", "--model", "tiny-vgg", "--data", "digits", "--epochs", "500",
-           "--lr", "0.01", "--out", str(out), "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "convscope",
+        "train",
+        "--model",
+        "tiny-vgg",
+        "--data",
+        "digits",
+        "--epochs",
+        "500",
+        "--lr",
+        "0.01",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 90
@@ -103,7 +139,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path, capsys)
 
 def _write_factory(tmp_path: Path) -> str:
     (tmp_path / "netfile.py").write_text(
-        "from convscope.models import TinyVGG\n\ndef make():\n    return TinyVGG(1, 10, (28, 28))\n")
+        "from convscope.models import TinyVGG\n\ndef make():\n    return TinyVGG(1, 10, (28, 28))\n"
+    )
     return f"{tmp_path / 'netfile.py'}:make"
 
 
@@ -143,6 +180,7 @@ def test_resume_refuses_a_changed_learning_rate(digits_checkpoint, capsys):
 
 # -- the shipped default model -------------------------------------------------------------
 
+
 def test_default_checkpoint_is_small_and_loads_in_a_fresh_process():
     assert default_checkpoint_path().stat().st_size < 100_000
     code = "import convscope as cs; m = cs.load_model('default'); print(m.input_shape, len(m.classes))"
@@ -153,8 +191,19 @@ def test_default_checkpoint_is_small_and_loads_in_a_fresh_process():
 
 def test_evaluate_default_reaches_97_percent_on_the_held_out_split(tmp_path, capsys):
     empty_cache = tmp_path / "cache"  # no full MNIST here: the bundled 5,000-image subset is used
-    rc, out, _ = cli(capsys, "evaluate", "default", "--data", "mnist", "--offline", "--data-root", str(empty_cache),
-                     "--json", "--out", str(tmp_path / "ev"))
+    rc, out, _ = cli(
+        capsys,
+        "evaluate",
+        "default",
+        "--data",
+        "mnist",
+        "--offline",
+        "--data-root",
+        str(empty_cache),
+        "--json",
+        "--out",
+        str(tmp_path / "ev"),
+    )
     assert rc == 0
     report = json.loads(out)
     assert report["split_matches_training"] and report["images"] == 500 and report["split_seed"] == 0
@@ -186,8 +235,11 @@ def test_demo_classifies_held_out_digits_and_writes_figures(tmp_cwd, capsys):
     with torch.no_grad():
         probs = model.net(test.images[:16].float() / 255.0).softmax(1)
     for row, p, y in zip(rows, probs, test.labels[:16]):
-        assert row[1] == str(int(y)) and row[2] == str(int(p.argmax())) and float(row[3]) == pytest.approx(
-            float(p.max()), abs=1e-3)
+        assert (
+            row[1] == str(int(y))
+            and row[2] == str(int(p.argmax()))
+            and float(row[3]) == pytest.approx(float(p.max()), abs=1e-3)
+        )
     for name in ("predictions.png", "confusion.png", "confusion.json"):
         assert (tmp_cwd / "demo" / name).stat().st_size > 1000
     assert json.loads((tmp_cwd / "demo" / "confusion.json").read_text())["accuracy"] >= 0.97

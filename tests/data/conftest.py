@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from convscope.data import SOURCES, DatasetSource, RemoteFile
-from live_server import folder_site, free_port
+
 from data_writers import CIFAR_BATCHES, IDX_NAMES, cifar_archive, cifar_batch, cifar_members, idx_bytes
+from live_server import folder_site, free_port
 
 
 @dataclass
@@ -48,10 +49,12 @@ def served(tmp_path_factory) -> Served:
     for dataset, n_train, n_test in (("mnist", 30, 10), ("fashion-mnist", 20, 8)):
         folder = root / dataset
         folder.mkdir()
-        arrays[dataset] = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-                           "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
-                           "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-                           "test_labels": rng.integers(0, 10, n_test).astype(np.uint8)}
+        arrays[dataset] = {
+            "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+            "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
+            "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+            "test_labels": rng.integers(0, 10, n_test).astype(np.uint8),
+        }
         for role, array in arrays[dataset].items():
             (folder / IDX_NAMES[role]).write_bytes(idx_bytes(array))
     batches = {name: cifar_batch(rng, 5 if name == "test_batch" else 4, f"batch {name}") for name in CIFAR_BATCHES}
@@ -61,11 +64,19 @@ def served(tmp_path_factory) -> Served:
     requests: list[str] = []
     with folder_site(root, requests) as url:
         sources = {
-            "mnist": replace(SOURCES["mnist"], files=_files_with_checksums(root / "mnist", IDX_NAMES), mirrors=(url + "/mnist/",)),
-            "fashion-mnist": replace(SOURCES["fashion-mnist"], mirrors=(url + "/fashion-mnist",),
-                                     files=_files_with_checksums(root / "fashion-mnist", IDX_NAMES, "sha256")),
-            "cifar10": replace(SOURCES["cifar10"], mirrors=(url + "/cifar10/",),
-                               files=_files_with_checksums(root / "cifar10", {"archive": "cifar-10-python.tar.gz"})),
+            "mnist": replace(
+                SOURCES["mnist"], files=_files_with_checksums(root / "mnist", IDX_NAMES), mirrors=(url + "/mnist/",)
+            ),
+            "fashion-mnist": replace(
+                SOURCES["fashion-mnist"],
+                mirrors=(url + "/fashion-mnist",),
+                files=_files_with_checksums(root / "fashion-mnist", IDX_NAMES, "sha256"),
+            ),
+            "cifar10": replace(
+                SOURCES["cifar10"],
+                mirrors=(url + "/cifar10/",),
+                files=_files_with_checksums(root / "cifar10", {"archive": "cifar-10-python.tar.gz"}),
+            ),
         }
         yield Served(root, url, requests, arrays, batches, sources)
 

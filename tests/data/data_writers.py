@@ -17,8 +17,12 @@ import tarfile
 
 import numpy as np
 
-IDX_NAMES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -54,7 +58,7 @@ class Py2Pickler(pickle._Pickler):
     def save_global(self, obj, name=None) -> None:
         module = getattr(obj, "__module__", "")
         if module.startswith("numpy._core."):
-            module = "numpy.core." + module[len("numpy._core."):]
+            module = "numpy.core." + module[len("numpy._core.") :]
             self.write(pickle.GLOBAL + f"{module}\n{obj.__name__}\n".encode())
             self.memoize(obj)
             return
@@ -68,9 +72,12 @@ def py2_pickle(obj) -> bytes:
 
 
 def cifar_batch(rng: np.random.Generator, n: int, label: str) -> dict:
-    return {"batch_label": label, "labels": [int(v) for v in rng.integers(0, 10, n)],
-            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "filenames": [f"img_{label[-1]}_{i}.png" for i in range(n)]}
+    return {
+        "batch_label": label,
+        "labels": [int(v) for v in rng.integers(0, 10, n)],
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "filenames": [f"img_{label[-1]}_{i}.png" for i in range(n)],
+    }
 
 
 def cifar_archive(members: dict[str, bytes]) -> bytes:
@@ -85,6 +92,9 @@ def cifar_archive(members: dict[str, bytes]) -> bytes:
 
 
 def cifar_members(batches: dict[str, dict]) -> dict[str, bytes]:
-    meta = {"num_cases_per_batch": len(batches["data_batch_1"]["labels"]), "label_names": CIFAR_CLASSES,
-            "num_vis": 3072}
+    meta = {
+        "num_cases_per_batch": len(batches["data_batch_1"]["labels"]),
+        "label_names": CIFAR_CLASSES,
+        "num_vis": 3072,
+    }
     return {"batches.meta": py2_pickle(meta), **{name: py2_pickle(b) for name, b in batches.items()}}

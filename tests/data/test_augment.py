@@ -25,7 +25,7 @@ def _shifted(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
     h, w = x.shape[-2:]
     pad = max(abs(dx), abs(dy))
     padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(pad, pad), (pad, pad)])
-    return padded[..., pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+    return padded[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
 
 
 def test_shift_flip_and_quarter_turn_are_exact():
@@ -66,8 +66,9 @@ def test_augment_keeps_shape_and_dtype_and_is_reproducible():
     assert torch.equal(augment(x[:0], torch.Generator()), x[:0])
     params = Augment(pad=2, degrees=10).sample(1000, (28, 28), torch.Generator().manual_seed(0))
     assert params.angles.abs().max() <= 10 and params.shifts.abs().max() == 2 and not params.flips.any()
-    assert Augment(flip=True).sample(1000, (28, 28), torch.Generator().manual_seed(0)).flips.float().mean().item() == \
-        pytest.approx(0.5, abs=0.06)
+    assert Augment(flip=True).sample(
+        1000, (28, 28), torch.Generator().manual_seed(0)
+    ).flips.float().mean().item() == pytest.approx(0.5, abs=0.06)
     with pytest.raises(ConvscopeError, match="uint8"):
         augment(x.float())
 
@@ -76,8 +77,10 @@ def test_batches_with_augment_are_reproducible():
     ds = ImageDataset("toy", ["a", "b"], _batch(n=10, c=1, h=28, w=28), torch.arange(10) % 2)
     pre = Preprocessing(size=(28, 28), channels=1)
     aug = make_augment("mnist")
-    runs = [list(ds.batches(pre, 4, shuffle=True, generator=torch.Generator().manual_seed(9), augment=aug))
-            for _ in range(2)]
+    runs = [
+        list(ds.batches(pre, 4, shuffle=True, generator=torch.Generator().manual_seed(9), augment=aug))
+        for _ in range(2)
+    ]
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(*runs))
     plain = list(ds.batches(pre, 4, shuffle=True, generator=torch.Generator().manual_seed(9)))
     assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(runs[0], plain))

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from convscope.data import RemoteFile, SOURCES, load_splits, safe_unpickle
+from convscope.data import SOURCES, RemoteFile, load_splits, safe_unpickle
 from convscope.errors import ConvscopeError
+
 from data_writers import CIFAR_CLASSES, cifar_archive, cifar_members, md5, py2_pickle
 
 TRAIN = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
@@ -78,12 +79,15 @@ def test_malicious_batch_is_refused_and_runs_nothing(served, tmp_path):
     assert not target.exists()
 
 
-@pytest.mark.parametrize("callable_, args", [
-    (os.system, ("echo pwned",)),
-    (np.save, ("x.npy", np.zeros(1))),
-    (codecs.encode, ("payload", "zlib_codec")),  # _codecs.encode is allowed for latin-1 text only
-    (getattr, (np.ndarray, "tofile")),  # an allowed class does not open its attributes
-])
+@pytest.mark.parametrize(
+    "callable_, args",
+    [
+        (os.system, ("echo pwned",)),
+        (np.save, ("x.npy", np.zeros(1))),
+        (codecs.encode, ("payload", "zlib_codec")),  # _codecs.encode is allowed for latin-1 text only
+        (getattr, (np.ndarray, "tofile")),  # an allowed class does not open its attributes
+    ],
+)
 def test_restricted_unpickler_refuses_other_globals(callable_, args):
     class Payload:
         def __reduce__(self):
@@ -102,14 +106,21 @@ def test_restricted_unpickler_reads_python3_pickles(served, protocol):
     assert loaded["filenames"] == [b"a.png", b"b.png"]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.pop("test_batch"), "has no test_batch"),
-    (lambda m: m.update(data_batch_1=py2_pickle({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]})),
-     r"'data' must be uint8 \(N, 3072\)"),
-    (lambda m: m.update(data_batch_2=py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]})),
-     r"labels must lie in 0\.\.9"),
-    (lambda m: m.update(data_batch_4=b"\x80\x02}q\x00(U\x04data"), "not a readable pickle"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.pop("test_batch"), "has no test_batch"),
+        (
+            lambda m: m.update(data_batch_1=py2_pickle({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]})),
+            r"'data' must be uint8 \(N, 3072\)",
+        ),
+        (
+            lambda m: m.update(data_batch_2=py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]})),
+            r"labels must lie in 0\.\.9",
+        ),
+        (lambda m: m.update(data_batch_4=b"\x80\x02}q\x00(U\x04data"), "not a readable pickle"),
+    ],
+)
 def test_damaged_archives_give_clear_errors(served, tmp_path, change, message):
     members = cifar_members(served.cifar_batches)
     change(members)
@@ -143,7 +154,9 @@ def test_a_pickle_cannot_allocate_more_than_it_holds(served, tmp_path):
     # an array the pickle only declares (no pixels follow): 61 MB of uninitialised memory
     hollow = _Calls(_reconstruct, np.ndarray, (20_000, 3072), b"B")
     members["data_batch_1"] = pickle.dumps({"data": hollow, "labels": [0] * 20_000}, protocol=2)
-    with pytest.raises(ConvscopeError, match=r"data_batch_1: 'data' declares 61440000 bytes, more than the \d+ the file"):
+    with pytest.raises(
+        ConvscopeError, match=r"data_batch_1: 'data' declares 61440000 bytes, more than the \d+ the file"
+    ):
         load_splits(_source_for(cifar_archive(members), tmp_path), root=tmp_path, download=False)
 
 
@@ -151,17 +164,26 @@ def test_archive_members_beyond_the_cap_are_not_read(served, tmp_path, monkeypat
     from convscope.data import cifar
 
     monkeypatch.setattr(cifar, "MAX_MEMBER_BYTES", 1000)  # the fixture's batches are 12 KB each
-    with pytest.raises(ConvscopeError, match=r"batches\.meta declares \d+ bytes, more than the 1000|"
-                                             r"data_batch_1 declares \d+ bytes, more than the 1000"):
-        load_splits(_source_for(cifar_archive(cifar_members(served.cifar_batches)), tmp_path), root=tmp_path,
-                    download=False)
+    with pytest.raises(
+        ConvscopeError,
+        match=r"batches\.meta declares \d+ bytes, more than the 1000|"
+        r"data_batch_1 declares \d+ bytes, more than the 1000",
+    ):
+        load_splits(
+            _source_for(cifar_archive(cifar_members(served.cifar_batches)), tmp_path), root=tmp_path, download=False
+        )
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.update(data_batch_5=py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], 1]})),
-     "'labels' is not a list of integers"),
-    (lambda m: m.update({"batches.meta": py2_pickle({"label_names": 7})}), "'label_names' must be a list"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda m: m.update(data_batch_5=py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], 1]})),
+            "'labels' is not a list of integers",
+        ),
+        (lambda m: m.update({"batches.meta": py2_pickle({"label_names": 7})}), "'label_names' must be a list"),
+    ],
+)
 def test_odd_values_in_genuine_pickles_are_clear_errors(served, tmp_path, change, message):
     members = cifar_members(served.cifar_batches)
     change(members)

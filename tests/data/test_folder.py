@@ -122,12 +122,15 @@ def _make(root: Path, layout: dict[str, list[str]]) -> Path:
     return root
 
 
-@pytest.mark.parametrize("layout, message", [
-    ({"only": ["a.png"]}, "at least two class sub-folders"),
-    ({"a": ["a.png"], "b": []}, "has no image files"),
-    ({"a": ["a.png"], "b": ["readme.txt"]}, "has no image files"),
-    ({"a": ["a.png"], "b": ["bad.jpg"]}, "no readable image in class folder"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"only": ["a.png"]}, "at least two class sub-folders"),
+        ({"a": ["a.png"], "b": []}, "has no image files"),
+        ({"a": ["a.png"], "b": ["readme.txt"]}, "has no image files"),
+        ({"a": ["a.png"], "b": ["bad.jpg"]}, "no readable image in class folder"),
+    ],
+)
 def test_folder_errors(tmp_path, layout, message):
     root = _make(tmp_path / "data", layout)
     with warnings.catch_warnings():

@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 from convscope.data import read_idx
 from convscope.data.cifar import load_cifar10_archive
 from convscope.errors import ConvscopeError
+
 from data_writers import CIFAR_BATCHES, CIFAR_CLASSES, cifar_archive, cifar_batch, cifar_members, py2_pickle
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -35,7 +37,7 @@ def _damage(data: st.DataObject, blob: bytes, header: int) -> bytes:
     for _ in range(data.draw(st.integers(1, 3), label="changes")):
         kind = data.draw(st.sampled_from(["cut", "flip header", "flip header", "flip", "insert"]), label="kind")
         if kind == "cut":
-            del blob[data.draw(st.integers(0, len(blob)), label="cut at"):]
+            del blob[data.draw(st.integers(0, len(blob)), label="cut at") :]
         elif blob and kind.startswith("flip"):
             end = min(header, len(blob)) if kind == "flip header" else len(blob)
             at = data.draw(st.integers(0, max(end - 1, 0)), label="at")
@@ -63,8 +65,11 @@ def test_damaged_idx_files_raise_only_convscope_errors(folder, data):
     code = data.draw(st.sampled_from(sorted(IDX_DTYPES)), label="type")
     shape = data.draw(st.lists(st.integers(0, 6), min_size=1, max_size=3), label="shape")
     values = np.arange(int(np.prod(shape)), dtype=np.int64) % 100
-    raw = struct.pack(">BBBB", 0, 0, code, len(shape)) + struct.pack(f">{len(shape)}I", *shape) \
+    raw = (
+        struct.pack(">BBBB", 0, 0, code, len(shape))
+        + struct.pack(f">{len(shape)}I", *shape)
         + values.astype(IDX_DTYPES[code]).tobytes()
+    )
     compress = data.draw(st.booleans(), label="gzip")
     damaged = _damage(data, raw, 4 + 4 * len(shape))
     blob = gzip.compress(damaged, mtime=0) if compress else damaged
@@ -88,9 +93,20 @@ def test_damaged_cifar_batches_raise_only_convscope_errors(folder, data):
     members = dict(_genuine_members())
     name = data.draw(st.sampled_from(sorted(members)), label="member")
     if data.draw(st.integers(0, 4), label="odd values?") == 0:  # a well-formed pickle of the wrong things
-        value = data.draw(st.sampled_from([[], 7, None, {"data": 3}, {"labels": [1], "data": []},
-                                           {"label_names": [1, 2]}, {"data": np.zeros((1, 3072), np.int16),
-                                                                     "labels": [0]}]), label="value")
+        value = data.draw(
+            st.sampled_from(
+                [
+                    [],
+                    7,
+                    None,
+                    {"data": 3},
+                    {"labels": [1], "data": []},
+                    {"label_names": [1, 2]},
+                    {"data": np.zeros((1, 3072), np.int16), "labels": [0]},
+                ]
+            ),
+            label="value",
+        )
         members[name] = py2_pickle(value)
     else:
         members[name] = _damage(data, members[name], 40)

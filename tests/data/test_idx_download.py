@@ -11,9 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from convscope.data import (SOURCES, ChecksumMismatch, DatasetUnavailable, RemoteFile, cache_dir, data_root, fetch,
-                            load_splits, read_idx)
+from convscope.data import (
+    SOURCES,
+    ChecksumMismatch,
+    DatasetUnavailable,
+    RemoteFile,
+    cache_dir,
+    data_root,
+    fetch,
+    load_splits,
+    read_idx,
+)
 from convscope.errors import ConvscopeError
+
 from data_writers import IDX_NAMES, idx_bytes, md5
 from fault_server import FaultServer, Route
 
@@ -125,11 +135,14 @@ def test_read_idx_raw_gzip_and_wider_types(tmp_path):
     assert read_idx(tmp_path / "b").tolist() == [1, -2, 70000]
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\x00\x00\x08\x03" + struct.pack(">3I", 2, 28, 28) + bytes(100), "truncated"),
-    (b"PK\x03\x04 not idx", "not an IDX file"),
-    (b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x00\x00\x08\x03" + struct.pack(">3I", 2, 28, 28) + bytes(100), "truncated"),
+        (b"PK\x03\x04 not idx", "not an IDX file"),
+        (b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
+    ],
+)
 def test_read_idx_rejects_bad_files(tmp_path, data, message):
     (tmp_path / "bad").write_bytes(data)
     with pytest.raises(ConvscopeError, match=message):
@@ -207,8 +220,11 @@ def test_a_cached_file_symlinked_out_of_its_folder_is_refused(served, tmp_path):
 def test_official_table_is_https_with_published_sizes():
     assert all(m.startswith("https://") for s in SOURCES.values() for m in s.mirrors)
     sizes = {s: [f.size for f in SOURCES[s].files] for s in SOURCES}
-    assert sizes == {"mnist": [9912422, 28881, 1648877, 4542], "fashion-mnist": [26421880, 29515, 4422102, 5148],
-                     "cifar10": [170498071]}
+    assert sizes == {
+        "mnist": [9912422, 28881, 1648877, 4542],
+        "fashion-mnist": [26421880, 29515, 4422102, 5148],
+        "cifar10": [170498071],
+    }
 
 
 def test_idx_header_sizes_are_checked_before_anything_is_allocated(tmp_path):

@@ -85,5 +85,3 @@ def rel_err():
 @pytest.fixture(scope="session")
 def relu6_as_relu():
     return _relu6_as_relu
-
-

@@ -42,11 +42,14 @@ def test_gradcam_inner_layer_before_inplace_relu(resnet, resnet_x, rel_err):
     assert rel_err(ours.raw, want[:, 0]) < TOL
 
 
-@pytest.mark.parametrize("ours_cls, theirs_cls, kwargs", [
-    (ex.Saliency, "Saliency", {}),
-    (ex.InputXGradient, "InputXGradient", {}),
-    (ex.GuidedBackprop, "GuidedBackprop", {}),
-])
+@pytest.mark.parametrize(
+    "ours_cls, theirs_cls, kwargs",
+    [
+        (ex.Saliency, "Saliency", {}),
+        (ex.InputXGradient, "InputXGradient", {}),
+        (ex.GuidedBackprop, "GuidedBackprop", {}),
+    ],
+)
 def test_gradient_methods_resnet(resnet, resnet_x, ours_cls, theirs_cls, kwargs, rel_err):
     ours = ours_cls(resnet)(resnet_x, TARGETS)
     want = getattr(captum_attr, theirs_cls)(resnet).attribute(resnet_x, TARGETS, **kwargs)
@@ -64,16 +67,18 @@ def test_guided_gradcam_resnet(resnet, resnet_x, rel_err):
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle"])
 def test_integrated_gradients_resnet(resnet, resnet_x, method, rel_err):
     ours = ex.IntegratedGradients(resnet, steps=5, method=method, batch_size=4)(resnet_x, TARGETS)
-    want = captum_attr.IntegratedGradients(resnet).attribute(resnet_x, baselines=0.0, target=TARGETS, n_steps=5,
-                                                             method=method)
+    want = captum_attr.IntegratedGradients(resnet).attribute(
+        resnet_x, baselines=0.0, target=TARGETS, n_steps=5, method=method
+    )
     assert rel_err(ours.raw, want) < TOL
 
 
 def test_occlusion_resnet(resnet, resnet_x, rel_err):
     # window 24 / stride 20 on 64 px: the last window is cut off at the border, as in Captum
     ours = ex.Occlusion(resnet, window=24, stride=20, batch_size=7)(resnet_x, TARGETS)
-    want = captum_attr.Occlusion(resnet).attribute(resnet_x, sliding_window_shapes=(3, 24, 24), strides=(3, 20, 20),
-                                                   baselines=0.0, target=TARGETS)
+    want = captum_attr.Occlusion(resnet).attribute(
+        resnet_x, sliding_window_shapes=(3, 24, 24), strides=(3, 20, 20), baselines=0.0, target=TARGETS
+    )
     assert rel_err(ours.raw, want[:, 0]) < TOL
     assert torch.equal(want[:, 0], want[:, 2])  # Captum's window spans all channels too
 
@@ -82,7 +87,8 @@ def test_smoothgrad_resnet_fixed_seed(resnet, resnet_x, rel_err):
     ours = ex.SmoothGrad(resnet, samples=3, stdev=0.4, seed=123, batch_size=4)(resnet_x, TARGETS)
     torch.manual_seed(123)
     want = captum_attr.NoiseTunnel(captum_attr.Saliency(resnet)).attribute(
-        resnet_x, nt_type="smoothgrad", nt_samples=3, stdevs=0.4, target=TARGETS)
+        resnet_x, nt_type="smoothgrad", nt_samples=3, stdevs=0.4, target=TARGETS
+    )
     assert rel_err(ours.raw, want) < TOL
     other = ex.SmoothGrad(resnet, samples=3, stdev=0.4, seed=124)(resnet_x, TARGETS)
     assert rel_err(other.raw, want) > 1e-2  # the seed matters: the comparison is not vacuous
@@ -131,15 +137,16 @@ def test_integrated_gradients_and_smoothgrad_efficientnet(efficientnet, effnet_x
     assert rel_err(ours.raw, want) < TOL
     ours = ex.SmoothGrad(efficientnet, samples=2, stdev=0.2, seed=7)(x, eff_targets[:1])
     torch.manual_seed(7)
-    want = captum_attr.NoiseTunnel(captum_attr.Saliency(net)).attribute(x, nt_type="smoothgrad", nt_samples=2,
-                                                                       stdevs=0.2, target=eff_targets[:1])
+    want = captum_attr.NoiseTunnel(captum_attr.Saliency(net)).attribute(
+        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.2, target=eff_targets[:1]
+    )
     assert rel_err(ours.raw, want) < TOL
 
 
 def test_occlusion_efficientnet(efficientnet, effnet_x, eff_targets, rel_err):
     x = effnet_x
     ours = ex.Occlusion(efficientnet, window=80, stride=72, fold_bn=False)(x, eff_targets[:1])
-    want = captum_attr.Occlusion(efficientnet.net).attribute(x, sliding_window_shapes=(3, 80, 80),
-                                                             strides=(3, 72, 72), baselines=0.0,
-                                                             target=eff_targets[:1])
+    want = captum_attr.Occlusion(efficientnet.net).attribute(
+        x, sliding_window_shapes=(3, 80, 80), strides=(3, 72, 72), baselines=0.0, target=eff_targets[:1]
+    )
     assert rel_err(ours.raw, want[:, 0]) < TOL

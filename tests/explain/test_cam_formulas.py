@@ -19,11 +19,19 @@ from convscope import explain as ex
 from convscope.models import Model, Preprocessing
 from convscope.models.reference_nets import ResNet18Shaped
 
-A = torch.tensor([[[1., 2.], [0., 1.]],
-                  [[0., 0.], [0., 0.]],      # an all-zero channel
-                  [[3., 0.], [1., 0.]]])
-V = torch.tensor([[[[1., -1.], [2., 0.]], [[1., 1.], [1., 1.]], [[-1., 0.], [.5, .5]]],
-                  [[[0., 1.], [1., 0.]], [[2., 0.], [0., 1.]], [[1., 1.], [-1., 0.]]]])
+A = torch.tensor(
+    [
+        [[1.0, 2.0], [0.0, 1.0]],
+        [[0.0, 0.0], [0.0, 0.0]],  # an all-zero channel
+        [[3.0, 0.0], [1.0, 0.0]],
+    ]
+)
+V = torch.tensor(
+    [
+        [[[1.0, -1.0], [2.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]], [[-1.0, 0.0], [0.5, 0.5]]],
+        [[[0.0, 1.0], [1.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [-1.0, 0.0]]],
+    ]
+)
 
 
 class Probe(nn.Module):
@@ -54,10 +62,10 @@ def test_gradcam_by_hand(probe):
 
 def test_hirescam_and_layercam_by_hand(probe):
     # HiResCAM: sum_k G_k * A_k = [[1 - 3, -2], [0.5, 0]] -> ReLU
-    assert torch.allclose(run(ex.HiResCAM, probe, relu=False).raw[0], torch.tensor([[-2., -2.], [.5, 0.]]))
-    assert torch.allclose(run(ex.HiResCAM, probe).raw[0], torch.tensor([[0., 0.], [.5, 0.]]))
+    assert torch.allclose(run(ex.HiResCAM, probe, relu=False).raw[0], torch.tensor([[-2.0, -2.0], [0.5, 0.0]]))
+    assert torch.allclose(run(ex.HiResCAM, probe).raw[0], torch.tensor([[0.0, 0.0], [0.5, 0.0]]))
     # LayerCAM: sum_k ReLU(G_k) * A_k = [[1, 0], [0.5, 0]]
-    assert torch.allclose(run(ex.LayerCAM, probe).raw[0], torch.tensor([[1., 0.], [.5, 0.]]))
+    assert torch.allclose(run(ex.LayerCAM, probe).raw[0], torch.tensor([[1.0, 0.0], [0.5, 0.0]]))
 
 
 def test_xgradcam_by_hand(probe):
@@ -76,8 +84,8 @@ def test_gradcam_plus_plus_formula(probe):
         for i in range(2):
             for j in range(2):
                 g = float(G[k, i, j])
-                denom = 2 * g ** 2 + total * g ** 3
-                alpha = g ** 2 / denom if denom != 0 else 0.0
+                denom = 2 * g**2 + total * g**3
+                alpha = g**2 / denom if denom != 0 else 0.0
                 w += alpha * max(g, 0.0)
         want += w * A[k]
     got = run(ex.GradCAMPlusPlus, probe, relu=False).raw[0]
@@ -146,12 +154,13 @@ def test_scorecam_skip_is_exact_and_top_n_is_the_documented_approximation(resnet
     assert constant.any() and (~constant).any()  # the skip really happens here
     want = torch.zeros_like(got.raw)
     for b, c in enumerate([1, 2]):  # every channel, all masks of a sample in one batch
-        up = torch.nn.functional.interpolate(a[b].unsqueeze(1), size=(64, 64), mode="bilinear",
-                                             align_corners=False)[:, 0]
+        up = torch.nn.functional.interpolate(a[b].unsqueeze(1), size=(64, 64), mode="bilinear", align_corners=False)[
+            :, 0
+        ]
         lo, hi = up.flatten(1).amin(1), up.flatten(1).amax(1)
         mask = (up - lo.view(-1, 1, 1)) / (hi - lo).clamp_min(1e-30).view(-1, 1, 1)
         with torch.no_grad():
-            p = resnet(resnet_x[b:b + 1] * mask.unsqueeze(1)).softmax(-1)[:, c]
+            p = resnet(resnet_x[b : b + 1] * mask.unsqueeze(1)).softmax(-1)[:, c]
         p = torch.where(hi > lo, p, torch.zeros_like(p))  # constant maps: skipped by definition
         want[b] = (p.view(-1, 1, 1) * a[b]).sum(0)
     want = want.clamp(min=0)

@@ -66,8 +66,9 @@ def test_deletion_takes_an_attribution_and_its_targets(small_resnet, resnet_x):
 def test_blur_substrate_matches_scipy():
     ndimage = pytest.importorskip("scipy.ndimage")
     x = torch.rand(1, 2, 20, 23, generator=torch.Generator().manual_seed(2))
-    want = np.stack([ndimage.gaussian_filter(x[0, c].double().numpy(), sigma=5.0, mode="mirror", truncate=1.0)
-                     for c in range(2)])
+    want = np.stack(
+        [ndimage.gaussian_filter(x[0, c].double().numpy(), sigma=5.0, mode="mirror", truncate=1.0) for c in range(2)]
+    )
     assert np.allclose(blur(x)[0].numpy(), want, atol=1e-5)
 
 
@@ -120,8 +121,14 @@ def test_sanity_check_cascades_from_the_top_on_a_copy(small_resnet, resnet_x):
     assert names[:3] == ["fc", "layer4.1", "layer4.0"] and names[-2:] == ["bn1", "conv1"]
     assert "layer4.0.downsample.0" in dict(groups)["layer4.0"]
     seen = []
-    rep = ex.sanity_check(small_resnet, resnet_x, methods=("gradcam", "saliency"), layer="layer3", max_steps=3,
-                          progress=lambda d, t: seen.append((d, t)))
+    rep = ex.sanity_check(
+        small_resnet,
+        resnet_x,
+        methods=("gradcam", "saliency"),
+        layer="layer3",
+        max_steps=3,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert all(torch.equal(before[k], v) for k, v in small_resnet.state_dict().items())
     assert rep.steps == names[:3] and seen[-1] == (4, 4)
     for m in ("gradcam", "saliency"):

@@ -135,8 +135,15 @@ def x() -> torch.Tensor:
 
 
 CAMS = [n for n, c in METHODS.items() if c.family == "cam"]
-PIXELS = ["saliency", "integratedgradients", "occlusion", "inputxgradient", "guidedbackprop", "smoothgrad",
-          "guidedgradcam"]
+PIXELS = [
+    "saliency",
+    "integratedgradients",
+    "occlusion",
+    "inputxgradient",
+    "guidedbackprop",
+    "smoothgrad",
+    "guidedgradcam",
+]
 FAST = {"integratedgradients": {"steps": 4}, "smoothgrad": {"samples": 3}}
 
 
@@ -149,7 +156,7 @@ def test_dict_output_explained_like_the_wrapper_that_returns_logits(method, x):
     wrapped = Logits(net)
     options = FAST.get(method, {})
     want = cs.attribute(wrapped, x, method=method, target=[1, 3], **options)
-    layer = want.layer[len("net."):] if want.layer else None
+    layer = want.layer[len("net.") :] if want.layer else None
     for output in ("logits", None):  # named, and the obvious "logits" entry picked
         got = cs.attribute(net, x, method=method, layer=layer, target=[1, 3], output=output, **options)
         torch.testing.assert_close(got.maps, want.maps, rtol=1e-5, atol=1e-6)
@@ -203,7 +210,7 @@ def test_model_carries_its_output_everywhere(x):
     images = (x * 255).to(torch.uint8)
     data = ImageDataset("toy", list("abcde"), images, torch.tensor([0, 3]), indices=torch.arange(2))
     dp = run_pass(model, data, progress=False)
-    (batch, _), = data.batches(model.preprocessing, 8)
+    ((batch, _),) = data.batches(model.preprocessing, 8)
     want = net(batch)["out"]
     np.testing.assert_allclose(dp.probs, want.softmax(-1).detach().numpy(), rtol=1e-5, atol=1e-6)
     vis = cs.visualize(model, objective="logit", units=[1], steps=2, transforms="none")
@@ -244,7 +251,7 @@ def test_functional_net_features_and_examples(x):
     images = (torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 255).to(torch.uint8)
     data = ImageDataset("toy", ["a", "b", "c", "d"], images, torch.arange(6) % 4, indices=torch.arange(6))
     top = cs.top_examples(model, data, "conv2d", k=2, channels=[0, 4])
-    (batch, _), = data.batches(model.preprocessing, 8)
+    ((batch, _),) = data.batches(model.preprocessing, 8)
     with torch.no_grad():
         act = F.conv2d(batch, net.w1, net.b1, padding=1)
     best = act[:, [0, 4]].flatten(2).amax(2).T.topk(2, dim=1)
@@ -256,8 +263,10 @@ def test_functional_net_features_and_examples(x):
 
 def test_every_spatial_trace_record_is_a_layer_with_the_records_value(x):
     """The names the summary shows are what every entry point accepts, with the same tensor."""
-    for net, some in ((_seeded(DictResNet()), {"add", "add_1", "layer1.0.relu#2"}),
-                      (FunctionalNet().eval(), {"conv2d", "relu_1"})):
+    for net, some in (
+        (_seeded(DictResNet()), {"add", "add_1", "layer1.0.relu#2"}),
+        (FunctionalNet().eval(), {"conv2d", "relu_1"}),
+    ):
         t = cs.trace(net, x)
         spatial = [r for r in t.layers[1:] if r.output.dim() == 4 and r.output[0, 0].numel() > 1]
         assert some <= {r.name for r in spatial}
@@ -280,7 +289,7 @@ def test_unknown_layer_names_modules_and_records(x):
 
 # -- the command line ----------------------------------------------------------------------------
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
@@ -299,7 +308,7 @@ class TwoHeads(nn.Module):
 
 def build():
     return TwoHeads()
-'''
+"""
 
 
 def test_cli_output_option_selects_the_scores(tmp_path, monkeypatch, capsys):

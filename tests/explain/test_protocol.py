@@ -13,8 +13,23 @@ from convscope import explain as ex
 from convscope.errors import ConvscopeError
 from convscope.models import Model, Preprocessing
 
-ALL = ["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "scorecam", "eigencam", "cam", "saliency",
-       "smoothgrad", "inputxgradient", "guidedbackprop", "guidedgradcam", "integratedgradients", "occlusion"]
+ALL = [
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "layercam",
+    "hirescam",
+    "scorecam",
+    "eigencam",
+    "cam",
+    "saliency",
+    "smoothgrad",
+    "inputxgradient",
+    "guidedbackprop",
+    "guidedgradcam",
+    "integratedgradients",
+    "occlusion",
+]
 
 
 def test_registry_lists_every_method():
@@ -30,8 +45,12 @@ def test_registry_lists_every_method():
 
 def test_every_method_returns_batch_maps_on_the_model_device(small_resnet, resnet_x):
     resnet = small_resnet
-    opts = {"smoothgrad": {"samples": 2}, "integratedgradients": {"steps": 2}, "occlusion": {"window": 32, "stride": 32},
-            "scorecam": {"top_n": 3}}
+    opts = {
+        "smoothgrad": {"samples": 2},
+        "integratedgradients": {"steps": 2},
+        "occlusion": {"window": 32, "stride": 32},
+        "scorecam": {"top_n": 3},
+    }
     for name in ALL:
         r = cs.attribute(resnet, resnet_x, method=name, target=[1, 2], **opts.get(name, {}))
         assert r.maps.shape == (2, 64, 64), name
@@ -117,8 +136,16 @@ def test_model_state_restored_even_after_an_error():
                 raise RuntimeError("boom")
             return x
 
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), Spy(),
-                        nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        Spy(),
+        nn.Dropout(0.5),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
     net.train()
     net[0].bias.requires_grad_(False)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -150,8 +177,16 @@ def test_two_threads_never_see_each_others_activations():
             return x
 
     meet = Rendezvous()
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(inplace=True), meet, nn.Conv2d(6, 6, 3, padding=1),
-                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        meet,
+        nn.Conv2d(6, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 4),
+    ).eval()
     model = Model(net, preprocessing=Preprocessing(size=(8, 8), channels=3))
     xs = [torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)]
     gradcam, guided = ex.GradCAM(model, "3"), ex.GuidedBackprop(model)
@@ -192,8 +227,12 @@ def test_folded_copy_leaves_the_model_alone_and_follows_weight_changes(small_res
         resnet.layer4[1].bn2.weight.mul_(2.0)
     try:
         changed = gc(resnet_x, 1).raw
-        assert torch.allclose(changed, ex.GradCAM(resnet, "layer4.1.bn2", fold_bn=False)(resnet_x, 1).raw,
-                              rtol=1e-4, atol=1e-5 * float(plain.abs().max()))
+        assert torch.allclose(
+            changed,
+            ex.GradCAM(resnet, "layer4.1.bn2", fold_bn=False)(resnet_x, 1).raw,
+            rtol=1e-4,
+            atol=1e-5 * float(plain.abs().max()),
+        )
         assert not torch.allclose(changed, folded)
     finally:
         with torch.no_grad():
@@ -223,4 +262,4 @@ def test_integrated_gradients_trapezoid_is_a_true_trapezoid_rule():
     ig = ex.IntegratedGradients(model, steps=11, method="riemann_trapezoid")(x, 0)
     assert torch.allclose(ig.raw.sum(), torch.tensor(15.0), rtol=1e-2)
     gl = ex.IntegratedGradients(model, steps=3)(x, 0)  # Gauss-Legendre is exact for this polynomial
-    assert torch.allclose(gl.raw, x ** 2, rtol=1e-5)
+    assert torch.allclose(gl.raw, x**2, rtol=1e-5)

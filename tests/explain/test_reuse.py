@@ -10,9 +10,10 @@ import torch
 from captum.attr import LayerGradCam
 
 import convscope as cs
-from conftest import _seeded_resnet
 from convscope.explain import speed
 from convscope.explain.reuse import SHARED
+
+from conftest import _seeded_resnet
 
 
 def captum_gradcam(net, layer, x, target):
@@ -39,8 +40,9 @@ def test_one_call_builds_the_folded_copy_once_per_model(monkeypatch, resnet_x):
         again = cs.attribute(net, resnet_x, method="gradcam", layer="layer3", target=[1, 2])
     assert len(made) == 1
     assert torch.equal(first.raw, again.raw)
-    torch.testing.assert_close(again.raw, captum_gradcam(net, "layer3", resnet_x, torch.tensor([1, 2])),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        again.raw, captum_gradcam(net, "layer3", resnet_x, torch.tensor([1, 2])), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_changed_weights_or_settings_are_seen(monkeypatch, resnet_x):

@@ -81,8 +81,11 @@ def test_an_explanation_runs_with_tf32_off_and_puts_the_flags_back(small_resnet,
     try:
         _tf32_on()
         on = _flags()
-        for method in (ex.GradCAM(small_resnet, "layer4"), ex.IntegratedGradients(small_resnet, steps=2),
-                       ex.Saliency(small_resnet)):
+        for method in (
+            ex.GradCAM(small_resnet, "layer4"),
+            ex.IntegratedGradients(small_resnet, steps=2),
+            ex.Saliency(small_resnet),
+        ):
             seen.clear()
             method(resnet_x, 1)
             assert seen and all(f != on for f in seen), type(method).__name__

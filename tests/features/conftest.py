@@ -39,7 +39,9 @@ def truncated():
 @pytest.fixture()
 def channel_means():
     """``channel_means(net, layer, x)``: (N, C) mean activation per channel, plain PyTorch."""
+
     def means(net: nn.Sequential, layer: str, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return _truncated(net, layer)(x).flatten(2).mean(2)
+
     return means

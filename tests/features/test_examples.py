@@ -57,8 +57,9 @@ def test_other_batchings_agree_to_float32_rounding(default_model, data):
     b = merge([top_examples(default_model, data.shard(i, 3), LAYER, k=7, batch_size=32) for i in range(3)])
     np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-6)
     gap = np.diff(a.values, axis=1)  # where neighbours are clearly apart, the same images rank the same
-    clear = np.concatenate([np.abs(gap) > 1e-4, np.ones((len(gap), 1), bool)], axis=1) & \
-        np.concatenate([np.ones((len(gap), 1), bool), np.abs(gap) > 1e-4], axis=1)
+    clear = np.concatenate([np.abs(gap) > 1e-4, np.ones((len(gap), 1), bool)], axis=1) & np.concatenate(
+        [np.ones((len(gap), 1), bool), np.abs(gap) > 1e-4], axis=1
+    )
     assert np.array_equal(a.indices[clear], b.indices[clear])
 
 
@@ -80,11 +81,11 @@ def test_pictures_and_receptive_field_crops(default_model, data):
     crops = example_images(res, data, default_model, rf=rf)
     assert crops.shape == (2, 3, *rf.size, 1)
     y, x = res.positions[0, 0]
-    t, b, l, r = rf.box(int(y), int(x), clip=False)
+    t, b, left, r = rf.box(int(y), int(x), clip=False)
     img = data.images[where[int(res.indices[0, 0])], 0].numpy()
     expected = np.full(rf.size, 128, np.uint8)
-    ys, xs = slice(max(t, 0), min(b, 28)), slice(max(l, 0), min(r, 28))
-    expected[ys.start - t:ys.stop - t, xs.start - l:xs.stop - l] = img[ys, xs]
+    ys, xs = slice(max(t, 0), min(b, 28)), slice(max(left, 0), min(r, 28))
+    expected[ys.start - t : ys.stop - t, xs.start - left : xs.stop - left] = img[ys, xs]
     assert np.array_equal(crops[0, 0, ..., 0], expected)
 
 
@@ -93,6 +94,7 @@ def test_progress_cancel_and_errors(default_model, data):
     top_examples(default_model, data, LAYER, k=2, batch_size=100, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(0, 300), (100, 300), (200, 300), (300, 300)]
     from convscope.features import Cancelled
+
     with pytest.raises(Cancelled):
         top_examples(default_model, data, LAYER, k=2, batch_size=100, cancel=lambda: True)
     assert all(not m._forward_hooks for m in default_model.net.modules())

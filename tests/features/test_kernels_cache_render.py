@@ -44,7 +44,7 @@ def test_deep_kernel_grid_rows_are_output_channels(default_model):
     k = kernels(default_model, "conv_2_2", channels=[0, 1])
     grid = kernel_grid(k.weight, k.scale, k.as_image, cell=3, pad=1)
     assert grid.shape == (2 * 4 + 1, 10 * 4 + 1, 3)
-    cell = grid[5:8, 1 + 4 * 2:4 + 4 * 2]  # output channel 1, input channel 2
+    cell = grid[5:8, 1 + 4 * 2 : 4 + 4 * 2]  # output channel 1, input channel 2
     assert np.array_equal(cell, colorize(k.weight[1, 2], "diverging", -k.scale, k.scale))
 
 

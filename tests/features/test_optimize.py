@@ -8,8 +8,8 @@ import torch
 
 from convscope.errors import ConvscopeError
 from convscope.features import Cancelled, visualize
-from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
 from convscope.models import Model, Preprocessing
+from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
 
 
 def _pixels(vis) -> torch.Tensor:

@@ -51,8 +51,9 @@ def test_transform_view_geometry():
     crop = canvas[..., 2:12, 2:16]
     torch.testing.assert_close(t.view(canvas, (10, 14)), crop, atol=1e-4, rtol=0)
     torch.testing.assert_close(Transforms.none().view(canvas, (14, 18)), canvas)
-    shifted = Transforms(pad=2, jitter=2.0, scale=(1.0, 1.0), rotate=0.0).view(canvas, (10, 14), [
-        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
+    shifted = Transforms(pad=2, jitter=2.0, scale=(1.0, 1.0), rotate=0.0).view(
+        canvas, (10, 14), [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    )
     assert shifted.shape == (2, 3, 10, 14) and not torch.allclose(shifted, crop)
     assert Transforms.standard((28, 28)).pad == 2 and Transforms.standard((224, 224)).pad == 12
 
@@ -91,8 +92,12 @@ def _sequential_rf(layers):
 def test_receptive_field_matches_the_textbook_formula():
     m = load_model("tiny-vgg")
     conv, pool = (3, 1, 0), (2, 2, 0)
-    chain = {"conv_1_1": [conv], "max_pool_1": [conv, conv, pool], "conv_2_2": [conv, conv, pool, conv, conv],
-             "max_pool_2": [conv, conv, pool, conv, conv, pool]}
+    chain = {
+        "conv_1_1": [conv],
+        "max_pool_1": [conv, conv, pool],
+        "conv_2_2": [conv, conv, pool, conv, conv],
+        "max_pool_2": [conv, conv, pool, conv, conv, pool],
+    }
     for layer, layers in chain.items():
         rf = receptive_field(m, layer)
         r, j, offset = _sequential_rf(layers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hardening_helpers import make_registry
 
 
@@ -19,5 +20,3 @@ def client(registry):
 
     with TestClient(create_app(registry=registry), raise_server_exceptions=False) as c:
         yield c
-
-

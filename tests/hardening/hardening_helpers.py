@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
-from live_server import wait_for_job
-
 import numpy as np
 from PIL import Image
+
+from live_server import wait_for_job
 
 SPECS = ["default", "tiny-vgg"]
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hardening_helpers import finish
 
 from convscope.analysis import DatasetPass, embed, run_pass
 from convscope.data import load_splits
 from convscope.models import load_model
+
+from hardening_helpers import finish
 
 BASE = "/api/models/default"
 
@@ -25,15 +26,21 @@ def truncate(path: Path) -> None:
 
 def garble(path: Path) -> None:
     data = bytearray(path.read_bytes())
-    data[len(data) // 3: len(data) // 3 + 64] = bytes(range(64))
+    data[len(data) // 3 : len(data) // 3 + 64] = bytes(range(64))
     path.write_bytes(bytes(data))
 
 
 def wrong_rows(path: Path) -> None:
     """A readable pass whose rows are not the split's (first ten rows only)."""
     p = DatasetPass.load(path)
-    short = DatasetPass(**{k: getattr(p, k)[:10] for k in ("labels", "preds", "probs", "loss", "features", "indices")},
-                        classes=p.classes, layer=p.layer, feature_side=p.feature_side, dataset=p.dataset, meta=p.meta)
+    short = DatasetPass(
+        **{k: getattr(p, k)[:10] for k in ("labels", "preds", "probs", "loss", "features", "indices")},
+        classes=p.classes,
+        layer=p.layer,
+        feature_side=p.feature_side,
+        dataset=p.dataset,
+        meta=p.meta,
+    )
     path.unlink()
     short.save(path)
 

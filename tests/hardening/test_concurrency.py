@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from hardening_helpers import encode, make_registry
 from fastapi.testclient import TestClient
-from live_server import LiveServer
 from PIL import Image
 
 from convscope.server import create_app
+
+from hardening_helpers import encode, make_registry
+from live_server import LiveServer
 
 METHODS = ["gradcam", "saliency", "input_x_gradient", "layercam", "gradcam++"]
 
@@ -34,8 +35,10 @@ def request_mix() -> list[str]:
             urls.append(f"/api/models/default/trace?image={image}")
         elif kind in (1, 2):
             layer = ["conv_1_1", "conv_2_2", "max_pool_1", "relu_2_1", "output"][int(rng.integers(5))]
-            urls.append(f"/api/models/default/layers/{layer}/detail?image={image}&channel={int(rng.integers(10))}"
-                        f"&x={int(rng.integers(5))}&y={int(rng.integers(5))}")
+            urls.append(
+                f"/api/models/default/layers/{layer}/detail?image={image}&channel={int(rng.integers(10))}"
+                f"&x={int(rng.integers(5))}&y={int(rng.integers(5))}"
+            )
         else:
             method = METHODS[i % len(METHODS)]
             target = "" if i % 2 else f"&target={int(rng.integers(10))}"
@@ -46,8 +49,10 @@ def request_mix() -> list[str]:
 def test_parallel_answers_equal_serial_answers():
     urls = request_mix()
     assert sum("explain" in u for u in urls) == 20 and sum("detail" in u for u in urls) == 20
-    with LiveServer(create_app(registry=make_registry(max_traces=3))) as srv, \
-            httpx.Client(base_url=srv.url, timeout=120) as http:
+    with (
+        LiveServer(create_app(registry=make_registry(max_traces=3))) as srv,
+        httpx.Client(base_url=srv.url, timeout=120) as http,
+    ):
         serial = []
         for u in urls:
             r = http.get(u)
@@ -84,10 +89,12 @@ def test_memory_flat_over_1000_requests_and_caches_bounded():
         r = c.post("/api/models/default/images", files={"file": ("x.png", encode(Image.fromarray(pixels), "PNG"))})
         assert r.status_code == 200
         image = r.json()["image"]
-        for url in (f"/api/models/default/trace?image={image}",
-                    f"/api/models/default/layers/conv_2_1/activations?image={image}&count=10",
-                    f"/api/models/default/layers/conv_1_2/detail?image={image}&channel={i % 10}&x=3&y=3",
-                    f"/api/models/default/images/{image}.png"):
+        for url in (
+            f"/api/models/default/trace?image={image}",
+            f"/api/models/default/layers/conv_2_1/activations?image={image}&count=10",
+            f"/api/models/default/layers/conv_1_2/detail?image={image}&channel={i % 10}&x=3&y=3",
+            f"/api/models/default/images/{image}.png",
+        ):
             assert c.get(url).status_code == 200, url
         if i % 20 == 0:
             assert c.get(f"/api/models/default/explain?image={image}&method=saliency&metrics=false").status_code == 200
@@ -189,13 +196,17 @@ def test_attribution_cache_per_trace_is_bounded(client, registry):
     answers = {}
     for m in methods:
         for t in range(10):
-            r = client.get("/api/models/default/explain",
-                           params={"image": "sample-4", "method": m, "target": t, "metrics": "false"})
+            r = client.get(
+                "/api/models/default/explain",
+                params={"image": "sample-4", "method": m, "target": t, "metrics": "false"},
+            )
             assert r.status_code == 200, r.text
             answers[(m, t)] = r.json()["map"]
     te = registry.trace("default", "sample-4")
     assert len(te.attributions) == WHY_KEEP < len(answers)
     # an evicted answer is recomputed, identical
-    r = client.get("/api/models/default/explain",
-                   params={"image": "sample-4", "method": "saliency", "target": 0, "metrics": "false"})
+    r = client.get(
+        "/api/models/default/explain",
+        params={"image": "sample-4", "method": "saliency", "target": 0, "metrics": "false"},
+    )
     assert r.json()["map"] == answers[("saliency", 0)]

@@ -6,13 +6,18 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from hardening_helpers import encode, finish, gradient_rgb
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+from hardening_helpers import encode, finish, gradient_rgb
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 SEEDS = [
     encode(Image.fromarray(gradient_rgb(24, 24)), "PNG"),
@@ -23,8 +28,23 @@ SEEDS = [
     encode(Image.fromarray(gradient_rgb(16, 16)), "TIFF"),
 ]
 LAYERS = ["conv_1_1", "relu_1_1", "max_pool_1", "conv_2_2", "flatten", "output", "input"]
-NASTY = ["../", "..%2f", "%2e%2e%2f", "/etc/passwd", "..\\..\\", "\x00", "sample-", "upload-", "upload-../x",
-         "sample-99999999999999999999", "sample--1", " ", "é", "💥", "a" * 300]
+NASTY = [
+    "../",
+    "..%2f",
+    "%2e%2e%2f",
+    "/etc/passwd",
+    "..\\..\\",
+    "\x00",
+    "sample-",
+    "upload-",
+    "upload-../x",
+    "sample-99999999999999999999",
+    "sample--1",
+    " ",
+    "é",
+    "💥",
+    "a" * 300,
+]
 
 
 @st.composite
@@ -36,11 +56,11 @@ def mutated(draw) -> bytes:
         if op == "flip" and data:
             data[i] = draw(st.integers(0, 255))
         elif op == "cut":
-            del data[i:i + draw(st.integers(1, 64))]
+            del data[i : i + draw(st.integers(1, 64))]
         elif op == "insert":
             data[i:i] = draw(st.binary(max_size=32))
         elif op == "dup":
-            data[i:i] = data[i:i + draw(st.integers(1, 64))]
+            data[i:i] = data[i : i + draw(st.integers(1, 64))]
     return bytes(data)
 
 
@@ -48,7 +68,7 @@ names = st.one_of(st.sampled_from(NASTY), st.text(max_size=20))
 models = st.one_of(st.sampled_from(["default", "tiny-vgg"]), names)
 layers = st.one_of(st.sampled_from(LAYERS), names)
 images = st.one_of(st.sampled_from(["sample-0", "sample-1", "sample-3", "sample-10"]), names)
-ints = st.one_of(st.integers(-3, 40), st.integers(-2**70, 2**70), st.sampled_from(["x", "1.5", "", "nan", "1e9"]))
+ints = st.one_of(st.integers(-3, 40), st.integers(-(2**70), 2**70), st.sampled_from(["x", "1.5", "", "nan", "1e9"]))
 dtypes = st.one_of(st.sampled_from(["float16", "float32", "float64", "int8"]), st.text(max_size=8))
 
 
@@ -69,25 +89,65 @@ def test_mutated_uploads(client, data, model):
 
 
 @FUZZ
-@given(endpoint=st.sampled_from(["activations", "detail", "playground", "many", "trace", "softmax", "summary",
-                                 "png", "info", "explain", "kernels", "visualization", "job"]),
-       method=st.one_of(st.sampled_from(["gradcam", "saliency", "occlusion", "cam", "nope"]), names),
-       model=models, layer=layers, image=images, channel=ints, x=ints, y=ints, start=ints, count=ints,
-       dtype=dtypes, extra=ints)
-def test_random_api_parameters(client, endpoint, method, model, layer, image, channel, x, y, start, count, dtype,
-                               extra):
+@given(
+    endpoint=st.sampled_from(
+        [
+            "activations",
+            "detail",
+            "playground",
+            "many",
+            "trace",
+            "softmax",
+            "summary",
+            "png",
+            "info",
+            "explain",
+            "kernels",
+            "visualization",
+            "job",
+        ]
+    ),
+    method=st.one_of(st.sampled_from(["gradcam", "saliency", "occlusion", "cam", "nope"]), names),
+    model=models,
+    layer=layers,
+    image=images,
+    channel=ints,
+    x=ints,
+    y=ints,
+    start=ints,
+    count=ints,
+    dtype=dtypes,
+    extra=ints,
+)
+def test_random_api_parameters(
+    client, endpoint, method, model, layer, image, channel, x, y, start, count, dtype, extra
+):
     m, lay = quote(model, safe=""), quote(layer, safe="")
     base = f"/api/models/{m}"
     if endpoint == "activations":
-        r = client.get(f"{base}/layers/{lay}/activations",
-                       params={"image": image, "start": start, "count": count, "dtype": dtype})
+        r = client.get(
+            f"{base}/layers/{lay}/activations", params={"image": image, "start": start, "count": count, "dtype": dtype}
+        )
     elif endpoint == "detail":
-        r = client.get(f"{base}/layers/{lay}/detail",
-                       params={"image": image, "channel": channel, "x": x, "y": y, "start": start, "count": count})
+        r = client.get(
+            f"{base}/layers/{lay}/detail",
+            params={"image": image, "channel": channel, "x": x, "y": y, "start": start, "count": count},
+        )
     elif endpoint == "playground":
-        r = client.get(f"{base}/playground", params={"layer": layer, "image": image, "channel": channel,
-                                                     "crop": x, "kernel": y, "padding": start, "stride": count,
-                                                     "dilation": extra, "kernel_type": dtype})
+        r = client.get(
+            f"{base}/playground",
+            params={
+                "layer": layer,
+                "image": image,
+                "channel": channel,
+                "crop": x,
+                "kernel": y,
+                "padding": start,
+                "stride": count,
+                "dilation": extra,
+                "kernel_type": dtype,
+            },
+        )
     elif endpoint == "many":
         r = client.get(f"{base}/activations", params={"image": image, "pages": f"{layer}:{start}:{count}:{dtype}"})
     elif endpoint == "softmax":
@@ -97,8 +157,10 @@ def test_random_api_parameters(client, endpoint, method, model, layer, image, ch
     elif endpoint == "info":
         r = client.get(base)
     elif endpoint == "explain":
-        r = client.get(f"{base}/explain", params={"image": image, "method": method, "layer": layer,
-                                                  "target": channel, "metrics": "false"})
+        r = client.get(
+            f"{base}/explain",
+            params={"image": image, "method": method, "layer": layer, "target": channel, "metrics": "false"},
+        )
     elif endpoint == "kernels":
         r = client.get(f"{base}/layers/{lay}/kernels", params={"channel": channel})
     elif endpoint == "visualization":
@@ -118,13 +180,32 @@ def no_5xx_job(client, r) -> None:
 
 
 @FUZZ
-@given(endpoint=st.sampled_from(["options", "explain", "explain-post", "sanity", "features", "kernels",
-                                 "visualization", "visualization-post", "examples"]),
-       method=st.one_of(st.sampled_from(["gradcam", "saliency", "gradcam,saliency", ",", "nope"]), names),
-       model=models, layer=layers, image=images, target=ints, channel=ints, steps=ints,
-       metrics=st.sampled_from(["false", "0", "no", "x", ""]))
-def test_random_explain_and_feature_parameters(client, endpoint, method, model, layer, image, target, channel,
-                                               steps, metrics):
+@given(
+    endpoint=st.sampled_from(
+        [
+            "options",
+            "explain",
+            "explain-post",
+            "sanity",
+            "features",
+            "kernels",
+            "visualization",
+            "visualization-post",
+            "examples",
+        ]
+    ),
+    method=st.one_of(st.sampled_from(["gradcam", "saliency", "gradcam,saliency", ",", "nope"]), names),
+    model=models,
+    layer=layers,
+    image=images,
+    target=ints,
+    channel=ints,
+    steps=ints,
+    metrics=st.sampled_from(["false", "0", "no", "x", ""]),
+)
+def test_random_explain_and_feature_parameters(
+    client, endpoint, method, model, layer, image, target, channel, steps, metrics
+):
     base, lay = f"/api/models/{quote(model, safe='')}", quote(layer, safe="")
     why = {"image": image, "method": method, "layer": layer, "target": target, "metrics": metrics}
     if endpoint == "options":
@@ -142,14 +223,17 @@ def test_random_explain_and_feature_parameters(client, endpoint, method, model, 
     elif endpoint == "visualization":
         no_5xx(client.get(f"{base}/layers/{lay}/visualization", params={"channel": channel, "steps": steps}))
     elif endpoint == "visualization-post":
-        no_5xx_job(client, client.post(f"{base}/layers/{lay}/visualization", params={"channel": channel,
-                                                                                      "steps": steps}))
+        no_5xx_job(
+            client, client.post(f"{base}/layers/{lay}/visualization", params={"channel": channel, "steps": steps})
+        )
     else:
         no_5xx_job(client, client.post(f"{base}/layers/{lay}/examples", params={"channel": channel, "k": steps}))
 
 
 # -- the dataset view: a finished pass of the default model over `digits` ------------------------------
-seeds = st.one_of(st.integers(-2, 2), st.sampled_from([2**31 - 1, 2**32 - 1, 2**32, -2**31, 2**64]), ints)
+seeds = st.one_of(st.integers(-2, 2), st.sampled_from([2**31 - 1, 2**32 - 1, 2**32, -(2**31), 2**64]), ints)
+
+
 @pytest.fixture(scope="module")
 def dataset_client(tmp_path_factory):
     from fastapi.testclient import TestClient
@@ -174,8 +258,9 @@ def test_bad_seeds_are_refused_at_the_edge(dataset_client, call, seed):
     r = dataset_client.request(method, f"/api/models/default/dataset/test/{route}", params={"seed": seed})
     assert r.status_code == 422, r.text
     (problem,) = r.json()["detail"]
-    assert problem["loc"] == ["query", "seed"] and ("greater than or equal to 0" in problem["msg"]
-                                                    or "less than or equal to 4294967295" in problem["msg"])
+    assert problem["loc"] == ["query", "seed"] and (
+        "greater than or equal to 0" in problem["msg"] or "less than or equal to 4294967295" in problem["msg"]
+    )
 
 
 def test_every_seed_in_range_works(dataset_client):
@@ -189,11 +274,17 @@ def test_every_seed_in_range_works(dataset_client):
 
 
 @FUZZ
-@given(endpoint=st.sampled_from(["which", "summary", "cell", "mistakes", "random", "png", "embedding",
-                                 "embedding-post", "pass"]),
-       model=st.sampled_from(["default"] * 5 + ["nope"]),  # mostly the real model and split: the values are fuzzed
-       split=st.sampled_from(["test"] * 5 + ["val", "train", "..", "tëst"]),
-       method=st.one_of(st.sampled_from(["pca", "tsne", "umap"]), names), a=ints, b=ints, seed=seeds)
+@given(
+    endpoint=st.sampled_from(
+        ["which", "summary", "cell", "mistakes", "random", "png", "embedding", "embedding-post", "pass"]
+    ),
+    model=st.sampled_from(["default"] * 5 + ["nope"]),  # mostly the real model and split: the values are fuzzed
+    split=st.sampled_from(["test"] * 5 + ["val", "train", "..", "tëst"]),
+    method=st.one_of(st.sampled_from(["pca", "tsne", "umap"]), names),
+    a=ints,
+    b=ints,
+    seed=seeds,
+)
 def test_random_dataset_parameters(dataset_client, endpoint, model, split, method, a, b, seed):
     c = dataset_client
     base = f"/api/models/{quote(model, safe='')}/dataset"
@@ -213,7 +304,6 @@ def test_random_dataset_parameters(dataset_client, endpoint, model, split, metho
     elif endpoint == "embedding":
         no_5xx(c.get(f"{at}/embedding", params={"method": method, "seed": seed}))
     elif endpoint == "embedding-post":  # t-SNE costs seconds per seed: fuzz the cheap method and the bad ones
-        no_5xx_job(c, c.post(f"{at}/embedding", params={"method": "pca" if method == "tsne" else method,
-                                                        "seed": seed}))
+        no_5xx_job(c, c.post(f"{at}/embedding", params={"method": "pca" if method == "tsne" else method, "seed": seed}))
     else:
         no_5xx_job(c, c.post(f"{at}/pass"))

@@ -16,8 +16,10 @@ def test_a_500_carries_the_csp_and_says_one_line(caplog):
     def boom():
         raise ZeroDivisionError("a bug")
 
-    with caplog.at_level(logging.ERROR, logger="convscope.server.app"), \
-            TestClient(app, raise_server_exceptions=False) as c:
+    with (
+        caplog.at_level(logging.ERROR, logger="convscope.server.app"),
+        TestClient(app, raise_server_exceptions=False) as c,
+    ):
         r = c.get("/api/boom")
     assert r.status_code == 500
     assert "script-src 'self'" in r.headers["content-security-policy"]

@@ -106,20 +106,41 @@ def test_explorer_refuses_a_lazily_loaded_model(evil):
 def tfjs_model(folder: Path) -> Path:
     """A two-shard TF.js layers model: conv 3x3 (2 filters) -> flatten -> dense 3, on 5x5x1."""
     rng = np.random.default_rng(0)
-    weights = [("c/kernel", rng.normal(size=(3, 3, 1, 2))), ("c/bias", rng.normal(size=2)),
-               ("d/kernel", rng.normal(size=(18, 3))), ("d/bias", rng.normal(size=3))]
+    weights = [
+        ("c/kernel", rng.normal(size=(3, 3, 1, 2))),
+        ("c/bias", rng.normal(size=2)),
+        ("d/kernel", rng.normal(size=(18, 3))),
+        ("d/bias", rng.normal(size=3)),
+    ]
     data = b"".join(w.astype("<f4").tobytes() for _, w in weights)
     (folder / "w1.bin").write_bytes(data[:100])
     (folder / "w2.bin").write_bytes(data[100:])
-    layers = [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 5, 5, 1], "filters": 2,
-                                                  "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
-                                                  "activation": "relu"}},
-              {"class_name": "Flatten", "config": {"name": "f"}},
-              {"class_name": "Dense", "config": {"name": "d", "units": 3, "activation": "softmax"}}]
-    spec = {"format": "layers-model",
-            "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}},
-            "weightsManifest": [{"paths": ["w1.bin", "w2.bin"], "weights": [
-                {"name": n, "shape": list(w.shape), "dtype": "float32"} for n, w in weights]}]}
+    layers = [
+        {
+            "class_name": "Conv2D",
+            "config": {
+                "name": "c",
+                "batch_input_shape": [None, 5, 5, 1],
+                "filters": 2,
+                "kernel_size": [3, 3],
+                "strides": [1, 1],
+                "padding": "valid",
+                "activation": "relu",
+            },
+        },
+        {"class_name": "Flatten", "config": {"name": "f"}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 3, "activation": "softmax"}},
+    ]
+    spec = {
+        "format": "layers-model",
+        "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}},
+        "weightsManifest": [
+            {
+                "paths": ["w1.bin", "w2.bin"],
+                "weights": [{"name": n, "shape": list(w.shape), "dtype": "float32"} for n, w in weights],
+            }
+        ],
+    }
     (folder / "model.json").write_text(json.dumps(spec))
     return folder / "model.json"
 
@@ -188,13 +209,21 @@ def evil_factory_checkpoint(tmp_path: Path, factory: str) -> tuple[Path, Path, s
     else:  # a Python file beside the checkpoint that writes the marker when imported
         folder = tmp_path / "x"
         folder.mkdir()
-        (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
-                                        "from convscope.models import TinyVGG\n"
-                                        "def f():\n    return TinyVGG(1, 10, (28, 28))\n")
+        (folder / "evil.py").write_text(
+            f"open({str(marker)!r}, 'w').write('ran')\n"
+            "from convscope.models import TinyVGG\n"
+            "def f():\n    return TinyVGG(1, 10, (28, 28))\n"
+        )
         factory = f"{folder / 'evil.py'}:f"
-    path = save_checkpoint(tmp_path / "evil-factory.pt", TinyVGG(1, 10, (28, 28)).state_dict(),
-                           {"architecture": {"factory": factory, "kwargs": kwargs}, "classes": list("0123456789"),
-                            "dataset": {"name": "digits", "split_seed": 0}})
+    path = save_checkpoint(
+        tmp_path / "evil-factory.pt",
+        TinyVGG(1, 10, (28, 28)).state_dict(),
+        {
+            "architecture": {"factory": factory, "kwargs": kwargs},
+            "classes": list("0123456789"),
+            "dataset": {"name": "digits", "split_seed": 0},
+        },
+    )
     return path, marker, factory
 
 
@@ -229,8 +258,15 @@ def test_a_trusted_user_factory_in_a_checkpoint_still_loads(tmp_path):
 
 def run_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     """The real command line in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "convscope", *argv], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "convscope", *argv],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("command", ["summary", "evaluate"])
@@ -243,8 +279,10 @@ def test_the_cli_refuses_a_factory_named_in_a_checkpoint(tmp_path, command):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("argv", [["serve", "--model", "CKPT"],
-                                  ["train", "--model", "CKPT", "--data", "digits", "--epochs", "1", "--no-progress"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--model", "CKPT"], ["train", "--model", "CKPT", "--data", "digits", "--epochs", "1", "--no-progress"]],
+)
 def test_serve_and_train_refuse_a_factory_named_in_a_checkpoint(tmp_path, argv, monkeypatch, capsys):
     import uvicorn
 
@@ -261,7 +299,8 @@ def test_serve_and_train_refuse_a_factory_named_in_a_checkpoint(tmp_path, argv, 
 
 def write_netfile(folder: Path) -> str:
     (folder / "netfile.py").write_text(
-        "from convscope.models import TinyVGG\n\ndef make():\n    return TinyVGG(1, 10, (28, 28))\n")
+        "from convscope.models import TinyVGG\n\ndef make():\n    return TinyVGG(1, 10, (28, 28))\n"
+    )
     return f"{folder / 'netfile.py'}:make"
 
 
@@ -277,12 +316,36 @@ def factory_run(tmp_path_factory) -> tuple[Path, Path]:
     """A real run fine-tuned, with --trust, from a checkpoint whose architecture is the user's own factory."""
     folder = tmp_path_factory.mktemp("factory-run")
     spec = write_netfile(folder)
-    start = save_checkpoint(folder / "start.pt", TinyVGG(1, 10, (28, 28)).state_dict(),
-                            {"architecture": {"factory": spec}, "classes": [str(i) for i in range(10)],
-                             "preprocessing": {"size": [28, 28], "channels": 1}})
+    start = save_checkpoint(
+        folder / "start.pt",
+        TinyVGG(1, 10, (28, 28)).state_dict(),
+        {
+            "architecture": {"factory": spec},
+            "classes": [str(i) for i in range(10)],
+            "preprocessing": {"size": [28, 28], "channels": 1},
+        },
+    )
     out = folder / "run"
-    assert main(["train", "--model", str(start), "--data", "digits", "--epochs", "1", "--out", str(out),
-                 "--no-progress", "--device", "cpu", "--trust"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(start),
+                "--data",
+                "digits",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--trust",
+            ]
+        )
+        == 0
+    )
     return out, folder
 
 
@@ -316,8 +379,25 @@ def test_resume_never_imports_a_python_file_that_last_pt_names(tmp_path):
 
 def test_zoo_checkpoints_load_without_trust(tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--model", "tiny-vgg", "--data", "digits", "--epochs", "1", "--out", str(out),
-                 "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "tiny-vgg",
+                "--data",
+                "digits",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert load_model(out / "best.pt").meta["architecture"]["zoo"] == "tiny-vgg"
     assert load_model("default").meta["architecture"]["zoo"] == "tiny-vgg"
 
@@ -359,7 +439,7 @@ def test_a_zip_member_that_claims_more_than_the_file_holds_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", TinyVGG(1, 10, (28, 28)).state_dict(), {})
     data = bytearray(path.read_bytes())
     entry = data.index(b"PK\x01\x02")  # the first central-directory record: its sizes sit at +20 and +24
-    data[entry + 20:entry + 28] = (2**31).to_bytes(4, "little") * 2
+    data[entry + 20 : entry + 28] = (2**31).to_bytes(4, "little") * 2
     path.write_bytes(bytes(data))
     with pytest.raises(ConvscopeError, match="declares more data than the file holds"):
         load_model(path)
@@ -370,8 +450,9 @@ def test_a_zip_member_that_claims_more_than_the_file_holds_is_refused(tmp_path):
 ZOO = {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "input_size": [28, 28]}}
 MALFORMED_META = {
     "num_classes 3e9": {"architecture": {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "num_classes": 3e9}}},
-    "256 GB of output layer": {"architecture": {"zoo": "tiny-vgg",
-                                                "kwargs": {"num_classes": 100_000, "input_size": [1024, 1024]}}},
+    "256 GB of output layer": {
+        "architecture": {"zoo": "tiny-vgg", "kwargs": {"num_classes": 100_000, "input_size": [1024, 1024]}}
+    },
     "negative classes": {"architecture": {"zoo": "tiny-vgg", "kwargs": {"num_classes": -1}}},
     "input too small": {"architecture": {"zoo": "tiny-vgg", "kwargs": {"input_size": [1, 1]}}},
     "input_size a number": {"architecture": {"zoo": "tiny-vgg", "kwargs": {"input_size": 28}}},
@@ -410,32 +491,73 @@ RAW_PAYLOADS = {
 
 @pytest.mark.parametrize("case", list(RAW_PAYLOADS))
 def test_malformed_checkpoint_payload_is_one_line(case, tmp_path, capsys):
-    payload = {"format": "convscope.checkpoint", "version": 1, "meta": json.dumps({"architecture": ZOO}),
-               "state_dict": TinyVGG(1, 10, (28, 28)).state_dict(), **RAW_PAYLOADS[case]}
+    payload = {
+        "format": "convscope.checkpoint",
+        "version": 1,
+        "meta": json.dumps({"architecture": ZOO}),
+        "state_dict": TinyVGG(1, 10, (28, 28)).state_dict(),
+        **RAW_PAYLOADS[case],
+    }
     torch.save(payload, tmp_path / "m.pt")
     assert main(["summary", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("convscope summary: error:") and len(err.strip().splitlines()) == 1, err
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                    max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 SIDE = st.integers(-2, 70) | st.sampled_from([1024, 1025, 10**12])
-KWARGS = st.fixed_dictionaries({}, optional={
-    "in_channels": st.integers(-1, 70) | JSON, "num_classes": st.integers(-1, 200_000) | JSON,
-    "input_size": st.lists(SIDE, max_size=3) | JSON, "activation": st.sampled_from(["relu", "tanh", "swish"]) | JSON,
-    "dropout": st.floats() | JSON, "filters": JSON})
-ARCH = st.fixed_dictionaries({}, optional={
-    "zoo": st.sampled_from(["tiny-vgg", "mnist-cnn", "cifar-cnn", "nope"]) | JSON, "kwargs": KWARGS | JSON,
-    "factory": st.sampled_from(["os:system", "subprocess:run", "x.py:f", "no-colon"]) | JSON}) | JSON
-PREP = st.fixed_dictionaries({}, optional={
-    "size": st.lists(SIDE, max_size=3) | JSON, "channels": st.integers(-1, 4) | JSON,
-    "mean": st.lists(st.floats(), max_size=4) | JSON, "std": st.lists(st.floats(), max_size=4) | JSON,
-    "resize": st.sampled_from(["shorter", "stretch"]) | JSON}) | JSON
-META = st.fixed_dictionaries({}, optional={
-    "architecture": ARCH, "classes": st.lists(st.text(max_size=3), max_size=12) | JSON, "preprocessing": PREP,
-    "name": st.text(max_size=8) | JSON, "dataset": JSON, "config": JSON, "history": JSON, "extra": JSON})
+KWARGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "in_channels": st.integers(-1, 70) | JSON,
+        "num_classes": st.integers(-1, 200_000) | JSON,
+        "input_size": st.lists(SIDE, max_size=3) | JSON,
+        "activation": st.sampled_from(["relu", "tanh", "swish"]) | JSON,
+        "dropout": st.floats() | JSON,
+        "filters": JSON,
+    },
+)
+ARCH = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "zoo": st.sampled_from(["tiny-vgg", "mnist-cnn", "cifar-cnn", "nope"]) | JSON,
+            "kwargs": KWARGS | JSON,
+            "factory": st.sampled_from(["os:system", "subprocess:run", "x.py:f", "no-colon"]) | JSON,
+        },
+    )
+    | JSON
+)
+PREP = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "size": st.lists(SIDE, max_size=3) | JSON,
+            "channels": st.integers(-1, 4) | JSON,
+            "mean": st.lists(st.floats(), max_size=4) | JSON,
+            "std": st.lists(st.floats(), max_size=4) | JSON,
+            "resize": st.sampled_from(["shorter", "stretch"]) | JSON,
+        },
+    )
+    | JSON
+)
+META = st.fixed_dictionaries(
+    {},
+    optional={
+        "architecture": ARCH,
+        "classes": st.lists(st.text(max_size=3), max_size=12) | JSON,
+        "preprocessing": PREP,
+        "name": st.text(max_size=8) | JSON,
+        "dataset": JSON,
+        "config": JSON,
+        "history": JSON,
+        "extra": JSON,
+    },
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,12 +9,15 @@ import io
 import httpx
 import numpy as np
 import pytest
-from live_server import LiveServer, free_port
 from PIL import Image
 
+from live_server import LiveServer, free_port
+
 EVIL = "http://evil.example"
-CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'")  # issue 11's policy
+CSP = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'"
+)  # issue 11's policy
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,17 @@ def png_bytes() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}",
-                                  "testserver", "127.0.0.1:{port}@evil.example", "localhost:1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
+        "testserver",
+        "127.0.0.1:{port}@evil.example",
+        "localhost:1",
+    ],
+)
 @pytest.mark.parametrize("path", ["/", "/api/models", "/static/js/main.js"])
 def test_foreign_host_names_are_refused(live, http, host, path):
     r = http.get(path, headers={"Host": host.format(port=live.port)})
@@ -49,18 +61,21 @@ def test_foreign_host_names_are_refused(live, http, host, path):
     assert "host name" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}",
-                                  "localhost", "127.0.0.1"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}", "localhost", "127.0.0.1"]
+)
 def test_own_and_loopback_names_are_answered(live, http, host):
     assert http.get("/api/models", headers={"Host": host.format(port=live.port)}).status_code == 200
 
 
 @pytest.mark.parametrize("origin", [EVIL, "http://localhost:1", "null", "http://127.0.0.1.evil.example"])
 def test_posts_from_another_origin_are_refused(live, http, origin):
-    upload = http.post("/api/models/default/images", files={"file": ("x.png", png_bytes(), "image/png")},
-                       headers={"Origin": origin})
-    job = http.post("/api/models/default/explain", params={"method": "saliency", "metrics": "false"},
-                    headers={"Origin": origin})
+    upload = http.post(
+        "/api/models/default/images", files={"file": ("x.png", png_bytes(), "image/png")}, headers={"Origin": origin}
+    )
+    job = http.post(
+        "/api/models/default/explain", params={"method": "saliency", "metrics": "false"}, headers={"Origin": origin}
+    )
     cancel = http.delete("/api/jobs/job-1", headers={"Origin": origin})
     assert [upload.status_code, job.status_code, cancel.status_code] == [403, 403, 403]
     assert "another origin" in job.json()["detail"]
@@ -84,8 +99,9 @@ def test_form_bodies_are_refused_with_415(http, kind):
 
 def test_same_origin_requests_work(live, http):
     own = {"Origin": live.url, "Sec-Fetch-Site": "same-origin"}
-    job = http.post("/api/models/default/explain", params={"method": "saliency", "metrics": "false"},
-                    json={}, headers=own)
+    job = http.post(
+        "/api/models/default/explain", params={"method": "saliency", "metrics": "false"}, json={}, headers=own
+    )
     assert job.status_code == 200 and job.json()["kind"] == "explain"
     bare = http.post("/api/models/default/explain", params={"method": "gradcam", "metrics": "false"}, headers=own)
     assert bare.status_code == 200  # the page's job POSTs carry no body
@@ -95,8 +111,18 @@ def test_same_origin_requests_work(live, http):
     assert http.post("/api/models/default/explain", headers={"Content-Type": "application/json"}).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/", "/static/js/main.js", "/api/models", "/api/no-such-thing", "/docs",
-                                  "/openapi.json", "/api/models/default/images/sample-0.png"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/static/js/main.js",
+        "/api/models",
+        "/api/no-such-thing",
+        "/docs",
+        "/openapi.json",
+        "/api/models/default/images/sample-0.png",
+    ],
+)
 def test_every_answer_carries_the_security_headers(http, path):
     r = http.get(path)
     assert r.status_code == (404 if "no-such" in path else 200)
@@ -114,8 +140,11 @@ def test_the_docs_page_has_no_inline_script(http):
     html = http.get("/docs").text
     assert "<script>" not in html and 'src="/swagger-ui/convscope-init.js"' in html
     js = http.get("/swagger-ui/convscope-init.js")
-    assert js.status_code == 200 and "SwaggerUIBundle(" in js.text and js.headers["content-type"].startswith(
-        "text/javascript")
+    assert (
+        js.status_code == 200
+        and "SwaggerUIBundle(" in js.text
+        and js.headers["content-type"].startswith("text/javascript")
+    )
 
 
 @pytest.mark.browser

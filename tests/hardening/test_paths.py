@@ -9,10 +9,23 @@ from convscope.server.app import STATIC
 SECRETS = ("def create_app", "root:x:0:0", "[build-system]")  # server/app.py, /etc/passwd, pyproject.toml
 
 TRAVERSALS = [
-    "../app.py", "../../../../../../etc/passwd", "/etc/passwd", "//etc/passwd",
-    "..%2fapp.py", "%2e%2e/app.py", "%2e%2e%2fapp.py", "%2e%2e%2f%2e%2e%2f%2e%2e%2fpyproject.toml",
-    "%252e%252e%252fapp.py", "..%252fapp.py", "..\\app.py", "..%5capp.py", "%2fetc%2fpasswd",
-    "....//....//etc/passwd", "js/../../app.py", "js/%2e%2e/%2e%2e/app.py", "%c0%ae%c0%ae/app.py",
+    "../app.py",
+    "../../../../../../etc/passwd",
+    "/etc/passwd",
+    "//etc/passwd",
+    "..%2fapp.py",
+    "%2e%2e/app.py",
+    "%2e%2e%2fapp.py",
+    "%2e%2e%2f%2e%2e%2f%2e%2e%2fpyproject.toml",
+    "%252e%252e%252fapp.py",
+    "..%252fapp.py",
+    "..\\app.py",
+    "..%5capp.py",
+    "%2fetc%2fpasswd",
+    "....//....//etc/passwd",
+    "js/../../app.py",
+    "js/%2e%2e/%2e%2e/app.py",
+    "%c0%ae%c0%ae/app.py",
 ]
 
 
@@ -67,8 +80,15 @@ def test_safe_join(tmp_path):
     root = tmp_path / "runs"
     assert safe_join(root, "a") == (root / "a").resolve()
     assert safe_join(root, "a/../a") == (root / "a").resolve()
-    for bad in ("../outside.txt", "a/../../outside.txt", str(tmp_path / "outside.txt"), "/etc/passwd", "link", "",
-                "a\x00b"):
+    for bad in (
+        "../outside.txt",
+        "a/../../outside.txt",
+        str(tmp_path / "outside.txt"),
+        "/etc/passwd",
+        "link",
+        "",
+        "a\x00b",
+    ):
         with pytest.raises(NotFound):
             safe_join(root, bad)
 
@@ -85,9 +105,10 @@ def test_explain_and_feature_routes_cannot_name_files(client, path):
 
 def test_runs_routes_cannot_leave_the_runs_folder(tmp_path):
     from fastapi.testclient import TestClient
-    from hardening_helpers import make_registry
 
     from convscope.server import create_app
+
+    from hardening_helpers import make_registry
 
     runs = tmp_path / "runs"
     (runs / "a").mkdir(parents=True)
@@ -100,8 +121,16 @@ def test_runs_routes_cannot_leave_the_runs_folder(tmp_path):
         names = [r["name"] for r in c.get("/api/runs").json()["runs"]]
         assert names == ["a"]  # the symlink out of the folder is not listed
         assert c.get("/api/runs/a/metrics").status_code == 200
-        for bad in ["../outside", "link", "a/../../outside", str(outside), "%2e%2e/outside", "..%2foutside",
-                    "%252e%252e%252foutside", "a/%2e%2e/%2e%2e/outside"]:
+        for bad in [
+            "../outside",
+            "link",
+            "a/../../outside",
+            str(outside),
+            "%2e%2e/outside",
+            "..%2foutside",
+            "%252e%252e%252foutside",
+            "a/%2e%2e/%2e%2e/outside",
+        ]:
             for tail in ("metrics", "snapshots/1"):
                 r = c.get(f"/api/runs/{bad}/{tail}")
                 assert r.status_code in (400, 404, 422), (bad, r.status_code)

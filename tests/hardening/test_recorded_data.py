@@ -16,9 +16,12 @@ from convscope.models.preprocessing import Preprocessing
 
 def checkpoint(tmp_path: Path, dataset: dict) -> Path:
     net = TinyVGG(in_channels=1, num_classes=2, input_size=(28, 28))
-    meta = {"architecture": {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "num_classes": 2, "input_size": [28, 28]}},
-            "classes": ["a", "b"], "dataset": dataset,
-            "preprocessing": Preprocessing(size=(28, 28), channels=1).to_dict()}
+    meta = {
+        "architecture": {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "num_classes": 2, "input_size": [28, 28]}},
+        "classes": ["a", "b"],
+        "dataset": dataset,
+        "preprocessing": Preprocessing(size=(28, 28), channels=1).to_dict(),
+    }
     return save_checkpoint(tmp_path / "stranger.pt", net.state_dict(), meta)
 
 

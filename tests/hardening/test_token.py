@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
-from hardening_helpers import make_registry
 from fastapi.testclient import TestClient
 
 from convscope.cli.main import main
 from convscope.server import create_app
 from convscope.server.security import TOKEN_ENV, is_loopback, page_url, resolve_token
+
+from hardening_helpers import make_registry
 
 TOKEN = "s3cret-token"
 
@@ -21,9 +22,19 @@ def guarded():
         yield c
 
 
-@pytest.mark.parametrize("path", ["/api/models", "/api/models/default", "/api/models/default/trace",
-                                  "/api/models/default/images/sample-0.png", "/openapi.json", "/docs",
-                                  "/api/nothing-here", "/api"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/models",
+        "/api/models/default",
+        "/api/models/default/trace",
+        "/api/models/default/images/sample-0.png",
+        "/openapi.json",
+        "/docs",
+        "/api/nothing-here",
+        "/api",
+    ],
+)
 def test_every_api_call_needs_the_token(guarded, path):
     assert guarded.get(path).status_code == 401
     assert guarded.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -120,9 +131,13 @@ def test_serve_token_from_flag_or_environment(fake_uvicorn, capsys, monkeypatch)
 def test_serve_allow_host_adds_a_name(fake_uvicorn):
     assert main(["serve", "--model", "default", "--allow-host", "Convscope.Lan"]) == 0
     app, _ = fake_uvicorn[0]
-    for url, status in [("http://convscope.lan:8000", 200), ("http://convscope.lan", 200),
-                        ("http://localhost:8000", 200), ("http://evil.example:8000", 403),
-                        ("http://convscope.lan:9999", 403)]:
+    for url, status in [
+        ("http://convscope.lan:8000", 200),
+        ("http://convscope.lan", 200),
+        ("http://localhost:8000", 200),
+        ("http://evil.example:8000", 403),
+        ("http://convscope.lan:9999", 403),
+    ]:
         with TestClient(app, base_url=url) as c:
             assert c.get("/api/models").status_code == status, url
 

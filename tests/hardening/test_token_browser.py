@@ -4,6 +4,7 @@ every later request (fetches and <img>) carries the token, and without it the pa
 from __future__ import annotations
 
 import pytest
+
 from live_server import LiveServer
 
 pytestmark = pytest.mark.browser

@@ -19,8 +19,19 @@ from convscope.errors import ConvscopeError
 from convscope.models import checkpoint as ckpt_mod
 from convscope.models import load_checkpoint, save_checkpoint
 
-TRAIN = ["train", "--data", "digits", "--model", "tiny-vgg", "--input-size", "16", "--batch-size", "16",
-         "--offline", "--no-progress"]
+TRAIN = [
+    "train",
+    "--data",
+    "digits",
+    "--model",
+    "tiny-vgg",
+    "--input-size",
+    "16",
+    "--batch-size",
+    "16",
+    "--offline",
+    "--no-progress",
+]
 
 
 def epochs_in(metrics: Path) -> list[int]:
@@ -49,17 +60,22 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     killed_log = proc.stdout.read()
-    completed = [int(line.split()[1].split("/")[0]) for line in killed_log.splitlines()
-                 if line.startswith("epoch ")]
+    completed = [int(line.split()[1].split("/")[0]) for line in killed_log.splitlines() if line.startswith("epoch ")]
     saved = load_checkpoint(out / "last.pt")  # intact despite the kill
     saved_epoch = int(saved["train_state"]["epoch"])
     assert saved_epoch >= 1 and saved_epoch >= max(completed, default=0) - 1, (saved_epoch, completed)
 
-    r = subprocess.run([sys.executable, "-m", "convscope", "train", "--resume", "--out", str(out), "--no-progress",
-                        "--offline"], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "convscope", "train", "--resume", "--out", str(out), "--no-progress", "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    resumed = [int(line.split()[1].split("/")[0]) for line in (r.stdout + r.stderr).splitlines()
-               if line.startswith("epoch ")]
+    resumed = [
+        int(line.split()[1].split("/")[0]) for line in (r.stdout + r.stderr).splitlines() if line.startswith("epoch ")
+    ]
     assert resumed and resumed[0] == saved_epoch + 1 and resumed[-1] == 2, r.stdout + r.stderr
     final = load_checkpoint(out / "last.pt")
     assert int(final["train_state"]["epoch"]) == 2
@@ -75,6 +91,7 @@ def _dying_save(after_bytes: int, error: OSError):
         with open(f, "r+b") as fh:
             fh.truncate(after_bytes)
         raise error
+
     return save
 
 
@@ -126,8 +143,9 @@ def refusal(rc: int, err: str, pid: int) -> str:
 def test_two_trainings_into_one_out_one_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path):
     out = tmp_path / "run"
     cmd = convscope(*TRAIN, "--epochs", "100", "--out", str(out))
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)
+    ]
     try:
         deadline = time.time() + 150
         while all(p.poll() is None for p in procs):  # started together: one must be refused at once
@@ -150,8 +168,13 @@ def test_two_trainings_into_one_out_one_is_refused_and_a_dead_writers_lock_is_ta
     assert json.loads((out / ".convscope.lock").read_text())["pid"] == writer.pid
 
     done = int(load_checkpoint(out / "last.pt")["train_state"]["epoch"])
-    taken = subprocess.run(convscope("train", "--resume", "--epochs", str(done + 1), "--out", str(out), "--offline",
-                                     "--no-progress"), capture_output=True, text=True, timeout=150, env=ENV)
+    taken = subprocess.run(
+        convscope("train", "--resume", "--epochs", str(done + 1), "--out", str(out), "--offline", "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=ENV,
+    )
     assert taken.returncode == 0, taken.stderr
     assert f"took over the lock of pid {writer.pid}" in taken.stderr
     assert not (out / ".convscope.lock").exists()
@@ -161,14 +184,20 @@ def test_two_trainings_into_one_out_one_is_refused_and_a_dead_writers_lock_is_ta
 
 # -- a real full disk ---------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def small_disk(tmp_path):
     """A folder that runs out of room: a 256 KiB tmpfs where mounting is allowed (root), else the
     child's ``ulimit -f`` of 48 KiB (EFBIG). Yields (folder, preexec_fn, the expected reason)."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
-                                                   capture_output=True).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     if mounted:
         try:
             yield folder, None, "no space left on the device"
@@ -183,14 +212,21 @@ def small_disk(tmp_path):
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
+
     yield folder, limit, "the file size limit (ulimit -f) was reached"
 
 
 def test_a_real_full_disk_ends_training_with_one_line(small_disk):
     folder, preexec, reason = small_disk
     out = folder / "run"
-    r = subprocess.run(convscope(*TRAIN, "--epochs", "30", "--out", str(out)), capture_output=True, text=True,
-                       timeout=300, env=ENV, preexec_fn=preexec)
+    r = subprocess.run(
+        convscope(*TRAIN, "--epochs", "30", "--out", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+        preexec_fn=preexec,
+    )
     err = r.stderr
     assert r.returncode == 2, err
     assert "Traceback" not in err + r.stdout and "Exception in thread" not in err, err

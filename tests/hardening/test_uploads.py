@@ -9,8 +9,9 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from hardening_helpers import encode, gradient_rgb, make_registry
 from PIL import Image
+
+from hardening_helpers import encode, gradient_rgb, make_registry
 
 URL = "/api/models/{}/images"
 
@@ -21,6 +22,7 @@ def upload(client, data: bytes, model: str = "tiny-vgg", name: str = "x"):
 
 def png_header_only(width: int, height: int, mode_bits: tuple[int, int] = (8, 2)) -> bytes:
     """A PNG whose IHDR claims ``width x height`` but holds one tiny IDAT: decoding it would be huge."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
@@ -33,12 +35,15 @@ def expected_input(registry, model: str, pil: Image.Image) -> torch.Tensor:
     return m.batch(m.preprocess(pil))
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"hello, I am not an image" * 10, "not an image"),
-    (b"%PDF-1.4\n" + bytes(range(256)) * 4, "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, ""),  # a PNG signature and garbage
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"hello, I am not an image" * 10, "not an image"),
+        (b"%PDF-1.4\n" + bytes(range(256)) * 4, "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, ""),  # a PNG signature and garbage
+    ],
+)
 def test_not_images_are_400_with_a_reason(client, data, words):
     r = upload(client, data)
     assert r.status_code == 400, r.text
@@ -64,11 +69,14 @@ def test_corrupted_bytes_never_500(client):
         assert r.status_code in (200, 400, 413), r.text
 
 
-@pytest.mark.parametrize("w, h, status", [
-    (8000, 8000, 413),      # 64 megapixels: over the explorer's own limit (40 MP), below Pillow's guard
-    (50000, 50000, 413),    # 2.5 gigapixels: Pillow's decompression-bomb guard
-    (1, 2**31 - 1, 413),
-])
+@pytest.mark.parametrize(
+    "w, h, status",
+    [
+        (8000, 8000, 413),  # 64 megapixels: over the explorer's own limit (40 MP), below Pillow's guard
+        (50000, 50000, 413),  # 2.5 gigapixels: Pillow's decompression-bomb guard
+        (1, 2**31 - 1, 413),
+    ],
+)
 def test_huge_dimensions_refused_before_decoding(client, w, h, status):
     data = png_header_only(w, h)
     assert len(data) < 200
@@ -157,7 +165,7 @@ def test_cmyk_jpeg_matches_its_rgb_conversion(client, registry):
 
 def _with_alpha(im: Image.Image) -> Image.Image:
     alpha = np.zeros(im.size[::-1], np.uint8)
-    alpha[:, im.size[0] // 2:] = 255
+    alpha[:, im.size[0] // 2 :] = 255
     im.putalpha(Image.fromarray(alpha))
     return im
 
@@ -191,8 +199,12 @@ def test_transparent_pixels_composite_on_white(client, registry):
     r = upload(client, encode(Image.fromarray(rgba), "PNG"))
     assert r.status_code == 200
     white = Image.fromarray(np.full((32, 32, 3), 255, np.uint8))
-    torch.testing.assert_close(registry.input_batch("tiny-vgg", r.json()["image"]),
-                               expected_input(registry, "tiny-vgg", white), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        registry.input_batch("tiny-vgg", r.json()["image"]),
+        expected_input(registry, "tiny-vgg", white),
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 def test_bad_uploads_leave_no_stuck_worker(client):

@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pl = pytest.importorskip("lightning.pytorch", reason="the Lightning callback is an extra: pip install convscope[lightning]")
+pl = pytest.importorskip(
+    "lightning.pytorch", reason="the Lightning callback is an extra: pip install convscope[lightning]"
+)
 
 from convscope.data import load_splits  # noqa: E402
 from convscope.integrations.lightning import ConvscopeCallback  # noqa: E402
@@ -49,8 +51,11 @@ def loaders():
     splits = load_splits("digits", seed=0)
     sets = [splits[s].conform(PREP) for s in ("train", "val")]
     data = [torch.utils.data.TensorDataset(PREP.normalize(d.images), d.labels) for d in sets]
-    return (torch.utils.data.DataLoader(data[0], batch_size=64, shuffle=True),
-            torch.utils.data.DataLoader(data[1], batch_size=512), sets[1])
+    return (
+        torch.utils.data.DataLoader(data[0], batch_size=64, shuffle=True),
+        torch.utils.data.DataLoader(data[1], batch_size=512),
+        sets[1],
+    )
 
 
 def test_a_lightning_fit_writes_a_run_the_training_view_draws(tmp_path):
@@ -63,11 +68,19 @@ def test_a_lightning_fit_writes_a_run_the_training_view_draws(tmp_path):
     torch.manual_seed(0)
     train_loader, val_loader, val_set = loaders()
     module = Digits()
-    callback = ConvscopeCallback(tmp_path / "runs" / "lit", model=module.net, classes=val_set.classes,
-                                 preprocessing=PREP, log=lambda m: None)
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=TensorBoardLogger(tmp_path / "runs", name="tb"),
-                         callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, log_every_n_steps=5)
+    callback = ConvscopeCallback(
+        tmp_path / "runs" / "lit", model=module.net, classes=val_set.classes, preprocessing=PREP, log=lambda m: None
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=TensorBoardLogger(tmp_path / "runs", name="tb"),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=5,
+    )
     trainer.fit(module, train_loader, val_loader)
     folder = tmp_path / "runs" / "lit"
 

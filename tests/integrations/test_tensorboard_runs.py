@@ -58,17 +58,33 @@ def write_keras_style(folder):
     for split, losses in (("train", [0.9, 0.6]), ("validation", [1.0, 0.8])):
         writer = EventFileWriter(str(folder / split))
         for step, loss in enumerate(losses):
-            value = summary_pb2.Summary.Value(tag="epoch_loss", metadata=metadata.create_summary_metadata("", ""),
-                                              tensor=tensor_util.make_tensor_proto(np.float32(loss)))
-            writer.add_event(event_pb2.Event(step=step, wall_time=1.0 + step, summary=summary_pb2.Summary(value=[value])))
+            value = summary_pb2.Summary.Value(
+                tag="epoch_loss",
+                metadata=metadata.create_summary_metadata("", ""),
+                tensor=tensor_util.make_tensor_proto(np.float32(loss)),
+            )
+            writer.add_event(
+                event_pb2.Event(step=step, wall_time=1.0 + step, summary=summary_pb2.Summary(value=[value]))
+            )
         writer.close()
 
 
 def test_tag_names_map_onto_the_record_keys():
-    cases = {"loss/train": "train_loss", "Loss/val": "val_loss", "train/loss_epoch": "train_loss",
-             "val_acc_epoch": "val_acc", "validation/epoch_accuracy": "val_acc", "epoch_loss": "train_loss",
-             "lr-Adam": "lr", "learning_rate": "lr", "epoch": "epoch", "train_loss_step": None, "test_loss": None,
-             "top5_acc": None, "step/loss": None}
+    cases = {
+        "loss/train": "train_loss",
+        "Loss/val": "val_loss",
+        "train/loss_epoch": "train_loss",
+        "val_acc_epoch": "val_acc",
+        "validation/epoch_accuracy": "val_acc",
+        "epoch_loss": "train_loss",
+        "lr-Adam": "lr",
+        "learning_rate": "lr",
+        "epoch": "epoch",
+        "train_loss_step": None,
+        "test_loss": None,
+        "top5_acc": None,
+        "step/loss": None,
+    }
     assert {tag: canonical_metric(tag) for tag in cases} == cases
 
 

@@ -37,23 +37,79 @@ h5py = pytest.importorskip("h5py")  # the keras extra (in all)
 SEQUENTIAL_INPUT = (16, 13, 3)
 SEQUENTIAL = [
     ("InputLayer", "input_1", {}, [], []),
-    ("Conv2D", "conv_same", dict(filters=6, kernel_size=[3, 3], strides=[1, 1], padding="same", dilation_rate=[1, 1],
-                                 activation="relu", use_bias=True), [], ["kernel", "bias"]),
-    ("DepthwiseConv2D", "depthwise", dict(kernel_size=[3, 3], strides=[2, 2], padding="same", depth_multiplier=2,
-                                          dilation_rate=[1, 1], activation="linear", use_bias=True), [],
-     ["depthwise_kernel", "bias"]),
-    ("BatchNormalization", "bn", dict(momentum=0.99, epsilon=1e-3, center=True, scale=True), [],
-     ["gamma", "beta", "moving_mean", "moving_variance"]),
+    (
+        "Conv2D",
+        "conv_same",
+        dict(
+            filters=6,
+            kernel_size=[3, 3],
+            strides=[1, 1],
+            padding="same",
+            dilation_rate=[1, 1],
+            activation="relu",
+            use_bias=True,
+        ),
+        [],
+        ["kernel", "bias"],
+    ),
+    (
+        "DepthwiseConv2D",
+        "depthwise",
+        dict(
+            kernel_size=[3, 3],
+            strides=[2, 2],
+            padding="same",
+            depth_multiplier=2,
+            dilation_rate=[1, 1],
+            activation="linear",
+            use_bias=True,
+        ),
+        [],
+        ["depthwise_kernel", "bias"],
+    ),
+    (
+        "BatchNormalization",
+        "bn",
+        dict(momentum=0.99, epsilon=1e-3, center=True, scale=True),
+        [],
+        ["gamma", "beta", "moving_mean", "moving_variance"],
+    ),
     ("LeakyReLU", "leaky", dict(alpha=0.1), [], []),
-    ("SeparableConv2D", "separable", dict(filters=5, kernel_size=[3, 3], strides=[1, 1], padding="same",
-                                          depth_multiplier=1, dilation_rate=[2, 2], activation="linear", use_bias=True),
-     [], ["depthwise_kernel", "pointwise_kernel", "bias"]),
+    (
+        "SeparableConv2D",
+        "separable",
+        dict(
+            filters=5,
+            kernel_size=[3, 3],
+            strides=[1, 1],
+            padding="same",
+            depth_multiplier=1,
+            dilation_rate=[2, 2],
+            activation="linear",
+            use_bias=True,
+        ),
+        [],
+        ["depthwise_kernel", "pointwise_kernel", "bias"],
+    ),
     ("MaxPooling2D", "pool_same", dict(pool_size=[3, 3], strides=[2, 2], padding="same"), [], []),
     ("ReLU", "relu", dict(max_value=None, negative_slope=0.0, threshold=0.0), [], []),
     ("AveragePooling2D", "avg", dict(pool_size=[2, 2], strides=[1, 1], padding="valid"), [], []),
     ("ELU", "elu", dict(alpha=0.5), [], []),
-    ("Conv2D", "conv_valid", dict(filters=4, kernel_size=[2, 1], strides=[1, 1], padding="valid",
-                                  dilation_rate=[1, 1], activation="linear", use_bias=False), [], ["kernel"]),
+    (
+        "Conv2D",
+        "conv_valid",
+        dict(
+            filters=4,
+            kernel_size=[2, 1],
+            strides=[1, 1],
+            padding="valid",
+            dilation_rate=[1, 1],
+            activation="linear",
+            use_bias=False,
+        ),
+        [],
+        ["kernel"],
+    ),
     ("Activation", "act", dict(activation="tanh"), [], []),
     ("Flatten", "flatten", {}, [], []),
     ("Dense", "hidden", dict(units=8, activation="sigmoid", use_bias=True), [], ["kernel", "bias"]),
@@ -63,27 +119,84 @@ SEQUENTIAL = [
 FUNCTIONAL_INPUT = (10, 9, 3)
 FUNCTIONAL = [
     ("InputLayer", "image", {}, [], []),
-    ("Conv2D", "conv_a", dict(filters=4, kernel_size=[3, 3], strides=[1, 1], padding="same", dilation_rate=[1, 1],
-                              activation="relu", use_bias=True), ["image"], ["kernel", "bias"]),
-    ("Conv2D", "conv_b", dict(filters=4, kernel_size=[3, 3], strides=[1, 1], padding="same", dilation_rate=[2, 2],
-                              activation="linear", use_bias=True), ["conv_a"], ["kernel", "bias"]),
+    (
+        "Conv2D",
+        "conv_a",
+        dict(
+            filters=4,
+            kernel_size=[3, 3],
+            strides=[1, 1],
+            padding="same",
+            dilation_rate=[1, 1],
+            activation="relu",
+            use_bias=True,
+        ),
+        ["image"],
+        ["kernel", "bias"],
+    ),
+    (
+        "Conv2D",
+        "conv_b",
+        dict(
+            filters=4,
+            kernel_size=[3, 3],
+            strides=[1, 1],
+            padding="same",
+            dilation_rate=[2, 2],
+            activation="linear",
+            use_bias=True,
+        ),
+        ["conv_a"],
+        ["kernel", "bias"],
+    ),
     ("Add", "merge", {}, ["conv_a", "conv_b"], []),
-    ("Conv2D", "side", dict(filters=3, kernel_size=[1, 1], strides=[1, 1], padding="valid", dilation_rate=[1, 1],
-                            activation="linear", use_bias=True), ["image"], ["kernel", "bias"]),
+    (
+        "Conv2D",
+        "side",
+        dict(
+            filters=3,
+            kernel_size=[1, 1],
+            strides=[1, 1],
+            padding="valid",
+            dilation_rate=[1, 1],
+            activation="linear",
+            use_bias=True,
+        ),
+        ["image"],
+        ["kernel", "bias"],
+    ),
     ("Concatenate", "joined", dict(axis=-1), ["merge", "side"], []),
-    ("BatchNormalization", "bn", dict(momentum=0.99, epsilon=1e-3, center=True, scale=True), ["joined"],
-     ["gamma", "beta", "moving_mean", "moving_variance"]),
+    (
+        "BatchNormalization",
+        "bn",
+        dict(momentum=0.99, epsilon=1e-3, center=True, scale=True),
+        ["joined"],
+        ["gamma", "beta", "moving_mean", "moving_variance"],
+    ),
     ("MaxPooling2D", "pool", dict(pool_size=[2, 2], strides=[2, 2], padding="valid"), ["bn"], []),
     ("Flatten", "flat", {}, ["pool"], []),
     ("Dense", "out", dict(units=6, activation="softmax", use_bias=True), ["flat"], ["kernel", "bias"]),
 ]
 MODELS = {"sequential": (SEQUENTIAL, SEQUENTIAL_INPUT), "functional": (FUNCTIONAL, FUNCTIONAL_INPUT)}
 # Keras' snake case of each class (how .keras addresses a layer's variables), spelled out
-SNAKE = {"InputLayer": "input_layer", "Conv2D": "conv2d", "DepthwiseConv2D": "depthwise_conv2d",
-         "SeparableConv2D": "separable_conv2d", "BatchNormalization": "batch_normalization", "Dense": "dense",
-         "LeakyReLU": "leaky_re_lu", "MaxPooling2D": "max_pooling2d", "ReLU": "re_lu", "ELU": "elu",
-         "AveragePooling2D": "average_pooling2d", "Activation": "activation", "Flatten": "flatten",
-         "Dropout": "dropout", "Add": "add", "Concatenate": "concatenate"}
+SNAKE = {
+    "InputLayer": "input_layer",
+    "Conv2D": "conv2d",
+    "DepthwiseConv2D": "depthwise_conv2d",
+    "SeparableConv2D": "separable_conv2d",
+    "BatchNormalization": "batch_normalization",
+    "Dense": "dense",
+    "LeakyReLU": "leaky_re_lu",
+    "MaxPooling2D": "max_pooling2d",
+    "ReLU": "re_lu",
+    "ELU": "elu",
+    "AveragePooling2D": "average_pooling2d",
+    "Activation": "activation",
+    "Flatten": "flatten",
+    "Dropout": "dropout",
+    "Add": "add",
+    "Concatenate": "concatenate",
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,10 +214,12 @@ def _windows(x, k, s, d, padding, fill=0.0):
     n, h, w, c = x.shape
     (t, b), (left, r) = (_same(h, kh, sh, dh), _same(w, kw, sw, dw)) if padding == "same" else ((0, 0), (0, 0))
     xp = np.full((n, h + t + b, w + left + r, c), fill)
-    xp[:, t:t + h, left:left + w] = x
+    xp[:, t : t + h, left : left + w] = x
     oh, ow = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1, (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    return [[xp[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw] for j in range(kw)]
-            for i in range(kh)]
+    return [
+        [xp[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw] for j in range(kw)]
+        for i in range(kh)
+    ]
 
 
 def conv2d(x, kernel, stride, dilation, padding):
@@ -126,10 +241,13 @@ def pool(x, size, stride, padding, kind):
 
 
 ACTIVATIONS = {
-    "linear": lambda x: x, "relu": lambda x: np.maximum(x, 0), "tanh": np.tanh,
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "tanh": np.tanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "softmax": lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1,
-                                                                                                  keepdims=True),
+    "softmax": lambda x: (
+        np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    ),
 }
 
 
@@ -188,8 +306,11 @@ def _weight_shapes(kind, o, shape) -> dict[str, tuple[int, ...]]:
     if kind == "DepthwiseConv2D":
         return {"depthwise_kernel": (*k, cin, o["depth_multiplier"]), "bias": (cin * o["depth_multiplier"],)}
     if kind == "SeparableConv2D":
-        return {"depthwise_kernel": (*k, cin, 1), "pointwise_kernel": (1, 1, cin, o["filters"]),
-                "bias": (o["filters"],)}
+        return {
+            "depthwise_kernel": (*k, cin, 1),
+            "pointwise_kernel": (1, 1, cin, o["filters"]),
+            "bias": (o["filters"],),
+        }
     if kind == "BatchNormalization":
         return dict.fromkeys(("gamma", "beta", "moving_mean", "moving_variance"), (cin,))
     return {"kernel": (math.prod(shape), o["units"]), "bias": (o["units"],)}  # Dense
@@ -233,9 +354,15 @@ def keras2_config(layers, input_shape, functional: bool) -> dict:
         entries.append(entry)
     if not functional:
         return {"class_name": "Sequential", "config": {"name": "sequential", "layers": entries}}
-    return {"class_name": "Functional", "config": {"name": "model", "layers": entries,
-                                                   "input_layers": [[layers[0][1], 0, 0]],
-                                                   "output_layers": [[layers[-1][1], 0, 0]]}}
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "model",
+            "layers": entries,
+            "input_layers": [[layers[0][1], 0, 0]],
+            "output_layers": [[layers[-1][1], 0, 0]],
+        },
+    }
 
 
 def keras3_config(layers, input_shape, functional: bool, weights) -> dict:
@@ -258,23 +385,44 @@ def keras3_config(layers, input_shape, functional: bool, weights) -> dict:
         entry = {"module": "keras.layers", "class_name": kind, "config": config, "registered_name": None}
         sources = inbound or ([prev] if prev else [])
         if kind != "InputLayer":
-            entry["build_config"] = {"input_shape": shapes[sources[0]] if len(sources) == 1
-                                     else [shapes[n] for n in sources]}
+            entry["build_config"] = {
+                "input_shape": shapes[sources[0]] if len(sources) == 1 else [shapes[n] for n in sources]
+            }
         if functional:
-            tensors = [{"class_name": "__keras_tensor__", "config": {"shape": shapes[n], "dtype": "float32",
-                                                                     "keras_history": [n, 0, 0]}} for n in inbound]
+            tensors = [
+                {
+                    "class_name": "__keras_tensor__",
+                    "config": {"shape": shapes[n], "dtype": "float32", "keras_history": [n, 0, 0]},
+                }
+                for n in inbound
+            ]
             args = [tensors] if len(tensors) > 1 else tensors
             entry.update(name=name, inbound_nodes=[{"args": args, "kwargs": {}}] if inbound else [])
         entries.append(entry)
         prev = name
     if not functional:
-        return {"module": "keras", "class_name": "Sequential", "registered_name": None,
-                "config": {"name": "sequential", "trainable": True, "dtype": policy, "layers": entries},
-                "build_config": {"input_shape": [None, *input_shape]}, "compile_config": None}
-    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-            "config": {"name": "functional", "trainable": True, "layers": entries,
-                       "input_layers": [[layers[0][1], 0, 0]], "output_layers": [[layers[-1][1], 0, 0]]},
-            "build_config": {"input_shape": [None, *input_shape]}, "compile_config": None}
+        return {
+            "module": "keras",
+            "class_name": "Sequential",
+            "registered_name": None,
+            "config": {"name": "sequential", "trainable": True, "dtype": policy, "layers": entries},
+            "build_config": {"input_shape": [None, *input_shape]},
+            "compile_config": None,
+        }
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": "functional",
+            "trainable": True,
+            "layers": entries,
+            "input_layers": [[layers[0][1], 0, 0]],
+            "output_layers": [[layers[-1][1], 0, 0]],
+        },
+        "build_config": {"input_shape": [None, *input_shape]},
+        "compile_config": None,
+    }
 
 
 def write_h5(path: Path, layers, input_shape, weights, functional: bool, config: dict | None = None) -> Path:
@@ -313,14 +461,22 @@ def keras_weights_h5(layers, weights, functional: bool) -> bytes:
     return buffer.getvalue()
 
 
-def write_keras(path: Path, layers, input_shape, weights, functional: bool, config: dict | None = None,
-                weights_h5: bytes | None = None) -> Path:
+def write_keras(
+    path: Path,
+    layers,
+    input_shape,
+    weights,
+    functional: bool,
+    config: dict | None = None,
+    weights_h5: bytes | None = None,
+) -> Path:
     config = config or keras3_config(layers, input_shape, functional, weights)
     with zipfile.ZipFile(path, "w") as zf:  # Keras writes its members stored
         zf.writestr("metadata.json", json.dumps({"keras_version": "3.5.0", "date_saved": "2024-09-01@12:00:00"}))
         zf.writestr("config.json", json.dumps(config))
-        zf.writestr("model.weights.h5", weights_h5 if weights_h5 is not None
-                    else keras_weights_h5(layers, weights, functional))
+        zf.writestr(
+            "model.weights.h5", weights_h5 if weights_h5 is not None else keras_weights_h5(layers, weights, functional)
+        )
     return path
 
 
@@ -333,10 +489,17 @@ def write_tfjs(folder: Path, layers, input_shape, weights, functional: bool) -> 
             array = weights[name][n]
             entries.append({"name": f"{name}/{n}", "shape": list(array.shape), "dtype": "float32"})
             data += array.astype("<f4").tobytes()
-    spec = {"format": "layers-model", "generatedBy": "keras v2.15.0", "convertedBy": "TensorFlow.js Converter v4.17.0",
-            "modelTopology": {"keras_version": "2.15.0", "backend": "tensorflow",
-                              "model_config": keras2_config(layers, input_shape, functional)},
-            "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": entries}]}
+    spec = {
+        "format": "layers-model",
+        "generatedBy": "keras v2.15.0",
+        "convertedBy": "TensorFlow.js Converter v4.17.0",
+        "modelTopology": {
+            "keras_version": "2.15.0",
+            "backend": "tensorflow",
+            "model_config": keras2_config(layers, input_shape, functional),
+        },
+        "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": entries}],
+    }
     (folder / "model.json").write_text(json.dumps(spec))
     (folder / "group1-shard1of1.bin").write_bytes(data)
     return folder / "model.json"
@@ -414,13 +577,27 @@ def test_functional_children_and_trace_carry_the_keras_names(files):
     assert children == ["conv_a", "conv_a_relu", "conv_b", "merge", "side", "joined", "bn", "pool", "flat", "out"]
     trace = cs.trace(model, torch.rand(1, 3, 10, 9))
     kinds = {r.name: r.kind for r in trace}
-    assert kinds == {"input": "input", "conv_a": "conv", "conv_a_relu": "relu", "conv_b": "conv", "merge": "add",
-                     "side": "conv", "joined": "concat", "bn": "batchnorm", "pool": "maxpool", "flat": "flatten",
-                     "out": "linear"}  # the merges too are recorded under their Keras names
+    assert kinds == {
+        "input": "input",
+        "conv_a": "conv",
+        "conv_a_relu": "relu",
+        "conv_b": "conv",
+        "merge": "add",
+        "side": "conv",
+        "joined": "concat",
+        "bn": "batchnorm",
+        "pool": "maxpool",
+        "flat": "flatten",
+        "out": "linear",
+    }  # the merges too are recorded under their Keras names
     assert trace["merge"].inputs == ["conv_a_relu", "conv_b"] and trace["joined"].inputs == ["merge", "side"]
     sequential = cs.load_model(files["sequential", ".keras"])
-    assert [n for n, _ in sequential.net.named_children()][:4] == ["conv_same", "conv_same_relu", "depthwise_pad",
-                                                                   "depthwise"]
+    assert [n for n, _ in sequential.net.named_children()][:4] == [
+        "conv_same",
+        "conv_same_relu",
+        "depthwise_pad",
+        "depthwise",
+    ]
     assert [n for n, _ in sequential.net.get_submodule("separable").named_children()] == ["depthwise", "pointwise"]
 
 
@@ -434,8 +611,9 @@ def test_unknown_layer_class_is_one_line_naming_layer_and_class(tmp_path, weight
     entry = next(e for e in config["config"]["layers"] if e["config"]["name"] == "pool_same")
     entry["class_name"] = "Cropping2D"
     path = writer(tmp_path / f"m{suffix}", SEQUENTIAL, SEQUENTIAL_INPUT, w, False, config=config)
-    with pytest.raises(ConvscopeError, match=r"layer 'pool_same' is a Keras 'Cropping2D', which convscope cannot") \
-            as info:
+    with pytest.raises(
+        ConvscopeError, match=r"layer 'pool_same' is a Keras 'Cropping2D', which convscope cannot"
+    ) as info:
         cs.load_model(path)
     assert "\n" not in str(info.value)
 
@@ -451,8 +629,9 @@ def test_keras3_addresses_variables_by_class_not_by_layer_name(tmp_path, weights
             group = h.create_group(f"layers/{name}").create_group("vars")
             for i, n in enumerate(names):
                 group[str(i)] = w[name][n]
-    by_name = write_keras(tmp_path / "by-name.keras", SEQUENTIAL, SEQUENTIAL_INPUT, w, False,
-                          weights_h5=buffer.getvalue())
+    by_name = write_keras(
+        tmp_path / "by-name.keras", SEQUENTIAL, SEQUENTIAL_INPUT, w, False, weights_h5=buffer.getvalue()
+    )
     with pytest.raises(ConvscopeError, match=r"layer 'conv_same' \(Conv2D\) has no weights in the file"):
         cs.load_model(by_name)
 
@@ -461,8 +640,11 @@ def test_keras3_addresses_variables_by_class_not_by_layer_name(tmp_path, weights
 def test_layer_named_like_a_module_attribute_is_refused(tmp_path, weights, suffix):
     """A child named 'forward' or 'training' cannot be added to a module (the TF.js loader raised KeyError)."""
     layers = [(k, "forward" if n == "leaky" else n, o, i, w) for k, n, o, i, w in SEQUENTIAL[:5]]
-    path = write_h5(tmp_path / "m.h5", layers, SEQUENTIAL_INPUT, weights["sequential"], False) if suffix == ".h5" \
+    path = (
+        write_h5(tmp_path / "m.h5", layers, SEQUENTIAL_INPUT, weights["sequential"], False)
+        if suffix == ".h5"
         else write_tfjs(tmp_path / "tfjs", layers, SEQUENTIAL_INPUT, weights["sequential"], False)
+    )
     with pytest.raises(ConvscopeError, match="'forward' is not a usable name"):
         cs.load_model(path)
 
@@ -479,10 +661,14 @@ def test_hostile_h5_files_are_refused_before_reading(tmp_path, weights):
             make(f, dataset)
 
     cases = [
-        (lambda f, d: f.create_dataset(d, shape=(65536, 65536, 4), dtype="f4", chunks=(1, 64, 4)),
-         r"more than the \d+ bytes of float32"),  # declared, never written: the file stays small
-        (lambda f, d: f.create_dataset(d, shape=(24, 1), dtype="<f4", external=[(str(secret), 0, 96)]),
-         "keeps its data in other files"),
+        (
+            lambda f, d: f.create_dataset(d, shape=(65536, 65536, 4), dtype="f4", chunks=(1, 64, 4)),
+            r"more than the \d+ bytes of float32",
+        ),  # declared, never written: the file stays small
+        (
+            lambda f, d: f.create_dataset(d, shape=(24, 1), dtype="<f4", external=[(str(secret), 0, 96)]),
+            "keeps its data in other files",
+        ),
         (lambda f, d: f.__setitem__(d, h5py.SoftLink("/model_weights/hidden/hidden/bias:0")), "SoftLink"),
         (lambda f, d: f.__setitem__(d, h5py.ExternalLink(str(secret), "/x")), "ExternalLink"),
         (lambda f, d: f.create_dataset(d, data=np.zeros((24, 8), dtype="i4")), "not float16/32/64"),
@@ -530,13 +716,20 @@ class _Genuine(tuple):
 @pytest.fixture(scope="module")
 def genuine(weights):
     w = weights["functional"]
-    return _Genuine((keras2_config(FUNCTIONAL, FUNCTIONAL_INPUT, True),
-                     keras3_config(SEQUENTIAL, SEQUENTIAL_INPUT, False, weights["sequential"]),
-                     keras_weights_h5(SEQUENTIAL, weights["sequential"], False), w, weights["sequential"]))
+    return _Genuine(
+        (
+            keras2_config(FUNCTIONAL, FUNCTIONAL_INPUT, True),
+            keras3_config(SEQUENTIAL, SEQUENTIAL_INPUT, False, weights["sequential"]),
+            keras_weights_h5(SEQUENTIAL, weights["sequential"], False),
+            w,
+            weights["sequential"],
+        )
+    )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_fuzzed_h5_model_config_raises_only_convscope_errors(genuine, tmp_path_factory, data):
     config = copy.deepcopy(genuine[0])
@@ -551,8 +744,9 @@ def test_fuzzed_h5_model_config_raises_only_convscope_errors(genuine, tmp_path_f
     accepted_or_refused(lambda: cs.load_model(path))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_fuzzed_keras_zips_raise_only_convscope_errors(genuine, tmp_path_factory, data):
     config, weights_h5 = copy.deepcopy(genuine[1]), bytearray(genuine[2])
@@ -578,7 +772,7 @@ def test_fuzzed_keras_zips_raise_only_convscope_errors(genuine, tmp_path_factory
         for _ in range(data.draw(st.integers(0, 4), label="flips")):
             at = data.draw(st.integers(0, len(raw) - 1), label="at")
             raw[at] = data.draw(st.integers(0, 255), label="byte")
-        path.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw)), label="length")]))
+        path.write_bytes(bytes(raw[: data.draw(st.integers(0, len(raw)), label="length")]))
     accepted_or_refused(lambda: cs.load_model(path))
 
 

@@ -32,8 +32,10 @@ def tiny_vgg(cnn_explainer_dir):
 
 def _child_outputs(net: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     outputs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o.detach()))
-             for n, m in net.named_children()]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o.detach()))
+        for n, m in net.named_children()
+    ]
     try:
         with torch.no_grad():
             y = net(x)
@@ -45,8 +47,20 @@ def _child_outputs(net: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tor
 
 def test_structure_names_and_preprocessing(tiny_vgg):
     names = [n for n, _ in tiny_vgg.net.named_children()]
-    assert names == ["conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1", "conv_2_1", "relu_2_1",
-                     "conv_2_2", "relu_2_2", "max_pool_2", "flatten", "output"]
+    assert names == [
+        "conv_1_1",
+        "relu_1_1",
+        "conv_1_2",
+        "relu_1_2",
+        "max_pool_1",
+        "conv_2_1",
+        "relu_2_1",
+        "conv_2_2",
+        "relu_2_2",
+        "max_pool_2",
+        "flatten",
+        "output",
+    ]
     assert sum(p.numel() for p in tiny_vgg.net.parameters()) == 19_920
     assert tiny_vgg.input_shape == (3, 64, 64)
     assert tiny_vgg.preprocessing.mean == (0.0,) and tiny_vgg.preprocessing.std == (255.0,)
@@ -80,8 +94,9 @@ def test_pillow_decoded_images_match_tfjs_probabilities(tiny_vgg, reference, cnn
     images = reference["images"]
     assert len(images) == 20
     files = sorted(images)
-    batch = torch.stack([tiny_vgg.preprocess(Image.open(cnn_explainer_dir / "images" / f).convert("RGB"))
-                         for f in files])
+    batch = torch.stack(
+        [tiny_vgg.preprocess(Image.open(cnn_explainer_dir / "images" / f).convert("RGB")) for f in files]
+    )
     assert batch.shape == (20, 3, 64, 64)
     with torch.no_grad():
         probs = tiny_vgg.net(batch).softmax(-1).numpy()
@@ -112,7 +127,9 @@ def test_short_or_long_shard_is_named(model_copy):
     shard = model_copy.parent / "group1-shard1of1.bin"
     data = shard.read_bytes()
     shard.write_bytes(data[:-40])  # sizes are compared before any shard is read
-    with pytest.raises(ConvscopeError, match=r"group1-shard1of1\.bin hold 79640 bytes but the manifest describes 79680"):
+    with pytest.raises(
+        ConvscopeError, match=r"group1-shard1of1\.bin hold 79640 bytes but the manifest describes 79680"
+    ):
         load_tfjs_model(model_copy)
     shard.write_bytes(data + b"\0" * 8)
     with pytest.raises(ConvscopeError, match="hold 79688 bytes.*do not belong"):
@@ -152,22 +169,22 @@ def _np_conv(x, kernel, bias, stride, padding):
     """Keras Conv2D on one NHWC sample, by explicit loops over the kernel taps."""
     kh, kw, _, _ = kernel.shape
     if padding == "same":
-        (t, b), (l, r) = _tf_same(x.shape[0], kh, stride), _tf_same(x.shape[1], kw, stride)
-        x = np.pad(x, ((t, b), (l, r), (0, 0)))
+        (t, b), (left, r) = _tf_same(x.shape[0], kh, stride), _tf_same(x.shape[1], kw, stride)
+        x = np.pad(x, ((t, b), (left, r), (0, 0)))
     oh, ow = (x.shape[0] - kh) // stride + 1, (x.shape[1] - kw) // stride + 1
     out = np.zeros((oh, ow, kernel.shape[3]), np.float64)
     for i in range(kh):
         for j in range(kw):
-            patch = x[i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            patch = x[i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
             out += patch @ kernel[i, j]
     return out + bias
 
 
 def _np_maxpool_same(x, k, s):
-    (t, b), (l, r) = _tf_same(x.shape[0], k, s), _tf_same(x.shape[1], k, s)
-    x = np.pad(x, ((t, b), (l, r), (0, 0)), constant_values=-np.inf)
+    (t, b), (left, r) = _tf_same(x.shape[0], k, s), _tf_same(x.shape[1], k, s)
+    x = np.pad(x, ((t, b), (left, r), (0, 0)), constant_values=-np.inf)
     oh, ow = (x.shape[0] - k) // s + 1, (x.shape[1] - k) // s + 1
-    return np.stack([[x[i * s:i * s + k, j * s:j * s + k].max(axis=(0, 1)) for j in range(ow)] for i in range(oh)])
+    return np.stack([[x[i * s : i * s + k, j * s : j * s + k].max(axis=(0, 1)) for j in range(ow)] for i in range(oh)])
 
 
 def _write_model(tmp_path: Path, layers: list[dict], weights: list[tuple[str, np.ndarray]]) -> Path:
@@ -178,8 +195,14 @@ def _write_model(tmp_path: Path, layers: list[dict], weights: list[tuple[str, np
     spec = {
         "format": "layers-model",
         "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}},
-        "weightsManifest": [{"paths": ["w1.bin", "w2.bin"], "weights": [
-            {"name": f"sequential/{n}:0", "shape": list(w.shape), "dtype": "float32"} for n, w in weights]}],
+        "weightsManifest": [
+            {
+                "paths": ["w1.bin", "w2.bin"],
+                "weights": [
+                    {"name": f"sequential/{n}:0", "shape": list(w.shape), "dtype": "float32"} for n, w in weights
+                ],
+            }
+        ],
     }
     (tmp_path / "model.json").write_text(json.dumps(spec))
     return tmp_path / "model.json"
@@ -192,14 +215,34 @@ def test_same_padding_strides_batchnorm_and_fused_activations(tmp_path):
     gamma, beta = rng.normal(size=6), rng.normal(size=6)
     mean, var = rng.normal(size=6), rng.uniform(0.5, 2.0, size=6)
     layers = [
-        {"class_name": "Conv2D", "config": {"name": "c1", "batch_input_shape": [None, 11, 9, 3], "filters": 5,
-                                            "kernel_size": [4, 4], "strides": [2, 2], "padding": "same",
-                                            "activation": "relu"}},
-        {"class_name": "Conv2D", "config": {"name": "c2", "filters": 6, "kernel_size": [3, 3], "strides": [1, 1],
-                                            "padding": "same", "activation": "linear"}},
+        {
+            "class_name": "Conv2D",
+            "config": {
+                "name": "c1",
+                "batch_input_shape": [None, 11, 9, 3],
+                "filters": 5,
+                "kernel_size": [4, 4],
+                "strides": [2, 2],
+                "padding": "same",
+                "activation": "relu",
+            },
+        },
+        {
+            "class_name": "Conv2D",
+            "config": {
+                "name": "c2",
+                "filters": 6,
+                "kernel_size": [3, 3],
+                "strides": [1, 1],
+                "padding": "same",
+                "activation": "linear",
+            },
+        },
         {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": -1, "epsilon": 0.001}},
-        {"class_name": "MaxPooling2D", "config": {"name": "pool", "pool_size": [2, 2], "strides": [2, 2],
-                                                  "padding": "same"}},
+        {
+            "class_name": "MaxPooling2D",
+            "config": {"name": "pool", "pool_size": [2, 2], "strides": [2, 2], "padding": "same"},
+        },
         {"class_name": "Flatten", "config": {"name": "flat"}},
         {"class_name": "Dropout", "config": {"name": "drop", "rate": 0.5}},
         {"class_name": "Dense", "config": {"name": "fc", "units": 4, "activation": "tanh"}},
@@ -208,9 +251,20 @@ def test_same_padding_strides_batchnorm_and_fused_activations(tmp_path):
     # shapes: 11x9 -> c1 (stride 2, same) 6x5 -> c2 6x5 -> pool (same) 3x3 -> 54 features
     k3, b3 = rng.normal(size=(54, 4)), rng.normal(size=4)
     k4, b4 = rng.normal(size=(4, 3)), rng.normal(size=3)
-    weights = [("c1/kernel", k1), ("c1/bias", b1), ("c2/kernel", k2), ("c2/bias", b2), ("bn/gamma", gamma),
-               ("bn/beta", beta), ("bn/moving_mean", mean), ("bn/moving_variance", var), ("fc/kernel", k3),
-               ("fc/bias", b3), ("out/kernel", k4), ("out/bias", b4)]
+    weights = [
+        ("c1/kernel", k1),
+        ("c1/bias", b1),
+        ("c2/kernel", k2),
+        ("c2/bias", b2),
+        ("bn/gamma", gamma),
+        ("bn/beta", beta),
+        ("bn/moving_mean", mean),
+        ("bn/moving_variance", var),
+        ("fc/kernel", k3),
+        ("fc/bias", b3),
+        ("out/kernel", k4),
+        ("out/bias", b4),
+    ]
     weights = [(n, w.astype(np.float32)) for n, w in weights]
     model = load_tfjs_model(_write_model(tmp_path, layers, weights))
     assert "c1_relu" in dict(model.net.named_children()) and "c1_pad" in dict(model.net.named_children())
@@ -237,8 +291,16 @@ def test_depthwise_and_average_pooling(tmp_path):
     dk, db = rng.normal(size=(3, 3, 3, 2)).astype(np.float32), rng.normal(size=6).astype(np.float32)
     layers = [
         {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [None, 6, 6, 3]}},
-        {"class_name": "DepthwiseConv2D", "config": {"name": "dw", "kernel_size": [3, 3], "strides": [1, 1],
-                                                     "padding": "valid", "depth_multiplier": 2}},
+        {
+            "class_name": "DepthwiseConv2D",
+            "config": {
+                "name": "dw",
+                "kernel_size": [3, 3],
+                "strides": [1, 1],
+                "padding": "valid",
+                "depth_multiplier": 2,
+            },
+        },
         {"class_name": "AveragePooling2D", "config": {"name": "avg", "pool_size": [2, 2], "padding": "valid"}},
         {"class_name": "GlobalMaxPooling2D", "config": {"name": "gmp"}},
     ]
@@ -248,8 +310,9 @@ def test_depthwise_and_average_pooling(tmp_path):
     expected = np.zeros((4, 4, 6))
     for c in range(3):
         for m in range(2):
-            expected[:, :, c * 2 + m] = _np_conv(x[:, :, c:c + 1], dk[:, :, c:c + 1, m:m + 1], db[c * 2 + m], 1,
-                                                 "valid")[:, :, 0]
+            expected[:, :, c * 2 + m] = _np_conv(
+                x[:, :, c : c + 1], dk[:, :, c : c + 1, m : m + 1], db[c * 2 + m], 1, "valid"
+            )[:, :, 0]
     expected = expected.reshape(2, 2, 2, 2, 6).mean(axis=(1, 3)).max(axis=(0, 1))
     with torch.no_grad():
         ours = model.net(torch.from_numpy(x).permute(2, 0, 1)[None])[0].double().numpy()
@@ -261,15 +324,29 @@ def test_quantised_and_float16_weights(tmp_path):
     q = rng.integers(0, 256, size=(4, 3), dtype=np.uint8)
     scale, minimum = 0.01, -1.2
     bias = rng.normal(size=3).astype(np.float16)
-    layers = [{"class_name": "Flatten", "config": {"name": "flat", "batch_input_shape": [None, 2, 2, 1]}},
-              {"class_name": "Dense", "config": {"name": "fc", "units": 3, "activation": "linear"}}]
+    layers = [
+        {"class_name": "Flatten", "config": {"name": "flat", "batch_input_shape": [None, 2, 2, 1]}},
+        {"class_name": "Dense", "config": {"name": "fc", "units": 3, "activation": "linear"}},
+    ]
     (tmp_path / "w.bin").write_bytes(q.tobytes() + bias.astype("<f2").tobytes())
-    spec = {"format": "layers-model",
-            "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"layers": layers}}},
-            "weightsManifest": [{"paths": ["w.bin"], "weights": [
-                {"name": "fc/kernel", "shape": [4, 3], "dtype": "float32",
-                 "quantization": {"dtype": "uint8", "scale": scale, "min": minimum}},
-                {"name": "fc/bias", "shape": [3], "dtype": "float16"}]}]}
+    spec = {
+        "format": "layers-model",
+        "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"layers": layers}}},
+        "weightsManifest": [
+            {
+                "paths": ["w.bin"],
+                "weights": [
+                    {
+                        "name": "fc/kernel",
+                        "shape": [4, 3],
+                        "dtype": "float32",
+                        "quantization": {"dtype": "uint8", "scale": scale, "min": minimum},
+                    },
+                    {"name": "fc/bias", "shape": [3], "dtype": "float16"},
+                ],
+            }
+        ],
+    }
     (tmp_path / "model.json").write_text(json.dumps(spec))
     model = load_tfjs_model(tmp_path / "model.json")
     x = rng.uniform(size=(2, 2, 1)).astype(np.float32)
@@ -326,31 +403,39 @@ def _weight(spec: dict, index: int) -> dict:
     return spec["weightsManifest"][0]["weights"][index]
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda s: _weight(s, 0).update(shape=[1_000_000, 1_000_000]), r"declares 4000000078600 bytes of float32 weights, more than"),
-    (lambda s: _weight(s, 0).update(shape=[65536] * 4), "more than"),  # np.prod wraps to 0 in int64
-    (lambda s: _weight(s, 0).update(shape=[-1, 3, 3, 10]), "sizes >= 0"),
-    (lambda s: _weight(s, 0).update(shape="3x3"), "sizes >= 0"),
-    (lambda s: _weight(s, 0).update(dtype=["float32"]), "not supported"),
-    (lambda s: _weight(s, 0).update(quantization={"dtype": "uint8", "scale": "big", "min": 0}), "finite 'scale'"),
-    (lambda s: _weight(s, 0).pop("name"), "'name' string"),
-    (lambda s: _layer(s, 0).update(strides=[0, 0]), r"strides=\[0, 0\]"),
-    (lambda s: _layer(s, 0).update(strides=[-2, 1]), "strides"),
-    (lambda s: _layer(s, 4).update(pool_size=[2, 0]), "pool_size"),
-    (lambda s: _layer(s, 0).update(dilation_rate=10**400), "dilation_rate"),
-    (lambda s: _layer(s, 0).update(batch_input_shape=[None, 10**9, 64, 3]), "batch_input_shape"),
-    (lambda s: _layer(s, 0).update(batch_input_shape=[None, -64, 64, 3]), "batch_input_shape"),
-    (lambda s: _layer(s, 0).update(name=["conv"]), "not a usable name"),
-    (lambda s: _layer(s, 0).update(name="conv.1"), "not a usable name"),
-    (lambda s: _layer(s, 1).update(activation={"config": 3}), "activation"),
-    (lambda s: s["modelTopology"]["model_config"]["config"]["layers"].insert(1, "Conv2D"), "layer 1 must be"),
-    (lambda s: s["modelTopology"]["model_config"]["config"]["layers"][3].update(class_name=["ReLU"]),
-     "layer 3 must be"),
-    (lambda s: s["modelTopology"].update(model_config=[1, 2]), "only Sequential"),
-    (lambda s: s.update(weightsManifest=[{"paths": [3], "weights": []}]), "list of file names"),
-    (lambda s: s.update(weightsManifest=[7]), r"weightsManifest\[0\] is not an object"),
-    (lambda s: s["weightsManifest"][0].update(paths=["group1\0.bin"]), "not a valid file name"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda s: _weight(s, 0).update(shape=[1_000_000, 1_000_000]),
+            r"declares 4000000078600 bytes of float32 weights, more than",
+        ),
+        (lambda s: _weight(s, 0).update(shape=[65536] * 4), "more than"),  # np.prod wraps to 0 in int64
+        (lambda s: _weight(s, 0).update(shape=[-1, 3, 3, 10]), "sizes >= 0"),
+        (lambda s: _weight(s, 0).update(shape="3x3"), "sizes >= 0"),
+        (lambda s: _weight(s, 0).update(dtype=["float32"]), "not supported"),
+        (lambda s: _weight(s, 0).update(quantization={"dtype": "uint8", "scale": "big", "min": 0}), "finite 'scale'"),
+        (lambda s: _weight(s, 0).pop("name"), "'name' string"),
+        (lambda s: _layer(s, 0).update(strides=[0, 0]), r"strides=\[0, 0\]"),
+        (lambda s: _layer(s, 0).update(strides=[-2, 1]), "strides"),
+        (lambda s: _layer(s, 4).update(pool_size=[2, 0]), "pool_size"),
+        (lambda s: _layer(s, 0).update(dilation_rate=10**400), "dilation_rate"),
+        (lambda s: _layer(s, 0).update(batch_input_shape=[None, 10**9, 64, 3]), "batch_input_shape"),
+        (lambda s: _layer(s, 0).update(batch_input_shape=[None, -64, 64, 3]), "batch_input_shape"),
+        (lambda s: _layer(s, 0).update(name=["conv"]), "not a usable name"),
+        (lambda s: _layer(s, 0).update(name="conv.1"), "not a usable name"),
+        (lambda s: _layer(s, 1).update(activation={"config": 3}), "activation"),
+        (lambda s: s["modelTopology"]["model_config"]["config"]["layers"].insert(1, "Conv2D"), "layer 1 must be"),
+        (
+            lambda s: s["modelTopology"]["model_config"]["config"]["layers"][3].update(class_name=["ReLU"]),
+            "layer 3 must be",
+        ),
+        (lambda s: s["modelTopology"].update(model_config=[1, 2]), "only Sequential"),
+        (lambda s: s.update(weightsManifest=[{"paths": [3], "weights": []}]), "list of file names"),
+        (lambda s: s.update(weightsManifest=[7]), r"weightsManifest\[0\] is not an object"),
+        (lambda s: s["weightsManifest"][0].update(paths=["group1\0.bin"]), "not a valid file name"),
+    ],
+)
 def test_malformed_model_json_is_one_line_error(model_copy, mutate, message):
     with pytest.raises(ConvscopeError, match=message) as info:
         load_tfjs_model(_mutated(model_copy, mutate))

@@ -23,9 +23,45 @@ from convscope.models.tfjs import load_tfjs_model
 
 DEEP = "__deep__"  # placeholder replaced by a deeply nested array in the JSON text
 HOSTILE = st.one_of(
-    st.sampled_from([0, -1, -3, 1, 2, 2**31, 2**63, 10**30, 65536, 1e308, -1e-9, 0.5, float("nan"), float("inf"),
-                     None, True, False, "", "same", "relu", "float16", "x" * 300, "a\0b", "../x", "/etc/passwd", [], {}, [0, 0], [-1, 2],
-                     [2**40] * 4, [65536] * 4, [None, 0, 0, 3], {"config": 3}, {"dtype": "uint8"}, DEEP]),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            -3,
+            1,
+            2,
+            2**31,
+            2**63,
+            10**30,
+            65536,
+            1e308,
+            -1e-9,
+            0.5,
+            float("nan"),
+            float("inf"),
+            None,
+            True,
+            False,
+            "",
+            "same",
+            "relu",
+            "float16",
+            "x" * 300,
+            "a\0b",
+            "../x",
+            "/etc/passwd",
+            [],
+            {},
+            [0, 0],
+            [-1, 2],
+            [2**40] * 4,
+            [65536] * 4,
+            [None, 0, 0, 3],
+            {"config": 3},
+            {"dtype": "uint8"},
+            DEEP,
+        ]
+    ),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.lists(st.integers(min_value=-4, max_value=70), max_size=5),
 )
@@ -40,8 +76,12 @@ class _Genuine(tuple):
 
 @pytest.fixture(scope="module")
 def genuine(cnn_explainer_dir):
-    return _Genuine((json.loads((cnn_explainer_dir / "model.json").read_text()),
-                     (cnn_explainer_dir / "group1-shard1of1.bin").read_bytes()))
+    return _Genuine(
+        (
+            json.loads((cnn_explainer_dir / "model.json").read_text()),
+            (cnn_explainer_dir / "group1-shard1of1.bin").read_bytes(),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +111,12 @@ def _mutate(data: st.DataObject, spec: dict, paths: list[tuple]) -> None:
             return  # an earlier change removed this place
         if not isinstance(node, (dict, list)):
             return
-    if isinstance(node, list) and not (isinstance(key, int) and key < len(node)) or \
-            isinstance(node, dict) and key not in node:
+    if (
+        isinstance(node, list)
+        and not (isinstance(key, int) and key < len(node))
+        or isinstance(node, dict)
+        and key not in node
+    ):
         return
     if data.draw(st.integers(0, 9), label="delete?") == 0:
         del node[key]
@@ -80,8 +124,9 @@ def _mutate(data: st.DataObject, spec: dict, paths: list[tuple]) -> None:
         node[key] = copy.deepcopy(data.draw(HOSTILE, label="value"))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_malformed_tfjs_models_raise_only_convscope_errors(genuine, folder, data):
     spec, shard = json.loads(json.dumps(genuine[0])), genuine[1]

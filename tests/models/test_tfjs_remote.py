@@ -12,6 +12,7 @@ import torch
 import convscope as cs
 from convscope.errors import ConvscopeError
 from convscope.models.tfjs_remote import fetch_tfjs_model, model_cache
+
 from fault_server import FaultServer, Route
 from live_server import folder_site
 
@@ -75,8 +76,10 @@ def _routes(cnn_explainer_dir, shard: Route) -> dict[str, Route]:
     return {"/m/model.json": Route(0, body=(cnn_explainer_dir / "model.json").read_bytes()), f"/m/{SHARD}": shard}
 
 
-@pytest.mark.parametrize("announced, message", [(None, "sent more than the 79680 bytes allowed"),
-                                                (300 << 20, "announces 314572800 bytes, more than the 79680")])
+@pytest.mark.parametrize(
+    "announced, message",
+    [(None, "sent more than the 79680 bytes allowed"), (300 << 20, "announces 314572800 bytes, more than the 79680")],
+)
 def test_an_oversized_shard_is_cut_off_and_nothing_is_cached(cnn_explainer_dir, cache, announced, message):
     big = Route(64 << 20, length=announced)  # the manifest declares 79,680 bytes for this group
     with FaultServer(_routes(cnn_explainer_dir, big)) as server:

@@ -85,8 +85,14 @@ def test_exif_orientation_is_honoured():
     assert x[0, :5].mean() > 0.9 and x[0, -5:].mean() < 0.1  # white half now on top
 
 
-@pytest.mark.parametrize("data, message", [(b"", "empty"), (b"not an image at all", "not an image"),
-                                           (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "damaged|truncated|not an image")])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"not an image at all", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "damaged|truncated|not an image"),
+    ],
+)
 def test_bad_images_raise_a_clear_error(data, message):
     with pytest.raises(ConvscopeError, match=message):
         Preprocessing(size=(8, 8))(data)
@@ -95,8 +101,11 @@ def test_bad_images_raise_a_clear_error(data, message):
 def test_checkpoint_round_trip_rebuilds_the_net(tmp_path):
     net = build("tiny-vgg", in_channels=1, input_size=(28, 28))
     prep = Preprocessing(size=(28, 28), channels=1)
-    meta = {"architecture": {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "input_size": [28, 28]}},
-            "classes": list("abcdefghij"), "preprocessing": prep.to_dict()}
+    meta = {
+        "architecture": {"zoo": "tiny-vgg", "kwargs": {"in_channels": 1, "input_size": [28, 28]}},
+        "classes": list("abcdefghij"),
+        "preprocessing": prep.to_dict(),
+    }
     path = save_checkpoint(tmp_path / "m.pt", net.state_dict(), meta)
     model = cs.load_model(path)
     x = torch.rand(3, 1, 28, 28)
@@ -155,7 +164,8 @@ def test_factory_spec_with_weights(tmp_path):
     (tmp_path / "mynets.py").write_text(
         "from torch import nn\n"
         "def make():\n"
-        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))\n")
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))\n"
+    )
     spec = f"{tmp_path / 'mynets.py'}:make"
     first = cs.load_model(spec)
     torch.save(first.net.state_dict(), tmp_path / "w.pt")

@@ -11,8 +11,14 @@ from matplotlib import colormaps
 from PIL import Image
 
 from convscope.errors import ConvscopeError
-from convscope.render.activations import (activation_figure, activation_grid, activation_tiles, channel_ranges,
-                                          scale_for_kind, vector_figure)
+from convscope.render.activations import (
+    activation_figure,
+    activation_grid,
+    activation_tiles,
+    channel_ranges,
+    scale_for_kind,
+    vector_figure,
+)
 from convscope.render.figure_io import figure_bytes, save_figure
 
 

@@ -37,8 +37,13 @@ def test_figures_are_rgb_arrays():
     fig = methods_figure(img, maps, title="t", notes={"a": "note"})
     assert fig.ndim == 3 and fig.shape[2] == 3 and fig.shape[1] > 2 * fig.shape[0]
     steps = ["fc", "block2", "block1"]
-    s = sanity_figure(img, steps, {"a": np.random.rand(4, 16, 16)}, {"a": np.array([1, .5, .2, -.6])},
-                      {"a": np.array([1, .4, .3, .1])})
+    s = sanity_figure(
+        img,
+        steps,
+        {"a": np.random.rand(4, 16, 16)},
+        {"a": np.array([1, 0.5, 0.2, -0.6])},
+        {"a": np.array([1, 0.4, 0.3, 0.1])},
+    )
     assert s.ndim == 3 and s.shape[2] == 3
     c = curves_figure(np.linspace(0, 1, 5), {"a": np.linspace(1, 0, 5)}, "deletion")
     assert c.shape[2] == 3

@@ -17,7 +17,7 @@ from convscope.render.panel import prediction_panel, top_k
 
 def test_first_layer_kernels_as_rgb_images_mid_grey_is_zero():
     w = np.zeros((2, 3, 2, 2))
-    w[0, 0, 0, 0] = 0.5   # red channel of filter 0 at its max
+    w[0, 0, 0, 0] = 0.5  # red channel of filter 0 at its max
     w[1, 2, 1, 1] = -0.5  # blue channel of filter 1 at -max
     a, b = kernel_images(w)
     assert a.shape == (2, 2, 3)

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from live_server import LiveServer, free_port  # noqa: F401  (re-exported)
-
 from convscope.models import Model, Preprocessing, load_model
 from convscope.models.reference_nets import FunctionalCNN, resnet18_shaped
+
+from live_server import LiveServer, free_port  # noqa: F401  (re-exported)
 
 
 def seq_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -31,10 +31,6 @@ def png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-
-
-
-
 def digits_dataset():
     """The ten real MNIST digits shipped with the explorer plus their mirror images: a
     20-image dataset for top-example tests that loads instantly."""
@@ -43,8 +39,12 @@ def digits_dataset():
 
     pairs = mnist_digits()
     imgs = np.stack([img for _, img in pairs] + [img[:, ::-1] for _, img in pairs])[:, None]
-    return ImageDataset("digits-20", [str(i) for i in range(10)], torch.from_numpy(imgs.copy()),
-                        torch.tensor([int(y) for y, _ in pairs] * 2))
+    return ImageDataset(
+        "digits-20",
+        [str(i) for i in range(10)],
+        torch.from_numpy(imgs.copy()),
+        torch.tensor([int(y) for y, _ in pairs] * 2),
+    )
 
 
 CLASSES = [f"class {i}" for i in range(10)]
@@ -54,8 +54,9 @@ def small_loader(spec: str) -> Model:
     """'functional' (add + concat, 3x32x32) and 'resnet' (BatchNorm, residuals) built here; the rest by load_model."""
     torch.manual_seed(0)
     if spec == "functional":
-        return Model(FunctionalCNN().eval(), classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)),
-                     name="functional")
+        return Model(
+            FunctionalCNN().eval(), classes=CLASSES, preprocessing=Preprocessing(size=(32, 32)), name="functional"
+        )
     if spec == "resnet":
         net = resnet18_shaped(num_classes=10).eval()
         for m in net.modules():  # non-trivial running statistics, so batchnorm is not the identity

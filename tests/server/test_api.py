@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from convscope.server.encoding import decode_array, encode_array
+
 from server_helpers import png, seq_outputs
 
 
@@ -38,14 +39,14 @@ def test_models_info_and_samples(client):
 def test_trace_layers_and_prediction_match_pytorch(client, default_ref):
     model, x, ref = default_ref
     t = client.get("/api/models/default/trace", params={"image": "sample-3"}).json()
-    names = [l["name"] for l in t["layers"]]
+    names = [lay["name"] for lay in t["layers"]]
     assert names == list(ref)  # input + every child, in order
     for layer in t["layers"]:
         out = ref[layer["name"]][0]
         assert layer["shape"] == list(out.shape)
         assert layer["stats"]["min"] == pytest.approx(float(out.min()), abs=1e-6)
         assert layer["stats"]["max"] == pytest.approx(float(out.max()), abs=1e-6)
-    conv = next(l for l in t["layers"] if l["kind"] == "conv")
+    conv = next(lay for lay in t["layers"] if lay["kind"] == "conv")
     assert conv["params"]["kernel_size"] == [3, 3] and conv["connect"] == {"mode": "all"}
     probs = ref[names[-1]][0].softmax(-1)
     top = t["prediction"]["top"]
@@ -57,15 +58,20 @@ def test_activations_binary_pages_equal_outputs(client, default_ref):
     _, _, ref = default_ref
     name = next(n for n in ref if n.startswith("conv"))
     full = ref[name][0].numpy()
-    r = client.get(f"/api/models/default/layers/{name}/activations",
-                   params={"image": "sample-3", "start": 2, "count": 3, "dtype": "float32"})
+    r = client.get(
+        f"/api/models/default/layers/{name}/activations",
+        params={"image": "sample-3", "start": 2, "count": 3, "dtype": "float32"},
+    )
     assert r.headers["content-type"] == "application/octet-stream"
     header, data = decode_array(r.content)
     assert header["start"] == 2 and header["channels"] == full.shape[0]
     np.testing.assert_array_equal(data, full[2:5])
     np.testing.assert_allclose(header["ch_min"], full[2:5].reshape(3, -1).min(1), rtol=1e-6)
-    _, half = decode_array(client.get(f"/api/models/default/layers/{name}/activations",
-                                      params={"image": "sample-3", "dtype": "float16"}).content)
+    _, half = decode_array(
+        client.get(
+            f"/api/models/default/layers/{name}/activations", params={"image": "sample-3", "dtype": "float16"}
+        ).content
+    )
     assert half.dtype == np.float16 and half.shape == full.shape
     np.testing.assert_allclose(half.astype(np.float32), full, rtol=1e-3, atol=1e-3)
     assert len(r.content) < full[2:5].nbytes + 400  # compact: the data plus a small header
@@ -80,7 +86,7 @@ def test_many_pages_in_one_response(client, default_ref):
     r = client.get("/api/models/default/activations", params={"image": "sample-3", "pages": pages})
     got = decode_many(r.content)
     assert [h["layer"] for h, _ in got] == names + ["flatten"]
-    for (h, a), n in zip(got, names):
+    for (_, a), n in zip(got, names):
         np.testing.assert_array_equal(a, ref[n][0, 1:3].numpy())
     np.testing.assert_allclose(got[-1][1], ref["flatten"][0].numpy(), rtol=1e-3, atol=1e-3)  # 1-D: whole layer
     bad = client.get("/api/models/default/activations", params={"image": "sample-3", "pages": "conv_1_1:0:0:float32"})
@@ -96,11 +102,13 @@ def test_conv_detail_numbers_equal_pytorch(client, default_ref):
     conv = dict(model.net.named_children())[name]
     x_in = ref[names[names.index(name) - 1]][0]
     c, y, x = 4, 5, 7
-    d = client.get(f"/api/models/default/layers/{name}/detail",
-                   params={"image": "sample-3", "channel": c, "y": y, "x": x, "count": 4}).json()
+    d = client.get(
+        f"/api/models/default/layers/{name}/detail",
+        params={"image": "sample-3", "channel": c, "y": y, "x": x, "count": 4},
+    ).json()
     assert d["view"] == "conv" and d["page"] == {"start": 0, "count": 4, "total": conv.in_channels}
     pos = d["position"]
-    patch = x_in[:, y:y + 3, x:x + 3]  # stride 1, no padding
+    patch = x_in[:, y : y + 3, x : x + 3]  # stride 1, no padding
     w = conv.weight[c].detach()
     assert pos["value"] == pytest.approx(float((patch * w).sum() + conv.bias[c].detach()), abs=1e-5)
     assert pos["trace_value"] == pytest.approx(float(ref[name][0, c, y, x]), abs=1e-6)
@@ -118,8 +126,10 @@ def test_conv_detail_numbers_equal_pytorch(client, default_ref):
         np.testing.assert_allclose(got, mine, atol=1e-5)
     out = np.frombuffer(__import__("base64").b64decode(d["output"]["data"]), "<f4").reshape(d["output"]["shape"])
     np.testing.assert_allclose(out, ref[name][0, c].numpy(), atol=1e-5)
-    only = client.get(f"/api/models/default/layers/{name}/detail",
-                      params={"image": "sample-3", "channel": c, "y": y, "x": x, "maps": 0, "start": 1, "count": 1}).json()
+    only = client.get(
+        f"/api/models/default/layers/{name}/detail",
+        params={"image": "sample-3", "channel": c, "y": y, "x": x, "maps": 0, "start": 1, "count": 1},
+    ).json()
     assert set(only) == {"view", "position"} and [ch["index"] for ch in only["position"]["channels"]] == [1]
 
 
@@ -129,9 +139,10 @@ def test_pool_detail_window_and_argmax(client, default_ref):
     name = next(n for n in names if "pool" in n)
     x_in = ref[names[names.index(name) - 1]][0]
     c, y, x = 1, 2, 3
-    pos = client.get(f"/api/models/default/layers/{name}/detail",
-                     params={"image": "sample-3", "channel": c, "y": y, "x": x}).json()["position"]
-    window = x_in[c, 2 * y:2 * y + 2, 2 * x:2 * x + 2]
+    pos = client.get(
+        f"/api/models/default/layers/{name}/detail", params={"image": "sample-3", "channel": c, "y": y, "x": x}
+    ).json()["position"]
+    window = x_in[c, 2 * y : 2 * y + 2, 2 * x : 2 * x + 2]
     np.testing.assert_allclose(pos["values"], window.numpy(), atol=1e-7)
     assert pos["value"] == pytest.approx(float(window.max())) == pos["trace_value"]
     r, col = divmod(int(window.flatten().argmax()), 2)
@@ -141,11 +152,13 @@ def test_pool_detail_window_and_argmax(client, default_ref):
 
 def test_average_pool_window_and_divisor(client, registry):
     t = client.get("/api/models/functional/trace", params={"image": "sample-2"}).json()
-    pool = next(l for l in t["layers"] if l["kind"] == "avgpool")
+    pool = next(lay for lay in t["layers"] if lay["kind"] == "avgpool")
     te = registry.trace("functional", "sample-2")
     x_in = te.record(pool["inputs"][0]).output[0]
-    pos = client.get(f"/api/models/functional/layers/{pool['name']}/detail",
-                     params={"image": "sample-2", "channel": 9, "y": 1, "x": 2}).json()["position"]
+    pos = client.get(
+        f"/api/models/functional/layers/{pool['name']}/detail",
+        params={"image": "sample-2", "channel": 9, "y": 1, "x": 2},
+    ).json()["position"]
     window = x_in[9, 2:4, 4:6]
     np.testing.assert_allclose(pos["values"], window.numpy(), atol=1e-6)
     assert pos["value"] == pytest.approx(float(window.mean()), abs=1e-6)
@@ -162,7 +175,9 @@ def test_linear_and_softmax_details(client, default_ref):
     d = client.get(f"/api/models/default/layers/{last}/detail", params={"image": "sample-3", "channel": 7}).json()
     prods = (lin.weight[7] * x_in).detach()
     assert d["view"] == "linear" and d["inputs"] == x_in.numel()
-    assert d["value"] == pytest.approx(float(ref[last][0, 7]), abs=1e-5) and d["trace_value"] == pytest.approx(d["value"], abs=1e-5)
+    assert d["value"] == pytest.approx(float(ref[last][0, 7]), abs=1e-5) and d["trace_value"] == pytest.approx(
+        d["value"], abs=1e-5
+    )
     assert d["positive"] == pytest.approx(float(prods[prods > 0].sum()), abs=1e-5)
     best = d["top"][0]
     assert abs(best["product"]) == pytest.approx(float(prods.abs().max()), abs=1e-6)
@@ -183,14 +198,19 @@ def test_batchnorm_add_concat_on_branching_nets(client, registry):
     assert d["view"] == "batchnorm" and d["scale"] == pytest.approx(scale, rel=1e-5)
     assert d["shift"] == pytest.approx(float(bn.bias[5] - bn.running_mean[5] * scale), rel=1e-5, abs=1e-6)
     t = client.get("/api/models/resnet/trace", params={"image": "sample-0"}).json()
-    adds = [l for l in t["layers"] if l["kind"] == "add"]
-    assert len(adds) == 8 and all(len(l["inputs"]) == 2 for l in adds)
+    adds = [lay for lay in t["layers"] if lay["kind"] == "add"]
+    assert len(adds) == 8 and all(len(lay["inputs"]) == 2 for lay in adds)
     assert adds[0]["group"] == "layer1.0" and adds[0]["connect"] == {"mode": "same"}
-    g = client.get(f"/api/models/resnet/layers/{adds[0]['name']}/detail", params={"image": "sample-0", "channel": 3}).json()
-    maps = [np.frombuffer(__import__("base64").b64decode(m["data"]), "<f4") for m in [i["map"] for i in g["inputs"]] + [g["output"]]]
+    g = client.get(
+        f"/api/models/resnet/layers/{adds[0]['name']}/detail", params={"image": "sample-0", "channel": 3}
+    ).json()
+    maps = [
+        np.frombuffer(__import__("base64").b64decode(m["data"]), "<f4")
+        for m in [i["map"] for i in g["inputs"]] + [g["output"]]
+    ]
     np.testing.assert_allclose(maps[0] + maps[1], maps[2], atol=1e-5)
     f = client.get("/api/models/functional/trace", params={"image": "sample-1"}).json()
-    cat = next(l for l in f["layers"] if l["kind"] == "concat")
+    cat = next(lay for lay in f["layers"] if lay["kind"] == "concat")
     assert cat["connect"] == {"mode": "concat", "offsets": [0, 8, 12]}
 
 
@@ -211,20 +231,34 @@ def test_playground_valid_and_invalid(client, default_ref):
     _, _, ref = default_ref
     layer = [n for n in ref if n.startswith("relu")][0]
     amap = ref[layer][0, 2]
-    r = client.get("/api/models/default/playground", params={
-        "image": "sample-3", "layer": layer, "channel": 2, "crop": 9, "kernel": 3, "padding": 1, "stride": 2,
-        "dilation": 1}).json()
+    r = client.get(
+        "/api/models/default/playground",
+        params={
+            "image": "sample-3",
+            "layer": layer,
+            "channel": 2,
+            "crop": 9,
+            "kernel": 3,
+            "padding": 1,
+            "stride": 2,
+            "dilation": 1,
+        },
+    ).json()
     assert r["valid"] and r["output_size"] == (9 + 2 - 3) // 2 + 1 == 5
     top, left = r["crop_origin"]
-    crop = amap[top:top + 9, left:left + 9]
+    crop = amap[top : top + 9, left : left + 9]
     mine = F.conv2d(crop[None, None], torch.full((1, 1, 3, 3), 1 / 9), stride=2, padding=1)[0, 0]
     np.testing.assert_allclose(r["output"], mine.numpy(), atol=1e-6)
-    bad = client.get("/api/models/default/playground", params={
-        "image": "sample-3", "layer": layer, "crop": 6, "kernel": 3, "stride": 2}).json()
+    bad = client.get(
+        "/api/models/default/playground",
+        params={"image": "sample-3", "layer": layer, "crop": 6, "kernel": 3, "stride": 2},
+    ).json()
     assert not bad["valid"] and "stride 2 does not fit" in bad["problems"][0]
     assert bad["fitting_strides"] == [1, 3] and "output" not in bad
-    big = client.get("/api/models/default/playground", params={
-        "image": "sample-3", "layer": layer, "crop": 4, "kernel": 3, "dilation": 3}).json()
+    big = client.get(
+        "/api/models/default/playground",
+        params={"image": "sample-3", "layer": layer, "crop": 4, "kernel": 3, "dilation": 3},
+    ).json()
     assert not big["valid"] and "spans 7 pixels" in big["problems"][0]
 
 
@@ -243,11 +277,14 @@ def test_upload_traces_the_uploaded_image(client, registry):
     assert again["image"] == image  # content-addressed
 
 
-@pytest.mark.parametrize("data, status, words", [
-    (b"this is not an image", 400, "not an image"),
-    (b"", 400, "empty"),
-    (png(np.random.default_rng(0).integers(0, 255, (30, 30), dtype=np.uint8))[:400], 400, "damaged"),
-])
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        (b"this is not an image", 400, "not an image"),
+        (b"", 400, "empty"),
+        (png(np.random.default_rng(0).integers(0, 255, (30, 30), dtype=np.uint8))[:400], 400, "damaged"),
+    ],
+)
 def test_bad_uploads_are_clear_4xx(client, data, status, words):
     r = client.post("/api/models/default/images", files={"file": ("x.png", data, "image/png")})
     assert r.status_code == status and words in r.json()["detail"]
@@ -306,8 +343,9 @@ def test_upload_store_is_bounded_by_pixels():
     assert store.get(b).size == (60, 50)
 
 
-@pytest.mark.parametrize("fmt, mode", [("GIF", "P"), ("TIFF", "I;16"), ("WEBP", "RGB"), ("BMP", "RGB"),
-                                       ("JPEG", "CMYK"), ("PNG", "RGBA")])
+@pytest.mark.parametrize(
+    "fmt, mode", [("GIF", "P"), ("TIFF", "I;16"), ("WEBP", "RGB"), ("BMP", "RGB"), ("JPEG", "CMYK"), ("PNG", "RGBA")]
+)
 def test_uploads_in_other_pillow_formats(client, fmt, mode):
     rng = np.random.default_rng(1)
     base = Image.fromarray(rng.integers(0, 255, (36, 30, 3), dtype=np.uint8))
@@ -329,6 +367,7 @@ def test_a_model_without_class_scores(registry):
     from fastapi.testclient import TestClient
 
     from convscope.server import Registry, create_app
+
     from server_helpers import small_loader
 
     c = TestClient(create_app(registry=Registry(["fcn"], loader=small_loader)))
@@ -349,7 +388,6 @@ def test_model_names_from_specs():
 
 def test_cnn_explainers_own_model_matches_tfjs(cnn_explainer_dir, cnn_explainer_reference):
     """CNN Explainer's Tiny VGG (TF.js model.json) in the explorer gives TF.js's probabilities."""
-    import json
 
     from fastapi.testclient import TestClient
 

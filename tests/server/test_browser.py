@@ -9,7 +9,6 @@ with a 256-colour palette::
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -46,7 +45,9 @@ class Page:
     def wait_for_image(self, prefix: str, timeout: float = 60_000) -> str:
         self.page.wait_for_function(
             f"() => new URLSearchParams(location.search).get('image').startsWith('{prefix}') && "
-            "document.body.dataset.overview === 'ready'", timeout=timeout)
+            "document.body.dataset.overview === 'ready'",
+            timeout=timeout,
+        )
         return self.page.evaluate("new URLSearchParams(location.search).get('image')")
 
     def message(self) -> str:
@@ -67,8 +68,12 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     page.screenshot(path=str(shots / "overview.png"))
     # colour-range modes: 'global' gives every non-input layer the same legend, from the server's range
     page.click('[data-mode="global"]')
-    page.wait_for_function("() => [...document.querySelectorAll('.col-legend .legend')].every(l => l.dataset.mode === 'global')")
-    ends = page.evaluate("[...document.querySelectorAll('.column:not(.kind-input) .col-legend .ends')].map(e => e.innerText)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.col-legend .legend')].every(l => l.dataset.mode === 'global')"
+    )
+    ends = page.evaluate(
+        "[...document.querySelectorAll('.column:not(.kind-input) .col-legend .ends')].map(e => e.innerText)"
+    )
     assert len(set(ends)) == 1
     g = max(abs(float(r.output.min())) for r in layers[1:] if r.output.dim() == 4)
     g = max(g, max(abs(float(r.output.max())) for r in layers[1:] if r.output.dim() == 4))
@@ -99,8 +104,10 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     out = sec.locator(".formula-stage canvas").nth(1)
     box = out.bounding_box()
     out.hover(position={"x": 2, "y": 2})
-    page.wait_for_function("() => document.querySelector('.conv-formula').dataset.y === '0' && "
-                           "document.querySelector('.conv-formula').dataset.x === '0'")
+    page.wait_for_function(
+        "() => document.querySelector('.conv-formula').dataset.y === '0' && "
+        "document.querySelector('.conv-formula').dataset.x === '0'"
+    )
     assert p.value('[data-k="value"]') == pytest.approx(float(ref[conv.name][0, c, 0, 0]), abs=1e-5)
     assert box["width"] > 50
     # play slides the kernel along the row; pause stops it
@@ -179,8 +186,11 @@ def test_model_picker_keeps_an_uploaded_image(live, browser, tmp_path):
     p.page.set_input_files("#upload", str(file))
     image = p.wait_for_image("upload-")
     p.page.select_option("#model-select", "efficientnet-lite0")
-    p.page.wait_for_function("() => new URLSearchParams(location.search).get('model') === 'efficientnet-lite0' && "
-                             "document.body.dataset.overview === 'ready'", timeout=60_000)
+    p.page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('model') === 'efficientnet-lite0' && "
+        "document.body.dataset.overview === 'ready'",
+        timeout=60_000,
+    )
     assert p.page.evaluate("new URLSearchParams(location.search).get('image')") == image
     model = live.app.state.registry.entry("efficientnet-lite0").model
     assert p.page.evaluate("document.body.dataset.prediction") == model.predict(file.read_bytes(), top=1)[0][0][0]
@@ -218,7 +228,10 @@ def test_bad_upload_shows_a_clear_message(live, browser, tmp_path):
 
 def test_efficientnet_overview_is_navigable(live, browser, shots):
     pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite0 comes with the zoo extra")
-    p = Page(browser, live.url + "/?model=efficientnet-lite0", )
+    p = Page(
+        browser,
+        live.url + "/?model=efficientnet-lite0",
+    )
     page = p.page
     t = live.app.state.registry.trace("efficientnet-lite0", "sample-0").trace
     assert page.locator(".column").count() == sum(1 for r in t.layers if r.output.dim() >= 2) + 1
@@ -230,7 +243,8 @@ def test_efficientnet_overview_is_navigable(live, browser, shots):
     page.click("#btn-fold")
     shown = page.evaluate("[...document.querySelectorAll('.column')].filter(c => c.offsetParent).length")
     assert shown == page.locator(".column").count() - sum(
-        page.locator(".group").nth(i).locator(".column").count() - 1 for i in range(page.locator(".group").count()))
+        page.locator(".group").nth(i).locator(".column").count() - 1 for i in range(page.locator(".group").count())
+    )
     page.wait_for_function("() => document.body.dataset.overview === 'ready'")
     page.screenshot(path=str(shots / "efficientnet-folded.png"))
     page.click("#btn-fold")
@@ -241,7 +255,9 @@ def test_efficientnet_overview_is_navigable(live, browser, shots):
     page.wait_for_function("() => document.querySelector('.column[data-layer=\"_conv_stem\"]').dataset.drawn === '1'")
     assert col.locator("canvas.neuron").first.get_attribute("data-channel") != first
     page.evaluate("document.getElementById('overview').scrollLeft = 6000")
-    page.wait_for_function("() => [...document.querySelectorAll('.column')].filter(c => c.dataset.drawn === '1').length > 20")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.column')].filter(c => c.dataset.drawn === '1').length > 20"
+    )
     name = next(r.name for r in t.layers if r.kind == "conv" and r.params.get("groups", 1) > 1)
     page.evaluate(f"document.querySelector('.column[data-layer=\"{name}\"]').scrollIntoView()")
     page.locator(f'canvas.neuron[data-layer="{name}"]').first.click()

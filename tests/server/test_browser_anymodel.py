@@ -25,6 +25,7 @@ pytestmark = pytest.mark.browser
 WINDOW = {"width": 1400, "height": 900}
 WIDTH = "() => document.getElementById('overview').scrollWidth"  # the overview scrolls, not the page
 
+
 class DenseLayer(nn.Module):
     def __init__(self, cin, growth, bn_size=2):
         super().__init__()
@@ -50,15 +51,22 @@ class DenseBlock(nn.ModuleDict):
 
 
 def transition(cin, cout):
-    return nn.Sequential(OrderedDict(norm=nn.BatchNorm2d(cin), relu=nn.ReLU(), conv=nn.Conv2d(cin, cout, 1, bias=False),
-                                     pool=nn.AvgPool2d(2, 2)))
+    return nn.Sequential(
+        OrderedDict(
+            norm=nn.BatchNorm2d(cin), relu=nn.ReLU(), conv=nn.Conv2d(cin, cout, 1, bias=False), pool=nn.AvgPool2d(2, 2)
+        )
+    )
 
 
 class DenseNetShaped(nn.Module):
     def __init__(self, blocks=(6, 12, 24, 16), growth=8, init=16, classes=10):
         super().__init__()
-        mods = OrderedDict(conv0=nn.Conv2d(3, init, 7, 2, 3, bias=False), norm0=nn.BatchNorm2d(init), relu0=nn.ReLU(),
-                           pool0=nn.MaxPool2d(3, 2, 1))
+        mods = OrderedDict(
+            conv0=nn.Conv2d(3, init, 7, 2, 3, bias=False),
+            norm0=nn.BatchNorm2d(init),
+            relu0=nn.ReLU(),
+            pool0=nn.MaxPool2d(3, 2, 1),
+        )
         c = init
         for i, n in enumerate(blocks):
             mods[f"denseblock{i + 1}"] = DenseBlock(n, c, growth)
@@ -92,9 +100,15 @@ class LayerNorm2d(nn.LayerNorm):
 class CNBlock(nn.Module):
     def __init__(self, dim):
         super().__init__()
-        self.block = nn.Sequential(nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1]),
-                                   nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim),
-                                   Permute([0, 3, 1, 2]))
+        self.block = nn.Sequential(
+            nn.Conv2d(dim, dim, 7, padding=3, groups=dim),
+            Permute([0, 2, 3, 1]),
+            nn.LayerNorm(dim),
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Linear(4 * dim, dim),
+            Permute([0, 3, 1, 2]),
+        )
         self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 0.5))
 
     def forward(self, x):
@@ -122,8 +136,9 @@ def loader(spec: str):
 
     torch.manual_seed(0)
     net = DenseNetShaped() if spec == "densenet" else ConvNeXtShaped()
-    return Model(net.eval(), classes=[f"class {i}" for i in range(10)], preprocessing=Preprocessing(size=(64, 64)),
-                 name=spec)
+    return Model(
+        net.eval(), classes=[f"class {i}" for i in range(10)], preprocessing=Preprocessing(size=(64, 64)), name=spec
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +161,9 @@ class Overview:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(f"{live.url}/?model={model}&image=sample-0")
-        self.page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
+        self.page.wait_for_function(
+            "() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000
+        )
         assert self.page.evaluate("() => document.body.dataset.overview") == "ready", self.errors
         self.entry = live.app.state.registry.trace(model, "sample-0")
         self.layers = trace_json(self.entry)["layers"]
@@ -156,19 +173,25 @@ class Overview:
         page = self.page
         if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
             page.click("#btn-fold")
-        page.wait_for_function("(f) => [...document.querySelectorAll('.group')].every("
-                               "g => g.classList.contains('folded') === f)", arg=folded)
+        page.wait_for_function(
+            "(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
+            arg=folded,
+        )
         page.wait_for_function("() => document.body.dataset.overview === 'ready'")
 
     def blocks(self) -> dict[str, int]:
-        return self.page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
-                                  "g => [g.dataset.group, g.querySelectorAll('.column').length]))")
+        return self.page.evaluate(
+            "() => Object.fromEntries([...document.querySelectorAll('.group')].map("
+            "g => [g.dataset.group, g.querySelectorAll('.column').length]))"
+        )
 
     def outputs(self) -> dict[str, str]:
         """Each block's column shown when it is folded."""
-        return self.page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.group')].map("
-                                  "g => [g.dataset.group, [...g.querySelectorAll('.column')].find(c => c.offsetParent)"
-                                  "?.dataset.layer]))")
+        return self.page.evaluate(
+            "() => Object.fromEntries([...document.querySelectorAll('.group')].map("
+            "g => [g.dataset.group, [...g.querySelectorAll('.column')].find(c => c.offsetParent)"
+            "?.dataset.layer]))"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -192,13 +215,21 @@ def test_densenet_folds_by_its_dense_blocks_and_transitions(densenet):
     densenet.fold_all(False)
     # 'features' holds every layer, so the blocks are the module tree below it
     got = densenet.blocks()
-    assert list(got) == ["features.denseblock1", "features.transition1", "features.denseblock2", "features.transition2",
-                         "features.denseblock3", "features.transition3", "features.denseblock4"]
+    assert list(got) == [
+        "features.denseblock1",
+        "features.transition1",
+        "features.denseblock2",
+        "features.transition2",
+        "features.denseblock3",
+        "features.transition3",
+        "features.denseblock4",
+    ]
     for i, n in enumerate((6, 12, 24, 16), 1):  # each dense layer: 6 modules + its concat; + the block's concat
         assert got[f"features.denseblock{i}"] == 7 * n + 1
     assert all(got[f"features.transition{i}"] == 4 for i in (1, 2, 3))
-    labels = densenet.page.evaluate("() => [...document.querySelectorAll('.group-label')].map("
-                                    "b => b.innerText.replace(/^. /, ''))")
+    labels = densenet.page.evaluate(
+        "() => [...document.querySelectorAll('.group-label')].map(b => b.innerText.replace(/^. /, ''))"
+    )
     assert labels[:2] == ["denseblock1", "transition1"]  # 'features.', shared by every block, left off
     densenet.fold_all(True)
     shown = densenet.page.evaluate("() => [...document.querySelectorAll('.column')].filter(c => c.offsetParent).length")
@@ -211,8 +242,10 @@ def test_names_are_cut_in_the_middle_with_the_whole_name_on_hover(densenet):
     name = page.locator('.column[data-layer="features.denseblock3.denselayer12.norm1"] .col-name')
     assert name.inner_text() == "denselayer12.norm1"
     assert name.get_attribute("title") == "features.denseblock3.denselayer12.norm1"
-    cut = page.evaluate("() => [...document.querySelectorAll('.col-name')].filter(e => e.innerText.includes('…'))"
-                        ".map(e => [e.innerText, e.title])")
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('.col-name')].filter(e => e.innerText.includes('…'))"
+        ".map(e => [e.innerText, e.title])"
+    )
     assert cut
     for text, title in cut:  # a cut name keeps both ends of the name (whole dotted parts where it has them), and fits
         head, tail = text.split("…")
@@ -252,7 +285,9 @@ def test_convnext_channels_last_layers_are_drawn_as_maps(convnext, shots):
     ln = "features.1.0.block.2"
     assert list(convnext.entry.record(ln).output.shape) == [1, 16, 16, 8]
     col = page.locator(f'.column[data-layer="{ln}"]')
-    page.wait_for_function("(n) => document.querySelector(`.column[data-layer=\"${n}\"]`).dataset.drawn === '1'", arg=ln)
+    page.wait_for_function(
+        "(n) => document.querySelector(`.column[data-layer=\"${n}\"]`).dataset.drawn === '1'", arg=ln
+    )
     sizes = col.evaluate("c => [...c.querySelectorAll('canvas.neuron')].map(cv => [cv.width, cv.height])")
     assert sizes == [[16, 16]] * 8
     # map k is channel k of the channels-last tensor: hover shows its value at (y, x)

@@ -37,14 +37,20 @@ def page(live, browser):
 
 def open_dataset_view(page, live) -> None:
     page.goto(live.url + "/?view=dataset")
-    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.dataset) && "
-                           "document.body.dataset.embedding === 'ready'", timeout=120_000)
+    page.wait_for_function(
+        "() => ['ready', 'error'].includes(document.body.dataset.dataset) && "
+        "document.body.dataset.embedding === 'ready'",
+        timeout=120_000,
+    )
     assert page.evaluate("document.body.dataset.dataset") == "ready", page.locator("#dataset-view").inner_text()
 
 
 def explorer_image(page) -> str:
-    page.wait_for_function("() => new URLSearchParams(location.search).get('image')?.startsWith('data-') && "
-                           "document.body.dataset.overview === 'ready'", timeout=60_000)
+    page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('image')?.startsWith('data-') && "
+        "document.body.dataset.overview === 'ready'",
+        timeout=60_000,
+    )
     return page.evaluate("new URLSearchParams(location.search).get('image')")
 
 
@@ -67,7 +73,9 @@ def test_confusion_cell_shows_its_images_and_opens_one(page, live):
     cell = httpx.get(live.url + "/api/models/default/dataset/test/cell", params={"true": t, "pred": p}).json()
     thumbs = page.locator(".cell-box .thumb")
     assert thumbs.count() == cm[t, p] == cell["count"]
-    assert [thumbs.nth(i).get_attribute("data-image") for i in range(thumbs.count())] == [r["image"] for r in cell["rows"]]
+    assert [thumbs.nth(i).get_attribute("data-image") for i in range(thumbs.count())] == [
+        r["image"] for r in cell["rows"]
+    ]
     thumbs.first.click()
     assert explorer_image(page) == cell["rows"][0]["image"]
     assert page.evaluate("document.body.dataset.prediction") == summary["classes"][p]
@@ -79,7 +87,9 @@ def test_embedding_point_hover_and_click_open_that_image(page, live):
 
     open_dataset_view(page, live)
     e = httpx.get(live.url + "/api/models/default/dataset/test/embedding", params={"method": "pca"}).json()
-    screen = np.array(page.evaluate("Array.from({length: %d}, (_, i) => window.__convscopeScatter.position(i))" % len(e["x"])))
+    screen = np.array(
+        page.evaluate(f"Array.from({{length: {len(e['x'])}}}, (_, i) => window.__convscopeScatter.position(i))")
+    )
     d = np.sqrt(((screen[:, None] - screen[None]) ** 2).sum(-1)) + np.eye(len(screen)) * 1e9
     i = int(d.min(1).argmax())  # the most isolated point: nothing else under the mouse
     page.locator("canvas.scatter").scroll_into_view_if_needed()

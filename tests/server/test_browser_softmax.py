@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -20,8 +21,9 @@ def thirteen_classes():
     from convscope.models import Model, Preprocessing
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(2 * 26 * 26, len(CLASSES)))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 26 * 26, len(CLASSES))
+    )
     return Model(net.eval(), classes=CLASSES, preprocessing=Preprocessing(size=(28, 28), channels=1), name="thirteen")
 
 

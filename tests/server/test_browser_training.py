@@ -26,7 +26,8 @@ EPOCHS = 3
 def points(page, chart: str, key: str, run: str) -> list[float]:
     return page.evaluate(
         f"""[...document.querySelectorAll('svg.{chart} g.series[data-key="{key}"][data-run="{run}"] circle')]
-            .map(c => +c.dataset.value)""")
+            .map(c => +c.dataset.value)"""
+    )
 
 
 def test_curves_update_live_while_training_runs(browser, tmp_path):
@@ -44,12 +45,30 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         page.goto(server.url + "/?view=training")
         page.wait_for_function("() => document.body.dataset.training === 'empty'")
         assert "no training runs" in page.locator(".runs-side").inner_text()
-        proc = subprocess.Popen([sys.executable, "-m", "convscope", "train", "--model", "tiny-vgg", "--data", "digits",
-                                 "--epochs", str(EPOCHS), "--out", str(runs / "x"), "--no-progress",
-                                 # 40x40 inputs: epochs of a few seconds even on an idle machine, so the
-                                 # page (polling every 1.5 s) must show the curves growing mid-run
-                                 "--input-size", "40"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "convscope",
+                "train",
+                "--model",
+                "tiny-vgg",
+                "--data",
+                "digits",
+                "--epochs",
+                str(EPOCHS),
+                "--out",
+                str(runs / "x"),
+                "--no-progress",
+                # 40x40 inputs: epochs of a few seconds even on an idle machine, so the
+                # page (polling every 1.5 s) must show the curves growing mid-run
+                "--input-size",
+                "40",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         try:
             seen = set()
             # the page polls: the run appears, then its curves grow one epoch at a time
@@ -84,7 +103,9 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         (runs / "y" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         page.wait_for_selector('.run-row[data-run="y"]')
         page.locator('.run-row[data-run="y"] input[type=checkbox]').check()
-        page.wait_for_function("""() => document.querySelectorAll('svg.chart-loss g.series[data-run="y"] circle').length === 4""")
+        page.wait_for_function(
+            """() => document.querySelectorAll('svg.chart-loss g.series[data-run="y"] circle').length === 4"""
+        )
         assert len(points(page, "chart-loss", "val_loss", "y")) == 2
         assert len(points(page, "chart-loss", "val_loss", "x")) == EPOCHS
         if shots:
@@ -100,8 +121,10 @@ def write_metrics(folder: Path, epochs, garbled_after: int | None = None) -> lis
     """A run's metrics.jsonl as the trainer writes it, one line per epoch; optionally a
     garbled line (a write cut short by a full disk) after epoch ``garbled_after``."""
     folder.mkdir(parents=True)
-    records = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e, "train_acc": 0.5 + e / 20,
-                "val_acc": 0.4 + e / 20} for e in epochs]
+    records = [
+        {"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e, "train_acc": 0.5 + e / 20, "val_acc": 0.4 + e / 20}
+        for e in epochs
+    ]
     lines = []
     for r in records:
         lines.append(json.dumps(r))
@@ -147,22 +170,28 @@ def test_damaged_runs_show_their_warnings_and_hide_no_other_run(browser, tmp_pat
         broken = page.locator('.run-row[data-run="broken"]')
         assert broken.locator(".run-status").inner_text() == "error"
         assert broken.locator(".run-warning").all_inner_texts() == [
-            f"⚠ cannot be read: PermissionError: [Errno 13] Permission denied: '{runs / 'broken' / 'metrics.jsonl'}'"]
+            f"⚠ cannot be read: PermissionError: [Errno 13] Permission denied: '{runs / 'broken' / 'metrics.jsonl'}'"
+        ]
         assert page.locator('.run-row[data-run="damaged"] .run-warning').all_inner_texts() == [
-            "⚠ metrics.jsonl:2 is not JSON; skipped"]
+            "⚠ metrics.jsonl:2 is not JSON; skipped"
+        ]
         assert page.locator('.run-row[data-run="good"] .run-warning').count() == 0
         # the first run that can be drawn is: the damaged one, with the epochs it has
-        page.wait_for_function("""() => document.querySelectorAll('svg.chart-loss g.series[data-run="damaged"] circle').length === 4""")
+        page.wait_for_function(
+            """() => document.querySelectorAll('svg.chart-loss g.series[data-run="damaged"] circle').length === 4"""
+        )
         assert points(page, "chart-loss", "val_loss", "damaged") == pytest.approx([r["val_loss"] for r in damaged])
-        assert page.locator('.run-row.active').get_attribute("data-run") == "damaged"
+        assert page.locator(".run-row.active").get_attribute("data-run") == "damaged"
         page.screenshot(path=str(shots / "training-warnings.png"))
         # the good run draws all its epochs; the broken one offers nothing to select
         page.locator('.run-row[data-run="good"]').click()
-        page.wait_for_function("""() => document.querySelectorAll('svg.chart-acc g.series[data-run="good"] circle').length === 6""")
+        page.wait_for_function(
+            """() => document.querySelectorAll('svg.chart-acc g.series[data-run="good"] circle').length === 6"""
+        )
         assert points(page, "chart-acc", "val_acc", "good") == pytest.approx([r["val_acc"] for r in good])
         page.locator('.run-row[data-run="broken"]').click()
         page.wait_for_timeout(1600)  # one more poll of the list (every 1.5 s)
-        assert page.locator('.run-row.active').get_attribute("data-run") == "good"
+        assert page.locator(".run-row.active").get_attribute("data-run") == "good"
         assert page.evaluate("document.body.dataset.training") == "ready"
         assert page.locator('.run-row[data-run="broken"] input[type=checkbox]').count() == 0
         assert not errors, errors

@@ -11,12 +11,12 @@ Screenshots go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir);
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from convscope import explain, features
 from convscope.render.heatmap import overlay
+
 from server_helpers import LiveServer, digits_dataset
 
 pytestmark = pytest.mark.browser
@@ -61,14 +61,17 @@ def value(page, key: str) -> float:
 
 def drawn_pixels(page, selector: str) -> np.ndarray:
     """The RGB pixels of an <img> as the browser decoded them (through a canvas)."""
-    data = page.evaluate("""(sel) => {
+    data = page.evaluate(
+        """(sel) => {
         const img = document.querySelector(sel);
         const c = document.createElement("canvas");
         c.width = img.naturalWidth; c.height = img.naturalHeight;
         const ctx = c.getContext("2d");
         ctx.drawImage(img, 0, 0);
         return [c.width, c.height, Array.from(ctx.getImageData(0, 0, c.width, c.height).data)];
-    }""", selector)
+    }""",
+        selector,
+    )
     w, h, rgba = data
     return np.array(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
 

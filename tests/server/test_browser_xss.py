@@ -23,13 +23,17 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
 TOKEN = "xss-token-5b1e"
 # class names (checkpoint meta): every class is a payload, so whichever is predicted shows one
-FORMS = ["<img src=x onerror=window.__xss={}>", "</script><script>window.__xss={}</script>",
-         '"><svg onload=window.__xss={}>']
+FORMS = [
+    "<img src=x onerror=window.__xss={}>",
+    "</script><script>window.__xss={}</script>",
+    '"><svg onload=window.__xss={}>',
+]
 CLASSES = [FORMS[i % 3].format(i) for i in range(10)]
 # layer names: no '.' (torch refuses it in a module name) and no '/' (a layer is one URL segment)
 CONV, RELU = "<img src=x onerror=__xss=11>", "<svg onload=__xss=12>"
@@ -52,9 +56,17 @@ def payload_layers_model():
     from convscope.models import Model, Preprocessing
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(OrderedDict([
-        (CONV, torch.nn.Conv2d(1, 4, 3, padding=1)), (RELU, torch.nn.ReLU()), ("pool", torch.nn.MaxPool2d(2)),
-        ("flat", torch.nn.Flatten()), ("fc", torch.nn.Linear(4 * 14 * 14, 10))]))
+    net = torch.nn.Sequential(
+        OrderedDict(
+            [
+                (CONV, torch.nn.Conv2d(1, 4, 3, padding=1)),
+                (RELU, torch.nn.ReLU()),
+                ("pool", torch.nn.MaxPool2d(2)),
+                ("flat", torch.nn.Flatten()),
+                ("fc", torch.nn.Linear(4 * 14 * 14, 10)),
+            ]
+        )
+    )
     return Model(net.eval(), classes=CLASSES, preprocessing=Preprocessing(size=(28, 28), channels=1), name="layers")
 
 
@@ -67,12 +79,25 @@ def live(tmp_path_factory):
     ckpt = payload_checkpoint(tmp / "classes.pt", classes=CLASSES, name="classes")
     run = tmp / "runs" / RUN
     run.mkdir(parents=True)
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "train_acc": 0.5 + e / 10,
-                    "val_acc": 0.4 + e / 10}) + "\n" for e in (1, 2)))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "epoch": e,
+                    "train_loss": 1.0 / e,
+                    "val_loss": 1.2 / e,
+                    "train_acc": 0.5 + e / 10,
+                    "val_acc": 0.4 + e / 10,
+                }
+            )
+            + "\n"
+            for e in (1, 2)
+        )
+    )
     payload_checkpoint(run / "last.pt", command=COMMAND, config={"model": CONV, "data": RELU, "epochs": 2})
-    registry = Registry([str(ckpt), "layers"],
-                        loader=lambda spec: payload_layers_model() if spec == "layers" else load_model(spec))
+    registry = Registry(
+        [str(ckpt), "layers"], loader=lambda spec: payload_layers_model() if spec == "layers" else load_model(spec)
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONVSCOPE_CACHE", str(tmp / "cache"))
         app = create_app(registry=registry, token=TOKEN, runs=tmp / "runs", data="digits")
@@ -118,7 +143,7 @@ def assert_inert(page, where: str, *shown: str) -> None:
 
 
 def neuron(page, layer: str, channel: int = 0):
-    return page.locator(f"canvas.neuron[data-layer={json.dumps(layer)}][data-channel=\"{channel}\"]")
+    return page.locator(f'canvas.neuron[data-layer={json.dumps(layer)}][data-channel="{channel}"]')
 
 
 def open_detail(page, locator, **click) -> None:
@@ -157,9 +182,14 @@ def test_payload_names_are_shown_as_text_in_every_view(page, live):
     # the model whose layers are payloads: conv, activation, pool and linear views, a tooltip, the summary
     page.click('.tabs [data-view="network"]')
     page.select_option("#model-select", "layers")
-    page.wait_for_function("() => new URLSearchParams(location.search).get('model') === 'layers' && "
-                           "document.body.dataset.overview === 'ready'", timeout=60_000)
-    assert page.locator(f".column[data-layer={json.dumps(CONV)}] .col-head").get_attribute("title") == f"{CONV} (Conv2d)"
+    page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('model') === 'layers' && "
+        "document.body.dataset.overview === 'ready'",
+        timeout=60_000,
+    )
+    assert (
+        page.locator(f".column[data-layer={json.dumps(CONV)}] .col-head").get_attribute("title") == f"{CONV} (Conv2d)"
+    )
     neuron(page, CONV, 1).hover()
     assert page.locator("#tooltip").inner_text().startswith(f"{CONV} channel 1")
     assert_inert(page, "tooltip", CONV)

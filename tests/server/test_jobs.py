@@ -77,7 +77,7 @@ def test_same_key_shares_one_job_and_history_is_bounded():
     again = jobs.submit("k", lambda p: calls.append(1) or "y", key=("m", "layer", 0))
     assert again is first and calls == [1]
     for i in range(10):
-        wait(jobs.submit("n", lambda p: i, key=i))
+        wait(jobs.submit("n", lambda p, i=i: i, key=i))
     assert len(jobs) <= 4
     with pytest.raises(NotFound):
         jobs.get("job-999999")

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from server_helpers import digits_app
 
 from convscope.analysis import embed, run_pass
 from convscope.data import load_splits
 from convscope.models import load_model
+
+from server_helpers import digits_app
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,9 @@ def test_summary_matches_sklearn(client, reference):
     assert s["dataset"] == "digits" and s["count"] == 180
     assert s["accuracy"] == pytest.approx(accuracy_score(ref.labels, ref.preds))
     np.testing.assert_array_equal(s["confusion"], confusion_matrix(ref.labels, ref.preds, labels=range(10)))
-    np.testing.assert_allclose(s["per_class_accuracy"], recall_score(ref.labels, ref.preds, average=None,
-                                                                     labels=range(10), zero_division=0))
+    np.testing.assert_allclose(
+        s["per_class_accuracy"], recall_score(ref.labels, ref.preds, average=None, labels=range(10), zero_division=0)
+    )
 
 
 def test_cell_mistakes_and_random_rows(client, reference):
@@ -90,12 +92,13 @@ def test_dataset_image_in_the_explorer_is_the_image_the_pass_saw(client, referen
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("L")), test.images[row, 0].numpy())
     trace = client.get("/api/models/default/trace", params={"image": f"data-test-{row}"}).json()
     with torch.no_grad():
-        probs = model.net(model.preprocessing.normalize(test.images[row:row + 1])).softmax(-1)[0]
+        probs = model.net(model.preprocessing.normalize(test.images[row : row + 1])).softmax(-1)[0]
     assert trace["prediction"]["top"][0]["index"] == int(ref.preds[row]) == int(probs.argmax())
     assert trace["prediction"]["top"][0]["prob"] == pytest.approx(float(probs.max()), abs=1e-5)
     explorer_png = client.get(f"/api/models/default/images/data-test-{row}.png").content
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(explorer_png)).convert("L")),
-                                  test.images[row, 0].numpy())
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(explorer_png)).convert("L")), test.images[row, 0].numpy()
+    )
 
 
 def test_pca_embedding_equals_a_direct_call(client, reference):
@@ -108,14 +111,17 @@ def test_pca_embedding_equals_a_direct_call(client, reference):
     assert e["image_prefix"] == "data-test-"
 
 
-@pytest.mark.parametrize("path,status", [
-    ("/api/models/default/dataset/nope/summary", 404),
-    ("/api/models/nope/dataset/test/summary", 404),
-    ("/api/models/default/dataset/test/cell?true=10&pred=0", 404),
-    ("/api/models/default/dataset/test/images/180.png", 404),
-    ("/api/models/default/images/data-test-999.png", 404),
-    ("/api/models/default/dataset/test/embedding?method=umap", 400),
-])
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/api/models/default/dataset/nope/summary", 404),
+        ("/api/models/nope/dataset/test/summary", 404),
+        ("/api/models/default/dataset/test/cell?true=10&pred=0", 404),
+        ("/api/models/default/dataset/test/images/180.png", 404),
+        ("/api/models/default/images/data-test-999.png", 404),
+        ("/api/models/default/dataset/test/embedding?method=umap", 400),
+    ],
+)
 def test_bad_requests(client, path, status):
     assert client.get(path).status_code == status
 

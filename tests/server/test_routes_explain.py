@@ -17,6 +17,7 @@ from convscope import explain, features
 from convscope.data.base import ImageDataset
 from convscope.render.heatmap import overlay
 from convscope.server.feature_views import data_choice
+
 from live_server import wait_for_job
 from server_helpers import digits_dataset
 
@@ -72,7 +73,7 @@ def test_methods_and_options_come_from_the_model(api, ref):
             h = child(h)
             if h.dim() == 4 and h.shape[2] * h.shape[3] > 1:
                 spatial.append((name, list(h.shape[1:])))
-    assert [(l["name"], l["shape"]) for l in o["layers"]] == spatial
+    assert [(lay["name"], lay["shape"]) for lay in o["layers"]] == spatial
     assert o["default_layer"] == explain.GradCAM(model)(x).layer == "max_pool_2"
     assert o["predicted"] == int(model.net(x).argmax()) and o["classes"] == model.classes
 
@@ -81,14 +82,16 @@ def test_resnet_layers_include_blocks_and_the_default_is_the_methods(api, regist
     model = registry.entry("resnet").model
     x = registry.input_batch("resnet", "sample-0")
     o = api.get("/api/models/resnet/explain/options").json()
-    names = [l["name"] for l in o["layers"]]
+    names = [lay["name"] for lay in o["layers"]]
     assert {"layer3", "layer3.1", "layer2.0.conv1"} <= set(names)
     assert "layer4" not in names  # 1x1 at a 32x32 input: nothing spatial to show
     assert o["default_layer"] == explain.GradCAM(model)(x).layer
 
 
-@pytest.mark.parametrize("method, layer, target", [("gradcam", None, None), ("gradcam", "conv_2_1", 3),
-                                                   ("saliency", None, 7), ("occlusion", None, None)])
+@pytest.mark.parametrize(
+    "method, layer, target",
+    [("gradcam", None, None), ("gradcam", "conv_2_1", 3), ("saliency", None, 7), ("occlusion", None, None)],
+)
 def test_attribution_and_metrics_equal_direct_calls(api, ref, method, layer, target):
     model, x = ref
     params = {"image": "sample-3", "method": method, "layer": layer, "target": target}
@@ -116,14 +119,17 @@ def test_attribution_and_metrics_equal_direct_calls(api, ref, method, layer, tar
     assert m["increase_in_confidence"] == pytest.approx(c.increase_in_confidence)
 
 
-@pytest.mark.parametrize("params, status, words", [
-    ({"method": "gradcamm"}, 404, "gradcamm"),
-    ({"layer": "conv_9"}, 404, "conv_9"),
-    ({"layer": "flatten"}, 400, "spatial"),
-    ({"target": 10}, 400, "out of range"),
-    ({"target": -1}, 400, "out of range"),
-    ({"image": "sample-99"}, 404, "sample-99"),
-])
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"method": "gradcamm"}, 404, "gradcamm"),
+        ({"layer": "conv_9"}, 404, "conv_9"),
+        ({"layer": "flatten"}, 400, "spatial"),
+        ({"target": 10}, 400, "out of range"),
+        ({"target": -1}, 400, "out of range"),
+        ({"image": "sample-99"}, 404, "sample-99"),
+    ],
+)
 def test_bad_requests_are_4xx_before_any_job(api, app, params, status, words):
     before = len(app.state.jobs)
     for call in (api.get, api.post):
@@ -139,13 +145,20 @@ def test_explain_job_progress_and_result(api):
     params = {"image": "sample-5", "method": "gradcam++"}
     job = wait_for_job(api, api.post("/api/models/default/explain", params=params).json())
     assert job["status"] == "done" and job["done"] == job["total"] == 1000
-    assert job["result"]["metrics"]["deletion_auc"] == api.get("/api/models/default/explain", params=params).json()["metrics"]["deletion_auc"]
+    assert (
+        job["result"]["metrics"]["deletion_auc"]
+        == api.get("/api/models/default/explain", params=params).json()["metrics"]["deletion_auc"]
+    )
 
 
 def test_sanity_job_equals_the_direct_check(api, ref):
     model, x = ref
-    job = wait_for_job(api, api.post("/api/models/default/sanity", params={"image": "sample-3", "method": "gradcam,saliency",
-                                                                     "max_steps": 3}).json())
+    job = wait_for_job(
+        api,
+        api.post(
+            "/api/models/default/sanity", params={"image": "sample-3", "method": "gradcam,saliency", "max_steps": 3}
+        ).json(),
+    )
     assert job["status"] == "done" and job["done"] == job["total"] == 4, job
     r = job["result"]
     direct = explain.sanity_check(model, x, methods=["gradcam", "saliency"], max_steps=3)
@@ -197,7 +210,7 @@ def test_visualization_equals_the_direct_call_and_is_cached_on_disk(api, app, re
         again = c.get(url, params=params).json()
     assert again["cached"] is True and again["image"] == r["image"] and again["value"] == r["value"]
     assert api.post(url, params={"channel": 10}).status_code == 404
-    assert api.post(f"/api/models/default/layers/nope/visualization").status_code == 404
+    assert api.post("/api/models/default/layers/nope/visualization").status_code == 404
 
 
 def test_a_job_is_cancelled_over_http(api):
@@ -217,7 +230,9 @@ def test_a_job_is_cancelled_over_http(api):
 def test_top_examples_equal_the_direct_pass(api, ref, digits):
     model, _ = ref
     assert api.get("/api/models/default/features").json()["dataset"] == "digits-20"
-    job = wait_for_job(api, api.post(f"/api/models/default/layers/{LAYER}/examples", params={"channel": 1, "k": 3}).json())
+    job = wait_for_job(
+        api, api.post(f"/api/models/default/layers/{LAYER}/examples", params={"channel": 1, "k": 3}).json()
+    )
     assert job["status"] == "done", job
     r = job["result"]
     direct = features.top_examples(model, digits, LAYER, k=3)

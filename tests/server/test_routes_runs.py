@@ -15,8 +15,16 @@ from convscope.train.snapshots import save_snapshot
 
 
 def record(epoch: int) -> dict:
-    return {"epoch": epoch, "train_loss": 2.0 / epoch, "train_acc": 0.5 + 0.1 * epoch, "val_loss": 2.2 / epoch,
-            "val_acc": 0.45 + 0.1 * epoch, "lr": 0.001, "seconds": 1.0, "images_per_s": 100.0}
+    return {
+        "epoch": epoch,
+        "train_loss": 2.0 / epoch,
+        "train_acc": 0.5 + 0.1 * epoch,
+        "val_loss": 2.2 / epoch,
+        "val_acc": 0.45 + 0.1 * epoch,
+        "lr": 0.001,
+        "seconds": 1.0,
+        "images_per_s": 100.0,
+    }
 
 
 def write_run(folder, epochs: int, net: torch.nn.Module) -> None:
@@ -88,8 +96,16 @@ def test_snapshot_sends_the_first_conv_weights_and_maps(client, runs):
     assert s["label"] == 3 and s["layer"] == "conv_1_1" and s["image"].startswith("data:image/png;base64,")
 
 
-@pytest.mark.parametrize("path", ["/api/runs/nope/metrics", "/api/runs/../a/metrics", "/api/runs/%2E%2E%2Fa/metrics",
-                                  "/api/runs/a/snapshots/9", "/api/runs/empty/metrics"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs/nope/metrics",
+        "/api/runs/../a/metrics",
+        "/api/runs/%2E%2E%2Fa/metrics",
+        "/api/runs/a/snapshots/9",
+        "/api/runs/empty/metrics",
+    ],
+)
 def test_unknown_runs_and_epochs_are_404(client, path):
     r = client.get(path)
     assert r.status_code == 404
@@ -108,6 +124,7 @@ def test_no_runs_folder_lists_nothing():
 
 # -- damaged runs and links leading out of a run folder ------------------------------------------
 
+
 def runs_client(root, **kwargs):
     from fastapi.testclient import TestClient
 
@@ -117,8 +134,7 @@ def runs_client(root, **kwargs):
     return TestClient(create_app(registry=Registry(["default"]), runs=root), **kwargs)
 
 
-@pytest.mark.parametrize("damage", [b"not json\n", b'{"epoch": 2, "note": "caf\xe9"}\n'],
-                         ids=["not-json", "not-utf8"])
+@pytest.mark.parametrize("damage", [b"not json\n", b'{"epoch": 2, "note": "caf\xe9"}\n'], ids=["not-json", "not-utf8"])
 def test_a_damaged_metrics_line_costs_one_epoch_and_hides_no_run(runs, damage):
     root, _ = runs
     metrics = root / "a" / "metrics.jsonl"
@@ -130,8 +146,9 @@ def test_a_damaged_metrics_line_costs_one_epoch_and_hides_no_run(runs, damage):
         rows = {r["name"]: r for r in listing.json()["runs"]}
         assert sorted(rows) == ["a", "group/b"]  # the damaged run is listed, the others still show
         assert rows["group/b"]["problems"] == [] and rows["group/b"]["epochs"] == 3
-        assert rows["a"]["problems"] == ["metrics.jsonl:2 is not " + ("JSON" if b"not json" in damage else
-                                                                      "UTF-8 text") + "; skipped"]
+        assert rows["a"]["problems"] == [
+            "metrics.jsonl:2 is not " + ("JSON" if b"not json" in damage else "UTF-8 text") + "; skipped"
+        ]
         d = c.get("/api/runs/a/metrics")
         assert d.status_code == 200, d.text
         assert d.json()["curves"]["epoch"] == [1.0, 2.0] and d.json()["problems"] == rows["a"]["problems"]
@@ -167,8 +184,10 @@ def test_files_linked_in_from_outside_the_run_folder_are_not_read(tmp_path, runs
     with runs_client(root, raise_server_exceptions=False) as c:
         rows = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
         assert rows["linked"]["epochs"] == 0 and rows["linked"]["last"] is None
-        assert rows["linked"]["problems"] == ["metrics.jsonl leads outside the run folder (a symlink); not read",
-                                              "last.pt leads outside the run folder (a symlink); not read"]
+        assert rows["linked"]["problems"] == [
+            "metrics.jsonl leads outside the run folder (a symlink); not read",
+            "last.pt leads outside the run folder (a symlink); not read",
+        ]
         d = c.get("/api/runs/linked/metrics").json()
         assert d["curves"] == {} and d["snapshots"] == []
         assert d["version"] == "0." + d["version"].split(".")[1] + ".0"  # nothing of the outside files

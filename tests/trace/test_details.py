@@ -64,8 +64,8 @@ def test_conv_channel_and_position_reproduce_pytorch(cin, cout, k, s, p, d, g, m
         pos = D.conv_position(rec, c, y, xx, batch=1)
         assert pos.output == pytest.approx(float(out[1, c, y, xx]), abs=ATOL)
         torch.testing.assert_close(pos.products, pos.patches * pos.kernels, rtol=0, atol=0)
-        inp = x[1, pos.input_channels[0]:pos.input_channels[-1] + 1]
-        for (u, v) in [(u, v) for u in range(len(pos.rows)) for v in range(len(pos.cols))]:
+        inp = x[1, pos.input_channels[0] : pos.input_channels[-1] + 1]
+        for u, v in [(u, v) for u in range(len(pos.rows)) for v in range(len(pos.cols))]:
             r, col = int(pos.rows[u]), int(pos.cols[v])
             if pos.inside[u, v]:
                 torch.testing.assert_close(pos.patches[:, u, v], inp[:, r, col], rtol=0, atol=0)
@@ -112,8 +112,12 @@ def test_conv_details_on_efficientnet_depthwise_layer(efficientnet_trace):
 
 # -- pooling --------------------------------------------------------------------------------
 MAXPOOLS = [  # kernel, stride, padding, dilation, ceil_mode
-    (2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 2, 1, 2, True), (3, 1, 1, 1, True),
-    (2, 3, 1, 1, True), ((3, 2), (2, 1), (1, 0), 1, False),
+    (2, 2, 0, 1, False),
+    (3, 2, 1, 1, False),
+    (3, 2, 1, 2, True),
+    (3, 1, 1, 1, True),
+    (2, 3, 1, 1, True),
+    ((3, 2), (2, 1), (1, 0), 1, False),
 ]
 
 
@@ -136,8 +140,12 @@ def test_maxpool_windows_values_and_argmax_match_pytorch(k, s, p, d, ceil):
 
 
 AVGPOOLS = [  # kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
-    (2, 2, 0, False, True, None), (3, 2, 1, True, True, None), (3, 2, 1, True, False, None),
-    (3, 2, 1, False, True, 5), (2, 3, 1, True, True, None), ((3, 2), (1, 2), (1, 1), True, False, None),
+    (2, 2, 0, False, True, None),
+    (3, 2, 1, True, True, None),
+    (3, 2, 1, True, False, None),
+    (3, 2, 1, False, True, 5),
+    (2, 3, 1, True, True, None),
+    ((3, 2), (1, 2), (1, 1), True, False, None),
 ]
 
 
@@ -155,8 +163,16 @@ def test_avgpool_windows_and_divisors_match_pytorch(k, s, p, ceil, include, div)
         assert win.value == pytest.approx(float(win.values.sum()) / win.divisor, abs=1e-6)
 
 
-@pytest.mark.parametrize("layer", [nn.AdaptiveAvgPool2d((3, 2)), nn.AdaptiveAvgPool2d(1), nn.AdaptiveAvgPool2d((7, 5)),
-                                   nn.AdaptiveMaxPool2d((3, 4)), nn.AdaptiveAvgPool2d((4, 3))])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.AdaptiveAvgPool2d((3, 2)),
+        nn.AdaptiveAvgPool2d(1),
+        nn.AdaptiveAvgPool2d((7, 5)),
+        nn.AdaptiveMaxPool2d((3, 4)),
+        nn.AdaptiveAvgPool2d((4, 3)),
+    ],
+)
 def test_adaptive_pool_windows_match_pytorch(layer):
     torch.manual_seed(0)
     x = torch.randn(1, 2, 7, 5)
@@ -172,9 +188,18 @@ def test_adaptive_pool_windows_match_pytorch(layer):
 
 
 # -- element-wise, batch-norm, flatten, linear, softmax -------------------------------------
-@pytest.mark.parametrize("layer,kind", [(nn.ReLU(), "relu"), (nn.ReLU6(), "relu6"), (nn.SiLU(), "silu"),
-                                        (nn.Sigmoid(), "sigmoid"), (nn.Tanh(), "tanh"),
-                                        (nn.LeakyReLU(0.2), "activation"), (nn.ReLU(inplace=True), "relu")])
+@pytest.mark.parametrize(
+    "layer,kind",
+    [
+        (nn.ReLU(), "relu"),
+        (nn.ReLU6(), "relu6"),
+        (nn.SiLU(), "silu"),
+        (nn.Sigmoid(), "sigmoid"),
+        (nn.Tanh(), "tanh"),
+        (nn.LeakyReLU(0.2), "activation"),
+        (nn.ReLU(inplace=True), "relu"),
+    ],
+)
 def test_activations_recompute_their_outputs(layer, kind):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 5) * 5

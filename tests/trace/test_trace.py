@@ -29,8 +29,9 @@ def eager_outputs(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     handles = []
     for name, m in net.named_modules():
         if name and not list(m.children()):
-            handles.append(m.register_forward_hook(
-                lambda mod, args, y, name=name: out.setdefault(name, y.detach().clone())))
+            handles.append(
+                m.register_forward_hook(lambda mod, args, y, name=name: out.setdefault(name, y.detach().clone()))
+            )
     try:
         with torch.no_grad():
             net.eval()(x)
@@ -75,9 +76,19 @@ def test_resnet18_shaped_residual_adds_batchnorm_and_inplace_relu():
     assert "layer1.0.relu" in t and "layer1.0.relu#2" in t
     assert t["layer1.0.relu#2"].inputs == ["add"] and t["layer1.0.relu#2"].param_count == 0
     bn = t["layer1.0.bn1"]
-    torch.testing.assert_close(bn.output, F.batch_norm(t["layer1.0.conv1"].output, bn.module.running_mean,
-                                                        bn.module.running_var, bn.weight, bn.bias, False, 0.0,
-                                                        bn.module.eps))
+    torch.testing.assert_close(
+        bn.output,
+        F.batch_norm(
+            t["layer1.0.conv1"].output,
+            bn.module.running_mean,
+            bn.module.running_var,
+            bn.weight,
+            bn.bias,
+            False,
+            0.0,
+            bn.module.eps,
+        ),
+    )
     assert (bn.output < 0).any()  # would be all >= 0 had the ReLU overwritten it
     torch.testing.assert_close(t["layer1.0.relu"].input, bn.output, rtol=0, atol=0)
     torch.testing.assert_close(t["layer1.0.relu"].output, bn.output.clamp_min(0))
@@ -106,8 +117,9 @@ def test_functional_cnn_records_functional_ops_with_their_inputs():
         torch.testing.assert_close(t.output, net(x))
 
 
-def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(efficientnet, photo_coffee,
-                                                                        efficientnet_trace):
+def test_efficientnet_lite0_traces_with_fx_padding_conv_and_shared_swish(
+    efficientnet, photo_coffee, efficientnet_trace
+):
     t = efficientnet_trace
     assert t.via == "fx" and t.input.shape == (1, 3, 224, 224)
     torch.testing.assert_close(t.input, efficientnet.batch(photo_coffee), rtol=0, atol=0)
@@ -280,8 +292,10 @@ def test_summary_counts_against_independent_numbers():
     assert 'Model: "tiny-vgg"' in text and "conv_1_1 (Conv2d)" in text and "(1, 10, 62, 62)" in text
     assert "Total params: 19,920" in text and "Connected to" not in text  # a chain needs no edges column
     assert "Connected to" in str(s) and "layer1.0.bn2, maxpool" in str(s)
-    assert "<table>" in tv._repr_html_() and "conv_1_1" in trace(load_model("tiny-vgg"),
-                                                                   torch.zeros(1, 3, 64, 64))._repr_html_()
+    assert (
+        "<table>" in tv._repr_html_()
+        and "conv_1_1" in trace(load_model("tiny-vgg"), torch.zeros(1, 3, 64, 64))._repr_html_()
+    )
 
 
 def test_model_ending_in_softmax_reports_its_own_probabilities():
@@ -316,13 +330,15 @@ def test_cs_trace_is_the_function_through_the_lazy_export():
 
 def test_cs_trace_is_callable_when_the_package_was_imported_first():
     # importing the subpackage first binds convscope.trace to the package: it must be callable too
-    code = ("from convscope.trace import details\nimport convscope as cs, torch\n"
-            "from convscope.models.zoo import build\n"
-            "assert not isinstance(cs.__dict__['trace'], type(lambda: 0))\n"
-            "t = cs.trace(build('tiny-vgg'), torch.zeros(1, 3, 64, 64))\n"
-            "from convscope.trace import trace, Trace\n"
-            "assert isinstance(t, Trace) and callable(trace)\n"
-            "print(t.names[1])")
+    code = (
+        "from convscope.trace import details\nimport convscope as cs, torch\n"
+        "from convscope.models.zoo import build\n"
+        "assert not isinstance(cs.__dict__['trace'], type(lambda: 0))\n"
+        "t = cs.trace(build('tiny-vgg'), torch.zeros(1, 3, 64, 64))\n"
+        "from convscope.trace import trace, Trace\n"
+        "assert isinstance(t, Trace) and callable(trace)\n"
+        "print(t.names[1])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "conv_1_1"

@@ -11,17 +11,48 @@ callback, so the web explorer can serve them. Passes over shards merge exactly.
 """
 
 from .cache import cache_root, cached_embedding, cached_pass, model_fingerprint, pass_key
-from .dataset_pass import DatasetPass, merge, run_pass
+from .dataset_pass import DatasetPass, last_linear, merge, run_pass
 from .embedding import METHODS, Embedding, embed, has_opentsne, has_umap
-from .dataset_pass import last_linear
 from .layers import activation_maps, layer_table, report_layers
-from .metrics import (Mistake, cell_rows, confusion_matrix, evaluate, misclassified, mistakes_json,
-                      per_class_accuracy, random_rows)
+from .metrics import (
+    Mistake,
+    cell_rows,
+    confusion_matrix,
+    evaluate,
+    misclassified,
+    mistakes_json,
+    per_class_accuracy,
+    random_rows,
+)
 from .runs import curves, read_metrics, run_history
 
 __all__ = [
-    "METHODS", "DatasetPass", "Embedding", "Mistake", "activation_maps", "cache_root", "cached_embedding",
-    "cached_pass", "cell_rows", "confusion_matrix", "curves", "embed", "evaluate", "has_opentsne",
-    "has_umap", "last_linear", "layer_table", "merge", "misclassified", "mistakes_json", "model_fingerprint",
-    "pass_key", "per_class_accuracy", "random_rows", "read_metrics", "report_layers", "run_history", "run_pass",
+    "METHODS",
+    "DatasetPass",
+    "Embedding",
+    "Mistake",
+    "activation_maps",
+    "cache_root",
+    "cached_embedding",
+    "cached_pass",
+    "cell_rows",
+    "confusion_matrix",
+    "curves",
+    "embed",
+    "evaluate",
+    "has_opentsne",
+    "has_umap",
+    "last_linear",
+    "layer_table",
+    "merge",
+    "misclassified",
+    "mistakes_json",
+    "model_fingerprint",
+    "pass_key",
+    "per_class_accuracy",
+    "random_rows",
+    "read_metrics",
+    "report_layers",
+    "run_history",
+    "run_pass",
 ]

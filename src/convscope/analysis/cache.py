@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from torch import nn
@@ -45,11 +46,18 @@ def dataset_fingerprint(dataset: ImageDataset) -> str:
     return h.hexdigest()
 
 
-def pass_key(model: Model | nn.Module, dataset: ImageDataset, split: str = "", seed: int | None = None,
-             layer: str | None = None) -> str:
+def pass_key(
+    model: Model | nn.Module, dataset: ImageDataset, split: str = "", seed: int | None = None, layer: str | None = None
+) -> str:
     """The cache key of :func:`cached_pass` (hex, 32 characters)."""
-    parts = {"model": model_fingerprint(model), "dataset": dataset.name, "split": split, "seed": seed,
-             "images": dataset_fingerprint(dataset), "layer": layer}
+    parts = {
+        "model": model_fingerprint(model),
+        "dataset": dataset.name,
+        "split": split,
+        "seed": seed,
+        "images": dataset_fingerprint(dataset),
+        "layer": layer,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -75,10 +83,13 @@ def read_entry(path: Path, load: Callable[[Path], Entry], fits: Callable[[Entry]
 def _fits(result: DatasetPass, dataset: ImageDataset) -> bool:
     """A cached pass belongs to ``dataset``: one row per image, in its order, with its labels."""
     n = len(dataset)
-    return (all(len(getattr(result, k)) == n for k in ("labels", "preds", "probs", "loss", "features", "indices"))
-            and result.probs.ndim == 2 and result.features.ndim == 2
-            and np.array_equal(result.indices, dataset.indices.numpy())
-            and np.array_equal(result.labels, dataset.labels.numpy()))
+    return (
+        all(len(getattr(result, k)) == n for k in ("labels", "preds", "probs", "loss", "features", "indices"))
+        and result.probs.ndim == 2
+        and result.features.ndim == 2
+        and np.array_equal(result.indices, dataset.indices.numpy())
+        and np.array_equal(result.labels, dataset.labels.numpy())
+    )
 
 
 def cached_pass(
@@ -109,8 +120,14 @@ def cached_pass(
     return result
 
 
-def cached_embedding(result: DatasetPass, method: str = "tsne", seed: int = 0, cache_dir: str | Path | None = None,
-                     refresh: bool = False, **options: Any) -> Embedding:
+def cached_embedding(
+    result: DatasetPass,
+    method: str = "tsne",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    refresh: bool = False,
+    **options: Any,
+) -> Embedding:
     """:func:`embed` of ``result.features``, cached when the pass came from :func:`cached_pass`."""
     key = result.meta.get("key")
     if not key:

@@ -38,10 +38,15 @@ def layer_table(model: Model | nn.Module, x: torch.Tensor | None = None) -> list
     model = as_model(model)
     shapes = {r.name: r.shape for r in reversed(_leaf_calls(model, x))}
     modules = dict(model.net.named_modules())
-    return [{"name": name, "kind": type(modules[name]).__name__,
-             "output_shape": list(shapes[name][1:]) if shapes.get(name) else None,
-             "parameters": sum(p.numel() for p in modules[name].parameters(recurse=False))}
-            for name in leaf_modules(model.net)]
+    return [
+        {
+            "name": name,
+            "kind": type(modules[name]).__name__,
+            "output_shape": list(shapes[name][1:]) if shapes.get(name) else None,
+            "parameters": sum(p.numel() for p in modules[name].parameters(recurse=False)),
+        }
+        for name in leaf_modules(model.net)
+    ]
 
 
 def report_layers(model: Model | nn.Module, limit: int = 10) -> list[str]:
@@ -50,8 +55,11 @@ def report_layers(model: Model | nn.Module, limit: int = 10) -> list[str]:
     model = as_model(model)
     leaves = set(leaf_modules(model.net))
     with model_state(model.net):
-        refs = [r for r in spatial_layers(model.net, torch.zeros(1, *model.input_shape, device=model.device))
-                if r.name in leaves]
+        refs = [
+            r
+            for r in spatial_layers(model.net, torch.zeros(1, *model.input_shape, device=model.device))
+            if r.name in leaves
+        ]
     if len(refs) > limit:
         modules = dict(model.net.named_modules())
         convs = [r for r in refs if isinstance(modules[r.name], nn.Conv2d)]

@@ -23,7 +23,9 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
         raise ConvscopeError(f"{labels.shape[0]} labels but {preds.shape[0]} predictions")
     if len(labels) and (min(labels.min(), preds.min()) < 0 or max(labels.max(), preds.max()) >= num_classes):
         raise ConvscopeError(f"labels and predictions must lie in 0..{num_classes - 1}")
-    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
@@ -47,7 +49,7 @@ class Mistake:
     true: int
     pred: int
     confidence: float  # probability the model gave its (wrong) prediction
-    true_prob: float   # probability it gave the right class
+    true_prob: float  # probability it gave the right class
 
 
 def misclassified(result: DatasetPass, limit: int | None = None) -> list[Mistake]:
@@ -57,9 +59,17 @@ def misclassified(result: DatasetPass, limit: int | None = None) -> list[Mistake
     order = rows[np.lexsort((rows, -conf))]
     if limit is not None:
         order = order[:limit]
-    return [Mistake(int(r), int(result.indices[r]), int(result.labels[r]), int(result.preds[r]),
-                    float(result.probs[r, result.preds[r]]), float(result.probs[r, result.labels[r]]))
-            for r in order]
+    return [
+        Mistake(
+            int(r),
+            int(result.indices[r]),
+            int(result.labels[r]),
+            int(result.preds[r]),
+            float(result.probs[r, result.preds[r]]),
+            float(result.probs[r, result.labels[r]]),
+        )
+        for r in order
+    ]
 
 
 def random_rows(n_rows: int, count: int, seed: int = 0) -> np.ndarray:
@@ -85,5 +95,6 @@ def evaluate(result: DatasetPass) -> dict[str, Any]:
 
 def mistakes_json(mistakes: list[Mistake], result: DatasetPass) -> list[dict[str, Any]]:
     """:func:`misclassified` as JSON rows with class names."""
-    return [{**asdict(m), "true_name": result.class_name(m.true), "pred_name": result.class_name(m.pred)}
-            for m in mistakes]
+    return [
+        {**asdict(m), "true_name": result.class_name(m.true), "pred_name": result.class_name(m.pred)} for m in mistakes
+    ]

@@ -8,8 +8,9 @@ with :mod:`convscope.render.report` as one self-contained HTML file or a PDF.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,12 +55,25 @@ def build_report(
     say = log or (lambda _m: None)
     data = dataset.conform(model.preprocessing)
     say(f"dataset pass over {len(data)} {split} images of {dataset.name}")
-    result = cached_pass(model, data, split=split, seed=seed, cache_dir=cache_dir, batch_size=batch_size,
-                         progress=progress, callback=callback)
+    result = cached_pass(
+        model,
+        data,
+        split=split,
+        seed=seed,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        progress=progress,
+        callback=callback,
+    )
     images = data.images.permute(0, 2, 3, 1).numpy()  # what the network saw, uint8 HWC
     stats = evaluate(result)
-    facts: dict[str, Any] = {"accuracy": stats["accuracy"], "count": stats["count"], "errors": stats["errors"],
-                             "cached_pass": bool(result.meta.get("cached")), "left_out": []}
+    facts: dict[str, Any] = {
+        "accuracy": stats["accuracy"],
+        "count": stats["count"],
+        "errors": stats["errors"],
+        "cached_pass": bool(result.meta.get("cached")),
+        "left_out": [],
+    }
     sections = [
         _overview(model, dataset, split, stats, result),
         _model_summary(model, facts),
@@ -78,7 +92,9 @@ def build_report(
     return title, f"convscope {__version__}, {when}", [s for s in sections if s is not None], facts
 
 
-def write_report(out: str | Path, model: Model, dataset: ImageDataset, fmt: str = "html", **options: Any) -> dict[str, Any]:
+def write_report(
+    out: str | Path, model: Model, dataset: ImageDataset, fmt: str = "html", **options: Any
+) -> dict[str, Any]:
     """Build the report and write it as ``fmt`` (html or pdf); returns the facts."""
     if fmt not in FORMATS:
         raise ConvscopeError(f"unknown report format {fmt!r}; choose html or pdf")
@@ -98,7 +114,9 @@ def _overview(model: Model, dataset: ImageDataset, split: str, stats: dict[str, 
     n_params = sum(p.numel() for p in model.net.parameters())
     c, h, w = model.input_shape
     rows: list[list[object]] = [
-        ["model", model.name], ["parameters", f"{n_params:,}"], ["input", f"{c}x{h}x{w}"],
+        ["model", model.name],
+        ["parameters", f"{n_params:,}"],
+        ["input", f"{c}x{h}x{w}"],
         ["dataset", f"{dataset.name} ({split} split, {len(dataset):,} images)"],
         ["accuracy", f"{100 * stats['accuracy']:.2f}% ({stats['count'] - stats['errors']:,} of {stats['count']:,})"],
         ["mean cross-entropy loss", f"{stats['mean_loss']:.4f}"],
@@ -115,17 +133,29 @@ def _model_summary(model: Model, facts: dict[str, Any]) -> Section:
         trace, why = None, str(exc)
     if trace is not None:
         summary = trace(model, torch.zeros(1, *model.input_shape, device=model.device)).summary().to_dict()
-        rows = [[f"{r['name']} ({r['op']})", r["kind"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
-                for r in summary["rows"]]
-        totals = (f"{summary['total_params']:,} parameters ({summary['trainable_params']:,} trainable); "
-                  f"{summary['total_macs']:,} multiply-adds per image; traced via {summary['via']}.")
-        return Section("Model summary", paragraphs=[totals],
-                       table=Table(["layer (type)", "kind", "output shape", "parameters", "multiply-adds"], rows))
+        rows = [
+            [f"{r['name']} ({r['op']})", r["kind"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
+            for r in summary["rows"]
+        ]
+        totals = (
+            f"{summary['total_params']:,} parameters ({summary['trainable_params']:,} trainable); "
+            f"{summary['total_macs']:,} multiply-adds per image; traced via {summary['via']}."
+        )
+        return Section(
+            "Model summary",
+            paragraphs=[totals],
+            table=Table(["layer (type)", "kind", "output shape", "parameters", "multiply-adds"], rows),
+        )
     facts["left_out"].append(f"model summary from convscope.trace ({why}): a hook-based layer table instead")
-    rows = [[r["name"], r["kind"], "x".join(map(str, r["output_shape"])) if r["output_shape"] else "-",
-             r["parameters"]] for r in layer_table(model)]
-    return Section("Model summary", table=Table(["layer", "kind", "output shape", "parameters"], rows),
-                   note="Leaf modules and their output shapes for one input, read with forward hooks.")
+    rows = [
+        [r["name"], r["kind"], "x".join(map(str, r["output_shape"])) if r["output_shape"] else "-", r["parameters"]]
+        for r in layer_table(model)
+    ]
+    return Section(
+        "Model summary",
+        table=Table(["layer", "kind", "output shape", "parameters"], rows),
+        note="Leaf modules and their output shapes for one input, read with forward hooks.",
+    )
 
 
 def _training(checkpoint: str | Path | None, meta: dict[str, Any], facts: dict[str, Any]) -> Section:
@@ -133,33 +163,53 @@ def _training(checkpoint: str | Path | None, meta: dict[str, Any], facts: dict[s
     facts["epochs"] = len(history)
     if not history:
         facts["left_out"].append("training curves: no metrics.jsonl beside the checkpoint and none in its metadata")
-        return Section("Training curves", note="No training history: the model is not a checkpoint inside a "
-                                              "`convscope train` run folder (no metrics.jsonl beside it).")
+        return Section(
+            "Training curves",
+            note="No training history: the model is not a checkpoint inside a "
+            "`convscope train` run folder (no metrics.jsonl beside it).",
+        )
     cols = curves(history)
     last = history[-1]
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                        if isinstance(v, float) and k.endswith(("loss", "acc")))
-    return Section("Training curves", paragraphs=[f"{len(history)} epochs; last epoch: {summary}."],
-                   figures=[(figs.training_curves(cols), "loss and accuracy per epoch")])
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float) and k.endswith(("loss", "acc")))
+    return Section(
+        "Training curves",
+        paragraphs=[f"{len(history)} epochs; last epoch: {summary}."],
+        figures=[(figs.training_curves(cols), "loss and accuracy per epoch")],
+    )
 
 
 def _accuracy(result: DatasetPass, stats: dict[str, Any]) -> Section:
     cm = np.asarray(stats["confusion"])
     per_class = per_class_accuracy(cm)
-    rows = [[result.class_name(k), int(cm[k].sum()), int(cm[k, k]),
-             "-" if np.isnan(per_class[k]) else f"{100 * per_class[k]:.1f}%"] for k in range(len(cm))]
-    return Section("Accuracy and confusion matrix",
-                   paragraphs=[f"Accuracy {100 * stats['accuracy']:.2f}% on {stats['count']:,} images."],
-                   table=Table(["class", "images", "correct", "accuracy"], rows),
-                   figures=[(figs.confusion_figure(cm, result.classes, per_class), "confusion matrix")])
+    rows = [
+        [
+            result.class_name(k),
+            int(cm[k].sum()),
+            int(cm[k, k]),
+            "-" if np.isnan(per_class[k]) else f"{100 * per_class[k]:.1f}%",
+        ]
+        for k in range(len(cm))
+    ]
+    return Section(
+        "Accuracy and confusion matrix",
+        paragraphs=[f"Accuracy {100 * stats['accuracy']:.2f}% on {stats['count']:,} images."],
+        table=Table(["class", "images", "correct", "accuracy"], rows),
+        figures=[(figs.confusion_figure(cm, result.classes, per_class), "confusion matrix")],
+    )
 
 
 def _true_pred(result: DatasetPass, images: np.ndarray, samples: int, seed: int) -> Section:
     rows = random_rows(len(result), samples, seed)
-    fig = figs.true_pred_grid([images[r] for r in rows], [result.class_name(result.labels[r]) for r in rows],
-                              [result.class_name(result.preds[r]) for r in rows])
-    return Section("True / Pred", paragraphs=[f"{len(rows)} images drawn at random (seed {seed}); red: wrong."],
-                   figures=[(fig, "random images with true and predicted labels")])
+    fig = figs.true_pred_grid(
+        [images[r] for r in rows],
+        [result.class_name(result.labels[r]) for r in rows],
+        [result.class_name(result.preds[r]) for r in rows],
+    )
+    return Section(
+        "True / Pred",
+        paragraphs=[f"{len(rows)} images drawn at random (seed {seed}); red: wrong."],
+        figures=[(fig, "random images with true and predicted labels")],
+    )
 
 
 def _mistakes(result: DatasetPass, images: np.ndarray, samples: int) -> Section:
@@ -167,25 +217,38 @@ def _mistakes(result: DatasetPass, images: np.ndarray, samples: int) -> Section:
     title = "Misclassified examples"
     if not wrong:
         return Section(title, paragraphs=["No image of this split is misclassified."])
-    fig = figs.misclassified_gallery([images[m.row] for m in wrong], [result.class_name(m.true) for m in wrong],
-                                     [result.class_name(m.pred) for m in wrong], [m.confidence for m in wrong])
+    fig = figs.misclassified_gallery(
+        [images[m.row] for m in wrong],
+        [result.class_name(m.true) for m in wrong],
+        [result.class_name(m.pred) for m in wrong],
+        [m.confidence for m in wrong],
+    )
     total = int((~result.correct).sum())
-    return Section(title, paragraphs=[f"The {len(wrong)} most confident of {total} mistakes "
-                                      "(true → predicted, with the probability given to the prediction)."],
-                   figures=[(fig, "misclassified images sorted by confidence")])
+    return Section(
+        title,
+        paragraphs=[
+            f"The {len(wrong)} most confident of {total} mistakes "
+            "(true → predicted, with the probability given to the prediction)."
+        ],
+        figures=[(fig, "misclassified images sorted by confidence")],
+    )
 
 
 def _activations(model: Model, data: ImageDataset, seed: int) -> Section:
     row = int(random_rows(len(data), 1, seed)[0])
-    x = model.preprocessing.normalize(data.images[row:row + 1])
+    x = model.preprocessing.normalize(data.images[row : row + 1])
     layers = report_layers(model)
     maps = activation_maps(model, x, layers)
     fig = figs.activation_maps(maps, data.images[row].permute(1, 2, 0).numpy())
-    return Section("Activation maps of one sample",
-                   paragraphs=[f"Image {int(data.indices[row])} of {data.name} (label "
-                               f"{model.class_name(int(data.labels[row]))}): the first channels of each layer, "
-                               "one zero-centred colour scale per layer (red positive, blue negative)."],
-                   figures=[(fig, "activation maps")])
+    return Section(
+        "Activation maps of one sample",
+        paragraphs=[
+            f"Image {int(data.indices[row])} of {data.name} (label "
+            f"{model.class_name(int(data.labels[row]))}): the first channels of each layer, "
+            "one zero-centred colour scale per layer (red positive, blue negative)."
+        ],
+        figures=[(fig, "activation maps")],
+    )
 
 
 def _gradcam(model: Model, data: ImageDataset, result: DatasetPass, facts: dict[str, Any]) -> Section | None:
@@ -193,8 +256,10 @@ def _gradcam(model: Model, data: ImageDataset, result: DatasetPass, facts: dict[
         from ..explain import attribute  # lands with the attribution issue
     except ImportError as exc:
         facts["left_out"].append(f"Grad-CAM: convscope.explain is not available ({exc})")
-        return Section("Grad-CAM", note=f"Left out: convscope.explain (attribution methods) is not available "
-                                        f"in this installation ({exc}).")
+        return Section(
+            "Grad-CAM",
+            note=f"Left out: convscope.explain (attribution methods) is not available in this installation ({exc}).",
+        )
     rows = list(random_rows(len(data), 6, seed=1))
     x = model.preprocessing.normalize(data.images[rows])
     found = attribute(model, x.to(model.device), method="gradcam")
@@ -204,19 +269,30 @@ def _gradcam(model: Model, data: ImageDataset, result: DatasetPass, facts: dict[
     heat = (maps - lo) / np.where(hi > lo, hi - lo, 1.0)
     titles = [f"{result.class_name(result.labels[r])} → {result.class_name(result.preds[r])}" for r in rows]
     fig = figs.heatmap_overlays([data.images[r].permute(1, 2, 0).numpy() for r in rows], list(heat), titles)
-    return Section("Grad-CAM", paragraphs=["Where the predicted class's evidence lies (Grad-CAM at the last "
-                                           "spatial layer), for six random images; true → predicted."],
-                   figures=[(fig, "Grad-CAM overlays")])
+    return Section(
+        "Grad-CAM",
+        paragraphs=[
+            "Where the predicted class's evidence lies (Grad-CAM at the last "
+            "spatial layer), for six random images; true → predicted."
+        ],
+        figures=[(fig, "Grad-CAM overlays")],
+    )
 
 
-def _embedding(result: DatasetPass, method: str, seed: int, cache_dir: str | Path | None,
-               facts: dict[str, Any]) -> Section:
+def _embedding(
+    result: DatasetPass, method: str, seed: int, cache_dir: str | Path | None, facts: dict[str, Any]
+) -> Section:
     emb = cached_embedding(result, method=method, seed=seed, cache_dir=cache_dir)
     facts["embedding"] = {"method": method, "backend": emb.backend, "seconds": round(emb.seconds, 2)}
     name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[method]
-    fig = figs.embedding_scatter(emb.coords, result.labels, result.correct, result.classes,
-                                 title=f"{name} of the {_feature_name(result)}")
-    return Section(f"Embedding ({name})",
-                   paragraphs=[f"{name} ({emb.backend}, seed {seed}, {emb.seconds:.1f} s) of the {result.features.shape[1]}"
-                               f" {_feature_name(result)}, coloured by true class; crosses are misclassified."],
-                   figures=[(fig, f"{name} embedding")])
+    fig = figs.embedding_scatter(
+        emb.coords, result.labels, result.correct, result.classes, title=f"{name} of the {_feature_name(result)}"
+    )
+    return Section(
+        f"Embedding ({name})",
+        paragraphs=[
+            f"{name} ({emb.backend}, seed {seed}, {emb.seconds:.1f} s) of the {result.features.shape[1]}"
+            f" {_feature_name(result)}, coloured by true class; crosses are misclassified."
+        ],
+        figures=[(fig, f"{name} embedding")],
+    )

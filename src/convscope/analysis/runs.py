@@ -232,8 +232,10 @@ def _event_scalars(path: str, mtime_ns: int, size: int) -> dict[str, dict[int, f
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
-    acc = EventAccumulator(path, size_guidance={"scalars": 0, "tensors": 0, "histograms": 1, "images": 1,
-                                                "audio": 1, "compressedHistograms": 1})
+    acc = EventAccumulator(
+        path,
+        size_guidance={"scalars": 0, "tensors": 0, "histograms": 1, "images": 1, "audio": 1, "compressedHistograms": 1},
+    )
     acc.Reload()
     tags = acc.Tags()
     out = {tag: {int(e.step): float(e.value) for e in acc.Scalars(tag)} for tag in tags.get("scalars", [])}

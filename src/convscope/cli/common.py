@@ -22,19 +22,27 @@ from typing import Any
 from ..progress import ProgressBar
 
 DEFAULT_MODEL = "default"
-MODEL_HELP = ("'default' (Tiny VGG trained on MNIST, shipped inside), a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
-              "efficientnet-lite0), a checkpoint, a TorchScript file, a TF.js model.json, or "
-              "pkg.module:factory@weights.pt")
+MODEL_HELP = (
+    "'default' (Tiny VGG trained on MNIST, shipped inside), a zoo name (tiny-vgg, mnist-cnn, cifar-cnn, "
+    "efficientnet-lite0), a checkpoint, a TorchScript file, a TF.js model.json, or "
+    "pkg.module:factory@weights.pt"
+)
 SPLITS = ("train", "val", "test")
 
 
-def add_model_argument(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL, *,
-                       positional: bool = False) -> None:
+def add_model_argument(
+    parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL, *, positional: bool = False
+) -> None:
     """``--model SPEC`` (and ``--trust``). With ``positional``, the spec may also come as the
     command's first word (``convscope summary tiny-vgg``, kept working for old scripts and
     not advertised); :func:`model_spec` reconciles the two."""
-    parser.add_argument("--model", "-m", default=None if positional else default, metavar="SPEC",
-                        help=f"the model: {MODEL_HELP} (default: {default})")
+    parser.add_argument(
+        "--model",
+        "-m",
+        default=None if positional else default,
+        metavar="SPEC",
+        help=f"the model: {MODEL_HELP} (default: {default})",
+    )
     if positional:
         parser.add_argument("model_word", nargs="?", metavar="SPEC", help=argparse.SUPPRESS)
         parser.set_defaults(model_default=default)
@@ -55,41 +63,61 @@ def model_spec(args: argparse.Namespace) -> str:
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust``, the one switch that lets a model file run code (convscope.load_model's ``trust``)."""
-    parser.add_argument("--trust", action="store_true",
-                        help="let model files run code: an architecture factory a checkpoint names, a TorchScript "
-                             "archive, a pickled module (only for files you trust; zoo checkpoints and factories "
-                             "you type yourself need no --trust)")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="let model files run code: an architecture factory a checkpoint names, a TorchScript "
+        "archive, a pickled module (only for files you trust; zoo checkpoints and factories "
+        "you type yourself need no --trust)",
+    )
 
 
 def add_output_argument(parser: argparse.ArgumentParser) -> None:
     """``--output KEY``: which tensor of a dict / tuple model output holds the scores (the Model's ``output``)."""
-    parser.add_argument("--output", metavar="KEY", default=None,
-                        help="for a model that returns a dict or a tuple: the key (e.g. logits) or index (e.g. 0) "
-                             "of the class scores (default: the only tensor, or the 'logits' entry)")
+    parser.add_argument(
+        "--output",
+        metavar="KEY",
+        default=None,
+        help="for a model that returns a dict or a tuple: the key (e.g. logits) or index (e.g. 0) "
+        "of the class scores (default: the only tensor, or the 'logits' entry)",
+    )
 
 
-def add_out_argument(parser: argparse.ArgumentParser, default: str, what: str = "folder for the files",
-                     metavar: str = "DIR") -> None:
+def add_out_argument(
+    parser: argparse.ArgumentParser, default: str, what: str = "folder for the files", metavar: str = "DIR"
+) -> None:
     """``--out DIR`` with a default that the help states (the command prints the path when it is done)."""
-    parser.add_argument("--out", "-o", metavar=metavar, default=default,
-                        help=f"{what}, created if missing (default: {default}; the path is printed at the end)")
+    parser.add_argument(
+        "--out",
+        "-o",
+        metavar=metavar,
+        default=default,
+        help=f"{what}, created if missing (default: {default}; the path is printed at the end)",
+    )
 
 
 def add_split_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", default="test", choices=SPLITS,
-                        help="which split of the dataset (default: test, the held-out one)")
+    parser.add_argument(
+        "--split", default="test", choices=SPLITS, help="which split of the dataset (default: test, the held-out one)"
+    )
 
 
 def add_progress_argument(parser: argparse.ArgumentParser, *aliases: str) -> None:
     """``--no-progress`` (plus old spellings such as ``--quiet``, kept as aliases)."""
-    parser.add_argument("--no-progress", *aliases, dest="no_progress", action="store_true",
-                        help="no progress bars or progress messages (results still print)"
-                             + (f"; {', '.join(aliases)}: the same" if aliases else ""))
+    parser.add_argument(
+        "--no-progress",
+        *aliases,
+        dest="no_progress",
+        action="store_true",
+        help="no progress bars or progress messages (results still print)"
+        + (f"; {', '.join(aliases)}: the same" if aliases else ""),
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where to compute (auto: CUDA when available)")
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (auto: CUDA when available)"
+    )
 
 
 def resolve_device(name: Any = "auto"):

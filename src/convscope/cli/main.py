@@ -13,7 +13,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import ConvscopeError
 from . import commands
@@ -24,8 +24,9 @@ class _Version(argparse.Action):
     alone would add a tenth of a second to every start)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="print the version number and exit", **kwargs)
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version number and exit", **kwargs
+        )
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         from .. import __version__
@@ -39,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convscope",
         description="A microscope for convolutional neural networks: train, trace, explain and show any PyTorch CNN.",
         epilog="Every command takes --help. The model is --model SPEC everywhere (default: the shipped "
-               "'default' model); --out has a default, printed at the end; --split defaults to test; "
-               "--no-progress turns progress bars off.",
+        "'default' model); --out has a default, printed at the end; --split defaults to test; "
+        "--no-progress turns progress bars off.",
     )
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

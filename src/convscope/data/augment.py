@@ -16,8 +16,9 @@ so a seeded generator reproduces the same batch exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,8 +101,14 @@ def warp(images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def augment(images: torch.Tensor, generator: torch.Generator | None = None, *, pad: int | None = None,
-            flip: bool = False, degrees: float = 10.0) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    pad: int | None = None,
+    flip: bool = False,
+    degrees: float = 10.0,
+) -> torch.Tensor:
     """One-call form of :class:`Augment`: ``augment(images_uint8, generator) -> uint8``."""
     return Augment(pad=pad, flip=flip, degrees=degrees)(images, generator)
 
@@ -128,8 +135,11 @@ def make_augment(spec: Any = True) -> Augment | None:
         if not kinds:
             return None
         if set(kinds) <= set(KINDS):
-            return Augment(pad=None if {"crop", "shift"} & set(kinds) else 0, flip="flip" in kinds,
-                           degrees=Augment.degrees if "rotate" in kinds else 0.0)
+            return Augment(
+                pad=None if {"crop", "shift"} & set(kinds) else 0,
+                flip="flip" in kinds,
+                degrees=Augment.degrees if "rotate" in kinds else 0.0,
+            )
         return Augment(flip=spec.lower() not in NO_FLIP)
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"pad", "flip", "degrees"}

@@ -10,8 +10,8 @@ across workers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -34,7 +34,9 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ConvscopeError(f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ConvscopeError(
+                f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if len(self.images) != len(self.labels):
             raise ConvscopeError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
         self.labels = self.labels.to(torch.int64)
@@ -45,8 +47,10 @@ class ImageDataset:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, "
-                f"{len(self.classes)} classes)")
+        return (
+            f"ImageDataset({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, "
+            f"{len(self.classes)} classes)"
+        )
 
     @property
     def channels(self) -> int:
@@ -56,18 +60,18 @@ class ImageDataset:
     def size(self) -> tuple[int, int]:
         return (int(self.images.shape[2]), int(self.images.shape[3]))
 
-    def subset(self, index: torch.Tensor | np.ndarray | list[int]) -> "ImageDataset":
+    def subset(self, index: torch.Tensor | np.ndarray | list[int]) -> ImageDataset:
         index = torch.as_tensor(index, dtype=torch.int64)
         return replace(self, images=self.images[index], labels=self.labels[index], indices=self.indices[index])
 
-    def shard(self, shard: int, shards: int) -> "ImageDataset":
+    def shard(self, shard: int, shards: int) -> ImageDataset:
         """The ``shard``-th of ``shards`` contiguous, disjoint pieces (for parallel passes)."""
         if not 0 <= shard < shards:
             raise ConvscopeError(f"shard {shard} is out of range for {shards} shards")
         bounds = np.linspace(0, len(self), shards + 1).astype(int)
         return self.subset(torch.arange(bounds[shard], bounds[shard + 1]))
 
-    def conform(self, preprocessing: Preprocessing) -> "ImageDataset":
+    def conform(self, preprocessing: Preprocessing) -> ImageDataset:
         """Convert to the channels and size a model expects (grey <-> RGB, bilinear resize)."""
         x = self.images
         c = preprocessing.channels
@@ -94,7 +98,7 @@ class ImageDataset:
         """Yield normalised float batches (x, y); images must already be conformed."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             x = self.images[idx]
             if augment is not None:
                 x = augment(x, generator)
@@ -103,8 +107,13 @@ class ImageDataset:
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of a uint8 batch (antialiased when shrinking)."""
-    out = F.interpolate(images.float(), size=tuple(size), mode="bilinear", align_corners=False,
-                        antialias=bool(size[0] < images.shape[2] or size[1] < images.shape[3]))
+    out = F.interpolate(
+        images.float(),
+        size=tuple(size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=bool(size[0] < images.shape[2] or size[1] < images.shape[3]),
+    )
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
@@ -143,8 +152,10 @@ def split_three(ds: ImageDataset, val_fraction: float, test_fraction: float, see
     order = torch.randperm(len(ds), generator=g)
     n_test = max(1, int(round(len(ds) * test_fraction)))
     n_val = max(1, int(round(len(ds) * val_fraction)))
-    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     pct = lambda n: f"{100 * n / len(ds):.0f}%"  # noqa: E731
-    desc = (f"seeded split (seed {seed}) of {len(ds)} images: train {len(train)} ({pct(len(train))}), "
-            f"val {len(val)} ({pct(len(val))}), test {len(test)} ({pct(len(test))})")
+    desc = (
+        f"seeded split (seed {seed}) of {len(ds)} images: train {len(train)} ({pct(len(train))}), "
+        f"val {len(val)} ({pct(len(val))}), test {len(test)} ({pct(len(test))})"
+    )
     return Splits(ds.subset(train), ds.subset(val), ds.subset(test), seed=seed, description=desc)

@@ -18,8 +18,9 @@ import io
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,8 +65,11 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     reconstruct = _numpy_global("multiarray", "_reconstruct")
     scalar = _numpy_global("multiarray", "scalar")
     frombuffer = _numpy_global("numeric", "_frombuffer")
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                           ("_codecs", "encode"): _latin1_encode}
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = scalar
@@ -91,9 +95,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = self._ALLOWED.get((module, name)) if self._ALLOWED else None
         if found is None:
-            raise ConvscopeError(f"{self.label}: refusing to load {module}.{name} from a pickle "
-                                 "(only NumPy arrays and plain containers are allowed); the file is not a genuine "
-                                 "CIFAR batch or has been tampered with")
+            raise ConvscopeError(
+                f"{self.label}: refusing to load {module}.{name} from a pickle "
+                "(only NumPy arrays and plain containers are allowed); the file is not a genuine "
+                "CIFAR batch or has been tampered with"
+            )
         return found
 
     def persistent_load(self, pid: Any) -> Any:
@@ -108,8 +114,18 @@ def safe_unpickle(data: bytes, label: str) -> Any:
         if str(exc).startswith(label):
             raise
         raise ConvscopeError(f"{label}: {exc}") from None  # the guarded globals do not know which file
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            UnicodeDecodeError, OverflowError, MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        UnicodeDecodeError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise ConvscopeError(f"{label} is not a readable pickle: {_one_line(exc)}") from None
 
 
@@ -119,8 +135,9 @@ def _text_keys(obj: Any, label: str) -> dict[str, Any]:
     return {k.decode("latin-1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
 
 
-def parse_batch(obj: Any, label: str, n_classes: int, max_bytes: int = MAX_MEMBER_BYTES
-                ) -> tuple[np.ndarray, np.ndarray]:
+def parse_batch(
+    obj: Any, label: str, n_classes: int, max_bytes: int = MAX_MEMBER_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
     """A batch dict -> images uint8 (N, 3, 32, 32) and labels int64 (N,).
 
     A genuine batch's pixels come from the pickle's own bytes, so ``data`` larger than
@@ -165,8 +182,10 @@ def _member_reader(archive: Path) -> tuple[tarfile.TarFile, Callable[[str], byte
         if name not in members:
             raise ConvscopeError(f"{archive} has no {name} (is it cifar-10-python.tar.gz?)")
         if members[name].size > MAX_MEMBER_BYTES:
-            raise ConvscopeError(f"{archive}: {name} declares {members[name].size} bytes, more than the "
-                                 f"{MAX_MEMBER_BYTES} convscope reads from one member")
+            raise ConvscopeError(
+                f"{archive}: {name} declares {members[name].size} bytes, more than the "
+                f"{MAX_MEMBER_BYTES} convscope reads from one member"
+            )
         try:
             return tar.extractfile(members[name]).read()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:

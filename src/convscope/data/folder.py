@@ -78,8 +78,13 @@ def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, pr
     labels = np.empty(len(files), dtype=np.int64)
     kept: list[int] = []
     bad: list[str] = []
-    bar = tqdm(files, desc=f"decoding {root.name}", unit="img", leave=False,
-               disable=not progress or len(files) < PROGRESS_MIN_FILES)
+    bar = tqdm(
+        files,
+        desc=f"decoding {root.name}",
+        unit="img",
+        leave=False,
+        disable=not progress or len(files) < PROGRESS_MIN_FILES,
+    )
     for file, label in bar:
         try:
             pixels = np.asarray(pre.to_pil(file), dtype=np.uint8)
@@ -95,8 +100,10 @@ def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, pr
     empty = [c for c, k in zip(classes, counts) if k == 0]
     if empty:
         raise ConvscopeError(f"no readable image in class folder(s) {', '.join(empty)} of {root}")
-    note = (f"image folder {root}: {len(classes)} classes, {n} images decoded to "
-            f"{h}x{w} {'RGB' if pre.channels == 3 else 'grey'}")
+    note = (
+        f"image folder {root}: {len(classes)} classes, {n} images decoded to "
+        f"{h}x{w} {'RGB' if pre.channels == 3 else 'grey'}"
+    )
     if bad:
         named = ", ".join(bad[:SHOW_NAMES]) + (f" and {len(bad) - SHOW_NAMES} more" if len(bad) > SHOW_NAMES else "")
         message = f"skipped {len(bad)} unreadable image file(s) in {root}: {named}"

@@ -12,8 +12,8 @@ import gzip
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,8 +22,14 @@ from ..errors import ConvscopeError
 from .base import ImageDataset
 
 # IDX element type codes -> NumPy dtypes (big-endian where it matters)
-IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-             0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 #: Largest IDX payload read (MNIST's training images are 47 MB; 2 GiB leaves room).
@@ -48,8 +54,10 @@ def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
             shape, dtype, header = _read_header(f, path)
             expected = math.prod(shape) * dtype.itemsize
             if expected > max_bytes:
-                raise ConvscopeError(f"{path}: IDX header declares shape {shape} ({expected} bytes), more than "
-                                     f"the {max_bytes} bytes convscope reads")
+                raise ConvscopeError(
+                    f"{path}: IDX header declares shape {shape} ({expected} bytes), more than "
+                    f"the {max_bytes} bytes convscope reads"
+                )
             if not compressed and path.stat().st_size - header != expected:
                 raise _size_error(path, shape, expected, path.stat().st_size - header)
             data = f.read(expected)
@@ -76,8 +84,10 @@ def _read_header(f, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 def _size_error(path: Path, shape: tuple[int, ...], expected: int, found: int, more: bool = False) -> ConvscopeError:
     held = "more" if more else str(found)
-    return ConvscopeError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
-                          f"but the file holds {held}; it is truncated or damaged")
+    return ConvscopeError(
+        f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
+        f"but the file holds {held}; it is truncated or damaged"
+    )
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, name: str, classes: Sequence[str]) -> ImageDataset:
@@ -88,11 +98,16 @@ def read_idx_pair(images_path: Path, labels_path: Path, name: str, classes: Sequ
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ConvscopeError(f"{labels_path}: expected integer labels (N,), got {labels.dtype} {labels.shape}")
     if len(images) != len(labels):
-        raise ConvscopeError(f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels")
+        raise ConvscopeError(
+            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ConvscopeError(f"{labels_path}: labels must lie in 0..{len(classes) - 1}, found {labels.min()}..{labels.max()}")
-    return ImageDataset(name, list(classes), torch.from_numpy(images)[:, None],
-                        torch.from_numpy(labels.astype(np.int64)))
+        raise ConvscopeError(
+            f"{labels_path}: labels must lie in 0..{len(classes) - 1}, found {labels.min()}..{labels.max()}"
+        )
+    return ImageDataset(
+        name, list(classes), torch.from_numpy(images)[:, None], torch.from_numpy(labels.astype(np.int64))
+    )
 
 
 def load_idx_dataset(paths: dict[str, Path], name: str, classes: Sequence[str]) -> tuple[ImageDataset, ImageDataset]:

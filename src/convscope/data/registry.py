@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ConvscopeError, NotFound, did_you_mean
 from ..models.preprocessing import Preprocessing
@@ -39,15 +40,25 @@ def recorded_dataset(meta: dict[str, Any] | None, what: str = "the model") -> st
     if not name:
         return None
     if name not in DATASETS[:-1]:
-        raise ConvscopeError(f"{what} records its data as {str(name)[:200]!r}; convscope opens only built-in datasets "
-                             "on a file's word: give the data yourself with --data (e.g. --data folder:PATH)")
+        raise ConvscopeError(
+            f"{what} records its data as {str(name)[:200]!r}; convscope opens only built-in datasets "
+            "on a file's word: give the data yourself with --data (e.g. --data folder:PATH)"
+        )
     return name
 
 
-def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                root: str | Path | None = None, download: bool = True, *,
-                preprocessing: Preprocessing | None = None, mirrors: str | Sequence[str] | None = None,
-                progress: bool = True) -> Splits:
+def load_splits(
+    name: str | DatasetSource,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    root: str | Path | None = None,
+    download: bool = True,
+    *,
+    preprocessing: Preprocessing | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> Splits:
     """Deterministic train / val / test splits of a dataset.
 
     Args:
@@ -74,7 +85,7 @@ def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 
     if not isinstance(name, str):
         raise ConvscopeError(f"a dataset is a name or a DatasetSource, not a {type(name).__name__}")
     if name.startswith(FOLDER_PREFIX):
-        path = name[len(FOLDER_PREFIX):]
+        path = name[len(FOLDER_PREFIX) :]
         if not path:
             raise ConvscopeError("folder: needs a path, e.g. folder:./my_images")
         return split_three(load_folder(path, preprocessing, progress=progress), val_fraction, test_fraction, seed)
@@ -87,13 +98,22 @@ def load_splits(name: str | DatasetSource, seed: int = 0, val_fraction: float = 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConvscopeError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be "
-                             "between 0 and 1 and sum to less than 1")
+        raise ConvscopeError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be "
+            "between 0 and 1 and sum to less than 1"
+        )
 
 
-def _load_remote(source: DatasetSource, seed: int, val_fraction: float, test_fraction: float,
-                 root: str | Path | None, download: bool, mirrors: str | Sequence[str] | None,
-                 progress: bool) -> Splits:
+def _load_remote(
+    source: DatasetSource,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    root: str | Path | None,
+    download: bool,
+    mirrors: str | Sequence[str] | None,
+    progress: bool,
+) -> Splits:
     try:
         paths = fetch(source, root=root, mirrors=mirrors, download=download, progress=progress)
     except DatasetUnavailable as exc:
@@ -109,6 +129,8 @@ def _load_remote(source: DatasetSource, seed: int, val_fraction: float, test_fra
     note = f"{source.name} from {paths[source.files[0].role].parent} (checksums verified)"
     train, test = replace(train, note=note), replace(test, note=note)
     fit, val = split_train_val(train, val_fraction, seed)
-    description = (f"official test set ({len(test)} images); seeded split (seed {seed}) of the {len(train)} "
-                   f"official training images: train {len(fit)}, val {len(val)}")
+    description = (
+        f"official test set ({len(test)} images); seeded split (seed {seed}) of the {len(train)} "
+        f"official training images: train {len(fit)}, val {len(val)}"
+    )
     return Splits(fit, val, test, seed=seed, description=description)

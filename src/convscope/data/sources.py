@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..errors import ConvscopeError
 from .base import ImageDataset
@@ -107,10 +107,15 @@ def mirror_urls(source: DatasetSource, mirrors: str | Sequence[str] | None = Non
 
 
 def _idx_files(md5s: Sequence[str], sizes: Sequence[int]) -> tuple[RemoteFile, ...]:
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    return tuple(RemoteFile(role, name, md5=md5, size=size)
-                 for role, name, md5, size in zip(IDX_ROLES, names, md5s, sizes))
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+    return tuple(
+        RemoteFile(role, name, md5=md5, size=size) for role, name, md5, size in zip(IDX_ROLES, names, md5s, sizes)
+    )
 
 
 # Official checksums: the md5 values published with each dataset (also used by torchvision),
@@ -119,9 +124,15 @@ def _idx_files(md5s: Sequence[str], sizes: Sequence[int]) -> tuple[RemoteFile, .
 MNIST = DatasetSource(
     name="mnist",
     format="idx",
-    files=_idx_files(("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-                      "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
-                     (9912422, 28881, 1648877, 4542)),
+    files=_idx_files(
+        (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
+        (9912422, 28881, 1648877, 4542),
+    ),
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/"),
     classes=tuple(DIGITS),
     homepage="https://yann.lecun.com/exdb/mnist/",
@@ -131,21 +142,27 @@ MNIST = DatasetSource(
 FASHION_MNIST = DatasetSource(
     name="fashion-mnist",
     format="idx",
-    files=_idx_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
-                     (26421880, 29515, 4422102, 5148)),
-    mirrors=("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    files=_idx_files(
+        (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        ),
+        (26421880, 29515, 4422102, 5148),
+    ),
+    mirrors=(
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    ),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     homepage="https://github.com/zalandoresearch/fashion-mnist",
 )
 
 CIFAR10 = DatasetSource(
     name="cifar10",
     format="cifar10-python",
-    files=(RemoteFile("archive", "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
-                       size=170498071),),
+    files=(RemoteFile("archive", "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a", size=170498071),),
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     homepage="https://www.cs.toronto.edu/~kriz/cifar.html",

@@ -17,20 +17,26 @@ from typing import Any
 from torch import nn
 
 from ..models.model import Model
+from ..probe import LayerRef, spatial_layers
 from .base import METHODS, Attribution, Method, Progress, get_method, method_info, method_names
 from .cam import CAM, CAMMethod, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
-from .gradient import (GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients, Saliency,
-                       SmoothGrad)
+from .gradient import GuidedBackprop, GuidedGradCAM, InputXGradient, IntegratedGradients, Saliency, SmoothGrad
 from .metrics import ConfidenceChange, Curve, confidence_change, deletion, insertion
 from .occlusion import Occlusion
-from ..probe import LayerRef, spatial_layers
 from .sanity import SanityReport, sanity_check
 from .similarity import spearman, ssim
 from .targets import TargetSpec
 
 
-def attribute(model: Model | nn.Module, x: Any, method: str = "gradcam", layer: str | nn.Module | None = None,
-              target: TargetSpec = None, progress: Progress | None = None, **options: Any) -> Attribution:
+def attribute(
+    model: Model | nn.Module,
+    x: Any,
+    method: str = "gradcam",
+    layer: str | nn.Module | None = None,
+    target: TargetSpec = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Attribution:
     """One call: ``get_method(method)(model, layer, **options)(x, target)``.
 
     Build the method object yourself to explain many batches (it caches the layer
@@ -40,9 +46,38 @@ def attribute(model: Model | nn.Module, x: Any, method: str = "gradcam", layer: 
 
 
 __all__ = [
-    "Attribution", "CAM", "CAMMethod", "EigenCAM", "GradCAM", "GradCAMPlusPlus", "GuidedBackprop",
-    "GuidedGradCAM", "HiResCAM", "InputXGradient", "IntegratedGradients", "LayerCAM", "METHODS", "Method",
-    "Occlusion", "Saliency", "ScoreCAM", "SmoothGrad", "XGradCAM", "attribute", "get_method", "method_info",
-    "method_names", "Curve", "ConfidenceChange", "confidence_change", "deletion", "insertion", "SanityReport",
-    "sanity_check", "spearman", "ssim", "LayerRef", "spatial_layers",
+    "Attribution",
+    "CAM",
+    "CAMMethod",
+    "EigenCAM",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "HiResCAM",
+    "InputXGradient",
+    "IntegratedGradients",
+    "LayerCAM",
+    "METHODS",
+    "Method",
+    "Occlusion",
+    "Saliency",
+    "ScoreCAM",
+    "SmoothGrad",
+    "XGradCAM",
+    "attribute",
+    "get_method",
+    "method_info",
+    "method_names",
+    "Curve",
+    "ConfidenceChange",
+    "confidence_change",
+    "deletion",
+    "insertion",
+    "SanityReport",
+    "sanity_check",
+    "spearman",
+    "ssim",
+    "LayerRef",
+    "spatial_layers",
 ]

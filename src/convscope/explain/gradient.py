@@ -27,8 +27,9 @@ class PixelMethod(Method):
     reduce: ClassVar[str] = "sum"
     fold_by_default = False
 
-    def _raw(self, net: nn.Module, x: torch.Tensor, target: TargetSpec,
-             progress: Progress) -> tuple[torch.Tensor, Target]:
+    def _raw(
+        self, net: nn.Module, x: torch.Tensor, target: TargetSpec, progress: Progress
+    ) -> tuple[torch.Tensor, Target]:
         raise NotImplementedError
 
     def _attribute(self, x: torch.Tensor, target: TargetSpec, progress: Progress) -> Attribution:
@@ -85,8 +86,9 @@ class GuidedGradCAM(PixelMethod):
 
     def __init__(self, model, layer=None, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
-        self.gradcam = GradCAM(self.model, layer, fold_bn=self.fold_bn, channels_last=self.channels_last,
-                               output=self.output)
+        self.gradcam = GradCAM(
+            self.model, layer, fold_bn=self.fold_bn, channels_last=self.channels_last, output=self.output
+        )
 
     def _attribute(self, x, target, progress):
         result = super()._attribute(x, target, progress)
@@ -114,8 +116,10 @@ def path_points(steps: int, method: str) -> tuple[list[float], list[float]]:
         return list(np.linspace(0, 1, n)), [1 / (2 * (n - 1))] + [1 / (n - 1)] * (n - 2) + [1 / (2 * (n - 1))]
     starts = {"riemann_left": 0.0, "riemann_right": 1.0 / n, "riemann_middle": 0.5 / n}
     if method not in starts:
-        raise ConvscopeError(f"unknown integration method {method!r}: gausslegendre, riemann_left, "
-                             "riemann_right, riemann_middle or riemann_trapezoid")
+        raise ConvscopeError(
+            f"unknown integration method {method!r}: gausslegendre, riemann_left, "
+            "riemann_right, riemann_middle or riemann_trapezoid"
+        )
     return list(np.linspace(starts[method], starts[method] + 1 - 1.0 / n, n)), [1.0 / n] * n
 
 
@@ -137,8 +141,17 @@ class IntegratedGradients(PixelMethod):
     name, label = "integratedgradients", "Integrated Gradients"
     channels_last_by_default = True
 
-    def __init__(self, model, layer=None, *, steps: int = 32, method: str = "gausslegendre",
-                 baseline: float | torch.Tensor = 0.0, batch_size: int = 32, **kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        layer=None,
+        *,
+        steps: int = 32,
+        method: str = "gausslegendre",
+        baseline: float | torch.Tensor = 0.0,
+        batch_size: int = 32,
+        **kwargs,
+    ) -> None:
         super().__init__(model, layer, **kwargs)
         self.alphas, self.step_weights = path_points(steps, method)
         self.baseline, self.batch_size = baseline, batch_size
@@ -155,9 +168,9 @@ class IntegratedGradients(PixelMethod):
         parts = chunks(n, per)
         rows = torch.arange(B, device=x.device).repeat(per)
         for done, part in enumerate(parts):
-            pts = (x0 + alphas[part.start:part.stop] * delta).flatten(0, 1)
-            grad, _ = self.input_gradient(self.prepare_input(pts), _Rows(tgt, rows[:len(pts)]), net)
-            total += (grad.view(len(part), *x.shape) * weights[part.start:part.stop]).sum(0)
+            pts = (x0 + alphas[part.start : part.stop] * delta).flatten(0, 1)
+            grad, _ = self.input_gradient(self.prepare_input(pts), _Rows(tgt, rows[: len(pts)]), net)
+            total += (grad.view(len(part), *x.shape) * weights[part.start : part.stop]).sum(0)
             progress(done + 1, len(parts))
         return delta * total, tgt
 
@@ -187,8 +200,18 @@ class SmoothGrad(PixelMethod):
     name, label = "smoothgrad", "SmoothGrad"
     reduce = "max"
 
-    def __init__(self, model, layer=None, *, samples: int = 16, noise_level: float = 0.15,
-                 stdev: float | None = None, seed: int | None = 0, batch_size: int = 32, **kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        layer=None,
+        *,
+        samples: int = 16,
+        noise_level: float = 0.15,
+        stdev: float | None = None,
+        seed: int | None = 0,
+        batch_size: int = 32,
+        **kwargs,
+    ) -> None:
         super().__init__(model, layer, **kwargs)
         self.samples, self.noise_level, self.stdev = samples, noise_level, stdev
         self.seed, self.batch_size = seed, batch_size

@@ -8,8 +8,8 @@ with :func:`convscope.probe.capture`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -45,6 +45,7 @@ def guided_relus(net: nn.Module, types: tuple[type[nn.Module], ...] = GUIDED_TYP
     after the in-place op) and for activations used several times. Functional
     ``F.relu`` calls are not modules and are not guided (Captum has the same limit).
     """
+
     def hook(_m, _inp, out):
         if isinstance(out, torch.Tensor) and torch.is_grad_enabled():
             return _GuidedGrad.apply(out)

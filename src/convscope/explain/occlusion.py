@@ -42,11 +42,24 @@ class Occlusion(Method):
     name, label = "occlusion", "Occlusion"
     family = "perturbation"
 
-    def __init__(self, model, layer=None, *, window: int | None = None, stride: int | None = None,
-                 baseline: float = 0.0, batch_size: int = 32, reuse: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        layer=None,
+        *,
+        window: int | None = None,
+        stride: int | None = None,
+        baseline: float = 0.0,
+        batch_size: int = 32,
+        reuse: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(model, layer, **kwargs)
-        if (window is not None and window < 1) or (stride is not None and stride < 1) or \
-                (window is not None and stride is not None and stride > window):
+        if (
+            (window is not None and window < 1)
+            or (stride is not None and stride < 1)
+            or (window is not None and stride is not None and stride > window)
+        ):
             raise ConvscopeError("occlusion needs 1 <= stride <= window")
         self.window, self.stride, self.baseline, self.batch_size = window, stride, baseline, batch_size
         self.reuse = reuse
@@ -81,9 +94,9 @@ class Occlusion(Method):
             total = torch.zeros(B, H, W, device=x.device, dtype=x.dtype)
             parts = chunks(B * P, self.batch_size)
             for done, part in enumerate(parts):
-                bi, wi = b_all[part.start:part.stop], w_all[part.start:part.stop]
+                bi, wi = b_all[part.start : part.stop], w_all[part.start : part.stop]
                 y0, x0 = windows[wi, 0].view(-1, 1), windows[wi, 1].view(-1, 1)
-                mask = (((ys >= y0) & (ys < y0 + k)).unsqueeze(2) & ((xs >= x0) & (xs < x0 + k)).unsqueeze(1))
+                mask = ((ys >= y0) & (ys < y0 + k)).unsqueeze(2) & ((xs >= x0) & (xs < x0 + k)).unsqueeze(1)
                 covered = self.prepare_input(torch.where(mask.unsqueeze(1), fill, x[bi]))
                 if self.reuse:
                     boxes = [(y, min(y + k, H), xx, min(xx + k, W)) for y, xx in (starts[i % P] for i in part)]
@@ -94,6 +107,6 @@ class Occlusion(Method):
                 progress(done + 1, len(parts))
         count = torch.zeros(H, W, device=x.device, dtype=x.dtype)
         for y, xx in starts:
-            count[y:y + k, xx:xx + k] += 1
+            count[y : y + k, xx : xx + k] += 1
         raw = total / count
         return Attribution(raw, raw, tgt.classes, self.name)

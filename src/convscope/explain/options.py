@@ -21,8 +21,13 @@ def given_options(name: str, **given: Any) -> dict[str, Any]:
 
     Occlusion's stride follows a given window (half of it), as its constructor's default does.
     """
-    options = {key: value for flag, value in given.items() if value is not None
-               for method, key in [_FLAGS[flag]] if method == name}
+    options = {
+        key: value
+        for flag, value in given.items()
+        if value is not None
+        for method, key in [_FLAGS[flag]]
+        if method == name
+    }
     if name == "occlusion" and "window" in options:
         options["stride"] = max(1, options["window"] // 2)
     return options

@@ -33,8 +33,23 @@ from ..probe import observe
 
 Box = tuple[int, int, int, int]  # rows [y0, y1), columns [x0, x1)
 
-POINTWISE = (nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-             nn.Tanh, nn.GELU, nn.ELU, nn.Mish, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
+POINTWISE = (
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.GELU,
+    nn.ELU,
+    nn.Mish,
+    nn.BatchNorm2d,
+    nn.Dropout,
+    nn.Dropout2d,
+)
 FULL = 0.8  # a box covering this share of its map: compute the whole map instead
 
 _local = threading.local()
@@ -64,13 +79,21 @@ def _same_padding(m: nn.Conv2d) -> tuple[int, int] | None:
 def _geometry(m: nn.Module) -> tuple[tuple[int, int], ...] | None:
     """(kernel, stride, padding before, dilation) per axis of a convolution / max-pool we can
     crop, else None (zeros beyond the input's far side need no number: the crop adds them)."""
-    if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str) \
-            and (extra := _same_padding(m)) is not None:
+    if (
+        isinstance(m, nn.Conv2d)
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+        and (extra := _same_padding(m)) is not None
+    ):
         padding = tuple(p + e for p, e in zip(_pair(m.padding), extra))
         return _pair(m.kernel_size), _pair(m.stride), padding, _pair(m.dilation)
     if type(m) is nn.MaxPool2d and not m.ceil_mode and not m.return_indices:
-        return (_pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size),
-                _pair(m.padding), _pair(m.dilation))
+        return (
+            _pair(m.kernel_size),
+            _pair(m.stride if m.stride is not None else m.kernel_size),
+            _pair(m.padding),
+            _pair(m.dilation),
+        )
     return None
 
 
@@ -179,8 +202,10 @@ class ChangedBoxes:
     def _out_boxes(self, m, boxes: list[Box], size_in, size_out) -> list[Box] | None:
         """One box per row of the same size (so the crops stack), inside the output, or None if too big."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.local[m]
-        spans = [(*_span(y0, y1, kh, sh, ph, dh, size_out[0]), *_span(x0, x1, kw, sw, pw, dw, size_out[1]))
-                 for y0, y1, x0, x1 in boxes]
+        spans = [
+            (*_span(y0, y1, kh, sh, ph, dh, size_out[0]), *_span(x0, x1, kw, sw, pw, dw, size_out[1]))
+            for y0, y1, x0, x1 in boxes
+        ]
         h = max(max(b - a for a, b, _, _ in spans), 1)
         w = max(max(b - a for _, _, a, b in spans), 1)
         if h * w > FULL * size_out[0] * size_out[1]:
@@ -199,7 +224,7 @@ class ChangedBoxes:
         for i, (y0, y1, x0, x1) in enumerate(out_boxes):
             r0, r1 = y0 * sh - ph, (y1 - 1) * sh - ph + (kh - 1) * dh + 1
             c0, c1 = x0 * sw - pw, (x1 - 1) * sw - pw + (kw - 1) * dw + 1
-            crop = x[i, :, max(r0, 0):min(r1, H), max(c0, 0):min(c1, W)]
+            crop = x[i, :, max(r0, 0) : min(r1, H), max(c0, 0) : min(c1, W)]
             crops.append(F.pad(crop, (max(0, -c0), max(0, c1 - W), max(0, -r0), max(0, r1 - H)), value=fill))
         crops = torch.stack(crops)
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -32,9 +33,10 @@ _PLAIN = (bool, int, float, str, type(None))
 def current(net: nn.Module) -> tuple:
     """A key for the net as it is now: its tensors and modules, and their plain settings
     (``training`` left out: explanations switch it and put it back)."""
-    settings = tuple(tuple((k, v) for k, v in vars(m).items()
-                           if k != "training" and not k.startswith("_") and isinstance(v, _PLAIN))
-                     for m in net.modules())
+    settings = tuple(
+        tuple((k, v) for k, v in vars(m).items() if k != "training" and not k.startswith("_") and isinstance(v, _PLAIN))
+        for m in net.modules()
+    )
     return model_version(net), settings
 
 
@@ -43,7 +45,7 @@ class PerNet:
 
     def __init__(self, size: int = PER_NET) -> None:
         self._size = size
-        self._data: "weakref.WeakKeyDictionary[nn.Module, LRU[Hashable, Any]]" = weakref.WeakKeyDictionary()
+        self._data: weakref.WeakKeyDictionary[nn.Module, LRU[Hashable, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def get(self, net: nn.Module, key: Hashable, build: Callable[[], T]) -> T:

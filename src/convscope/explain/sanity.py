@@ -25,9 +25,10 @@ import csv
 import html
 import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,9 +109,15 @@ class SanityReport(Displayable):
         out = []
         for m in self.methods:
             for i, step in enumerate(["(original)"] + self.steps):
-                out.append({"method": m, "step": i, "randomized_down_to": step,
-                            "spearman": float(self.spearman[m][i].nanmean()),
-                            "ssim": float(self.ssim[m][i].mean())})
+                out.append(
+                    {
+                        "method": m,
+                        "step": i,
+                        "randomized_down_to": step,
+                        "spearman": float(self.spearman[m][i].nanmean()),
+                        "ssim": float(self.ssim[m][i].mean()),
+                    }
+                )
         return out
 
     def to_csv(self) -> str:
@@ -121,17 +128,25 @@ class SanityReport(Displayable):
         return buf.getvalue()
 
     def to_json(self) -> str:
-        return json.dumps({"steps": self.steps, "methods": self.methods,
-                           "targets": None if self.targets is None else self.targets.tolist(),
-                           "rows": self.rows()}, indent=2)
+        return json.dumps(
+            {
+                "steps": self.steps,
+                "methods": self.methods,
+                "targets": None if self.targets is None else self.targets.tolist(),
+                "rows": self.rows(),
+            },
+            indent=2,
+        )
 
     def table(self) -> str:
         """A text table: methods as columns, steps as rows, 'spearman / ssim' per cell."""
         head = f"{'randomized down to':<24}" + "".join(f"{m:>22}" for m in self.methods)
         lines = [head, f"{'':<24}" + "".join(f"{'spearman / ssim':>22}" for _ in self.methods)]
         for i, step in enumerate(["(original)"] + self.steps):
-            cells = "".join(f"{float(self.spearman[m][i].nanmean()):>12.3f} / {float(self.ssim[m][i].mean()):.3f}"
-                            for m in self.methods)
+            cells = "".join(
+                f"{float(self.spearman[m][i].nanmean()):>12.3f} / {float(self.ssim[m][i].mean()):.3f}"
+                for m in self.methods
+            )
             lines.append(f"{step:<24}{cells}")
         return "\n".join(lines)
 
@@ -146,11 +161,15 @@ class SanityReport(Displayable):
         head = "".join(f"<th>{e(m)}<br><small>spearman / ssim</small></th>" for m in self.methods)
         body = []
         for i, step in enumerate(["(original)"] + self.steps):
-            cells = "".join(f"<td style='text-align:right'>{float(self.spearman[m][i].nanmean()):.3f} / "
-                            f"{float(self.ssim[m][i].mean()):.3f}</td>" for m in self.methods)
+            cells = "".join(
+                f"<td style='text-align:right'>{float(self.spearman[m][i].nanmean()):.3f} / "
+                f"{float(self.ssim[m][i].mean()):.3f}</td>"
+                for m in self.methods
+            )
             body.append(f"<tr><td>{e(step)}</td>{cells}</tr>")
-        table = (f"<table><thead><tr><th>randomized down to</th>{head}</tr></thead>"
-                 f"<tbody>{''.join(body)}</tbody></table>")
+        table = (
+            f"<table><thead><tr><th>randomized down to</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
         return f"<div>{table}{self.png_tag('sanity check figure')}</div>"
 
     def picture(self) -> np.ndarray:
@@ -158,15 +177,29 @@ class SanityReport(Displayable):
         from ..render.heatmap import sanity_figure
 
         first = {m: self.maps[m][:, 0].cpu().numpy() for m in self.methods}
-        image = self.pixels()[0] if self.pixels is not None else np.zeros(next(iter(first.values())).shape[1:], np.uint8)
-        return sanity_figure(image, self.steps, first, {m: self.spearman[m][:, 0].cpu().numpy() for m in self.methods},
-                             {m: self.ssim[m][:, 0].cpu().numpy() for m in self.methods})
+        image = (
+            self.pixels()[0] if self.pixels is not None else np.zeros(next(iter(first.values())).shape[1:], np.uint8)
+        )
+        return sanity_figure(
+            image,
+            self.steps,
+            first,
+            {m: self.spearman[m][:, 0].cpu().numpy() for m in self.methods},
+            {m: self.ssim[m][:, 0].cpu().numpy() for m in self.methods},
+        )
 
 
-def sanity_check(model: Model | nn.Module, x: Any, methods: Sequence[str] = ("gradcam", "saliency", "guidedbackprop"),
-                 target: TargetSpec = None, layer: str | nn.Module | None = None, seed: int = 0,
-                 options: dict[str, dict[str, Any]] | None = None, max_steps: int | None = None,
-                 progress: ProgressArg = True) -> SanityReport:
+def sanity_check(
+    model: Model | nn.Module,
+    x: Any,
+    methods: Sequence[str] = ("gradcam", "saliency", "guidedbackprop"),
+    target: TargetSpec = None,
+    layer: str | nn.Module | None = None,
+    seed: int = 0,
+    options: dict[str, dict[str, Any]] | None = None,
+    max_steps: int | None = None,
+    progress: ProgressArg = True,
+) -> SanityReport:
     """Cascading randomisation from the top; see the module docstring.
 
     ``layer`` is the CAM family's layer; ``options[method]`` extra constructor arguments;

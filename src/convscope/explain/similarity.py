@@ -53,6 +53,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 7) -> torch.Tensor:
     vx = cov * (mean(x * x) - ux * ux)
     vy = cov * (mean(y * y) - uy * uy)
     vxy = cov * (mean(x * y) - ux * uy)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.flatten(1).mean(1)

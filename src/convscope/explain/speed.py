@@ -67,7 +67,9 @@ def _pairs(net: nn.Module, x: torch.Tensor) -> list[tuple[str, str]]:
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+        scale = (
+            bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+        )
         shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
@@ -80,8 +82,7 @@ def _set_module(net: nn.Module, name: str, module: nn.Module) -> None:
     setattr(get_module(net, parent) if parent else net, child, module)
 
 
-def folded_copy(net: nn.Module, x: torch.Tensor, keep: set[str] = frozenset(),
-                rtol: float = 1e-3) -> nn.Module | None:
+def folded_copy(net: nn.Module, x: torch.Tensor, keep: set[str] = frozenset(), rtol: float = 1e-3) -> nn.Module | None:
     """A BatchNorm-folded copy of ``net`` in eval mode, or None if nothing folds or the check fails.
 
     ``keep``: module names whose outputs must stay exactly as in the original (a target
@@ -113,8 +114,11 @@ def _close(ref: object, got: object, rtol: float) -> bool:
     if not isinstance(ref, torch.Tensor):
         return True
     scale = ref.abs().max().clamp_min(1e-12) if ref.numel() else 1.0
-    return isinstance(got, torch.Tensor) and got.shape == ref.shape and \
-        torch.allclose(got, ref, rtol=0, atol=float(rtol * scale))
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == ref.shape
+        and torch.allclose(got, ref, rtol=0, atol=float(rtol * scale))
+    )
 
 
 class Speedups(NamedTuple):
@@ -126,13 +130,16 @@ MEASURED_FASTER = {"cpu": True}
 """Device types on which the folded / channels-last copy was measured faster than the net itself."""
 
 
-def speedups(device: torch.device | str, fold_bn: bool | None, channels_last: bool | None,
-             defaults: Speedups) -> Speedups:
+def speedups(
+    device: torch.device | str, fold_bn: bool | None, channels_last: bool | None, defaults: Speedups
+) -> Speedups:
     """The speed-ups to use on ``device``: what the caller asked for, else the method's
     ``defaults`` where copies were measured faster (:data:`MEASURED_FASTER`), else none."""
     measured = MEASURED_FASTER.get(torch.device(device).type, False)
-    return Speedups(defaults.fold_bn and measured if fold_bn is None else fold_bn,
-                    defaults.channels_last and measured if channels_last is None else channels_last)
+    return Speedups(
+        defaults.fold_bn and measured if fold_bn is None else fold_bn,
+        defaults.channels_last and measured if channels_last is None else channels_last,
+    )
 
 
 _TF32 = threading.Lock()

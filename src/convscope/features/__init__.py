@@ -12,10 +12,10 @@ arrays, and :class:`FeatureCache` keeps pictures on disk per model, layer, unit 
 Drawing lives in :mod:`convscope.render.features`.
 """
 
+from ..probe import resolve_layer
 from .cache import FeatureCache, cached_visualize, model_fingerprint
 from .examples import TopExamples, example_images, merge, top_examples
 from .kernels import Kernels, kernels
-from ..probe import resolve_layer
 from .objectives import OBJECTIVES
 from .optimize import FeatureVis, visualize
 from .params import PARAMETERISATIONS, ImageParam
@@ -24,7 +24,23 @@ from .receptive import ReceptiveField, receptive_field
 from .transforms import Transforms
 
 __all__ = [
-    "Cancelled", "FeatureCache", "FeatureVis", "ImageParam", "Kernels", "OBJECTIVES", "PARAMETERISATIONS",
-    "ReceptiveField", "TopExamples", "Transforms", "cached_visualize", "example_images", "kernels", "merge",
-    "model_fingerprint", "receptive_field", "resolve_layer", "top_examples", "visualize",
+    "Cancelled",
+    "FeatureCache",
+    "FeatureVis",
+    "ImageParam",
+    "Kernels",
+    "OBJECTIVES",
+    "PARAMETERISATIONS",
+    "ReceptiveField",
+    "TopExamples",
+    "Transforms",
+    "cached_visualize",
+    "example_images",
+    "kernels",
+    "merge",
+    "model_fingerprint",
+    "receptive_field",
+    "resolve_layer",
+    "top_examples",
+    "visualize",
 ]

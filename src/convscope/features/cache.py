@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -25,6 +26,7 @@ from ..models.model import Model, as_model, model_fingerprint
 from .optimize import FeatureVis, visualize
 from .progress import CancelFn, ProgressFn
 
+
 class FeatureCache:
     """A directory of cached pictures: ``get``/``put`` by (model, layer, unit, settings)."""
 
@@ -32,8 +34,11 @@ class FeatureCache:
         self.root = Path(root)
 
     def key(self, model: Model | nn.Module, layer: str, unit: int, settings: dict[str, Any]) -> str:
-        blob = json.dumps({"model": model_fingerprint(model), "layer": layer, "unit": int(unit),
-                           "settings": settings}, sort_keys=True, default=str)
+        blob = json.dumps(
+            {"model": model_fingerprint(model), "layer": layer, "unit": int(unit), "settings": settings},
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def path(self, key: str) -> Path:
@@ -60,9 +65,15 @@ class FeatureCache:
                 np.savez(f, image=np.asarray(image, np.uint8), value=np.float32(value))
 
 
-def cached_visualize(model: Model | nn.Module, layer: str | None, units: Sequence[int], cache: FeatureCache,
-                     progress: ProgressFn = None, cancel: CancelFn = None,
-                     **settings: Any) -> tuple[np.ndarray, np.ndarray]:
+def cached_visualize(
+    model: Model | nn.Module,
+    layer: str | None,
+    units: Sequence[int],
+    cache: FeatureCache,
+    progress: ProgressFn = None,
+    cancel: CancelFn = None,
+    **settings: Any,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pictures for ``units`` from the cache, computing (in one batch) only the missing ones.
 
     Returns ``(images uint8 (B, H, W, C), values (B,))``; ``settings`` are
@@ -88,8 +99,12 @@ def _canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings with visualize()'s defaults filled in, so equal requests share a key."""
     import inspect
 
-    defaults = {name: p.default for name, p in inspect.signature(visualize).parameters.items()
-                if p.default is not inspect.Parameter.empty and name not in ("units", "layer", "progress", "cancel", "batch_size")}
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(visualize).parameters.items()
+        if p.default is not inspect.Parameter.empty
+        and name not in ("units", "layer", "progress", "cancel", "batch_size")
+    }
     merged = {**defaults, **{k: v for k, v in settings.items() if k != "batch_size"}}
     t = merged.get("transforms")
     if t is not None and not isinstance(t, str):

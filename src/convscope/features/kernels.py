@@ -45,8 +45,10 @@ def kernels(model: Model | nn.Module, layer: str | nn.Module, channels: list[int
     if not isinstance(module, nn.Conv2d):
         convs = [n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
         if len(convs) != 1:
-            raise ConvscopeError(f"{name or 'the model'} is a {type(module).__name__}, not a convolution"
-                                 + (f"; its convolutions are {', '.join(f'{name}.{c}' for c in convs[:6])}" if convs else ""))
+            raise ConvscopeError(
+                f"{name or 'the model'} is a {type(module).__name__}, not a convolution"
+                + (f"; its convolutions are {', '.join(f'{name}.{c}' for c in convs[:6])}" if convs else "")
+            )
         name = f"{name}.{convs[0]}"
         module = get_module(net, name)
     first_conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
@@ -58,5 +60,11 @@ def kernels(model: Model | nn.Module, layer: str | nn.Module, channels: list[int
             raise ConvscopeError(f"channel(s) {bad} out of range: {name} has {w.shape[0]} output channels")
         index = torch.as_tensor(channels, dtype=torch.long)
         w, b = w[index], (b[index] if b is not None else None)
-    return Kernels(layer=name, weight=w.numpy(), bias=None if b is None else b.numpy(),
-                   scale=float(w.abs().max()) or 1.0, first=module is first_conv, groups=module.groups)
+    return Kernels(
+        layer=name,
+        weight=w.numpy(),
+        bias=None if b is None else b.numpy(),
+        scale=float(w.abs().max()) or 1.0,
+        first=module is first_conv,
+        groups=module.groups,
+    )

@@ -34,8 +34,9 @@ def default_position(shape: torch.Size | tuple[int, ...]) -> tuple[int, int] | N
     return (int(shape[-2]) // 2, int(shape[-1]) // 2)
 
 
-def objective_values(act: torch.Tensor, units: torch.Tensor, objective: str,
-                     position: tuple[int, int] | None = None) -> torch.Tensor:
+def objective_values(
+    act: torch.Tensor, units: torch.Tensor, objective: str, position: tuple[int, int] | None = None
+) -> torch.Tensor:
     """One value per image: ``act`` (B, C, ...) read at unit ``units[b]`` -> (B,)."""
     idx = torch.arange(act.shape[0], device=act.device)
     per_unit = act[idx, units.to(act.device)]  # (B,) or (B, H, W)

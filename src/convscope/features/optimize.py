@@ -18,9 +18,10 @@ modes are restored after the optimisation runs in eval mode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,8 +90,9 @@ def _forward(target: _Target, x: torch.Tensor) -> torch.Tensor:
         return run_to(target.net, x, box)
 
 
-def _resolve_target(model: Model, layer: str | nn.Module | None, objective: str,
-                    position: tuple[int, int] | None) -> _Target:
+def _resolve_target(
+    model: Model, layer: str | nn.Module | None, objective: str, position: tuple[int, int] | None
+) -> _Target:
     objective = check_objective(objective)
     if objective == "logit":
         if layer not in (None, ""):
@@ -115,8 +117,9 @@ def _check_units(target: _Target, model: Model, units: list[int]) -> _Target:
     if target.objective == "neuron" and act.dim() == 4:
         position = position or default_position(act.shape)
         if not (0 <= position[0] < act.shape[-2] and 0 <= position[1] < act.shape[-1]):
-            raise ConvscopeError(f"position {tuple(position)} is outside {target.layer}'s "
-                                 f"{act.shape[-2]}x{act.shape[-1]} map")
+            raise ConvscopeError(
+                f"position {tuple(position)} is outside {target.layer}'s {act.shape[-2]}x{act.shape[-1]} map"
+            )
     return _Target(target.net, target.layer, target.ref, target.objective, position, target.output)
 
 
@@ -192,16 +195,26 @@ def visualize(
             raise ConvscopeError(f"unknown transforms {name!r}; use 'standard' or 'none'")
         transforms = Transforms.standard(model.preprocessing.size) if name == "standard" else Transforms.none()
     batch_size = batch_size or len(units)
-    settings = {"objective": objective, "position": list(target.position) if target.position else None,
-                "steps": steps, "param": param, "lr": lr, "seed": seed, "transforms": transforms.to_dict(),
-                "l2": l2, "tv": tv, "redirect_relu": redirect_relu}
+    settings = {
+        "objective": objective,
+        "position": list(target.position) if target.position else None,
+        "steps": steps,
+        "param": param,
+        "lr": lr,
+        "seed": seed,
+        "transforms": transforms.to_dict(),
+        "l2": l2,
+        "tv": tv,
+        "redirect_relu": redirect_relu,
+    }
 
     progress = progress_callback(progress, f"visualize {target.layer or 'logits'}", "step")
-    chunks = [units[i:i + batch_size] for i in range(0, len(units), batch_size)]
+    chunks = [units[i : i + batch_size] for i in range(0, len(units), batch_size)]
     total = steps * len(chunks)
     inputs, values, history = [], [], []
     with model_state(model.net):
         for k, chunk in enumerate(chunks):
+
             def report(done: int, _total: int, offset: int = k * steps) -> None:
                 tick(progress, cancel, offset + done, total)
 
@@ -211,13 +224,30 @@ def visualize(
             values.append(v)
             history.append(h)
     x = torch.cat(inputs)
-    return FeatureVis(images=model.to_display(x), inputs=x, units=units, values=np.concatenate(values),
-                      history=np.concatenate(history, axis=1), layer=target.layer, settings=settings)
+    return FeatureVis(
+        images=model.to_display(x),
+        inputs=x,
+        units=units,
+        values=np.concatenate(values),
+        history=np.concatenate(history, axis=1),
+        layer=target.layer,
+        settings=settings,
+    )
 
 
-def _ascend(model: Model, target: _Target, units: list[int], steps: int, param: str, lr: float,
-            transforms: Transforms, l2: float, tv: float, seed: int,
-            report) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def _ascend(
+    model: Model,
+    target: _Target,
+    units: list[int],
+    steps: int,
+    param: str,
+    lr: float,
+    transforms: Transforms,
+    l2: float,
+    tv: float,
+    seed: int,
+    report,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Adam on one batch of units; returns the final inputs, their values and the history."""
     device = model.device
     c, h, w = model.input_shape
@@ -232,8 +262,7 @@ def _ascend(model: Model, target: _Target, units: list[int], steps: int, param: 
     for step in range(steps):
         canvas = image()
         view = transforms.view(canvas, (h, w), generators)
-        obj = objective_values(_forward(target, (view * 255.0 - mean) / std), unit_t, target.objective,
-                               target.position)
+        obj = objective_values(_forward(target, (view * 255.0 - mean) / std), unit_t, target.objective, target.position)
         loss = -obj.sum()
         if l2:
             loss = loss + l2 * ((canvas - 0.5) ** 2).flatten(1).mean(1).sum()

@@ -29,11 +29,7 @@ from ..errors import ConvscopeError
 PARAMETERISATIONS = ("fft", "pixel")
 
 # square root of ImageNet's RGB covariance (from its SVD), as published with Lucid
-COLOR_CORRELATION_SVD_SQRT = torch.tensor(
-    [[0.26, 0.09, 0.02],
-     [0.27, 0.00, -0.05],
-     [0.27, -0.09, 0.03]]
-)
+COLOR_CORRELATION_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 
 
 def _decorrelation_matrix() -> torch.Tensor:
@@ -47,9 +43,16 @@ class ImageParam(nn.Module):
     ``generators`` (one per image) seed each image's random start.
     """
 
-    def __init__(self, batch: int, channels: int, size: tuple[int, int], kind: str = "fft",
-                 decorrelate: bool | None = None, sd: float = 0.01,
-                 generators: list[torch.Generator] | None = None) -> None:
+    def __init__(
+        self,
+        batch: int,
+        channels: int,
+        size: tuple[int, int],
+        kind: str = "fft",
+        decorrelate: bool | None = None,
+        sd: float = 0.01,
+        generators: list[torch.Generator] | None = None,
+    ) -> None:
         super().__init__()
         if kind not in PARAMETERISATIONS:
             raise ConvscopeError(f"unknown parameterisation {kind!r}; choose one of {', '.join(PARAMETERISATIONS)}")
@@ -86,4 +89,3 @@ def fft_scale(h: int, w: int, decay_power: float = 1.0) -> torch.Tensor:
     fx = torch.fft.rfftfreq(w)[None, :]
     freqs = torch.sqrt(fx * fx + fy * fy)
     return 1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power
-

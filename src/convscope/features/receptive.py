@@ -41,17 +41,19 @@ class ReceptiveField:
     def box(self, y: int, x: int, clip: bool = True) -> tuple[int, int, int, int]:
         """``(top, bottom, left, right)`` (exclusive ends) of unit (y, x)'s field."""
         t = int(round(self.offset[0] + y * self.stride[0]))
-        l = int(round(self.offset[1] + x * self.stride[1]))
-        b, r = t + self.size[0], l + self.size[1]
+        left = int(round(self.offset[1] + x * self.stride[1]))
+        b, r = t + self.size[0], left + self.size[1]
         if clip:
-            t, l = max(t, 0), max(l, 0)
+            t, left = max(t, 0), max(left, 0)
             b, r = min(b, self.input_size[0]), min(r, self.input_size[1])
-        return t, b, l, r
+        return t, b, left, r
 
     def centre(self, y: float, x: float) -> tuple[float, float]:
         """Input coordinate of the centre of unit (y, x)'s field."""
-        return (self.offset[0] + y * self.stride[0] + (self.size[0] - 1) / 2,
-                self.offset[1] + x * self.stride[1] + (self.size[1] - 1) / 2)
+        return (
+            self.offset[0] + y * self.stride[0] + (self.size[0] - 1) / 2,
+            self.offset[1] + x * self.stride[1] + (self.size[1] - 1) / 2,
+        )
 
     def to_input(self, values: np.ndarray) -> np.ndarray:
         """A layer map (h, w) resampled onto the input grid (H, W): linear interpolation
@@ -69,7 +71,10 @@ class ReceptiveField:
             centres = start + np.arange(-1, n + 1) * step
             grid = np.arange(self.input_size[axis])
             out = np.apply_along_axis(
-                lambda v: np.interp(grid, centres, np.concatenate([[0.0], v, [0.0]])), axis, out)
+                lambda v, grid=grid, centres=centres: np.interp(grid, centres, np.concatenate([[0.0], v, [0.0]])),
+                axis,
+                out,
+            )
         return out.astype(np.float32)
 
 
@@ -82,8 +87,9 @@ def _support(net: nn.Module, ref: LayerRef, x: torch.Tensor, y: int, xx: int) ->
     return np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
 
 
-def receptive_field(model: Model | nn.Module, layer: str | nn.Module, samples: int = 8,
-                    seed: int = 0) -> ReceptiveField:
+def receptive_field(
+    model: Model | nn.Module, layer: str | nn.Module, samples: int = 8, seed: int = 0
+) -> ReceptiveField:
     """Measure the receptive field of ``layer``'s units (see the module docstring)."""
     model = as_model(model)
     net = model.net

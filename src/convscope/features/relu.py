@@ -17,8 +17,8 @@ forward hooks that act only on the installing thread, removed in ``finally``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn

@@ -35,7 +35,9 @@ except ImportError:  # only the older package name is installed
     try:
         from pytorch_lightning import Callback
     except ImportError:
-        raise ConvscopeError("the Lightning callback needs PyTorch Lightning: pip install convscope[lightning]") from None
+        raise ConvscopeError(
+            "the Lightning callback needs PyTorch Lightning: pip install convscope[lightning]"
+        ) from None
 
 
 class ConvscopeCallback(Callback):
@@ -46,8 +48,16 @@ class ConvscopeCallback(Callback):
     also when it ends with an error.
     """
 
-    def __init__(self, folder: str | Path, model: torch.nn.Module | None = None, classes: list[str] | None = None,
-                 *, config: dict[str, Any] | None = None, sample: Any = None, **run_kwargs: Any) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        model: torch.nn.Module | None = None,
+        classes: list[str] | None = None,
+        *,
+        config: dict[str, Any] | None = None,
+        sample: Any = None,
+        **run_kwargs: Any,
+    ) -> None:
         self.folder = Path(folder)
         self.model, self.classes, self.config, self.sample = model, classes, dict(config or {}), sample
         self.run_kwargs = run_kwargs
@@ -59,9 +69,15 @@ class ConvscopeCallback(Callback):
         if not trainer.is_global_zero:
             return
         optimizers = trainer.optimizers
-        self.run = Run(self.folder, self.model if self.model is not None else pl_module, self.classes,
-                       config={"epochs": trainer.max_epochs, "trainer": "lightning", **self.config},
-                       sample=self.sample, optimizer=optimizers[0] if optimizers else None, **self.run_kwargs)
+        self.run = Run(
+            self.folder,
+            self.model if self.model is not None else pl_module,
+            self.classes,
+            config={"epochs": trainer.max_epochs, "trainer": "lightning", **self.config},
+            sample=self.sample,
+            optimizer=optimizers[0] if optimizers else None,
+            **self.run_kwargs,
+        )
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         self._first_sample(batch)

@@ -7,6 +7,17 @@ from .preprocessing import Preprocessing, open_image
 from .zoo import ZOO, TinyVGG, TutorialCNN, build
 
 __all__ = [
-    "Model", "Preprocessing", "TinyVGG", "TutorialCNN", "ZOO", "as_model", "as_module", "build",
-    "default_checkpoint_path", "load_checkpoint", "load_model", "open_image", "save_checkpoint",
+    "Model",
+    "Preprocessing",
+    "TinyVGG",
+    "TutorialCNN",
+    "ZOO",
+    "as_model",
+    "as_module",
+    "build",
+    "default_checkpoint_path",
+    "load_checkpoint",
+    "load_model",
+    "open_image",
+    "save_checkpoint",
 ]

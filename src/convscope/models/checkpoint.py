@@ -34,8 +34,13 @@ MAX_META_DEPTH = 32  # convscope writes depth 4; deeper JSON only costs recursio
 MAX_CLASSES = 100_000
 # meta key -> the JSON type convscope reads it as (keys it does not read may hold anything)
 META_TYPES: dict[str, type] = {
-    "architecture": dict, "classes": list, "preprocessing": dict, "name": str, "dataset": dict,
-    "config": dict, "history": list,
+    "architecture": dict,
+    "classes": list,
+    "preprocessing": dict,
+    "name": str,
+    "dataset": dict,
+    "config": dict,
+    "history": list,
 }
 ARCHITECTURE_TYPES: dict[str, type] = {"zoo": str, "factory": str, "kwargs": dict}
 DATASET_TYPES: dict[str, type] = {"name": str, "split_seed": int, "split": str}  # evaluate and serve remake the split
@@ -76,8 +81,10 @@ def safe_torch_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise needs_trust(f"{path} contains pickled Python objects, which could run code when loaded "
-                          f"[{str(exc).splitlines()[0][:160]}]") from None
+        raise needs_trust(
+            f"{path} contains pickled Python objects, which could run code when loaded "
+            f"[{str(exc).splitlines()[0][:160]}]"
+        ) from None
     except Exception as exc:  # torch raises many types (IndexError, KeyError, ...) on bytes that are not its format
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ConvscopeError(f"{path} is not a readable PyTorch file: {first}") from None
@@ -103,12 +110,15 @@ def check_archive(path: Path) -> None:
     total = 0
     for m in members:
         if m.compress_type != zipfile.ZIP_STORED:
-            raise ConvscopeError(f"{path}: member {m.filename[:80]!r} is compressed, which torch.save never does "
-                                 "(a small compressed file can decode to gigabytes); refused")
+            raise ConvscopeError(
+                f"{path}: member {m.filename[:80]!r} is compressed, which torch.save never does "
+                "(a small compressed file can decode to gigabytes); refused"
+            )
         total += m.file_size
         if m.compress_size != m.file_size or m.header_offset + m.file_size > size or total > size:
-            raise ConvscopeError(f"{path}: member {m.filename[:80]!r} declares more data than the file holds "
-                                 f"({size} bytes); refused")
+            raise ConvscopeError(
+                f"{path}: member {m.filename[:80]!r} declares more data than the file holds ({size} bytes); refused"
+            )
 
 
 def is_checkpoint(obj: Any) -> bool:
@@ -129,8 +139,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if version > VERSION:
         raise ConvscopeError(f"{path} was written by a newer convscope (format version {version})")
     state = obj.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise ConvscopeError(f"{path} has a damaged state_dict (it must map names to tensors)")
     if not isinstance(obj.get("train_state", {}), dict):
         raise ConvscopeError(f"{path} has a damaged train_state")
@@ -142,8 +153,9 @@ def parse_meta(text: Any, path: Any) -> dict[str, Any]:
     if not isinstance(text, str):
         raise ConvscopeError(f"{path} has damaged metadata (not JSON text)")
     if len(text) > MAX_META_CHARS:
-        raise ConvscopeError(f"{path} has {len(text):,} characters of metadata, more than the "
-                             f"{MAX_META_CHARS:,} convscope reads")
+        raise ConvscopeError(
+            f"{path} has {len(text):,} characters of metadata, more than the {MAX_META_CHARS:,} convscope reads"
+        )
     try:
         meta = json.loads(text)
     except (ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError and 4300-digit ints

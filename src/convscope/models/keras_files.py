@@ -77,8 +77,11 @@ def load_keras_file(path: str | Path, classes: Sequence[str] | None = None) -> M
         with _h5_file(h5py, path, path) as (f, source):
             config = _model_config(f, source)
             weights = _h5_weights(h5py, f, config, source)
-            meta = {"format": "keras-h5", "keras_version": _attr_text(f, "keras_version", source, MAX_JSON_BYTES),
-                    "backend": _attr_text(f, "backend", source, MAX_JSON_BYTES)}
+            meta = {
+                "format": "keras-h5",
+                "keras_version": _attr_text(f, "keras_version", source, MAX_JSON_BYTES),
+                "backend": _attr_text(f, "backend", source, MAX_JSON_BYTES),
+            }
     built = build_keras_net(config, weights, source=path)
     names = list(classes) if classes is not None else read_class_names(path.parent)
     return as_model(built, source=path, name=path.stem, classes=names, meta={**meta, "source": str(path)})
@@ -88,8 +91,9 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise ConvscopeError("reading Keras .h5 / .keras files needs h5py: pip install h5py "
-                             "(or pip install 'convscope[keras]')") from None
+        raise ConvscopeError(
+            "reading Keras .h5 / .keras files needs h5py: pip install h5py (or pip install 'convscope[keras]')"
+        ) from None
     return h5py
 
 
@@ -113,8 +117,10 @@ def _model_config(f, source: Any) -> dict[str, Any]:
     text = _attr_text(f, "model_config", source, MAX_JSON_BYTES)
     if text is None:
         what = "weights only (model.save_weights)" if "layer_names" in f.attrs else "no Keras model"
-        raise ConvscopeError(f"{source} holds {what}: it has no 'model_config' attribute, and convscope needs the "
-                             "architecture too (save the whole model: model.save('model.h5'))")
+        raise ConvscopeError(
+            f"{source} holds {what}: it has no 'model_config' attribute, and convscope needs the "
+            "architecture too (save the whole model: model.save('model.h5'))"
+        )
     config = parse_json(text, f"{source}'s model_config")
     if not isinstance(config, dict):
         raise ConvscopeError(f"{source}: model_config is a JSON {type(config).__name__}, not an object")
@@ -151,8 +157,9 @@ def _attr_text(obj, name: str, source: Any, limit: int) -> str | None:
     if not isinstance(value, str):
         raise ConvscopeError(f"{source}: attribute {name!r} is a {type(value).__name__}, not text")
     if len(value) > limit:
-        raise ConvscopeError(f"{source}: attribute {name!r} has {len(value)} characters, more than the {limit} "
-                             "convscope reads")
+        raise ConvscopeError(
+            f"{source}: attribute {name!r} has {len(value)} characters, more than the {limit} convscope reads"
+        )
     return value
 
 
@@ -188,12 +195,16 @@ def _read_keras_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
         with zipfile.ZipFile(path) as zf:
             members = {m.filename: m for m in zf.infolist()}
             if "model.weights.h5" not in members:
-                other = "its weights are in model.weights.npz, a NumPy store Keras unpickles; refused" \
-                    if "model.weights.npz" in members else "it has no model.weights.h5"
+                other = (
+                    "its weights are in model.weights.npz, a NumPy store Keras unpickles; refused"
+                    if "model.weights.npz" in members
+                    else "it has no model.weights.h5"
+                )
                 raise ConvscopeError(f"{path} is not a .keras model convscope reads: {other}")
             config = parse_json(_member(zf, members, "config.json", MAX_JSON_BYTES, path), f"{path}:config.json")
-            metadata = parse_json(_member(zf, members, "metadata.json", MAX_JSON_BYTES, path) or b"{}",
-                                  f"{path}:metadata.json")
+            metadata = parse_json(
+                _member(zf, members, "metadata.json", MAX_JSON_BYTES, path) or b"{}", f"{path}:metadata.json"
+            )
             weights = _member(zf, members, "model.weights.h5", MAX_WEIGHTS_MEMBER, path)
     except ConvscopeError:
         raise
@@ -272,8 +283,10 @@ class _Budget:
     def take(self, count: int, what: str) -> None:
         self.used += count * 4
         if self.used > MAX_WEIGHT_BYTES:
-            raise ConvscopeError(f"{self.source}: the weights up to {what} are more than the {MAX_WEIGHT_BYTES} "
-                                 "bytes of float32 convscope loads")
+            raise ConvscopeError(
+                f"{self.source}: the weights up to {what} are more than the {MAX_WEIGHT_BYTES} "
+                "bytes of float32 convscope loads"
+            )
 
 
 def _child(h5py, group, path: str, source: Any, kind: type):
@@ -288,8 +301,9 @@ def _child(h5py, group, path: str, source: Any, kind: type):
         if link is None:
             return None
         if not isinstance(link, h5py.HardLink):
-            raise ConvscopeError(f"{source}: {node.name}/{part} is a {type(link).__name__}; links to other places "
-                                 "or files are refused")
+            raise ConvscopeError(
+                f"{source}: {node.name}/{part} is a {type(link).__name__}; links to other places or files are refused"
+            )
         node = node[part]
     if not isinstance(node, kind):
         raise ConvscopeError(f"{source}: {node.name} is a {type(node).__name__}, not a {kind.__name__}")
@@ -307,8 +321,9 @@ def _read(h5py, group, name: str, source: Any, budget: _Budget) -> np.ndarray:
     allowed = (h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32)
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     if any(f not in allowed for f in filters):
-        raise ConvscopeError(f"{source}: {ds.name} uses HDF5 filter(s) {filters}; only deflate, shuffle and "
-                             "fletcher32 are read")
+        raise ConvscopeError(
+            f"{source}: {ds.name} uses HDF5 filter(s) {filters}; only deflate, shuffle and fletcher32 are read"
+        )
     if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
         raise ConvscopeError(f"{source}: {ds.name} holds {ds.dtype}, not float16/32/64 weights")
     budget.take(math.prod(int(s) for s in ds.shape), ds.name)

@@ -53,17 +53,36 @@ from .model import Model
 from .preprocessing import Preprocessing
 from .tfjs_weights import is_finite, short
 
-__all__ = ["KerasFunctional", "KerasNet", "MAX_SIDE", "as_model", "build_keras_net", "build_sequential",
-           "model_layers", "named_weights"]
+__all__ = [
+    "KerasFunctional",
+    "KerasNet",
+    "MAX_SIDE",
+    "as_model",
+    "build_keras_net",
+    "build_sequential",
+    "model_layers",
+    "named_weights",
+]
 
 #: Largest input or feature-map side, and the largest kernel, stride, dilation or padding.
 MAX_SIDE = 4096
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU,
-    "selu": nn.SELU, "softplus": nn.Softplus, "softsign": nn.Softsign, "swish": nn.SiLU, "silu": nn.SiLU,
-    "gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=1), "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "hard_silu": nn.Hardswish, "hard_swish": nn.Hardswish,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+    "swish": nn.SiLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "hard_silu": nn.Hardswish,
+    "hard_swish": nn.Hardswish,
 }
 FUNCTIONAL = ("Functional", "Model")
 
@@ -101,8 +120,7 @@ def build_keras_net(config: Any, weights: dict[str, np.ndarray], source: Any) ->
     return _build_functional(config.get("config"), layers, weights, source)
 
 
-def as_model(built: KerasNet, *, source: Any, name: str, classes: Sequence[str] | None,
-             meta: dict[str, Any]) -> Model:
+def as_model(built: KerasNet, *, source: Any, name: str, classes: Sequence[str] | None, meta: dict[str, Any]) -> Model:
     """The convscope :class:`Model` of a Keras net: TF.js / CNN Explainer preprocessing
     (``pixel / 255``, input size and channels from the Keras input), eval mode."""
     h, w, c = built.input_shape
@@ -110,26 +128,38 @@ def as_model(built: KerasNet, *, source: Any, name: str, classes: Sequence[str] 
         raise ConvscopeError(f"{source}: input has {c} channels; convscope shows 1- or 3-channel images only")
     meta = {**meta, "keras_outputs": built.keras_outputs, "output_activation": built.output_activation}
     built.net.eval()
-    return Model(built.net, classes=list(classes) if classes is not None else None,
-                 preprocessing=Preprocessing(size=(h, w), channels=c, mean=(0.0,), std=(255.0,)), name=name, meta=meta)
+    return Model(
+        built.net,
+        classes=list(classes) if classes is not None else None,
+        preprocessing=Preprocessing(size=(h, w), channels=c, mean=(0.0,), std=(255.0,)),
+        name=name,
+        meta=meta,
+    )
 
 
 def model_layers(config: Any, source: Any) -> list[dict[str, Any]]:
     """The validated layer list of a Sequential or functional model config."""
     kind = config.get("class_name") if isinstance(config, dict) else config
     if kind != "Sequential" and kind not in FUNCTIONAL:
-        raise ConvscopeError(f"{source} holds a Keras {short(kind)} model; only Sequential and functional "
-                             "(Functional / Model) models are supported")
+        raise ConvscopeError(
+            f"{source} holds a Keras {short(kind)} model; only Sequential and functional "
+            "(Functional / Model) models are supported"
+        )
     layers = config.get("config")
     if isinstance(layers, dict):
         layers = layers.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ConvscopeError(f"{source}: the {kind} model lists no layers")
     for i, layer in enumerate(layers):
-        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) \
-                or not isinstance(layer.get("config", {}), dict):
-            raise ConvscopeError(f"{source}: layer {i} must be an object with a 'class_name' string and a "
-                                 f"'config' object, got {short(layer)}")
+        if (
+            not isinstance(layer, dict)
+            or not isinstance(layer.get("class_name"), str)
+            or not isinstance(layer.get("config", {}), dict)
+        ):
+            raise ConvscopeError(
+                f"{source}: layer {i} must be an object with a 'class_name' string and a "
+                f"'config' object, got {short(layer)}"
+            )
     return layers
 
 
@@ -138,13 +168,16 @@ def layer_name(layer: dict[str, Any], index: int, source: Any) -> str:
     config = layer.get("config", {})
     name = config.get("name") or layer.get("name") or f"{layer['class_name']}_{index}".lower()
     if not isinstance(name, str) or "." in name or len(name) > 200 or name in _RESERVED:
-        raise ConvscopeError(f"{source}: layer name {short(name)} is not a usable name (a string without dots "
-                             "that is not an attribute of torch.nn.Module)")
+        raise ConvscopeError(
+            f"{source}: layer name {short(name)} is not a usable name (a string without dots "
+            "that is not an attribute of torch.nn.Module)"
+        )
     return name
 
 
-def named_weights(layers: list[dict[str, Any]], arrays: Callable[[int, str, str], list[np.ndarray] | None],
-                  source: Any) -> dict[str, np.ndarray]:
+def named_weights(
+    layers: list[dict[str, Any]], arrays: Callable[[int, str, str], list[np.ndarray] | None], source: Any
+) -> dict[str, np.ndarray]:
     """``{'layer/weight': array}`` from weight files that store each layer's arrays in order.
 
     ``arrays(index, name, class_name)`` gives layer ``index``'s arrays as stored (None:
@@ -161,8 +194,10 @@ def named_weights(layers: list[dict[str, Any]], arrays: Callable[[int, str, str]
         found = [] if found is None and not expected else found
         if found is None or len(found) != len(expected):
             held = "no weights" if found is None else f"{len(found)} weight(s)"
-            raise ConvscopeError(f"{source}: layer {name!r} ({kind}) has {held} in the file; expected "
-                                 f"{len(expected)} ({', '.join(expected) or 'none'})")
+            raise ConvscopeError(
+                f"{source}: layer {name!r} ({kind}) has {held} in the file; expected "
+                f"{len(expected)} ({', '.join(expected) or 'none'})"
+            )
         named.update((f"{name}/{key}", array) for key, array in zip(expected, found))
     return named
 
@@ -203,8 +238,11 @@ class _State:
 
     def add(self, name: str, module: nn.Module) -> str:
         if name in self.modules or name in _RESERVED:
-            raise ConvscopeError(f"{self.source}: two layers are named {name!r}" if name in self.modules else
-                                 f"{self.source}: layer name {name!r} is an attribute of torch.nn.Module")
+            raise ConvscopeError(
+                f"{self.source}: two layers are named {name!r}"
+                if name in self.modules
+                else f"{self.source}: layer name {name!r} is an attribute of torch.nn.Module"
+            )
         self.modules[name] = module
         return name
 
@@ -215,19 +253,28 @@ class _State:
         except KeyError:
             raise ConvscopeError(f"{self.source}: the weights have no {layer}/{key}") from None
         if w.ndim != ndim or 0 in w.shape:
-            raise ConvscopeError(f"{self.source}: {layer}/{key} has shape {list(w.shape)}; expected {ndim} "
-                                 "non-empty dimensions")
+            raise ConvscopeError(
+                f"{self.source}: {layer}/{key} has shape {list(w.shape)}; expected {ndim} non-empty dimensions"
+            )
         return w
 
-    def number(self, config: dict[str, Any], layer: str, key: str, default: float, low: float = -math.inf,
-               high: float = math.inf) -> float:
+    def number(
+        self,
+        config: dict[str, Any],
+        layer: str,
+        key: str,
+        default: float,
+        low: float = -math.inf,
+        high: float = math.inf,
+    ) -> float:
         """A finite float option of a layer config, within [low, high]."""
         value = config.get(key, default)
         if value is None:
             value = default
         if not is_finite(value) or not low <= value <= high:
-            raise ConvscopeError(f"{self.source}: layer {layer!r} has {key}={short(value)}; expected a number "
-                                 f"in [{low:g}, {high:g}]")
+            raise ConvscopeError(
+                f"{self.source}: layer {layer!r} has {key}={short(value)}; expected a number in [{low:g}, {high:g}]"
+            )
         return float(value)
 
     def pair(self, config: dict[str, Any], layer: str, key: str, default: Any, low: int = 1) -> tuple[int, int]:
@@ -236,8 +283,10 @@ class _State:
         value = default if value is None else value
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         if not 1 <= len(items) <= 2 or not all(_whole(v) and low <= v <= MAX_SIDE for v in items):
-            raise ConvscopeError(f"{self.source}: layer {layer!r} has {key}={short(value)}; expected one or two "
-                                 f"integers in [{low}, {MAX_SIDE}]")
+            raise ConvscopeError(
+                f"{self.source}: layer {layer!r} has {key}={short(value)}; expected one or two "
+                f"integers in [{low}, {MAX_SIDE}]"
+            )
         return int(items[0]), int(items[-1])
 
     def integer(self, config: dict[str, Any], layer: str, key: str, default: int, low: int = 1) -> int:
@@ -248,16 +297,18 @@ class _State:
 
     def spatial(self, layer: str, kind: str) -> tuple[int, int, int]:
         if len(self.shape) != 3:
-            raise ConvscopeError(f"{self.source}: {kind} layer {layer!r} needs an (H, W, C) input, "
-                                 f"got shape {self.shape}")
+            raise ConvscopeError(
+                f"{self.source}: {kind} layer {layer!r} needs an (H, W, C) input, got shape {self.shape}"
+            )
         return self.shape  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------
 # Sequential
 # --------------------------------------------------------------------------------------
-def build_sequential(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], source: Any = "model.json"
-                     ) -> tuple[nn.Sequential, dict[str, str], str | None, tuple[int, int, int]]:
+def build_sequential(
+    layers: list[dict[str, Any]], weights: dict[str, np.ndarray], source: Any = "model.json"
+) -> tuple[nn.Sequential, dict[str, str], str | None, tuple[int, int, int]]:
     """Translate a Sequential model's layer configs into ``nn.Sequential`` (see the module docstring).
 
     Returns the net, ``{keras name: child name}``, the dropped output activation
@@ -270,8 +321,9 @@ def build_sequential(layers: list[dict[str, Any]], weights: dict[str, np.ndarray
     output_activation = None
     for i, layer in enumerate(layers):
         name = layer_name(layer, i, source)
-        final_softmax = i == len(layers) - 1 and _activation_name(layer["class_name"], layer.get("config", {})) \
-            == "softmax"
+        final_softmax = (
+            i == len(layers) - 1 and _activation_name(layer["class_name"], layer.get("config", {})) == "softmax"
+        )
         out = _build_layer(layer, name, state, final_softmax)
         if final_softmax:
             output_activation = "softmax"
@@ -288,25 +340,36 @@ def _build_layer(layer: dict[str, Any], name: str, state: _State, final_softmax:
     """Append the modules of one single-input Keras layer; returns its output child (or None)."""
     kind, config = layer["class_name"], layer.get("config", {})
     if (config.get("data_format") or "channels_last") != "channels_last":
-        raise ConvscopeError(f"{state.source}: layer {name!r} ({kind}) uses {short(config['data_format'])}; only "
-                             "channels_last is supported")
+        raise ConvscopeError(
+            f"{state.source}: layer {name!r} ({kind}) uses {short(config['data_format'])}; only "
+            "channels_last is supported"
+        )
     if kind in _MERGES:
-        raise ConvscopeError(f"{state.source}: layer {name!r} is a Keras {kind}, a merge layer, which needs a "
-                             "functional model with inbound_nodes")
+        raise ConvscopeError(
+            f"{state.source}: layer {name!r} is a Keras {kind}, a merge layer, which needs a "
+            "functional model with inbound_nodes"
+        )
     builder = _BUILDERS.get(kind)
     if builder is None:
-        raise ConvscopeError(f"{state.source}: layer {name!r} is a Keras {short(kind)}, which convscope cannot "
-                             f"translate (supported: {', '.join(sorted([*_BUILDERS, *_MERGES]))})")
+        raise ConvscopeError(
+            f"{state.source}: layer {name!r} is a Keras {short(kind)}, which convscope cannot "
+            f"translate (supported: {', '.join(sorted([*_BUILDERS, *_MERGES]))})"
+        )
     return builder(name, config, state, final_softmax)
 
 
 def _input_shape(first: dict[str, Any], source: Any) -> tuple[int, int, int]:
     """(H, W, C) from the first layer's ``batch_input_shape``, each side within MAX_SIDE."""
     batch_shape = first.get("batch_input_shape") or first.get("batch_shape")
-    if not isinstance(batch_shape, list) or len(batch_shape) != 4 \
-            or not all(_whole(v) and 1 <= v <= MAX_SIDE for v in batch_shape[1:]):
-        raise ConvscopeError(f"{source}: the first layer must give an image batch_input_shape [None, H, W, C] "
-                             f"with sizes in 1..{MAX_SIDE}, got {short(batch_shape)}")
+    if (
+        not isinstance(batch_shape, list)
+        or len(batch_shape) != 4
+        or not all(_whole(v) and 1 <= v <= MAX_SIDE for v in batch_shape[1:])
+    ):
+        raise ConvscopeError(
+            f"{source}: the first layer must give an image batch_input_shape [None, H, W, C] "
+            f"with sizes in 1..{MAX_SIDE}, got {short(batch_shape)}"
+        )
     h, w, c = (int(v) for v in batch_shape[1:])
     return h, w, c
 
@@ -329,8 +392,9 @@ class KerasFunctional(nn.Module):
     run in the model's topological order. The plan is a fixed list, so torch.fx traces the
     forward into the same graph of named module calls that hooks see."""
 
-    def __init__(self, modules: OrderedDict[str, nn.Module], steps: Sequence[Step], input_name: str,
-                 output_name: str) -> None:
+    def __init__(
+        self, modules: OrderedDict[str, nn.Module], steps: Sequence[Step], input_name: str, output_name: str
+    ) -> None:
         super().__init__()
         self.keras_steps = tuple(steps)
         self.keras_input, self.keras_output = input_name, output_name
@@ -373,8 +437,9 @@ class Merge(nn.Module):
         return f"{self.op}" + (f", dim={self.dim}" if self.op == "concat" else "")
 
 
-def _build_functional(config: dict[str, Any], layers: list[dict[str, Any]], weights: dict[str, np.ndarray],
-                      source: Any) -> KerasNet:
+def _build_functional(
+    config: dict[str, Any], layers: list[dict[str, Any]], weights: dict[str, np.ndarray], source: Any
+) -> KerasNet:
     by_name: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
     for i, layer in enumerate(layers):
         name = layer_name(layer, i, source)
@@ -385,8 +450,9 @@ def _build_functional(config: dict[str, Any], layers: list[dict[str, Any]], weig
     (output_name,) = _ends(config, "output_layers", by_name, source)
     order = _topological(output_name, by_name, source)
     if order[0] != input_name or by_name[input_name][0]["class_name"] != "InputLayer":
-        raise ConvscopeError(f"{source}: the functional model's graph must start at its InputLayer "
-                             f"{input_name!r}, not at {order[0]!r}")
+        raise ConvscopeError(
+            f"{source}: the functional model's graph must start at its InputLayer {input_name!r}, not at {order[0]!r}"
+        )
     consumers = {n: sum(n in by_name[m][1] for m in order) for n in order}
     input_shape = _input_shape(by_name[input_name][0].get("config", {}), source)
     state = _State(shape=input_shape, source=source, weights=weights)
@@ -397,19 +463,26 @@ def _build_functional(config: dict[str, Any], layers: list[dict[str, Any]], weig
     for name in order[1:]:
         layer, inbound = by_name[name]
         if not inbound:
-            raise ConvscopeError(f"{source}: layer {name!r} ({layer['class_name']}) has no inbound_nodes; only "
-                                 "the InputLayer may start the graph")
+            raise ConvscopeError(
+                f"{source}: layer {name!r} ({layer['class_name']}) has no inbound_nodes; only "
+                "the InputLayer may start the graph"
+            )
         before = len(state.modules)
         if layer["class_name"] in _MERGES:
             tensors[name] = _merge(name, layer, [tensors[n] for n in inbound], state)
             merge = True
         else:
             if len(inbound) != 1:
-                raise ConvscopeError(f"{source}: layer {name!r} ({layer['class_name']}) gets {len(inbound)} "
-                                     "inputs; only merge layers take more than one")
+                raise ConvscopeError(
+                    f"{source}: layer {name!r} ({layer['class_name']}) gets {len(inbound)} "
+                    "inputs; only merge layers take more than one"
+                )
             state.tensor = tensors[inbound[0]]
-            final = name == output_name and consumers[name] == 0 and \
-                _activation_name(layer["class_name"], layer.get("config", {})) == "softmax"
+            final = (
+                name == output_name
+                and consumers[name] == 0
+                and _activation_name(layer["class_name"], layer.get("config", {})) == "softmax"
+            )
             _build_layer(layer, name, state, final)
             output_activation = "softmax" if final else output_activation
             tensors[name], merge = state.tensor, False
@@ -451,16 +524,19 @@ def _inbound(layer: dict[str, Any], name: str, source: Any) -> tuple[str, ...]:
     nodes = layer.get("inbound_nodes", [])
     if not isinstance(nodes, list) or len(nodes) > 1:
         what = f"{len(nodes)} inbound nodes (a shared layer)" if isinstance(nodes, list) else short(nodes)
-        raise ConvscopeError(f"{source}: layer {name!r} ({layer['class_name']}) has {what}; each layer must be "
-                             "called exactly once")
+        raise ConvscopeError(
+            f"{source}: layer {name!r} ({layer['class_name']}) has {what}; each layer must be called exactly once"
+        )
     if not nodes:
         return ()
     refs = []
     for ref in _tensor_refs(nodes[0], source, name):
         if not isinstance(ref, list) or len(ref) < 3 or not isinstance(ref[0], str) or ref[1:3] != [0, 0]:
-            raise ConvscopeError(f"{source}: layer {name!r} ({layer['class_name']}) has the input {short(ref)}; "
-                                 "expected [layer name, 0, 0] (shared layers and multi-output layers are not "
-                                 "supported)")
+            raise ConvscopeError(
+                f"{source}: layer {name!r} ({layer['class_name']}) has the input {short(ref)}; "
+                "expected [layer name, 0, 0] (shared layers and multi-output layers are not "
+                "supported)"
+            )
         refs.append(ref[0])
     if not refs:
         raise ConvscopeError(f"{source}: layer {name!r} ({layer['class_name']}) has an inbound node with no inputs")
@@ -472,10 +548,18 @@ def _ends(config: Any, key: str, layers: dict[str, Any], source: Any) -> tuple[s
     ends = config.get(key) if isinstance(config, dict) else None
     if isinstance(ends, list) and len(ends) == 3 and isinstance(ends[0], str):
         ends = [ends]
-    if not isinstance(ends, list) or len(ends) != 1 or not isinstance(ends[0], list) or len(ends[0]) != 3 \
-            or ends[0][1:] != [0, 0] or ends[0][0] not in layers:
-        raise ConvscopeError(f"{source}: the functional model's {key} is {short(ends)}; expected one "
-                             "[layer name, 0, 0] naming one of its layers (one input, one output)")
+    if (
+        not isinstance(ends, list)
+        or len(ends) != 1
+        or not isinstance(ends[0], list)
+        or len(ends[0]) != 3
+        or ends[0][1:] != [0, 0]
+        or ends[0][0] not in layers
+    ):
+        raise ConvscopeError(
+            f"{source}: the functional model's {key} is {short(ends)}; expected one "
+            "[layer name, 0, 0] naming one of its layers (one input, one output)"
+        )
     return (ends[0][0],)
 
 
@@ -497,8 +581,9 @@ def _topological(output: str, layers: dict[str, tuple[dict, tuple[str, ...]]], s
         if name in active:
             raise ConvscopeError(f"{source}: the functional model's graph has a cycle through layer {name!r}")
         if name not in layers:
-            raise ConvscopeError(f"{source}: a layer's inbound_nodes name {short(name)}, which is not a layer "
-                                 "of the model")
+            raise ConvscopeError(
+                f"{source}: a layer's inbound_nodes name {short(name)}, which is not a layer of the model"
+            )
         active.add(name)
         stack.append((name, True))
         stack.extend((n, False) for n in reversed(layers[name][1]) if n not in done)
@@ -513,25 +598,32 @@ def _merge(name: str, layer: dict[str, Any], inputs: list[_Tensor], state: _Stat
         raise ConvscopeError(f"{state.source}: {kind} layer {name!r} needs two or more inputs, got {len(inputs)}")
     if kind == "Concatenate":
         if any(t.flattened_from is not None for t in inputs):
-            raise ConvscopeError(f"{state.source}: Concatenate {name!r} joins Flatten outputs, whose features are in "
-                                 "Keras' (H, W, C) order; this is not supported")
+            raise ConvscopeError(
+                f"{state.source}: Concatenate {name!r} joins Flatten outputs, whose features are in "
+                "Keras' (H, W, C) order; this is not supported"
+            )
         rank = len(first.shape)
         axis = config.get("axis", -1)
-        if not _whole(axis) or not -rank <= axis <= rank or axis == 0 \
-                or any(len(t.shape) != rank for t in inputs):
-            raise ConvscopeError(f"{state.source}: Concatenate {name!r} has axis={short(axis)} over inputs of "
-                                 f"shapes {[t.shape for t in inputs]}")
+        if not _whole(axis) or not -rank <= axis <= rank or axis == 0 or any(len(t.shape) != rank for t in inputs):
+            raise ConvscopeError(
+                f"{state.source}: Concatenate {name!r} has axis={short(axis)} over inputs of "
+                f"shapes {[t.shape for t in inputs]}"
+            )
         axis = int(axis) % (rank + 1) - 1  # the sample axis in Keras' layout: 0 .. rank - 1
-        if any(t.shape[:axis] + t.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:] for t in inputs):
-            raise ConvscopeError(f"{state.source}: Concatenate {name!r} gets shapes {[t.shape for t in inputs]}, "
-                                 f"which differ outside axis {axis + 1}")
+        if any(t.shape[:axis] + t.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :] for t in inputs):
+            raise ConvscopeError(
+                f"{state.source}: Concatenate {name!r} gets shapes {[t.shape for t in inputs]}, "
+                f"which differ outside axis {axis + 1}"
+            )
         shape = list(first.shape)
         shape[axis] = sum(t.shape[axis] for t in inputs)
         state.add(name, Merge("concat", 1 if rank == 1 else {0: 2, 1: 3, 2: 1}[axis]))  # (H, W, C) -> NCHW
         return _Tensor(tuple(shape))
     if any(t != first for t in inputs):
-        raise ConvscopeError(f"{state.source}: {kind} layer {name!r} gets inputs of different shapes or layouts "
-                             f"{[t.shape for t in inputs]}")
+        raise ConvscopeError(
+            f"{state.source}: {kind} layer {name!r} gets inputs of different shapes or layouts "
+            f"{[t.shape for t in inputs]}"
+        )
     state.add(name, Merge("add" if kind == "Add" else "mul"))
     return first
 
@@ -564,8 +656,10 @@ def _fused_activation(name: str, config: dict[str, Any], state: _State, last: st
 def _activation_module(act: str, layer: str, source: Any) -> nn.Module:
     factory = _ACTIVATIONS.get(act)
     if factory is None:
-        raise ConvscopeError(f"{source}: layer {layer!r} uses activation {short(act)}, which convscope cannot "
-                             f"translate (supported: linear, {', '.join(sorted(_ACTIVATIONS))})")
+        raise ConvscopeError(
+            f"{source}: layer {layer!r} uses activation {short(act)}, which convscope cannot "
+            f"translate (supported: linear, {', '.join(sorted(_ACTIVATIONS))})"
+        )
     return factory()
 
 
@@ -580,21 +674,28 @@ def _out_size(size: int, kernel: int, stride: int, dilation: int, pad: int) -> i
     return (size + pad - (kernel - 1) * dilation - 1) // stride + 1
 
 
-def _padding(name: str, config: dict[str, Any], state: _State, kernel, stride, dilation
-             ) -> tuple[tuple[int, int], tuple[int, int, int, int] | None, tuple[int, int]]:
+def _padding(
+    name: str, config: dict[str, Any], state: _State, kernel, stride, dilation
+) -> tuple[tuple[int, int], tuple[int, int, int, int] | None, tuple[int, int]]:
     """(symmetric padding, explicit (left, right, top, bottom) or None, output (H, W))."""
     h, w, _ = state.shape
     mode = str(config.get("padding", "valid")).lower()
     if mode == "valid":
         pads = ((0, 0), (0, 0))
     elif mode == "same":
-        pads = (_same_padding(h, kernel[0], stride[0], dilation[0]), _same_padding(w, kernel[1], stride[1], dilation[1]))
+        pads = (
+            _same_padding(h, kernel[0], stride[0], dilation[0]),
+            _same_padding(w, kernel[1], stride[1], dilation[1]),
+        )
     else:
-        raise ConvscopeError(f"{state.source}: layer {name!r} has padding {short(mode)}; only 'valid' and 'same' "
-                             "are supported")
+        raise ConvscopeError(
+            f"{state.source}: layer {name!r} has padding {short(mode)}; only 'valid' and 'same' are supported"
+        )
     (top, bottom), (left, right) = pads
-    out = (_out_size(h, kernel[0], stride[0], dilation[0], top + bottom),
-           _out_size(w, kernel[1], stride[1], dilation[1], left + right))
+    out = (
+        _out_size(h, kernel[0], stride[0], dilation[0], top + bottom),
+        _out_size(w, kernel[1], stride[1], dilation[1], left + right),
+    )
     if out[0] < 1 or out[1] < 1:
         raise ConvscopeError(f"{state.source}: layer {name!r} gets a {h}x{w} input, smaller than its window")
     if top == bottom and left == right:
@@ -615,15 +716,18 @@ def _conv2d(name, config, state, final_softmax):
     kh, kw, per_group, filters = kernel.shape
     groups = state.integer(config, name, "groups", 1)
     if per_group * groups != channels or filters % groups:
-        raise ConvscopeError(f"{state.source}: {name}/kernel of shape {list(kernel.shape)} does not fit {groups} "
-                             f"group(s) of the {channels} input channels")
+        raise ConvscopeError(
+            f"{state.source}: {name}/kernel of shape {list(kernel.shape)} does not fit {groups} "
+            f"group(s) of the {channels} input channels"
+        )
     stride, dilation = state.pair(config, name, "strides", 1), state.pair(config, name, "dilation_rate", 1)
     padding, explicit, out = _padding(name, config, state, (kh, kw), stride, dilation)
     if explicit:
         state.add(f"{name}_pad", nn.ZeroPad2d(explicit))
     use_bias = config.get("use_bias", True)
-    conv = nn.Conv2d(channels, filters, (kh, kw), stride=stride, padding=padding, dilation=dilation,
-                     groups=groups, bias=use_bias)
+    conv = nn.Conv2d(
+        channels, filters, (kh, kw), stride=stride, padding=padding, dilation=dilation, groups=groups, bias=use_bias
+    )
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))
         if use_bias:
@@ -644,8 +748,10 @@ def _separable_conv2d(name, config, state, final_softmax):
     depthwise, (h, w, channels) = _depthwise(name, config, state, "depthwise_kernel", False)
     kernel = state.weight(name, "pointwise_kernel", 4)  # [1, 1, in * multiplier, filters]
     if kernel.shape[:3] != (1, 1, channels):
-        raise ConvscopeError(f"{state.source}: {name}/pointwise_kernel has shape {list(kernel.shape)}; expected "
-                             f"[1, 1, {channels}, filters]")
+        raise ConvscopeError(
+            f"{state.source}: {name}/pointwise_kernel has shape {list(kernel.shape)}; expected "
+            f"[1, 1, {channels}, filters]"
+        )
     filters, use_bias = kernel.shape[3], config.get("use_bias", True)
     pointwise = nn.Conv2d(channels, filters, 1, bias=use_bias)
     with torch.no_grad():
@@ -669,8 +775,9 @@ def _depthwise(name, config, state, key: str, use_bias: bool) -> tuple[nn.Conv2d
     padding, explicit, out = _padding(name, config, state, (kh, kw), stride, dilation)
     if explicit:
         state.add(f"{name}_pad", nn.ZeroPad2d(explicit))
-    conv = nn.Conv2d(cin, cin * mult, (kh, kw), stride=stride, padding=padding, dilation=dilation,
-                     groups=cin, bias=use_bias)
+    conv = nn.Conv2d(
+        cin, cin * mult, (kh, kw), stride=stride, padding=padding, dilation=dilation, groups=cin, bias=use_bias
+    )
     with torch.no_grad():  # Keras output channel c * mult + m == PyTorch group c, filter m
         conv.weight.copy_(torch.from_numpy(kernel.reshape(kh, kw, cin * mult).transpose(2, 0, 1)[:, None].copy()))
         if use_bias:
@@ -686,8 +793,10 @@ def _pooling(average: bool):
         padding, explicit, out = _padding(name, config, state, size, stride, (1, 1))
         if explicit:
             if average:
-                raise ConvscopeError(f"{state.source}: {name!r} is an AveragePooling2D with asymmetric 'same' "
-                                     "padding, which PyTorch's pooling cannot express")
+                raise ConvscopeError(
+                    f"{state.source}: {name!r} is an AveragePooling2D with asymmetric 'same' "
+                    "padding, which PyTorch's pooling cannot express"
+                )
             state.add(f"{name}_pad", nn.ConstantPad2d(explicit, float("-inf")))
         if average:  # TF averages over the valid pixels only
             pool = nn.AvgPool2d(size, stride, padding=padding, count_include_pad=False)
@@ -696,6 +805,7 @@ def _pooling(average: bool):
         state.add(name, pool)
         state.shape = (*out, channels)
         return name
+
     return build
 
 
@@ -709,6 +819,7 @@ def _global_pooling(average: bool):
         state.shape = (channels,)
         state.flattened_from = None  # (1, 1, C) flattens the same way in both layouts
         return name
+
     return build
 
 
@@ -722,12 +833,16 @@ def _flatten(name, config, state, final_softmax):
 
 def _dense(name, config, state, final_softmax):
     if len(state.shape) != 1:
-        raise ConvscopeError(f"{state.source}: Dense layer {name!r} gets shape {state.shape}; only flat inputs "
-                             "(after Flatten) are supported")
+        raise ConvscopeError(
+            f"{state.source}: Dense layer {name!r} gets shape {state.shape}; only flat inputs "
+            "(after Flatten) are supported"
+        )
     kernel = state.weight(name, "kernel", 2)  # [in, out]
     features, units = kernel.shape
     if features != state.shape[0]:
-        raise ConvscopeError(f"{state.source}: {name}/kernel expects {features} inputs, the layer gets {state.shape[0]}")
+        raise ConvscopeError(
+            f"{state.source}: {name}/kernel expects {features} inputs, the layer gets {state.shape[0]}"
+        )
     if state.flattened_from is not None:  # Keras rows are (h, w, c); PyTorch's Flatten gives (c, h, w)
         h, w, c = state.flattened_from
         kernel = kernel.reshape(h, w, c, units).transpose(2, 0, 1, 3).reshape(features, units)
@@ -759,7 +874,9 @@ def _relu_layer(name, config, state, final_softmax):
     if max_value is None:
         module = nn.LeakyReLU(slope) if slope else nn.ReLU()
     elif slope:
-        raise ConvscopeError(f"{state.source}: ReLU layer {name!r} with both max_value and negative_slope is not supported")
+        raise ConvscopeError(
+            f"{state.source}: ReLU layer {name!r} with both max_value and negative_slope is not supported"
+        )
     elif max_value == 0.0:
         raise ConvscopeError(f"{state.source}: ReLU layer {name!r} has max_value 0, so its output is always 0")
     else:
@@ -794,18 +911,26 @@ def _batch_norm(name, config, state, final_softmax):
     if axis not in (-1, len(state.shape)):
         raise ConvscopeError(f"{state.source}: BatchNormalization {name!r} normalises axis {axis}, not channels")
     if len(state.shape) == 1 and state.flattened_from is not None:
-        raise ConvscopeError(f"{state.source}: BatchNormalization {name!r} right after Flatten is not supported "
-                             "(its features are in Keras' (H, W, C) order)")
+        raise ConvscopeError(
+            f"{state.source}: BatchNormalization {name!r} right after Flatten is not supported "
+            "(its features are in Keras' (H, W, C) order)"
+        )
     channels = state.shape[-1]
     eps = state.number(config, name, "epsilon", 1e-3, low=0.0)
     bn = (nn.BatchNorm2d if len(state.shape) == 3 else nn.BatchNorm1d)(channels, eps=eps)
     with torch.no_grad():
         bn.running_mean.copy_(torch.from_numpy(_vector(state, name, "moving_mean", channels)))
         bn.running_var.copy_(torch.from_numpy(_vector(state, name, "moving_variance", channels)))
-        bn.weight.copy_(torch.from_numpy(_vector(state, name, "gamma", channels)) if config.get("scale", True)
-                        else torch.ones(channels))
-        bn.bias.copy_(torch.from_numpy(_vector(state, name, "beta", channels)) if config.get("center", True)
-                      else torch.zeros(channels))
+        bn.weight.copy_(
+            torch.from_numpy(_vector(state, name, "gamma", channels))
+            if config.get("scale", True)
+            else torch.ones(channels)
+        )
+        bn.bias.copy_(
+            torch.from_numpy(_vector(state, name, "beta", channels))
+            if config.get("center", True)
+            else torch.zeros(channels)
+        )
     return state.add(name, bn)
 
 
@@ -829,8 +954,6 @@ def _vector(state: _State, layer: str, key: str, length: int) -> np.ndarray:
     if v.shape != (length,):
         raise ConvscopeError(f"{state.source}: {layer}/{key} has shape {list(v.shape)}, expected [{length}]")
     return np.ascontiguousarray(v, dtype=np.float32)
-
-
 
 
 _BUILDERS: dict[str, Callable[..., str | None]] = {

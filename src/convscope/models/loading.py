@@ -30,9 +30,10 @@ import importlib.util
 import pickle
 import sys
 import zipfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,7 +41,8 @@ from torch import nn
 from ..errors import ConvscopeError, NotFound, did_you_mean
 from . import zoo
 from .checkpoint import load_checkpoint, needs_trust, safe_torch_load
-from .efficientnet import NAME as EFFICIENTNET, PREPROCESSING as EFFICIENTNET_PREPROCESSING
+from .efficientnet import NAME as EFFICIENTNET
+from .efficientnet import PREPROCESSING as EFFICIENTNET_PREPROCESSING
 from .efficientnet import build_efficientnet_lite0, imagenet_classes
 from .model import Model, guess_preprocessing
 from .preprocessing import Preprocessing
@@ -79,6 +81,10 @@ def load_model(
     if classes is not None:
         model.classes = list(classes)
     model.net.eval()
+    # How to load it again (convscope.scale's workers do, from these words, never from a pickled net).
+    # An attribute, not meta: meta is saved with checkpoints, and a file must never carry its own trust.
+    model.loaded_from = {"spec": spec, "weights": None if weights is None else str(weights),
+                         "classes": None if classes is None else list(classes), "trust": bool(trust)}
     return model.to(device)
 
 
@@ -90,11 +96,17 @@ def _load(spec: str, weights: str | Path | None, trust: bool) -> Model:
         return model_from_checkpoint(path, name="default")
     if spec in zoo.ZOO:
         entry = zoo.ZOO[spec]
-        return Model(zoo.build(spec), classes=[str(i) for i in range(entry.num_classes)],
-                     preprocessing=entry.preprocessing(), name=spec, meta={"untrained": True})
+        return Model(
+            zoo.build(spec),
+            classes=[str(i) for i in range(entry.num_classes)],
+            preprocessing=entry.preprocessing(),
+            name=spec,
+            meta={"untrained": True},
+        )
     if spec == EFFICIENTNET:
-        return Model(build_efficientnet_lite0(), classes=imagenet_classes(),
-                     preprocessing=EFFICIENTNET_PREPROCESSING, name=spec)
+        return Model(
+            build_efficientnet_lite0(), classes=imagenet_classes(), preprocessing=EFFICIENTNET_PREPROCESSING, name=spec
+        )
     if spec.startswith(("http://", "https://")):
         from .tfjs_remote import load_tfjs_url
 
@@ -138,19 +150,28 @@ def model_from_checkpoint(path: str | Path, name: str | None = None, trust: bool
         net = zoo.build_from_file(arch["zoo"], arch.get("kwargs") or {}, path)
     elif arch.get("factory"):
         if not trust:
-            raise needs_trust(f"{path} names its architecture by the factory {arch['factory'][:200]!r}, code that "
-                              "would be imported and called (only zoo architectures rebuild without trust)")
+            raise needs_trust(
+                f"{path} names its architecture by the factory {arch['factory'][:200]!r}, code that "
+                "would be imported and called (only zoo architectures rebuild without trust)"
+            )
         kwargs = dict(arch.get("kwargs") or {})
         if isinstance(kwargs.get("input_size"), list):
             kwargs["input_size"] = tuple(kwargs["input_size"])
         net = _call_factory(arch["factory"], kwargs)
     else:
-        raise ConvscopeError(f"{path} does not say which architecture it holds; give it with its weights: "
-                             f"load_model('file.py:factory@{path}') (CLI: --model file.py:factory@{path})")
+        raise ConvscopeError(
+            f"{path} does not say which architecture it holds; give it with its weights: "
+            f"load_model('file.py:factory@{path}') (CLI: --model file.py:factory@{path})"
+        )
     _load_state(net, ckpt["state_dict"], path)
     prep = _preprocessing(meta["preprocessing"], path) if meta.get("preprocessing") else guess_preprocessing(net)
-    return Model(net, classes=meta.get("classes"), preprocessing=prep,
-                 name=name or meta.get("name") or Path(path).stem, meta=meta)
+    return Model(
+        net,
+        classes=meta.get("classes"),
+        preprocessing=prep,
+        name=name or meta.get("name") or Path(path).stem,
+        meta=meta,
+    )
 
 
 def _preprocessing(d: dict[str, Any], path: Any) -> Preprocessing:
@@ -160,11 +181,13 @@ def _preprocessing(d: dict[str, Any], path: Any) -> Preprocessing:
     except ConvscopeError as exc:
         raise ConvscopeError(f"{path} has damaged preprocessing metadata: {exc}") from None
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ConvscopeError(f"{path} has damaged preprocessing metadata ({type(exc).__name__}: "
-                             f"{str(exc)[:80]})") from None
+        raise ConvscopeError(
+            f"{path} has damaged preprocessing metadata ({type(exc).__name__}: {str(exc)[:80]})"
+        ) from None
     if len(prep.size) != 2 or not all(1 <= s <= zoo.MAX_SIDE for s in prep.size):
-        raise ConvscopeError(f"{path}: preprocessing size must be two numbers from 1 to {zoo.MAX_SIDE}, "
-                             f"not {list(prep.size)[:4]}")
+        raise ConvscopeError(
+            f"{path}: preprocessing size must be two numbers from 1 to {zoo.MAX_SIDE}, not {list(prep.size)[:4]}"
+        )
     if not all(len(v) in (1, prep.channels) for v in (prep.mean, prep.std)) or 0.0 in prep.std:
         raise ConvscopeError(f"{path}: preprocessing needs 1 or {prep.channels} means and non-zero stds")
     return prep

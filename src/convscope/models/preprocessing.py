@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConvscopeError
 
-ImageLike = Union[Image.Image, str, Path, bytes, np.ndarray]
+ImageLike = Image.Image | str | Path | bytes | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Preprocessing:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
         return cls(
             size=tuple(d["size"]),
             channels=int(d.get("channels", 3)),

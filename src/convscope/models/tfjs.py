@@ -51,8 +51,10 @@ def load_tfjs_model(path: str | Path, classes: Sequence[str] | None = None) -> M
     topology = spec.get("modelTopology")
     if not isinstance(topology, dict):
         kind = spec.get("format", "unknown")
-        raise ConvscopeError(f"{path} is not a TF.js layers model (format {kind!r}, no 'modelTopology'); "
-                             "graph models from SavedModels are not supported")
+        raise ConvscopeError(
+            f"{path} is not a TF.js layers model (format {kind!r}, no 'modelTopology'); "
+            "graph models from SavedModels are not supported"
+        )
     config = topology.get("model_config", topology)
     model_layers(config, path)  # a config that is no model is refused before any shard is read
     weights = read_tfjs_weights(spec, path.parent, source=path)

@@ -24,8 +24,8 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from ..errors import ConvscopeError
 from ..io_utils import download_to, resolve_inside
@@ -91,8 +91,10 @@ def _download_model(url: str, folder: Path, progress: bool, deadline: float | No
             _get(urllib.parse.urljoin(url, name), shard, progress, missing, deadline)
             missing -= shard.stat().st_size
         if missing:
-            raise ConvscopeError(f"the weight shards {', '.join(group.paths) or '(none)'} of {url} hold "
-                                 f"{group.nbytes - missing} bytes but its manifest describes {group.nbytes}")
+            raise ConvscopeError(
+                f"the weight shards {', '.join(group.paths) or '(none)'} of {url} hold "
+                f"{group.nbytes - missing} bytes but its manifest describes {group.nbytes}"
+            )
     for name in CLASS_FILES:  # optional sidecar class names, as beside a local model.json
         try:
             _get(urllib.parse.urljoin(url, name), folder / name, False, MAX_LABELS_BYTES, deadline)
@@ -102,8 +104,14 @@ def _download_model(url: str, folder: Path, progress: bool, deadline: float | No
 
 def _get(url: str, dest: Path, progress: bool, max_bytes: int, deadline: float | None) -> None:
     try:
-        download_to(url, dest, desc=f"downloading {PurePosixPath(urllib.parse.urlsplit(url).path).name}",
-                    progress=progress, max_bytes=max_bytes, deadline=deadline)
+        download_to(
+            url,
+            dest,
+            desc=f"downloading {PurePosixPath(urllib.parse.urlsplit(url).path).name}",
+            progress=progress,
+            max_bytes=max_bytes,
+            deadline=deadline,
+        )
     except urllib.error.HTTPError as exc:
         raise ConvscopeError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
     except OSError as exc:

@@ -27,8 +27,16 @@ from ..errors import ConvscopeError
 from ..io_utils import resolve_inside
 
 # TF.js dtype -> (NumPy dtype, little-endian)
-DTYPES = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "uint8": "u1", "uint16": "<u2", "int8": "i1",
-          "int16": "<i2", "bool": "u1"}
+DTYPES = {
+    "float32": "<f4",
+    "int32": "<i4",
+    "float16": "<f2",
+    "uint8": "u1",
+    "uint16": "<u2",
+    "int8": "i1",
+    "int16": "<i2",
+    "bool": "u1",
+}
 QUANTIZED = ("uint8", "uint16", "float16")
 #: Largest model convscope loads, counted as float32 weights (VGG-16 is 0.55 GB).
 MAX_WEIGHT_BYTES = 2 << 30
@@ -110,8 +118,9 @@ def weight_groups(spec: dict[str, Any], source: Any, max_bytes: int = MAX_WEIGHT
         groups.append(WeightGroup(tuple(paths), tuple(_weight_spec(w, source) for w in weights)))
     decoded = sum(w.count for g in groups for w in g.weights) * 4
     if decoded > max_bytes:
-        raise ConvscopeError(f"{source} declares {decoded} bytes of float32 weights, more than the {max_bytes} "
-                             "convscope loads")
+        raise ConvscopeError(
+            f"{source} declares {decoded} bytes of float32 weights, more than the {max_bytes} convscope loads"
+        )
     return groups
 
 
@@ -129,8 +138,9 @@ def _weight_spec(w: Any, source: Any) -> WeightSpec:
             raise ConvscopeError(f"{source}: weight {name!r} has dtype {short(stored)}, which is not supported")
         return WeightSpec(name, tuple(shape), stored)
     if not isinstance(quant, dict) or quant.get("dtype") not in QUANTIZED:
-        raise ConvscopeError(f"{source}: weight {name!r} has quantization {short(quant)}; supported dtypes: "
-                             f"{', '.join(QUANTIZED)}")
+        raise ConvscopeError(
+            f"{source}: weight {name!r} has quantization {short(quant)}; supported dtypes: {', '.join(QUANTIZED)}"
+        )
     if quant["dtype"] == "float16":
         return WeightSpec(name, tuple(shape), "float16")
     scale, minimum = quant.get("scale"), quant.get("min")
@@ -152,8 +162,10 @@ def read_tfjs_weights(spec: dict[str, Any], directory: Path, source: Any = "mode
         files = [_shard_file(directory, p, source) for p in group.paths]
         held = sum(f.stat().st_size for f in files)
         if held != group.nbytes:
-            raise ConvscopeError(f"weight shards {', '.join(group.paths) or '(none)'} hold {held} bytes but the "
-                                 f"manifest describes {group.nbytes}: the shards do not belong to this model.json")
+            raise ConvscopeError(
+                f"weight shards {', '.join(group.paths) or '(none)'} hold {held} bytes but the "
+                f"manifest describes {group.nbytes}: the shards do not belong to this model.json"
+            )
         data = b"".join(f.read_bytes() for f in files)
         offset = 0
         for w in group.weights:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -180,11 +181,15 @@ def build_from_file(name: str, kwargs: Any, source: Any) -> nn.Module:
         with torch.device("meta"):
             probe = build(name, **args)
     except RuntimeError as exc:  # e.g. an input too small for the convolutions
-        raise ConvscopeError(f"{source}: {name} cannot be built with {kwargs}: {str(exc).splitlines()[0][:160]}") from None
+        raise ConvscopeError(
+            f"{source}: {name} cannot be built with {kwargs}: {str(exc).splitlines()[0][:160]}"
+        ) from None
     n = sum(p.numel() for p in probe.parameters())
     if n > MAX_PARAMETERS:
-        raise ConvscopeError(f"{source}: {name} with {kwargs} would have {n:,} parameters, more than the "
-                             f"{MAX_PARAMETERS:,} convscope builds from a file")
+        raise ConvscopeError(
+            f"{source}: {name} with {kwargs} would have {n:,} parameters, more than the "
+            f"{MAX_PARAMETERS:,} convscope builds from a file"
+        )
     return build(name, **args)
 
 
@@ -194,8 +199,9 @@ def _checked_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
 
     def count(key: str, value: Any, top: int) -> int:
         if type(value) is not int or not 1 <= value <= top:
-            raise ConvscopeError(f"{source}: zoo argument {key} must be a whole number from 1 to {top:,}, "
-                                 f"not {str(value)[:40]}")
+            raise ConvscopeError(
+                f"{source}: zoo argument {key} must be a whole number from 1 to {top:,}, not {str(value)[:40]}"
+            )
         return value
 
     checks: dict[str, Callable[[Any], Any]] = {
@@ -207,22 +213,30 @@ def _checked_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
     }
     unknown = set(kwargs) - set(checks)
     if unknown:
-        raise ConvscopeError(f"{source}: unknown zoo argument(s) {', '.join(sorted(map(str, unknown)))[:120]}; "
-                             f"a zoo net takes {', '.join(checks)}")
+        raise ConvscopeError(
+            f"{source}: unknown zoo argument(s) {', '.join(sorted(map(str, unknown)))[:120]}; "
+            f"a zoo net takes {', '.join(checks)}"
+        )
     return {k: checks[k](v) for k, v in kwargs.items() if v is not None}
 
 
 def _side_pair(value: Any, source: Any) -> tuple[int, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in value)):
-        raise ConvscopeError(f"{source}: zoo argument input_size must be two whole numbers from 1 to {MAX_SIDE}, "
-                             f"not {str(value)[:40]}")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in value)
+    ):
+        raise ConvscopeError(
+            f"{source}: zoo argument input_size must be two whole numbers from 1 to {MAX_SIDE}, not {str(value)[:40]}"
+        )
     return (value[0], value[1])
 
 
 def _activation_name(value: Any, source: Any) -> str:
     if not (isinstance(value, str) and value in ACTIVATIONS):
-        raise ConvscopeError(f"{source}: unknown activation {str(value)[:40]!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise ConvscopeError(
+            f"{source}: unknown activation {str(value)[:40]!r}; choose one of {', '.join(ACTIVATIONS)}"
+        )
     return value
 
 

@@ -18,7 +18,8 @@ colour bar, to be written as PNG or SVG with :func:`~convscope.render.figure.sav
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,8 +45,9 @@ def scale_for_kind(kind: str) -> str:
     return "diverging"
 
 
-def channel_ranges(maps: Sequence[np.ndarray] | np.ndarray, mode: str = "unit",
-                   global_range: tuple[float, float] | None = None) -> list[tuple[float, float]]:
+def channel_ranges(
+    maps: Sequence[np.ndarray] | np.ndarray, mode: str = "unit", global_range: tuple[float, float] | None = None
+) -> list[tuple[float, float]]:
     """(vmin, vmax) for each channel map under a colour-range mode (see the module docstring)."""
     if mode not in RANGE_MODES:
         raise ConvscopeError(f"colour range must be one of {', '.join(RANGE_MODES)}, not {mode!r}")
@@ -57,26 +59,41 @@ def channel_ranges(maps: Sequence[np.ndarray] | np.ndarray, mode: str = "unit",
     return value_range(maps, mode)
 
 
-def activation_tiles(maps: np.ndarray, scale: str = "diverging",
-                     ranges: Sequence[tuple[float, float]] | None = None) -> list[np.ndarray]:
+def activation_tiles(
+    maps: np.ndarray, scale: str = "diverging", ranges: Sequence[tuple[float, float]] | None = None
+) -> list[np.ndarray]:
     """Colour each channel (C, H, W) -> list of uint8 (H, W, 3); ranges default to per unit."""
     maps = _as_maps(maps)
     ranges = ranges if ranges is not None else channel_ranges(maps, "unit")
     return [colorize(m, scale, lo, hi) for m, (lo, hi) in zip(maps, ranges)]
 
 
-def activation_grid(maps: np.ndarray, scale: str = "diverging", mode: str = "unit",
-                    global_range: tuple[float, float] | None = None, max_channels: int | None = None,
-                    ncols: int | None = None, pad: int = 1, upscale: int = 1) -> np.ndarray:
+def activation_grid(
+    maps: np.ndarray,
+    scale: str = "diverging",
+    mode: str = "unit",
+    global_range: tuple[float, float] | None = None,
+    max_channels: int | None = None,
+    ncols: int | None = None,
+    pad: int = 1,
+    upscale: int = 1,
+) -> np.ndarray:
     """All channel maps of one sample (C, H, W) as one uint8 RGB picture, row-major."""
     maps = _as_maps(maps)[:max_channels]
     tiles = activation_tiles(maps, scale, channel_ranges(maps, mode, global_range))
     return tile(tiles, ncols=ncols, pad=pad, scale=upscale)
 
 
-def activation_figure(maps: np.ndarray, title: str = "", scale: str = "diverging", mode: str = "unit",
-                      global_range: tuple[float, float] | None = None, max_channels: int | None = 64,
-                      ncols: int | None = None, width: float = 8.0) -> "Figure":
+def activation_figure(
+    maps: np.ndarray,
+    title: str = "",
+    scale: str = "diverging",
+    mode: str = "unit",
+    global_range: tuple[float, float] | None = None,
+    max_channels: int | None = 64,
+    ncols: int | None = None,
+    width: float = 8.0,
+) -> Figure:
     """A titled figure of one layer's channel maps (C, H, W) with a colour bar.
 
     At most ``max_channels`` tiles are drawn (the title says how many were left out).
@@ -107,16 +124,30 @@ def activation_figure(maps: np.ndarray, title: str = "", scale: str = "diverging
             r, c = divmod(k, ncols)
             magnitude = max(abs(lo), abs(hi)) if scale == "diverging" else hi
             caption = f"{k}: {_short(magnitude)}" if mode == "unit" else str(k)
-            ax.text(pad + c * (tw + pad) + 1, pad + r * (th + pad) + th - 1, caption,
-                    fontsize=6, va="bottom", ha="left",
-                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+            ax.text(
+                pad + c * (tw + pad) + 1,
+                pad + r * (th + pad) + th - 1,
+                caption,
+                fontsize=6,
+                va="bottom",
+                ha="left",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
     add_colorbar(fig, ax, scale, None if mode == "unit" else ranges[0])
     return fig
 
 
-def vector_figure(values: np.ndarray, title: str = "", scale: str = "logit", labels: Sequence[str] | None = None,
-                  mode: str = "layer", global_range: tuple[float, float] | None = None,
-                  max_bars: int = 40, row_length: int | None = None, width: float = 8.0) -> "Figure":
+def vector_figure(
+    values: np.ndarray,
+    title: str = "",
+    scale: str = "logit",
+    labels: Sequence[str] | None = None,
+    mode: str = "layer",
+    global_range: tuple[float, float] | None = None,
+    max_bars: int = 40,
+    row_length: int | None = None,
+    width: float = 8.0,
+) -> Figure:
     """A 1-D layer (flatten, linear, logits, probabilities) as bars or a colour strip.
 
     Up to ``max_bars`` values are drawn as labelled bars coloured by value; longer
@@ -145,7 +176,7 @@ def vector_figure(values: np.ndarray, title: str = "", scale: str = "logit", lab
     ncols = row_length if row_length and 8 <= row_length <= v.size else max(1, math.ceil(math.sqrt(v.size * 4)))
     nrows = math.ceil(v.size / ncols)
     grid = np.full(nrows * ncols, np.nan)
-    grid[:v.size] = v
+    grid[: v.size] = v
     picture = colorize(grid.reshape(nrows, ncols), scale, lo, hi)
     picture[np.isnan(grid.reshape(nrows, ncols))] = 255
     fig = new_figure(width, min(max(width * nrows / ncols + 1.2, 2.0), 10.0))

@@ -7,7 +7,7 @@ the caller (per unit, per layer or global) via ``vmin`` / ``vmax``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -15,7 +15,7 @@ import numpy as np
 SCALES = {"diverging": "RdBu_r", "grey": "gray", "logit": "Oranges", "heat": "jet", "viridis": "viridis"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut(name: str) -> np.ndarray:
     from matplotlib import colormaps
 
@@ -23,8 +23,9 @@ def _lut(name: str) -> np.ndarray:
     return (cmap(np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
-def colorize(values: np.ndarray, scale: str = "diverging", vmin: float | None = None,
-             vmax: float | None = None) -> np.ndarray:
+def colorize(
+    values: np.ndarray, scale: str = "diverging", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
     """Map an array (H, W) to uint8 RGB (H, W, 3).
 
     For the diverging scale the range is symmetric around zero (``max(|vmin|, |vmax|)``),

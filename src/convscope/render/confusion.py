@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .figure import figure_to_array
 
 
-def confusion_figure(matrix: np.ndarray, classes: Sequence[str] | None = None, title: str | None = None,
-                     annotate: bool | None = None) -> np.ndarray:
+def confusion_figure(
+    matrix: np.ndarray, classes: Sequence[str] | None = None, title: str | None = None, annotate: bool | None = None
+) -> np.ndarray:
     """Render ``matrix[i, j]`` (true class i, predicted j) as uint8 RGB (H, W, 3).
 
     Cells are coloured by the row-normalised rate ``C[i, j] / sum_j C[i, j]`` (so rare
@@ -43,8 +44,15 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str] | None = None, t
         for i in range(k):
             for j in range(k):
                 if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=8,
-                            color="white" if rate[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(m[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if rate[i, j] > 0.5 else "black",
+                    )
     total = int(m.sum())
     acc = float(np.trace(m)) / total if total else 0.0
     ax.set_title(title or f"confusion matrix: accuracy {acc:.2%} of {total} images")

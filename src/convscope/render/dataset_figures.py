@@ -12,12 +12,12 @@ axes per image, which is several times faster to build and save.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 from .colormap import colorize, value_range
 from .grid import as_rgb
@@ -38,7 +38,7 @@ def training_curves(curves: dict[str, Sequence[float]]) -> Figure:
         for key, values in curves.items():
             if key != "epoch" and key.endswith(kind):
                 style = "--" if key.startswith("val") else "-"
-                ax.plot(epochs[:len(values)], values, style, marker="o", ms=3, label=key)
+                ax.plot(epochs[: len(values)], values, style, marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
@@ -69,8 +69,15 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], per_clas
         for i in range(k):
             for j in range(k):
                 if confusion[i, j]:
-                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
-                            color="white" if confusion[i, j] > top / 2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(confusion[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if confusion[i, j] > top / 2 else "black",
+                    )
     ax.set_title("confusion matrix")
     if per_class is not None:
         bar = axes[1]
@@ -105,8 +112,13 @@ def _canvas_figure(canvas: np.ndarray, captions: Sequence[Caption], fontsize: fl
     return fig
 
 
-def labelled_images(images: Sequence[np.ndarray], titles: Sequence[str], colors: Sequence[str] | None = None,
-                    ncols: int = 8, cell: int = 72) -> Figure:
+def labelled_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    colors: Sequence[str] | None = None,
+    ncols: int = 8,
+    cell: int = 72,
+) -> Figure:
     """Images (uint8 HWC or HW) in a grid, each ``cell`` pixels high under a coloured caption."""
     cells = [_fit(img, cell) for img in images] or [np.full((cell, cell, 3), 255, np.uint8)]
     ncols = min(ncols, len(cells))
@@ -115,31 +127,38 @@ def labelled_images(images: Sequence[np.ndarray], titles: Sequence[str], colors:
     pad, top = 6, 2 + 13 * max((t.count("\n") + 1 for t in titles), default=1)
     canvas = np.full((nrows * (cell + top + pad) + pad, ncols * (cw + pad) + pad, 3), 255, np.uint8)
     captions = []
-    for i, c in enumerate(cells[:len(images)]):
+    for i, c in enumerate(cells[: len(images)]):
         r, k = divmod(i, ncols)
         x, y = pad + k * (cw + pad), pad + r * (cell + top + pad) + top
-        canvas[y:y + cell, x:x + c.shape[1]] = c
+        canvas[y : y + cell, x : x + c.shape[1]] = c
         captions.append((x + c.shape[1] / 2, y - 2, titles[i], colors[i] if colors else "black", "center"))
     return _canvas_figure(canvas, captions)
 
 
-def true_pred_grid(images: Sequence[np.ndarray], true_names: Sequence[str], pred_names: Sequence[str],
-                   ncols: int = 8) -> Figure:
+def true_pred_grid(
+    images: Sequence[np.ndarray], true_names: Sequence[str], pred_names: Sequence[str], ncols: int = 8
+) -> Figure:
     """The tutorials' grid: each image captioned "True: a / Pred: b", green if right, red if wrong."""
     titles = [f"True: {t}\nPred: {p}" for t, p in zip(true_names, pred_names)]
     colors = [RIGHT if t == p else WRONG for t, p in zip(true_names, pred_names)]
     return labelled_images(images, titles, colors, ncols)
 
 
-def misclassified_gallery(images: Sequence[np.ndarray], true_names: Sequence[str], pred_names: Sequence[str],
-                          confidences: Sequence[float], ncols: int = 8) -> Figure:
+def misclassified_gallery(
+    images: Sequence[np.ndarray],
+    true_names: Sequence[str],
+    pred_names: Sequence[str],
+    confidences: Sequence[float],
+    ncols: int = 8,
+) -> Figure:
     """Misclassified images captioned "true → pred (confidence)", in the order given."""
     titles = [f"{t} → {p}\n{100 * c:.1f}%" for t, p, c in zip(true_names, pred_names, confidences)]
     return labelled_images(images, titles, [WRONG] * len(titles), ncols)
 
 
-def embedding_scatter(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, class_names: Sequence[str],
-                      title: str = "embedding") -> Figure:
+def embedding_scatter(
+    coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, class_names: Sequence[str], title: str = "embedding"
+) -> Figure:
     """2-D points coloured by true class; misclassified points drawn as black-edged crosses.
 
     Points are rasterised so that 10,000 of them stay light in SVG and PDF.
@@ -150,13 +169,34 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, correct: np.ndarra
     fig = Figure(figsize=(7, 6))
     ax = fig.subplots()
     size = 6 if len(coords) > 3000 else 14
-    sc = ax.scatter(coords[correct, 0], coords[correct, 1], c=labels[correct], cmap=cmap, vmin=-0.5,
-                    vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size, alpha=0.75, linewidths=0, rasterized=True)
+    sc = ax.scatter(
+        coords[correct, 0],
+        coords[correct, 1],
+        c=labels[correct],
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=max(k, 10 if k <= 10 else 20) - 0.5,
+        s=size,
+        alpha=0.75,
+        linewidths=0,
+        rasterized=True,
+    )
     wrong = ~correct
     if wrong.any():
-        ax.scatter(coords[wrong, 0], coords[wrong, 1], c=labels[wrong], cmap=cmap, vmin=-0.5,
-                   vmax=max(k, 10 if k <= 10 else 20) - 0.5, s=size * (5 if size > 6 else 3), marker="X",
-                   edgecolors="black", linewidths=0.6 if size > 6 else 0.3, rasterized=True, label=f"misclassified ({int(wrong.sum())})")
+        ax.scatter(
+            coords[wrong, 0],
+            coords[wrong, 1],
+            c=labels[wrong],
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=max(k, 10 if k <= 10 else 20) - 0.5,
+            s=size * (5 if size > 6 else 3),
+            marker="X",
+            edgecolors="black",
+            linewidths=0.6 if size > 6 else 0.3,
+            rasterized=True,
+            label=f"misclassified ({int(wrong.sum())})",
+        )
         ax.legend(loc="best", fontsize=8)
     if k <= 20:
         cbar = fig.colorbar(sc, ax=ax, ticks=range(k), fraction=0.04)
@@ -168,8 +208,9 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, correct: np.ndarra
     return fig
 
 
-def activation_maps(maps: dict[str, np.ndarray], input_image: np.ndarray | None = None,
-                    max_channels: int = 12, cell: int = 48) -> Figure:
+def activation_maps(
+    maps: dict[str, np.ndarray], input_image: np.ndarray | None = None, max_channels: int = 12, cell: int = 48
+) -> Figure:
     """One row per layer: up to ``max_channels`` channel maps (C, H, W) on one shared,
     zero-centred diverging scale per layer (CNN Explainer's 'layer' range mode); the
     input image, when given, leads the first row."""
@@ -183,18 +224,23 @@ def activation_maps(maps: dict[str, np.ndarray], input_image: np.ndarray | None 
         y = pad + r * (cell + top + pad) + top
         if r == 0 and input_image is not None:
             img = _fit(input_image, cell)[:, :cell]
-            canvas[y:y + cell, pad:pad + img.shape[1]] = img
+            canvas[y : y + cell, pad : pad + img.shape[1]] = img
             captions.append((pad + cell / 2, y - 1, "input", "black", "center"))
         x0 = pad + cell + pad
         captions.append((x0, y - 1, name, "black", "left"))
         for c, channel in enumerate(shown):
             x = x0 + c * (cell + pad)
-            canvas[y:y + cell, x:x + cell] = _fit(colorize(channel, "diverging", lo, hi), cell)[:, :cell]
+            canvas[y : y + cell, x : x + cell] = _fit(colorize(channel, "diverging", lo, hi), cell)[:, :cell]
     return _canvas_figure(canvas, captions, fontsize=7)
 
 
-def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], titles: Sequence[str],
-                     alpha: float = 0.5, cell: int = 96) -> Figure:
+def heatmap_overlays(
+    images: Sequence[np.ndarray],
+    heatmaps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    alpha: float = 0.5,
+    cell: int = 96,
+) -> Figure:
     """Each image (top) above its heatmap (any (h, w) map, resized; 'heat' colours from 0 to its max) blended over it."""
     pad, top = 6, 16
     pairs = []
@@ -205,8 +251,8 @@ def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray
     captions: list[Caption] = []
     for k, ((plain, blended), title) in enumerate(zip(pairs, titles)):
         x, y = pad + k * (cw + pad), pad + top
-        canvas[y:y + cell, x:x + plain.shape[1]] = plain
-        canvas[y + cell + pad:y + 2 * cell + pad, x:x + blended.shape[1]] = blended
+        canvas[y : y + cell, x : x + plain.shape[1]] = plain
+        canvas[y + cell + pad : y + 2 * cell + pad, x : x + blended.shape[1]] = blended
         captions.append((x + plain.shape[1] / 2, y - 2, title, "black", "center"))
     return _canvas_figure(canvas, captions)
 

@@ -69,8 +69,13 @@ def overlay(image: np.ndarray, heat: np.ndarray, vmax: float | None = None, alph
     return np.clip(np.round(rgb * (1 - a) + colour * a), 0, 255).astype(np.uint8)
 
 
-def examples_grid(images: np.ndarray, heats: np.ndarray | None = None, vmax: np.ndarray | None = None,
-                  min_size: int = 64, pad: int = 3) -> np.ndarray:
+def examples_grid(
+    images: np.ndarray,
+    heats: np.ndarray | None = None,
+    vmax: np.ndarray | None = None,
+    min_size: int = 64,
+    pad: int = 3,
+) -> np.ndarray:
     """Top examples (C, k, H, W, ch) as a grid, one row per channel, with optional overlays.
 
     ``heats`` (C, k, H, W) are activation maps on the images' grid; ``vmax`` (C,) the

@@ -22,14 +22,14 @@ FORMATS = ("png", "svg")
 DPI = 100
 
 
-def new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> Figure:
     """A blank figure of ``width`` x ``height`` inches (``DPI`` pixels per inch)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def add_colorbar(fig: "Figure", ax, scale: str, vrange: tuple[float, float] | None) -> None:
+def add_colorbar(fig: Figure, ax, scale: str, vrange: tuple[float, float] | None) -> None:
     """A colour bar for ``scale`` over ``vrange``; None draws a relative bar (each tile its own range).
 
     The diverging scale is drawn symmetric around 0, as :func:`~convscope.render.colorize` maps it.
@@ -56,7 +56,7 @@ def add_colorbar(fig: "Figure", ax, scale: str, vrange: tuple[float, float] | No
     fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, shrink=0.6, pad=0.01)
 
 
-def figure_bytes(fig: "Figure", fmt: str = "png") -> bytes:
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
     """Encode a figure as PNG or SVG bytes at its own size."""
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -69,7 +69,7 @@ def figure_bytes(fig: "Figure", fmt: str = "png") -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write a figure atomically to ``path``; the suffix (``.png`` / ``.svg``) picks the format."""
     path = Path(path)
     write_bytes_atomic(path, figure_bytes(fig, path.suffix or "png"))

@@ -21,8 +21,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return a.astype(np.uint8, copy=False)
 
 
-def tile(images: list[np.ndarray], ncols: int | None = None, pad: int = 2, scale: int = 1,
-         background: int = 255) -> np.ndarray:
+def tile(
+    images: list[np.ndarray], ncols: int | None = None, pad: int = 2, scale: int = 1, background: int = 255
+) -> np.ndarray:
     """Lay out uint8 images (all the same size) in a grid; nearest-neighbour upscaling by ``scale``."""
     if not images:
         raise ValueError("tile() needs at least one image")
@@ -37,7 +38,7 @@ def tile(images: list[np.ndarray], ncols: int | None = None, pad: int = 2, scale
     for k, img in enumerate(imgs):
         r, c = divmod(k, ncols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
-        out[y:y + h, x:x + w] = img
+        out[y : y + h, x : x + w] = img
     return out
 
 

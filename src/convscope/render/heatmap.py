@@ -8,7 +8,7 @@ looks like a weak positive one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,8 +34,9 @@ def clip_top(*maps: np.ndarray, clip_percentile: float = 99.5) -> float:
     return float(np.percentile(v, clip_percentile)) or float(v.max()) or 1.0
 
 
-def heatmap_rgb(values: np.ndarray, scale: str | None = None, clip_percentile: float = 99.5,
-                top: float | None = None) -> np.ndarray:
+def heatmap_rgb(
+    values: np.ndarray, scale: str | None = None, clip_percentile: float = 99.5, top: float | None = None
+) -> np.ndarray:
     """A map (H, W) -> uint8 RGB: 'heat' from 0 when it has no negatives, else 'diverging'.
 
     The top of the range is the ``clip_percentile`` of the absolute values, so a few
@@ -51,8 +52,9 @@ def heatmap_rgb(values: np.ndarray, scale: str | None = None, clip_percentile: f
     return colorize(np.clip(v, None, top), scale, vmin=0.0 if v.min() >= 0 else None, vmax=top)
 
 
-def overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None,
-            top: float | None = None) -> np.ndarray:
+def overlay(
+    image: np.ndarray, values: np.ndarray, alpha: float = 0.5, scale: str | None = None, top: float | None = None
+) -> np.ndarray:
     """Blend the coloured map over ``image`` (uint8 (H, W[, C])); the map is resized to the image.
     ``top``: the range's top, as :func:`heatmap_rgb` takes it."""
     img = as_rgb(image).astype(np.float32)
@@ -74,8 +76,13 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100)
 
 
-def methods_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str = "",
-                   notes: dict[str, str] | None = None, alpha: float = 0.5) -> np.ndarray:
+def methods_figure(
+    image: np.ndarray,
+    maps: dict[str, np.ndarray],
+    title: str = "",
+    notes: dict[str, str] | None = None,
+    alpha: float = 0.5,
+) -> np.ndarray:
     """The input and one overlay per method side by side, titled; ``notes`` go under each panel."""
     notes = notes or {}
     n = len(maps) + 1
@@ -95,9 +102,14 @@ def methods_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str = 
     return _figure_array(fig)
 
 
-def sanity_figure(image: np.ndarray, steps: Sequence[str], maps: dict[str, np.ndarray],
-                  spearman: dict[str, np.ndarray], ssim: dict[str, np.ndarray],
-                  max_columns: int = 8) -> np.ndarray:
+def sanity_figure(
+    image: np.ndarray,
+    steps: Sequence[str],
+    maps: dict[str, np.ndarray],
+    spearman: dict[str, np.ndarray],
+    ssim: dict[str, np.ndarray],
+    max_columns: int = 8,
+) -> np.ndarray:
     """Cascading randomisation at a glance.
 
     Top: per method (rows) the map on the original model and after a spread of
@@ -127,7 +139,7 @@ def sanity_figure(image: np.ndarray, steps: Sequence[str], maps: dict[str, np.nd
                 ax.set_title(labels[step], fontsize=7)
     half = (len(cols) + 1) // 2
     for k, (label, values) in enumerate([("Spearman rank correlation (|map|)", spearman), ("SSIM", ssim)]):
-        ax = fig.add_subplot(grid[nrows - 1, k * half:(k + 1) * half if k == 0 else len(cols) + 1])
+        ax = fig.add_subplot(grid[nrows - 1, k * half : (k + 1) * half if k == 0 else len(cols) + 1])
         for m in methods:
             ax.plot(range(total), np.asarray(values[m], dtype=float), marker="o", ms=3, label=m)
         ax.set_xticks(range(total))

@@ -41,8 +41,13 @@ def kernel_images(weight: np.ndarray) -> list[np.ndarray]:
     return [np.repeat(p[0][..., None], 3, -1) if p.shape[0] == 1 else p.transpose(1, 2, 0) for p in pixels]
 
 
-def kernel_grid(weight: np.ndarray, vrange: tuple[float, float] | None = None, max_out: int | None = None,
-                max_in: int | None = None, upscale: int = 1) -> np.ndarray:
+def kernel_grid(
+    weight: np.ndarray,
+    vrange: tuple[float, float] | None = None,
+    max_out: int | None = None,
+    max_in: int | None = None,
+    upscale: int = 1,
+) -> np.ndarray:
     """An out x in grid of diverging-coloured kernels as one uint8 RGB picture.
 
     Row ``o`` holds output channel ``o``'s kernel slices, column ``i`` input channel
@@ -56,8 +61,14 @@ def kernel_grid(weight: np.ndarray, vrange: tuple[float, float] | None = None, m
     return tile(tiles, ncols=ncols, pad=0 if kh * kw == 1 else 1, scale=upscale)
 
 
-def kernel_figure(weight: np.ndarray, title: str = "", as_images: bool | None = None, max_out: int = 32,
-                  max_in: int = 32, width: float = 8.0) -> "Figure":
+def kernel_figure(
+    weight: np.ndarray,
+    title: str = "",
+    as_images: bool | None = None,
+    max_out: int = 32,
+    max_in: int = 32,
+    width: float = 8.0,
+) -> Figure:
     """A titled figure of one conv layer's kernels (see the module docstring).
 
     ``as_images`` (default: when there are 1 or 3 input channels and the kernels are
@@ -79,8 +90,13 @@ def kernel_figure(weight: np.ndarray, title: str = "", as_images: bool | None = 
         subtitle += f", range ±{m:.3g}"
     else:
         shown_in = min(cin, max_in)
-        picture = kernel_grid(w, max_out=shown_out, max_in=shown_in, upscale=upscale if kh * kw > 1 else 1,
-                              vrange=(float(w.min()), float(w.max())))
+        picture = kernel_grid(
+            w,
+            max_out=shown_out,
+            max_in=shown_in,
+            upscale=upscale if kh * kw > 1 else 1,
+            vrange=(float(w.min()), float(w.max())),
+        )
         if cin > 1:
             subtitle = f"rows: output channels ({shown_out} of {out}), columns: input channels ({shown_in} of {cin})"
         else:

@@ -10,8 +10,9 @@ zipped or served as it is.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#1f2328}
@@ -53,9 +54,15 @@ class OverviewLayer:
     thumbnail: str | None = None
 
 
-def overview_html(title: str, layers: Sequence[OverviewLayer], subtitle: str = "",
-                  panel: str | None = None, predictions: Sequence[tuple[str, float]] = (),
-                  notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = ()) -> str:
+def overview_html(
+    title: str,
+    layers: Sequence[OverviewLayer],
+    subtitle: str = "",
+    panel: str | None = None,
+    predictions: Sequence[tuple[str, float]] = (),
+    notes: Sequence[str] = (),
+    links: Sequence[tuple[str, str]] = (),
+) -> str:
     """The whole page as one HTML string (see the module docstring)."""
     e = html.escape
     parts = [
@@ -76,8 +83,7 @@ def overview_html(title: str, layers: Sequence[OverviewLayer], subtitle: str = "
     parts.append("<h2>Layers</h2><div class=flow>")
     for layer in layers:
         shape = "x".join(str(s) for s in layer.shape) or "-"
-        inner = (f"<div class=name>{e(layer.name)}</div><div class=kind>{e(layer.kind)}</div>"
-                 f"<div>{e(shape)}</div>")
+        inner = f"<div class=name>{e(layer.name)}</div><div class=kind>{e(layer.kind)}</div><div>{e(shape)}</div>"
         if layer.thumbnail:
             inner += f"<img src='{e(layer.thumbnail)}' alt='{e(layer.name)} channels'>"
         if layer.figure:
@@ -85,18 +91,29 @@ def overview_html(title: str, layers: Sequence[OverviewLayer], subtitle: str = "
         parts.append(f"<div class='col k-{e(layer.kind)}'>{inner}</div>")
     parts.append("</div>")
 
-    parts.append("<table><thead><tr><th>#</th><th>layer</th><th>kind</th><th>op</th><th>inputs</th>"
-                 "<th>output shape</th><th>parameters</th><th>hyper-parameters</th><th>min</th><th>max</th>"
-                 "<th>mean</th><th>figures</th></tr></thead><tbody>")
+    parts.append(
+        "<table><thead><tr><th>#</th><th>layer</th><th>kind</th><th>op</th><th>inputs</th>"
+        "<th>output shape</th><th>parameters</th><th>hyper-parameters</th><th>min</th><th>max</th>"
+        "<th>mean</th><th>figures</th></tr></thead><tbody>"
+    )
     for i, layer in enumerate(layers):
         stats = layer.stats or {}
-        figs = " ".join(f"<a href='{e(path)}'>{label}</a>"
-                        for label, path in (("maps", layer.figure), ("kernels", layer.kernels)) if path)
+        figs = " ".join(
+            f"<a href='{e(path)}'>{label}</a>"
+            for label, path in (("maps", layer.figure), ("kernels", layer.kernels))
+            if path
+        )
         hyper = ", ".join(f"{k}={_fmt(v)}" for k, v in layer.params.items())
-        cells = [f"<td class=num>{i}</td>", f"<td>{e(layer.name)}</td>", f"<td>{e(layer.kind)}</td>",
-                 f"<td>{e(layer.op)}</td>", f"<td>{e(', '.join(layer.inputs))}</td>",
-                 f"<td>{e('x'.join(str(s) for s in layer.shape))}</td>",
-                 f"<td class=num>{layer.param_count:,}</td>", f"<td>{e(hyper)}</td>"]
+        cells = [
+            f"<td class=num>{i}</td>",
+            f"<td>{e(layer.name)}</td>",
+            f"<td>{e(layer.kind)}</td>",
+            f"<td>{e(layer.op)}</td>",
+            f"<td>{e(', '.join(layer.inputs))}</td>",
+            f"<td>{e('x'.join(str(s) for s in layer.shape))}</td>",
+            f"<td class=num>{layer.param_count:,}</td>",
+            f"<td>{e(hyper)}</td>",
+        ]
         cells += [f"<td class=num>{stats[k]:.4g}</td>" if k in stats else "<td></td>" for k in ("min", "max", "mean")]
         cells.append(f"<td>{figs}</td>")
         parts.append("<tr>" + "".join(cells) + "</tr>")

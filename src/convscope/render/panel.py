@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,8 +23,14 @@ def top_k(probs: np.ndarray, labels: Sequence[str] | None = None, k: int = 5) ->
     return [(str(labels[i]) if labels is not None and i < len(labels) else str(i), float(p[i])) for i in order]
 
 
-def prediction_panel(image: np.ndarray, probs: np.ndarray, labels: Sequence[str] | None = None, k: int = 5,
-                     title: str = "", width: float = 8.0) -> "Figure":
+def prediction_panel(
+    image: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str] | None = None,
+    k: int = 5,
+    title: str = "",
+    width: float = 8.0,
+) -> Figure:
     """Image (H, W[, C]) uint8 on the left, the top-``k`` probabilities as orange bars on the right."""
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.dtype != np.uint8:
@@ -44,8 +51,15 @@ def prediction_panel(image: np.ndarray, probs: np.ndarray, labels: Sequence[str]
     right.set_xlabel("probability", fontsize=8)
     for i, p in enumerate(values):
         inside = p > 0.75  # white text inside a long (dark) bar, black text after a short one
-        right.text(p - 0.01 if inside else p + 0.01, i, f"{p:.1%}", va="center", fontsize=8,
-                   ha="right" if inside else "left", color="white" if inside else "black")
+        right.text(
+            p - 0.01 if inside else p + 0.01,
+            i,
+            f"{p:.1%}",
+            va="center",
+            fontsize=8,
+            ha="right" if inside else "left",
+            color="white" if inside else "black",
+        )
     right.spines[["top", "right"]].set_visible(False)
     right.set_title(f"top {len(top)}", fontsize=9)
     if title:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -10,8 +10,13 @@ from .figure import figure_to_array
 from .grid import as_rgb
 
 
-def prediction_grid(images: Sequence[np.ndarray], true: Sequence[str], pred: Sequence[str],
-                    probs: Sequence[float] | None = None, ncols: int | None = None) -> np.ndarray:
+def prediction_grid(
+    images: Sequence[np.ndarray],
+    true: Sequence[str],
+    pred: Sequence[str],
+    probs: Sequence[float] | None = None,
+    ncols: int | None = None,
+) -> np.ndarray:
     """uint8 images (H, W[, C]) with "True: t / Pred: p (prob)" titles -> uint8 RGB picture.
 
     Titles are green where the prediction is right and red where it is wrong.

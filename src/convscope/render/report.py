@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
@@ -68,10 +68,16 @@ def image_tag(fig: Figure, alt: str) -> str:
 def table_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in table.header or [])
     body = "".join(
-        "<tr>" + "".join(
-            f'<td class="num">{html.escape(str(c))}</td>' if isinstance(c, (int, float)) else f"<td>{html.escape(str(c))}</td>"
-            for c in row) + "</tr>"
-        for row in table.rows)
+        "<tr>"
+        + "".join(
+            f'<td class="num">{html.escape(str(c))}</td>'
+            if isinstance(c, (int, float))
+            else f"<td>{html.escape(str(c))}</td>"
+            for c in row
+        )
+        + "</tr>"
+        for row in table.rows
+    )
     thead = f"<thead><tr>{head}</tr></thead>" if head else ""
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
@@ -79,9 +85,11 @@ def table_html(table: Table) -> str:
 def render_html(title: str, sections: Sequence[Section], subtitle: str = "") -> str:
     """The whole report as one HTML string (no external resources)."""
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
-             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p class=sub>{html.escape(subtitle)}</p><nav><ol>{toc}</ol></nav>"]
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
+        f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class=sub>{html.escape(subtitle)}</p><nav><ol>{toc}</ol></nav>",
+    ]
     for s in sections:
         parts.append(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>')
         parts.extend(f"<p>{html.escape(p)}</p>" for p in s.paragraphs)
@@ -112,7 +120,7 @@ def write_pdf(path: str | Path, title: str, sections: Sequence[Section], subtitl
         for s in sections:
             if s.table is not None:
                 for start in range(0, max(len(s.table.rows), 1), ROWS_PER_PAGE):
-                    page = table_figure(s.table.header, s.table.rows[start:start + ROWS_PER_PAGE], title=s.title)
+                    page = table_figure(s.table.header, s.table.rows[start : start + ROWS_PER_PAGE], title=s.title)
                     pdf.savefig(page, bbox_inches="tight")
             elif not s.figures and (s.paragraphs or s.note):
                 page = Figure(figsize=(8.27, 3))

@@ -13,9 +13,9 @@ look-for panels (:mod:`.routes_explain`) and the compare mode (:mod:`.routes_com
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -32,10 +32,17 @@ STATIC = Path(str(resources.files("convscope") / "server" / "static"))
 VIEWS = (routes_network, jobs, routes_runs, routes_dataset, routes_explain, routes_compare)  # each has router(ctx)
 
 
-def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = None,
-               token: str | None = None, runs: str | Path | None = None, data: str | None = None,
-               host: str | None = None, port: int | None = None, allow_hosts: Sequence[str] = (),
-               frame_ancestors: Sequence[str] = ()) -> FastAPI:
+def create_app(
+    specs: Sequence[str] = ("default",),
+    registry: Registry | None = None,
+    token: str | None = None,
+    runs: str | Path | None = None,
+    data: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    allow_hosts: Sequence[str] = (),
+    frame_ancestors: Sequence[str] = (),
+) -> FastAPI:
     """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
 
     ``token``: when given, every API call must carry it (see :mod:`convscope.server.security`).
@@ -48,17 +55,30 @@ def create_app(specs: Sequence[str] = ("default",), registry: Registry | None = 
     ``frame_ancestors``: origins whose pages may show the explorer in a frame (none by default;
     ``cs.explore`` names a local notebook's, see :func:`.security.security_headers`).
     """
-    ctx = ServerContext(registry or Registry(list(specs)), runs=runs, data=data,
-                        explain=ExplainSettings(data=data if data is not None else "auto"))
-    app = FastAPI(title="convscope explorer", version=__version__,
-                  description="CNN Explainer's views for any PyTorch CNN: traces, activation maps, "
-                              "layer arithmetic and a hyper-parameter playground.",
-                  docs_url=None, redoc_url=None)
+    ctx = ServerContext(
+        registry or Registry(list(specs)),
+        runs=runs,
+        data=data,
+        explain=ExplainSettings(data=data if data is not None else "auto"),
+    )
+    app = FastAPI(
+        title="convscope explorer",
+        version=__version__,
+        description="CNN Explainer's views for any PyTorch CNN: traces, activation maps, "
+        "layer arithmetic and a hyper-parameter playground.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.context = ctx
     app.state.registry, app.state.jobs, app.state.explain = ctx.registry, ctx.jobs, ctx.explain
     docs.install(app)  # Swagger UI from local files: the API docs work offline too
-    security.install(app, token=token, max_body=lambda: ctx.registry.uploads.max_bytes + security.MULTIPART_SLACK,
-                     hosts=security.Hosts.for_address(host, port, allow_hosts), frame_ancestors=frame_ancestors)
+    security.install(
+        app,
+        token=token,
+        max_body=lambda: ctx.registry.uploads.max_bytes + security.MULTIPART_SLACK,
+        hosts=security.Hosts.for_address(host, port, allow_hosts),
+        frame_ancestors=frame_ancestors,
+    )
     app.add_exception_handler(ConvscopeError, user_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_api_route("/", index, include_in_schema=False)
@@ -79,8 +99,11 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     outside every middleware, so the security headers are set here too."""
     logging.getLogger(__name__).error("%s %s failed", request.method, request.url.path, exc_info=exc)
     headers = {k.decode(): v.decode() for k, v in security.SECURITY_HEADERS}
-    return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the traceback"},
-                        status_code=500, headers=headers)
+    return JSONResponse(
+        {"detail": f"internal error ({type(exc).__name__}); the server log has the traceback"},
+        status_code=500,
+        headers=headers,
+    )
 
 
 def index() -> FileResponse:

@@ -62,5 +62,8 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return HTMLResponse(PAGE.format(assets=ASSETS, init=INIT, title=escape(f"{app.title} - API"),
-                                        openapi=escape(app.openapi_url or "")))
+        return HTMLResponse(
+            PAGE.format(
+                assets=ASSETS, init=INIT, title=escape(f"{app.title} - API"), openapi=escape(app.openapi_url or "")
+            )
+        )

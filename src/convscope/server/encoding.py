@@ -36,7 +36,7 @@ def encode_array(array: np.ndarray, dtype: str = "float16", **meta: Any) -> byte
 def decode_array(blob: bytes) -> tuple[dict[str, Any], np.ndarray]:
     """Inverse of :func:`encode_array` (used by tests and Python clients)."""
     (n,) = struct.unpack_from("<I", blob)
-    header = json.loads(blob[4:4 + n].decode())
+    header = json.loads(blob[4 : 4 + n].decode())
     data = np.frombuffer(blob, dtype=DTYPES[header["dtype"]], offset=4 + n)
     return header, data.reshape(header["shape"])
 
@@ -61,7 +61,7 @@ def decode_many(data: bytes) -> list[tuple[dict[str, Any], np.ndarray]]:
     for _ in range(n):
         (length, _) = struct.unpack_from("<II", data, off)
         off += 8
-        out.append(decode_array(data[off:off + length]))
+        out.append(decode_array(data[off : off + length]))
         off += length + (-length) % 8
     return out
 
@@ -73,5 +73,9 @@ def pack_map(a: Any) -> dict[str, Any]:
     arr = np.ascontiguousarray(a, dtype="<f4")
     if arr.ndim == 1:
         arr = arr[:, None]
-    return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode(),
-            "min": float(arr.min()) if arr.size else 0.0, "max": float(arr.max()) if arr.size else 0.0}
+    return {
+        "shape": list(arr.shape),
+        "data": base64.b64encode(arr.tobytes()).decode(),
+        "min": float(arr.min()) if arr.size else 0.0,
+        "max": float(arr.max()) if arr.size else 0.0,
+    }

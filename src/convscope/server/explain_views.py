@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import threading
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ConvscopeError, NotFound
-from ..explain import (Attribution, Method, confidence_change, deletion, get_method, insertion, method_info,
-                       sanity_check)
+from ..explain import Attribution, Method, confidence_change, deletion, get_method, insertion, method_info, sanity_check
 from ..explain.layers import default_of
 from ..lru import LRU
 from ..probe import is_spatial, layer_calls
@@ -49,8 +49,9 @@ def check_method(name: str) -> type[Method]:
         raise NotFound(str(exc)) from None
 
 
-_LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[list[dict[str, Any]], str | None]]" = \
+_LAYERS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[list[dict[str, Any]], str | None]] = (
     weakref.WeakKeyDictionary()
+)
 _LAYERS_LOCK = threading.Lock()
 
 
@@ -74,8 +75,10 @@ def _menu(te: TraceEntry) -> tuple[list[dict[str, Any]], str | None]:
             return _LAYERS[net]
     calls = layer_calls(net, te.x)
     default = default_of(net, calls)
-    menu = ([{"name": str(ref), "shape": list(ref.shape[1:])} for ref in calls if is_spatial(ref)],
-            None if default is None else str(default))
+    menu = (
+        [{"name": str(ref), "shape": list(ref.shape[1:])} for ref in calls if is_spatial(ref)],
+        None if default is None else str(default),
+    )
     with _LAYERS_LOCK:
         _LAYERS[net] = menu
     return menu
@@ -84,8 +87,7 @@ def _menu(te: TraceEntry) -> tuple[list[dict[str, Any]], str | None]:
 def class_count(te: TraceEntry) -> int:
     logits = te.trace.logits
     if logits is None or logits.dim() != 2:
-        raise ConvscopeError(f"model {te.model_name!r} does not output class scores: "
-                             "the Why? panel explains classes")
+        raise ConvscopeError(f"model {te.model_name!r} does not output class scores: the Why? panel explains classes")
     return int(logits.shape[1])
 
 
@@ -97,13 +99,21 @@ def options_json(te: TraceEntry) -> dict[str, Any]:
         raise ConvscopeError(f"model {te.model_name!r} has no layer with a spatial output to explain")
     default = menu_default(te) or layers[-1]["name"]  # what resolve_layer(net, None, x) picks
     predicted = int(te.trace.logits[0].argmax())
-    return {"model": te.model_name, "image": te.image_id, "methods": method_info(), "default_method": "gradcam",
-            "layers": layers, "default_layer": default, "predicted": predicted,
-            "classes": [te.model.class_name(i) for i in range(n)]}
+    return {
+        "model": te.model_name,
+        "image": te.image_id,
+        "methods": method_info(),
+        "default_method": "gradcam",
+        "layers": layers,
+        "default_layer": default,
+        "predicted": predicted,
+        "classes": [te.model.class_name(i) for i in range(n)],
+    }
 
 
-def check_request(te: TraceEntry, method: str, layer: str | None, target: int | None
-                  ) -> tuple[type[Method], str | None, int]:
+def check_request(
+    te: TraceEntry, method: str, layer: str | None, target: int | None
+) -> tuple[type[Method], str | None, int]:
     """Validate (method, layer, class) for this trace: unknown names are 404, bad values 400."""
     cls = check_method(method)
     n = class_count(te)
@@ -114,7 +124,7 @@ def check_request(te: TraceEntry, method: str, layer: str | None, target: int | 
     if not cls.uses_layer:
         return cls, None, target
     if layer:
-        names = {l["name"] for l in layer_menu(te)}
+        names = {entry["name"] for entry in layer_menu(te)}
         if layer not in names:
             if layer in dict(te.model.net.named_modules()):
                 raise ConvscopeError(f"layer {layer!r} has no spatial (C, h, w) output to explain")
@@ -131,8 +141,7 @@ class Explainers:
 
     def get(self, te: TraceEntry, cls: type[Method], layer: str | None) -> Method:
         # the constructor's defaults: the same picture as Python and the CLI
-        return self._items.get_or_make((te.model_name, id(te.model.net), cls.name, layer),
-                                       lambda: cls(te.model, layer))
+        return self._items.get_or_make((te.model_name, id(te.model.net), cls.name, layer), lambda: cls(te.model, layer))
 
 
 def _phases(progress: Progress, weights: list[float]) -> list[Progress]:
@@ -143,14 +152,21 @@ def _phases(progress: Progress, weights: list[float]) -> list[Progress]:
         def report(done: int, total: int) -> None:
             frac = done / total if total else 0.0
             progress(int(round(1000 * (edges[i] + frac * (edges[i + 1] - edges[i])))), 1000)
+
         return report
 
     return [phase(i) for i in range(len(weights))]
 
 
-def attribution_json(te: TraceEntry, explainers: Explainers, method: str, layer: str | None = None,
-                     target: int | None = None, metrics: bool = True,
-                     progress: Progress | None = None) -> dict[str, Any]:
+def attribution_json(
+    te: TraceEntry,
+    explainers: Explainers,
+    method: str,
+    layer: str | None = None,
+    target: int | None = None,
+    metrics: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Run one method on the traced input and describe the result (cached per trace).
 
     Returns the heatmap at the input's resolution (``map``: base64 float32 with min/max),
@@ -183,12 +199,23 @@ def _map_json(te: TraceEntry, cls: type[Method], result: Attribution, target: in
     top = float(np.percentile(np.abs(values), CLIP_PERCENTILE)) or float(np.abs(values).max()) or 1.0
     probs = te.trace.logits[0].detach().float().softmax(-1)
     return {
-        "model": te.model_name, "image": te.image_id, "method": cls.name, "label": cls.label,
-        "family": cls.family, "uses_layer": cls.uses_layer, "layer": result.layer if cls.uses_layer else None,
-        "target": target, "target_name": te.model.class_name(target), "probability": float(probs[target]),
-        "predicted": int(probs.argmax()), "map": pack_map(values), "raw_shape": list(result.raw.shape[1:]),
-        "scale": scale, "range": [-top if scale == "diverging" else 0.0, top],
-        "overlay": data_url(overlay(image, values)), "heatmap": data_url(heatmap_rgb(values)),
+        "model": te.model_name,
+        "image": te.image_id,
+        "method": cls.name,
+        "label": cls.label,
+        "family": cls.family,
+        "uses_layer": cls.uses_layer,
+        "layer": result.layer if cls.uses_layer else None,
+        "target": target,
+        "target_name": te.model.class_name(target),
+        "probability": float(probs[target]),
+        "predicted": int(probs.argmax()),
+        "map": pack_map(values),
+        "raw_shape": list(result.raw.shape[1:]),
+        "scale": scale,
+        "range": [-top if scale == "diverging" else 0.0, top],
+        "overlay": data_url(overlay(image, values)),
+        "heatmap": data_url(heatmap_rgb(values)),
     }
 
 
@@ -196,15 +223,28 @@ def _metrics_json(te: TraceEntry, result: Attribution, p_del: Progress, p_ins: P
     d = deletion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_del)
     i = insertion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_ins)
     c = confidence_change(te.model, te.x, result)
-    return {"steps": METRIC_STEPS, "fractions": d.fractions.tolist(),
-            "deletion": d.scores[0].tolist(), "insertion": i.scores[0].tolist(),
-            "deletion_auc": float(d.auc[0]), "insertion_auc": float(i.auc[0]),
-            "average_drop": c.average_drop, "increase_in_confidence": c.increase_in_confidence,
-            "original_probability": float(c.original[0]), "explained_probability": float(c.explained[0])}
+    return {
+        "steps": METRIC_STEPS,
+        "fractions": d.fractions.tolist(),
+        "deletion": d.scores[0].tolist(),
+        "insertion": i.scores[0].tolist(),
+        "deletion_auc": float(d.auc[0]),
+        "insertion_auc": float(i.auc[0]),
+        "average_drop": c.average_drop,
+        "increase_in_confidence": c.increase_in_confidence,
+        "original_probability": float(c.original[0]),
+        "explained_probability": float(c.explained[0]),
+    }
 
 
-def sanity_json(te: TraceEntry, methods: list[str], layer: str | None = None, target: int | None = None,
-                max_steps: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def sanity_json(
+    te: TraceEntry,
+    methods: list[str],
+    layer: str | None = None,
+    target: int | None = None,
+    max_steps: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """The cascading-randomisation test (:func:`convscope.explain.sanity_check`) as a table and a figure."""
     names = []
     for m in methods:
@@ -215,19 +255,25 @@ def sanity_json(te: TraceEntry, methods: list[str], layer: str | None = None, ta
         raise ConvscopeError("the sanity check needs at least one method")
     if max_steps is not None and max_steps < 1:
         raise ConvscopeError(f"max_steps must be at least 1, not {max_steps}")
-    report = sanity_check(te.model, te.x, methods=names, target=target, layer=layer, max_steps=max_steps,
-                          progress=progress)
+    report = sanity_check(
+        te.model, te.x, methods=names, target=target, layer=layer, max_steps=max_steps, progress=progress
+    )
     image = te.model.to_display(te.x[0])
     spearman = {m: report.spearman[m][:, 0].numpy() for m in names}
     ssim = {m: report.ssim[m][:, 0].numpy() for m in names}
-    figure = sanity_figure(image, report.steps, {m: report.maps[m][:, 0].cpu().numpy() for m in names},
-                           spearman, ssim)
-    return {"model": te.model_name, "image": te.image_id, "target": target,
-            "target_name": te.model.class_name(target), "layer": layer, "methods": names,
-            "steps": ["(original)"] + report.steps,
-            "spearman": {m: [_num(v) for v in spearman[m]] for m in names},
-            "ssim": {m: [_num(v) for v in ssim[m]] for m in names},
-            "figure": data_url(figure)}
+    figure = sanity_figure(image, report.steps, {m: report.maps[m][:, 0].cpu().numpy() for m in names}, spearman, ssim)
+    return {
+        "model": te.model_name,
+        "image": te.image_id,
+        "target": target,
+        "target_name": te.model.class_name(target),
+        "layer": layer,
+        "methods": names,
+        "steps": ["(original)"] + report.steps,
+        "spearman": {m: [_num(v) for v in spearman[m]] for m in names},
+        "ssim": {m: [_num(v) for v in ssim[m]] for m in names},
+        "figure": data_url(figure),
+    }
 
 
 def _num(v: float) -> float | None:

@@ -20,16 +20,26 @@ PNG data URLs inside the JSON.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.base import ImageDataset
 from ..errors import ConvscopeError, NotFound
-from ..features import (Cancelled, FeatureCache, TopExamples, cached_visualize, example_images, kernels,
-                        receptive_field, resolve_layer, top_examples)
+from ..features import (
+    Cancelled,
+    FeatureCache,
+    TopExamples,
+    cached_visualize,
+    example_images,
+    kernels,
+    receptive_field,
+    resolve_layer,
+    top_examples,
+)
 from ..lru import LRU
 from ..models.model import Model
 from ..probe import capture, model_state, run_to
@@ -61,8 +71,15 @@ def check_unit(model: Model, layer: str, channel: int) -> str:
 
 
 # -- activation maximisation ---------------------------------------------------------------
-def visualization_json(model: Model, layer: str, channel: int, steps: int, cache: FeatureCache,
-                       progress: Progress | None = None, compute: bool = True) -> dict[str, Any]:
+def visualization_json(
+    model: Model,
+    layer: str,
+    channel: int,
+    steps: int,
+    cache: FeatureCache,
+    progress: Progress | None = None,
+    compute: bool = True,
+) -> dict[str, Any]:
     """The channel's picture from the cache, computed first when missing (unless ``compute`` is off).
 
     ``cached`` says whether it came from the disk cache without optimising.
@@ -80,8 +97,7 @@ def visualization_json(model: Model, layer: str, channel: int, steps: int, cache
         images, values = cached_visualize(model, name, [channel], cache, progress=progress, steps=steps)
         cached = False
     image = images[0]
-    return {**out, "cached": cached, "value": float(values[0]), "size": list(image.shape[:2]),
-            "image": data_url(image)}
+    return {**out, "cached": cached, "value": float(values[0]), "size": list(image.shape[:2]), "image": data_url(image)}
 
 
 # -- kernels -----------------------------------------------------------------------------
@@ -102,11 +118,18 @@ def kernels_json(model: Model, layer: str, channel: int) -> dict[str, Any]:
         cols = max(1, math.ceil(math.sqrt(cin)))
         f = max(1, min(32 // max(kh, kw), 200 // (cols * (kw + 1))))
         picture = kernel_grid(w[:, None], vrange=(-k.scale, k.scale), upscale=f)
-    return {"layer": k.layer, "channel": channel, "shape": [cin, kh, kw], "groups": k.groups,
-            "first": k.first, "as_image": k.as_image, "scale": k.scale,
-            "bias": None if k.bias is None else float(k.bias[0]),
-            "weight": w.tolist() if w.size <= MAX_KERNEL_VALUES else None,
-            "image": data_url(picture)}
+    return {
+        "layer": k.layer,
+        "channel": channel,
+        "shape": [cin, kh, kw],
+        "groups": k.groups,
+        "first": k.first,
+        "as_image": k.as_image,
+        "scale": k.scale,
+        "bias": None if k.bias is None else float(k.bias[0]),
+        "weight": w.tolist() if w.size <= MAX_KERNEL_VALUES else None,
+        "image": data_url(picture),
+    }
 
 
 # -- top dataset examples ----------------------------------------------------------------
@@ -148,17 +171,20 @@ class Examples:
         splits = self._splits.get_or_make(name, lambda: load_splits(name, download=False, progress=False))
         return splits[choice.split]
 
-    def layer_result(self, model: Model, layer: str, k: int, choice: DataChoice,
-                     progress: Progress | None = None) -> tuple[TopExamples, Any, ImageDataset]:
+    def layer_result(
+        self, model: Model, layer: str, k: int, choice: DataChoice, progress: Progress | None = None
+    ) -> tuple[TopExamples, Any, ImageDataset]:
         """The whole layer's top-k (one pass, all channels) and its receptive field."""
         data = self.dataset(choice)
         key = (id(model.net), layer, k, choice.name, choice.split, id(choice.dataset))
         result, rf = self._results.get_or_make(
-            key, lambda: (top_examples(model, data, layer, k=k, progress=progress), receptive_field(model, layer)))
+            key, lambda: (top_examples(model, data, layer, k=k, progress=progress), receptive_field(model, layer))
+        )
         return result, rf, data
 
-    def channel_json(self, model: Model, layer: str, channel: int, k: int, choice: DataChoice,
-                     progress: Progress | None = None) -> dict[str, Any]:
+    def channel_json(
+        self, model: Model, layer: str, channel: int, k: int, choice: DataChoice, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """The channel's k best dataset images with their activation maps overlaid, as one picture row."""
         name = check_unit(model, layer, channel)
         if not 1 <= k <= 64:
@@ -167,9 +193,14 @@ class Examples:
             progress(0, 0)  # loading the dataset: no count yet
         result, rf, data = self.layer_result(model, name, k, choice, progress)
         row = int(np.flatnonzero(result.channels == channel)[0])
-        one = replace(result, channels=result.channels[row:row + 1], values=result.values[row:row + 1],
-                      indices=result.indices[row:row + 1], positions=result.positions[row:row + 1],
-                      maps=result.maps[row:row + 1])
+        one = replace(
+            result,
+            channels=result.channels[row : row + 1],
+            values=result.values[row : row + 1],
+            indices=result.indices[row : row + 1],
+            positions=result.positions[row : row + 1],
+            maps=result.maps[row : row + 1],
+        )
         kept = [j for j in range(k) if one.indices[0, j] >= 0]
         images = example_images(one, data, model)
         heats = np.stack([rf.to_input(m) for m in one.maps[0]])[None]
@@ -177,10 +208,17 @@ class Examples:
         picture = examples_grid(images[:, kept], heats[:, kept], vmax)
         where = {int(g): i for i, g in enumerate(data.indices.tolist())}
         labels = [int(data.labels[where[int(one.indices[0, j])]]) for j in kept]
-        return {"layer": name, "channel": channel, "dataset": choice.name, "split": choice.split,
-                "note": data.note, "seen": int(result.seen), "k": k,
-                "values": [float(one.values[0, j]) for j in kept],
-                "indices": [int(one.indices[0, j]) for j in kept],
-                "positions": [[int(v) for v in one.positions[0, j]] for j in kept],
-                "labels": [data.classes[y] if 0 <= y < len(data.classes) else str(y) for y in labels],
-                "image": data_url(picture)}
+        return {
+            "layer": name,
+            "channel": channel,
+            "dataset": choice.name,
+            "split": choice.split,
+            "note": data.note,
+            "seen": int(result.seen),
+            "k": k,
+            "values": [float(one.values[0, j]) for j in kept],
+            "indices": [int(one.indices[0, j]) for j in kept],
+            "positions": [[int(v) for v in one.positions[0, j]] for j in kept],
+            "labels": [data.classes[y] if 0 <= y < len(data.classes) else str(y) for y in labels],
+            "image": data_url(picture),
+        }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,12 @@ def build_digit_samples(path: Path = DIGITS_FILE) -> Path:
         if len(found) == 10:
             break
     keys = sorted(found)
-    np.savez_compressed(path, images=np.stack([found[k] for k in keys]).astype(np.uint8),
-                        labels=np.array(keys, dtype=np.int64), note=np.array(test.note or "MNIST test split"))
+    np.savez_compressed(
+        path,
+        images=np.stack([found[k] for k in keys]).astype(np.uint8),
+        labels=np.array(keys, dtype=np.int64),
+        note=np.array(test.note or "MNIST test split"),
+    )
     return path
 
 
@@ -79,7 +83,7 @@ def mnist_digits() -> tuple[tuple[str, np.ndarray], ...]:
         return tuple((str(int(y)), img) for y, img in zip(f["labels"], f["images"]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str) -> np.ndarray:
     """A real photo bundled with scikit-image (coffee, chelsea, astronaut, rocket)."""
     try:
@@ -121,8 +125,10 @@ def check_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ConvscopeError(f"the uploaded file is a damaged image: {exc}") from None
     if w * h > MAX_UPLOAD_PIXELS:
-        raise TooLarge(f"the uploaded image is {w} x {h} = {w * h / 1e6:.0f} megapixels; "
-                       f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}")
+        raise TooLarge(
+            f"the uploaded image is {w} x {h} = {w * h / 1e6:.0f} megapixels; "
+            f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}"
+        )
 
 
 class UploadStore:
@@ -132,13 +138,11 @@ class UploadStore:
     one upload at the 40 M-pixel limit), so a few very large photos cannot hold gigabytes.
     """
 
-    def __init__(self, capacity: int = 64, max_pixels: int = 60_000_000,
-                 max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(self, capacity: int = 64, max_pixels: int = 60_000_000, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes  # one upload's size cap (convscope serve --max-upload-mb)
         self.max_pixels = max_pixels
-        self._items: LRU[str, Image.Image] = LRU(capacity, cost=lambda im: im.width * im.height,
-                                                 max_cost=max_pixels)
+        self._items: LRU[str, Image.Image] = LRU(capacity, cost=lambda im: im.width * im.height, max_cost=max_pixels)
 
     def add(self, data: bytes) -> str:
         """Validate and decode ``data``; return its id. Raises ConvscopeError for bad images."""

@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConvscopeError, NotFound
 
@@ -67,9 +68,15 @@ class Job:
         return self.status in ("done", "failed", "cancelled")
 
     def describe(self, with_result: bool = True) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "kind": self.kind, "status": self.status, "done": self.done,
-                             "total": self.total, "error": self.error,
-                             "seconds": round((self.finished or time.time()) - self.started, 3)}
+        d: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "done": self.done,
+            "total": self.total,
+            "error": self.error,
+            "seconds": round((self.finished or time.time()) - self.started, 3),
+        }
         if with_result and self.status == "done" and _jsonable(self.result):
             d["result"] = self.result
         return d

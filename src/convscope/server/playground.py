@@ -54,14 +54,18 @@ def problems(st: Settings, map_side: int) -> list[str]:
     n, k, p, s, d = st.crop, st.kernel, st.padding, st.stride, st.dilation
     span = d * (k - 1) + 1
     if span > n + 2 * p:
-        out.append(f"the kernel spans {span} pixels (dilation {d} x (kernel {k} - 1) + 1) but the padded input "
-                   f"is only {n + 2 * p} wide ({n} + 2 x {p}): not one position fits")
+        out.append(
+            f"the kernel spans {span} pixels (dilation {d} x (kernel {k} - 1) + 1) but the padded input "
+            f"is only {n + 2 * p} wide ({n} + 2 x {p}): not one position fits"
+        )
     elif (n + 2 * p - span) % s:
         rest = (n + 2 * p - span) % s
         fits = fitting_strides(n, k, p, d)
-        out.append(f"stride {s} does not fit: (n + 2p - d(k-1) - 1) / s = ({n} + {2 * p} - {span - 1} - 1) / {s} = "
-                   f"{(n + 2 * p - span) / s:g} is not a whole number, so the last {rest} row(s) and column(s) "
-                   f"would be skipped (PyTorch floors silently). Strides that fit: {', '.join(map(str, fits))}")
+        out.append(
+            f"stride {s} does not fit: (n + 2p - d(k-1) - 1) / s = ({n} + {2 * p} - {span - 1} - 1) / {s} = "
+            f"{(n + 2 * p - span) / s:g} is not a whole number, so the last {rest} row(s) and column(s) "
+            f"would be skipped (PyTorch floors silently). Strides that fit: {', '.join(map(str, fits))}"
+        )
     if not out and p >= span and p > 0:
         out.append(f"padding {p} is at least the kernel span {span}: the outer output ring would see only zeros")
     return out
@@ -89,7 +93,10 @@ def run(activation: np.ndarray, st: Settings) -> dict[str, Any]:
     errs = problems(st, side)
     n, k, p, s, d = st.crop, st.kernel, st.padding, st.stride, st.dilation
     result: dict[str, Any] = {
-        "settings": st.__dict__, "map_side": side, "valid": not errs, "problems": errs,
+        "settings": st.__dict__,
+        "map_side": side,
+        "valid": not errs,
+        "problems": errs,
         "formula": "out = floor((n + 2p − d(k − 1) − 1) / s) + 1",
         "substituted": f"floor(({n} + 2·{p} − {d}·({k} − 1) − 1) / {s}) + 1",
         "exact": output_size(n, k, p, s, d) if s > 0 else None,
@@ -99,10 +106,17 @@ def run(activation: np.ndarray, st: Settings) -> dict[str, Any]:
         return result
     h, w = activation.shape
     top, left = (h - n) // 2, (w - n) // 2
-    crop = np.asarray(activation[top:top + n, left:left + n], dtype=np.float32)
+    crop = np.asarray(activation[top : top + n, left : left + n], dtype=np.float32)
     kernel = make_kernel(st.kernel_type, k).astype(np.float32)
-    out = F.conv2d(torch.from_numpy(crop)[None, None], torch.from_numpy(kernel)[None, None],
-                   stride=s, padding=p, dilation=d)[0, 0].numpy()
-    result.update(output_size=int(out.shape[0]), crop_origin=[top, left], input=crop.tolist(),
-                  padded=np.pad(crop, p).tolist(), kernel=kernel.tolist(), output=out.tolist())
+    out = F.conv2d(
+        torch.from_numpy(crop)[None, None], torch.from_numpy(kernel)[None, None], stride=s, padding=p, dilation=d
+    )[0, 0].numpy()
+    result.update(
+        output_size=int(out.shape[0]),
+        crop_origin=[top, left],
+        input=crop.tolist(),
+        padded=np.pad(crop, p).tolist(),
+        kernel=kernel.tolist(),
+        output=out.tolist(),
+    )
     return result

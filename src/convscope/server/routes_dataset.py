@@ -24,8 +24,17 @@ import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from ..analysis import (METHODS, DatasetPass, cached_embedding, cached_pass, cell_rows, evaluate, misclassified,
-                        mistakes_json, random_rows)
+from ..analysis import (
+    METHODS,
+    DatasetPass,
+    cached_embedding,
+    cached_pass,
+    cell_rows,
+    evaluate,
+    misclassified,
+    mistakes_json,
+    random_rows,
+)
 from ..data.base import ImageDataset
 from ..data.registry import recorded_dataset
 from ..errors import ConvscopeError, NotFound
@@ -52,8 +61,9 @@ def image_id(split: str, row: int) -> str:
 class DatasetStore:
     """Per model: which dataset, its splits conformed to the model, and the finished passes."""
 
-    def __init__(self, registry: Registry, jobs: JobManager, data: str | None = None,
-                 split_seed: int | None = None) -> None:
+    def __init__(
+        self, registry: Registry, jobs: JobManager, data: str | None = None, split_seed: int | None = None
+    ) -> None:
         self.registry, self.jobs = registry, jobs
         self.data, self.split_seed = data, split_seed
         self._splits: dict[tuple[str, int], Any] = {}
@@ -69,10 +79,15 @@ class DatasetStore:
         recorded = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
         name = self.data or recorded_dataset(meta, f"model {model!r}")
         if not name:
-            raise ConvscopeError(f"model {model!r} does not say which data it was trained on: "
-                                 "start convscope serve with --data NAME (e.g. --data digits)")
-        seed = self.split_seed if self.split_seed is not None else (
-            int(recorded.get("split_seed") or 0) if recorded.get("name") == name else 0)
+            raise ConvscopeError(
+                f"model {model!r} does not say which data it was trained on: "
+                "start convscope serve with --data NAME (e.g. --data digits)"
+            )
+        seed = (
+            self.split_seed
+            if self.split_seed is not None
+            else (int(recorded.get("split_seed") or 0) if recorded.get("name") == name else 0)
+        )
         return name, seed
 
     def split(self, model: str, split: str) -> ImageDataset:
@@ -115,14 +130,20 @@ class DatasetStore:
                 done = self._passes.get((model, split))
             if done is None:
                 data = self.split(model, split)
-                done = cached_pass(self.registry.entry(model).model, data, split=split, seed=seed,
-                                   progress=False, callback=progress)
+                done = cached_pass(
+                    self.registry.entry(model).model, data, split=split, seed=seed, progress=False, callback=progress
+                )
                 with self._lock:
                     self._passes[(model, split)] = done
             progress(len(done), len(done))
-            return {"model": model, "dataset": name, "split": split, "count": len(done),
-                    "accuracy": float(done.correct.mean()) if len(done) else None,
-                    "cached": bool(done.meta.get("cached"))}
+            return {
+                "model": model,
+                "dataset": name,
+                "split": split,
+                "count": len(done),
+                "accuracy": float(done.correct.mean()) if len(done) else None,
+                "cached": bool(done.meta.get("cached")),
+            }
 
         return self.jobs.submit("dataset-pass", work, key=("dataset-pass", model, name, seed, split))
 
@@ -137,8 +158,9 @@ class DatasetStore:
         with self._lock:
             found = self._passes.get((model, split))
         if found is None:
-            raise ConvscopeError(f"no dataset pass of {model!r} over {split!r} yet: "
-                                 f"POST /api/models/{model}/dataset/{split}/pass first")
+            raise ConvscopeError(
+                f"no dataset pass of {model!r} over {split!r} yet: POST /api/models/{model}/dataset/{split}/pass first"
+            )
         return found
 
     def start_embedding(self, model: str, split: str, method: str, seed: int = 0):
@@ -154,16 +176,19 @@ class DatasetStore:
             progress(1, 1)
             return {"method": method, "backend": emb.backend, "seconds": round(emb.seconds, 3), "count": len(emb)}
 
-        return self.jobs.submit(f"embedding-{method}", work,
-                                key=("embedding", model, result.meta.get("key") or id(result), method, seed))
+        return self.jobs.submit(
+            f"embedding-{method}", work, key=("embedding", model, result.meta.get("key") or id(result), method, seed)
+        )
 
     def embedding(self, model: str, split: str, method: str, seed: int = 0):
         self.result(model, split)
         with self._lock:
             emb = self._embeddings.get((model, split, method, seed))
         if emb is None:
-            raise ConvscopeError(f"no {method} embedding of {model!r} on {split!r} yet: "
-                                 f"POST /api/models/{model}/dataset/{split}/embedding?method={method} first")
+            raise ConvscopeError(
+                f"no {method} embedding of {model!r} on {split!r} yet: "
+                f"POST /api/models/{model}/dataset/{split}/embedding?method={method} first"
+            )
         return emb
 
     # -- images ----------------------------------------------------------------------
@@ -188,10 +213,19 @@ def rows_json(result: DatasetPass, split: str, rows: np.ndarray | list[int]) -> 
     for r in rows:
         r = int(r)
         t, p = int(result.labels[r]), int(result.preds[r])
-        out.append({"row": r, "index": int(result.indices[r]), "true": t, "pred": p,
-                    "true_name": result.class_name(t), "pred_name": result.class_name(p),
-                    "confidence": float(result.probs[r, p]), "true_prob": float(result.probs[r, t]),
-                    "image": image_id(split, r)})
+        out.append(
+            {
+                "row": r,
+                "index": int(result.indices[r]),
+                "true": t,
+                "pred": p,
+                "true_name": result.class_name(t),
+                "pred_name": result.class_name(p),
+                "confidence": float(result.probs[r, p]),
+                "true_prob": float(result.probs[r, t]),
+                "image": image_id(split, r),
+            }
+        )
     return out
 
 
@@ -206,25 +240,46 @@ def router(ctx: ServerContext) -> APIRouter:
     def which(model: str) -> dict[str, Any]:
         name, seed = store.dataset_for(model)
         ready = {s: store.ready(model, s) for s in SPLITS}
-        return {"model": model, "dataset": name, "split_seed": seed, "splits": list(SPLITS), "ready": ready,
-                "note": store.note(model)}
+        return {
+            "model": model,
+            "dataset": name,
+            "split_seed": seed,
+            "splits": list(SPLITS),
+            "ready": ready,
+            "note": store.note(model),
+        }
 
     @r.post("/api/models/{model}/dataset/{split}/pass", summary="Start (or join) the batched pass over a split: a job")
     def start(model: str, split: str) -> dict[str, Any]:
         return store.start_pass(model, split).describe()
 
-    @r.get("/api/models/{model}/dataset/{split}/summary",
-           summary="Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)")
+    @r.get(
+        "/api/models/{model}/dataset/{split}/summary",
+        summary="Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)",
+    )
     def summary(model: str, split: str) -> dict[str, Any]:
         res = store.result(model, split)
         name, seed = store.dataset_for(model)
-        return {**evaluate(res), "model": model, "dataset": name, "split": split, "split_seed": seed,
-                "layer": res.layer, "features": int(res.features.shape[1]), "note": store.note(model),
-                "cached": bool(res.meta.get("cached"))}
+        return {
+            **evaluate(res),
+            "model": model,
+            "dataset": name,
+            "split": split,
+            "split_seed": seed,
+            "layer": res.layer,
+            "features": int(res.features.shape[1]),
+            "note": store.note(model),
+            "cached": bool(res.meta.get("cached")),
+        }
 
     @r.get("/api/models/{model}/dataset/{split}/cell", summary="The images behind one confusion-matrix cell")
-    def cell(model: str, split: str, true: int = Query(..., ge=0), pred: int = Query(..., ge=0),
-             limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+    def cell(
+        model: str,
+        split: str,
+        true: int = Query(..., ge=0),
+        pred: int = Query(..., ge=0),
+        limit: int = Query(200, ge=1, le=5000),
+    ) -> dict[str, Any]:
         res = store.result(model, split)
         if max(true, pred) >= res.num_classes:
             raise NotFound(f"the model has {res.num_classes} classes, no cell ({true}, {pred})")
@@ -240,29 +295,42 @@ def router(ctx: ServerContext) -> APIRouter:
         return {"count": int((~res.correct).sum()), "rows": rows}
 
     @r.get("/api/models/{model}/dataset/{split}/random", summary="The 'True / Pred' grid: seeded random images")
-    def random(model: str, split: str, count: int = Query(24, ge=1, le=500), seed: int = seed_query()) -> dict[str, Any]:
+    def random(
+        model: str, split: str, count: int = Query(24, ge=1, le=500), seed: int = seed_query()
+    ) -> dict[str, Any]:
         res = store.result(model, split)
         return {"seed": seed, "rows": rows_json(res, split, random_rows(len(res), count, seed))}
 
-    @r.get("/api/models/{model}/dataset/{split}/images/{row}.png", response_class=Response,
-           summary="A dataset image as the network sees it (conformed to the model), as PNG")
+    @r.get(
+        "/api/models/{model}/dataset/{split}/images/{row}.png",
+        response_class=Response,
+        summary="A dataset image as the network sees it (conformed to the model), as PNG",
+    )
     def image(model: str, split: str, row: int) -> Response:
         from ..render import png_bytes
 
-        return Response(png_bytes(store.hwc(model, split, row)), media_type="image/png",
-                        headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            png_bytes(store.hwc(model, split, row)), media_type="image/png", headers={"Cache-Control": "max-age=3600"}
+        )
 
-    @r.post("/api/models/{model}/dataset/{split}/embedding",
-            summary="Start (or join) a 2-D embedding of the penultimate features: a job")
+    @r.post(
+        "/api/models/{model}/dataset/{split}/embedding",
+        summary="Start (or join) a 2-D embedding of the penultimate features: a job",
+    )
     def start_embedding(model: str, split: str, method: str = "pca", seed: int = seed_query()) -> dict[str, Any]:
         return store.start_embedding(model, split, method, seed).describe()
 
-    @r.get("/api/models/{model}/dataset/{split}/embedding",
-           summary="The embedding as columns x, y, label, pred, correct, index (point i is row i)")
+    @r.get(
+        "/api/models/{model}/dataset/{split}/embedding",
+        summary="The embedding as columns x, y, label, pred, correct, index (point i is row i)",
+    )
     def get_embedding(model: str, split: str, method: str = "pca", seed: int = seed_query()) -> dict[str, Any]:
         res = store.result(model, split)
         emb = store.embedding(model, split, method, seed)
-        return {**emb.to_json(res.labels, res.preds, res.indices), "classes": list(res.classes),
-                "image_prefix": f"{PREFIX}{split}-"}
+        return {
+            **emb.to_json(res.labels, res.preds, res.indices),
+            "classes": list(res.classes),
+            "image_prefix": f"{PREFIX}{split}-",
+        }
 
     return r

@@ -58,42 +58,65 @@ def router(ctx: ServerContext) -> APIRouter:
     def methods() -> dict[str, Any]:
         return {"methods": method_info(), "default": "gradcam"}
 
-    @r.get("/api/models/{model}/explain/options",
-                summary="Spatial layers (and the default), classes and the prediction for the Why? panel")
+    @r.get(
+        "/api/models/{model}/explain/options",
+        summary="Spatial layers (and the default), classes and the prediction for the Why? panel",
+    )
     def explain_options(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
         return explain_views.options_json(registry.trace(model, image))
 
     @r.get("/api/models/{model}/explain", summary="Explain a prediction: heatmap, overlay and metrics")
-    def explain_now(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
-                    layer: str | None = Query(None), target: int | None = Query(None),
-                    metrics: bool = Query(True)) -> dict[str, Any]:
+    def explain_now(
+        model: str,
+        image: str = Query("sample-0"),
+        method: str = Query("gradcam"),
+        layer: str | None = Query(None),
+        target: int | None = Query(None),
+        metrics: bool = Query(True),
+    ) -> dict[str, Any]:
         te = registry.trace(model, image)
         return explain_views.attribution_json(te, explainers, method, layer, target, metrics)
 
     @r.post("/api/models/{model}/explain", summary="The same as GET, as a background job")
-    def explain_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
-                    layer: str | None = Query(None), target: int | None = Query(None),
-                    metrics: bool = Query(True)) -> dict[str, Any]:
+    def explain_job(
+        model: str,
+        image: str = Query("sample-0"),
+        method: str = Query("gradcam"),
+        layer: str | None = Query(None),
+        target: int | None = Query(None),
+        metrics: bool = Query(True),
+    ) -> dict[str, Any]:
         te = registry.trace(model, image)
         cls, layer, target = explain_views.check_request(te, method, layer, target)
-        job = jobs.submit("explain", lambda progress: explain_views.attribution_json(
-            te, explainers, cls.name, layer, target, metrics, progress),
-            key=("explain", model, image, cls.name, layer, target, metrics))
+        job = jobs.submit(
+            "explain",
+            lambda progress: explain_views.attribution_json(te, explainers, cls.name, layer, target, metrics, progress),
+            key=("explain", model, image, cls.name, layer, target, metrics),
+        )
         return job.describe()
 
-    @r.post("/api/models/{model}/sanity",
-                 summary="Model-parameter randomisation sanity check (Adebayo et al. 2018) as a job")
-    def sanity_job(model: str, image: str = Query("sample-0"), method: str = Query("gradcam"),
-                   layer: str | None = Query(None), target: int | None = Query(None),
-                   max_steps: int | None = Query(None, ge=1)) -> dict[str, Any]:
+    @r.post(
+        "/api/models/{model}/sanity",
+        summary="Model-parameter randomisation sanity check (Adebayo et al. 2018) as a job",
+    )
+    def sanity_job(
+        model: str,
+        image: str = Query("sample-0"),
+        method: str = Query("gradcam"),
+        layer: str | None = Query(None),
+        target: int | None = Query(None),
+        max_steps: int | None = Query(None, ge=1),
+    ) -> dict[str, Any]:
         te = registry.trace(model, image)
         names = []
         for m in methods_list(method):
             cls, _, target = explain_views.check_request(te, m, layer, target)
             names.append(cls.name)
-        job = jobs.submit("sanity", lambda progress: explain_views.sanity_json(
-            te, names, layer, target, max_steps, progress),
-            key=("sanity", model, image, tuple(names), layer, target, max_steps))
+        job = jobs.submit(
+            "sanity",
+            lambda progress: explain_views.sanity_json(te, names, layer, target, max_steps, progress),
+            key=("sanity", model, image, tuple(names), layer, target, max_steps),
+        )
         return job.describe()
 
     # -- What does it look for? -----------------------------------------------------------
@@ -101,44 +124,62 @@ def router(ctx: ServerContext) -> APIRouter:
     def features_info(model: str) -> dict[str, Any]:
         m = registry.entry(model).model
         choice = feature_views.data_choice(m, settings.data, settings.split)
-        return {"model": model, "dataset": choice.name, "split": (choice.split or None) if choice.name else None,
-                "steps": settings.steps}
+        return {
+            "model": model,
+            "dataset": choice.name,
+            "split": (choice.split or None) if choice.name else None,
+            "steps": settings.steps,
+        }
 
     @r.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")
     def channel_kernels(model: str, layer: str, channel: int = Query(0, ge=0)) -> dict[str, Any]:
         return feature_views.kernels_json(registry.entry(model).model, layer, channel)
 
-    @r.get("/api/models/{model}/layers/{layer}/visualization",
-                summary="A channel's cached activation-maximisation picture, or {cached: false}")
-    def visualization(model: str, layer: str, channel: int = Query(0, ge=0),
-                      steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
-        return feature_views.visualization_json(registry.entry(model).model, layer, channel,
-                                                steps or settings.steps, settings.cache(), compute=False)
+    @r.get(
+        "/api/models/{model}/layers/{layer}/visualization",
+        summary="A channel's cached activation-maximisation picture, or {cached: false}",
+    )
+    def visualization(
+        model: str, layer: str, channel: int = Query(0, ge=0), steps: int | None = Query(None, ge=1, le=4096)
+    ) -> dict[str, Any]:
+        return feature_views.visualization_json(
+            registry.entry(model).model, layer, channel, steps or settings.steps, settings.cache(), compute=False
+        )
 
-    @r.post("/api/models/{model}/layers/{layer}/visualization",
-                 summary="Compute a channel's activation-maximisation picture as a job (cached on disk)")
-    def visualization_job(model: str, layer: str, channel: int = Query(0, ge=0),
-                          steps: int | None = Query(None, ge=1, le=4096)) -> dict[str, Any]:
+    @r.post(
+        "/api/models/{model}/layers/{layer}/visualization",
+        summary="Compute a channel's activation-maximisation picture as a job (cached on disk)",
+    )
+    def visualization_job(
+        model: str, layer: str, channel: int = Query(0, ge=0), steps: int | None = Query(None, ge=1, le=4096)
+    ) -> dict[str, Any]:
         m = registry.entry(model).model
         name = feature_views.check_unit(m, layer, channel)
         steps = steps or settings.steps
         cache = settings.cache()
-        job = jobs.submit("visualization", lambda progress: feature_views.visualization_json(
-            m, name, channel, steps, cache, progress), key=("visualization", model, name, channel, steps))
+        job = jobs.submit(
+            "visualization",
+            lambda progress: feature_views.visualization_json(m, name, channel, steps, cache, progress),
+            key=("visualization", model, name, channel, steps),
+        )
         return job.describe()
 
-    @r.post("/api/models/{model}/layers/{layer}/examples",
-                 summary="A channel's top-activating dataset examples as a job")
-    def examples_job(model: str, layer: str, channel: int = Query(0, ge=0),
-                     k: int = Query(8, ge=1, le=64)) -> dict[str, Any]:
+    @r.post(
+        "/api/models/{model}/layers/{layer}/examples", summary="A channel's top-activating dataset examples as a job"
+    )
+    def examples_job(
+        model: str, layer: str, channel: int = Query(0, ge=0), k: int = Query(8, ge=1, le=64)
+    ) -> dict[str, Any]:
         m = registry.entry(model).model
         name = feature_views.check_unit(m, layer, channel)
         choice = feature_views.data_choice(m, settings.data, settings.split)
         if choice.name is None:
-            raise ConvscopeError(f"no dataset is configured for model {model!r}: "
-                                 "start the explorer with --data NAME")
-        job = jobs.submit("examples", lambda progress: examples.channel_json(m, name, channel, k, choice, progress),
-                          key=("examples", model, name, channel, k))
+            raise ConvscopeError(f"no dataset is configured for model {model!r}: start the explorer with --data NAME")
+        job = jobs.submit(
+            "examples",
+            lambda progress: examples.channel_json(m, name, channel, k, choice, progress),
+            key=("examples", model, name, channel, k),
+        )
         return job.describe()
 
     return r

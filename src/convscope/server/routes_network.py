@@ -29,14 +29,13 @@ def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str) ->
     output, the whole vector of a (C,) one, or any other output flattened."""
     arr = te.array(layer)
     if arr.ndim == 3:
-        page = arr[start:start + count]
+        page = arr[start : start + count]
     elif arr.ndim == 1:
         page = arr
         start, count = 0, arr.shape[0]
     else:
         page = arr.reshape(-1)
-    return encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]),
-                        **views.channel_stats(page))
+    return encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]), **views.channel_stats(page))
 
 
 def parse_page(item: str) -> tuple[str, int, int, str]:
@@ -65,11 +64,17 @@ def router(ctx: ServerContext) -> APIRouter:
         e = reg.entry(model)
         m = e.model
         c, h, w = m.input_shape
-        return {"name": e.name, "spec": e.spec, "input_shape": [c, h, w], "channels": c,
-                "classes": list(m.classes) if m.classes is not None else None,
-                "preprocessing": m.preprocessing.to_dict(), "untrained": bool(m.meta.get("untrained")),
-                "parameters": int(sum(p.numel() for p in m.net.parameters())),
-                "samples": [s.describe() for s in e.samples]}
+        return {
+            "name": e.name,
+            "spec": e.spec,
+            "input_shape": [c, h, w],
+            "channels": c,
+            "classes": list(m.classes) if m.classes is not None else None,
+            "preprocessing": m.preprocessing.to_dict(),
+            "untrained": bool(m.meta.get("untrained")),
+            "parameters": int(sum(p.numel() for p in m.net.parameters())),
+            "samples": [s.describe() for s in e.samples],
+        }
 
     @r.get("/api/models/{model}/samples", summary="Built-in sample images for this model")
     def samples(model: str) -> list[dict[str, Any]]:
@@ -103,43 +108,74 @@ def router(ctx: ServerContext) -> APIRouter:
     def summary(model: str, image: str = Query("sample-0")) -> dict[str, Any]:
         return views.summary_json(reg.trace(model, image))
 
-    @r.get("/api/models/{model}/layers/{layer}/activations",
-           summary="A page of a layer's output channels as binary float16/float32",
-           response_class=Response)
-    def activations(model: str, layer: str, image: str = Query("sample-0"), start: int = Query(0, ge=0),
-                    count: int = Query(64, ge=1, le=4096), dtype: str = Query("float16", pattern="^float(16|32)$")
-                    ) -> Response:
+    @r.get(
+        "/api/models/{model}/layers/{layer}/activations",
+        summary="A page of a layer's output channels as binary float16/float32",
+        response_class=Response,
+    )
+    def activations(
+        model: str,
+        layer: str,
+        image: str = Query("sample-0"),
+        start: int = Query(0, ge=0),
+        count: int = Query(64, ge=1, le=4096),
+        dtype: str = Query("float16", pattern="^float(16|32)$"),
+    ) -> Response:
         blob = page_blob(reg.trace(model, image), layer, start, count, dtype)
         return Response(blob, media_type="application/octet-stream")
 
-    @r.get("/api/models/{model}/activations", response_class=Response,
-           summary="Pages of several layers in one binary response (see encoding.encode_many)")
-    def many_activations(model: str, image: str = Query("sample-0"),
-                         pages: str = Query(..., description="LAYER:START:COUNT:DTYPE entries joined by '|'",
-                                            max_length=20000)) -> Response:
+    @r.get(
+        "/api/models/{model}/activations",
+        response_class=Response,
+        summary="Pages of several layers in one binary response (see encoding.encode_many)",
+    )
+    def many_activations(
+        model: str,
+        image: str = Query("sample-0"),
+        pages: str = Query(..., description="LAYER:START:COUNT:DTYPE entries joined by '|'", max_length=20000),
+    ) -> Response:
         te = reg.trace(model, image)
         blobs = [page_blob(te, *parse_page(item)) for item in pages.split("|")[:MAX_PAGES]]
         return Response(encode_many(blobs), media_type="application/octet-stream")
 
-    @r.get("/api/models/{model}/layers/{layer}/detail",
-           summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)")
-    def detail(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
-               y: int | None = Query(None, ge=0), x: int | None = Query(None, ge=0),
-               start: int = Query(0, ge=0), count: int = Query(8, ge=1, le=64), maps: bool = True
-               ) -> dict[str, Any]:
+    @r.get(
+        "/api/models/{model}/layers/{layer}/detail",
+        summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)",
+    )
+    def detail(
+        model: str,
+        layer: str,
+        image: str = Query("sample-0"),
+        channel: int = Query(0, ge=0),
+        y: int | None = Query(None, ge=0),
+        x: int | None = Query(None, ge=0),
+        start: int = Query(0, ge=0),
+        count: int = Query(8, ge=1, le=64),
+        maps: bool = True,
+    ) -> dict[str, Any]:
         te = reg.trace(model, image)
         return detail_views.detail(te, layer, channel=channel, y=y, x=x, start=start, count=count, maps=maps)
 
     @r.get("/api/models/{model}/softmax", summary="Logits, their exponentials, the sum and the probabilities")
-    def softmax(model: str, image: str = Query("sample-0"), channel: int | None = Query(None, ge=0)
-                ) -> dict[str, Any]:
+    def softmax(model: str, image: str = Query("sample-0"), channel: int | None = Query(None, ge=0)) -> dict[str, Any]:
         return detail_views.softmax_view(reg.trace(model, image), channel)
 
-    @r.get("/api/models/{model}/playground",
-           summary="Validate conv hyper-parameters and convolve a crop of a real activation map")
-    def play(model: str, layer: str, image: str = Query("sample-0"), channel: int = Query(0, ge=0),
-             crop: int = 7, kernel: int = 3, padding: int = 0, stride: int = 1, dilation: int = 1,
-             kernel_type: str = "mean") -> dict[str, Any]:
+    @r.get(
+        "/api/models/{model}/playground",
+        summary="Validate conv hyper-parameters and convolve a crop of a real activation map",
+    )
+    def play(
+        model: str,
+        layer: str,
+        image: str = Query("sample-0"),
+        channel: int = Query(0, ge=0),
+        crop: int = 7,
+        kernel: int = 3,
+        padding: int = 0,
+        stride: int = 1,
+        dilation: int = 1,
+        kernel_type: str = "mean",
+    ) -> dict[str, Any]:
         arr = reg.trace(model, image).array(layer)
         if arr.ndim != 3:
             raise ConvscopeError(f"layer {layer!r} has no 2-D maps (output shape {list(arr.shape)})")

@@ -34,7 +34,8 @@ from fastapi import APIRouter, Query
 from ..analysis.runs import METRICS_FILE, curves, event_files, event_stats, read_events, read_metrics
 from ..errors import ConvscopeError, NotFound
 from ..io_utils import resolve_inside
-from ..train.snapshots import FOLDER as SNAPSHOTS, load_snapshot
+from ..train.snapshots import FOLDER as SNAPSHOTS
+from ..train.snapshots import load_snapshot
 from .context import ServerContext
 from .encoding import pack_map
 
@@ -63,9 +64,11 @@ class RunFiles:
 
     def outside(self) -> list[str]:
         """The run's files that are links leading out of its folder (never read)."""
-        return [f"{name} leads outside the run folder (a symlink); not read"
-                for name in (METRICS_FILE, SNAPSHOTS, LAST)
-                if os.path.lexists(self.path / name) and self.inside(name) is None]
+        return [
+            f"{name} leads outside the run folder (a symlink); not read"
+            for name in (METRICS_FILE, SNAPSHOTS, LAST)
+            if os.path.lexists(self.path / name) and self.inside(name) is None
+        ]
 
     def snapshot(self, epoch: int) -> Path | None:
         """The snapshot file of ``epoch`` if it stays inside the run's snapshot folder."""
@@ -177,8 +180,9 @@ class RunIndex:
         except (ConvscopeError, OSError) as exc:  # vanished or unreadable since the scan
             return [], [*problems, f"{METRICS_FILE} cannot be read: {exc}"]
 
-    def describe(self, run: RunFiles, history: list[dict[str, Any]] | None = None,
-                 problems: list[str] | None = None) -> dict[str, Any]:
+    def describe(
+        self, run: RunFiles, history: list[dict[str, Any]] | None = None, problems: list[str] | None = None
+    ) -> dict[str, Any]:
         """One row of the run list: what it trains, how far it is, how good it got."""
         if history is None:
             history, problems = self.read(run)
@@ -190,23 +194,47 @@ class RunIndex:
         updated = run.updated()
         finished = total is not None and done >= int(total)
         status = "finished" if finished else "running" if time.time() - updated < LIVE_SECONDS else "stopped"
-        return {"name": run.name, "epochs": done, "total_epochs": total, "model": _text(config.get("model")),
-                "data": _text(config.get("data") or _dict(meta.get("dataset")).get("name")),
-                "classes": meta.get("classes"), "status": status, "updated": updated, "version": run.version(),
-                "best_val_acc": best["val_acc"] if best else None, "best_epoch": int(best["epoch"]) if best else None,
-                "last": _json_safe(history[-1]) if history else None, "command": _text(meta.get("command")),
-                "problems": problems or []}
+        return {
+            "name": run.name,
+            "epochs": done,
+            "total_epochs": total,
+            "model": _text(config.get("model")),
+            "data": _text(config.get("data") or _dict(meta.get("dataset")).get("name")),
+            "classes": meta.get("classes"),
+            "status": status,
+            "updated": updated,
+            "version": run.version(),
+            "best_val_acc": best["val_acc"] if best else None,
+            "best_epoch": int(best["epoch"]) if best else None,
+            "last": _json_safe(history[-1]) if history else None,
+            "command": _text(meta.get("command")),
+            "problems": problems or [],
+        }
 
-    def row(self, run: RunFiles, history: list[dict[str, Any]] | None = None,
-            problems: list[str] | None = None) -> dict[str, Any]:
+    def row(
+        self, run: RunFiles, history: list[dict[str, Any]] | None = None, problems: list[str] | None = None
+    ) -> dict[str, Any]:
         """:meth:`describe`, or for a run that cannot be described, its name and the error."""
         try:
             return self.describe(run, history, problems)
         except (ConvscopeError, OSError, ValueError, TypeError, KeyError) as exc:
-            return {"name": run.name, "epochs": 0, "total_epochs": None, "model": None, "data": None,
-                    "classes": None, "status": "error", "updated": None, "version": None, "best_val_acc": None,
-                    "best_epoch": None, "last": None, "command": None, "problems": [],
-                    "error": f"{type(exc).__name__}: {exc}"[:300]}
+            return {
+                "name": run.name,
+                "epochs": 0,
+                "total_epochs": None,
+                "model": None,
+                "data": None,
+                "classes": None,
+                "status": "error",
+                "updated": None,
+                "version": None,
+                "best_val_acc": None,
+                "best_epoch": None,
+                "last": None,
+                "command": None,
+                "problems": [],
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+            }
 
 
 def _number(v: Any) -> bool:
@@ -251,7 +279,9 @@ def snapshot_json(snap: dict[str, Any], classes: list[str] | None = None) -> dic
     hwc = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
     label = int(snap["label"])
     return {
-        "epoch": int(snap["epoch"]), "layer": snap["layer"], "label": label,
+        "epoch": int(snap["epoch"]),
+        "layer": snap["layer"],
+        "label": label,
         "label_name": classes[label] if classes and 0 <= label < len(classes) else str(label),
         "weight": {**pack_map(w.reshape(-1)), "shape": list(w.shape)},
         "bias": np.asarray(snap["bias"], np.float32).tolist(),
@@ -269,21 +299,32 @@ def router(ctx: ServerContext) -> APIRouter:
 
     @r.get("/api/runs", summary="Training runs under the runs folder (convscope serve --runs DIR)")
     def list_runs() -> dict[str, Any]:
-        return {"root": str(index.root) if index.root is not None else None,
-                "runs": [index.row(run) for run in index.scan()]}
+        return {
+            "root": str(index.root) if index.root is not None else None,
+            "runs": [index.row(run) for run in index.scan()],
+        }
 
-    @r.get("/api/runs/{run:path}/metrics", summary="A run's per-epoch curves; unchanged since VERSION answers changed=false")
-    def run_metrics(run: str, since: str | None = Query(None, description="the version of the last answer")
-                    ) -> dict[str, Any]:
+    @r.get(
+        "/api/runs/{run:path}/metrics",
+        summary="A run's per-epoch curves; unchanged since VERSION answers changed=false",
+    )
+    def run_metrics(
+        run: str, since: str | None = Query(None, description="the version of the last answer")
+    ) -> dict[str, Any]:
         files = index.get(run)
         version = files.version()
         if since is not None and since == version:
             return {"name": files.name, "version": version, "changed": False}
         history, problems = index.read(files)
-        return {"name": files.name, "version": version, "changed": True,
-                "run": index.row(files, history, problems),
-                "curves": {k: _finite(v) for k, v in curves(history).items()},
-                "snapshots": files.snapshot_epochs(), "problems": problems}
+        return {
+            "name": files.name,
+            "version": version,
+            "changed": True,
+            "run": index.row(files, history, problems),
+            "curves": {k: _finite(v) for k, v in curves(history).items()},
+            "snapshots": files.snapshot_epochs(),
+            "problems": problems,
+        }
 
     @r.get("/api/runs/{run:path}/snapshots/{epoch}", summary="First-layer filters and activation maps after an epoch")
     def snapshot(run: str, epoch: int) -> dict[str, Any]:

@@ -38,9 +38,10 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConvscopeError, NotFound
@@ -55,10 +56,15 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")  # the Host names a local ser
 TEST_HOST = "testserver"  # what Starlette's TestClient sends: accepted only by an app built without an address
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 BODY_TYPES = ("application/json", "multipart/form-data")  # what a cross-site <form> cannot send
-CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'")
-SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"))
+CSP = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'"
+)
+SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -71,8 +77,9 @@ def is_loopback(host: str) -> bool:
     return host.strip("[]") in LOOPBACK or host.startswith("127.")
 
 
-def resolve_token(host: str, token: str | None = None, environ: dict[str, str] | None = None,
-                  err: TextIO | None = None) -> str | None:
+def resolve_token(
+    host: str, token: str | None = None, environ: dict[str, str] | None = None, err: TextIO | None = None
+) -> str | None:
     """The access token a server on ``host`` should require (None: no token).
 
     ``token`` (``--token``) wins over ``$CONVSCOPE_TOKEN``. On a non-loopback address a
@@ -86,12 +93,16 @@ def resolve_token(host: str, token: str | None = None, environ: dict[str, str] |
     if token is not None and not token.strip():
         raise ConvscopeError("--token must not be empty")
     if not is_loopback(host):
-        print(f"convscope serve: warning: binding {host} makes the explorer reachable from other machines; "
-              "every API call needs the access token", file=err)
+        print(
+            f"convscope serve: warning: binding {host} makes the explorer reachable from other machines; "
+            "every API call needs the access token",
+            file=err,
+        )
         if token is None:
             token = secrets.token_urlsafe(16)
-            print("convscope serve: generated an access token (set --token or $CONVSCOPE_TOKEN to choose one)",
-                  file=err)
+            print(
+                "convscope serve: generated an access token (set --token or $CONVSCOPE_TOKEN to choose one)", file=err
+            )
     return token
 
 
@@ -140,9 +151,17 @@ def token_matches(scope: Scope, token: str) -> bool:
 
 async def _send_json(send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra_headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -162,10 +181,14 @@ class TokenGuard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            return await _send_json(send, 401, "this explorer needs its access token: open the address "
-                                    "`convscope serve` printed (it ends in ?token=...), or send the header "
-                                    "'Authorization: Bearer TOKEN'",
-                                    [(b"www-authenticate", b"Bearer")])
+            return await _send_json(
+                send,
+                401,
+                "this explorer needs its access token: open the address "
+                "`convscope serve` printed (it ends in ?token=...), or send the header "
+                "'Authorization: Bearer TOKEN'",
+                [(b"www-authenticate", b"Bearer")],
+            )
         if path == "/" and ok:
             cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
 
@@ -193,8 +216,10 @@ class BodyLimit:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         limit = self.limit()
-        too_big = (f"the request is larger than the upload limit of {(limit - MULTIPART_SLACK) / 2**20:g} MB "
-                   "(convscope serve --max-upload-mb raises it)")
+        too_big = (
+            f"the request is larger than the upload limit of {(limit - MULTIPART_SLACK) / 2**20:g} MB "
+            "(convscope serve --max-upload-mb raises it)"
+        )
         declared = _headers(scope).get("content-length")
         if declared is not None:
             try:
@@ -280,8 +305,10 @@ def refusal(scope: Scope, hosts: Hosts) -> tuple[int, str] | None:
     headers = _headers(scope)
     host = headers.get("host")
     if not hosts.allows(host):
-        return 403, (f"this explorer does not answer to the host name {host!r}; open it at its own address "
-                     "(convscope serve --allow-host NAME adds a name)")
+        return 403, (
+            f"this explorer does not answer to the host name {host!r}; open it at its own address "
+            "(convscope serve --allow-host NAME adds a name)"
+        )
     path, method = scope.get("path", ""), scope.get("method", "GET")
     site = headers.get("sec-fetch-site", "").lower()
     if site == "cross-site" and (path == "/api" or path.startswith("/api/")):
@@ -352,8 +379,13 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: Any, token: str | None = None, max_body: Callable[[], int] | None = None,
-            hosts: Hosts | None = None, frame_ancestors: Iterable[str] = ()) -> None:
+def install(
+    app: Any,
+    token: str | None = None,
+    max_body: Callable[[], int] | None = None,
+    hosts: Hosts | None = None,
+    frame_ancestors: Iterable[str] = (),
+) -> None:
     """Put the guards in front of ``app``, innermost first: the body cap, the token check,
     the site guard (``hosts``: what :meth:`Hosts.for_address` gives; default, no address),
     and outermost the security headers, so that every refusal carries them too."""

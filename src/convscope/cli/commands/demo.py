@@ -11,11 +11,13 @@ from ..common import add_model_argument, add_out_argument, load_model_from_args
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="classify held-out MNIST digits with the shipped default model and write figures",
+        "demo",
+        help="classify held-out MNIST digits with the shipped default model and write figures",
         description="Load the default model (Tiny VGG trained on MNIST, shipped inside convscope), classify "
-                    "held-out test digits it never saw, print the predictions, and write a 'True / Pred' grid "
-                    "and the confusion matrix of the whole test split. No network, no GPU. With --model, "
-                    "another model on the test split of the dataset it records (already downloaded).")
+        "held-out test digits it never saw, print the predictions, and write a 'True / Pred' grid "
+        "and the confusion matrix of the whole test split. No network, no GPU. With --model, "
+        "another model on the test split of the dataset it records (already downloaded).",
+    )
     add_model_argument(p)
     add_out_argument(p, "convscope-demo", "folder for predictions.png, confusion.png and confusion.json")
     p.add_argument("--count", "-n", type=int, default=16, help="how many digits to show (default: 16)")
@@ -39,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     data = recorded_dataset(model.meta, args.model)
     if not data:
-        raise ConvscopeError(f"{args.model} does not record the dataset it was trained on; "
-                             "use: convscope evaluate --model SPEC --data DATA")
+        raise ConvscopeError(
+            f"{args.model} does not record the dataset it was trained on; "
+            "use: convscope evaluate --model SPEC --data DATA"
+        )
     splits = load_splits(data, seed=int(model.meta["dataset"].get("split_seed") or 0), download=False)
     test = splits.test.conform(model.preprocessing)
     print(f"model: {model!r}")
@@ -60,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     images = [img.permute(1, 2, 0).numpy() for img in shown.images]
     save_png(prediction_grid(images, true, pred, probs), out / "predictions.png")
-    save_png(confusion_figure(result.confusion, result.classes,
-                              title=f"{model.name} model, held-out test split: accuracy {result.accuracy:.2%}"),
-             out / "confusion.png")
+    save_png(
+        confusion_figure(
+            result.confusion,
+            result.classes,
+            title=f"{model.name} model, held-out test split: accuracy {result.accuracy:.2%}",
+        ),
+        out / "confusion.png",
+    )
     write_text_atomic(out / "confusion.json", json.dumps(result.to_dict(), indent=1) + "\n")
     print(f"test accuracy: {result.accuracy:.4f} ({int(result.confusion.trace())}/{result.n})")
     print(f"wrote {out / 'predictions.png'}, {out / 'confusion.png'}, {out / 'confusion.json'}")

@@ -8,15 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConvscopeError
-from ..common import (add_device_argument, add_model_argument, add_out_argument, add_progress_argument,
-                      add_split_argument, load_model_from_args)
+from ..common import (
+    add_device_argument,
+    add_model_argument,
+    add_out_argument,
+    add_progress_argument,
+    add_split_argument,
+    load_model_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="accuracy, per-class accuracy and confusion matrix of a model on a dataset split",
+        "evaluate",
+        help="accuracy, per-class accuracy and confusion matrix of a model on a dataset split",
         description="Evaluate a model on a dataset split. For a convscope checkpoint trained on the same dataset "
-                    "the split is remade with the seed the checkpoint records, so 'test' is the held-out split.")
+        "the split is remade with the seed the checkpoint records, so 'test' is the held-out split.",
+    )
     add_model_argument(p, positional=True)
     p.add_argument("--data", "-d", help="dataset (default: the one the checkpoint was trained on)")
     add_split_argument(p)
@@ -33,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def split_for(model_meta: dict[str, Any], data: str, seed: int | None) -> tuple[int, bool]:
     """The split seed to use and whether it is the one the model was trained with."""
-    trained_on = (model_meta.get("dataset") or {})
+    trained_on = model_meta.get("dataset") or {}
     if seed is not None:
         return seed, trained_on.get("name") == data and trained_on.get("split_seed") == seed
     if trained_on.get("name") == data and trained_on.get("split_seed") is not None:
@@ -54,18 +62,28 @@ def run(args: argparse.Namespace) -> int:
     if not data:
         raise ConvscopeError(f"{args.model} does not record its dataset; give one with --data")
     seed, same_split = split_for(model.meta, data, args.split_seed)
-    splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline,
-                         progress=not args.no_progress)
+    splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline, progress=not args.no_progress)
     # same name and seed, but different files (e.g. full MNIST now cached): not the training split
     same_split = same_split and splits.description == (model.meta.get("dataset") or {}).get("split")
     result = evaluate(model, splits[args.split], batch_size=args.batch_size, split=args.split)
-    result.extra.update({"model": args.model, "split_seed": seed, "split_description": splits.description,
-                         "split_matches_training": same_split})
+    result.extra.update(
+        {
+            "model": args.model,
+            "split_seed": seed,
+            "split_description": splits.description,
+            "split_matches_training": same_split,
+        }
+    )
     out = Path(args.out)
     write_text_atomic(out / "confusion.json", json.dumps(result.to_dict(), indent=1) + "\n")
-    save_png(confusion_figure(result.confusion, result.classes,
-                              title=f"{args.model} on {data} ({args.split}): accuracy {result.accuracy:.2%}"),
-             out / "confusion.png")
+    save_png(
+        confusion_figure(
+            result.confusion,
+            result.classes,
+            title=f"{args.model} on {data} ({args.split}): accuracy {result.accuracy:.2%}",
+        ),
+        out / "confusion.png",
+    )
     if args.json:
         print(json.dumps({**result.to_dict(), "files": [str(out / "confusion.json"), str(out / "confusion.png")]}))
         return 0
@@ -73,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if splits[args.split].note:
         print(f"data: {splits[args.split].note}")
     if not same_split and (model.meta.get("dataset") or {}).get("name"):
-        print(f"note: the model was trained on {model.meta['dataset']['name']!r} (split seed "
-              f"{model.meta['dataset'].get('split_seed')}); this split may overlap its training data")
+        print(
+            f"note: the model was trained on {model.meta['dataset']['name']!r} (split seed "
+            f"{model.meta['dataset'].get('split_seed')}); this split may overlap its training data"
+        )
     print(f"accuracy: {result.accuracy:.4f} ({int(result.confusion.trace())}/{result.n}), loss {result.loss:.4f}")
     print("per class:")
     rows = result.confusion.sum(1)

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
-                      add_progress_argument, add_split_argument)
+from ..common import (
+    add_device_argument,
+    add_model_argument,
+    add_out_argument,
+    add_output_argument,
+    add_progress_argument,
+    add_split_argument,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "examples", help="top-activating dataset examples of a layer's channels, with activation maps",
+        "examples",
+        help="top-activating dataset examples of a layer's channels, with activation maps",
         description="Stream a dataset once through the model and keep, for each channel of LAYER, the K images "
-                    "whose maximum activation is highest. Writes one grid per channel (the images with the "
-                    "activation map overlaid, and the receptive-field crops around the maximum) and a "
-                    "summary grid. With --shard I/N it ranks only the I-th of N pieces and saves a partial "
-                    "result; --merge combines partial results into the full one.")
+        "whose maximum activation is highest. Writes one grid per channel (the images with the "
+        "activation map overlaid, and the receptive-field crops around the maximum) and a "
+        "summary grid. With --shard I/N it ranks only the I-th of N pieces and saves a partial "
+        "result; --merge combines partial results into the full one.",
+    )
     add_model_argument(p)
     add_output_argument(p)
     p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
@@ -61,8 +69,15 @@ def run(args: argparse.Namespace) -> int:
                 raise ConvscopeError(f"--shard wants I/N, e.g. 0/4, not {args.shard!r}") from None
             ds = data.shard(i, n)
         with progress_bar(args, f"examples {args.layer}", "img") as bar:
-            result = top_examples(model, ds, args.layer, k=args.k, channels=parse_units(args.channels),
-                                  batch_size=args.batch_size, progress=bar)
+            result = top_examples(
+                model,
+                ds,
+                args.layer,
+                k=args.k,
+                channels=parse_units(args.channels),
+                batch_size=args.batch_size,
+                progress=bar,
+            )
         if args.shard:
             path = result.save(out / f"partial-{i}-of-{n}.npz")
             print(f"wrote {path} ({result.seen} images); combine the shards with --merge")
@@ -75,12 +90,16 @@ def run(args: argparse.Namespace) -> int:
     vmax = np.maximum(result.values.max(1), 1e-8)
     crops = example_images(result, data, model, rf=rf)
     for row, c in enumerate(result.channels):
-        save_png(examples_grid(images[row:row + 1], heats[row:row + 1], vmax[row:row + 1]),
-                 out / f"channel_{int(c):04d}.png")
-        save_png(examples_grid(crops[row:row + 1]), out / f"channel_{int(c):04d}_crops.png")
+        save_png(
+            examples_grid(images[row : row + 1], heats[row : row + 1], vmax[row : row + 1]),
+            out / f"channel_{int(c):04d}.png",
+        )
+        save_png(examples_grid(crops[row : row + 1]), out / f"channel_{int(c):04d}_crops.png")
     save_png(examples_grid(images, heats, vmax, min_size=48, pad=2), out / "examples.png")
     result.save(out / "examples.npz")
-    print(f"{result.layer}: {len(result.channels)} channels, top {result.k} of {result.seen} images; "
-          f"receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]:g}")
+    print(
+        f"{result.layer}: {len(result.channels)} channels, top {result.k} of {result.seen} images; "
+        f"receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]:g}"
+    )
     print(f"wrote {out / 'examples.png'}, {out / 'examples.npz'} and channel_*.png")
     return 0

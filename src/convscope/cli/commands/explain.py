@@ -25,8 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ConvscopeError
-from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
-                      add_progress_argument, description, load_model_from_args)
+from ..common import (
+    add_device_argument,
+    add_model_argument,
+    add_out_argument,
+    add_output_argument,
+    add_progress_argument,
+    description,
+    load_model_from_args,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,18 +45,31 @@ THUMB_PIXELS = 64
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "explain", help="trace one image through a model and write per-layer figures, kernels and an HTML overview",
-        description=description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+        "explain",
+        help="trace one image through a model and write per-layer figures, kernels and an HTML overview",
+        description=description(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
     add_model_argument(p)
     add_output_argument(p)
     add_out_argument(p, "convscope-explain", "folder for the figures, trace.json and index.html")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="only these layers (qualified names, as in trace.json)")
-    p.add_argument("--range", dest="value_range", default="unit", choices=["unit", "layer", "global"],
-                   help="colour range: per channel (unit), per layer, or one over all layers (default: unit)")
-    p.add_argument("--max-channels", type=int, default=64, metavar="N",
-                   help="draw at most N channels per layer figure, and kernels of at most min(N, 32) "
-                        "output x input channels (default: 64)")
+    p.add_argument(
+        "--range",
+        dest="value_range",
+        default="unit",
+        choices=["unit", "layer", "global"],
+        help="colour range: per channel (unit), per layer, or one over all layers (default: unit)",
+    )
+    p.add_argument(
+        "--max-channels",
+        type=int,
+        default=64,
+        metavar="N",
+        help="draw at most N channels per layer figure, and kernels of at most min(N, 32) "
+        "output x input channels (default: 64)",
+    )
     p.add_argument("--format", choices=["png", "svg"], default="png", help="figure file format (default: png)")
     p.add_argument("--classes", metavar="FILE", help="class names: a JSON list or a text file with one name a line")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default: 5)")
@@ -69,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     x = model.batch(model.preprocess(args.image))  # a non-image fails here, in one line
     t = trace_model(model, x)
     if t.probs is None:
-        raise ConvscopeError(f"{model.name}'s output {tuple(t.output.shape) if hasattr(t.output, 'shape') else ''} "
-                             "is not (batch, classes) scores, so there is nothing to rank")
+        raise ConvscopeError(
+            f"{model.name}'s output {tuple(t.output.shape) if hasattr(t.output, 'shape') else ''} "
+            "is not (batch, classes) scores, so there is nothing to rank"
+        )
     top = [(name, p) for _, name, p in t.top(args.top)[0]]
     print(f"{Path(args.image).name} -> {model.name} ({len(t.layers)} layers traced via {t.via})")
     for i, (name, p) in enumerate(top, 1):
@@ -78,11 +100,21 @@ def run(args: argparse.Namespace) -> int:
 
     records = [t[name] for name in args.layers] if args.layers else list(t.layers)
     out = Path(args.out)
-    written = write_explanation(t, records, out, mode=args.value_range, max_channels=args.max_channels,
-                                fmt=args.format, image_name=Path(args.image).name, top=top,
-                                progress=not args.no_progress)
-    print(f"wrote {written['layers']} layer figures, {written['kernels']} kernel figures, "
-          f"trace.json and index.html to {out}")
+    written = write_explanation(
+        t,
+        records,
+        out,
+        mode=args.value_range,
+        max_channels=args.max_channels,
+        fmt=args.format,
+        image_name=Path(args.image).name,
+        top=top,
+        progress=not args.no_progress,
+    )
+    print(
+        f"wrote {written['layers']} layer figures, {written['kernels']} kernel figures, "
+        f"trace.json and index.html to {out}"
+    )
     return 0
 
 
@@ -104,8 +136,17 @@ def read_classes(path: str | Path) -> list[str]:
 
 
 # -- writing ----------------------------------------------------------------------------
-def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: int = 64, fmt: str = "png",
-                      image_name: str = "", top=(), progress: bool = True) -> dict[str, int]:
+def write_explanation(
+    t,
+    records,
+    out: Path,
+    mode: str = "unit",
+    max_channels: int = 64,
+    fmt: str = "png",
+    image_name: str = "",
+    top=(),
+    progress: bool = True,
+) -> dict[str, int]:
     """Write figures, kernels, ``trace.json`` and ``index.html`` for ``records`` of trace ``t``
     (``progress``: a bar over the layers on a terminal)."""
     import torch
@@ -123,23 +164,33 @@ def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: i
     model = t.model
     probs = t.probs[0].detach().float().cpu().numpy()
     classes = [model.class_name(i) for i in range(probs.size)]
-    save_figure(prediction_panel(model.to_display(t.input[0]), probs, classes, k=len(top) or 5,
-                                 title=f"{image_name} through {model.name}"), out / f"prediction.{fmt}")
+    save_figure(
+        prediction_panel(
+            model.to_display(t.input[0]), probs, classes, k=len(top) or 5, title=f"{image_name} through {model.name}"
+        ),
+        out / f"prediction.{fmt}",
+    )
     global_range = _global_range(t) if mode == "global" else None
     width = len(str(len(t.layers)))
     index = {r.name: i for i, r in enumerate(t.layers)}
     entries: list[OverviewLayer] = []
     counts = {"layers": 0, "kernels": 0}
-    for rec in tqdm(records, desc="figures", unit="layer", disable=None if progress else True,
-                    file=sys.stderr):
+    for rec in tqdm(records, desc="figures", unit="layer", disable=None if progress else True, file=sys.stderr):
         if rec.output is None or not isinstance(rec.output, torch.Tensor):
             continue
         stem = f"{index[rec.name]:0{width}d}_{_safe(rec.name)}"
         arr = rec.output[0].detach().float().cpu().numpy()
         scale = scale_for_kind(rec.kind)
-        entry = OverviewLayer(rec.name, rec.kind, tuple(rec.output.shape[1:]), op=rec.op, inputs=rec.inputs,
-                              params={k: v for k, v in jsonable(rec.params).items() if k != "pad"},
-                              param_count=rec.param_count, stats=tensor_stats(rec.output[:1]))
+        entry = OverviewLayer(
+            rec.name,
+            rec.kind,
+            tuple(rec.output.shape[1:]),
+            op=rec.op,
+            inputs=rec.inputs,
+            params={k: v for k, v in jsonable(rec.params).items() if k != "pad"},
+            param_count=rec.param_count,
+            stats=tensor_stats(rec.output[:1]),
+        )
         fig = _layer_figure(t, rec, arr, scale, mode, global_range, max_channels, classes)
         if fig is not None:
             entry.figure = f"layers/{stem}.{fmt}"
@@ -154,8 +205,16 @@ def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: i
 
             entry.kernels = f"kernels/{_safe(rec.owner or rec.name)}.{fmt}"
             w = rec.weight.detach().float().cpu().numpy()
-            save_figure(kernel_figure(w, rec.name, as_images=_reads_image(t, rec) and w.shape[1] in (1, 3),
-                                      max_out=min(max_channels, 32), max_in=min(max_channels, 32)), out / entry.kernels)
+            save_figure(
+                kernel_figure(
+                    w,
+                    rec.name,
+                    as_images=_reads_image(t, rec) and w.shape[1] in (1, 3),
+                    max_out=min(max_channels, 32),
+                    max_in=min(max_channels, 32),
+                ),
+                out / entry.kernels,
+            )
             counts["kernels"] += 1
         entries.append(entry)
     if t.layers[-1].kind != "softmax" and (not records or records[-1] is t.layers[-1]):
@@ -163,10 +222,19 @@ def write_explanation(t, records, out: Path, mode: str = "unit", max_channels: i
         counts["layers"] += 1
 
     write_text_atomic(out / "trace.json", json.dumps(t.to_json(), indent=1))
-    notes = [f"colour range: {mode}; at most {max_channels} channels per figure",
-             f"traced via {t.via}" + (f" (torch.fx could not trace it: {t.fx_error})" if t.fx_error else "")]
-    page = overview_html(f"{model.name}: {image_name}", entries, subtitle=repr(t), panel=f"prediction.{fmt}",
-                         predictions=list(top), notes=notes, links=[("trace.json", "trace.json")])
+    notes = [
+        f"colour range: {mode}; at most {max_channels} channels per figure",
+        f"traced via {t.via}" + (f" (torch.fx could not trace it: {t.fx_error})" if t.fx_error else ""),
+    ]
+    page = overview_html(
+        f"{model.name}: {image_name}",
+        entries,
+        subtitle=repr(t),
+        panel=f"prediction.{fmt}",
+        predictions=list(top),
+        notes=notes,
+        links=[("trace.json", "trace.json")],
+    )
     write_text_atomic(out / "index.html", page)
     return counts
 
@@ -185,9 +253,15 @@ def _layer_figure(t, rec, arr: np.ndarray, scale: str, mode: str, global_range, 
         src = rec.input
         if rec.kind == "flatten" and src is not None and src.dim() == 4:
             row = int(src.shape[2] * src.shape[3])
-        return vector_figure(values, title, scale, labels=classes if is_scores else None,
-                             mode="layer" if own_mode == "unit" else own_mode, global_range=global_range,
-                             row_length=row)
+        return vector_figure(
+            values,
+            title,
+            scale,
+            labels=classes if is_scores else None,
+            mode="layer" if own_mode == "unit" else own_mode,
+            global_range=global_range,
+            row_length=row,
+        )
     return None  # other ranks (sequences, 5-D) have no picture yet
 
 
@@ -197,11 +271,14 @@ def _softmax_entry(probs: np.ndarray, classes, out: Path, fmt: str, position: in
     from ...render.overview import OverviewLayer
 
     path = f"layers/{position:0{width}d}_softmax.{fmt}"
-    save_figure(vector_figure(probs, "softmax (probabilities, from the logits)", "logit", labels=classes,
-                              mode="layer"), out / path)
+    save_figure(
+        vector_figure(probs, "softmax (probabilities, from the logits)", "logit", labels=classes, mode="layer"),
+        out / path,
+    )
     stats = {"min": float(probs.min()), "max": float(probs.max()), "mean": float(probs.mean())}
-    entry = OverviewLayer("softmax", "softmax", (probs.size,), op="softmax(logits)",
-                          inputs=[], stats=stats, figure=path)
+    entry = OverviewLayer(
+        "softmax", "softmax", (probs.size,), op="softmax(logits)", inputs=[], stats=stats, figure=path
+    )
     thumb = _thumbnail(probs, "logit", "layer", None)
     if thumb is not None:
         from ...render.grid import save_png
@@ -219,7 +296,11 @@ def _global_range(t) -> tuple[float, float]:
 
     los, his = [], []
     for r in t.layers:
-        if isinstance(r.output, torch.Tensor) and r.output.is_floating_point() and scale_for_kind(r.kind) == "diverging":
+        if (
+            isinstance(r.output, torch.Tensor)
+            and r.output.is_floating_point()
+            and scale_for_kind(r.kind) == "diverging"
+        ):
             o = r.output[:1].detach()
             los.append(float(o.min()))
             his.append(float(o.max()))

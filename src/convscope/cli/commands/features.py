@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import (add_device_argument, add_model_argument, add_out_argument, add_output_argument,
-                      add_progress_argument)
+from ..common import (
+    add_device_argument,
+    add_model_argument,
+    add_out_argument,
+    add_output_argument,
+    add_progress_argument,
+)
 
 
 def parse_units(text: str | None, count: int | None = None) -> list[int] | None:
@@ -34,20 +39,35 @@ def parse_units(text: str | None, count: int | None = None) -> list[int] | None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "features", help="activation maximisation: the picture each channel of a layer responds to most",
+        "features",
+        help="activation maximisation: the picture each channel of a layer responds to most",
         description="Optimise one picture per channel of LAYER (or per class with --objective logit) by gradient "
-                    "ascent, through random jitter / scale / rotation, and write a grid PNG and one PNG per "
-                    "channel. With --kernels, also the layer's kernels.")
+        "ascent, through random jitter / scale / rotation, and write a grid PNG and one PNG per "
+        "channel. With --kernels, also the layer's kernels.",
+    )
     add_model_argument(p)
     add_output_argument(p)
-    p.add_argument("--layer", "-l", help="qualified module name, e.g. conv_2_2 or layer4.1.conv2 "
-                                         "(not needed for --objective logit)")
-    p.add_argument("--channels", "-c", default="0-15", help="channels (or classes): e.g. 0-15, 3, 0,4,8-11 (default 0-15)")
-    p.add_argument("--objective", default="channel", choices=["channel", "neuron", "logit"],
-                   help="channel: mean activation; neuron: the centre unit; logit: a class score (default channel)")
+    p.add_argument(
+        "--layer",
+        "-l",
+        help="qualified module name, e.g. conv_2_2 or layer4.1.conv2 (not needed for --objective logit)",
+    )
+    p.add_argument(
+        "--channels", "-c", default="0-15", help="channels (or classes): e.g. 0-15, 3, 0,4,8-11 (default 0-15)"
+    )
+    p.add_argument(
+        "--objective",
+        default="channel",
+        choices=["channel", "neuron", "logit"],
+        help="channel: mean activation; neuron: the centre unit; logit: a class score (default channel)",
+    )
     p.add_argument("--steps", type=int, default=256, help="Adam steps (default 256)")
-    p.add_argument("--param", default="fft", choices=["fft", "pixel"],
-                   help="image parameterisation: Fourier + decorrelated colour, or plain pixels (default fft)")
+    p.add_argument(
+        "--param",
+        default="fft",
+        choices=["fft", "pixel"],
+        help="image parameterisation: Fourier + decorrelated colour, or plain pixels (default fft)",
+    )
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same pictures")
     p.add_argument("--transforms", default="standard", choices=["standard", "none"], help="robustness transforms")
@@ -73,9 +93,21 @@ def run(args: argparse.Namespace) -> int:
     units = parse_units(args.channels)
     layer = None if args.objective == "logit" else args.layer
     with progress_bar(args, f"features {args.layer or 'logits'}", "step") as bar:
-        vis = visualize(model, layer, units, objective=args.objective, steps=args.steps, param=args.param,
-                        lr=args.lr, seed=args.seed, transforms=args.transforms, l2=args.l2, tv=args.tv,
-                        batch_size=args.batch_size, progress=bar)
+        vis = visualize(
+            model,
+            layer,
+            units,
+            objective=args.objective,
+            steps=args.steps,
+            param=args.param,
+            lr=args.lr,
+            seed=args.seed,
+            transforms=args.transforms,
+            l2=args.l2,
+            tv=args.tv,
+            batch_size=args.batch_size,
+            progress=bar,
+        )
     out = Path(args.out)
     prefix = "class" if args.objective == "logit" else "channel"
     for u, image in zip(vis.units, vis.images):

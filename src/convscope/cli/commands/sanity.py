@@ -17,11 +17,19 @@ from .attribute import add_explain_arguments, method_options, prepare
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "sanity", help="can this heatmap be trusted? the model-randomisation sanity check (table + figure)",
-        description=description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+        "sanity",
+        help="can this heatmap be trusted? the model-randomisation sanity check (table + figure)",
+        description=description(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_explain_arguments(p, "gradcam,saliency,guidedbackprop", out="convscope-sanity")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N",
-                   help="stop after randomising N blocks (default: all, down to the first layer)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after randomising N blocks (default: all, down to the first layer)",
+    )
     p.set_defaults(func=run)
 
 
@@ -32,15 +40,26 @@ def run(args: argparse.Namespace) -> int:
     from ...render.heatmap import sanity_figure
 
     methods, model, x, image, out = prepare(args)
-    report = sanity_check(model, x, methods, target=args.target, layer=args.layer,
-                          seed=0 if args.seed is None else args.seed,
-                          options={m: method_options(args, m) for m in methods}, max_steps=args.max_steps,
-                          progress=progress_bar(args, "randomising"))
+    report = sanity_check(
+        model,
+        x,
+        methods,
+        target=args.target,
+        layer=args.layer,
+        seed=0 if args.seed is None else args.seed,
+        options={m: method_options(args, m) for m in methods},
+        max_steps=args.max_steps,
+        progress=progress_bar(args, "randomising"),
+    )
     write_text_atomic(out / "sanity.csv", report.to_csv())
     write_text_atomic(out / "sanity.json", report.to_json())
-    fig = sanity_figure(image, report.steps, {m: report.maps[m][:, 0].cpu().numpy() for m in methods},
-                        {m: report.spearman[m][:, 0].cpu().numpy() for m in methods},
-                        {m: report.ssim[m][:, 0].cpu().numpy() for m in methods})
+    fig = sanity_figure(
+        image,
+        report.steps,
+        {m: report.maps[m][:, 0].cpu().numpy() for m in methods},
+        {m: report.spearman[m][:, 0].cpu().numpy() for m in methods},
+        {m: report.ssim[m][:, 0].cpu().numpy() for m in methods},
+    )
     save_png(fig, out / "sanity.png")
     cls = int(report.targets[0])
     print(f"sanity check of {model.name}, class {cls} ({model.class_name(cls)}), {len(report.steps)} steps")

@@ -14,13 +14,16 @@ from ..common import add_device_argument, add_model_argument, load_model_from_ar
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "summary", help="layers, output shapes, parameters and multiply-adds of a model (like Keras' summary)",
+        "summary",
+        help="layers, output shapes, parameters and multiply-adds of a model (like Keras' summary)",
         description="Trace a model on one blank input and print each layer (functional ops and residual "
-                    "additions included) with its kind, output shape, parameters and multiply-adds.")
+        "additions included) with its kind, output shape, parameters and multiply-adds.",
+    )
     add_model_argument(p, positional=True)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                   help="input height and width (default: the model's own)")
+    p.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="input height and width (default: the model's own)"
+    )
     add_device_argument(p)
     p.set_defaults(func=run)
 
