@@ -155,14 +155,14 @@ def _layer_owner(net: nn.Module, node: fx.Node) -> str | None:
     return path if getattr(type(module), "trace_as_layer", False) else None
 
 
-def read_parameters(net: nn.Module, node: fx.Node) -> list[nn.Parameter]:
-    """The parameters a functional node reads directly (``get_attr`` inputs: ConvNeXt's
-    ``layer_scale``, a functional net's own ``nn.Parameter``)."""
-    found = []
+def read_parameters(net: nn.Module, node: fx.Node) -> dict[str, nn.Parameter]:
+    """The parameters a functional node reads directly, by qualified name (``get_attr`` inputs:
+    ConvNeXt's ``layer_scale``, a functional net's own ``nn.Parameter``)."""
+    found = {}
     for arg in node.all_input_nodes:
         if arg.op == "get_attr":
             try:
-                found.append(net.get_parameter(str(arg.target)))
+                found[str(arg.target)] = net.get_parameter(str(arg.target))
             except AttributeError:  # a buffer or a plain tensor attribute
                 pass
     return found
@@ -191,7 +191,7 @@ def _plan_nodes(net: nn.Module, graph: fx.Graph) -> dict[fx.Node, NodePlan]:
         first = owner not in seen if owner else True
         params = list(module.parameters(recurse=recurse)) if module is not None else []
         if node.op != "call_module":
-            params += read_parameters(net, node)
+            params += read_parameters(net, node).values()
         count = sum(p.numel() for p in {id(p): p for p in params}.values() if id(p) not in counted)
         counted.update(id(p) for p in params)
         plans[node] = NodePlan(name, owner, module, first, inplace, count)

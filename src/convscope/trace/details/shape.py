@@ -145,22 +145,11 @@ def _size(v: torch.Tensor, d: int, dims: int) -> int:
 
 def node_parameters(net: nn.Module, rec: LayerRecord) -> dict[str, torch.Tensor]:
     """The parameters a functional record reads directly (its fx node's ``get_attr`` inputs)."""
-    from ..fx_trace import graph_plan
+    from ..fx_trace import graph_plan, read_parameters
 
     try:
         plan = graph_plan(net, any_mode=True)
     except Exception:  # noqa: BLE001 - a hooks-traced net: no graph, no parameter operands
         return {}
-    for node, p in plan.nodes.items():
-        if p.name == rec.name.split("#")[0] and node.op != "call_module":
-            return {str(a.target): net.get_parameter(str(a.target)) for a in node.all_input_nodes
-                    if a.op == "get_attr" and _is_parameter(net, str(a.target))}
-    return {}
-
-
-def _is_parameter(net: nn.Module, target: str) -> bool:
-    try:
-        net.get_parameter(target)
-        return True
-    except AttributeError:
-        return False
+    node = next((n for n, p in plan.nodes.items() if p.name == rec.name.split("#")[0] and n.op != "call_module"), None)
+    return read_parameters(net, node) if node is not None else {}
