@@ -40,3 +40,24 @@ def test_convnext_shape_defaults_to_the_last_map_block_past_its_channels_last_la
     ref = resolve_layer(net, None, torch.rand(1, 3, 32, 32))
     # the squeeze-excitation block's output (B, 12, 8, 8): not a (B, 8, 8, 48) Linear, not the avgpool
     assert str(ref) == "2" and ref.shape == (1, 12, 8, 8)
+
+
+class FunctionalPool(torch.nn.Module):
+    """Convolution by F.conv2d with the net's own parameters, then a max-pool written as an amax
+    over unfolded windows (12x6 -> 5x2): the layers are fx nodes, not modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.head = torch.nn.Linear(4 * 5 * 2, 3)
+
+    def forward(self, x):
+        y = torch.relu(torch.nn.functional.conv2d(x, self.w))
+        pooled = y.unfold(2, 3, 2).unfold(3, 3, 2).amax((-1, -2))
+        return self.head(pooled.flatten(1))
+
+
+def test_a_functional_net_defaults_to_its_conv_map_not_the_amax():
+    torch.manual_seed(0)
+    ref = resolve_layer(FunctionalPool().eval(), None, torch.rand(1, 3, 14, 8))
+    assert ref.shape == (1, 4, 12, 6) and str(ref) == "relu"
