@@ -61,3 +61,14 @@ def test_a_functional_net_defaults_to_its_conv_map_not_the_amax():
     torch.manual_seed(0)
     ref = resolve_layer(FunctionalPool().eval(), None, torch.rand(1, 3, 14, 8))
     assert ref.shape == (1, 4, 12, 6) and str(ref) == "relu"
+
+
+def test_the_pages_why_panel_offers_the_same_default():
+    from convscope.server import Registry
+    from convscope.server.explain_views import options_json
+
+    model = cs.Model(seeded(vggish), classes=list("abcde"), preprocessing=cs.Preprocessing(size=(16, 16)), name="v")
+    te = Registry(["v"], loader=lambda spec: model).trace("v", "sample-0")
+    options = options_json(te)
+    assert options["default_layer"] == "features" == str(resolve_layer(model.net, None, te.x))
+    assert "avgpool" in [layer["name"] for layer in options["layers"]]  # offered, just not the default
