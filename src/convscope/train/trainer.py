@@ -21,6 +21,13 @@ What it guarantees:
   from the start until :meth:`Trainer.fit` returns: a second ``train`` into the same
   ``--out``, or a ``--resume`` of a run being written, is refused naming the process
   that writes it. The lock's new holder deletes the temporary files a killed run left.
+- **Same run under torchrun.** ``torchrun --nproc_per_node=N`` runs this same loop in N
+  processes (:mod:`convscope.train.distributed`): ``batch_size`` stays the global batch,
+  each rank trains on its rows of it in DistributedDataParallel, training metrics are
+  summed across ranks, and only rank 0 locks, prints and writes the run folder, so the
+  weights and files equal a single-process run's (to float rounding) and either kind of
+  run resumes the other's ``last.pt``. Ctrl-C under torchrun stops without a mid-epoch
+  checkpoint (``--resume`` continues from the last finished epoch).
 - **Divergence is an error.** A non-finite loss or weights, or an epoch's training loss
   ``DIVERGED_FACTOR`` times above where it started (the first step's loss, or the loss of
   a uniform guess, ``ln K``, if that is higher) for ``DIVERGED_EPOCHS`` epochs in a row
@@ -51,6 +58,7 @@ from ..device import resolve_device
 from ..errors import ConvscopeError
 from ..io_utils import remove_temp_files
 from ..models import Preprocessing, load_checkpoint, save_checkpoint
+from . import distributed
 from .background import BackgroundWriter
 from .config import TrainConfig
 from .evaluate import predict_logits
@@ -130,11 +138,14 @@ class Trainer:
                  command: str | None = None, log: Callable[[str], None] | None = None,
                  splits: Splits | None = None, trust: bool = False) -> None:
         self.out = Path(config.out)
-        self.progress = progress
+        self.dist = distributed.current()
+        self.progress = progress and self.dist.is_main
         self.command = command if command is not None else "convscope train " + shlex.join(sys.argv[1:])
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        if not self.dist.is_main:  # rank 0 speaks and writes for the whole run
+            self.log = lambda msg: None
         # taken before the folder is looked at, so a --resume of a run being written is refused too
-        self.lock = RunLock(self.out, command=self.command).acquire()
+        self.lock = (RunLock(self.out, command=self.command) if self.dist.is_main else _NoLock()).acquire()
         try:
             self._setup(config, resume, splits, trust)
         except BaseException:
@@ -146,16 +157,18 @@ class Trainer:
         if self.lock.stale is not None:
             self.log(f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
                      "without releasing it")
-        removed = remove_temp_files(self.out) + remove_temp_files(self.out / SNAPSHOTS)
+        removed = remove_temp_files(self.out) + remove_temp_files(self.out / SNAPSHOTS) if self.dist.is_main else []
         if removed:
             self.log(f"{self.out}: removed {len(removed)} temporary file(s) an interrupted run left "
                      f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})")
         checkpoint = self._check_out_dir(config, resume)
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = self.dist.device(resolve_device(config.device))
+        self.dist.join(self.device)
         torch.manual_seed(config.seed)
         self.prepared = prepare(config, splits, trust=trust, spec_from_file=resume)
         self.net = self.prepared.net.to(self.device)
+        self.model = self.net  # what the training steps call: the net in DDP under torchrun
         self.augment = make_augment(config.augment_options())
         self.optimizer = self._make_optimizer()
         # counters (overwritten on resume)
@@ -170,6 +183,7 @@ class Trainer:
         self._partial: dict[str, Any] | None = None  # mid-epoch position after Ctrl-C
         if checkpoint is not None:
             self._restore(checkpoint)
+        self.model = self.dist.wrap(self.net)  # after the restore, so DDP starts from the same weights
         self._interrupt = False
         self.writer: BackgroundWriter | None = None
 
@@ -231,12 +245,14 @@ class Trainer:
             why = "stopped early" if self.stopped_early else f"already trained {self.epoch} epochs"
             self.log(f"{self.out}: {why}; nothing to do (raise --epochs to train more)")
             return self._result()
-        runlog = RunLog(self.out, self.history)
-        self.writer = BackgroundWriter()
+        runlog = RunLog(self.out, self.history) if self.dist.is_main else None
+        self.writer = BackgroundWriter() if self.dist.is_main else None
         sample = splits.val.images[0], splits.val.labels[0]
         sample_x = self.prepared.preprocessing.normalize(sample[0])
 
         def snapshot(epoch: int) -> None:
+            if self.writer is None:
+                return
             arrays = snapshot_arrays(epoch, self.net, sample[0], sample_x, int(sample[1]))
             if arrays is not None:
                 self.writer.submit(write_snapshot, self.out, arrays)
@@ -265,8 +281,9 @@ class Trainer:
                 blown = record["train_loss"] > DIVERGED_FACTOR * self._loss_reference()
                 self.blown_epochs = self.blown_epochs + 1 if blown else 0
                 self.history.append(record)
-                weights = {n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
-                self.writer.submit(runlog.log_epoch, dict(record), weights)
+                if runlog is not None:
+                    weights = {n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
+                    self.writer.submit(runlog.log_epoch, dict(record), weights)
                 snapshot(e)
                 improved = val_loss < self.best_val_loss and not blown
                 if improved:
@@ -299,8 +316,10 @@ class Trainer:
             result.interrupted, result.interrupted_at = True, interrupted_at
         return result
 
-    def _close_files(self, runlog: RunLog) -> None:
+    def _close_files(self, runlog: RunLog | None) -> None:
         """Wait for every queued write, then close TensorBoard; the first failure is the one raised."""
+        if runlog is None:  # a rank other than 0 wrote nothing
+            return
         try:
             self.writer.close()
         except BaseException:
@@ -339,7 +358,10 @@ class Trainer:
         return torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
 
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
-        """One pass over the training split; None when Ctrl-C stopped it (state saved)."""
+        """One pass over the training split; None when Ctrl-C stopped it (state saved).
+
+        Under torchrun every rank walks the same global batches and trains on its rows of each.
+        """
         data, prep, bs = self.prepared.splits.train, self.prepared.preprocessing, self.config.batch_size
         n_steps = math.ceil(len(data) / bs)
         if self._partial is not None:
@@ -353,42 +375,42 @@ class Trainer:
             generator = self._epoch_generator(epoch)
             order = torch.randperm(len(data), generator=generator)
             step0, loss_sum, correct, seen, seconds = 0, 0.0, 0.0, 0.0, 0.0
-        self.net.train()
+        self.model.train()
         bar = tqdm(total=n_steps, initial=step0, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
                    disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
         normalize = fast_normalize(prep, data.channels)
-        # per step only detached references; losses and hits are read back together at a flush
-        pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # per step only detached references (mean loss, hits, rows); read back together at a flush
+        pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []
         seen_here, started = 0, time.perf_counter()
         try:
             for step in range(step0, n_steps):
-                idx = order[step * bs:(step + 1) * bs]
-                x = data.images[idx]
-                if self.augment is not None:
+                batch = order[step * bs:(step + 1) * bs]
+                x = data.images[batch]
+                if self.augment is not None:  # the whole global batch, so the generator advances alike
                     x = self.augment(x, generator)
+                x, idx = self.dist.shard(x), self.dist.shard(batch)
                 x = normalize(x).to(self.device, non_blocking=True)
                 y = data.labels[idx].to(self.device, non_blocking=True)
-                logits = self.net(x)
-                loss = F.cross_entropy(logits, y)
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y) if len(idx) else logits.sum()  # a rank's empty share adds 0
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * self.dist.loss_scale(len(idx), len(batch)) if self.dist.active else loss).backward()
                 self.optimizer.step()
-                pending.append((loss.detach(), logits.detach(), y))
-                seen_here += len(idx)
+                pending.append((loss.detach(), (logits.detach().argmax(1) == y).sum(), len(idx)))
+                seen_here += len(batch)
                 if len(pending) >= FLUSH_EVERY or step + 1 == n_steps or self._interrupt:
                     first_step = step + 2 - len(pending)
-                    losses = torch.stack([p[0] for p in pending]).tolist()
+                    losses, hits, counts = self._flush(pending)
                     if self.start_loss is None and step0 == 0 and epoch == 1:
                         self.start_loss = losses[0]
-                    hits = (torch.cat([p[1] for p in pending]).argmax(1) == torch.cat([p[2] for p in pending]))
-                    for i, (value, (_, _, labels)) in enumerate(zip(losses, pending)):
+                    for i, (value, n) in enumerate(zip(losses, counts)):
                         if not math.isfinite(value):
                             raise Diverged(
                                 f"the training loss became {value} at epoch {epoch}, step {first_step + i} of "
                                 f"{n_steps}; lower --lr (now {self.config.lr:g}) or check the data")
-                        loss_sum += value * len(labels)
-                        seen += len(labels)
-                    correct += int(hits.sum())
+                        loss_sum += value * n
+                        seen += n
+                    correct += hits
                     pending.clear()
                     bar.update(step + 1 - bar.n)
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
@@ -401,6 +423,18 @@ class Trainer:
         seconds += time.perf_counter() - started
         return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
                 "images_per_s": seen_here / max(time.perf_counter() - started, 1e-9)}
+
+    def _flush(self, pending: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[list[float], int, list[int]]:
+        """Read back the pending steps: each step's mean loss and rows over all ranks, and the hits.
+
+        Alone, the losses are exactly the steps' own float32 means (``x * n / n`` is exact in float64).
+        """
+        counts = torch.tensor([p[2] for p in pending], dtype=torch.float64, device=self.device)
+        table = torch.stack([torch.stack([p[0] for p in pending]).double() * counts,
+                             torch.stack([p[1] for p in pending]).double(), counts], 1)
+        table = self.dist.sum(table).cpu()
+        n = table[:, 2]
+        return (table[:, 0] / n).tolist(), int(table[:, 1].sum()), [int(v) for v in n.tolist()]
 
     # -- files -----------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -441,7 +475,9 @@ class Trainer:
         }
 
     def _save(self, name: str, with_state: bool, extra_state: dict[str, Any] | None = None) -> None:
-        """Queue a checkpoint write of CPU copies of the current state."""
+        """Queue a checkpoint write of CPU copies of the current state (rank 0 only)."""
+        if self.writer is None:
+            return
         state = None
         if with_state:
             state = {**self._train_state(), **(extra_state or {})}
@@ -463,8 +499,8 @@ class Trainer:
     # -- Ctrl-C ----------------------------------------------------------------------
     def _install_sigint(self) -> Any:
         """First Ctrl-C: finish the current step, save, stop. A second one aborts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
+        if threading.current_thread() is not threading.main_thread() or self.dist.active:
+            return None  # under torchrun a stop must be every rank's: Ctrl-C ends the processes
 
         def handler(signum, frame):
             if self._interrupt:
@@ -473,6 +509,18 @@ class Trainer:
             self.log("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
 
         return signal.signal(signal.SIGINT, handler)
+
+
+class _NoLock:
+    """The lock of a rank other than 0, which never writes the run folder."""
+
+    stale = None
+
+    def acquire(self) -> _NoLock:
+        return self
+
+    def release(self) -> None:
+        pass
 
 
 def fast_normalize(prep: Preprocessing, channels: int) -> Callable[[torch.Tensor], torch.Tensor]:

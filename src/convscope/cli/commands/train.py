@@ -15,11 +15,14 @@ EPILOG = """examples:
   convscope train --model mnist-cnn --data mnist --activation sigmoid --out runs/sigmoid
   convscope train --resume --epochs 20 --out runs/tiny        # continue a run (or one stopped by Ctrl-C)
   convscope train --model runs/tiny/best.pt --data digits --out runs/ft   # fine-tune
+  torchrun --nproc_per_node=4 -m convscope train --model tiny-vgg --data mnist --out runs/ddp  # 4 processes
 
 Writes OUT/metrics.jsonl, TensorBoard events (tensorboard --logdir OUT), OUT/last.pt,
 OUT/best.pt (lowest validation loss) and OUT/snapshots/epoch_NNN.npz. One process writes
 a run folder at a time (OUT/.convscope.lock): a second train or --resume there is refused.
-A diverging run (non-finite loss or weights, or a loss 10x above its start) stops with an error."""
+A diverging run (non-finite loss or weights, or a loss 10x above its start) stops with an error.
+Under torchrun (DistributedDataParallel; gloo on CPU, nccl on CUDA) --batch-size is the global
+batch, split across the processes, so the same command trains the same run; rank 0 writes it."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default: 0)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule over the epochs "
                    "(default: constant)")
-    p.add_argument("--batch-size", type=int, help="default: 64")
+    p.add_argument("--batch-size", type=int, help="the global batch; under torchrun each of N processes "
+                   "trains on 1/N of it (default: 64)")
     p.add_argument("--seed", type=int, help="seed for initialisation, shuffling, augmentation, dropout (default: 0)")
     p.add_argument("--split-seed", type=int, help="seed of the train/val/test split (default: 0)")
     p.add_argument("--augment", nargs="?", const="auto", metavar="KINDS",
@@ -77,6 +81,7 @@ CONFIG_KEYS = ("model", "data", "out", "epochs", "optimizer", "lr", "momentum", 
 
 def run(args: argparse.Namespace) -> int:
     from ...train import TrainConfig, recorded_config, train
+    from ...train.distributed import current as current_rank
 
     explicit = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k) is not None}
     if args.resume:
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(**explicit)
     command = "convscope " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     result = train(config, resume=args.resume, progress=not args.no_progress, command=command, trust=args.trust)
+    if not current_rank().is_main:  # under torchrun rank 0 reports for the run
+        return 0
     if result.interrupted:
         epoch, step = result.interrupted_at
         where = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"

@@ -1,0 +1,107 @@
+"""``convscope train`` under ``torchrun --nproc_per_node=2`` (gloo on the CPU) is the same run
+as one process with the same arguments: the same weights to float32 rounding, one run folder
+written by rank 0 alone, and each kind of run resumes the other's ``last.pt``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from convscope.cli.main import main
+from convscope.models import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = ["--model", "tiny-vgg", "--data", "digits", "--batch-size", "32", "--no-progress", "--device", "cpu"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "convscope", "train", *argv]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def single(*argv: str) -> None:
+    assert main(["train", *argv]) == 0
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "last.pt")["state_dict"]
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def files(out: Path) -> list[str]:
+    """The run folder's files, TensorBoard's host- and pid-named event file as ``events``."""
+    return sorted("events" if p.name.startswith("events.out.tfevents") else str(p.relative_to(out))
+                  for p in out.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    base = tmp_path_factory.mktemp("ddp")
+    ddp, one = base / "ddp", base / "one"
+    done = torchrun(*ARGS, "--epochs", "2", "--out", str(ddp))
+    single(*ARGS, "--epochs", "2", "--out", str(one))
+    return ddp, one, done
+
+
+def test_two_processes_train_the_single_process_weights(runs):
+    ddp, one, _ = runs
+    a, b = weights(ddp), weights(one)
+    assert a.keys() == b.keys() and not any(k.startswith("module.") for k in a)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-5, msg=name)
+    # and training did move them: the comparison is not of two untouched initialisations
+    first = load_checkpoint(ddp / "last.pt")["meta"]["history"][0]
+    assert metrics(ddp)[-1]["train_loss"] < first["train_loss"]
+
+
+def test_one_consistent_run_folder_written_by_rank_zero(runs):
+    ddp, one, done = runs
+    assert files(ddp) == files(one)  # one events file, no lock left, nothing from rank 1
+    assert files(ddp).count("events") == 1 and "snapshots/epoch_002.npz" in files(ddp)
+    got, want = metrics(ddp), metrics(one)
+    assert [r["epoch"] for r in got] == [1, 2]  # one record per epoch, not one per rank
+    for g, w in zip(got, want):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            assert g[key] == pytest.approx(w[key], rel=1e-5, abs=1e-6), key
+    meta, meta_one = (load_checkpoint(p / "last.pt")["meta"] for p in (ddp, one))
+    assert meta["config"] == {**meta_one["config"], "out": str(ddp)}
+    assert done.stdout.count("run folder:") == 1  # rank 0 reports, rank 1 stays quiet
+    assert done.stderr.count("epoch 2/2:") == 1
+
+
+def test_resume_crosses_between_torchrun_and_one_process(runs, tmp_path):
+    ddp, one, _ = runs
+    ddp3, one3 = tmp_path / "ddp3", tmp_path / "one3"
+    shutil.copytree(ddp, ddp3)
+    shutil.copytree(one, one3)
+    single("--resume", "--epochs", "3", "--out", str(ddp3), "--no-progress")  # torchrun's run, one process on
+    torchrun("--resume", "--epochs", "3", "--out", str(one3), "--no-progress")  # one process's run, torchrun on
+    a, b = weights(ddp3), weights(one3)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-5, msg=name)
+    assert [r["epoch"] for r in metrics(ddp3)] == [r["epoch"] for r in metrics(one3)] == [1, 2, 3]
+    assert files(one3) == files(ddp3)
+    assert load_checkpoint(one3 / "last.pt")["meta"]["epoch"] == 3
