@@ -29,6 +29,7 @@ from ..errors import NotFound
 from ..models.model import Model, as_model
 from ..outputs import OutputSpec
 from ..probe import capture, model_state, resolve_layer
+from ..scale.engine import Engine, engine_scope
 
 #: ``callback(done, total)`` after every batch; raising from it cancels the pass.
 Progress = Callable[[int, int], None]
@@ -113,6 +114,7 @@ def run_pass(
     progress: bool = True,
     callback: Progress | None = None,
     output: OutputSpec = None,
+    engine: Engine = "local",
 ) -> DatasetPass:
     """Run ``model`` over ``dataset`` (or its ``shard=(i, n)``) in batches, in eval mode.
 
@@ -122,10 +124,14 @@ def run_pass(
     calls ``callback(done, total)`` after each batch (raise from it to cancel). ``output`` picks
     the logits of a dict / tuple output (:mod:`convscope.outputs`; default: the Model's).
     A layer is named as everywhere (:mod:`convscope.probe`), a trace record such as ``add_1`` too.
+    ``engine="ray"`` (or a :class:`convscope.scale.RayEngine`) runs the batches on Ray workers
+    and merges them: the same numbers, bit for bit (:mod:`convscope.scale`).
     """
-    model = as_model(model)
     if batch_size < 1:
         raise ConvscopeError(f"batch_size must be at least 1, not {batch_size}")
+    if engine not in (None, "local"):
+        return _distributed(model, dataset, engine, layer, batch_size, shard, progress, callback, output)
+    model = as_model(model)
     if shard is not None:
         dataset = dataset.shard(*shard)
     dataset = dataset.conform(model.preprocessing)
@@ -165,6 +171,28 @@ def run_pass(
         layer=layer, feature_side=side, dataset=dataset.name, shard=tuple(shard) if shard else None,
         meta={"model": model.name},
     )
+
+
+def _distributed(model: Any, dataset: ImageDataset, engine: Engine, layer: str | None, batch_size: int,
+                 shard: tuple[int, int] | None, progress: bool, callback: Progress | None,
+                 output: OutputSpec) -> DatasetPass:
+    """:func:`run_pass` on an engine's workers, block by block, then :func:`merge`."""
+    if shard is not None:
+        dataset = dataset.shard(*shard)
+    bar = tqdm(total=len(dataset), unit="img", desc=f"{getattr(model, 'name', 'model')} on {dataset.name}",
+               disable=not progress, leave=False)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+        if callback is not None:
+            callback(done, total)
+
+    try:
+        with engine_scope(engine) as workers:
+            parts = workers.map("pass", model, dataset, batch_size, advance, layer=layer, output=output)
+    finally:
+        bar.close()
+    return replace(merge(parts), shard=tuple(shard) if shard else None)
 
 
 def _stack(chunks: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: type) -> np.ndarray:

@@ -27,6 +27,7 @@ from ..errors import ConvscopeError
 from ..io_utils import atomic_path
 from ..models.model import Model, as_model
 from ..probe import capture, model_state, resolve_layer, run_to
+from ..scale.engine import Engine, engine_scope
 from .progress import CancelFn, ProgressFn, tick
 from .receptive import ReceptiveField
 
@@ -99,16 +100,27 @@ def top_examples(
     batch_size: int = 64,
     progress: ProgressFn = None,
     cancel: CancelFn = None,
+    engine: Engine = "local",
 ) -> TopExamples:
     """Stream ``dataset`` once and keep each channel's ``k`` top-activating images.
 
     ``dataset`` is conformed to the model's input (channels, size) first. Pass a shard
     (``dataset.shard(i, n)``) to get a partial result for :func:`merge`. ``progress``
-    is called with (images done, total images).
+    is called with (images done, total images). ``engine="ray"`` (or a
+    :class:`convscope.scale.RayEngine`) ranks blocks on Ray workers and merges them: the
+    same lists, exactly (:mod:`convscope.scale`).
     """
-    model = as_model(model)
     if k < 1:
         raise ConvscopeError(f"k must be at least 1, not {k}")
+    if engine not in (None, "local"):
+        if not isinstance(layer, str):
+            raise ConvscopeError("engine='ray' needs the layer by name, not a module object")
+        tick(progress, cancel, 0, len(dataset))
+        with engine_scope(engine) as workers:
+            return merge(workers.map("examples", model, dataset, batch_size,
+                                     lambda done, total: tick(progress, cancel, done, total),
+                                     layer=layer, k=k, channels=None if channels is None else list(channels)))
+    model = as_model(model)
     ref = resolve_layer(model.net, layer)
     name = str(ref)
     prep = model.preprocessing
@@ -165,7 +177,7 @@ def merge(partials: Sequence[TopExamples]) -> TopExamples:
                 or p.maps.shape[2:] != first.maps.shape[2:]:
             raise ConvscopeError("these partial results are for different layers, channels or k; cannot merge")
     keys = ("values", "indices", "positions", "maps")
-    state = {key: torch.from_numpy(np.asarray(getattr(first, key))) for key in keys}
+    state = {key: torch.from_numpy(np.array(getattr(first, key))) for key in keys}  # a copy: partials may be read-only (Ray)
     for p in partials[1:]:
         state = _combine(state, {key: torch.from_numpy(np.asarray(getattr(p, key))) for key in keys}, first.k)
     return TopExamples(layer=first.layer, channels=first.channels, seen=sum(p.seen for p in partials),

@@ -1,0 +1,196 @@
+"""Ray actors that hold a model and run convscope's own shard functions over dataset blocks.
+
+The model crosses to the workers as words (:class:`ModelSource`: the spec, weights path,
+class names and trust flag the user gave), and each actor calls
+:func:`convscope.models.load_model` with them, so the same trust rules apply in the
+worker as on the command line. Blocks cross as plain arrays (uint8 images, int64 labels
+and dataset indices). Actors restart when their process dies and Ray retries the block
+they were running, so a lost worker costs time, not correctness.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.base import ImageDataset
+from ..errors import ConvscopeError
+from ..outputs import OutputSpec
+from .blocks import plan_blocks
+
+#: ``callback(done, total)`` in the driver after each finished block; raising from it cancels
+Callback = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The words a model was loaded with: what a worker needs to load it again itself."""
+
+    spec: str
+    weights: str | None = None
+    classes: tuple[str, ...] | None = None
+    trust: bool = False
+    output: OutputSpec = None
+
+    @classmethod
+    def of(cls, model: Any) -> ModelSource:
+        """The source of a :class:`Model` from :func:`load_model` (or a spec string)."""
+        if isinstance(model, (str, os.PathLike)):
+            return cls(spec=str(model))
+        loaded = getattr(model, "loaded_from", None)
+        if not loaded:
+            raise ConvscopeError("engine='ray' loads the model in each worker from the spec it was loaded with: "
+                                 "load it with convscope.load_model(spec) (or give the spec string), "
+                                 "not as an nn.Module built in this process")
+        classes = loaded.get("classes")
+        return cls(spec=loaded["spec"], weights=loaded.get("weights"), trust=bool(loaded.get("trust")),
+                   classes=tuple(classes) if classes is not None else None, output=getattr(model, "output", None))
+
+    def load(self, device: str = "cpu"):
+        from ..models import load_model
+
+        model = load_model(self.spec, weights=self.weights, classes=self.classes, trust=self.trust, device=device)
+        if self.output is not None:
+            model.output = self.output
+        return model
+
+
+def _pack(ds: ImageDataset) -> dict[str, Any]:
+    return {"name": ds.name, "classes": list(ds.classes), "images": ds.images.numpy(),
+            "labels": ds.labels.numpy(), "indices": ds.indices.numpy()}
+
+
+def _unpack(d: dict[str, Any]) -> ImageDataset:
+    return ImageDataset(d["name"], d["classes"], torch.from_numpy(np.array(d["images"])),
+                        torch.from_numpy(np.array(d["labels"])), indices=torch.from_numpy(np.array(d["indices"])))
+
+
+class _Worker:
+    """One actor: loads the model once, then runs jobs on blocks (local engine inside)."""
+
+    def __init__(self, source: ModelSource, device: str, threads: int) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = source.load(device)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, i: int, job: str, block: dict[str, Any], kwargs: dict[str, Any]) -> tuple[int, Any]:
+        """Block ``i``'s partial result, with ``i`` (results come back in any order)."""
+        ds = _unpack(block)
+        if job == "pass":
+            from ..analysis.dataset_pass import run_pass
+
+            return i, run_pass(self.model, ds, progress=False, **kwargs)
+        if job == "examples":
+            from ..features.examples import top_examples
+
+            return i, top_examples(self.model, ds, **kwargs)
+        raise ConvscopeError(f"unknown job {job!r}")
+
+
+class RayEngine:
+    """A pool of Ray actors per model; reuse one engine for many calls.
+
+    ``address`` joins a running cluster (None: ``ray.init()`` starts a local one with
+    ``workers * cpus_per_worker`` CPUs, stopped by :meth:`close`). ``gpus_per_worker > 0``
+    asks Ray for GPUs and loads the model on ``cuda`` in each actor.
+    """
+
+    def __init__(self, address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
+                 cpus_per_worker: float = 1.0, blocks_per_worker: int = 4, max_restarts: int = 3) -> None:
+        if workers < 1:
+            raise ConvscopeError(f"workers must be at least 1, not {workers}")
+        self.address, self.workers = address, workers
+        self.gpus_per_worker, self.cpus_per_worker = gpus_per_worker, cpus_per_worker
+        self.blocks_per_worker, self.max_restarts = blocks_per_worker, max_restarts
+        self._started = False
+        self._pools: dict[ModelSource, list[Any]] = {}
+
+    def _ray(self):
+        try:
+            import ray
+        except ImportError:
+            raise ConvscopeError('engine="ray" needs Ray: pip install "convscope[ray]"') from None
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(1, int(round(self.workers * self.cpus_per_worker))), include_dashboard=False,
+                         log_to_driver=False)
+                self._started = True
+        return ray
+
+    def actors(self, model: Any) -> list[Any]:
+        """The actor pool for ``model`` (a loaded Model or a spec), started on first use."""
+        source = ModelSource.of(model)
+        if source not in self._pools:
+            ray = self._ray()
+            device = "cuda" if self.gpus_per_worker > 0 else "cpu"
+            cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
+                                              max_restarts=self.max_restarts, max_task_retries=self.max_restarts)
+            threads = max(1, int(self.cpus_per_worker))
+            self._pools[source] = [cls.remote(source, device, threads) for _ in range(self.workers)]
+        return self._pools[source]
+
+    def map(self, job: str, model: Any, dataset: ImageDataset, batch_size: int,
+            callback: Callback = None, **kwargs: Any) -> list[Any]:
+        """Run ``job`` ("pass" or "examples") on every block; the partials in block order.
+
+        Each partial is tagged ``shard=(i, n)`` where it has that field, ready for the job's merge.
+        Raising from ``callback`` kills the pool's actors (and with them their running tasks).
+        """
+        from ray.util import ActorPool
+
+        pool = self.actors(model)
+        ray = self._ray()
+        blocks = plan_blocks(len(dataset), batch_size, len(pool), self.blocks_per_worker)
+        total, done = len(dataset), 0
+        kwargs = {**kwargs, "batch_size": batch_size}
+        refs = [ray.put(_pack(dataset.subset(torch.arange(a, b)))) for a, b in blocks]
+        work = ActorPool(pool)
+        for i, ref in enumerate(refs):
+            work.submit(lambda actor, item: actor.run.remote(item[0], job, item[1], kwargs), (i, ref))
+        results: dict[int, Any] = {}
+        try:
+            while work.has_next():
+                i, part = work.get_next_unordered()
+                results[i] = part
+                done += blocks[i][1] - blocks[i][0]
+                if callback is not None:
+                    callback(done, total)
+        except BaseException:
+            self._discard(ModelSource.of(model))
+            raise
+        n = len(blocks)
+        return [replace(results[i], shard=(i, n)) if hasattr(results[i], "shard") else results[i] for i in range(n)]
+
+    def pids(self, model: Any) -> list[int]:
+        """Process ids of the pool's actors (to watch them, or to test a lost worker)."""
+        ray = self._ray()
+        return ray.get([a.pid.remote() for a in self.actors(model)])
+
+    def _discard(self, source: ModelSource) -> None:
+        """Kill the pool of ``source`` (cancelling its running tasks); the next call starts a fresh one."""
+        pool = self._pools.pop(source, [])
+        if pool:
+            import ray
+
+            for actor in pool:
+                ray.kill(actor, no_restart=True)
+
+    def close(self) -> None:
+        """Kill every pool, and stop Ray if this engine started it."""
+        for source in list(self._pools):
+            self._discard(source)
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
