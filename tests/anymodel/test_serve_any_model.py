@@ -80,3 +80,16 @@ def test_one_broken_spec_is_listed_with_its_error_and_the_others_work(factories,
     assert c.get("/api/models/mnist-cnn/trace", params={"image": "sample-0"}).status_code == 200
     failed = c.get("/api/models/broken")
     assert failed.status_code == 400 and "failed to load" in failed.json()["detail"]
+
+
+def test_a_pickled_module_takes_the_input_size_too(tmp_path, fake_uvicorn):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 28 * 28, 4)).eval()
+    path = tmp_path / "digits.pt"
+    torch.save(net, path)  # a whole pickled module: trusted only
+    assert main(["serve", "--trust", "--model", str(path), "--input-size", "1,28,28", "--classes", "a,b,c,d"]) == 0
+    info = _client(fake_uvicorn).get("/api/models/digits").json()
+    assert info["input_shape"] == [1, 28, 28] and info["classes"] == ["a", "b", "c", "d"]

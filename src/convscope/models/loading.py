@@ -41,6 +41,7 @@ from torch import nn
 from ..errors import ConvscopeError, NotFound, did_you_mean
 from . import zoo
 from .checkpoint import load_checkpoint, needs_trust, safe_torch_load
+from .class_names import check_classes
 from .efficientnet import NAME as EFFICIENTNET
 from .efficientnet import PREPROCESSING as EFFICIENTNET_PREPROCESSING
 from .efficientnet import build_efficientnet_lite0, imagenet_classes
@@ -79,7 +80,7 @@ def load_model(
         raise needs_trust(f"the model {spec!r} was read from a file and names code to import and call")
     model = _load(spec, weights, trust)
     if classes is not None:
-        model.classes = list(classes)
+        model.classes = check_classes(model, classes, "classes")
     model.net.eval()
     # How to load it again (convscope.scale's workers do, from these words, never from a pickled net).
     # An attribute, not meta: meta is saved with checkpoints, and a file must never carry its own trust.
@@ -202,14 +203,14 @@ def model_from_file(path: Path, trust: bool = False) -> Model:
             net = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # TorchScript raises many types for damaged archives
             raise ConvscopeError(f"{path} is a damaged TorchScript archive: {str(exc).splitlines()[0][:200]}") from None
-        return Model(net, name=path.stem, meta={"format": "torchscript"})
+        return Model(net, name=path.stem, meta={"format": "torchscript", "guessed": True})
     if trust:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError, ModuleNotFoundError) as exc:
             raise ConvscopeError(f"{path} could not be unpickled: {str(exc).splitlines()[0][:200]}") from None
         if isinstance(obj, nn.Module):
-            return Model(obj, name=path.stem, meta={"format": "pickled-module"})
+            return Model(obj, name=path.stem, meta={"format": "pickled-module", "guessed": True})
     return model_from_checkpoint(path, trust=trust)
 
 

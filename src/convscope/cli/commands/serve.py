@@ -1,8 +1,9 @@
 """``convscope serve``: the web explorer on 127.0.0.1.
 
-A factory spec (``file.py:factory@weights.pt``) whose factory returns a bare ``nn.Module`` has no
-input size or class names of its own: ``--input-size C,H,W`` and ``--classes`` give them (a
-factory returning a ``convscope.Model`` brings its own). A model that fails to load is listed in
+A factory spec (``file.py:factory@weights.pt``) whose factory returns a bare ``nn.Module``, a
+TorchScript file or a pickled module has no input size or class names of its own (``meta['guessed']``):
+``--input-size C,H,W`` and ``--classes`` give them (a factory returning a ``convscope.Model``, a
+checkpoint or a TF.js / Keras file brings its own). A model that fails to load is listed in
 the page with its error, and logged, while the others are served."""
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
                    "28x28 models, none for others)")
     p.add_argument("--input-size", type=input_size, metavar="C,H,W",
-                   help="input of a factory model that returns a bare nn.Module (default: guessed, 3,224,224 "
-                        "or its first conv's channels), e.g. 1,28,28")
-    p.add_argument("--classes", type=class_names, metavar="N|A,B,...",
-                   help="class names of such a model: a count (0..N-1) or a comma-separated list")
+                   help="input of a model that does not say it (a factory returning a bare nn.Module, TorchScript; "
+                        "default: guessed, 3,224,224 or its first conv's channels), e.g. 1,28,28")
+    p.add_argument("--classes", type=class_names, metavar="FILE|N|A,B,...",
+                   help="class names for the models' output units: a FILE (a JSON list or one name a line), "
+                        "a count (0..N-1) or a comma-separated list (default: each model's own)")
     add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
@@ -65,7 +67,15 @@ def input_size(text: str) -> tuple[int, int, int]:
 
 
 def class_names(text: str) -> list[str]:
-    """A count (``10``: names 0..9) or comma-separated names."""
+    """A file of names (:func:`convscope.models.class_names.read_classes`), a count (``10``: names
+    0..9) or comma-separated names."""
+    if Path(text).is_file():
+        from ...models.class_names import read_classes
+
+        try:
+            return read_classes(text)
+        except ConvscopeError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     if text.strip().isdigit():
         n = int(text)
         if not 0 < n <= 100_000:
@@ -78,15 +88,16 @@ def class_names(text: str) -> list[str]:
 
 
 def fit_guessed(model, size: tuple[int, int, int] | None, classes: list[str] | None):
-    """Give a model whose preprocessing was guessed (a factory's bare module) the size and class
-    names the command line names; other models keep their own."""
+    """Give a model whose preprocessing was guessed (a factory's bare module) the size the command
+    line names (other models keep their own), and every model the class names it names (checked:
+    one per output unit)."""
+    from ...models.class_names import check_classes
     from ...models.preprocessing import Preprocessing
 
-    if model.meta.get("guessed"):
-        if size is not None:
-            model.preprocessing = Preprocessing(size=size[1:], channels=size[0])
-        if classes is not None:
-            model.classes = list(classes)
+    if model.meta.get("guessed") and size is not None:
+        model.preprocessing = Preprocessing(size=size[1:], channels=size[0])
+    if classes is not None:
+        model.classes = check_classes(model, classes)
     return model
 
 
