@@ -258,6 +258,11 @@ function wire() {
     state.overview.foldAll(state.folded);
     $("btn-fold").textContent = state.folded ? "unfold blocks" : "fold blocks";
   };
+  $("btn-details").onclick = () => page.update("details", (d) => (d === "shown" ? "hidden" : "shown"));
+  page.on("details", (d) => {
+    $("btn-details").setAttribute("aria-pressed", String(d === "shown"));
+    if (state.overview) { state.overview.drawArcs(); state.overview.scheduleEdges(); }
+  });
   $("btn-playground").onclick = () => guarded(() => openPlayground(state.selected?.[0], state.selected?.[1]));
   window.addEventListener("error", (e) => message(`page error: ${e.message}`));
   window.addEventListener("unhandledrejection", (e) => message(e.reason?.message || String(e.reason)));

@@ -10,6 +10,18 @@ import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } fr
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
 const BUNDLE_MIN = 3; // a column fed from this many columns further left gets one band, not a line each
+const COL_CHROME = 96; // a column's head, pager and legend around its maps, in px
+const MAP_GAP = 5;     // the gap between two maps of a column (.maps gap)
+const COL_GAP = 14;    // the gap between two columns (.columns gap)
+
+/** A curved line from (sx, sy) to (tx, ty), as CNN Explainer draws its edges. */
+function curve(sx, sy, tx, ty, cls) {
+  const line = document.createElementNS(SVGNS, "path");
+  const mx = (sx + tx) / 2;
+  line.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
+  line.setAttribute("class", cls);
+  return line;
+}
 
 /** Which channels of each feeding layer feed output channel c (structure, from the server's `connect`). */
 function feeding(layer, c, inputLayers, dims) {
@@ -53,6 +65,45 @@ export class Overview {
     this.cache = new Map();
     this.queue = [];
     this.flushTimer = null;
+    this.zoom = 1;        // how much larger than their natural size maps are drawn (fit())
+    this.availH = 640;    // the height the overview may take in the window
+    this.edgeFrame = 0;
+    this.onResize = () => { clearTimeout(this.resizeTimer); this.resizeTimer = setTimeout(() => this.refit(), 150); };
+    window.addEventListener("resize", this.onResize);
+  }
+
+  /** Size the maps to the window: the tallest column of maps fits its height, the maps grow to
+   * fill its width (no more than 3× their natural size, down to half of it), and what width is
+   * left spreads the columns apart (--col-gap), so the edges between them have room. */
+  fit() {
+    const top = this.root.getBoundingClientRect().top + window.scrollY;
+    this.availH = Math.max(360, Math.floor(window.innerHeight - top - 12));
+    this.root.style.maxHeight = `${this.availH}px`;
+    this.zoom = 1;
+    const layers = this.ctx.trace.layers;
+    const maps = layers.filter((l) => this.dims(l).length === 3);
+    const width = () => layers.reduce((w, l) => w + Math.max(64, this.dims(l).length === 3 ? this.mapPx(l) : 16) + COL_GAP, 36)
+      + (this.ctx.trace.prediction.top.length ? 204 : 0);
+    const room = this.root.clientWidth - 4;
+    const byWidth = Math.max(1, room / width());
+    const fitH = (l) => { const n = Math.min(this.dims(l)[0], 12); return (this.availH - COL_CHROME - n * MAP_GAP) / (n * this.mapPx(l)); };
+    const byHeight = Math.min(3, ...maps.filter((l) => this.dims(l)[0] <= 12).map(fitH));
+    this.zoom = Math.max(0.5, Math.min(3, byWidth, byHeight));
+    const gap = COL_GAP + Math.max(0, (room - width()) / (layers.length + 1));
+    this.root.style.setProperty("--col-gap", `${Math.min(90, Math.floor(gap))}px`);
+  }
+
+  /** Redraw at the new window size when the fit changes (the pages of maps start over). */
+  refit() {
+    const zoom = this.zoom, h = this.availH;
+    this.fit();
+    if (Math.abs(this.zoom - zoom) < 0.02 && h === this.availH) return;
+    const folded = [...this.wrap.querySelectorAll(".group.folded")].map((g) => /** @type {HTMLElement} */ (g).dataset.group);
+    if (this.observer) this.observer.disconnect();
+    this.cols.clear();
+    this.render();
+    this.wrap.querySelectorAll(".group").forEach((g) => g.classList.toggle("folded", folded.includes(/** @type {HTMLElement} */ (g).dataset.group)));
+    this.drawVisible();
   }
 
   /** Ask for one page; requests made in the same tick travel together in one response. */
@@ -92,6 +143,7 @@ export class Overview {
     this.byName = new Map(trace.layers.map((l) => [l.name, l]));
     this.groups = foldGroups(trace.layers);
     this.bhwc = channelsLast(trace.layers);
+    this.fit();
     const shared = sharedPrefix([...new Set(this.groups.values())].filter(Boolean));
     let group = null, box = row;
     trace.layers.forEach((layer) => {
@@ -126,16 +178,58 @@ export class Overview {
     requestAnimationFrame(() => this.drawArcs());
   }
 
+  /** Draw the edges between neighbouring columns once their maps are on screen (next frame). */
+  scheduleEdges() {
+    if (this.edgeFrame) return;
+    this.edgeFrame = requestAnimationFrame(() => { this.edgeFrame = 0; this.drawEdges(); });
+  }
+
+  /** CNN Explainer's signature: faint lines from every drawn neuron to each drawn neuron of the
+   * next column it feeds (all channels for a conv, the same channel for an element-wise layer). */
+  drawEdges() {
+    this.svg.querySelectorAll(".edge").forEach((p) => p.remove());
+    this.sizeSvg();
+    const base = this.wrap.getBoundingClientRect();
+    const order = new Map(this.ctx.trace.layers.map((l, i) => [l.name, i]));
+    const frag = document.createDocumentFragment();
+    for (const layer of this.ctx.trace.layers) {
+      const j = order.get(layer.name);
+      const cb = this.cols.get(layer.name);
+      if (!cb || cb.dataset.drawn !== "1" || this.shownColumn(layer.name) !== cb) continue;
+      layer.inputs.forEach((src) => {
+        if (order.get(src) !== j - 1) return; // arcs stand for the longer hops
+        const ca = this.shownColumn(src), inp = this.byName.get(src);
+        if (!ca || !inp || ca === cb || ca.dataset.drawn !== "1") return;
+        const from = [...ca.querySelectorAll("canvas.neuron")].map((cv) => [cv, cv.getBoundingClientRect()]);
+        cb.querySelectorAll("canvas.neuron").forEach((cv) => {
+          const t = cv.getBoundingClientRect();
+          if (!t.width) return;
+          const c = cv.dataset.channel === undefined ? null : Number(cv.dataset.channel);
+          const set = c === null ? null : feeding(layer, c, [inp], (l) => this.dims(l))[0];
+          const tx = t.left - base.left, ty = t.top - base.top + t.height / 2;
+          for (const [s, r] of from) {
+            const ch = s.dataset.channel === undefined ? null : Number(s.dataset.channel);
+            if (!r.width || (set && ch !== null && !set.includes(ch))) continue;
+            frag.appendChild(curve(r.right - base.left, r.top - base.top + r.height / 2, tx, ty, "edge"));
+          }
+        });
+      });
+    }
+    this.svg.prepend(frag);
+  }
+
   /** Fold a block to its last layer (or unfold it); edges are redrawn to the visible columns. */
   fold(groupEl, folded) {
     groupEl.classList.toggle("folded", folded);
     this.drawArcs();
+    this.scheduleEdges();
     if (!folded) this.drawVisible();
   }
 
   foldAll(folded) {
     this.wrap.querySelectorAll(".group").forEach((g) => g.classList.toggle("folded", folded));
     this.drawArcs();
+    this.scheduleEdges();
     this.drawVisible();
   }
 
@@ -163,6 +257,7 @@ export class Overview {
 
   destroy() {
     if (this.observer) this.observer.disconnect();
+    window.removeEventListener("resize", this.onResize);
   }
 
   pageSize(layer) {
@@ -170,12 +265,13 @@ export class Overview {
     if (d.length !== 3) return STRIP_PAGE;
     if (d[0] <= 12) return d[0];
     const px = this.mapPx(layer);
-    return Math.max(4, Math.min(16, Math.floor(540 / (px + 5))));
+    return Math.max(4, Math.min(16, Math.floor((this.availH - COL_CHROME) / (px + MAP_GAP))));
   }
 
+  /** A map's width on screen: twice its size, 28 to 60 px, times the window's zoom (fit()). */
   mapPx(layer) {
     const h = this.dims(layer)[1];
-    return Math.max(28, Math.min(60, h * 2));
+    return Math.round(Math.max(28, Math.min(60, h * 2)) * this.zoom);
   }
 
   column(layer) {
@@ -238,6 +334,7 @@ export class Overview {
     if (this.pages.get(name) * size !== start) return; // a newer page was asked for
     this.draw(layer, page, start);
     el.dataset.drawn = "1";
+    this.scheduleEdges();
   }
 
   /** One page of maps (or the whole strip). A channels-last layer the server marks (``layout``)
@@ -360,12 +457,7 @@ export class Overview {
         const ch = cv.dataset.channel === undefined ? null : Number(cv.dataset.channel);
         if (sets[k] && ch !== null && !sets[k].includes(ch)) return;
         const r = cv.getBoundingClientRect();
-        const line = document.createElementNS(SVGNS, "path");
-        const sx = r.right - base.left, sy = r.top - base.top + r.height / 2;
-        const mx = (sx + tx) / 2;
-        line.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
-        line.setAttribute("class", "hl");
-        this.svg.appendChild(line);
+        this.svg.appendChild(curve(r.right - base.left, r.top - base.top + r.height / 2, tx, ty, "hl"));
         cv.classList.add("feeds");
       });
     });
@@ -382,11 +474,8 @@ export class Overview {
    * columns (DenseNet's concatenations) gets one band from the furthest, labelled with the count. */
   drawArcs() {
     this.svg.querySelectorAll(".arc, .arc-count").forEach((a) => a.remove());
-    this.svg.setAttribute("width", "0");  // measure the columns, not the last drawing
-    this.svg.setAttribute("height", "0");
+    this.sizeSvg();
     const base = this.wrap.getBoundingClientRect();
-    this.svg.setAttribute("width", String(this.wrap.scrollWidth));
-    this.svg.setAttribute("height", String(this.wrap.scrollHeight));
     const order = new Map(this.ctx.trace.layers.map((l, i) => [l.name, i]));
     const x = (col) => { const r = col.querySelector(".col-head").getBoundingClientRect(); return r.left - base.left + r.width / 2; };
     /** @type {Map<Element, {layer: any, from: Map<Element, string[]>}>} */
@@ -413,6 +502,14 @@ export class Overview {
         for (const [ca, names] of from) this.arc(x(ca), x2, `arc arc-${layer.kind}`, `${names.join("\n")} (${layer.kind})`);
       }
     }
+  }
+
+  /** The drawing covers the columns (measured without the last drawing). */
+  sizeSvg() {
+    this.svg.setAttribute("width", "0");
+    this.svg.setAttribute("height", "0");
+    this.svg.setAttribute("width", String(this.wrap.scrollWidth));
+    this.svg.setAttribute("height", String(this.wrap.scrollHeight));
   }
 
   /** One arc over the column heads from x1 to x2 (a band with its count when ``count`` is given). */

@@ -15,6 +15,7 @@ import { Store, mirror } from "./store.js";
  * @property {string | null} image the input image's id (main.js)
  * @property {string} overview the overview's state (main.js)
  * @property {string} detail the detail view's state (main.js)
+ * @property {string} details "shown" or "hidden": the overview's names, shapes and legends (main.js)
  * @property {string} [prediction] the top class's name, "" when the output is no class vector
  * @property {string} [why] the Why? heatmap (why.js)
  * @property {string} [whymetrics] its deletion / insertion metrics
@@ -32,10 +33,10 @@ import { Store, mirror } from "./store.js";
  */
 
 /** @type {Store<PageState>} */
-export const page = new Store({ view: "network", model: null, image: null, overview: "loading", detail: "closed" });
+export const page = new Store({ view: "network", model: null, image: null, overview: "loading", detail: "closed", details: "shown" });
 
 /** The keys written on <body> as data-KEY (all but model and image). */
-const ON_BODY = /** @type {const} */ (["view", "overview", "detail", "prediction", "why", "whymetrics", "sanity",
+const ON_BODY = /** @type {const} */ (["view", "overview", "detail", "details", "prediction", "why", "whymetrics", "sanity",
   "lookfor", "featvis", "examples", "training", "snapshot", "dataset", "embedding", "cell", "compare", "comparewhy"]);
 
 mirror(page, [...ON_BODY], document.body.dataset);
