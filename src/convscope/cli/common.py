@@ -46,7 +46,19 @@ def add_model_argument(
     if positional:
         parser.add_argument("model_word", nargs="?", metavar="SPEC", help=argparse.SUPPRESS)
         parser.set_defaults(model_default=default)
+    add_classes_argument(parser)
     add_trust_argument(parser)
+
+
+def add_classes_argument(parser: argparse.ArgumentParser) -> None:
+    """``--classes FILE``: the model's class names (load_model's ``classes``), one per output unit."""
+    parser.add_argument(
+        "--classes",
+        metavar="FILE",
+        default=None,
+        help="class names for the model's output units: a JSON list or a text file with one name a line "
+        "(default: the model's own; known published models such as CNN Explainer's Tiny VGG have theirs)",
+    )
 
 
 def model_spec(args: argparse.Namespace) -> str:
@@ -114,6 +126,46 @@ def add_progress_argument(parser: argparse.ArgumentParser, *aliases: str) -> Non
     )
 
 
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--engine local|ray`` and the Ray options of the dataset-level commands (convscope.scale)."""
+    group = parser.add_argument_group("scale out")
+    group.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a pool of Ray actors, each holding the model",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the command)",
+    )
+    group.add_argument("--workers", type=int, default=2, help="Ray actors holding the model (default 2)")
+    group.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs Ray gives each actor (default 0: CPU); the model then runs on cuda",
+    )
+
+
+def engine_from_args(args: argparse.Namespace):
+    """A context manager yielding the engine for ``engine=``: "local", or a RayEngine closed on exit."""
+    import contextlib
+    import os
+
+    if getattr(args, "engine", "local") != "ray":
+        return contextlib.nullcontext("local")
+    from ..scale import RayEngine
+
+    return RayEngine(
+        address=args.ray_address or os.environ.get("RAY_ADDRESS") or None,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+    )
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (auto: CUDA when available)"
@@ -129,10 +181,12 @@ def resolve_device(name: Any = "auto"):
 
 def load_model_from_args(args: argparse.Namespace):
     from ..models import load_model
+    from ..models.class_names import read_classes
     from ..outputs import parse_output
 
     device = resolve_device(getattr(args, "device", "cpu"))
-    model = load_model(model_spec(args), trust=getattr(args, "trust", False), device=device)
+    classes = read_classes(args.classes) if getattr(args, "classes", None) else None
+    model = load_model(model_spec(args), trust=getattr(args, "trust", False), device=device, classes=classes)
     if getattr(args, "output", None) is not None:
         model.output = parse_output(args.output)
     return model

@@ -20,7 +20,8 @@ folder; anything else is a one-line :class:`ConvscopeError`, never a traceback.
 Preprocessing is TF.js / CNN Explainer's: input size and channels from the first
 layer's ``batch_input_shape``, ``pixel / 255`` (mean 0, std 255), shorter side resized
 then centre-cropped. Class names come from the ``classes`` argument, or a sidecar
-``classes.json`` (a JSON list) / ``labels.txt`` (one name a line) beside ``model.json``.
+``classes.json`` (a JSON list) / ``labels.txt`` (one name a line) beside ``model.json``,
+or, for a published model recognised by its weights (:mod:`.known`), its own names.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from ..errors import ConvscopeError
 from .keras_layers import MAX_SIDE, as_model, build_keras_net, build_sequential, model_layers
+from .known import known_by_weights
 from .model import Model
 from .tfjs_weights import read_class_names, read_json, read_tfjs_weights
 
@@ -61,4 +63,8 @@ def load_tfjs_model(path: str | Path, classes: Sequence[str] | None = None) -> M
     built = build_keras_net(config, weights, source=path)
     meta: dict[str, Any] = {"format": "tfjs-layers", "source": str(path), "generated_by": spec.get("generatedBy")}
     names = list(classes) if classes is not None else read_class_names(path.parent)
+    known = known_by_weights(weights) if names is None else None
+    if known is not None:
+        names = list(known.classes)
+        meta["known_as"] = known.name
     return as_model(built, source=path, name=path.parent.name or path.stem, classes=names, meta=meta)

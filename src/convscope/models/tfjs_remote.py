@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import ConvscopeError
 from ..io_utils import download_to, resolve_inside
+from .known import known_by_url
 from .model import Model
 from .tfjs import load_tfjs_model
 from .tfjs_weights import CLASS_FILES, MAX_JSON_BYTES, MAX_LABELS_BYTES, read_json, weight_groups
@@ -66,6 +67,9 @@ def fetch_tfjs_model(url: str, progress: bool = True, deadline: float | None = N
 
 def load_tfjs_url(url: str, classes: Sequence[str] | None = None) -> Model:
     local = fetch_tfjs_model(url)
+    known = known_by_url(url)
+    if classes is None and known is not None:
+        classes = known.classes
     try:
         model = load_tfjs_model(local, classes=classes)
     except ConvscopeError:

@@ -71,7 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "output x input channels (default: 64)",
     )
     p.add_argument("--format", choices=["png", "svg"], default="png", help="figure file format (default: png)")
-    p.add_argument("--classes", metavar="FILE", help="class names: a JSON list or a text file with one name a line")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default: 5)")
     add_device_argument(p)
     add_progress_argument(p)
@@ -84,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     if args.max_channels < 1 or args.top < 1:
         raise ConvscopeError("--max-channels and --top must be at least 1")
     model = load_model_from_args(args)
-    if args.classes:
-        model.classes = read_classes(args.classes)
     x = model.batch(model.preprocess(args.image))  # a non-image fails here, in one line
     t = trace_model(model, x)
     if t.probs is None:
@@ -116,23 +113,6 @@ def run(args: argparse.Namespace) -> int:
         f"trace.json and index.html to {out}"
     )
     return 0
-
-
-def read_classes(path: str | Path) -> list[str]:
-    """Class names from a JSON list or a text file with one name a line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConvscopeError(f"no such class-name file: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConvscopeError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(names, list):
-            raise ConvscopeError(f"{path} must hold a JSON list of class names")
-        return [str(n) for n in names]
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 # -- writing ----------------------------------------------------------------------------
