@@ -96,3 +96,98 @@ def test_column_size_follows_the_window(live, browser, shots):
         assert errors == []
         page.close()
     assert seen[2560] > 1.4 * seen[1280], seen
+
+
+def get_json(live, path: str, **params) -> dict:
+    import json
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(f"{live.url}{path}?{urllib.parse.urlencode(params)}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def open_conv(page, layer: str, channel: int = 0):
+    page.locator(f'canvas.neuron[data-layer="{layer}"][data-channel="{channel}"]').click()
+    wait_detail(page)
+    return page.locator(".conv-formula")
+
+
+def position(sec) -> tuple[int, int]:
+    return int(sec.get_attribute("data-y")), int(sec.get_attribute("data-x"))
+
+
+def set_range(page, selector: str, value: int) -> None:
+    page.evaluate(
+        """([selector, value]) => { const r = document.querySelector(selector);
+          r.value = String(value); r.dispatchEvent(new Event('input')); }""",
+        [selector, value],
+    )
+
+
+def test_step_play_speed_and_seek(live, browser):
+    page, errors = open_page(browser, live.url + "/")
+    conv = next(r for r in trace_of(live).layers if r.kind == "conv" and r.weight.shape[1] > 1)
+    oh, ow = conv.output.shape[-2:]
+    sec = open_conv(page, conv.name)
+    page.mouse.move(0, 0)
+    played = {}
+    for label, index in (("fast", 4), ("slow", 0)):
+        set_range(page, ".conv-formula .speed", index)
+        delay = int(sec.get_attribute("data-delay"))
+        y0, x0 = position(sec)
+        sec.locator(".play").click()
+        page.wait_for_timeout(1500)
+        sec.locator(".play").click()
+        page.wait_for_timeout(delay + 300)  # the last step asked for lands
+        y1, x1 = position(sec)
+        played[label] = (delay, (y1 * ow + x1 - (y0 * ow + x0)) % (oh * ow))
+    assert played["fast"][0] == 10 and played["slow"][0] == 1000
+    assert played["fast"][1] >= 8, played  # 450 ms a step (the old fixed pace) makes 3
+    assert 1 <= played["slow"][1] <= 2, played
+    # the seek slider jumps to a position; its numbers are the server's for that position
+    y, x = oh - 3, ow // 2 + 1
+    set_range(page, ".conv-formula .seek", y * ow + x)
+    page.wait_for_function(
+        "([y, x]) => { const s = document.querySelector('.conv-formula'); return s.dataset.y === String(y) && s.dataset.x === String(x); }",
+        arg=[y, x],
+    )
+    ref = get_json(live, f"/api/models/default/layers/{conv.name}/detail", image="sample-0", channel=0, y=y, x=x)
+    pos = ref["position"]
+    value = float(page.locator('#detail [data-k="value"]').get_attribute("data-value"))
+    assert value == pytest.approx(pos["value"], abs=1e-6)
+    assert value == pytest.approx(float(conv.output[0, 0, y, x]), abs=1e-5)
+    shown = float(page.locator('#detail [data-k="channel-sum"]').get_attribute("data-value"))
+    assert shown == pytest.approx(pos["channels"][0]["sum"], abs=1e-6)
+    assert page.locator(".conv-formula .seek-text").inner_text().startswith(f"({y}, {x})")
+    assert errors == []
+    page.close()
+
+
+def test_pool_formula_writes_the_window_values(live, browser, shots):
+    page, errors = open_page(browser, live.url + "/")
+    pool = next(r for r in trace_of(live).layers if r.kind == "maxpool")
+    c, y, x = 1, 2, 3
+    page.locator(f'canvas.neuron[data-layer="{pool.name}"][data-channel="{c}"]').click()
+    wait_detail(page)
+    out = page.locator("#detail .inout canvas").nth(1)
+    box = out.bounding_box()
+    h, w = pool.output.shape[-2:]
+    out.click(position={"x": (x + 0.5) * box["width"] / w, "y": (y + 0.5) * box["height"] / h})
+    page.wait_for_function(
+        "(v) => document.querySelector('#detail [data-k=\"value\"]')?.dataset.value === v",
+        arg=str(float(pool.output[0, c, y, x])),
+    )
+    k, s = pool.params["kernel_size"], pool.params["stride"]
+    window = pool.input[0, c, y * s[0] : y * s[0] + k[0], x * s[1] : x * s[1] + k[1]].flatten()
+    expected = float(torch.nn.functional.max_pool2d(pool.input[:, c : c + 1], k, s)[0, 0, y, x])
+    formula = page.locator("#detail .formula-numbers .formula")
+    terms = [float(t.get_attribute("data-value")) for t in formula.locator(".term").all()]
+    assert terms == pytest.approx(window.tolist(), abs=1e-6)
+    best = formula.locator(".term.argmax")
+    assert best.count() == 1 and float(best.get_attribute("data-value")) == pytest.approx(expected, abs=1e-6)
+    text = formula.inner_text()
+    assert text.startswith("max(") and f") = {float(f'{expected:.5g}'):g}" in text, text
+    page.locator("#detail").screenshot(path=str(shots / "h22-pool.png"))
+    assert errors == []
+    page.close()

@@ -148,7 +148,7 @@ def pool_position_json(rec, channel: int, y: int, x: int) -> dict[str, Any]:
     else:
         formula = f"Σ window / {win.divisor} = {float(win.values.sum()):.6g} / {win.divisor}"
     return {"y": win.y, "x": win.x, "values": values, "argmax": list(win.argmax) if win.argmax else None,
-            "value": win.value, "trace_value": float(_out(rec, channel, win.y, win.x)), "formula": formula,
+            "divisor": win.divisor, "value": win.value, "trace_value": float(_out(rec, channel, win.y, win.x)), "formula": formula,
             "window": {"top": int(win.rows[0]), "left": int(win.cols[0]), "height": kh, "width": kw}}
 
 

@@ -5,7 +5,8 @@ import { fmt } from "./colors.js";
 import { el, fill, add, html } from "./dom.js";
 import { mapView, grid, num } from "./widgets.js";
 
-const POS_DELAY = 450;
+const POS_DELAY = 450;          // ms a step of play waits, at first
+const SPEEDS = [1000, 450, 150, 50, 10]; // the speed control's steps (ms a step)
 
 /** "+ 0.5" or "− 0.5": a term of a sum as written by hand. */
 function signed(v, digits) {
@@ -119,19 +120,33 @@ function convFormula(d, ctx) {
   const p = d.params;
   const sec = el("section", "conv-formula");
   sec.appendChild(el("h3", "", html`Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
+  const [oh, ow] = d.output.shape;
   const controls = el("div", "controls");
   const play = el("button", "play", "▶ play");
   const chooser = el("select", "in-channel");
   d.channels.forEach((c) => chooser.appendChild(new Option(`input channel ${c.index}`, c.index)));
-  controls.append(play, chooser);
+  const speed = /** @type {HTMLInputElement} */ (el("input", "speed"));
+  Object.assign(speed, { type: "range", min: "0", max: String(SPEEDS.length - 1), step: "1", value: String(SPEEDS.indexOf(POS_DELAY)) });
+  speed.setAttribute("aria-label", "play speed");
+  const speedText = el("span", "note speed-text");
+  const seek = /** @type {HTMLInputElement} */ (el("input", "seek"));
+  Object.assign(seek, { type: "range", min: "0", max: String(oh * ow - 1), step: "1" });
+  seek.setAttribute("aria-label", "output position");
+  const seekText = el("span", "note seek-text");
+  controls.append(play, el("label", "note", ["speed ", speed]), speedText, chooser,
+    el("label", "note", ["position ", seek]), seekText);
   sec.appendChild(controls);
   const stage = el("div", "formula-stage");
   sec.appendChild(stage);
   const numbers = el("div", "formula-numbers");
   sec.appendChild(numbers);
-  const [oh, ow] = d.output.shape;
   let state = { index: d.channels[0].index, y: d.position.y, x: d.position.x, pos: d.position };
   let timer = null, seq = 0;
+  const delay = () => SPEEDS[Number(speed.value)];
+  const showSpeed = () => {
+    speedText.textContent = `${delay()} ms a step`;
+    sec.dataset.delay = String(delay());
+  };
 
   function draw() {
     const c = d.channels.find((c) => c.index === state.index) || d.channels[0];
@@ -171,6 +186,8 @@ function convFormula(d, ctx) {
       `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
       `padding (left, right, top, bottom) ${p.pad.join(", ")}; greyed window cells are padding (0)`));
     sec.dataset.y = pos.y; sec.dataset.x = pos.x; sec.dataset.index = c.index;
+    seek.value = String(pos.y * ow + pos.x);
+    seekText.textContent = `(${pos.y}, ${pos.x}) of ${oh}×${ow}`;
   }
 
   async function move(y, x) {
@@ -181,21 +198,31 @@ function convFormula(d, ctx) {
     draw();
   }
 
+  /** One step of play, then the next after the speed control's delay (read each step, so a
+   * change of speed takes effect at once; a step waits for its numbers before the next). */
+  let run = 0; // which play the running steps belong to (a pause ends it)
+  async function step(mine) {
+    let { y, x } = state;
+    x += 1;
+    if (x >= ow) { x = 0; y = (y + 1) % oh; }
+    await move(y, x);
+    if (timer && mine === run) timer = setTimeout(() => step(mine), delay());
+  }
   play.onclick = () => {
-    if (timer) { clearInterval(timer); timer = null; play.textContent = "▶ play"; return; }
+    run++;
+    if (timer) { clearTimeout(timer); timer = null; play.textContent = "▶ play"; return; }
     play.textContent = "❚❚ pause";
-    timer = setInterval(() => {
-      let { y, x } = state;
-      x += 1;
-      if (x >= ow) { x = 0; y = (y + 1) % oh; }
-      move(y, x);
-    }, POS_DELAY);
+    const mine = run;
+    timer = setTimeout(() => step(mine), delay());
   };
+  speed.oninput = showSpeed;
+  seek.oninput = () => { const v = Number(seek.value); move(Math.floor(v / ow), v % ow); };
   const choose = async () => {
     state.index = Number(chooser.value);
     await move(state.y, state.x);
   };
   chooser.onchange = choose;
+  showSpeed();
   draw();
   return {
     el: sec,
@@ -256,7 +283,7 @@ function pool(body, d, ctx) {
     numbers.replaceChildren();
     const local = pos.argmax ? [pos.argmax[0] - w.top, pos.argmax[1] - w.left] : null;
     numbers.append(grid(pos.values, { title: `window at (${w.top}, ${w.left}), ${w.height}×${w.width}`, mark: local }),
-      formulaBox(html`${pos.formula} = ${valueAndTrace(pos.value, pos.trace_value)}`));
+      formulaBox(poolTerms(pos, local), html` = ${valueAndTrace(pos.value, pos.trace_value)}`));
   }
   async function move(y, x) {
     const my = ++seq;
@@ -265,6 +292,21 @@ function pool(body, d, ctx) {
   }
   body.prepend(formulaBox(d.formula));
   draw(d.position);
+}
+
+/** The pool's formula with its real numbers, `max(0.41, 0.93, 0.12, 0.57)` with the arg-max in
+ * bold, or `(0.41 + 0.93 + 0.12 + 0.57) / 4` (padding left out: it adds 0 to a sum, and a max
+ * pool pads with −∞). */
+function poolTerms(pos, local) {
+  const terms = [];
+  pos.values.forEach((row, a) => row.forEach((v, b) => {
+    if (v === null) return;
+    const best = local && local[0] === a && local[1] === b;
+    terms.push(html`<span class="num term${best ? " argmax" : ""}" data-value="${v}">${fmt(v, 3)}</span>`);
+  }));
+  const sep = pos.divisor ? " + " : ", ";
+  const list = terms.flatMap((t, i) => (i ? [sep, t] : [t]));
+  return pos.divisor ? html`(${list}) / ${pos.divisor}` : html`max(${list})`;
 }
 
 // -- batchnorm ---------------------------------------------------------------------------
