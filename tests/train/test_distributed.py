@@ -1,6 +1,7 @@
 """``convscope train`` under ``torchrun --nproc_per_node=2`` (gloo on the CPU) is the same run
 as one process with the same arguments: the same weights to float32 rounding, one run folder
-written by rank 0 alone, and each kind of run resumes the other's ``last.pt``."""
+written by rank 0 alone, and each kind of run resumes the other's ``last.pt``. ``cs.Run`` called
+from every rank of a hand-written DDP loop writes one run folder too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,12 +30,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*argv: str) -> subprocess.CompletedProcess:
+def torchrun(*argv: str, launch: tuple[str, ...] = ("-m", "convscope", "train")) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "convscope", "train", *argv]
+           f"--master_port={_free_port()}", *launch, *argv]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -105,3 +107,43 @@ def test_resume_crosses_between_torchrun_and_one_process(runs, tmp_path):
     assert [r["epoch"] for r in metrics(ddp3)] == [r["epoch"] for r in metrics(one3)] == [1, 2, 3]
     assert files(one3) == files(ddp3)
     assert load_checkpoint(one3 / "last.pt")["meta"]["epoch"] == 3
+
+
+RUN_LOOP = """
+import sys
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import convscope as cs
+from convscope.models import zoo
+
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+net = zoo.build("tiny-vgg", in_channels=1, num_classes=3, input_size=(16, 16))
+model = torch.nn.parallel.DistributedDataParallel(net)
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+x, y = torch.rand(8, 1, 16, 16), torch.arange(8) % 3
+with cs.Run(sys.argv[1], net, classes=["a", "b", "c"], input_size=(16, 16), sample=(x[0], 0)) as run:
+    for epoch in (1, 2):
+        share = slice(dist.get_rank(), None, 2)
+        loss = F.cross_entropy(model(x[share]), y[share])
+        opt.zero_grad(); loss.backward(); opt.step()
+        run.log(epoch, loss=loss)
+        total = loss.detach().clone(); dist.all_reduce(total)
+        record = run.epoch_end(epoch, val_loss=float(total) / 2, lr=0.1)
+        print(f"rank {dist.get_rank()} epoch {record['epoch']} val_loss {record['val_loss']:.6f}")
+dist.destroy_process_group()
+"""
+
+
+def test_run_api_writes_one_folder_from_every_rank(tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text(textwrap.dedent(RUN_LOOP))
+    out = tmp_path / "mine"
+    done = torchrun(str(out), launch=(str(script),))
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 4 and lines[0].split()[2:] == lines[2].split()[2:]  # both ranks, the same records
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]
+    assert files(out).count("events") == 1
+    assert {"last.pt", "best.pt", "snapshots/epoch_000.npz", "snapshots/epoch_002.npz"} <= set(files(out))
+    assert load_checkpoint(out / "last.pt")["meta"]["writer"] == "convscope.Run"

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -90,6 +92,32 @@ class Dist:
         on = values.to(torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else "cpu")
         dist.all_reduce(on)
         return on.to(values.device)
+
+
+class NoLock:
+    """The run-folder lock of a rank other than 0, which never writes the folder."""
+
+    stale = None
+    command = None
+
+    def acquire(self) -> NoLock:
+        return self
+
+    def release(self) -> None:
+        pass
+
+
+class NoWriter:
+    """The background writer of a rank other than 0: every write is rank 0's, so it drops them."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def wait(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def current() -> Dist:

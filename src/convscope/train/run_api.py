@@ -24,6 +24,11 @@ from the constructor to :meth:`Run.close`, so a second writer is refused.
 from its layers) or the model was loaded from a convscope checkpoint; give
 ``architecture="file.py:factory"`` for your own module, or load the weights later
 with ``load_model("file.py:factory@runs/mine/best.pt")``.
+
+Under ``torchrun`` every rank may make the same ``Run`` calls: only rank 0 (``RANK=0``)
+locks and writes the folder and prints; on the other ranks the calls keep the history
+but write nothing. Give :meth:`Run.epoch_end` metrics already reduced across ranks
+(``torch.distributed.all_reduce``) if each rank measured only its own share.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ..errors import ConvscopeError
 from ..io_utils import remove_temp_files
 from ..models import Model, Preprocessing, load_checkpoint, save_checkpoint, zoo
 from ..models.model import guess_preprocessing
+from . import distributed
 from .background import BackgroundWriter
 from .runlock import RunLock
 from .runlog import METRICS, RunLog
@@ -85,7 +91,10 @@ class Run:
                  command: str | None = None, log: Callable[[str], None] | None = None) -> None:
         self.out = Path(folder)
         self.say = log or (lambda msg: print(msg, file=sys.stderr))
-        self.lock = RunLock(self.out, command=command).acquire()
+        self.writes = distributed.current().is_main  # under torchrun only rank 0 touches the folder
+        if not self.writes:
+            self.say = lambda msg: None
+        self.lock = (RunLock(self.out, command=command) if self.writes else distributed.NoLock()).acquire()
         try:
             self._setup(model, classes, preprocessing, input_size, config, sample, monitor, mode, optimizer,
                         architecture, data, resume, histograms, command)
@@ -98,8 +107,9 @@ class Run:
         if self.lock.stale is not None:
             self.say(f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
                      "without releasing it")
-        remove_temp_files(self.out)
-        remove_temp_files(self.out / SNAPSHOTS)
+        if self.writes:
+            remove_temp_files(self.out)
+            remove_temp_files(self.out / SNAPSHOTS)
         wrapped = model if isinstance(model, Model) else None
         self.net = wrapped.net if wrapped is not None else model
         if not isinstance(self.net, nn.Module):
@@ -121,7 +131,7 @@ class Run:
         self.best: dict[str, Any] | None = None
         if resume:
             self._resume()
-        elif (self.out / LAST).exists() or (self.out / METRICS).exists():
+        elif self.writes and ((self.out / LAST).exists() or (self.out / METRICS).exists()):
             raise ConvscopeError(f"{self.out} already holds a run; continue it with Run(..., resume=True) "
                                  "or choose another folder")
         self._sample: tuple[torch.Tensor, torch.Tensor, int] | None = None
@@ -129,8 +139,8 @@ class Run:
         self._means: dict[str, list[Scalar]] = {}
         self._epoch_started = time.perf_counter()
         self._unmonitored = False
-        self.writer = BackgroundWriter()
-        self.runlog = RunLog(self.out, self.history)
+        self.writer = BackgroundWriter() if self.writes else distributed.NoWriter()
+        self.runlog = RunLog(self.out, self.history) if self.writes else None
         self.closed = False
         for note in self.notes:
             self.say(note)
@@ -207,9 +217,10 @@ class Run:
         record = {"epoch": epoch, **{k: values.pop(k, None) for k in RECORD_KEYS[1:]}, **values}
         self._flush_steps()
         self.history = [r for r in self.history if r["epoch"] != epoch] + [record]
-        params = ({n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
-                  if self.histograms else {})
-        self.writer.submit(self.runlog.log_epoch, dict(record), params)
+        if self.runlog is not None:
+            params = ({n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
+                      if self.histograms else {})
+            self.writer.submit(self.runlog.log_epoch, dict(record), params)
         if self._sample is not None:
             self.snapshot(epoch=epoch)
         improved = self._improved(record)
@@ -242,13 +253,15 @@ class Run:
             self._sample = _sample(sample, self.preprocessing)
         if self._sample is None:
             raise ConvscopeError("a snapshot needs a sample image: Run(..., sample=image) or run.snapshot(image)")
-        if first_conv(self.net) is None:
+        if first_conv(self.net) is None or not self.writes:
             return
         image, x, label = self._sample
         arrays = snapshot_arrays(self.epoch if epoch is None else epoch, self.net, image, x, label)
         self.writer.submit(write_snapshot, self.out, arrays)
 
     def _save(self, name: str) -> None:
+        if not self.writes:
+            return
         weights = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
         self.writer.submit(save_checkpoint, self.out / name, weights, copy.deepcopy(self._meta()))
 
@@ -280,6 +293,8 @@ class Run:
         self.closed = True
         try:
             self._flush_steps()
+            if self.runlog is None:  # a torchrun rank other than 0 wrote nothing
+                return
             try:
                 self.writer.close()
             except BaseException:

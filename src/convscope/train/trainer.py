@@ -145,7 +145,7 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 speaks and writes for the whole run
             self.log = lambda msg: None
         # taken before the folder is looked at, so a --resume of a run being written is refused too
-        self.lock = (RunLock(self.out, command=self.command) if self.dist.is_main else _NoLock()).acquire()
+        self.lock = (RunLock(self.out, command=self.command) if self.dist.is_main else distributed.NoLock()).acquire()
         try:
             self._setup(config, resume, splits, trust)
         except BaseException:
@@ -509,18 +509,6 @@ class Trainer:
             self.log("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
 
         return signal.signal(signal.SIGINT, handler)
-
-
-class _NoLock:
-    """The lock of a rank other than 0, which never writes the run folder."""
-
-    stale = None
-
-    def acquire(self) -> _NoLock:
-        return self
-
-    def release(self) -> None:
-        pass
 
 
 def fast_normalize(prep: Preprocessing, channels: int) -> Callable[[torch.Tensor], torch.Tensor]:
