@@ -8,6 +8,7 @@ built in this process is refused (only load words cross to the workers).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -161,3 +162,24 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_cli_examples_and_evaluate_with_engine_ray(engine, tmp_path, capsys):
+    from convscope.cli.main import main
+    from convscope.features import TopExamples
+
+    common = ["examples", "--data", "digits", "--layer", "conv_2_2", "--k", "4", "--channels", "0-5",
+              "--batch-size", "32", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
+    same_examples(TopExamples.load(tmp_path / "ray" / "examples.npz"),
+                  TopExamples.load(tmp_path / "local" / "examples.npz"))
+    capsys.readouterr()
+    reports = []
+    for extra in ([], ["--engine", "ray"]):
+        assert main(["evaluate", "default", "--data", "digits", "--json", "--batch-size", "64", "--no-progress",
+                     "--out", str(tmp_path / f"eval{len(extra)}"), *extra]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    local, remote = reports
+    assert remote["confusion_matrix"] == local["confusion_matrix"] and remote["accuracy"] == local["accuracy"]
+    assert remote["loss"] == pytest.approx(local["loss"], rel=1e-5)

@@ -103,8 +103,13 @@ def cached_pass(
     progress: bool = True,
     callback: Progress | None = None,
     refresh: bool = False,
+    engine: Any = "local",
 ) -> DatasetPass:
-    """:func:`run_pass` through the disk cache; ``meta['key']`` names the entry."""
+    """:func:`run_pass` through the disk cache; ``meta['key']`` names the entry.
+
+    ``engine`` only says where a missing entry is computed: both engines give the same
+    numbers, so they share the entry.
+    """
     key = pass_key(model, dataset, split, seed, layer)
     path = cache_root(cache_dir) / "dataset-pass" / f"{key}.npz"
     result = None if refresh else read_entry(path, DatasetPass.load, lambda r: _fits(r, dataset))
@@ -113,7 +118,8 @@ def cached_pass(
         if callback is not None:
             callback(len(result), len(result))
         return result
-    result = run_pass(model, dataset, layer=layer, batch_size=batch_size, progress=progress, callback=callback)
+    result = run_pass(model, dataset, layer=layer, batch_size=batch_size, progress=progress, callback=callback,
+                      engine=engine)
     result.meta.update({"key": key, "split": split, "seed": seed})
     result.save(path)
     result.meta["cached"] = False

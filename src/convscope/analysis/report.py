@@ -44,6 +44,7 @@ def build_report(
     progress: bool = True,
     callback: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    engine: Any = "local",
 ) -> tuple[str, str, list[Section], dict[str, Any]]:
     """The report's sections for ``model`` on ``dataset`` (one split of it).
 
@@ -64,6 +65,7 @@ def build_report(
         batch_size=batch_size,
         progress=progress,
         callback=callback,
+        engine=engine,
     )
     images = data.images.permute(0, 2, 3, 1).numpy()  # what the network saw, uint8 HWC
     stats = evaluate(result)

@@ -177,7 +177,7 @@ def merge(partials: Sequence[TopExamples]) -> TopExamples:
                 or p.maps.shape[2:] != first.maps.shape[2:]:
             raise ConvscopeError("these partial results are for different layers, channels or k; cannot merge")
     keys = ("values", "indices", "positions", "maps")
-    state = {key: torch.from_numpy(np.array(getattr(first, key))) for key in keys}  # a copy: partials may be read-only (Ray)
+    state = {key: torch.from_numpy(np.asarray(getattr(first, key))) for key in keys}
     for p in partials[1:]:
         state = _combine(state, {key: torch.from_numpy(np.asarray(getattr(p, key))) for key in keys}, first.k)
     return TopExamples(layer=first.layer, channels=first.channels, seen=sum(p.seen for p in partials),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,13 @@ def _pack(ds: ImageDataset) -> dict[str, Any]:
 def _unpack(d: dict[str, Any]) -> ImageDataset:
     return ImageDataset(d["name"], d["classes"], torch.from_numpy(np.array(d["images"])),
                         torch.from_numpy(np.array(d["labels"])), indices=torch.from_numpy(np.array(d["indices"])))
+
+
+def _owned(part: Any) -> Any:
+    """The partial with its arrays copied out of Ray's object store (Ray hands them back read-only)."""
+    arrays = {f.name: np.array(v) for f in fields(part)
+              if isinstance(v := getattr(part, f.name), np.ndarray) and not v.flags.writeable}
+    return replace(part, **arrays)
 
 
 class _Worker:
@@ -161,7 +168,7 @@ class RayEngine:
         try:
             while work.has_next():
                 i, part = work.get_next_unordered()
-                results[i] = part
+                results[i] = _owned(part)
                 done += blocks[i][1] - blocks[i][0]
                 if callback is not None:
                     callback(done, total)
@@ -184,6 +191,12 @@ class RayEngine:
 
             for actor in pool:
                 ray.kill(actor, no_restart=True)
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Kill every pool, and stop Ray if this engine started it."""

@@ -85,21 +85,31 @@ class Evaluation:
         }
 
 
-def evaluate(model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "") -> Evaluation:
+def evaluate(model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "",
+             engine: Any = "local") -> Evaluation:
     """Run ``model`` over ``dataset`` (conformed to the model's input first) and count.
 
     The model's outputs are read as scores over the dataset's classes in order, so the
-    class counts must agree.
+    class counts must agree. ``engine="ray"`` (or a RayEngine) runs the pass on Ray workers
+    (:func:`convscope.analysis.run_pass`): the same predictions, the loss to float32 rounding.
     """
     k = len(dataset.classes)
     if model.classes is not None and len(model.classes) != k:
         raise ConvscopeError(f"{model.name} predicts {len(model.classes)} classes but {dataset.name} has {k}")
     data = dataset.conform(model.preprocessing)
-    logits = predict_logits(model.net, data, model.preprocessing, model.device, batch_size)
-    if logits.dim() != 2 or logits.shape[1] != k:
-        raise ConvscopeError(f"{model.name} outputs shape {tuple(logits.shape[1:])}, not {k} class scores")
-    loss = float(torch.nn.functional.cross_entropy(logits, data.labels))
-    preds = logits.argmax(1).numpy()
+    if engine not in (None, "local"):
+        from ..analysis.dataset_pass import run_pass
+
+        result = run_pass(model, data, batch_size=batch_size, progress=False, engine=engine)
+        if result.num_classes != k:
+            raise ConvscopeError(f"{model.name} outputs {result.num_classes} class scores, not {k}")
+        loss, preds = float(result.loss.mean()), result.preds
+    else:
+        logits = predict_logits(model.net, data, model.preprocessing, model.device, batch_size)
+        if logits.dim() != 2 or logits.shape[1] != k:
+            raise ConvscopeError(f"{model.name} outputs shape {tuple(logits.shape[1:])}, not {k} class scores")
+        loss = float(torch.nn.functional.cross_entropy(logits, data.labels))
+        preds = logits.argmax(1).numpy()
     cm = confusion_matrix(data.labels.numpy(), preds, k)
     return Evaluation(list(dataset.classes), cm, loss, dataset=dataset.name, split=split, note=dataset.note,
                       predictions=preds)

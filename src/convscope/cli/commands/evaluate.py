@@ -10,10 +10,12 @@ from typing import Any
 from ...errors import ConvscopeError
 from ..common import (
     add_device_argument,
+    add_engine_argument,
     add_model_argument,
     add_out_argument,
     add_progress_argument,
     add_split_argument,
+    engine_from_args,
     load_model_from_args,
 )
 
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", metavar="DIR", help="dataset cache directory")
     p.add_argument("--offline", action="store_true", help="never download data")
     add_device_argument(p)
+    add_engine_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     splits = load_splits(data, seed=seed, root=args.data_root, download=not args.offline, progress=not args.no_progress)
     # same name and seed, but different files (e.g. full MNIST now cached): not the training split
     same_split = same_split and splits.description == (model.meta.get("dataset") or {}).get("split")
-    result = evaluate(model, splits[args.split], batch_size=args.batch_size, split=args.split)
+    with engine_from_args(args) as engine:
+        result = evaluate(model, splits[args.split], batch_size=args.batch_size, split=args.split, engine=engine)
     result.extra.update(
         {
             "model": args.model,

@@ -6,6 +6,7 @@ import argparse
 
 from ..common import (
     add_device_argument,
+    add_engine_argument,
     add_model_argument,
     add_out_argument,
     add_output_argument,
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", nargs="+", metavar="NPZ", help="merge these partial results instead of ranking")
     add_out_argument(p, "convscope-examples", "folder for the grids, examples.npz (or a shard's partial result)")
     add_device_argument(p)
+    add_engine_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ...features import TopExamples, example_images, merge, receptive_field, top_examples
     from ...render import save_png
     from ...render.features import examples_grid
-    from ..common import load_model_from_args, progress_bar
+    from ..common import engine_from_args, load_model_from_args, progress_bar
     from .features import parse_units
 
     if args.k < 1:
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             except ValueError:
                 raise ConvscopeError(f"--shard wants I/N, e.g. 0/4, not {args.shard!r}") from None
             ds = data.shard(i, n)
-        with progress_bar(args, f"examples {args.layer}", "img") as bar:
+        with progress_bar(args, f"examples {args.layer}", "img") as bar, engine_from_args(args) as engine:
             result = top_examples(
                 model,
                 ds,
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 channels=parse_units(args.channels),
                 batch_size=args.batch_size,
                 progress=bar,
+                engine=engine,
             )
         if args.shard:
             path = result.save(out / f"partial-{i}-of-{n}.npz")

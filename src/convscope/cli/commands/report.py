@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..common import (
     add_device_argument,
+    add_engine_argument,
     add_model_argument,
     add_out_argument,
     add_output_argument,
@@ -49,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of the split")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $CONVSCOPE_CACHE or ~/.cache/convscope)")
+    add_engine_argument(p)
     add_progress_argument(p, "--quiet", "-q")
     p.set_defaults(func=run)
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ...analysis.report import write_report
     from ...data import load_splits
     from ...errors import ConvscopeError
+    from ..common import engine_from_args
 
     fmt = args.format or ("pdf" if Path(args.out).suffix.lower() == ".pdf" else "html")
     if args.samples < 1 or args.batch_size < 1:
@@ -69,21 +72,23 @@ def run(args: argparse.Namespace) -> int:
         dataset = dataset.subset(list(range(min(args.limit, len(dataset)))))
     log = None if args.no_progress else (lambda msg: print(msg, file=sys.stderr))
     checkpoint = args.model if Path(args.model).is_file() else None
-    facts = write_report(
-        args.out,
-        model,
-        dataset,
-        fmt=fmt,
-        split=args.split,
-        seed=args.seed,
-        checkpoint=checkpoint,
-        embedding=None if args.embedding == "none" else args.embedding,
-        samples=args.samples,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        progress=not args.no_progress,
-        log=log,
-    )
+    with engine_from_args(args) as engine:
+        facts = write_report(
+            args.out,
+            model,
+            dataset,
+            fmt=fmt,
+            split=args.split,
+            seed=args.seed,
+            checkpoint=checkpoint,
+            embedding=None if args.embedding == "none" else args.embedding,
+            samples=args.samples,
+            batch_size=args.batch_size,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+            log=log,
+            engine=engine,
+        )
     print(f"wrote {args.out}: accuracy {100 * facts['accuracy']:.2f}% on {facts['count']} {args.split} images")
     for item in facts["left_out"]:
         print(f"  left out: {item}")
