@@ -191,3 +191,41 @@ def test_pool_formula_writes_the_window_values(live, browser, shots):
     page.locator("#detail").screenshot(path=str(shots / "h22-pool.png"))
     assert errors == []
     page.close()
+
+
+def test_softmax_hover_highlights_the_term(live, browser, shots):
+    page, errors = open_page(browser, live.url + "/")
+    page.locator(".score").first.click()
+    wait_detail(page)
+    logits = trace_of(live).layers[-1].output[0].double()
+    probs = logits.softmax(-1)
+    shift = get_json(live, "/api/models/default/softmax", image="sample-0")["shift"]  # 0 unless exp would overflow
+    row = page.locator("#detail .softmax-table tr[data-index]").nth(2)
+    index = int(row.get_attribute("data-index"))
+    row.hover()
+    page.wait_for_function(
+        "(i) => document.querySelector('#detail .softmax-one')?.dataset.index === String(i)", arg=index
+    )
+    assert "hovered" in row.get_attribute("class")
+    assert page.locator("#detail .softmax-table tr.hovered").count() == 1
+    term = page.locator(f'#detail .softmax-sum .term[data-index="{index}"]')
+    assert "hovered" in term.get_attribute("class")
+    assert page.locator("#detail .softmax-sum .term.hovered").count() == 1
+    assert float(term.get_attribute("data-value")) == pytest.approx(float((logits[index] - shift).exp()), rel=1e-6)
+    shown = float(page.locator('#detail [data-k="hover-prob"]').get_attribute("data-value"))
+    assert shown == pytest.approx(float(probs[index]), abs=1e-7)
+    bar = row.locator(".pbar span")
+    assert bar.evaluate("(b) => getComputedStyle(b).backgroundColor") != page.locator(
+        "#detail .softmax-table tr:not(.hovered) .pbar span"
+    ).first.evaluate("(b) => getComputedStyle(b).backgroundColor")
+    # hovering a term of the sum focuses its class as well
+    other = page.locator("#detail .softmax-sum .term[data-index]").nth(4)
+    other.hover()
+    page.wait_for_function(
+        "(i) => document.querySelector('#detail .softmax-one')?.dataset.index === String(i)",
+        arg=int(other.get_attribute("data-index")),
+    )
+    assert "hovered" in page.locator("#detail .softmax-table tr[data-index]").nth(4).get_attribute("class")
+    page.locator("#detail").screenshot(path=str(shots / "h22-softmax.png"))
+    assert errors == []
+    page.close()

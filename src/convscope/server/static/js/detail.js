@@ -373,7 +373,36 @@ function softmax(body, d) {
     add(t, html`<tr class="rest"><td>${d.rest.count} other classes</td><td></td>`,
       html`<td>${fmt(d.rest.exp, 4)}</td><td></td><td>${(100 * d.rest.prob).toFixed(2)}%</td></tr>`);
   }
+  body.appendChild(softmaxTerms(d, t));
   body.appendChild(t);
+}
+
+/** CNN Explainer's softmax: the denominator written out term by term, and one class's own
+ * formula; hovering a class's row (or its bar, or its term) highlights its term in both
+ * formulas and its bar. */
+function softmaxTerms(d, table) {
+  const e = d.shift ? "exp(z − m)" : "exp(z)";
+  const terms = d.rows.map((r, i) => [i ? " + " : "",
+    html`<span class="term" data-index="${r.index}" data-value="${r.exp}">${fmt(r.exp, 3)}</span>`]);
+  const rest = d.rest ? html` + <span class="term rest" title="${d.rest.count} other classes">${fmt(d.rest.exp, 3)}</span>` : "";
+  const sum = formulaBox(html`Σ ${e} = `, terms, rest, html` = ${fmt(d.sum_exp, 4)}`);
+  sum.classList.add("softmax-sum");
+  const one = formulaBox();
+  one.classList.add("softmax-one");
+  const box = el("div", "softmax-terms", [sum, one]);
+  const focus = (index) => {
+    const r = d.rows.find((row) => row.index === index);
+    box.querySelectorAll(".term").forEach((s) => s.classList.toggle("hovered", /** @type {HTMLElement} */ (s).dataset.index === String(index)));
+    table.querySelectorAll("tr[data-index]").forEach((tr) => tr.classList.toggle("hovered", /** @type {HTMLElement} */ (tr).dataset.index === String(index)));
+    fill(one, html`p<sub>${r.name}</sub> = exp(z<sub>${r.name}</sub>${d.shift ? " − m" : ""}) / Σ = `,
+      html`<span class="term hovered" data-index="${r.index}">${fmt(r.exp, 4)}</span> / ${fmt(d.sum_exp, 4)} = `,
+      html`<b class="num" data-k="hover-prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</b>`);
+    one.dataset.index = String(index);
+  };
+  [...table.querySelectorAll("tr[data-index]"), ...sum.querySelectorAll(".term[data-index]")].forEach((t) =>
+    t.addEventListener("mouseenter", () => focus(Number(/** @type {HTMLElement} */ (t).dataset.index))));
+  focus(d.selected);
+  return box;
 }
 
 // -- anything else: inputs and output side by side ---------------------------------------
