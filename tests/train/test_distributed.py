@@ -147,3 +147,23 @@ def test_run_api_writes_one_folder_from_every_rank(tmp_path):
     assert files(out).count("events") == 1
     assert {"last.pt", "best.pt", "snapshots/epoch_000.npz", "snapshots/epoch_002.npz"} <= set(files(out))
     assert load_checkpoint(out / "last.pt")["meta"]["writer"] == "convscope.Run"
+
+
+def test_torchrun_environment_is_read_and_checked(monkeypatch):
+    from convscope.errors import ConvscopeError
+    from convscope.train.distributed import current
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not current().active and current().is_main  # a plain process is a world of one
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", str(torch.cuda.device_count()))  # one process more than this machine's GPUs
+    rank = current()
+    assert rank.active and not rank.is_main
+    assert torch.equal(rank.shard(torch.arange(7)), torch.tensor([1, 3, 5]))
+    assert rank.device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ConvscopeError, match="lower --nproc_per_node"):
+        rank.device(torch.device("cuda"))
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ConvscopeError, match="not in a world"):
+        current()

@@ -15,6 +15,7 @@ How a distributed run stays the same run as a single process with the same argum
   when the last batch does not split evenly.
 - Training sums (loss, hits, images) are added across ranks (:meth:`sum`) before they are
   read, so every rank computes the same metrics and takes the same decisions.
+- Validation runs whole on every rank (the same numbers everywhere, no exchange).
 - Only rank 0 (:attr:`Dist.is_main`) locks and writes the run folder; the others read
   a checkpoint to resume and write nothing.
 """
@@ -53,9 +54,13 @@ class Dist:
 
     def device(self, device: torch.device) -> torch.device:
         """The GPU of this rank's node slot (``LOCAL_RANK``) for CUDA; ``device`` otherwise."""
-        if self.active and device.type == "cuda":
-            return torch.device("cuda", self.local_rank)
-        return device
+        if not (self.active and device.type == "cuda"):
+            return device
+        if self.local_rank >= torch.cuda.device_count():
+            raise ConvscopeError(f"torchrun started process {self.local_rank} on this machine, which has only "
+                                 f"{torch.cuda.device_count()} GPU(s): lower --nproc_per_node or train with "
+                                 "--device cpu")
+        return torch.device("cuda", self.local_rank)
 
     def join(self, device: torch.device) -> None:
         """Join the process group (nccl on CUDA, gloo on CPU) unless it is joined already."""
