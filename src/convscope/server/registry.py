@@ -210,18 +210,20 @@ class Registry:
             return make()
         return self._pngs.get_or_make((name, image_id), make)
 
-    def input_batch(self, name: str, image_id: str) -> torch.Tensor:
-        """The network input (1, C, H, W) for a sample or upload."""
-        entry = self.entry(name)
-        model = entry.model
+    def pixels(self, name: str, image_id: str):
+        """The image as given, before the model's preprocessing (a PIL image or a pixel array):
+        what the input checks (convscope.models.checks) and the inverted copy read."""
         source = next((f for prefix, f in self._sources.items() if image_id.startswith(prefix)), None)
         if image_id.startswith("upload-"):
-            pixels = self.uploads.get(image_id)
-        elif source is not None:
-            pixels = source(name, image_id)
-        else:
-            pixels = entry.sample(image_id).pixels
-        return model.batch(model.preprocess(pixels))
+            return self.uploads.get(image_id)
+        if source is not None:
+            return source(name, image_id)
+        return self.entry(name).sample(image_id).pixels
+
+    def input_batch(self, name: str, image_id: str) -> torch.Tensor:
+        """The network input (1, C, H, W) for a sample or upload."""
+        model = self.entry(name).model
+        return model.batch(model.preprocess(self.pixels(name, image_id)))
 
     def load_all(self) -> None:
         """Load every model now (and build its graph), before the server takes requests. A model

@@ -9,13 +9,17 @@ or computed by the trace's detail functions; the JSON is shaped by :mod:`.views`
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
+from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ConvscopeError, NotFound
+from ..models.checks import input_warnings
+from ..models.preprocessing import open_image
 from . import detail_views, playground, views
 from .context import ServerContext
 from .encoding import encode_array, encode_many, pack_map
@@ -102,7 +106,23 @@ def router(ctx: ServerContext) -> APIRouter:
         te = reg.trace(model, image)
         if te.overview is None:
             te.overview = views.trace_json(te)
+            te.overview["warnings"] = input_warnings(te.model, reg.pixels(model, image))
         return te.overview
+
+    @r.post(
+        "/api/models/{model}/images/{image}/inverted",
+        summary="Upload the image's negative (the fix for a dark-on-light digit into a white-on-black digit net)",
+    )
+    def inverted(model: str, image: str) -> dict[str, Any]:
+        reg.entry(model)
+        negative = ImageOps.invert(open_image(reg.pixels(model, image)).convert("RGB"))
+        if reg.entry(model).model.preprocessing.channels == 1:
+            negative = negative.convert("L")
+        buffer = io.BytesIO()
+        negative.save(buffer, format="PNG")
+        image_id = reg.uploads.add(buffer.getvalue())
+        reg.input_batch(model, image_id)
+        return {"image": image_id}
 
     @r.get("/api/models/{model}/summary", summary="Layers, shapes, parameters and multiply-adds")
     def summary(model: str, image: str = Query("sample-0")) -> dict[str, Any]:

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 _PASS_THROUGH = frozenset({"pad", "identity", "dropout"})  # kinds that keep the picture as it is
 THUMB_CHANNELS = 6
+FIXES = {  # what to do about each input warning (convscope.models.checks), on the command line
+    "invert": "rerun with --invert",
+    "photo-model": "pick a photo model, e.g. --model efficientnet-lite0",
+}
 THUMB_PIXELS = 64
 
 
@@ -72,6 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["png", "svg"], default="png", help="figure file format (default: png)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default: 5)")
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="feed the image's negative (a dark digit drawn on white, into a net trained on white digits on black)",
+    )
     add_device_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
@@ -82,8 +91,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_channels < 1 or args.top < 1:
         raise ConvscopeError("--max-channels and --top must be at least 1")
+    from ...models.checks import input_warnings
+    from ...models.preprocessing import open_image
+
     model = load_model_from_args(args)
-    x = model.batch(model.preprocess(args.image))  # a non-image fails here, in one line
+    image = open_image(args.image)  # a non-image fails here, in one line
+    if args.invert:
+        from PIL import ImageOps
+
+        image = ImageOps.invert(image.convert("RGB"))
+    x = model.batch(model.preprocess(image))
     t = trace_model(model, x)
     if t.probs is None:
         raise ConvscopeError(
@@ -94,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{Path(args.image).name} -> {model.name} ({len(t.layers)} layers traced via {t.via})")
     for i, (name, p) in enumerate(top, 1):
         print(f"{i:>3}. {name:<30} {p:8.2%}")
+    for w in input_warnings(model, image):
+        print(f"warning: {w['message']}: {FIXES[w['fix']]}")
 
     records = [t[name] for name in args.layers] if args.layers else list(t.layers)
     out = Path(args.out)
