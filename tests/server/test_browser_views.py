@@ -229,3 +229,47 @@ def test_softmax_hover_highlights_the_term(live, browser, shots):
     page.locator("#detail").screenshot(path=str(shots / "h22-softmax.png"))
     assert errors == []
     page.close()
+
+
+def hover_cell(canvas, y: int, x: int, h: int, w: int) -> None:
+    box = canvas.bounding_box()
+    canvas.hover(position={"x": (x + 0.5) * box["width"] / w, "y": (y + 0.5) * box["height"] / h})
+
+
+def test_flatten_view_maps_index_and_position_both_ways(live, browser, shots):
+    page, errors = open_page(browser, live.url + "/")
+    flat = next(r for r in trace_of(live).layers if r.kind == "flatten")
+    inp = flat.input[0]
+    nc, h, w = inp.shape
+    order = torch.arange(inp.numel()).reshape(inp.shape)  # torch.flatten's order, index by index
+    unit = int(order[2, 1, 3])
+    strip = page.locator(f'canvas.neuron.strip[data-layer="{flat.name}"]')
+    hover_cell(strip, unit, 0, inp.numel(), 1)
+    strip.click(position={"x": 8, "y": (unit + 0.5) * strip.bounding_box()["height"] / inp.numel()})
+    wait_detail(page)
+    read = page.locator("#detail .flatten-readout")
+    page.wait_for_function("() => document.querySelector('#detail .flatten-readout')?.dataset.index !== undefined")
+    assert [int(read.get_attribute(f"data-{k}")) for k in "cyx"] == [2, 1, 3]
+    assert int(read.get_attribute("data-index")) == unit
+    views = page.locator("#detail .flatten-elastic canvas.map")
+    # position -> index: hover the input map at (y, x)
+    for y, x in ((0, 0), (h - 1, 2), (3, w - 1)):
+        hover_cell(views.nth(0), y, x, h, w)
+        index = int(read.get_attribute("data-index"))
+        assert index == int(order[2, y, x]), (y, x)
+        value = float(read.locator('[data-k="flat-value"]').get_attribute("data-value"))
+        assert value == pytest.approx(float(torch.flatten(flat.input, 1)[0, index]), abs=1e-6)
+        assert value == pytest.approx(float(flat.output[0, index]), abs=1e-6)
+    # index -> position: hover the flat strip at one of the channel's indices
+    for i in (0, 5, h * w - 1):
+        hover_cell(views.nth(1), i, 0, h * w, 1)
+        index = int(read.get_attribute("data-index"))
+        where = [int(read.get_attribute(f"data-{k}")) for k in "cyx"]
+        assert index == int(order[2].flatten()[i]) and (order == index).nonzero()[0].tolist() == where
+    page.locator("#detail .flatten-view button", has_text="next channel").click()
+    page.wait_for_function("() => document.querySelector('#detail .flatten-readout')?.dataset.c === '3'")
+    assert int(read.get_attribute("data-index")) == int(order[3, 0, 0])
+    hover_cell(views.nth(0), 2, 1, h, w)
+    page.locator("#detail").screenshot(path=str(shots / "h22-flatten.png"))
+    assert errors == []
+    page.close()

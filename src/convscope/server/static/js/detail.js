@@ -340,15 +340,54 @@ function linear(body, d) {
 }
 
 // -- flatten -------------------------------------------------------------------------------
-function flatten(body, d) {
+function flatten(body, d, ctx) {
   body.appendChild(formulaBox(
     html`${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (index = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)`,
     html` = <b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>`));
-  if (d.input) {
-    const v = mapView(d.input, { px: 160, label: `${d.input_layer} · ch ${d.source[0]}` });
-    v.mark([[d.source[1], d.source[2], 1, 1, "cell"]]);
-    body.appendChild(v);
+  if (d.input) body.appendChild(flattenElastic(d, ctx));
+}
+
+/** Flatten's elastic view: the input channel's map beside its stretch of the flat vector (the
+ * same numbers, row after row); hovering either marks the position and the index it becomes. */
+function flattenElastic(d, ctx) {
+  const [c0, y0, x0] = d.source, [nc, h, w] = d.input_shape, hw = h * w, first = c0 * hw;
+  const map = mapView(d.input, { px: 160, label: `${d.input_layer} · ch ${c0}`,
+    onHover: (y, x) => show(y * w + x), onClick: (y, x) => show(y * w + x) });
+  const strip = mapView({ ...d.input, shape: [hw, 1] }, { px: Math.min(360, Math.max(120, hw * 2)),
+    label: `${d.layer}[${first}…${first + hw - 1}]`, onHover: (i) => show(i), onClick: (i) => show(i) });
+  const read = el("div", "readout flatten-readout");
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.classList.add("flatten-line");
+  const row = el("div", "inout flatten-elastic", [map, el("span", "op", "→"), strip, read]);
+  row.prepend(svg);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  svg.appendChild(line);
+  /** Mark local index i (row-major within the channel) on both sides, and join them. */
+  function show(i) {
+    const y = Math.floor(i / w), x = i % w, index = first + i;
+    map.mark([[y, x, 1, 1, "cell"]]);
+    strip.mark([[i, 0, 1, 1, "cell"]]);
+    fill(read, html`${d.input_layer}[${c0}, ${y}, ${x}] ⟷ ${d.layer}[${index}] = ${c0}·${hw} + ${y}·${w} + ${x}`,
+      html` = <b class="num" data-k="flat-value" data-value="${map.value(y, x)}">${fmt(map.value(y, x), 5)}</b>`);
+    Object.assign(read.dataset, { index: String(index), c: String(c0), y: String(y), x: String(x) });
+    const base = row.getBoundingClientRect(), a = map.canvas.getBoundingClientRect(), b = strip.canvas.getBoundingClientRect();
+    if (!base.width) return;
+    svg.setAttribute("width", String(base.width));
+    svg.setAttribute("height", String(base.height));
+    const sx = a.left - base.left + ((x + 0.5) * a.width) / w, sy = a.top - base.top + ((y + 0.5) * a.height) / h;
+    const tx = b.left - base.left, ty = b.top - base.top + ((i + 0.5) * b.height) / hw;
+    line.setAttribute("d", `M${sx},${sy} C${(sx + tx) / 2},${sy} ${(sx + tx) / 2},${ty} ${tx},${ty}`);
   }
+  const pager = el("div", "pager detail-pager");
+  const prev = el("button", "", "‹ previous channel"), next = el("button", "", "next channel ›");
+  prev.disabled = c0 === 0;
+  next.disabled = c0 >= nc - 1;
+  prev.onclick = () => ctx.reload({ channel: (c0 - 1) * hw });
+  next.onclick = () => ctx.reload({ channel: (c0 + 1) * hw });
+  pager.append(prev, el("span", "note", `channel ${c0} (of ${nc} channels)`), next);
+  const box = el("section", "flatten-view", [pager, row]);
+  requestAnimationFrame(() => show(y0 * w + x0));
+  return box;
 }
 
 // -- softmax -------------------------------------------------------------------------------
