@@ -43,6 +43,16 @@ class TopExamples:
     positions: np.ndarray  # (C, k, 2) int64 (y, x) of the maximum
     maps: np.ndarray  # (C, k, h, w) float32 activation maps ((C, k, 1, 1) for a flat layer)
     seen: int  # images processed
+    minimum: np.ndarray | None = None  # (C,) float32: each channel's lowest value over every map seen
+    maximum: np.ndarray | None = None  # (C,) float32: and its highest
+
+    @property
+    def constant(self) -> np.ndarray:
+        """(C,) bool: channels whose maps held one value on every image (a dead ReLU's zeros):
+        their "top" examples are an arbitrary k of equals, so views say so instead."""
+        if self.minimum is None or self.maximum is None:
+            return np.zeros(len(self.channels), bool)
+        return np.asarray(self.minimum) == np.asarray(self.maximum)
 
     @property
     def k(self) -> int:
@@ -52,18 +62,22 @@ class TopExamples:
         """Write to ``.npz`` atomically (plain arrays only, loadable without pickle)."""
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)})
+                arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+                np.savez_compressed(f, **{key: np.asarray(v) for key, v in arrays.items() if v is not None})
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "TopExamples":
         try:
             with np.load(path, allow_pickle=False) as z:
-                d = {f.name: z[f.name] for f in fields(cls)}
+                d = {f.name: z[f.name] for f in fields(cls) if f.name in z.files or f.name not in OPTIONAL}
         except (OSError, KeyError, ValueError) as exc:
             raise ConvscopeError(f"{path} is not a top-examples file: {exc}") from None
         d["layer"], d["seen"] = str(d["layer"]), int(d["seen"])
         return cls(**d)
+
+
+OPTIONAL = ("minimum", "maximum")  # absent from files written before they were kept
 
 
 def _select(values: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
@@ -128,6 +142,7 @@ def top_examples(
     ids = data.indices.to(torch.long)
     state: dict[str, torch.Tensor] | None = None
     chan = None
+    lo = hi = None
     done = 0
     tick(progress, cancel, 0, len(data))
     with model_state(model.net), torch.no_grad(), capture(model.net, ref, stop=True) as box:
@@ -143,6 +158,8 @@ def top_examples(
             act = act[:, chan]
             b, c, h, w = act.shape
             flat = act.flatten(2)
+            lo = _fold(lo, flat.amin((0, 2)), torch.minimum)
+            hi = _fold(hi, flat.amax((0, 2)), torch.maximum)
             values, arg = flat.max(2)  # (B, C): the first maximum in row-major order
             new = {"values": values.T.contiguous(),
                    "indices": ids[done:done + b].view(1, b).expand(c, b).contiguous(),
@@ -154,7 +171,17 @@ def top_examples(
     if state is None:
         raise ConvscopeError(f"{dataset.name} is empty: no images to rank")
     return TopExamples(layer=name, channels=np.asarray(chan, dtype=np.int64), seen=done,
-                       **{key: t.numpy() for key, t in state.items()})
+                       minimum=lo.numpy(), maximum=hi.numpy(), **{key: t.numpy() for key, t in state.items()})
+
+
+def _fold(acc: torch.Tensor | None, new: torch.Tensor, op) -> torch.Tensor:
+    return new if acc is None else op(acc, new)
+
+
+def _extreme(partials: Sequence[TopExamples], key: str, op) -> np.ndarray | None:
+    """The channels' minimum / maximum over all partials (None when one of them lacks it)."""
+    values = [getattr(p, key) for p in partials]
+    return None if any(v is None for v in values) else op.reduce(np.stack(values), axis=0)
 
 
 def _channels(channels: Sequence[int] | None, width: int, name: str) -> list[int]:
@@ -181,6 +208,8 @@ def merge(partials: Sequence[TopExamples]) -> TopExamples:
     for p in partials[1:]:
         state = _combine(state, {key: torch.from_numpy(np.asarray(getattr(p, key))) for key in keys}, first.k)
     return TopExamples(layer=first.layer, channels=first.channels, seen=sum(p.seen for p in partials),
+                       minimum=_extreme(partials, "minimum", np.minimum),
+                       maximum=_extreme(partials, "maximum", np.maximum),
                        **{key: t.numpy() for key, t in state.items()})
 
 

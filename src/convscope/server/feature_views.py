@@ -142,6 +142,14 @@ class DataChoice:
     dataset: ImageDataset | None = None
 
 
+def constant_json(result: TopExamples, row: int) -> dict[str, Any]:
+    """``constant`` (and its ``constant_value``) when the channel held one value on every image:
+    its "top" examples are then an arbitrary k of equals, which the page must not show as a ranking."""
+    if not result.constant[row]:
+        return {"constant": False}
+    return {"constant": True, "constant_value": float(result.maximum[row])}
+
+
 def data_choice(model: Model, data: str | ImageDataset | None, split: str = "val") -> DataChoice:
     """Resolve the server's ``data`` option for one model (see the module docstring)."""
     if isinstance(data, ImageDataset):
@@ -221,4 +229,5 @@ class Examples:
             "positions": [[int(v) for v in one.positions[0, j]] for j in kept],
             "labels": [data.classes[y] if 0 <= y < len(data.classes) else str(y) for y in labels],
             "image": data_url(picture),
+            **constant_json(result, row),
         }

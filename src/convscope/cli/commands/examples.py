@@ -104,5 +104,10 @@ def run(args: argparse.Namespace) -> int:
         f"{result.layer}: {len(result.channels)} channels, top {result.k} of {result.seen} images; "
         f"receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]:g}"
     )
+    for row in np.flatnonzero(result.constant):
+        print(
+            f"channel {int(result.channels[row])} is constant ({float(result.maximum[row]):g}) on all {result.seen} images: "
+            "a dead channel; its 'top' examples are an arbitrary pick of equals"
+        )
     print(f"wrote {out / 'examples.png'}, {out / 'examples.npz'} and channel_*.png")
     return 0
