@@ -3,7 +3,8 @@
 One local Ray per module (2 actors); digits, a generated ``folder:`` of 240 PNGs and the
 embedded MNIST subset. Also: a worker killed mid-run is restarted and the result is still
 exact; raising from the progress callback cancels (the actors are killed); an ``nn.Module``
-built in this process is refused (only load words cross to the workers).
+built in this process is refused (only load words cross to the workers). Covers run_pass,
+top_examples, the attribution audit and the CLI's --engine ray.
 """
 
 from __future__ import annotations
@@ -104,6 +105,17 @@ def test_folder_pass_and_top_examples_are_identical(engine, model, folder):
                           progress=lambda d, t: ticks.append(d))
     same_examples(remote, top_examples(model, folder, "conv_1_2", k=5, batch_size=32))
     assert ticks[0] == 0 and ticks[-1] == len(folder)
+
+
+def test_audit_is_bit_identical(engine, model):
+    from convscope.explain.audit import audit
+
+    data = load_splits("digits")["test"].subset(list(range(48)))
+    remote = audit(model, data, steps=6, batch_size=8, engine=engine)
+    local = audit(model, data, steps=6, batch_size=8)
+    for k in ("indices", "labels", "targets", "deletion", "insertion", "degenerate"):
+        np.testing.assert_array_equal(getattr(remote, k), getattr(local, k), err_msg=k)
+    assert remote.per_class() == local.per_class()
 
 
 def test_mnist_subset_with_the_plain_ray_engine_string(engine, model):

@@ -10,6 +10,7 @@ they were running, so a lost worker costs time, not correctness.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -77,6 +78,14 @@ def _owned(part: Any) -> Any:
     return replace(part, **arrays)
 
 
+#: job name -> (module, function, fixed arguments): convscope's own local functions, run on a block
+JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "pass": ("..analysis.dataset_pass", "run_pass", {"progress": False}),
+    "examples": ("..features.examples", "top_examples", {}),
+    "audit": ("..explain.audit", "audit", {}),
+}
+
+
 class _Worker:
     """One actor: loads the model once, then runs jobs on blocks (local engine inside)."""
 
@@ -90,16 +99,11 @@ class _Worker:
 
     def run(self, i: int, job: str, block: dict[str, Any], kwargs: dict[str, Any]) -> tuple[int, Any]:
         """Block ``i``'s partial result, with ``i`` (results come back in any order)."""
-        ds = _unpack(block)
-        if job == "pass":
-            from ..analysis.dataset_pass import run_pass
-
-            return i, run_pass(self.model, ds, progress=False, **kwargs)
-        if job == "examples":
-            from ..features.examples import top_examples
-
-            return i, top_examples(self.model, ds, **kwargs)
-        raise ConvscopeError(f"unknown job {job!r}")
+        if job not in JOBS:
+            raise ConvscopeError(f"unknown job {job!r}; one of {', '.join(JOBS)}")
+        module, name, extra = JOBS[job]
+        fn = getattr(importlib.import_module(module, __package__), name)
+        return i, fn(self.model, _unpack(block), **extra, **kwargs)
 
 
 class RayEngine:
@@ -148,7 +152,7 @@ class RayEngine:
 
     def map(self, job: str, model: Any, dataset: ImageDataset, batch_size: int,
             callback: Callback = None, **kwargs: Any) -> list[Any]:
-        """Run ``job`` ("pass" or "examples") on every block; the partials in block order.
+        """Run ``job`` (a :data:`JOBS` name) on every block; the partials in block order.
 
         Each partial is tagged ``shard=(i, n)`` where it has that field, ready for the job's merge.
         Raising from ``callback`` kills the pool's actors (and with them their running tasks).
