@@ -273,3 +273,18 @@ def test_flatten_view_maps_index_and_position_both_ways(live, browser, shots):
     page.locator("#detail").screenshot(path=str(shots / "h22-flatten.png"))
     assert errors == []
     page.close()
+
+
+def test_url_upload_of_a_loopback_address_is_refused(live, browser):
+    page, errors = open_page(browser, live.url + "/")
+    before = page.evaluate("() => new URLSearchParams(location.search).get('image')")
+    page.fill("#upload-url", f"{live.url}/api/models/default/images/sample-3.png")  # this very server
+    page.click("#url-form button")
+    page.wait_for_function("() => !document.getElementById('message').hidden")
+    text = page.locator("#message").inner_text()
+    assert text.startswith("refused: 127.0.0.1 is 127.0.0.1, a loopback address"), text
+    assert "\n" not in text.strip()
+    assert page.evaluate("() => new URLSearchParams(location.search).get('image')") == before
+    assert page.evaluate("() => document.body.dataset.overview") == "ready"
+    assert errors == []
+    page.close()

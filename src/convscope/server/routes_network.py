@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Body, File, Query, UploadFile
 from fastapi.responses import Response
 from PIL import ImageOps
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import ConvscopeError, NotFound
 from ..models.checks import input_warnings
 from ..models.preprocessing import open_image
-from . import detail_views, playground, views
+from . import detail_views, playground, url_fetch, views
 from .context import ServerContext
 from .encoding import encode_array, encode_many, pack_map
 from .registry import TraceEntry
@@ -88,13 +88,21 @@ def router(ctx: ServerContext) -> APIRouter:
     async def upload(model: str, file: UploadFile = File(...)) -> dict[str, Any]:
         reg.entry(model)
         data = await file.read(reg.uploads.max_bytes + 1)
+        return {"image": await run_in_threadpool(store, model, data)}
 
-        def store() -> str:  # decoding and preprocessing are CPU work: off the event loop
-            image_id = reg.uploads.add(data)
-            reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
-            return image_id
+    def store(model: str, data: bytes) -> str:  # decoding and preprocessing are CPU work: off the event loop
+        image_id = reg.uploads.add(data)
+        reg.input_batch(model, image_id)  # fails now, clearly, if the model cannot take it
+        return image_id
 
-        return {"image": await run_in_threadpool(store)}
+    @r.post(
+        "/api/models/{model}/images/url",
+        summary="Upload an image from a URL the server fetches (public http(s) addresses only, no redirects)",
+    )
+    async def upload_url(model: str, url: str = Body(..., embed=True, max_length=2048)) -> dict[str, Any]:
+        reg.entry(model)
+        data = await run_in_threadpool(url_fetch.fetch, url, reg.uploads.max_bytes)
+        return {"image": await run_in_threadpool(store, model, data)}
 
     @r.get("/api/models/{model}/images/{image}.png", summary="The pixels the network sees, as PNG")
     def image_png(model: str, image: str) -> Response:

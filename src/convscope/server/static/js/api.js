@@ -48,6 +48,12 @@ export async function postFile(url, blob, filename = "image") {
   return res.json();
 }
 
+/** POST a JSON body; the answer's JSON. */
+export async function postJSON(url, body) {
+  const res = await check(await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
+  return res.json();
+}
+
 /**
  * GET url and decode the several binary arrays of its answer (the server's encode_many).
  * @param {string} url

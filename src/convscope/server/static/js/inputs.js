@@ -1,7 +1,7 @@
 // @ts-check
 // Choosing the image: built-in samples, an uploaded file, or a digit drawn by hand.
 
-import { postFile } from "./api.js";
+import { postFile, postJSON } from "./api.js";
 import { el } from "./dom.js";
 
 export function renderSamples(root, info, current, onPick) {
@@ -26,6 +26,12 @@ export function renderSamples(root, info, current, onPick) {
 /** Upload a file; resolves to the new image id. Errors carry the server's message. */
 export async function upload(model, file) {
   const res = await postFile(`/api/models/${encodeURIComponent(model)}/images`, file, file.name || "image");
+  return res.image;
+}
+
+/** Have the server fetch an image from a URL (public addresses only) into the same store as uploads. */
+export async function uploadUrl(model, url) {
+  const res = await postJSON(`/api/models/${encodeURIComponent(model)}/images/url`, { url });
   return res.image;
 }
 

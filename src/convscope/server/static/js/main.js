@@ -2,11 +2,11 @@
 // The explorer page: wires the model picker, the input choices, the overview, the
 // detail views, the playground and the summary together.
 
-import { getJSON, q } from "./api.js";
+import { getJSON, postJSON, q } from "./api.js";
 import { Overview } from "./overview.js";
 import { renderDetail } from "./detail.js";
 import { Playground } from "./playground.js";
-import { renderSamples, upload, drawingPad } from "./inputs.js";
+import { renderSamples, upload, uploadUrl, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
@@ -143,8 +143,33 @@ function showPrediction() {
     return;
   }
   fill($("prediction"), el("span", "pred-label", "prediction"), p.top.slice(0, 3).map((t, i) =>
-    html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`));
+    html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`),
+    (state.trace.warnings || []).map(inputWarning));
   page.set("prediction", p.top[0].name);
+  page.set("warnings", (state.trace.warnings || []).map((w) => w.kind).join(" "));
+}
+
+/**
+ * A mismatch between the image and the model (convscope.models.checks) beside the prediction,
+ * with its one-click fix: upload the negative, or switch to a model made for photos.
+ * @param {{kind: string, message: string, fix: string}} w
+ */
+function inputWarning(w) {
+  const box = el("span", "pred-warning warn", `⚠ ${w.message}`);
+  box.dataset.kind = w.kind;
+  const b = el("button", "link", w.fix === "invert" ? "invert the image" : "pick a photo model");
+  b.dataset.fix = w.fix;
+  b.onclick = () => guarded(async () => {
+    if (w.fix === "invert") return selectImage((await postJSON(api(`/images/${state.image}/inverted`), {})).image);
+    const sel = /** @type {HTMLSelectElement} */ ($("model-select"));
+    for (const o of [...sel.options]) {
+      const info = await getJSON(`/api/models/${encodeURIComponent(o.value)}`).catch(() => null);
+      if (info && info.channels === 3) { sel.value = o.value; return selectModel(o.value); }
+    }
+    message("this server shows no photo model: start it with --model efficientnet-lite0 (or your own) as well");
+  });
+  box.appendChild(b);
+  return box;
 }
 
 async function select(layer, channel, y, x, extra = {}) {
@@ -237,13 +262,21 @@ function wire() {
     const id = await upload(state.model, file);
     await selectImage(id);
   });
+  $("url-form").onsubmit = (ev) => guarded(async () => {
+    ev.preventDefault();
+    const input = /** @type {HTMLInputElement} */ ($("upload-url"));
+    if (!input.value.trim()) return;
+    const id = await uploadUrl(state.model, input.value.trim());
+    input.value = "";
+    await selectImage(id);
+  });
   const pad = drawingPad($("draw"), (blob, final) => guarded(async () => {
     const id = await upload(state.model, blob);
     if (final) return selectImage(id);
     // live: only the prediction follows the pen; the whole overview redraws when the stroke ends
     const t = await getJSON(api("/trace", { image: id }));
     if (page.get("overview") === "ready") {
-      state.trace = { ...state.trace, prediction: t.prediction };
+      state.trace = { ...state.trace, prediction: t.prediction, warnings: t.warnings };
       showPrediction();
     }
   }));
