@@ -16,6 +16,7 @@ from ..trace.serialize import jsonable
 from .registry import TraceEntry
 
 TOP_CLASSES = 10
+MAX_NAMES = 1000  # class names the trace JSON carries for the output strip (ImageNet's 1,000 fit)
 
 
 # -- the overview -------------------------------------------------------------------------
@@ -165,8 +166,11 @@ def prediction_json(te: TraceEntry, k: int = TOP_CLASSES) -> dict[str, Any]:
         return {"classes": 0, "top": []}
     top = t.top(k)[0]
     lg = logits[0].detach().float().cpu()
-    return {"classes": int(lg.numel()), "output_layer": t.layers[-1].name,
-            "top": [{"index": i, "name": name, "prob": p, "logit": float(lg[i])} for i, name, p in top]}
+    n = int(lg.numel())
+    return {"classes": n, "output_layer": t.layers[-1].name,
+            "top": [{"index": i, "name": name, "prob": p, "logit": float(lg[i])} for i, name, p in top],
+            # every unit's name in index order, so the output strip (index order) is labelled unit by unit
+            "names": [te.model.class_name(i) for i in range(n)] if n <= MAX_NAMES else None}
 
 
 def summary_json(te: TraceEntry) -> dict[str, Any]:

@@ -217,6 +217,12 @@ class LookForPanel {
       return setStatus("examples", "error");
     }
     if (r === null) return setStatus("examples", "cancelled");
+    if (r.constant) {  // a dead channel: its "top" images are an arbitrary pick of equals, so none are shown
+      const dead = el("div", "note lookfor-constant", `this channel is constant (${num(r.constant_value, 3)}) on all ${r.seen} ` +
+        `${r.dataset}${r.split ? ` ${r.split}` : ""} images: a dead channel, with no top examples`);
+      out.append(dead);
+      return setStatus("examples", "ready");
+    }
     const img = Object.assign(el("img", "lookfor-examples-img"), { src: r.image, alt: "top examples" });
     const list = r.values.map((v, i) => html`${i ? " · " : ""}<span title="dataset image ${r.indices[i]}">${r.labels[i]}: ${num(v, 3)}</span>`);
     const note = el("div", "note", html`top ${r.values.length} of ${r.seen} ${r.dataset}${r.split ? ` ${r.split}` : ""} images (label: peak activation)<br>${list}`);

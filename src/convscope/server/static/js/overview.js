@@ -373,7 +373,15 @@ export class Overview {
         cv.style.width = `${px}px`;
         cv.style.height = `${Math.round((px * h) / w)}px`;
         const [lo, hi] = rangeFor(trace, layer, mode, page.header, i);
-        paint(cv, page.data, h, w, scaleFor(layer, c, inputChannels), lo, hi, i * h * w);
+        if (mode === "unit" && lo === hi && layer.kind !== "input") {
+          // one value everywhere (a dead ReLU's zeros): its own range is empty, so it says nothing
+          // about sign or size; neutral grey and a mark instead of a colour that reads as a value
+          paint(cv, page.data, h, w, "grey", lo - 1, hi + 1, i * h * w);
+          cv.classList.add("constant");
+          cv.dataset.constant = String(lo);
+        } else {
+          paint(cv, page.data, h, w, scaleFor(layer, c, inputChannels), lo, hi, i * h * w);
+        }
         this.wireNeuron(cv, layer, c, (ev) => {
           const r = cv.getBoundingClientRect();
           const y = Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h));
@@ -414,8 +422,11 @@ export class Overview {
       const at = locate(ev);
       const c = channel ?? at.unit;
       this.highlight(layer, c, cv);
-      const where = at.unit !== undefined ? `unit ${at.unit}` : `channel ${c} · (${at.y}, ${at.x})`;
-      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}<br>value ${fmt(at.value, 4)}` });
+      const names = layer.name === this.ctx.trace.prediction.output_layer ? this.ctx.trace.prediction.names : null;
+      const where = at.unit !== undefined ? `unit ${at.unit}${names && names[at.unit] !== undefined ? ` · ${names[at.unit]}` : ""}`
+        : `channel ${c} · (${at.y}, ${at.x})`;
+      const flat = cv.dataset.constant !== undefined ? " · constant on this image (grey: no range of its own)" : "";
+      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}${flat}<br>value ${fmt(at.value, 4)}` });
     });
     cv.addEventListener("mouseleave", () => { this.clearHighlight(); this.ctx.onHover(null); });
     cv.addEventListener("click", (ev) => {

@@ -17,6 +17,7 @@ import { Store, mirror } from "./store.js";
  * @property {string} detail the detail view's state (main.js)
  * @property {string} details "shown" or "hidden": the overview's names, shapes and legends (main.js)
  * @property {string} [prediction] the top class's name, "" when the output is no class vector
+ * @property {string} [warnings] the kinds of input warnings shown beside it, space-separated (main.js)
  * @property {string} [why] the Why? heatmap (why.js)
  * @property {string} [whymetrics] its deletion / insertion metrics
  * @property {string} [sanity] the sanity check
@@ -36,7 +37,7 @@ import { Store, mirror } from "./store.js";
 export const page = new Store({ view: "network", model: null, image: null, overview: "loading", detail: "closed", details: "shown" });
 
 /** The keys written on <body> as data-KEY (all but model and image). */
-const ON_BODY = /** @type {const} */ (["view", "overview", "detail", "details", "prediction", "why", "whymetrics", "sanity",
+const ON_BODY = /** @type {const} */ (["view", "overview", "detail", "details", "prediction", "warnings", "why", "whymetrics", "sanity",
   "lookfor", "featvis", "examples", "training", "snapshot", "dataset", "embedding", "cell", "compare", "comparewhy"]);
 
 mirror(page, [...ON_BODY], document.body.dataset);
