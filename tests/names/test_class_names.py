@@ -34,6 +34,7 @@ def test_the_explorer_names_espresso(cnn_explainer_dir):
     assert c.get("/api/models/cnn-explainer").json()["classes"] == CLASSES
     trace = c.get("/api/models/cnn-explainer/trace", params={"image": image}).json()
     assert trace["prediction"]["top"][0]["name"] == "espresso"
+    assert trace["prediction"]["names"] == CLASSES  # the output strip (index order) is labelled unit by unit
     rows = c.get("/api/models/cnn-explainer/softmax", params={"image": image}).json()["rows"]
     assert rows[0]["name"] == "espresso"
 
