@@ -288,3 +288,67 @@ def test_url_upload_of_a_loopback_address_is_refused(live, browser):
     assert page.evaluate("() => document.body.dataset.overview") == "ready"
     assert errors == []
     page.close()
+
+
+def wide_one_by_one():
+    """A net whose 1x1 conv reads 300 input channels (a bottleneck's shape)."""
+    from convscope.models import Model, Preprocessing
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 300, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(300, 4, 1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 10 * 10, 3),
+    )
+    return Model(
+        net.eval(), classes=["a", "b", "c"], preprocessing=Preprocessing(size=(12, 12), channels=1), name="wide"
+    )
+
+
+@pytest.fixture(scope="module")
+def wide():
+    from convscope.server import Registry, create_app
+
+    with LiveServer(create_app(registry=Registry(["wide"], loader=lambda spec: wide_one_by_one()))) as server:
+        yield server
+
+
+def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser, shots):
+    page, errors = open_page(browser, wide.url + "/?model=wide")
+    rec = wide.app.state.registry.trace("wide", "sample-0").trace.layers[3]  # the 1x1 conv (after input, conv, relu)
+    assert rec.kind == "conv" and rec.weight.shape[1] == 300
+    page.locator(f'canvas.neuron[data-layer="{rec.name}"][data-channel="2"]').click()
+    wait_detail(page)
+    # the list scrolls; each scroll to its end fetches the next input channels, up to all 300
+    for _ in range(20):
+        if page.locator(".elastic-row").count() == 300:
+            break
+        page.evaluate("() => { const r = document.querySelector('.elastic-rows'); r.scrollTop = r.scrollHeight; }")
+        page.wait_for_timeout(300)
+    rows = page.locator(".elastic-row")
+    assert rows.count() == 300
+    assert [int(i) for i in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.index)")] == list(range(300))
+    assert page.locator(".elastic-count").inner_text() == "all 300 input channels (scroll the list)"
+    # the formula writes all 300 channel sums; they add up, with the bias, to PyTorch's value
+    sec = page.locator(".conv-formula")
+    y, x = position(sec)
+    terms = [
+        float(v) for v in sec.locator(".channel-terms .term").evaluate_all("(ts) => ts.map((t) => t.dataset.value)")
+    ]
+    inp = rec.input[0, :, y, x].double()
+    expected = (rec.weight.detach()[2, :, 0, 0].double() * inp).tolist()
+    assert terms == pytest.approx(expected, abs=1e-6)
+    value = float(page.locator('#detail [data-k="value"]').get_attribute("data-value"))
+    assert sum(terms) + float(rec.bias.detach()[2]) == pytest.approx(value, abs=1e-5)
+    assert value == pytest.approx(float(rec.output[0, 2, y, x]), abs=1e-5)
+    # a channel fetched later is choosable in the step-by-step view
+    page.select_option(".conv-formula .in-channel", "250")
+    page.wait_for_function("() => document.querySelector('.conv-formula').dataset.index === '250'")
+    assert float(sec.locator('[data-k="channel-sum"]').get_attribute("data-value")) == pytest.approx(
+        expected[250], abs=1e-6
+    )
+    page.locator("#detail").screenshot(path=str(shots / "h22-wide-conv.png"))
+    assert errors == []
+    page.close()

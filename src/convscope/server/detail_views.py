@@ -17,6 +17,8 @@ from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
 from .registry import TraceEntry
 from .encoding import pack_map
 
+MAX_SUMS = 4096  # a conv position's per-input-channel sums sent in full up to this many inputs
+
 # Plain text (Unicode superscripts, no markup): the page shows every string it is sent as text.
 FORMULAS = {
     "relu": ("ReLU", "ReLU(x) = max(0, x)"),
@@ -102,7 +104,7 @@ def conv_position_json(rec, channel: int, y: int, x: int, start: int, count: int
                       "products": pos.products[i].tolist(), "sum": float(pos.channel_sums[i])})
     rows, cols = pos.rows, pos.cols
     return {"y": pos.y, "x": pos.x, "channels": chans, "total_channels": n, "total": pos.total,
-            "channel_sums": pos.channel_sums.tolist() if n <= 64 else None,
+            "channel_sums": pos.channel_sums.tolist() if n <= MAX_SUMS else None,
             "bias": pos.bias, "value": pos.output, "trace_value": float(_out(rec, channel, pos.y, pos.x)),
             "window": {"top": int(rows[0]), "left": int(cols[0]), "height": int(rows[-1] - rows[0]) + 1,
                        "width": int(cols[-1] - cols[0]) + 1}}

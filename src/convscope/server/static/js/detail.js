@@ -51,10 +51,13 @@ function conv(body, d, ctx) {
   const sec = el("section", "elastic");
   sec.appendChild(el("h3", "", html`Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
   const wrap = el("div", "elastic-wrap");
-  const rows = el("div", "elastic-rows");
+  const rows = el("div", "elastic-rows");  // scrolls: every input channel, fetched as it comes into view
+  const more = el("div", "elastic-more note", "loading more input channels…");
+  rows.appendChild(more);
+  // one colour range for every intermediate map: the first page's (later ones are clipped to it)
   const lo = Math.min(...k.map((c) => c.intermediate.min));
   const hi = Math.max(...k.map((c) => c.intermediate.max));
-  k.forEach((c) => {
+  const addRows = (chans) => chans.forEach((c) => {
     const row = el("div", "elastic-row");
     row.dataset.index = c.index;
     row.appendChild(mapView(c.input, { px: 64, label: `${d.input_layer} · ch ${c.index}` }));
@@ -63,8 +66,9 @@ function conv(body, d, ctx) {
     row.appendChild(el("span", "op", "="));
     row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: `intermediate ${c.index}` }));
     row.onclick = () => formula.select(c.index);
-    rows.appendChild(row);
+    rows.insertBefore(row, more);
   });
+  addRows(k);
   wrap.appendChild(rows);
   const sum = el("div", "elastic-sum");
   sum.appendChild(el("div", "op big", "Σ"));
@@ -73,31 +77,48 @@ function conv(body, d, ctx) {
   sum.appendChild(el("div", "op big", html`+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
   const outView = mapView(d.output, { px: 120, label: `${d.layer} · ch ${d.channel}` });
   sum.appendChild(outView);
-  if (d.page.total > k.length) {
-    sum.appendChild(el("div", "note", `showing input channels ${d.page.start}–${d.page.start + k.length - 1} of ${d.page.total}; the sum uses all ${d.page.total}`));
-  }
+  const shown = el("div", "note elastic-count");
+  sum.appendChild(shown);
   wrap.appendChild(sum);
-  if (d.page.total > k.length || d.page.start > 0) {
-    const pager = el("div", "pager detail-pager");
-    const prev = el("button", "", "‹ previous inputs"), next = el("button", "", "next inputs ›");
-    prev.disabled = d.page.start === 0;
-    next.disabled = d.page.start + k.length >= d.page.total;
-    pager.append(prev, next);
-    prev.onclick = () => ctx.reload({ start: Math.max(0, d.page.start - d.page.count) });
-    next.onclick = () => ctx.reload({ start: d.page.start + d.page.count });
-    sec.appendChild(pager);
-  }
   sec.appendChild(wrap);
   body.appendChild(sec);
-  requestAnimationFrame(() => elasticLines(wrap, rows, sumView));
   // formula view
   const formula = convFormula(d, ctx);
   body.appendChild(formula.el);
+  const total = d.page.total;
+  let next = d.page.start + k.length, loading = false, frame = 0;
+  const lines = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; elasticLines(wrap, rows, sumView); }); };
+  const count = () => {
+    shown.textContent = next >= total ? `all ${total} input channels (scroll the list)` :
+      `${next} of ${total} input channels so far (scroll for the rest); the sum uses all ${total}`;
+    sec.dataset.loaded = String(next);
+  };
+  /** The next input channels, once the end of the list scrolls into view (64 a request). */
+  async function loadMore() {
+    if (loading || next >= total) return;
+    loading = true;
+    const m = await ctx.fetchMore({ start: next, count: 64 });
+    loading = false;
+    addRows(m.channels);
+    formula.addChannels(m.channels);
+    next += m.channels.length;
+    count();
+    lines();
+    if (next >= total) { more.remove(); seen.disconnect(); return; }
+    const r = rows.getBoundingClientRect(), s = more.getBoundingClientRect();
+    if (s.top < r.bottom + 200) loadMore(); // still in view: keep going
+  }
+  const seen = new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting)) loadMore(); }, { root: rows, rootMargin: "0px 0px 200px 0px" });
+  if (next < total) seen.observe(more); else more.remove();
+  rows.addEventListener("scroll", lines);
+  count();
+  lines();
 }
 
-/** Thin lines from every intermediate map to the sum, as in CNN Explainer's elastic view. */
+/** Thin lines from every intermediate map in view to the sum, as in CNN Explainer's elastic view. */
 function elasticLines(wrap, rows, target) {
   const NS = "http://www.w3.org/2000/svg";
+  wrap.querySelectorAll("svg.elastic-lines").forEach((s) => s.remove());
   const svg = document.createElementNS(NS, "svg");
   svg.classList.add("elastic-lines");
   const base = wrap.getBoundingClientRect();
@@ -105,9 +126,12 @@ function elasticLines(wrap, rows, target) {
   svg.setAttribute("height", base.height);
   const t = target.canvas.getBoundingClientRect();
   const tx = t.left - base.left, ty = t.top - base.top + t.height / 2;
+  const box = rows.getBoundingClientRect();
   rows.querySelectorAll(".elastic-row").forEach((row) => {
     const r = row.querySelectorAll("canvas")[1].getBoundingClientRect();
-    const sx = r.right - base.left, sy = r.top - base.top + r.height / 2;
+    const mid = r.top + r.height / 2;
+    if (mid < box.top || mid > box.bottom) return; // scrolled out of the list
+    const sx = r.right - base.left, sy = mid - base.top;
     const mx = (sx + tx) / 2;
     const path = document.createElementNS(NS, "path");
     path.setAttribute("d", `M${sx},${sy} C${mx},${sy} ${mx},${ty} ${tx},${ty}`);
@@ -176,12 +200,14 @@ function convFormula(d, ctx) {
     );
     numbers.appendChild(row);
     const sums = pos.channel_sums;
-    const terms = sums && sums.length <= 12
-      ? sums.map((v, i) => (i === 0 ? fmt(v, 3) : signed(v, 3))).join(" ") : `(${pos.total_channels} channel sums)`;
-    numbers.appendChild(formulaBox(
+    const terms = sums ? sums.map((v, i) => html`<span class="term" data-value="${v}">${i === 0 ? fmt(v, 3) : signed(v, 3)}</span> `)
+      : `(${pos.total_channels} channel sums)`;
+    const box = formulaBox(
       html`output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = `,
-      html`${terms} ${signed(pos.bias ?? 0, 4)} = `,
-      html`<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = ${valueAndTrace(pos.value, pos.trace_value)}`));
+      html`<span class="channel-terms">${terms}</span> ${signed(pos.bias ?? 0, 4)} = `,
+      html`<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = ${valueAndTrace(pos.value, pos.trace_value)}`);
+    if (sums && sums.length > 12) box.classList.add("long");  // every term, in a box that scrolls
+    numbers.appendChild(box);
     numbers.appendChild(el("div", "note",
       `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
       `padding (left, right, top, bottom) ${p.pad.join(", ")}; greyed window cells are padding (0)`));
@@ -227,6 +253,8 @@ function convFormula(d, ctx) {
   return {
     el: sec,
     select: (index) => { chooser.value = index; choose(); sec.scrollIntoView({ block: "nearest" }); },
+    /** Input channels fetched later (the elastic list's scroll): choosable too. */
+    addChannels: (chans) => chans.forEach((c) => { d.channels.push(c); chooser.appendChild(new Option(`input channel ${c.index}`, c.index)); }),
   };
 }
 

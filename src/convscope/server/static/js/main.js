@@ -192,6 +192,7 @@ async function select(layer, channel, y, x, extra = {}) {
     onClose: closeDetail,
     hover: (text, ev) => tooltip(text ? { text, x: ev.clientX, y: ev.clientY } : null),
     reload: (more) => select(layer, channel, y, x, more),
+    fetchMore: (p) => getJSON(api(path, { ...params, ...p })),
     fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
     });
   } catch (e) {
