@@ -12,9 +12,10 @@ that image's position in the full, unsplit dataset.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,9 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
-from ..errors import ConvscopeError
+from ..errors import ConvscopeError, NotFound
 from ..io_utils import load_arrays, save_arrays
-from ..errors import NotFound
 from ..models.model import Model, as_model
 from ..outputs import OutputSpec
 from ..probe import capture, model_state, resolve_layer
@@ -81,16 +81,29 @@ class DatasetPass:
     # -- persistence (NumPy arrays + JSON, never pickle) ---------------------------
     def save(self, path: str | Path) -> Path:
         """Write atomically as ``.npz`` (loadable with ``allow_pickle=False``)."""
-        header = {"classes": self.classes, "layer": self.layer, "feature_side": self.feature_side,
-                  "dataset": self.dataset, "shard": list(self.shard) if self.shard else None, "meta": self.meta}
+        header = {
+            "classes": self.classes,
+            "layer": self.layer,
+            "feature_side": self.feature_side,
+            "dataset": self.dataset,
+            "shard": list(self.shard) if self.shard else None,
+            "meta": self.meta,
+        }
         return save_arrays(path, header, {k: getattr(self, k) for k in _ARRAYS})
 
     @classmethod
-    def load(cls, path: str | Path) -> "DatasetPass":
+    def load(cls, path: str | Path) -> DatasetPass:
         header, arrays = load_arrays(path, _ARRAYS, "dataset pass")
         shard = tuple(header["shard"]) if header.get("shard") else None
-        return cls(**arrays, classes=header["classes"], layer=header["layer"], feature_side=header["feature_side"],
-                   dataset=header["dataset"], shard=shard, meta=header.get("meta") or {})
+        return cls(
+            **arrays,
+            classes=header["classes"],
+            layer=header["layer"],
+            feature_side=header["feature_side"],
+            dataset=header["dataset"],
+            shard=shard,
+            meta=header.get("meta") or {},
+        )
 
 
 def last_linear(net: nn.Module) -> str:
@@ -100,8 +113,10 @@ def last_linear(net: nn.Module) -> str:
         if isinstance(m, nn.Linear):
             name = n
     if name is None:
-        raise NotFound("the model has no nn.Linear layer, so its penultimate features are undefined; "
-                       "name a layer explicitly (layer=...)")
+        raise NotFound(
+            "the model has no nn.Linear layer, so its penultimate features are undefined; "
+            "name a layer explicitly (layer=...)"
+        )
     return name
 
 
@@ -168,19 +183,35 @@ def run_pass(
         features=_stack(outs["features"], (0, 0), np.float32),  # an empty shard: width unknown
         indices=dataset.indices.numpy().astype(np.int64),
         classes=list(model.classes or dataset.classes),
-        layer=layer, feature_side=side, dataset=dataset.name, shard=tuple(shard) if shard else None,
+        layer=layer,
+        feature_side=side,
+        dataset=dataset.name,
+        shard=tuple(shard) if shard else None,
         meta={"model": model.name},
     )
 
 
-def _distributed(model: Any, dataset: ImageDataset, engine: Engine, layer: str | None, batch_size: int,
-                 shard: tuple[int, int] | None, progress: bool, callback: Progress | None,
-                 output: OutputSpec) -> DatasetPass:
+def _distributed(
+    model: Any,
+    dataset: ImageDataset,
+    engine: Engine,
+    layer: str | None,
+    batch_size: int,
+    shard: tuple[int, int] | None,
+    progress: bool,
+    callback: Progress | None,
+    output: OutputSpec,
+) -> DatasetPass:
     """:func:`run_pass` on an engine's workers, block by block, then :func:`merge`."""
     if shard is not None:
         dataset = dataset.shard(*shard)
-    bar = tqdm(total=len(dataset), unit="img", desc=f"{getattr(model, 'name', 'model')} on {dataset.name}",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(dataset),
+        unit="img",
+        desc=f"{getattr(model, 'name', 'model')} on {dataset.name}",
+        disable=not progress,
+        leave=False,
+    )
 
     def advance(done: int, total: int) -> None:
         bar.update(done - bar.n)
@@ -201,10 +232,14 @@ def _stack(chunks: list[torch.Tensor], empty_shape: tuple[int, ...], dtype: type
 
 def _check_logits(logits: torch.Tensor, y: torch.Tensor, dataset: ImageDataset) -> None:
     if logits.dim() != 2:
-        raise ConvscopeError(f"the model returned shape {tuple(logits.shape)}; a classifier must return (batch, classes)")
+        raise ConvscopeError(
+            f"the model returned shape {tuple(logits.shape)}; a classifier must return (batch, classes)"
+        )
     if len(y) and int(y.max()) >= logits.shape[1]:
-        raise ConvscopeError(f"{dataset.name} has label {int(y.max())} but the model has only {logits.shape[1]} outputs "
-                             f"({len(dataset.classes)} dataset classes): wrong model for this dataset?")
+        raise ConvscopeError(
+            f"{dataset.name} has label {int(y.max())} but the model has only {logits.shape[1]} outputs "
+            f"({len(dataset.classes)} dataset classes): wrong model for this dataset?"
+        )
 
 
 def merge(partials: Sequence[DatasetPass]) -> DatasetPass:
@@ -223,7 +258,12 @@ def merge(partials: Sequence[DatasetPass]) -> DatasetPass:
     parts = list(partials)
     first = parts[0]
     for p in parts[1:]:
-        if (p.classes, p.layer, p.feature_side, p.dataset) != (first.classes, first.layer, first.feature_side, first.dataset):
+        if (p.classes, p.layer, p.feature_side, p.dataset) != (
+            first.classes,
+            first.layer,
+            first.feature_side,
+            first.dataset,
+        ):
             raise ConvscopeError("cannot merge passes of different models, layers or datasets")
         if p.features.shape[1:] != first.features.shape[1:] and len(p) and len(first):
             raise ConvscopeError(f"feature sizes differ: {p.features.shape[1:]} vs {first.features.shape[1:]}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,12 +69,19 @@ class Embedding(Displayable):
         names = self.class_names or [str(k) for k in range(int(labels.max(initial=0)) + 1)]
         return embedding_scatter(self.coords, labels, correct, names, title=f"{self.method} ({self.backend})")
 
-    def to_json(self, labels: np.ndarray | None = None, preds: np.ndarray | None = None,
-                indices: np.ndarray | None = None) -> dict[str, Any]:
+    def to_json(
+        self, labels: np.ndarray | None = None, preds: np.ndarray | None = None, indices: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Columnar JSON (compact for 10,000 points): x, y and, when given, label, pred, correct, index."""
-        out: dict[str, Any] = {"method": self.method, "backend": self.backend, "seed": self.seed,
-                               "seconds": round(self.seconds, 3), "params": self.params,
-                               "x": np.round(self.coords[:, 0], 4).tolist(), "y": np.round(self.coords[:, 1], 4).tolist()}
+        out: dict[str, Any] = {
+            "method": self.method,
+            "backend": self.backend,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 3),
+            "params": self.params,
+            "x": np.round(self.coords[:, 0], 4).tolist(),
+            "y": np.round(self.coords[:, 1], 4).tolist(),
+        }
         if labels is not None:
             out["label"] = np.asarray(labels).tolist()
         if preds is not None:
@@ -89,12 +97,17 @@ class Embedding(Displayable):
         ``.html``: the scatter plot (:meth:`figure`)."""
         if Path(path).suffix.lower() in (".png", ".svg", ".html"):
             return Displayable.save(self, path)
-        header = {"method": self.method, "backend": self.backend, "seed": self.seed, "seconds": self.seconds,
-                  "params": self.params}
+        header = {
+            "method": self.method,
+            "backend": self.backend,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "params": self.params,
+        }
         return save_arrays(path, header, {"coords": self.coords})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Embedding":
+    def load(cls, path: str | Path) -> Embedding:
         header, arrays = load_arrays(path, ("coords",), "embedding")
         return cls(coords=arrays["coords"], **header)
 
@@ -139,9 +152,17 @@ def embed(
             coords, backend_used = _tsne(reduced, seed, backend, perplexity, n_jobs)
         else:
             coords, backend_used = _umap(reduced, seed), "umap-learn"
-    return Embedding(coords=np.ascontiguousarray(coords, dtype=np.float32), method=method, backend=backend_used,
-                     seed=seed, seconds=time.perf_counter() - start, params=params,
-                     labels=labels, preds=preds, class_names=class_names)
+    return Embedding(
+        coords=np.ascontiguousarray(coords, dtype=np.float32),
+        method=method,
+        backend=backend_used,
+        seed=seed,
+        seconds=time.perf_counter() - start,
+        params=params,
+        labels=labels,
+        preds=preds,
+        class_names=class_names,
+    )
 
 
 def _pca(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
@@ -163,13 +184,20 @@ def _tsne(x: np.ndarray, seed: int, backend: str, perplexity: float, n_jobs: int
     if backend == "opentsne" or (backend == "auto" and has_opentsne()):
         from openTSNE import TSNE
 
-        emb = TSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed,
-                   n_jobs=n_jobs or 1, verbose=False).fit(x.astype(np.float64))
+        emb = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            initialization="pca",
+            random_state=seed,
+            n_jobs=n_jobs or 1,
+            verbose=False,
+        ).fit(x.astype(np.float64))
         return np.asarray(emb), "opentsne"
     from sklearn.manifold import TSNE as SkTSNE
 
-    coords = SkTSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                    random_state=seed, n_jobs=n_jobs).fit_transform(x)
+    coords = SkTSNE(
+        n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed, n_jobs=n_jobs
+    ).fit_transform(x)
     return coords, "sklearn"
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -89,10 +90,10 @@ class Attribution(Displayable):
         return labelled_images(pictures, titles, cell=128)
 
 
-METHODS: dict[str, type["Method"]] = {}
+METHODS: dict[str, type[Method]] = {}
 
 
-def register(cls: type["Method"]) -> type["Method"]:
+def register(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available by its ``name`` (CLI, explorer, :func:`attribute`)."""
     METHODS[cls.name] = cls
     return cls
@@ -102,7 +103,7 @@ def method_names() -> list[str]:
     return list(METHODS)
 
 
-def get_method(name: str) -> type["Method"]:
+def get_method(name: str) -> type[Method]:
     def squash(s: str) -> str:
         return s.strip().lower().replace("_", "").replace("-", "").replace(" ", "").replace("++", "plusplus")
 
@@ -115,8 +116,16 @@ def get_method(name: str) -> type["Method"]:
 
 def method_info() -> list[dict[str, Any]]:
     """What a menu needs: name, label, family, whether it takes a layer, one-line summary."""
-    return [{"name": c.name, "label": c.label, "family": c.family, "uses_layer": c.uses_layer,
-             "summary": (c.__doc__ or "").strip().splitlines()[0]} for c in METHODS.values()]
+    return [
+        {
+            "name": c.name,
+            "label": c.label,
+            "family": c.family,
+            "uses_layer": c.uses_layer,
+            "summary": (c.__doc__ or "").strip().splitlines()[0],
+        }
+        for c in METHODS.values()
+    ]
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -155,9 +164,16 @@ class Method:
     fold_by_default: ClassVar[bool] = True
     channels_last_by_default: ClassVar[bool] = False
 
-    def __init__(self, model: Model | nn.Module, layer: str | nn.Module | None = None, *,
-                 fold_bn: bool | None = None, channels_last: bool | None = None,
-                 progress: Progress | None = None, output: OutputSpec = None) -> None:
+    def __init__(
+        self,
+        model: Model | nn.Module,
+        layer: str | nn.Module | None = None,
+        *,
+        fold_bn: bool | None = None,
+        channels_last: bool | None = None,
+        progress: Progress | None = None,
+        output: OutputSpec = None,
+    ) -> None:
         self.model = as_model(model)
         self.net = self.model.net
         self.layer = layer
@@ -198,8 +214,11 @@ class Method:
     def layer_ref(self, x: torch.Tensor) -> LayerRef:
         """The target layer for inputs shaped like ``x`` (resolved once per model, see :mod:`.reuse`)."""
         given = parse_layer(self.net, self.layer) if self.layer is not None else None
-        return SHARED.get(self.net, ("layer", given, tuple(x.shape[1:]), str(x.device)),
-                          lambda: resolve_layer(self.net, self.layer, x))
+        return SHARED.get(
+            self.net,
+            ("layer", given, tuple(x.shape[1:]), str(x.device)),
+            lambda: resolve_layer(self.net, self.layer, x),
+        )
 
     def forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The selected output tensor (``output=``) of ``net`` on ``x``."""
@@ -217,8 +236,9 @@ class Method:
 
     def speedups(self, device: torch.device) -> Speedups:
         """Whether to run a folded / channels-last copy on ``device`` (see :func:`.speed.speedups`)."""
-        return speedups(device, self.fold_bn, self.channels_last,
-                        Speedups(self.fold_by_default, self.channels_last_by_default))
+        return speedups(
+            device, self.fold_bn, self.channels_last, Speedups(self.fold_by_default, self.channels_last_by_default)
+        )
 
     def _make_runner(self, x: torch.Tensor, keep: frozenset[str], use: Speedups) -> nn.Module | None:
         """A copy to run instead of the net, or None to run the net itself (never the net: the
@@ -234,8 +254,9 @@ class Method:
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.speedups(x.device).channels_last else x
 
-    def forward_at_layer(self, net: nn.Module, x: torch.Tensor, layer: LayerRef,
-                         grad_above: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_at_layer(
+        self, net: nn.Module, x: torch.Tensor, layer: LayerRef, grad_above: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Model output and the layer's activation; with ``grad_above`` the output is
         differentiable with respect to that activation only (no graph below the layer)."""
         with capture(net, layer, grad_above=grad_above) as box, torch.no_grad():
@@ -244,8 +265,9 @@ class Method:
             raise ConvscopeError(f"layer {str(layer)!r} was not reached in the forward")
         return out, box.value
 
-    def input_gradient(self, x: torch.Tensor, target: TargetSpec | Target,
-                       net: nn.Module | None = None) -> tuple[torch.Tensor, Target]:
+    def input_gradient(
+        self, x: torch.Tensor, target: TargetSpec | Target, net: nn.Module | None = None
+    ) -> tuple[torch.Tensor, Target]:
         """d score / d x for every sample (samples are independent in eval mode, so one
         backward of the summed scores gives each sample's own gradient)."""
         net = net or self.net
@@ -264,6 +286,7 @@ class Method:
         if target is None:
             with torch.no_grad():
                 return resolve_target(None, select_output(net(x), self.output))
+
         def width() -> int | None:
             with torch.no_grad():
                 out = select_output(net(x[:1]), self.output)

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from ..errors import ConvscopeError
-from .base import Attribution, Method, Progress, chunks, register, upsample
 from ..probe import get_module, module_name
+from .base import Attribution, Method, Progress, chunks, register, upsample
 from .targets import Target, TargetSpec, resolve_target
 
 
@@ -69,8 +69,9 @@ class CAMMethod(Method):
         cam = (W * A).sum(1)
         if self.relu:
             cam = cam.clamp(min=0)
-        return Attribution(upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, str(layer),
-                           output=tgt.kind)  # set where the weights read probabilities (Score-CAM)
+        return Attribution(
+            upsample(cam, tuple(x.shape[-2:])), cam, tgt.classes, self.name, str(layer), output=tgt.kind
+        )  # set where the weights read probabilities (Score-CAM)
 
 
 @register
@@ -96,8 +97,9 @@ class GradCAMPlusPlus(CAMMethod):
     def _weights(self, A, G, ctx):
         g2 = G.pow(2)
         denom = 2 * g2 + A.sum(dim=(2, 3), keepdim=True) * G.pow(3)
-        alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                            torch.zeros_like(denom))
+        alpha = torch.where(
+            denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), torch.zeros_like(denom)
+        )
         return (alpha * G.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
 
 
@@ -177,8 +179,10 @@ class CAM(CAMMethod):
         else:
             found = [m for m in self.net.modules() if isinstance(m, nn.Linear) and m.in_features == k]
             if not found:
-                raise ConvscopeError(f"CAM needs a final nn.Linear with {k} inputs (the layer's channels); "
-                                     "use Grad-CAM for other architectures")
+                raise ConvscopeError(
+                    f"CAM needs a final nn.Linear with {k} inputs (the layer's channels); "
+                    "use Grad-CAM for other architectures"
+                )
             fc = found[-1]
         if not isinstance(fc, nn.Linear) or fc.in_features != k:
             raise ConvscopeError(f"CAM's fc layer must be an nn.Linear with {k} inputs")
@@ -233,7 +237,7 @@ class ScoreCAM(CAMMethod):
         weights = torch.zeros(B, K, device=A.device, dtype=A.dtype)
         parts = chunks(len(b_idx), self.batch_size)
         for n, part in enumerate(parts):
-            bi, ki = b_idx[part.start:part.stop], k_idx[part.start:part.stop]
+            bi, ki = b_idx[part.start : part.stop], k_idx[part.start : part.stop]
             masks = upsample(A[bi, ki], size)
             lo = masks.flatten(1).amin(1).view(-1, 1, 1)
             hi = masks.flatten(1).amax(1).view(-1, 1, 1)

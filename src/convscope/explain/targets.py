@@ -15,27 +15,31 @@ turned into probabilities (rows of non-negative numbers summing to 1; rows whose
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 
 from ..errors import ConvscopeError
 from ..outputs import as_probabilities, output_kind
 
-TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+TargetSpec = int | Sequence[int] | torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
 
 
 class Target:
     """A resolved target: ``classes`` (B,) long, or a row-wise ``fn``."""
 
-    def __init__(self, classes: torch.Tensor | None = None,
-                 fn: Callable[[torch.Tensor], torch.Tensor] | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self,
+        classes: torch.Tensor | None = None,
+        fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        kind: str | None = None,
+    ) -> None:
         self.classes = classes
         self.fn = fn
         self.kind = kind  # what the output is (output_kind); None: read off the first output seen
 
     @classmethod
-    def explicit(cls, target: TargetSpec, batch: int, classes: int, device: torch.device) -> "Target":
+    def explicit(cls, target: TargetSpec, batch: int, classes: int, device: torch.device) -> Target:
         """Resolve a target that is not ``None`` without running the model (``classes``: output width)."""
         return resolve_target(target, torch.empty(batch, classes, device="meta"), device)
 
@@ -46,7 +50,8 @@ class Target:
             if not isinstance(s, torch.Tensor) or s.shape != output.shape[:1]:
                 raise ConvscopeError(
                     f"a target callable must return one score per row, shape ({output.shape[0]},); "
-                    f"got {getattr(s, 'shape', type(s).__name__)}")
+                    f"got {getattr(s, 'shape', type(s).__name__)}"
+                )
             return s
         classes = self.classes if rows is None else self.classes[rows]
         return output.reshape(output.shape[0], -1).gather(1, classes.view(-1, 1)).squeeze(1)
@@ -71,7 +76,8 @@ def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.devic
     if output.dim() != 2:
         raise ConvscopeError(
             f"the model's output has shape {tuple(output.shape)}; class targets need (B, classes): "
-            "pass a callable target that returns one score per sample")
+            "pass a callable target that returns one score per sample"
+        )
     k = output.shape[1]
     if target is None:
         if output.is_meta:
@@ -80,8 +86,9 @@ def resolve_target(target: TargetSpec, output: torch.Tensor, device: torch.devic
     if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
         classes = torch.full((b,), int(target), dtype=torch.long)
     else:
-        classes = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target,
-                                  dtype=torch.long).view(-1)
+        classes = torch.as_tensor(
+            list(target) if not isinstance(target, torch.Tensor) else target, dtype=torch.long
+        ).view(-1)
         if classes.numel() != b:
             raise ConvscopeError(f"got {classes.numel()} targets for a batch of {b}")
     # checked where the classes were given (the host for ints and lists), before they move to the device

@@ -7,7 +7,8 @@ Every view needs both, so they travel together. Functions across convscope accep
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,11 +64,11 @@ class Model:
             return str(self.classes[index])
         return str(index)
 
-    def to(self, device: str | torch.device) -> "Model":
+    def to(self, device: str | torch.device) -> Model:
         self.net.to(device)
         return self
 
-    def eval(self) -> "Model":
+    def eval(self) -> Model:
         self.net.eval()
         return self
 
@@ -145,10 +146,14 @@ def model_fingerprint(model: Model | nn.Module) -> str:
     selector. Not
     its name: the same weights under another name compute the same results."""
     m = as_model(model)
-    output = m.output if m.output is None or isinstance(m.output, (str, int)) else \
-        f"{getattr(m.output, '__module__', '')}.{getattr(m.output, '__qualname__', type(m.output).__name__)}"
-    return probe.model_fingerprint(m.net, {"preprocessing": m.preprocessing.to_dict(), "classes": m.classes,
-                                           "output": output})
+    output = (
+        m.output
+        if m.output is None or isinstance(m.output, (str, int))
+        else f"{getattr(m.output, '__module__', '')}.{getattr(m.output, '__qualname__', type(m.output).__name__)}"
+    )
+    return probe.model_fingerprint(
+        m.net, {"preprocessing": m.preprocessing.to_dict(), "classes": m.classes, "output": output}
+    )
 
 
 def as_model(model: Model | nn.Module, name: str | None = None) -> Model:

@@ -14,8 +14,8 @@ import torch
 from ..errors import ConvscopeError, NotFound
 from ..trace import details
 from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
-from .registry import TraceEntry
 from .encoding import pack_map
+from .registry import TraceEntry
 
 MAX_SUMS = 4096  # a conv position's per-input-channel sums sent in full up to this many inputs
 
@@ -60,12 +60,26 @@ def _position(rec, y: int | None, x: int | None, size: tuple[int, int] | None = 
 def _head(rec, channel: int | None, what: str) -> dict[str, Any]:
     title = f"{rec.name}" + (f" · channel {channel}" if channel is not None else "")
     feeds = f" · reads {', '.join(rec.inputs)}" if rec.inputs else ""
-    return {"layer": rec.name, "kind": rec.kind, "channel": channel, "title": title,
-            "subtitle": f"{what}{feeds}", "input_layer": rec.inputs[0] if rec.inputs else None}
+    return {
+        "layer": rec.name,
+        "kind": rec.kind,
+        "channel": channel,
+        "title": title,
+        "subtitle": f"{what}{feeds}",
+        "input_layer": rec.inputs[0] if rec.inputs else None,
+    }
 
 
-def detail(te: TraceEntry, layer: str, channel: int = 0, y: int | None = None, x: int | None = None,
-           start: int = 0, count: int = 8, maps: bool = True) -> dict[str, Any]:
+def detail(
+    te: TraceEntry,
+    layer: str,
+    channel: int = 0,
+    y: int | None = None,
+    x: int | None = None,
+    start: int = 0,
+    count: int = 8,
+    maps: bool = True,
+) -> dict[str, Any]:
     """Dispatch on the record's kind to the matching view."""
     rec = te.record(layer)
     if rec.output is None:
@@ -100,14 +114,33 @@ def conv_position_json(rec, channel: int, y: int, x: int, start: int, count: int
     n = len(pos.input_channels)
     for i in range(start, min(n, start + count)):
         patch = [[float(pos.patches[i, a, b]) if inside[a, b] else None for b in range(kw)] for a in range(kh)]
-        chans.append({"index": pos.input_channels[i], "patch": patch, "kernel": pos.kernels[i].tolist(),
-                      "products": pos.products[i].tolist(), "sum": float(pos.channel_sums[i])})
+        chans.append(
+            {
+                "index": pos.input_channels[i],
+                "patch": patch,
+                "kernel": pos.kernels[i].tolist(),
+                "products": pos.products[i].tolist(),
+                "sum": float(pos.channel_sums[i]),
+            }
+        )
     rows, cols = pos.rows, pos.cols
-    return {"y": pos.y, "x": pos.x, "channels": chans, "total_channels": n, "total": pos.total,
-            "channel_sums": pos.channel_sums.tolist() if n <= MAX_SUMS else None,
-            "bias": pos.bias, "value": pos.output, "trace_value": float(_out(rec, channel, pos.y, pos.x)),
-            "window": {"top": int(rows[0]), "left": int(cols[0]), "height": int(rows[-1] - rows[0]) + 1,
-                       "width": int(cols[-1] - cols[0]) + 1}}
+    return {
+        "y": pos.y,
+        "x": pos.x,
+        "channels": chans,
+        "total_channels": n,
+        "total": pos.total,
+        "channel_sums": pos.channel_sums.tolist() if n <= MAX_SUMS else None,
+        "bias": pos.bias,
+        "value": pos.output,
+        "trace_value": float(_out(rec, channel, pos.y, pos.x)),
+        "window": {
+            "top": int(rows[0]),
+            "left": int(cols[0]),
+            "height": int(rows[-1] - rows[0]) + 1,
+            "width": int(cols[-1] - cols[0]) + 1,
+        },
+    }
 
 
 def conv_view(rec, channel: int, y: int | None, x: int | None, start: int, count: int, maps: bool) -> dict[str, Any]:
@@ -123,17 +156,33 @@ def conv_view(rec, channel: int, y: int | None, x: int | None, start: int, count
     page = range(start, min(n, start + count))
     kh, kw = geo["kernel"]
     g = geo["groups"]
-    what = (f"convolution {kh}×{kw}, stride {'×'.join(map(str, geo['stride']))}, "
-            f"dilation {'×'.join(map(str, geo['dilation']))}, padding {list(geo['pad'])}"
-            + (f", {g} groups" if g > 1 else ""))
+    what = (
+        f"convolution {kh}×{kw}, stride {'×'.join(map(str, geo['stride']))}, "
+        f"dilation {'×'.join(map(str, geo['dilation']))}, padding {list(geo['pad'])}"
+        + (f", {g} groups" if g > 1 else "")
+    )
     return {
-        **out, **_head(rec, ch.channel, what),
-        "params": {"kernel_size": [kh, kw], "stride": list(geo["stride"]), "dilation": list(geo["dilation"]),
-                   "pad": list(geo["pad"]), "groups": g},
+        **out,
+        **_head(rec, ch.channel, what),
+        "params": {
+            "kernel_size": [kh, kw],
+            "stride": list(geo["stride"]),
+            "dilation": list(geo["dilation"]),
+            "pad": list(geo["pad"]),
+            "groups": g,
+        },
         "page": {"start": start, "count": count, "total": n},
-        "channels": [{"index": ch.input_channels[i], "input": pack_map(ch.inputs[i]),
-                      "kernel": ch.kernels[i].tolist(), "intermediate": pack_map(ch.intermediate[i])} for i in page],
-        "sum": pack_map(ch.sum), "bias": ch.bias if rec.bias is not None else None,
+        "channels": [
+            {
+                "index": ch.input_channels[i],
+                "input": pack_map(ch.inputs[i]),
+                "kernel": ch.kernels[i].tolist(),
+                "intermediate": pack_map(ch.intermediate[i]),
+            }
+            for i in page
+        ],
+        "sum": pack_map(ch.sum),
+        "bias": ch.bias if rec.bias is not None else None,
         "output": pack_map(ch.output),
         "position": conv_position_json(rec, ch.channel, y, x, start, count),
     }
@@ -149,9 +198,17 @@ def pool_position_json(rec, channel: int, y: int, x: int) -> dict[str, Any]:
         formula = f"max over the {int(inside.sum())} window values"
     else:
         formula = f"Σ window / {win.divisor} = {float(win.values.sum()):.6g} / {win.divisor}"
-    return {"y": win.y, "x": win.x, "values": values, "argmax": list(win.argmax) if win.argmax else None,
-            "divisor": win.divisor, "value": win.value, "trace_value": float(_out(rec, channel, win.y, win.x)), "formula": formula,
-            "window": {"top": int(win.rows[0]), "left": int(win.cols[0]), "height": kh, "width": kw}}
+    return {
+        "y": win.y,
+        "x": win.x,
+        "values": values,
+        "argmax": list(win.argmax) if win.argmax else None,
+        "divisor": win.divisor,
+        "value": win.value,
+        "trace_value": float(_out(rec, channel, win.y, win.x)),
+        "formula": formula,
+        "window": {"top": int(win.rows[0]), "left": int(win.cols[0]), "height": kh, "width": kw},
+    }
 
 
 def pool_view(rec, channel: int, y: int | None, x: int | None, maps: bool) -> dict[str, Any]:
@@ -165,11 +222,19 @@ def pool_view(rec, channel: int, y: int | None, x: int | None, maps: bool) -> di
         what = f"adaptive {op} pooling to {'×'.join(map(str, rec.output.shape[-2:]))}"
         formula = f"each output is the {op} of its window (windows split the input into {'×'.join(map(str, rec.output.shape[-2:]))} parts)"
     else:
-        what = (f"{op} pooling {'×'.join(map(str, p['kernel_size']))}, stride {'×'.join(map(str, p['stride']))}, "
-                f"padding {list(p.get('padding', (0, 0)))}")
+        what = (
+            f"{op} pooling {'×'.join(map(str, p['kernel_size']))}, stride {'×'.join(map(str, p['stride']))}, "
+            f"padding {list(p.get('padding', (0, 0)))}"
+        )
         formula = f"output[c, y, x] = {op}(input window at (y·s − p, x·s − p), {'×'.join(map(str, p['kernel_size']))})"
-    return {"view": "pool", **_head(rec, channel, what), "formula": formula,
-            "input": pack_map(rec.input[0, channel]), "output": pack_map(_out(rec, channel)), "position": pos}
+    return {
+        "view": "pool",
+        **_head(rec, channel, what),
+        "formula": formula,
+        "input": pack_map(rec.input[0, channel]),
+        "output": pack_map(_out(rec, channel)),
+        "position": pos,
+    }
 
 
 # -- element-wise, batchnorm, and the rest ---------------------------------------------------
@@ -177,8 +242,7 @@ def _inout_maps(rec, channel: int | None) -> dict[str, Any]:
     spatial = rec.output.dim() == 4
     c = channel if spatial else None
     inp = rec.input[0].detach()
-    return {"input": pack_map(inp[c] if c is not None else inp), "output": pack_map(_out(rec, c)),
-            "channel": c}
+    return {"input": pack_map(inp[c] if c is not None else inp), "output": pack_map(_out(rec, c)), "channel": c}
 
 
 def activation_view(rec, channel: int, y: int | None, x: int | None, channels_last: bool = False) -> dict[str, Any]:
@@ -186,14 +250,22 @@ def activation_view(rec, channel: int, y: int | None, x: int | None, channels_la
     act = details.activation(rec)
     if channels_last:
         act.input, act.output = act.input.permute(2, 0, 1), act.output.permute(2, 0, 1)
-    fname, formula = FORMULAS.get(rec.kind, (rec.op, f"{rec.op}(x) = {act.formula or 'the layer itself'}, element by element"))
+    fname, formula = FORMULAS.get(
+        rec.kind, (rec.op, f"{rec.op}(x) = {act.formula or 'the layer itself'}, element by element")
+    )
     spatial = act.output.dim() == 3
     c = channel if spatial else None
     if c is not None and c >= act.output.shape[0]:
         raise NotFound(f"layer {rec.name!r} has {act.output.shape[0]} channels, no channel {c}")
-    d = {"view": "activation", **_head(rec, c, f"{rec.op}, element-wise"), "fname": fname, "formula": formula,
-         "channel": c, "input": pack_map(act.input[c] if spatial else act.input),
-         "output": pack_map(act.output[c] if spatial else act.output)}
+    d = {
+        "view": "activation",
+        **_head(rec, c, f"{rec.op}, element-wise"),
+        "fname": fname,
+        "formula": formula,
+        "channel": c,
+        "input": pack_map(act.input[c] if spatial else act.input),
+        "output": pack_map(act.output[c] if spatial else act.output),
+    }
     if spatial:
         yy, xx = _position(rec, y, x, tuple(act.output.shape[-2:]))
         d["position"] = {"y": yy, "x": xx}
@@ -208,12 +280,18 @@ def batchnorm_view(rec, channel: int, y: int | None, x: int | None) -> dict[str,
     if c >= len(bn.scale):
         raise NotFound(f"layer {rec.name!r} has {len(bn.scale)} channels, no channel {c}")
     spatial = rec.output.dim() == 4
-    d = {"view": "batchnorm", **_head(rec, c, "batch normalisation with running statistics (eval mode)"),
-         **_inout_maps(rec, c),
-         "mean": _f(bn.mean[c]), "var": _f(bn.var[c]), "eps": _f(bn.eps),
-         "gamma": _f(bn.gamma[c]) if bn.gamma is not None else 1.0,
-         "beta": _f(bn.beta[c]) if bn.beta is not None else 0.0,
-         "scale": _f(bn.scale[c]), "shift": _f(bn.shift[c])}
+    d = {
+        "view": "batchnorm",
+        **_head(rec, c, "batch normalisation with running statistics (eval mode)"),
+        **_inout_maps(rec, c),
+        "mean": _f(bn.mean[c]),
+        "var": _f(bn.var[c]),
+        "eps": _f(bn.eps),
+        "gamma": _f(bn.gamma[c]) if bn.gamma is not None else 1.0,
+        "beta": _f(bn.beta[c]) if bn.beta is not None else 0.0,
+        "scale": _f(bn.scale[c]),
+        "shift": _f(bn.shift[c]),
+    }
     d["position"] = {"y": _position(rec, y, x)[0], "x": _position(rec, y, x)[1]} if spatial else {"y": c, "x": 0}
     return d
 
@@ -242,14 +320,23 @@ def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None
                 inputs = [{"name": name, "channel": c - offset, "map": pack_map(t[0, c - offset])}]
                 break
             offset += n
-    formula = {"add": "output = " + " + ".join(rec.inputs) + " (element by element: a residual connection)",
-               "mul": "output = " + " × ".join(rec.inputs) + " (element by element)",
-               "concat": "output channels = the inputs' channels stacked: " + " ‖ ".join(rec.inputs),
-               "dropout": "dropout is inactive at inference: output = input",
-               "identity": "output = input", "input": _input_formula(te),
-               "pad": f"zero padding {list(rec.params.get('pad', ()))} (left, right, top, bottom)"}.get(rec.kind)
-    d = {"view": "generic", **_head(rec, c, rec.op), "formula": formula, "op_symbol": symbols.get(rec.kind, ","),
-         "inputs": inputs, "output": pack_map(_out(rec, c))}
+    formula = {
+        "add": "output = " + " + ".join(rec.inputs) + " (element by element: a residual connection)",
+        "mul": "output = " + " × ".join(rec.inputs) + " (element by element)",
+        "concat": "output channels = the inputs' channels stacked: " + " ‖ ".join(rec.inputs),
+        "dropout": "dropout is inactive at inference: output = input",
+        "identity": "output = input",
+        "input": _input_formula(te),
+        "pad": f"zero padding {list(rec.params.get('pad', ()))} (left, right, top, bottom)",
+    }.get(rec.kind)
+    d = {
+        "view": "generic",
+        **_head(rec, c, rec.op),
+        "formula": formula,
+        "op_symbol": symbols.get(rec.kind, ","),
+        "inputs": inputs,
+        "output": pack_map(_out(rec, c)),
+    }
     if spatial:
         yy, xx = _position(rec, y, x)
         d["position"] = {"y": yy, "x": xx}
@@ -262,8 +349,10 @@ def _input_formula(te: TraceEntry) -> str:
     mean = ", ".join(f"{m:g}" for m in p.mean)
     std = ", ".join(f"{v:g}" for v in p.std)
     h, w = p.size
-    return (f"input = (pixel − mean) / std with mean ({mean}) and std ({std}), pixels 0..255; "
-            f"the image was resized ({p.resize}) to {h}×{w}, {p.channels} channel(s)")
+    return (
+        f"input = (pixel − mean) / std with mean ({mean}) and std ({std}), pixels 0..255; "
+        f"the image was resized ({p.resize}) to {h}×{w}, {p.channels} channel(s)"
+    )
 
 
 # -- LayerNorm, axis moves, means and broadcast products (ConvNeXt, squeeze-excitation) ------------
@@ -281,31 +370,43 @@ def shape_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) 
     """A generic payload for LayerNorm, permute / view / reshape, mean and broadcast products, with
     ``detail`` (the recomputed arithmetic) and ``formula`` in words; None for other layers."""
     op = rec.op.split(".")[-1]
-    inputs = [{"name": n, "channel": channel, "map": pack_map(_map_of(te, n, t, channel))}
-              for n, t in zip(rec.inputs, rec.inputs_tensors) if isinstance(t, torch.Tensor) and t.dim() >= 2]
+    inputs = [
+        {"name": n, "channel": channel, "map": pack_map(_map_of(te, n, t, channel))}
+        for n, t in zip(rec.inputs, rec.inputs_tensors)
+        if isinstance(t, torch.Tensor) and t.dim() >= 2
+    ]
     yy, xx = (y or 0), (x or 0)
     if isinstance(rec.module, torch.nn.LayerNorm):
         position = (yy, xx) if rec.input.dim() == 4 else ()
         ln = details.layer_norm(rec, position)
         where = f" at ({yy}, {xx})" if position else ""
-        formula = (f"LayerNorm over the {ln.input.numel()} channels{where}: mean {ln.mean:.6g}, variance "
-                   f"{ln.var:.6g}; output = (x − mean) / √(var + {ln.eps:g}) · γ + β")
+        formula = (
+            f"LayerNorm over the {ln.input.numel()} channels{where}: mean {ln.mean:.6g}, variance "
+            f"{ln.var:.6g}; output = (x − mean) / √(var + {ln.eps:g}) · γ + β"
+        )
         d = ln.to_dict()
     elif op in ("permute", "view", "reshape", "transpose", "contiguous", "flatten") and rec.kind != "flatten":
         rl = details.relayout(rec)
-        formula = (f"{op}: the same numbers, axes {rl.input_shape} → {rl.output_shape}"
-                   + (f" (output axis i = input axis {rl.dims[1:]}[i] − 1)" if rl.dims else ""))
+        formula = f"{op}: the same numbers, axes {rl.input_shape} → {rl.output_shape}" + (
+            f" (output axis i = input axis {rl.dims[1:]}[i] − 1)" if rl.dims else ""
+        )
         d = rl.to_dict()
     elif op == "mean":
         red = details.reduction(rec)
         formula = f"mean over axes {red.dims} of each item: each output = Σ of {red.count} inputs / {red.count}"
         d = {k: v for k, v in red.to_dict().items() if k not in ("recomputed", "output")}
         d["max_difference"] = float((red.recomputed - red.output).abs().max())
-    elif rec.kind == "mul" and (len(rec.inputs_tensors) < 2
-                                or any(t.shape != rec.output.shape for t in rec.inputs_tensors)):
+    elif rec.kind == "mul" and (
+        len(rec.inputs_tensors) < 2 or any(t.shape != rec.output.shape for t in rec.inputs_tensors)
+    ):
         bc = details.broadcast_product(rec, details.node_parameters(te.model.net, rec))
-        formula = "output = " + " × ".join(bc.operands) + " (" + "; ".join(
-            f"{n} repeated along axes {r}" for n, r in zip(bc.operands, bc.repeated) if r) + ")"
+        formula = (
+            "output = "
+            + " × ".join(bc.operands)
+            + " ("
+            + "; ".join(f"{n} repeated along axes {r}" for n, r in zip(bc.operands, bc.repeated) if r)
+            + ")"
+        )
         d = {k: v for k, v in bc.to_dict().items() if k not in ("recomputed", "output")}
         d["max_difference"] = float((bc.recomputed - bc.output).abs().max())
     else:
@@ -313,8 +414,16 @@ def shape_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) 
     if "recomputed" in d and "output" in d:
         d["max_difference"] = max(abs(a - b) for a, b in zip(d["recomputed"], d["output"])) if d["recomputed"] else 0.0
     out = _map_of(te, rec.name, rec.output, channel)
-    payload = {"view": "generic", **_head(rec, channel, rec.op), "formula": formula, "op_symbol": ",",
-               "inputs": inputs, "output": pack_map(out), "detail": d, "layout": te.layouts.get(rec.name)}
+    payload = {
+        "view": "generic",
+        **_head(rec, channel, rec.op),
+        "formula": formula,
+        "op_symbol": ",",
+        "inputs": inputs,
+        "output": pack_map(out),
+        "detail": d,
+        "layout": te.layouts.get(rec.name),
+    }
     if out.dim() == 2:
         payload["position"] = {"y": min(yy, out.shape[0] - 1), "x": min(xx, out.shape[1] - 1)}
     return payload
@@ -327,8 +436,14 @@ def flatten_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     if unit >= n:
         raise NotFound(f"layer {rec.name!r} has {n} units, no unit {unit}")
     where = details.flatten_index(rec, unit)
-    d = {"view": "flatten", **_head(rec, None, "flatten: (C, H, W) → C·H·W, row-major"), "unit": unit,
-         "source": list(where), "input_shape": list(src.shape), "value": float(rec.output[0].reshape(-1)[unit])}
+    d = {
+        "view": "flatten",
+        **_head(rec, None, "flatten: (C, H, W) → C·H·W, row-major"),
+        "unit": unit,
+        "source": list(where),
+        "input_shape": list(src.shape),
+        "value": float(rec.output[0].reshape(-1)[unit]),
+    }
     d["title"] = f"{rec.name} · unit {unit}"
     if src.dim() == 3:
         d["input"] = pack_map(src[where[0]])
@@ -346,19 +461,30 @@ def linear_view(te: TraceEntry, rec, unit: int, y: int | None = None, x: int | N
     source_rec = te.trace[rec.inputs[0]] if rec.inputs else None
     flat_src = source_rec if source_rec is not None and source_rec.kind == "flatten" else None
     top = []
-    for i, w, x, product in zip(best.indices.tolist(), best.weights.tolist(), best.inputs.tolist(),
-                                best.products.tolist()):
+    for i, w, x, product in zip(
+        best.indices.tolist(), best.weights.tolist(), best.inputs.tolist(), best.products.tolist()
+    ):
         entry = {"index": i, "w": w, "x": x, "product": product}
         if flat_src is not None and flat_src.input.dim() == 4:
             entry["source"] = list(details.flatten_index(flat_src, i))
         top.append(entry)
-    d = {"view": "linear", **_head(rec, None, f"fully connected: {best.count} inputs → {rec.output.shape[-1]} outputs"),
-         "unit": unit, "inputs": best.count, "top": top, "positive": best.positive, "negative": best.negative,
-         "bias": float(lin.bias[unit]) if rec.bias is not None else None, "sum": float(lin.sums[unit]),
-         "value": float(lin.output[unit]),
-         "trace_value": float(rec.output[0][position][unit] if position else rec.output[0, unit]),
-         "source_layer": flat_src.inputs[0] if flat_src is not None and flat_src.inputs else None}
-    d["title"] = f"{rec.name} · unit {unit}" + (f" (class {te.model.class_name(unit)})" if rec is te.trace.layers[-1] else "")
+    d = {
+        "view": "linear",
+        **_head(rec, None, f"fully connected: {best.count} inputs → {rec.output.shape[-1]} outputs"),
+        "unit": unit,
+        "inputs": best.count,
+        "top": top,
+        "positive": best.positive,
+        "negative": best.negative,
+        "bias": float(lin.bias[unit]) if rec.bias is not None else None,
+        "sum": float(lin.sums[unit]),
+        "value": float(lin.output[unit]),
+        "trace_value": float(rec.output[0][position][unit] if position else rec.output[0, unit]),
+        "source_layer": flat_src.inputs[0] if flat_src is not None and flat_src.inputs else None,
+    }
+    d["title"] = f"{rec.name} · unit {unit}" + (
+        f" (class {te.model.class_name(unit)})" if rec is te.trace.layers[-1] else ""
+    )
     if position is not None:
         d["position"] = {"y": position[0], "x": position[1]}
         d["title"] += f" at ({position[0]}, {position[1]})"
@@ -377,11 +503,26 @@ def softmax_view(te: TraceEntry, selected: int | None = None) -> dict[str, Any]:
         if not 0 <= selected < probs.numel():
             raise NotFound(f"model {te.model_name!r} has {probs.numel()} classes, no class {selected}")
         order.append(selected)
-    rows = [{"index": i, "name": te.model.class_name(i), "logit": float(sm.logits[i]), "exp": float(sm.exp[i]),
-             "prob": float(probs[i])} for i in order]
+    rows = [
+        {
+            "index": i,
+            "name": te.model.class_name(i),
+            "logit": float(sm.logits[i]),
+            "exp": float(sm.exp[i]),
+            "prob": float(probs[i]),
+        }
+        for i in order
+    ]
     rest = details.softmax_rest(sm, order)
-    return {"view": "softmax", "layer": t.layers[-1].name, "title": "class scores: softmax",
-            "subtitle": f"{probs.numel()} classes · logits from {t.layers[-1].name}",
-            "classes": int(probs.numel()), "rows": rows, "rest": rest.to_dict() if rest is not None else None, "sum_exp": float(sm.sum),
-            "shift": float(sm.shift),
-            "selected": selected if selected is not None else order[0]}
+    return {
+        "view": "softmax",
+        "layer": t.layers[-1].name,
+        "title": "class scores: softmax",
+        "subtitle": f"{probs.numel()} classes · logits from {t.layers[-1].name}",
+        "classes": int(probs.numel()),
+        "rows": rows,
+        "rest": rest.to_dict() if rest is not None else None,
+        "sum_exp": float(sm.sum),
+        "shift": float(sm.shift),
+        "selected": selected if selected is not None else order[0],
+    }

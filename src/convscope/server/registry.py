@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -141,8 +142,10 @@ class ModelEntry:
             with torch.no_grad():
                 model.net(torch.zeros(1, c, h, w, device=model.device))
         except Exception as exc:  # noqa: BLE001
-            raise ConvscopeError(f"it does not run on a {c}x{h}x{w} input ({_one_line(exc)}); "
-                                 "give its input size with --input-size C,H,W") from None
+            raise ConvscopeError(
+                f"it does not run on a {c}x{h}x{w} input ({_one_line(exc)}); "
+                "give its input size with --input-size C,H,W"
+            ) from None
         # fx tracing patches nn.Module.__call__ process-wide: do it now, once, before
         # any job can run this model in another thread (see trace.fx_trace.prepare_graph)
         prepare_graph(model.net)
@@ -169,8 +172,13 @@ class ModelEntry:
 class Registry:
     """The server's models (by name), uploads, and the LRU cache of traces."""
 
-    def __init__(self, specs: Sequence[str], loader: Callable[[str], Model] | None = None,
-                 max_traces: int = 4, uploads: UploadStore | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[str],
+        loader: Callable[[str], Model] | None = None,
+        max_traces: int = 4,
+        uploads: UploadStore | None = None,
+    ) -> None:
         if not specs:
             raise ConvscopeError("the explorer needs at least one model")
         self._loader = loader or (lambda spec: load_model(spec))
@@ -230,12 +238,13 @@ class Registry:
         that fails is logged and kept with its error; only when none loads is it an error."""
         for entry in self.models.values():
             try:
-                entry.model
+                _ = entry.model  # loading is the point: a failure is kept on the entry
             except ConvscopeError:
                 pass
         if all(e.error for e in self.models.values()):
-            raise ConvscopeError("no model could be loaded: " + "; ".join(
-                f"{e.name}: {e.error}" for e in self.models.values()))
+            raise ConvscopeError(
+                "no model could be loaded: " + "; ".join(f"{e.name}: {e.error}" for e in self.models.values())
+            )
 
     @property
     def default(self) -> str:

@@ -13,7 +13,8 @@ model fx cannot trace is observed with hooks instead (``t.via == 'hooks'``, see
 from __future__ import annotations
 
 import html
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,8 +37,15 @@ class Trace(Displayable):
     ``show()`` and ``save(path)`` come from :class:`~convscope.render.notebook.Displayable`.
     """
 
-    def __init__(self, model: Model, layers: list[LayerRecord], output: Any, via: str,
-                 fx_error: str | None = None, selected: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        layers: list[LayerRecord],
+        output: Any,
+        via: str,
+        fx_error: str | None = None,
+        selected: torch.Tensor | None = None,
+    ) -> None:
         self.model = model
         self.layers = layers
         self.output = output  # what the model returned (a tensor, a dict, a tuple ...)
@@ -112,8 +120,10 @@ class Trace(Displayable):
         if probs is None:
             raise ConvscopeError("this model's output is not a (batch, classes) score tensor")
         values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
-        return [[(int(i), self.model.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]
-                for vs, idx in zip(values.cpu(), indices.cpu())]
+        return [
+            [(int(i), self.model.class_name(int(i)), float(v)) for v, i in zip(vs, idx)]
+            for vs, idx in zip(values.cpu(), indices.cpu())
+        ]
 
     # -- views -------------------------------------------------------------------------------
     def summary(self):
@@ -142,8 +152,11 @@ class Trace(Displayable):
         from ..render.dataset_figures import activation_maps
 
         spatial = [r for r in self.layers[1:] if isinstance(r.output, torch.Tensor) and r.output.dim() == 4]
-        picked = sorted({round(i * (len(spatial) - 1) / max(1, max_layers - 1)) for i in range(max_layers)}
-                        if len(spatial) > max_layers else range(len(spatial)))
+        picked = sorted(
+            {round(i * (len(spatial) - 1) / max(1, max_layers - 1)) for i in range(max_layers)}
+            if len(spatial) > max_layers
+            else range(len(spatial))
+        )
         maps = {spatial[i].name: spatial[i].output[0, :max_channels].detach().float().cpu().numpy() for i in picked}
         return activation_maps(maps, self.model.to_display(self.input[0]), max_channels=max_channels)
 
@@ -152,8 +165,16 @@ def _is_scores(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.dim() == 2 and t.is_floating_point()
 
 
-def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool = False,
-          method: str = "auto", cache: bool = True, output: OutputSpec = None) -> Trace:
+def trace(
+    model: Model | nn.Module,
+    x: Any,
+    *,
+    train: bool = False,
+    grad: bool = False,
+    method: str = "auto",
+    cache: bool = True,
+    output: OutputSpec = None,
+) -> Trace:
     """Run ``model`` on ``x`` and record every layer.
 
     Args:
@@ -180,8 +201,10 @@ def trace(model: Model | nn.Module, x: Any, *, train: bool = False, grad: bool =
     batch = _batch(m, x, bare=not isinstance(model, Model))
     net = m.net
     if isinstance(net, torch.jit.ScriptModule):
-        raise ConvscopeError(f"{m.name} is a TorchScript module: its layers are compiled and cannot be observed "
-                             "one by one; load the Python model instead (pkg.module:factory@weights.pt)")
+        raise ConvscopeError(
+            f"{m.name} is a TorchScript module: its layers are compiled and cannot be observed "
+            "one by one; load the Python model instead (pkg.module:factory@weights.pt)"
+        )
     modules = list(net.modules())
     with model_state(net, train=train), torch.set_grad_enabled(grad):
         records, out, via, fx_error = _run(net, batch, method, cache, modules)

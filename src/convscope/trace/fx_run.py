@@ -15,8 +15,9 @@ Two runners share one :class:`Emitter` that turns a node's values into a record:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,15 @@ class Emitter:
             self.recorder.add("input", _INPUT, [], [], out, node=n.name)
             self.sources[n] = ["input"]
 
-    def call(self, n: fx.Node, out: Any, arguments: Callable[[], tuple[tuple, dict]],
-             tensors: list[torch.Tensor], snapshot: torch.Tensor | None, arg0: Any) -> None:
+    def call(
+        self,
+        n: fx.Node,
+        out: Any,
+        arguments: Callable[[], tuple[tuple, dict]],
+        tensors: list[torch.Tensor],
+        snapshot: torch.Tensor | None,
+        arg0: Any,
+    ) -> None:
         inputs = _union(self.sources.get(a, ()) for a in n.all_input_nodes)
         if not isinstance(out, torch.Tensor):
             # a tuple of tensors passes its inputs on to getitem; a size or a number feeds no data
@@ -62,8 +70,17 @@ class Emitter:
             else:
                 info = classify_function(n.target, args, kwargs, out, is_method=n.op == "call_method")
             self.classified[n] = info
-        rec = self.recorder.add(plan.name, info, inputs, tensors, out, module=plan.module, node=n.name,
-                                owner=plan.owner, first_call=plan.first_call)
+        rec = self.recorder.add(
+            plan.name,
+            info,
+            inputs,
+            tensors,
+            out,
+            module=plan.module,
+            node=n.name,
+            owner=plan.owner,
+            first_call=plan.first_call,
+        )
         rec.param_count = plan.param_count
         self.sources[n] = [rec.name]
 
@@ -104,17 +121,35 @@ class RecordingInterpreter(fx.Interpreter):
         arg0 = args[0] if args else None
         snapshot = self.recorder.before_inplace(arg0) if self.plan.nodes[n].inplace and args else None
         out = getattr(self, n.op)(n.target, args, kwargs)
-        tensors = [self.env[a] for a in n.all_input_nodes
-                   if a.op != "get_attr" and isinstance(self.env.get(a), torch.Tensor)]
+        tensors = [
+            self.env[a] for a in n.all_input_nodes if a.op != "get_attr" and isinstance(self.env.get(a), torch.Tensor)
+        ]
         self.emitter.call(n, out, lambda: (args, kwargs), tensors, snapshot, arg0)
         return out
 
 
 # in-place layers whose out-of-place twin the compiled graph may call instead of cloning
-_OUT_OF_PLACE = {nn.ReLU: F.relu, nn.ReLU6: F.relu6, nn.SiLU: F.silu, nn.Hardswish: F.hardswish,
-                 nn.Hardsigmoid: F.hardsigmoid}
-_FRESH_KINDS = frozenset({"conv", "batchnorm", "linear", "add", "mul", "concat", "maxpool", "avgpool",
-                          "adaptive_avgpool", "adaptive_maxpool"})
+_OUT_OF_PLACE = {
+    nn.ReLU: F.relu,
+    nn.ReLU6: F.relu6,
+    nn.SiLU: F.silu,
+    nn.Hardswish: F.hardswish,
+    nn.Hardsigmoid: F.hardsigmoid,
+}
+_FRESH_KINDS = frozenset(
+    {
+        "conv",
+        "batchnorm",
+        "linear",
+        "add",
+        "mul",
+        "concat",
+        "maxpool",
+        "avgpool",
+        "adaptive_avgpool",
+        "adaptive_maxpool",
+    }
+)
 
 
 class CompiledRecorder:
@@ -182,8 +217,11 @@ class CompiledRecorder:
             if n in self.snapshot:
                 snapshot = values[self.snapshot[n]]
                 recorder.before_inplace(arg0, snapshot)
-            tensors = [values[index[a]] for a in n.all_input_nodes
-                       if a.op != "get_attr" and isinstance(values[index[a]], torch.Tensor)]
+            tensors = [
+                values[index[a]]
+                for a in n.all_input_nodes
+                if a.op != "get_attr" and isinstance(values[index[a]], torch.Tensor)
+            ]
             emitter.call(n, v, lambda n=n: _arguments(n, values, index), tensors, snapshot, arg0)
         return recorder.records
 
@@ -201,9 +239,14 @@ def _out_of_place_twins(plan: GraphPlan) -> dict[fx.Node, Callable]:
             continue
         twin = _OUT_OF_PLACE.get(type(p.module))
         src = n.args[0] if n.args else None
-        ok = (twin is not None and isinstance(src, fx.Node) and src in plan.nodes
-              and not plan.nodes[src].inplace and _fresh(src, plan)
-              and all(order[u] <= order[n] for u in src.users))
+        ok = (
+            twin is not None
+            and isinstance(src, fx.Node)
+            and src in plan.nodes
+            and not plan.nodes[src].inplace
+            and _fresh(src, plan)
+            and all(order[u] <= order[n] for u in src.users)
+        )
         if ok:
             candidates[n] = twin
         else:
@@ -238,8 +281,13 @@ def _fill(t: Template, values: tuple) -> LayerRecord:
     """The template's record with this run's tensors; every other field as recorded (``replace``
     copies them all, so a field added to LayerRecord is never dropped here)."""
     record, ins, out = t
-    return replace(record, params=dict(record.params), inputs=list(record.inputs),
-                   inputs_tensors=[values[i] for i in ins], output=values[out])
+    return replace(
+        record,
+        params=dict(record.params),
+        inputs=list(record.inputs),
+        inputs_tensors=[values[i] for i in ins],
+        output=values[out],
+    )
 
 
 def _arguments(n: fx.Node, values: tuple, index: dict[fx.Node, int]) -> tuple[tuple, dict]:
@@ -247,8 +295,7 @@ def _arguments(n: fx.Node, values: tuple, index: dict[fx.Node, int]) -> tuple[tu
     return fx.node.map_arg(n.args, resolve), fx.node.map_arg(n.kwargs, resolve)
 
 
-def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan, compiled: bool = True
-           ) -> tuple[list[LayerRecord], Any]:
+def run_fx(net: nn.Module, x: torch.Tensor, plan: GraphPlan, compiled: bool = True) -> tuple[list[LayerRecord], Any]:
     """Run the traced graph on ``x``; returns the records and the model's output."""
     key = shape_key(x)
     if plan.safe and compiled:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from torch import fx, nn
 
@@ -80,7 +81,7 @@ class GraphPlan:
 # A forward in another thread during a trace is affected too (see prepare_graph).
 FX_LOCK = threading.RLock()
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, GraphPlan | Exception]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, GraphPlan | Exception]] = weakref.WeakKeyDictionary()
 
 
 def fingerprint(modules: Sequence[nn.Module]) -> tuple:
@@ -92,8 +93,9 @@ def fingerprint(modules: Sequence[nn.Module]) -> tuple:
     return (modules[0].training, tuple(ids))
 
 
-def graph_plan(net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] | None = None,
-               any_mode: bool = False) -> GraphPlan:
+def graph_plan(
+    net: nn.Module, cache: bool = True, modules: Sequence[nn.Module] | None = None, any_mode: bool = False
+) -> GraphPlan:
     """The fx graph of ``net`` and its plan; raises what fx raised when it cannot trace.
 
     ``any_mode``: a cached graph of the other train/eval mode will do (for node names only).

@@ -10,8 +10,9 @@ the explicit amounts the arithmetic in :mod:`convscope.trace.details` uses.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,8 +25,22 @@ _MODULE_KINDS: tuple[tuple[type, str], ...] = (
     (nn.SiLU, "silu"),
     (nn.Sigmoid, "sigmoid"),
     (nn.Tanh, "tanh"),
-    ((nn.LeakyReLU, nn.ELU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
-      nn.Mish, nn.PReLU, nn.SELU, nn.CELU), "activation"),
+    (
+        (
+            nn.LeakyReLU,
+            nn.ELU,
+            nn.GELU,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+            nn.Hardtanh,
+            nn.Softplus,
+            nn.Mish,
+            nn.PReLU,
+            nn.SELU,
+            nn.CELU,
+        ),
+        "activation",
+    ),
     (nn.MaxPool2d, "maxpool"),
     (nn.AvgPool2d, "avgpool"),
     (nn.AdaptiveAvgPool2d, "adaptive_avgpool"),
@@ -41,24 +56,49 @@ _MODULE_KINDS: tuple[tuple[type, str], ...] = (
 
 # -- functional ops, by normalised name ------------------------------------------------
 _FUNCTION_KINDS: dict[str, str] = {
-    "conv2d": "conv", "relu": "relu", "relu6": "relu6", "silu": "silu", "sigmoid": "sigmoid",
-    "tanh": "tanh", "leaky_relu": "activation", "elu": "activation", "gelu": "activation",
-    "hardswish": "activation", "hardsigmoid": "activation", "hardtanh": "activation",
-    "softplus": "activation", "mish": "activation", "selu": "activation",
-    "max_pool2d": "maxpool", "_max_pool2d": "maxpool", "avg_pool2d": "avgpool",
-    "adaptive_avg_pool2d": "adaptive_avgpool", "adaptive_max_pool2d": "adaptive_maxpool",
-    "batch_norm": "batchnorm", "linear": "linear", "flatten": "flatten",
-    "add": "add", "iadd": "add", "radd": "add", "mul": "mul", "imul": "mul", "rmul": "mul",
-    "cat": "concat", "concat": "concat", "concatenate": "concat",
-    "dropout": "dropout", "dropout2d": "dropout", "softmax": "softmax", "pad": "pad",
+    "conv2d": "conv",
+    "relu": "relu",
+    "relu6": "relu6",
+    "silu": "silu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "leaky_relu": "activation",
+    "elu": "activation",
+    "gelu": "activation",
+    "hardswish": "activation",
+    "hardsigmoid": "activation",
+    "hardtanh": "activation",
+    "softplus": "activation",
+    "mish": "activation",
+    "selu": "activation",
+    "max_pool2d": "maxpool",
+    "_max_pool2d": "maxpool",
+    "avg_pool2d": "avgpool",
+    "adaptive_avg_pool2d": "adaptive_avgpool",
+    "adaptive_max_pool2d": "adaptive_maxpool",
+    "batch_norm": "batchnorm",
+    "linear": "linear",
+    "flatten": "flatten",
+    "add": "add",
+    "iadd": "add",
+    "radd": "add",
+    "mul": "mul",
+    "imul": "mul",
+    "rmul": "mul",
+    "cat": "concat",
+    "concat": "concat",
+    "concatenate": "concat",
+    "dropout": "dropout",
+    "dropout2d": "dropout",
+    "softmax": "softmax",
+    "pad": "pad",
 }
 
 # positional argument names of the functional ops whose hyper-parameters we read
 _SIGNATURES: dict[str, tuple[str, ...]] = {
     "conv2d": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
     "max_pool2d": ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-    "avg_pool2d": ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                   "divisor_override"),
+    "avg_pool2d": ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
     "adaptive_avg_pool2d": ("input", "output_size"),
     "adaptive_max_pool2d": ("input", "output_size", "return_indices"),
     "linear": ("input", "weight", "bias"),
@@ -96,8 +136,9 @@ def pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value))
 
 
-def explicit_padding(padding: Any, kernel_size: tuple[int, int], dilation: tuple[int, int] = (1, 1)
-                     ) -> tuple[int, int, int, int]:
+def explicit_padding(
+    padding: Any, kernel_size: tuple[int, int], dilation: tuple[int, int] = (1, 1)
+) -> tuple[int, int, int, int]:
     """``(left, right, top, bottom)`` for a conv/pool padding as written.
 
     ``'same'`` pads ``d*(k-1)`` in total per axis, the odd one extra on the right/bottom
@@ -143,10 +184,16 @@ def _no_params(module: nn.Module, args: tuple) -> dict[str, Any]:
 def _conv_module(m: nn.Conv2d, args: tuple) -> dict[str, Any]:
     k, s, d = pair(m.kernel_size), pair(m.stride), pair(m.dilation)
     return {
-        "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": k, "stride": s,
+        "in_channels": m.in_channels,
+        "out_channels": m.out_channels,
+        "kernel_size": k,
+        "stride": s,
         "padding": m.padding if isinstance(m.padding, str) else pair(m.padding),
-        "pad": explicit_padding(m.padding, k, d), "padding_mode": m.padding_mode,
-        "dilation": d, "groups": m.groups, "bias": m.bias is not None,
+        "pad": explicit_padding(m.padding, k, d),
+        "padding_mode": m.padding_mode,
+        "dilation": d,
+        "groups": m.groups,
+        "bias": m.bias is not None,
     }
 
 
@@ -155,17 +202,25 @@ def _maxpool_module(m: nn.MaxPool2d, args: tuple) -> dict[str, Any]:
 
 
 def _avgpool_module(m: nn.AvgPool2d, args: tuple) -> dict[str, Any]:
-    return _pool_params("avg", m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
-                        m.count_include_pad, m.divisor_override)
+    return _pool_params(
+        "avg", m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, m.count_include_pad, m.divisor_override
+    )
 
 
-def _pool_params(kind: str, kernel_size, stride, padding, dilation=1, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None) -> dict[str, Any]:
+def _pool_params(
+    kind: str, kernel_size, stride, padding, dilation=1, ceil_mode=False, count_include_pad=True, divisor_override=None
+) -> dict[str, Any]:
     k = pair(kernel_size)
     s = pair(stride) if stride not in (None, ()) and stride != [] else k
     p, d = pair(padding), pair(dilation)
-    params = {"kernel_size": k, "stride": s, "padding": p, "pad": (p[1], p[1], p[0], p[0]),
-              "dilation": d, "ceil_mode": bool(ceil_mode)}
+    params = {
+        "kernel_size": k,
+        "stride": s,
+        "padding": p,
+        "pad": (p[1], p[1], p[0], p[0]),
+        "dilation": d,
+        "ceil_mode": bool(ceil_mode),
+    }
     if kind == "avg":
         params.update(count_include_pad=bool(count_include_pad), divisor_override=divisor_override)
     return params
@@ -184,9 +239,15 @@ def _output_size(size: Any, args: tuple) -> tuple[int, int]:
 
 
 def _bn_module(m: nn.modules.batchnorm._BatchNorm, args: tuple) -> dict[str, Any]:
-    return {"num_features": m.num_features, "eps": float(m.eps), "momentum": m.momentum,
-            "affine": m.affine, "batch_statistics": bool(m.training or not m.track_running_stats),
-            "running_mean": m.running_mean, "running_var": m.running_var}
+    return {
+        "num_features": m.num_features,
+        "eps": float(m.eps),
+        "momentum": m.momentum,
+        "affine": m.affine,
+        "batch_statistics": bool(m.training or not m.track_running_stats),
+        "running_mean": m.running_mean,
+        "running_var": m.running_var,
+    }
 
 
 def _linear_module(m: nn.Linear, args: tuple) -> dict[str, Any]:
@@ -218,10 +279,17 @@ def _activation_params(m: nn.Module) -> dict[str, Any]:
 
 
 _MODULE_PARAMS: dict[str, Callable[[Any, tuple], dict[str, Any]]] = {
-    "conv": _conv_module, "maxpool": _maxpool_module, "avgpool": _avgpool_module,
-    "adaptive_avgpool": _adaptive_module, "adaptive_maxpool": _adaptive_module,
-    "batchnorm": _bn_module, "linear": _linear_module, "flatten": _flatten_module,
-    "dropout": _dropout_module, "softmax": _softmax_module, "pad": _pad_module,
+    "conv": _conv_module,
+    "maxpool": _maxpool_module,
+    "avgpool": _avgpool_module,
+    "adaptive_avgpool": _adaptive_module,
+    "adaptive_maxpool": _adaptive_module,
+    "batchnorm": _bn_module,
+    "linear": _linear_module,
+    "flatten": _flatten_module,
+    "dropout": _dropout_module,
+    "softmax": _softmax_module,
+    "pad": _pad_module,
 }
 
 
@@ -281,8 +349,9 @@ def bind(name: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     return bound
 
 
-def classify_function(target: Any, args: tuple, kwargs: dict[str, Any], output: Any,
-                      is_method: bool = False) -> Classified:
+def classify_function(
+    target: Any, args: tuple, kwargs: dict[str, Any], output: Any, is_method: bool = False
+) -> Classified:
     """Kind, op label and hyper-parameters of a functional op call (``F.conv2d(x, w, ...)``)."""
     name = function_name(target)
     kind = _FUNCTION_KINDS.get(name, "other")
@@ -295,30 +364,54 @@ def classify_function(target: Any, args: tuple, kwargs: dict[str, Any], output: 
         k = tuple(weight.shape[-2:])
         d = pair(a.get("dilation", 1))
         padding = a.get("padding", 0)
-        params = {"in_channels": int(weight.shape[1]) * int(a.get("groups", 1)),
-                  "out_channels": int(weight.shape[0]), "kernel_size": k, "stride": pair(a.get("stride", 1)),
-                  "padding": padding if isinstance(padding, str) else pair(padding),
-                  "pad": explicit_padding(padding, k, d), "padding_mode": "zeros",
-                  "dilation": d, "groups": int(a.get("groups", 1)), "bias": bias is not None}
+        params = {
+            "in_channels": int(weight.shape[1]) * int(a.get("groups", 1)),
+            "out_channels": int(weight.shape[0]),
+            "kernel_size": k,
+            "stride": pair(a.get("stride", 1)),
+            "padding": padding if isinstance(padding, str) else pair(padding),
+            "pad": explicit_padding(padding, k, d),
+            "padding_mode": "zeros",
+            "dilation": d,
+            "groups": int(a.get("groups", 1)),
+            "bias": bias is not None,
+        }
     elif kind == "maxpool":
-        params = _pool_params("max", a["kernel_size"], a.get("stride"), a.get("padding", 0),
-                              a.get("dilation", 1), a.get("ceil_mode", False))
+        params = _pool_params(
+            "max",
+            a["kernel_size"],
+            a.get("stride"),
+            a.get("padding", 0),
+            a.get("dilation", 1),
+            a.get("ceil_mode", False),
+        )
     elif kind == "avgpool":
-        params = _pool_params("avg", a["kernel_size"], a.get("stride"), a.get("padding", 0), 1,
-                              a.get("ceil_mode", False), a.get("count_include_pad", True),
-                              a.get("divisor_override"))
+        params = _pool_params(
+            "avg",
+            a["kernel_size"],
+            a.get("stride"),
+            a.get("padding", 0),
+            1,
+            a.get("ceil_mode", False),
+            a.get("count_include_pad", True),
+            a.get("divisor_override"),
+        )
     elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
         params = {"output_size": _output_size(a.get("output_size"), args)}
     elif kind == "linear":
         weight, bias = a.get("weight"), a.get("bias")
-        params = {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]),
-                  "bias": bias is not None}
+        params = {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]), "bias": bias is not None}
     elif kind == "batchnorm":
         weight, bias = a.get("weight"), a.get("bias")
-        params = {"num_features": int(args[0].shape[1]), "eps": float(a.get("eps", 1e-5)),
-                  "momentum": a.get("momentum", 0.1), "affine": weight is not None,
-                  "batch_statistics": bool(a.get("training", False)),
-                  "running_mean": a.get("running_mean"), "running_var": a.get("running_var")}
+        params = {
+            "num_features": int(args[0].shape[1]),
+            "eps": float(a.get("eps", 1e-5)),
+            "momentum": a.get("momentum", 0.1),
+            "affine": weight is not None,
+            "batch_statistics": bool(a.get("training", False)),
+            "running_mean": a.get("running_mean"),
+            "running_var": a.get("running_var"),
+        }
     elif kind == "flatten":
         params = {"start_dim": int(a.get("start_dim", 0)), "end_dim": int(a.get("end_dim", -1))}
     elif kind == "concat":
@@ -327,8 +420,11 @@ def classify_function(target: Any, args: tuple, kwargs: dict[str, Any], output: 
         params = {"dim": a.get("dim", -1)}
     elif kind == "pad":
         p = tuple(int(v) for v in a["pad"])
-        params = {"pad": p + (0,) * (4 - len(p)) if len(p) < 4 else p, "mode": a.get("mode", "constant"),
-                  "value": float(a.get("value") or 0.0)}
+        params = {
+            "pad": p + (0,) * (4 - len(p)) if len(p) < 4 else p,
+            "mode": a.get("mode", "constant"),
+            "value": float(a.get("value") or 0.0),
+        }
     elif kind == "dropout":
         params = {"p": float(a.get("p", 0.5)), "active": bool(a.get("training", True))}
     elif kind == "activation":
@@ -341,5 +437,10 @@ def classify_function(target: Any, args: tuple, kwargs: dict[str, Any], output: 
 def _is_flatten(args: tuple, output: Any) -> bool:
     """``x.view(B, -1)`` / ``x.reshape(B, -1)``: keeps the batch, makes one feature axis."""
     x = args[0] if args else None
-    return (isinstance(x, torch.Tensor) and isinstance(output, torch.Tensor) and x.dim() > 2
-            and output.dim() == 2 and output.shape[0] == x.shape[0])
+    return (
+        isinstance(x, torch.Tensor)
+        and isinstance(output, torch.Tensor)
+        and x.dim() > 2
+        and output.dim() == 2
+        and output.shape[0] == x.shape[0]
+    )

@@ -34,28 +34,34 @@ def tensor_stats(t: torch.Tensor) -> dict[str, float]:
     f = t.detach().float()
     if f.numel() == 0:
         return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
-    return {"min": float(f.min()), "max": float(f.max()), "mean": float(f.mean()),
-            "std": float(f.std(unbiased=False))}
+    return {"min": float(f.min()), "max": float(f.max()), "mean": float(f.mean()), "std": float(f.std(unbiased=False))}
 
 
-def record_to_json(rec: "LayerRecord", stats: bool = True) -> dict[str, Any]:
+def record_to_json(rec: LayerRecord, stats: bool = True) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "name": rec.name, "kind": rec.kind, "op": rec.op, "via": rec.via,
-        "params": jsonable(rec.params), "inputs": list(rec.inputs),
+        "name": rec.name,
+        "kind": rec.kind,
+        "op": rec.op,
+        "via": rec.via,
+        "params": jsonable(rec.params),
+        "inputs": list(rec.inputs),
         "input_shapes": [list(t.shape) for t in rec.inputs_tensors],
         "output_shape": list(rec.output_shape),
         "weight_shape": list(rec.weight.shape) if rec.weight is not None else None,
         "has_bias": rec.bias is not None,
-        "param_count": rec.param_count, "macs": multiply_adds(rec),
+        "param_count": rec.param_count,
+        "macs": multiply_adds(rec),
     }
     if stats and rec.output is not None:
         d["stats"] = tensor_stats(rec.output)
     return d
 
 
-def trace_to_json(t: "Trace", stats: bool = True) -> dict[str, Any]:
+def trace_to_json(t: Trace, stats: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "model": t.model.name, "via": t.via, "fx_error": t.fx_error,
+        "model": t.model.name,
+        "via": t.via,
+        "fx_error": t.fx_error,
         "input_shape": list(t.input.shape),
         "layers": [record_to_json(r, stats) for r in t.layers],
     }

@@ -57,12 +57,16 @@ class Summary:
     total_macs: int
 
     @classmethod
-    def from_trace(cls, t: "Trace") -> "Summary":
-        rows = [SummaryRow(r.name, r.op, r.kind, r.output_shape, r.param_count, multiply_adds(r), list(r.inputs))
-                for r in t.layers]
+    def from_trace(cls, t: Trace) -> Summary:
+        rows = [
+            SummaryRow(r.name, r.op, r.kind, r.output_shape, r.param_count, multiply_adds(r), list(r.inputs))
+            for r in t.layers
+        ]
         params = list(t.model.net.parameters())
         return cls(
-            model=t.model.name, via=t.via, rows=rows,
+            model=t.model.name,
+            via=t.via,
+            rows=rows,
             total_params=sum(p.numel() for p in params),
             trainable_params=sum(p.numel() for p in params if p.requires_grad),
             total_macs=sum(r.macs for r in rows),
@@ -98,10 +102,12 @@ class Summary:
         return header, body
 
     def _footer(self) -> list[str]:
-        return [f"Total params: {self.total_params:,}",
-                f"Trainable params: {self.trainable_params:,}",
-                f"Non-trainable params: {self.non_trainable_params:,}",
-                f"Total mult-adds per image: {_human(self.total_macs)} ({self.total_macs:,})"]
+        return [
+            f"Total params: {self.total_params:,}",
+            f"Trainable params: {self.trainable_params:,}",
+            f"Non-trainable params: {self.non_trainable_params:,}",
+            f"Total mult-adds per image: {_human(self.total_macs)} ({self.total_macs:,})",
+        ]
 
     def __str__(self) -> str:
         header, body = self._table()
@@ -109,8 +115,12 @@ class Summary:
         right = {3, 4}
 
         def line(cells: list[str]) -> str:
-            return " " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return (
+                " "
+                + "  ".join(
+                    c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+                ).rstrip()
+            )
 
         rule = "_" * (sum(widths) + 2 * len(widths))
         lines = [f'Model: "{self.model}" (traced via {self.via})', rule, line(header), "=" * len(rule)]
@@ -127,9 +137,11 @@ class Summary:
         head = "".join(f"<th style='text-align:left'>{esc(h)}</th>" for h in header)
         rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>" for cells in body)
         foot = "<br>".join(esc(s) for s in self._footer())
-        return (f"<div><b>Model: {esc(self.model)}</b> (traced via {esc(self.via)})"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-                f"<p>{foot}</p></div>")
+        return (
+            f"<div><b>Model: {esc(self.model)}</b> (traced via {esc(self.via)})"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            f"<p>{foot}</p></div>"
+        )
 
 
 def _human(n: int) -> str:

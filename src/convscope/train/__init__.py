@@ -11,9 +11,19 @@ from .evaluate import Evaluation, confusion_matrix, evaluate, predict_logits
 from .run_api import Run
 from .runlog import read_metrics
 from .snapshots import load_snapshot
-from .trainer import TrainResult, Trainer, recorded_config, train
+from .trainer import Trainer, TrainResult, recorded_config, train
 
 __all__ = [
-    "Evaluation", "Run", "TrainConfig", "TrainResult", "Trainer", "confusion_matrix", "evaluate", "load_snapshot",
-    "predict_logits", "read_metrics", "recorded_config", "train",
+    "Evaluation",
+    "Run",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "confusion_matrix",
+    "evaluate",
+    "load_snapshot",
+    "predict_logits",
+    "read_metrics",
+    "recorded_config",
+    "train",
 ]

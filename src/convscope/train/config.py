@@ -60,17 +60,24 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
             (_finite(self.lr) and self.lr > 0, f"--lr must be a positive finite number, not {self.lr}"),
             (_finite(self.momentum) and 0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
-            (_finite(self.weight_decay) and self.weight_decay >= 0,
-             f"--weight-decay must be a finite number >= 0, not {self.weight_decay}"),
+            (
+                _finite(self.weight_decay) and self.weight_decay >= 0,
+                f"--weight-decay must be a finite number >= 0, not {self.weight_decay}",
+            ),
             (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}"),
-            (self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"),
+            (
+                self.activation in ACTIVATIONS,
+                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}",
+            ),
             (_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), not {self.dropout}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}"),
             (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
-            (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 1),
-             f"--input-size must be one or two positive numbers, not {self.input_size}"),
+            (
+                self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 1),
+                f"--input-size must be one or two positive numbers, not {self.input_size}",
+            ),
         ]
         self.augment_options()  # raises for unknown kinds or bad values
         for ok, message in checks:
@@ -105,8 +112,10 @@ class TrainConfig:
                 else:
                     raise ValueError
             except ValueError:
-                raise ConvscopeError(f"unknown augmentation {token.strip()!r}; use 'auto' or a comma list of "
-                                     "shift[=PIXELS], rotate[=DEGREES], flip") from None
+                raise ConvscopeError(
+                    f"unknown augmentation {token.strip()!r}; use 'auto' or a comma list of "
+                    "shift[=PIXELS], rotate[=DEGREES], flip"
+                ) from None
         return options
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,11 +124,11 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def resumed_with(self, changes: dict[str, Any]) -> "TrainConfig":
+    def resumed_with(self, changes: dict[str, Any]) -> TrainConfig:
         """This (recorded) config with the changes a resume may make; others must match.
 
         ``changes`` holds only what the user set explicitly. Changing, say, ``lr`` on

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -52,9 +53,17 @@ def add_histogram(writer, tag: str, values: torch.Tensor, step: int, bins: int =
         limits = torch.linspace(lo, hi, bins + 1)[1:]
     else:
         counts, limits = torch.tensor([float(v.numel())]), torch.tensor([hi])
-    writer.add_histogram_raw(tag, min=lo, max=hi, num=v.numel(), sum=float(v.sum()),
-                             sum_squares=float((v * v).sum()), bucket_limits=limits.tolist(),
-                             bucket_counts=counts.tolist(), global_step=step)
+    writer.add_histogram_raw(
+        tag,
+        min=lo,
+        max=hi,
+        num=v.numel(),
+        sum=float(v.sum()),
+        sum_squares=float((v * v).sum()),
+        bucket_limits=limits.tolist(),
+        bucket_counts=counts.tolist(),
+        global_step=step,
+    )
 
 
 class RunLog:

@@ -44,9 +44,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,8 @@ from .evaluate import predict_logits
 from .runlock import RunLock
 from .runlog import RunLog
 from .setup import prepare
-from .snapshots import FOLDER as SNAPSHOTS, snapshot_arrays, write_snapshot
+from .snapshots import FOLDER as SNAPSHOTS
+from .snapshots import snapshot_arrays, write_snapshot
 
 LAST, BEST = "last.pt", "best.pt"
 FLUSH_EVERY = 20
@@ -115,9 +117,15 @@ def recorded_config(out: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(meta["config"])
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True, command: str | None = None,
-          log: Callable[[str], None] | None = None, splits: Splits | None = None,
-          trust: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    log: Callable[[str], None] | None = None,
+    splits: Splits | None = None,
+    trust: bool = False,
+) -> TrainResult:
     """Train (or, with ``resume``, continue) the run described by ``config``.
 
     Returns a :class:`TrainResult`; ``OUT/best.pt`` is the epoch with the lowest
@@ -127,16 +135,22 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, comm
     :func:`convscope.load_model`'s, for the model fine-tuned; on ``resume`` that model's
     spec is read from ``last.pt``, so a factory spec there needs ``trust`` too.
     """
-    return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits,
-                   trust=trust).fit()
+    return Trainer(config, resume=resume, progress=progress, command=command, log=log, splits=splits, trust=trust).fit()
 
 
 class Trainer:
     """Holds one run's net, optimizer, data and counters; :meth:`fit` runs the epochs."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
-                 command: str | None = None, log: Callable[[str], None] | None = None,
-                 splits: Splits | None = None, trust: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        progress: bool = True,
+        command: str | None = None,
+        log: Callable[[str], None] | None = None,
+        splits: Splits | None = None,
+        trust: bool = False,
+    ) -> None:
         self.out = Path(config.out)
         self.dist = distributed.current()
         self.progress = progress and self.dist.is_main
@@ -155,12 +169,16 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------
     def _setup(self, config: TrainConfig, resume: bool, splits: Splits | None, trust: bool) -> None:
         if self.lock.stale is not None:
-            self.log(f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
-                     "without releasing it")
+            self.log(
+                f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
+                "without releasing it"
+            )
         removed = remove_temp_files(self.out) + remove_temp_files(self.out / SNAPSHOTS) if self.dist.is_main else []
         if removed:
-            self.log(f"{self.out}: removed {len(removed)} temporary file(s) an interrupted run left "
-                     f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})")
+            self.log(
+                f"{self.out}: removed {len(removed)} temporary file(s) an interrupted run left "
+                f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})"
+            )
         checkpoint = self._check_out_dir(config, resume)
         self.config = config
         self.device = self.dist.device(resolve_device(config.device))
@@ -191,8 +209,9 @@ class Trainer:
         last = self.out / LAST
         if not resume:
             if last.exists():
-                raise ConvscopeError(f"{self.out} already holds a run; continue it with --resume "
-                                     "or choose another --out")
+                raise ConvscopeError(
+                    f"{self.out} already holds a run; continue it with --resume or choose another --out"
+                )
             return None
         recorded = recorded_config(self.out)
         changes = {k: v for k, v in config.to_dict().items() if v != recorded.to_dict().get(k)}
@@ -275,8 +294,19 @@ class Trainer:
                 val_acc = float((logits.argmax(1) == splits.val.labels).float().mean())
                 record = {"epoch": e, **train_stats, "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
                 record["seconds"] = time.perf_counter() - start
-                record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                                                 "seconds", "images_per_s")}
+                record = {
+                    k: record[k]
+                    for k in (
+                        "epoch",
+                        "train_loss",
+                        "train_acc",
+                        "val_loss",
+                        "val_acc",
+                        "lr",
+                        "seconds",
+                        "images_per_s",
+                    )
+                }
                 self._check_weights(e)
                 blown = record["train_loss"] > DIVERGED_FACTOR * self._loss_reference()
                 self.blown_epochs = self.blown_epochs + 1 if blown else 0
@@ -295,16 +325,22 @@ class Trainer:
                 self._save(LAST, with_state=True)
                 if improved:
                     self._save(BEST, with_state=False)
-                self.log(f"epoch {e}/{c.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-                         f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' (best)' if improved else ''}"
-                         f" | {record['images_per_s']:.0f} img/s")
+                self.log(
+                    f"epoch {e}/{c.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+                    f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' (best)' if improved else ''}"
+                    f" | {record['images_per_s']:.0f} img/s"
+                )
                 if self.blown_epochs >= DIVERGED_EPOCHS or (blown and (e == c.epochs or self.stopped_early)):
-                    raise Diverged(f"training diverged: the training loss was {record['train_loss']:.3g} in epoch {e}, "
-                                   f"over {DIVERGED_FACTOR:g} times its start ({self._loss_reference():.3g}), for "
-                                   f"{self.blown_epochs} epoch(s) in a row; lower --lr (now {c.lr:g})")
+                    raise Diverged(
+                        f"training diverged: the training loss was {record['train_loss']:.3g} in epoch {e}, "
+                        f"over {DIVERGED_FACTOR:g} times its start ({self._loss_reference():.3g}), for "
+                        f"{self.blown_epochs} epoch(s) in a row; lower --lr (now {c.lr:g})"
+                    )
                 if self.stopped_early:
-                    self.log(f"early stop: validation loss has not improved for {c.patience} epochs "
-                             f"(best {self.best_val_loss:.4f} at epoch {self.best_epoch})")
+                    self.log(
+                        f"early stop: validation loss has not improved for {c.patience} epochs "
+                        f"(best {self.best_val_loss:.4f} at epoch {self.best_epoch})"
+                    )
                 if self._interrupt:
                     interrupted_at = (e, 0)
                     break
@@ -334,8 +370,10 @@ class Trainer:
     def _check_weights(self, epoch: int) -> None:
         finite = torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()
         if not bool(finite):
-            raise Diverged(f"the weights became NaN or infinite in epoch {epoch}; "
-                           f"lower --lr (now {self.config.lr:g}) or check the data")
+            raise Diverged(
+                f"the weights became NaN or infinite in epoch {epoch}; "
+                f"lower --lr (now {self.config.lr:g}) or check the data"
+            )
 
     def _kept(self) -> str:
         """Which checkpoints a stopped run left, and what each holds (only files that exist)."""
@@ -376,15 +414,23 @@ class Trainer:
             order = torch.randperm(len(data), generator=generator)
             step0, loss_sum, correct, seen, seconds = 0, 0.0, 0.0, 0.0, 0.0
         self.model.train()
-        bar = tqdm(total=n_steps, initial=step0, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
-                   disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=n_steps,
+            initial=step0,
+            desc=f"epoch {epoch}/{self.config.epochs}",
+            unit="batch",
+            disable=not self.progress,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         normalize = fast_normalize(prep, data.channels)
         # per step only detached references (mean loss, hits, rows); read back together at a flush
         pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []
         seen_here, started = 0, time.perf_counter()
         try:
             for step in range(step0, n_steps):
-                batch = order[step * bs:(step + 1) * bs]
+                batch = order[step * bs : (step + 1) * bs]
                 x = data.images[batch]
                 if self.augment is not None:  # the whole global batch, so the generator advances alike
                     x = self.augment(x, generator)
@@ -407,7 +453,8 @@ class Trainer:
                         if not math.isfinite(value):
                             raise Diverged(
                                 f"the training loss became {value} at epoch {epoch}, step {first_step + i} of "
-                                f"{n_steps}; lower --lr (now {self.config.lr:g}) or check the data")
+                                f"{n_steps}; lower --lr (now {self.config.lr:g}) or check the data"
+                            )
                         loss_sum += value * n
                         seen += n
                     correct += hits
@@ -421,8 +468,11 @@ class Trainer:
         finally:
             bar.close()
         seconds += time.perf_counter() - started
-        return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
-                "images_per_s": seen_here / max(time.perf_counter() - started, 1e-9)}
+        return {
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "images_per_s": seen_here / max(time.perf_counter() - started, 1e-9),
+        }
 
     def _flush(self, pending: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[list[float], int, list[int]]:
         """Read back the pending steps: each step's mean loss and rows over all ranks, and the hits.
@@ -430,8 +480,14 @@ class Trainer:
         Alone, the losses are exactly the steps' own float32 means (``x * n / n`` is exact in float64).
         """
         counts = torch.tensor([p[2] for p in pending], dtype=torch.float64, device=self.device)
-        table = torch.stack([torch.stack([p[0] for p in pending]).double() * counts,
-                             torch.stack([p[1] for p in pending]).double(), counts], 1)
+        table = torch.stack(
+            [
+                torch.stack([p[0] for p in pending]).double() * counts,
+                torch.stack([p[1] for p in pending]).double(),
+                counts,
+            ],
+            1,
+        )
         table = self.dist.sum(table).cpu()
         n = table[:, 2]
         return (table[:, 0] / n).tolist(), int(table[:, 1].sum()), [int(v) for v in n.tolist()]
@@ -444,14 +500,24 @@ class Trainer:
             "architecture": p.architecture,
             "classes": p.classes,
             "preprocessing": p.preprocessing.to_dict(),
-            "dataset": {"name": self.config.data, "note": splits.train.note, "split_seed": splits.seed,
-                        "split": splits.description,
-                        "sizes": {s: len(splits[s]) for s in ("train", "val", "test")}},
+            "dataset": {
+                "name": self.config.data,
+                "note": splits.train.note,
+                "split_seed": splits.seed,
+                "split": splits.description,
+                "sizes": {s: len(splits[s]) for s in ("train", "val", "test")},
+            },
             "epoch": self.epoch,
             "metrics": self.history[-1] if self.history else None,
-            "best": ({"epoch": self.best_epoch, "val_loss": self.best_val_loss,
-                      "val_acc": next(r["val_acc"] for r in self.history if r["epoch"] == self.best_epoch)}
-                     if self.best_epoch is not None else None),
+            "best": (
+                {
+                    "epoch": self.best_epoch,
+                    "val_loss": self.best_val_loss,
+                    "val_acc": next(r["val_acc"] for r in self.history if r["epoch"] == self.best_epoch),
+                }
+                if self.best_epoch is not None
+                else None
+            ),
             "history": self.history,
             "config": self.config.to_dict(),
             "command": self.command,
@@ -484,17 +550,39 @@ class Trainer:
         weights = _cpu_copy(self.net.state_dict())
         self.writer.submit(save_checkpoint, self.out / name, weights, copy.deepcopy(self._meta()), state)
 
-    def _save_partial(self, epoch: int, step: int, order: torch.Tensor, generator: torch.Generator,
-                      running: tuple[float, float, float], seconds: float) -> None:
+    def _save_partial(
+        self,
+        epoch: int,
+        step: int,
+        order: torch.Tensor,
+        generator: torch.Generator,
+        running: tuple[float, float, float],
+        seconds: float,
+    ) -> None:
         """Ctrl-C inside an epoch: save the exact position so ``--resume`` continues from it."""
         self._partial_step = step
-        self._save(LAST, with_state=True, extra_state={
-            "step": step, "order": order, "generator": generator.get_state(),
-            "running": [float(v) for v in running], "train_seconds": seconds})
+        self._save(
+            LAST,
+            with_state=True,
+            extra_state={
+                "step": step,
+                "order": order,
+                "generator": generator.get_state(),
+                "running": [float(v) for v in running],
+                "train_seconds": seconds,
+            },
+        )
 
     def _result(self) -> TrainResult:
-        return TrainResult(self.out, self.epoch, list(self.history), self.best_epoch, self.best_val_loss,
-                           stopped_early=self.stopped_early, notes=list(self.prepared.notes))
+        return TrainResult(
+            self.out,
+            self.epoch,
+            list(self.history),
+            self.best_epoch,
+            self.best_val_loss,
+            stopped_early=self.stopped_early,
+            notes=list(self.prepared.notes),
+        )
 
     # -- Ctrl-C ----------------------------------------------------------------------
     def _install_sigint(self) -> Any:

@@ -32,24 +32,86 @@ from ..records import ELEMENTWISE_KINDS, POOL_KINDS, LayerRecord
 from .base import Detail
 from .conv import ConvChannel, ConvPosition, conv_channel, conv_geometry, conv_position, padded_input
 from .pool import PoolWindow, PoolWindows, pool_window, pool_windows
-from .shape import (Broadcast, LayerNormDetail, Reduction, Relayout, broadcast_product, layer_norm, node_parameters,
-                    reduction, relayout)
-from .simple import (FORMULAS, BatchNormAffine, Elementwise, FlattenMap, LinearDetail, Merge, SoftmaxDetail,
-                     SoftmaxRest, TopContributions, activation, batchnorm, flatten_index, flatten_map,
-                     flatten_position, linear, merge, softmax, softmax_rest, top_contributions)
+from .shape import (
+    Broadcast,
+    LayerNormDetail,
+    Reduction,
+    Relayout,
+    broadcast_product,
+    layer_norm,
+    node_parameters,
+    reduction,
+    relayout,
+)
+from .simple import (
+    FORMULAS,
+    BatchNormAffine,
+    Elementwise,
+    FlattenMap,
+    LinearDetail,
+    Merge,
+    SoftmaxDetail,
+    SoftmaxRest,
+    TopContributions,
+    activation,
+    batchnorm,
+    flatten_index,
+    flatten_map,
+    flatten_position,
+    linear,
+    merge,
+    softmax,
+    softmax_rest,
+    top_contributions,
+)
 
 __all__ = [
-    "BatchNormAffine", "Broadcast", "ConvChannel", "LayerNormDetail", "Reduction", "Relayout",
-    "broadcast_product", "layer_norm", "node_parameters", "reduction", "relayout", "ConvPosition", "Detail", "Elementwise", "FORMULAS", "FlattenMap",
-    "LinearDetail", "Merge", "PoolWindow", "PoolWindows", "SoftmaxDetail", "SoftmaxRest", "TopContributions",
-    "activation", "batchnorm", "conv_channel", "conv_geometry", "conv_position", "describe", "flatten_index",
-    "flatten_map", "flatten_position", "linear", "merge", "padded_input", "pool_window", "pool_windows",
-    "softmax", "softmax_rest", "top_contributions",
+    "BatchNormAffine",
+    "Broadcast",
+    "ConvChannel",
+    "LayerNormDetail",
+    "Reduction",
+    "Relayout",
+    "broadcast_product",
+    "layer_norm",
+    "node_parameters",
+    "reduction",
+    "relayout",
+    "ConvPosition",
+    "Detail",
+    "Elementwise",
+    "FORMULAS",
+    "FlattenMap",
+    "LinearDetail",
+    "Merge",
+    "PoolWindow",
+    "PoolWindows",
+    "SoftmaxDetail",
+    "SoftmaxRest",
+    "TopContributions",
+    "activation",
+    "batchnorm",
+    "conv_channel",
+    "conv_geometry",
+    "conv_position",
+    "describe",
+    "flatten_index",
+    "flatten_map",
+    "flatten_position",
+    "linear",
+    "merge",
+    "padded_input",
+    "pool_window",
+    "pool_windows",
+    "softmax",
+    "softmax_rest",
+    "top_contributions",
 ]
 
 
-def describe(rec: LayerRecord, c: int | None = None, y: int | None = None, x: int | None = None,
-             batch: int = 0) -> Detail:
+def describe(
+    rec: LayerRecord, c: int | None = None, y: int | None = None, x: int | None = None, batch: int = 0
+) -> Detail:
     """The detail that fits a record's kind, for views that handle any layer.
 
     conv: ``conv_position`` when ``c, y, x`` are given, else ``conv_channel(c or 0)``;
@@ -64,10 +126,15 @@ def describe(rec: LayerRecord, c: int | None = None, y: int | None = None, x: in
         return pool_window(rec, c or 0, y or 0, x or 0, batch)
     if rec.kind in ELEMENTWISE_KINDS:
         return activation(rec, batch)
-    simple: dict[str, Any] = {"batchnorm": lambda: batchnorm(rec), "linear": lambda: linear(rec, batch),
-                              "softmax": lambda: softmax(rec, batch), "flatten": lambda: flatten_map(rec),
-                              "add": lambda: merge(rec, batch), "mul": lambda: merge(rec, batch),
-                              "concat": lambda: merge(rec, batch)}
+    simple: dict[str, Any] = {
+        "batchnorm": lambda: batchnorm(rec),
+        "linear": lambda: linear(rec, batch),
+        "softmax": lambda: softmax(rec, batch),
+        "flatten": lambda: flatten_map(rec),
+        "add": lambda: merge(rec, batch),
+        "mul": lambda: merge(rec, batch),
+        "concat": lambda: merge(rec, batch),
+    }
     if rec.kind in simple:
         return simple[rec.kind]()
     raise ConvscopeError(f"no arithmetic detail for {rec.kind} layers ({rec.name!r})")

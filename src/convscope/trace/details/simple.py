@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -27,8 +28,10 @@ from .base import Detail, check_index, item, require_kind
 
 FORMULAS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
     "relu": ("max(0, x)", lambda x: torch.where(x > 0, x, torch.zeros_like(x))),
-    "relu6": ("min(max(0, x), 6)", lambda x: torch.where(x > 0, torch.where(x < 6, x, torch.full_like(x, 6.0)),
-                                                           torch.zeros_like(x))),
+    "relu6": (
+        "min(max(0, x), 6)",
+        lambda x: torch.where(x > 0, torch.where(x < 6, x, torch.full_like(x, 6.0)), torch.zeros_like(x)),
+    ),
     "silu": ("x / (1 + exp(-x))", lambda x: x / (1 + torch.exp(-x))),
     "sigmoid": ("1 / (1 + exp(-x))", lambda x: 1 / (1 + torch.exp(-x))),
     "tanh": ("(exp(x) - exp(-x)) / (exp(x) + exp(-x))", torch.tanh),
@@ -94,8 +97,9 @@ def batchnorm(rec: LayerRecord) -> BatchNormAffine:
     gamma = rec.weight.detach() if rec.weight is not None else torch.ones(c, dtype=x.dtype, device=x.device)
     beta = rec.bias.detach() if rec.bias is not None else torch.zeros(c, dtype=x.dtype, device=x.device)
     scale = gamma / torch.sqrt(var + p["eps"])
-    return BatchNormAffine(mean, var, gamma, beta, float(p["eps"]), scale, beta - mean * scale,
-                           bool(p.get("batch_statistics")))
+    return BatchNormAffine(
+        mean, var, gamma, beta, float(p["eps"]), scale, beta - mean * scale, bool(p.get("batch_statistics"))
+    )
 
 
 def _flat_shape(rec: LayerRecord) -> tuple[int, ...]:
@@ -103,7 +107,7 @@ def _flat_shape(rec: LayerRecord) -> tuple[int, ...]:
     shape = rec.input.shape
     start = rec.params.get("start_dim", 1) % len(shape)
     end = rec.params.get("end_dim", -1) % len(shape)
-    return tuple(shape[max(start, 1):end + 1]) if start <= 1 else tuple(shape[start:end + 1])
+    return tuple(shape[max(start, 1) : end + 1]) if start <= 1 else tuple(shape[start : end + 1])
 
 
 def flatten_index(rec: LayerRecord, i: int) -> tuple[int, ...]:
@@ -147,8 +151,10 @@ def linear(rec: LayerRecord, batch: int = 0, position: tuple[int, ...] | None = 
     if x.dim() > 1:
         position = tuple(position) if position is not None else (0,) * (x.dim() - 1)
         if len(position) != x.dim() - 1:
-            raise ConvscopeError(f"{rec.name!r} reads input of shape {tuple(rec.input.shape)}: "
-                                 f"a position needs {x.dim() - 1} indices, got {list(position)}")
+            raise ConvscopeError(
+                f"{rec.name!r} reads input of shape {tuple(rec.input.shape)}: "
+                f"a position needs {x.dim() - 1} indices, got {list(position)}"
+            )
         x = x[tuple(check_index(p, n, "position", rec) for p, n in zip(position, x.shape))]
     w = rec.weight.detach()
     contributions = w * x[None, :]
@@ -176,9 +182,17 @@ def top_contributions(lin: LinearDetail, unit: int, k: int) -> TopContributions:
     if not 0 <= unit < n_out:
         raise ConvscopeError(f"unit {unit} is out of range: the layer has {n_out} outputs")
     prod = lin.contributions[unit]
-    order = prod.abs().argsort(descending=True, stable=True)[:max(0, k)]
-    return TopContributions(unit, order, lin.weight[unit, order], lin.input[order], prod[order],
-                            float(prod[prod > 0].sum()), float(prod[prod < 0].sum()), int(prod.numel()))
+    order = prod.abs().argsort(descending=True, stable=True)[: max(0, k)]
+    return TopContributions(
+        unit,
+        order,
+        lin.weight[unit, order],
+        lin.input[order],
+        prod[order],
+        float(prod[prod > 0].sum()),
+        float(prod[prod < 0].sum()),
+        int(prod.numel()),
+    )
 
 
 @dataclass
