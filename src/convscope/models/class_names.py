@@ -51,10 +51,14 @@ def read_classes(path: str | Path) -> list[str]:
 
 @torch.no_grad()
 def output_units(model: Model) -> int | None:
-    """How many scores one input gets (None when the output is not (batch, units))."""
+    """How many scores one input gets (None when the output is not (batch, units), or when a
+    blank input cannot tell: a net that fails on it fails later with its own message)."""
     x = torch.zeros((1, *model.input_shape), device=model.device)
-    with probe.model_state(model.net):
-        out = model.scores(model.net(x))
+    try:
+        with probe.model_state(model.net):
+            out = model.scores(model.net(x))
+    except (RuntimeError, ValueError, ConvscopeError):
+        return None
     return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
 
 
