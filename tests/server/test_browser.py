@@ -89,7 +89,8 @@ def test_default_model_overview_and_conv_detail(live, browser, shots):
     # clicking it opens the elastic and step-by-step views with the trace's numbers
     neuron.click()
     p.wait("detail")
-    # every input channel's row, the first 8 at once and the rest as the list scrolls into view
+    # every input channel's row, the first 8 at once and the rest as the list scrolls to its end
+    page.evaluate("() => { const r = document.querySelector('.elastic-rows'); r.scrollTop = r.scrollHeight; }")
     page.wait_for_function("(n) => document.querySelectorAll('.elastic-row').length === n", arg=conv.weight.shape[1])
     sec = page.locator(".conv-formula")
     y, x = int(sec.get_attribute("data-y")), int(sec.get_attribute("data-x"))

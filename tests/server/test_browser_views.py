@@ -352,3 +352,25 @@ def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser
     page.locator("#detail").screenshot(path=str(shots / "h22-wide-conv.png"))
     assert errors == []
     page.close()
+
+
+def test_detail_opens_beside_the_overview(live, browser, shots):
+    page, errors = open_page(browser, live.url + "/", 1600, 1000)
+    conv = next(r for r in trace_of(live).layers if r.kind == "conv" and r.weight.shape[1] > 1)
+    neuron = page.locator(f'canvas.neuron[data-layer="{conv.name}"][data-channel="3"]')
+    open_conv(page, conv.name, 3)
+    page.wait_for_timeout(300)  # the overview's columns spread anew in the narrower box
+    overview, detail = page.locator("#overview").bounding_box(), page.locator("#detail").bounding_box()
+    assert detail["x"] >= overview["x"] + overview["width"] - 1  # to the right of the overview
+    assert detail["y"] < overview["y"] + overview["height"]  # beside it, not below it
+    cell = neuron.bounding_box()
+    assert overview["x"] <= cell["x"] and cell["x"] + cell["width"] <= overview["x"] + overview["width"]
+    assert 0 <= cell["y"] and cell["y"] + cell["height"] <= 1000  # the neuron stays in view
+    assert "selected" in neuron.get_attribute("class")
+    assert page.locator("svg.edges path.edge").count() > 0
+    page.screenshot(path=str(shots / "h22-side-panel.png"))
+    page.locator("#detail .close").click()
+    page.wait_for_function("() => document.body.dataset.detail === 'closed'")
+    assert page.locator("#overview").bounding_box()["width"] > overview["width"] + 300
+    assert errors == []
+    page.close()

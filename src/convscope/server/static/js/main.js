@@ -12,6 +12,7 @@ import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
 import { el, fill, html, byId as $ } from "./dom.js";
 import { page } from "./page.js";
+import { closeOnEscape } from "./keyboard.js";
 
 // the model and image picked live in the page's store (tabs.js, the dataset view and the
 // panels follow them there); the rest is this module's own
@@ -210,7 +211,10 @@ async function select(layer, channel, y, x, extra = {}) {
   page.set("detail", "ready");
   document.querySelectorAll("canvas.neuron.selected").forEach((c) => c.classList.remove("selected"));
   const chosen = document.querySelector(`canvas.neuron[data-layer="${CSS.escape(layer)}"][data-channel="${channel}"]`);
-  if (chosen) chosen.classList.add("selected");
+  if (chosen) {
+    chosen.classList.add("selected");
+    chosen.scrollIntoView({ block: "nearest", inline: "nearest" });  // the overview narrowed beside the panel
+  }
   timings({ detailMs: performance.now() - t0 });
   root.scrollIntoView({ block: "nearest", behavior: "instant" });
 }
@@ -303,6 +307,7 @@ function wire() {
 }
 
 wire();
+closeOnEscape(document);
 mountWhy(() => state);  // the Why? panel and What does it look for? read the current model, image and selection
 mountLookFor(() => state);
 guarded(loadModels);

@@ -5,6 +5,7 @@
 import { getMany, q } from "./api.js";
 import { paint, legend, fmt, cssColor, scaleFor, rangeFor } from "./colors.js";
 import { el as make, fill, html } from "./dom.js";
+import { pressable } from "./keyboard.js";
 import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } from "./arrange.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -70,6 +71,16 @@ export class Overview {
     this.edgeFrame = 0;
     this.onResize = () => { clearTimeout(this.resizeTimer); this.resizeTimer = setTimeout(() => this.refit(), 150); };
     window.addEventListener("resize", this.onResize);
+    // the box itself narrows when the detail panel opens beside it: spread the columns anew
+    this.boxWidth = 0;
+    this.resized = new ResizeObserver(() => {
+      if (!this.wrap || this.root.clientWidth === this.boxWidth) return;
+      this.boxWidth = this.root.clientWidth;
+      this.spread();
+      this.drawArcs();
+      this.scheduleEdges();
+    });
+    this.resized.observe(this.root);
   }
 
   /** Size the maps to the window: the tallest column of maps fits its height, the maps grow to
@@ -80,16 +91,25 @@ export class Overview {
     this.availH = Math.max(360, Math.floor(window.innerHeight - top - 12));
     this.root.style.maxHeight = `${this.availH}px`;
     this.zoom = 1;
-    const layers = this.ctx.trace.layers;
-    const maps = layers.filter((l) => this.dims(l).length === 3);
-    const width = () => layers.reduce((w, l) => w + Math.max(64, this.dims(l).length === 3 ? this.mapPx(l) : 16) + COL_GAP, 36)
-      + (this.ctx.trace.prediction.top.length ? 204 : 0);
+    const maps = this.ctx.trace.layers.filter((l) => this.dims(l).length === 3);
     const room = this.root.clientWidth - 4;
-    const byWidth = Math.max(1, room / width());
+    const byWidth = Math.max(1, room / this.naturalWidth());
     const fitH = (l) => { const n = Math.min(this.dims(l)[0], 12); return (this.availH - COL_CHROME - n * MAP_GAP) / (n * this.mapPx(l)); };
     const byHeight = Math.min(3, ...maps.filter((l) => this.dims(l)[0] <= 12).map(fitH));
     this.zoom = Math.max(0.5, Math.min(3, byWidth, byHeight));
-    const gap = COL_GAP + Math.max(0, (room - width()) / (layers.length + 1));
+    this.spread();
+  }
+
+  /** The columns' width at the current zoom with the narrowest gaps. */
+  naturalWidth() {
+    return this.ctx.trace.layers.reduce((w, l) => w + Math.max(64, this.dims(l).length === 3 ? this.mapPx(l) : 16) + COL_GAP, 36)
+      + (this.ctx.trace.prediction.top.length ? 204 : 0);
+  }
+
+  /** Spread the width the columns leave over the gaps between them (--col-gap, 14 to 90 px). */
+  spread() {
+    const spare = this.root.clientWidth - 4 - this.naturalWidth();
+    const gap = COL_GAP + Math.max(0, spare / (this.ctx.trace.layers.length + 1));
     this.root.style.setProperty("--col-gap", `${Math.min(90, Math.floor(gap))}px`);
   }
 
@@ -257,6 +277,7 @@ export class Overview {
 
   destroy() {
     if (this.observer) this.observer.disconnect();
+    this.resized.disconnect();
     window.removeEventListener("resize", this.onResize);
   }
 
@@ -418,6 +439,7 @@ export class Overview {
   }
 
   wireNeuron(cv, layer, channel, locate) {
+    pressable(cv, channel === null ? `${layer.name} units` : `${layer.name} channel ${channel}`);
     cv.addEventListener("mousemove", (ev) => {
       const at = locate(ev);
       const c = channel ?? at.unit;
