@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from convscope import explain, features
+from convscope.explain.interpret import describe_metrics
 from convscope.render.heatmap import overlay
 
 from server_helpers import LiveServer, digits_dataset
@@ -96,6 +97,7 @@ def test_why_panel_grad_cam_overlay_metrics_and_sanity(live, browser, shots, reg
     shown = float(page.locator('[data-k="deletion_auc"]').inner_text())
     assert shown == pytest.approx(float(d.auc[0]), rel=1e-3)
     assert page.locator("#why svg.why-curves path").count() >= 2
+    assert page.locator("#why .why-reading").inner_text() == describe_metrics(d.fractions, d.scores[0], i.scores[0])
     # another class: the map follows
     page.select_option("#why-class", "5")
     page.wait_for_function("() => document.querySelector('#why .why-ov figcaption').innerText.endsWith('5')")
@@ -112,6 +114,9 @@ def test_why_panel_grad_cam_overlay_metrics_and_sanity(live, browser, shots, reg
     assert rows.count() == 1 + len(explain.sanity.randomization_groups(model.net, x))
     assert value(page, "spearman") == pytest.approx(1.0)
     assert page.locator(".sanity-figure").evaluate("img => img.naturalWidth") > 400
+    verdicts = explain.sanity_check(model, x, ["gradcam"], predicted, "max_pool_2", progress=False).verdicts
+    shown = page.locator(".sanity-verdicts li").all_inner_texts()
+    assert shown == [f"{m}: {why}" for m, (_, why) in verdicts.items()]
     page.locator("#why").screenshot(path=str(shots / "why.png"))
     # another input: the open panel explains it, for its own predicted class
     page.click('#samples [data-image="sample-6"]')

@@ -15,6 +15,7 @@ from PIL import Image
 
 from convscope import explain, features
 from convscope.data.base import ImageDataset
+from convscope.explain.interpret import describe_metrics
 from convscope.render.heatmap import overlay
 from convscope.server.feature_views import data_choice
 
@@ -117,6 +118,7 @@ def test_attribution_and_metrics_equal_direct_calls(api, ref, method, layer, tar
     np.testing.assert_allclose(m["fractions"], d.fractions.numpy())
     assert m["average_drop"] == pytest.approx(c.average_drop, rel=1e-6)
     assert m["increase_in_confidence"] == pytest.approx(c.increase_in_confidence)
+    assert m["reading"] == describe_metrics(d.fractions, d.scores[0], i.scores[0])  # the sentence the page shows
 
 
 @pytest.mark.parametrize(
@@ -167,6 +169,7 @@ def test_sanity_job_equals_the_direct_check(api, ref):
         np.testing.assert_allclose(r["spearman"][m], direct.spearman[m][:, 0].numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(r["ssim"][m], direct.ssim[m][:, 0].numpy(), rtol=1e-5, atol=1e-6)
     assert r["spearman"]["gradcam"][0] == pytest.approx(1.0)
+    assert r["verdicts"] == [{"method": m, "passed": ok, "reason": why} for m, (ok, why) in direct.verdicts.items()]
     assert picture(r["figure"]).shape[1] > 400
 
 

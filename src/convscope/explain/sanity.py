@@ -40,6 +40,7 @@ from ..probe import model_state, module_name, observe
 from ..progress import ProgressArg, progress_callback
 from ..render.notebook import Displayable
 from .base import _silent, get_method
+from .interpret import sanity_verdict
 from .similarity import spearman, ssim
 from .targets import TargetSpec, resolve_target
 
@@ -120,6 +121,11 @@ class SanityReport(Displayable):
                 )
         return out
 
+    @property
+    def verdicts(self) -> dict[str, tuple[bool, str]]:
+        """Per method (passed, reason): Adebayo et al.'s criterion, :func:`~convscope.explain.interpret.sanity_verdict`."""
+        return {m: sanity_verdict(self, m) for m in self.methods}
+
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=["method", "step", "randomized_down_to", "spearman", "ssim"])
@@ -134,6 +140,7 @@ class SanityReport(Displayable):
                 "methods": self.methods,
                 "targets": None if self.targets is None else self.targets.tolist(),
                 "rows": self.rows(),
+                "verdicts": {m: {"passed": ok, "reason": why} for m, (ok, why) in self.verdicts.items()},
             },
             indent=2,
         )
@@ -148,6 +155,7 @@ class SanityReport(Displayable):
                 for m in self.methods
             )
             lines.append(f"{step:<24}{cells}")
+        lines += [f"{m}: {reason}" for m, (_, reason) in self.verdicts.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:

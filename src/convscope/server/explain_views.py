@@ -23,6 +23,7 @@ import torch
 
 from ..errors import ConvscopeError, NotFound
 from ..explain import Attribution, Method, confidence_change, deletion, get_method, insertion, method_info, sanity_check
+from ..explain.interpret import describe_metrics
 from ..explain.layers import default_of
 from ..lru import LRU
 from ..probe import is_spatial, layer_calls
@@ -223,11 +224,13 @@ def _metrics_json(te: TraceEntry, result: Attribution, p_del: Progress, p_ins: P
     d = deletion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_del)
     i = insertion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_ins)
     c = confidence_change(te.model, te.x, result)
+    fractions, deleted, inserted = d.fractions.tolist(), d.scores[0].tolist(), i.scores[0].tolist()
     return {
         "steps": METRIC_STEPS,
-        "fractions": d.fractions.tolist(),
-        "deletion": d.scores[0].tolist(),
-        "insertion": i.scores[0].tolist(),
+        "fractions": fractions,
+        "deletion": deleted,
+        "insertion": inserted,
+        "reading": describe_metrics(fractions, deleted, inserted),
         "deletion_auc": float(d.auc[0]),
         "insertion_auc": float(i.auc[0]),
         "average_drop": c.average_drop,
@@ -245,7 +248,8 @@ def sanity_json(
     max_steps: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The cascading-randomisation test (:func:`convscope.explain.sanity_check`) as a table and a figure."""
+    """The cascading-randomisation test (:func:`convscope.explain.sanity_check`) as a table, a figure
+    and per method a pass/fail verdict with its reason (:attr:`SanityReport.verdicts`)."""
     names = []
     for m in methods:
         cls, lay, target = check_request(te, m, layer, target)
@@ -273,6 +277,7 @@ def sanity_json(
         "spearman": {m: [_num(v) for v in spearman[m]] for m in names},
         "ssim": {m: [_num(v) for v in ssim[m]] for m in names},
         "figure": data_url(figure),
+        "verdicts": [{"method": m, "passed": ok, "reason": why} for m, (ok, why) in report.verdicts.items()],
     }
 
 

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...explain import confidence_change, deletion, get_method, insertion
+    from ...explain.interpret import describe_metrics
     from ...io_utils import write_text_atomic
     from ...render import save_png
     from ...render.heatmap import curves_figure, methods_figure, overlay
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         rows: dict[str, dict[str, float]] = {}
         curves: dict[str, dict[str, np.ndarray]] = {"deletion": {}, "insertion": {}}
         fractions = None
+        readings: dict[str, str] = {}
         for name, r in results.items():
             d = deletion(model, x, r, steps=args.metric_steps, progress=progress_bar(args, f"{name} deletion"))
             i = insertion(model, x, r, steps=args.metric_steps, progress=progress_bar(args, f"{name} insertion"))
@@ -185,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
                 "average_drop": c.average_drop,
                 "increase_in_confidence": c.increase_in_confidence,
             }
+            readings[name] = describe_metrics(fractions.tolist(), d.scores[0].tolist(), i.scores[0].tolist())
             notes[name] = f"del {rows[name]['deletion_auc']:.3f}  ins {rows[name]['insertion_auc']:.3f}"
         write_text_atomic(
             out / "metrics.json",
@@ -212,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{name:<22}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
                 f"{row['average_drop']:>12.2f}{row['increase_in_confidence']:>12.1f}"
             )
+        for name, reading in readings.items():
+            print(f"{name}: {reading}")
     title = f"{model.name}: class {cls_index} ({label})"
     save_png(methods_figure(image, maps, title=title, notes=notes), out / "methods.png")
     print(f"wrote {len(methods)} heatmaps and methods.png to {out}")

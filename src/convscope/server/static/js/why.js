@@ -269,6 +269,7 @@ class WhyPanel {
         { name: "insertion", color: "#2166ac", xs: m.fractions, ys: m.insertion },
       ], { title: `probability of “${r.target_name}” as pixels are removed / revealed`, xLabel: "fraction of pixels, most important first", ymin: 0, ymax: 1 });
       box.appendChild(svg);
+      box.appendChild(el("p", "why-reading", m.reading));
     }
     return box;
   }
@@ -306,6 +307,10 @@ class WhyPanel {
     const fig = Object.assign(el("img", "sanity-figure"), { src: r.figure, alt: "sanity check figure" });
     const row = el("div", "sanity-row");
     row.append(t, fig);
-    box.appendChild(row);
+    const verdicts = el("ul", "sanity-verdicts");
+    for (const v of r.verdicts) {
+      verdicts.appendChild(el("li", v.passed ? "pass" : "fail", html`<b>${v.method}</b>: ${v.reason}`));
+    }
+    box.append(row, verdicts);
   }
 }
