@@ -69,13 +69,16 @@ def test_edges_drawn_without_hover_and_details_toggle(live, browser, shots):
 
 
 def visible_maps(page, layer: str) -> tuple[int, int, float]:
-    """(maps of ``layer`` wholly inside the overview's box, all its maps, the width the columns use)."""
+    """(maps of ``layer`` wholly inside the overview's box, or -1 if its legend is cut off; all its
+    maps; the width the columns use)."""
     return page.evaluate(
         """(layer) => {
           const box = document.getElementById('overview').getBoundingClientRect();
           const maps = [...document.querySelectorAll(`canvas.neuron[data-layer="${layer}"]`)];
           const inside = maps.filter((c) => { const r = c.getBoundingClientRect();
             return r.top >= box.top && r.bottom <= box.bottom && r.left >= box.left && r.right <= box.right; });
+          const legend = document.querySelector(`.column[data-layer="${layer}"] .col-legend .legend`).getBoundingClientRect();
+          if (legend.bottom > box.bottom) return [-1, maps.length, 0];  // the legend is cut off
           return [inside.length, maps.length, document.querySelector('.columns').scrollWidth];
         }""",
         layer,
@@ -86,7 +89,7 @@ def test_column_size_follows_the_window(live, browser, shots):
     conv = trace_of(live).layers[1]
     assert conv.output.shape[1] == 10
     seen = {}
-    for width, height in ((1280, 800), (2560, 1440)):
+    for width, height in ((1280, 800), (1400, 900), (2560, 1440)):
         page, errors = open_page(browser, live.url + "/", width, height)
         page.wait_for_function("() => document.querySelectorAll('canvas.neuron').length > 10")
         inside, total, used = visible_maps(page, conv.name)

@@ -11,7 +11,7 @@ import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } fr
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
 const BUNDLE_MIN = 3; // a column fed from this many columns further left gets one band, not a line each
-const COL_CHROME = 96; // a column's head, pager and legend around its maps, in px
+const COL_CHROME = 140; // around a column's maps: the arcs' room, its head, pager and legend, the padding below, in px
 const MAP_GAP = 5;     // the gap between two maps of a column (.maps gap)
 const COL_GAP = 14;    // the gap between two columns (.columns gap)
 
