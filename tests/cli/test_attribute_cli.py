@@ -12,6 +12,7 @@ from PIL import Image
 
 from convscope import explain as ex
 from convscope.cli.main import main
+from convscope.explain.interpret import describe_metrics
 from convscope.models import load_model
 
 
@@ -63,6 +64,8 @@ def test_attribute_writes_maps_overlays_figure_and_metrics(digit, tmp_path, caps
     assert metrics["class"] == 1 and set(metrics["methods"]) == {"gradcam", "saliency", "gradcam++", "occlusion"}
     d = ex.deletion(model, x, want, steps=4)
     assert metrics["methods"]["gradcam"]["deletion_auc"] == pytest.approx(float(d.auc[0]), abs=1e-6)
+    i = ex.insertion(model, x, want, steps=4)
+    assert f"gradcam: {describe_metrics(d.fractions, d.scores[0], i.scores[0])}" in printed  # the one-line reading
     assert (out / "deletion.png").is_file() and (out / "insertion.png").is_file()
 
 
@@ -90,6 +93,7 @@ def test_sanity_writes_table_and_figure(digit, tmp_path, capsys):
     assert [r["randomized_down_to"] for r in rows[1:4]] == report.steps
     assert float(rows[5]["ssim"]) == pytest.approx(float(report.ssim["guidedbackprop"][1, 0]), abs=1e-5)
     assert report.steps[0] in printed
+    assert all(f"{m}: {why}" in printed for m, (_, why) in report.verdicts.items())  # pass/fail with the reason
     assert json.loads((out / "sanity.json").read_text())["methods"] == ["gradcam", "guidedbackprop"]
     with Image.open(out / "sanity.png") as im:
         assert im.size[0] > 300
