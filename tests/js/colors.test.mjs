@@ -59,8 +59,24 @@ test("colours: ColorBrewer RdBu ends and white 0 for diverging, black to white f
   assert.equal(cssColor("red", 1, 0, 1), "rgb(200,30,30)");
   assert.equal(cssColor("no-such-scale", 0, -1, 1), cssColor("diverging", 0, -1, 1));
   // readable ink: white on the dark ends, dark in the light middle
-  assert.deepEqual([-5, 0, 5].map((v) => inkFor("diverging", v, -5, 5)), ["#fff", "#222", "#fff"]);
-  assert.deepEqual([0, 1].map((v) => inkFor("grey", v, 0, 1)), ["#fff", "#222"]);
+  assert.deepEqual([-5, 0, 5].map((v) => inkFor("diverging", v, -5, 5)), ["#fff", "#000", "#fff"]);
+  assert.deepEqual([0, 1].map((v) => inkFor("grey", v, 0, 1)), ["#fff", "#000"]);
+});
+
+test("ink on every colour of every scale meets WCAG AA (4.5:1)", () => {
+  /** @param {string} css */
+  const lum = (css) => {
+    const c = (css === "#000" ? [0, 0, 0] : css === "#fff" ? [255, 255, 255] : css.slice(4, -1).split(",").map(Number))
+      .map((x) => (x / 255 <= 0.04045 ? x / 255 / 12.92 : ((x / 255 + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  for (const scale of ["diverging", "grey", "red", "green", "blue", "logit"]) {
+    for (let i = -255; i <= 255; i++) {
+      const [bg, fg] = [lum(cssColor(scale, i, -255, 255)), lum(inkFor(scale, i, -255, 255))];
+      const ratio = (Math.max(bg, fg) + 0.05) / (Math.min(bg, fg) + 0.05);
+      assert.ok(ratio >= 4.5, `${scale} at ${i}: ${ratio.toFixed(2)}:1`);
+    }
+  }
 });
 
 test("numbers as the page shows them", () => {

@@ -146,7 +146,19 @@ export function cssColor(scale, v, lo, hi) {
 }
 
 /**
- * Text colour that stays readable on top of cssColor(...).
+ * WCAG relative luminance of an sRGB colour (0..255 channels).
+ * @param {number[]} rgb
+ * @returns {number}
+ */
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/**
+ * Text colour readable on top of cssColor(...): black or white, whichever contrasts more
+ * with that very colour, so a number on any cell meets WCAG AA (against any colour one of
+ * the two reaches at least 4.58:1; fixed thresholds on the value fell short on mid reds).
  * @param {string} scale
  * @param {number} v
  * @param {number} lo
@@ -154,11 +166,17 @@ export function cssColor(scale, v, lo, hi) {
  * @returns {string}
  */
 export function inkFor(scale, v, lo, hi) {
-  const [a, b] = displayRange(scale, lo, hi);
-  const t = (v - a) / (b - a || 1);
-  if (scale === "diverging") return t < 0.15 || t > 0.85 ? "#fff" : "#222";
-  if (scale === "grey") return t < 0.5 ? "#fff" : "#222";
-  return t > 0.7 ? "#fff" : "#222";
+  return inkOn(cssColor(scale, v, lo, hi).slice(4, -1).split(",").map(Number));
+}
+
+/**
+ * Black or white text, whichever contrasts more with an opaque sRGB background.
+ * @param {number[]} rgb
+ * @returns {string}
+ */
+export function inkOn(rgb) {
+  const l = luminance(rgb);
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
 }
 
 /**

@@ -9,6 +9,7 @@ import { runJob, progressBar } from "./jobs.js";
 import { Scatter, classColor } from "./scatter.js";
 import { el, fill, html } from "./dom.js";
 import { page } from "./page.js";
+import { inkOn } from "./colors.js";
 
 const enc = encodeURIComponent;
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
@@ -141,8 +142,14 @@ export class DatasetView {
         td.dataset.pred = j;
         td.dataset.value = v;
         const f = v / total;
-        td.style.background = v ? (i === j ? `rgba(33,102,172,${0.15 + 0.85 * f})` : `rgba(178,24,43,${0.15 + 0.85 * f})`) : "";
-        if (f > 0.55) td.style.color = "#fff";
+        if (v) {
+          // blue on the diagonal, red off it, stronger with the row's share, mixed over white
+          // (opaque, so the ink can be chosen for contrast against the very colour shown)
+          const alpha = 0.15 + 0.85 * f;
+          const rgb = (i === j ? [33, 102, 172] : [178, 24, 43]).map((c) => Math.round(255 + alpha * (c - 255)));
+          td.style.background = `rgb(${rgb.join(",")})`;
+          td.style.color = inkOn(rgb);
+        }
         td.title = `${v} images of class ${s.classes[i]} predicted as ${s.classes[j]}`;
         if (v) td.onclick = () => this.showCell(i, j, td);
         tr.appendChild(td);
