@@ -1,0 +1,58 @@
+"""EfficientNet-Lite0 (162 layers, 1000 classes) in headless Chromium, served by a real uvicorn
+server on 127.0.0.1: folding its blocks leaves no blank scroll area behind the columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from server_helpers import LiveServer
+
+pytestmark = pytest.mark.browser
+
+WINDOW = {"width": 1400, "height": 900}
+SIZES = """() => {
+  const o = document.getElementById('overview'), cols = o.querySelector('.columns') || o;
+  const last = [...o.querySelectorAll('.column')].filter(c => c.offsetParent).pop();
+  return {page: document.documentElement.scrollWidth, overview: o.scrollWidth, overviewH: o.scrollHeight,
+          columnsEnd: last.getBoundingClientRect().right - o.getBoundingClientRect().left + o.scrollLeft,
+          svg: Number(o.querySelector('svg.edges').getAttribute('width'))};
+}"""
+
+
+@pytest.fixture(scope="module")
+def page(browser, efficientnet):
+    from convscope.server import create_app
+
+    with LiveServer(create_app(["efficientnet-lite0"])) as live:
+        p = browser.new_page(viewport=WINDOW)
+        errors: list[str] = []
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        p.goto(f"{live.url}/?model=efficientnet-lite0")
+        p.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
+        assert p.evaluate("() => document.body.dataset.overview") == "ready", errors
+        yield p
+        assert errors == []
+        p.close()
+
+
+def fold_all(page, folded: bool) -> None:
+    if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
+        page.click("#btn-fold")
+    page.wait_for_function(
+        "(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
+        arg=folded,
+    )
+    page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def test_folding_leaves_no_blank_scroll_area(page):
+    fold_all(page, False)
+    unfolded = page.evaluate(SIZES)
+    fold_all(page, True)
+    folded = page.evaluate(SIZES)
+    print("unfolded", unfolded, "folded", folded)
+    blank = folded["overview"] - folded["columnsEnd"]
+    assert folded["overview"] < unfolded["overview"]
+    assert blank < WINDOW["width"] / 2, (blank, folded)
+    assert folded["page"] <= WINDOW["width"] + 20, folded
