@@ -69,17 +69,19 @@ def test_edges_drawn_without_hover_and_details_toggle(live, browser, shots):
 
 
 def visible_maps(page, layer: str) -> tuple[int, int, float]:
-    """(maps of ``layer`` wholly inside the overview's box, or -1 if its legend is cut off; all its
-    maps; the width the columns use)."""
+    """(maps of ``layer`` wholly inside the overview's box and the window, or -1 if its legend is
+    cut off; all its maps; the width from the first column's left to the last one's right)."""
     return page.evaluate(
         """(layer) => {
-          const box = document.getElementById('overview').getBoundingClientRect();
+          const o = document.getElementById('overview').getBoundingClientRect();  // its part in the window
+          const box = { top: Math.max(0, o.top), bottom: Math.min(innerHeight, o.bottom), left: o.left, right: o.right };
           const maps = [...document.querySelectorAll(`canvas.neuron[data-layer="${layer}"]`)];
           const inside = maps.filter((c) => { const r = c.getBoundingClientRect();
             return r.top >= box.top && r.bottom <= box.bottom && r.left >= box.left && r.right <= box.right; });
           const legend = document.querySelector(`.column[data-layer="${layer}"] .col-legend .legend`).getBoundingClientRect();
           if (legend.bottom > box.bottom) return [-1, maps.length, 0];  // the legend is cut off
-          return [inside.length, maps.length, document.querySelector('.columns').scrollWidth];
+          const cols = [...document.querySelectorAll('.columns .column')].map((c) => c.getBoundingClientRect());
+          return [inside.length, maps.length, Math.max(...cols.map((c) => c.right)) - Math.min(...cols.map((c) => c.left))];
         }""",
         layer,
     )
