@@ -56,3 +56,30 @@ def test_folding_leaves_no_blank_scroll_area(page):
     assert folded["overview"] < unfolded["overview"]
     assert blank < WINDOW["width"] / 2, (blank, folded)
     assert folded["page"] <= WINDOW["width"] + 20, folded
+
+
+def test_search_jumps_to_a_layer_and_filters_the_class_menu(page, efficientnet):
+    fold_all(page, True)
+    page.focus("#search")
+    page.keyboard.type("_blocks.15._depthwise_conv")
+    page.keyboard.press("Enter")
+    hit = page.locator(".column.search-hit")
+    page.wait_for_function("() => document.querySelector('.column.search-hit') !== null")
+    assert hit.count() == 1 and hit.get_attribute("data-layer") == "_blocks.15._depthwise_conv"
+    assert hit.evaluate("c => c.closest('.group').classList.contains('folded')") is False  # its block opened
+    box = page.locator("#overview").bounding_box()
+    col = hit.bounding_box()
+    assert box["x"] <= col["x"] and col["x"] + col["width"] <= box["x"] + box["width"]  # scrolled into view
+    page.keyboard.press("Escape")
+    assert page.input_value("#search") == ""
+    page.click("#btn-why")
+    page.wait_for_function("() => document.querySelectorAll('#why-class option').length === 1000", timeout=120_000)
+    page.focus("#search")
+    page.keyboard.type("espresso")
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('#why-class option')].filter(o => !o.hidden).map(o => Number(o.value))"
+    )
+    want = [i for i in range(1000) if "espresso" in efficientnet.class_name(i).lower()]
+    assert shown and shown == want, (shown, want)
+    page.keyboard.press("Escape")
+    assert page.evaluate("() => [...document.querySelectorAll('#why-class option')].every(o => !o.hidden)")

@@ -10,6 +10,7 @@ import { renderSamples, upload, uploadUrl, drawingPad } from "./inputs.js";
 import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
+import { mountSearch } from "./search.js";
 import { el, fill, html, byId as $ } from "./dom.js";
 import { page } from "./page.js";
 import { closeOnEscape } from "./keyboard.js";
@@ -308,6 +309,7 @@ function wire() {
 
 wire();
 closeOnEscape(document);
+mountSearch(/** @type {HTMLInputElement} */ ($("search")), () => state.overview);
 mountWhy(() => state);  // the Why? panel and What does it look for? read the current model, image and selection
 mountLookFor(() => state);
 guarded(loadModels);
