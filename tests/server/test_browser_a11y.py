@@ -124,7 +124,10 @@ def test_axe_finds_no_serious_violation_on_any_view(page, live):
     page.click("#btn-playground")
     page.wait_for_function("() => !document.getElementById('playground').hidden")
     axe(page, "playground")
-    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")  # with the focus on no panel, every open panel closes
+    page.wait_for_function(
+        "() => document.getElementById('playground').hidden && document.getElementById('detail').hidden"
+    )
     page.click("#btn-why")
     wait(page, "why")
     axe(page, "why")
