@@ -94,15 +94,21 @@ def main() -> None:
     ex_parts = [top_examples(model, data.shard(i, 8), args.layer, k=9, batch_size=bs) for i in range(8)]
     merge_ex, _ = timed(merge_examples, ex_parts, args.repeats)
 
-    print(f"{n} images (mnist subset x{args.repeat_data}), batch {bs}, {torch.get_num_threads()} thread per process, "
-          f"median of {args.repeats}")
+    print(
+        f"{n} images (mnist subset x{args.repeat_data}), batch {bs}, {torch.get_num_threads()} thread per process, "
+        f"median of {args.repeats}"
+    )
     print(f"{'job':<14}{'local img/s':>13}{'ray x1 img/s':>14}{'ray x2 img/s':>14}{'ray overhead/img':>18}")
     for job, r in rows.items():
         over = (r["ray x1"] - r["local"]) / n * 1e6
         print(f"{job:<14}{n / r['local']:>13,.0f}{n / r['ray x1']:>14,.0f}{n / r['ray x2']:>14,.0f}{over:>15.1f} us")
-    print(f"merge of 8 partials: run_pass {merge_pass * 1e3:.1f} ms ({merge_pass / n * 1e6:.2f} us/img), "
-          f"top_examples {merge_ex * 1e3:.1f} ms")
-    print(f"pool start-up (Ray running, actors load the model): 1 actor {startup[1]:.1f} s, 2 actors {startup[2]:.1f} s")
+    print(
+        f"merge of 8 partials: run_pass {merge_pass * 1e3:.1f} ms ({merge_pass / n * 1e6:.2f} us/img), "
+        f"top_examples {merge_ex * 1e3:.1f} ms"
+    )
+    print(
+        f"pool start-up (Ray running, actors load the model): 1 actor {startup[1]:.1f} s, 2 actors {startup[2]:.1f} s"
+    )
 
 
 def check(job: str, got, want) -> None:

@@ -44,6 +44,7 @@ def _is_namedtuple(out: Any) -> bool:
 
 def _choices(out: Any) -> str:
     """What there is to pick from, for an error message: keys with shapes, or positions."""
+
     def describe(v: Any) -> str:
         return "x".join(map(str, v.shape)) if isinstance(v, torch.Tensor) else type(v).__name__
 
@@ -69,8 +70,10 @@ def _auto(out: Any) -> torch.Tensor:
     tensors = [v for v in values if isinstance(v, torch.Tensor)]
     if len(tensors) == 1:
         return tensors[0]
-    raise ConvscopeError(f"the model returns {_choices(out)}; say which one to use with output= "
-                         "(a key, an index or a callable; --output on the command line)")
+    raise ConvscopeError(
+        f"the model returns {_choices(out)}; say which one to use with output= "
+        "(a key, an index or a callable; --output on the command line)"
+    )
 
 
 def select_output(out: Any, output: OutputSpec = None) -> torch.Tensor:
@@ -83,11 +86,15 @@ def select_output(out: Any, output: OutputSpec = None) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         if output is None:
             return out
-        raise ConvscopeError(f"the model returns one tensor ({'x'.join(map(str, out.shape))}); "
-                             f"output={output!r} selects from a dict or tuple: leave it out")
+        raise ConvscopeError(
+            f"the model returns one tensor ({'x'.join(map(str, out.shape))}); "
+            f"output={output!r} selects from a dict or tuple: leave it out"
+        )
     if not isinstance(out, (Mapping, tuple, list)):
-        raise ConvscopeError(f"the model returns {type(out).__name__}, not a tensor; "
-                             "pass output= a callable that picks the tensor to use")
+        raise ConvscopeError(
+            f"the model returns {type(out).__name__}, not a tensor; "
+            "pass output= a callable that picks the tensor to use"
+        )
     if output is None:
         return _auto(out)
     if isinstance(out, Mapping):
@@ -101,8 +108,9 @@ def select_output(out: Any, output: OutputSpec = None) -> torch.Tensor:
     if picked is _MISSING:
         raise ConvscopeError(f"output={output!r} is not in the model's output: it returns {_choices(out)}")
     if not isinstance(picked, torch.Tensor):
-        raise ConvscopeError(f"output={output!r} is a {type(picked).__name__}, not a tensor; "
-                             f"the model returns {_choices(out)}")
+        raise ConvscopeError(
+            f"output={output!r} is a {type(picked).__name__}, not a tensor; the model returns {_choices(out)}"
+        )
     return picked
 
 

@@ -231,8 +231,6 @@ def is_spatial(ref: LayerRef) -> bool:
     return len(ref.shape) == 4 and ref.shape[2] * ref.shape[3] > 1
 
 
-
-
 def spatial_layers(net: nn.Module, x: torch.Tensor) -> list[LayerRef]:
     """The layers (:func:`layer_calls`) whose output is a spatial map (B, C, h, w), h * w > 1, in
     completion order (one dry run on ``x[:1]``): what a layer menu offers."""
@@ -255,8 +253,11 @@ def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
     modules = dict(net.named_modules())
     kinds = [_call_kind(modules.get(r.name), r.name) for r in refs]
     width = _output_width(refs)
-    convs = [i for i, r in enumerate(refs) if kinds[i] == "conv" and is_spatial(r)
-             and not _classifier_conv(modules.get(r.name), width)]
+    convs = [
+        i
+        for i, r in enumerate(refs)
+        if kinds[i] == "conv" and is_spatial(r) and not _classifier_conv(modules.get(r.name), width)
+    ]
     if not convs:
         spatial = [r for r in refs if is_spatial(r)]
         return ([r for r in spatial if r.name in modules] or spatial or [None])[-1]
@@ -264,7 +265,7 @@ def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
     h, w = refs[start].shape[2:]
     chosen = refs[start]
     last_map = max(i for i, r in enumerate(refs) if is_spatial(r))  # the head starts after it
-    for r, kind in zip(refs[start + 1:last_map + 1], kinds[start + 1:last_map + 1]):
+    for r, kind in zip(refs[start + 1 : last_map + 1], kinds[start + 1 : last_map + 1]):
         if _classifier_conv(modules.get(r.name), width):
             break
         if kind in ("other", "conv") and is_spatial(r) and r.shape[2] <= h and r.shape[3] <= w:
@@ -272,8 +273,14 @@ def default_layer(net: nn.Module, refs: Sequence[LayerRef]) -> LayerRef | None:
     return chosen
 
 
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
-                 nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_GLOBAL_POOLS = (
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
 _SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
 
 
@@ -282,8 +289,13 @@ def _call_kind(module: nn.Module | None, name: str) -> str:
     one layer call; an fx node by its name (``conv2d_1``, ``adaptive_avg_pool2d``, ``amax``)."""
     if module is None:
         base = name.split("#")[0]
-        return "conv" if base.startswith(("conv", "_conv")) else \
-            "global" if re.match(r"(adaptive|amax|amin|mean)", base) else "other"
+        return (
+            "conv"
+            if base.startswith(("conv", "_conv"))
+            else "global"
+            if re.match(r"(adaptive|amax|amin|mean)", base)
+            else "other"
+        )
     if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
         return "conv"
     return "global" if isinstance(module, _GLOBAL_POOLS) else "skip" if isinstance(module, _SKIP) else "other"
@@ -291,8 +303,12 @@ def _call_kind(module: nn.Module | None, name: str) -> str:
 
 def _classifier_conv(module: nn.Module | None, width: int | None) -> bool:
     """A 1x1 convolution to as many channels as the net has classes (SqueezeNet's ``classifier.1``)."""
-    return (width is not None and isinstance(module, nn.modules.conv._ConvNd)
-            and module.out_channels == width and all(k == 1 for k in module.kernel_size))
+    return (
+        width is not None
+        and isinstance(module, nn.modules.conv._ConvNd)
+        and module.out_channels == width
+        and all(k == 1 for k in module.kernel_size)
+    )
 
 
 def _output_width(refs: Sequence[LayerRef]) -> int | None:
@@ -331,8 +347,15 @@ class Captured:
 
 
 @contextmanager
-def capture(net: nn.Module, layers: LayerRef | Sequence[LayerRef], *, side: Literal["input", "output"] = "output",
-            stop: bool = False, detach: bool = True, grad_above: bool = False) -> Iterator[Captured]:
+def capture(
+    net: nn.Module,
+    layers: LayerRef | Sequence[LayerRef],
+    *,
+    side: Literal["input", "output"] = "output",
+    stop: bool = False,
+    detach: bool = True,
+    grad_above: bool = False,
+) -> Iterator[Captured]:
     """Record the layers' outputs (or first inputs) during this thread's forwards of ``net`` in the block.
 
     Each forward of ``net`` starts afresh (calls are counted per forward, so ``relu#2`` is the
@@ -433,13 +456,16 @@ def model_state(net: nn.Module, *, train: bool = False, freeze: bool = False) ->
     with _LOCK:
         saved = _STATE.get(key)
         if saved is None:
-            saved = _STATE[key] = _Saved(train, False, [(m, m.training) for m in net.modules()],
-                                         [(p, p.requires_grad) for p in net.parameters()])
+            saved = _STATE[key] = _Saved(
+                train, False, [(m, m.training) for m in net.modules()], [(p, p.requires_grad) for p in net.parameters()]
+            )
             net.train(train)  # through train(), so a module that overrides it has its say
         elif saved.train != train:
             mode = "train" if saved.train else "eval"
-            raise ConvscopeError(f"the model is in use in {mode} mode by another call; "
-                                 "run this when it is done (or on a copy of the model)")
+            raise ConvscopeError(
+                f"the model is in use in {mode} mode by another call; "
+                "run this when it is done (or on a copy of the model)"
+            )
         if freeze and not saved.frozen:
             saved.frozen = True
             for p, _ in saved.flags:
@@ -465,8 +491,10 @@ _FINGERPRINTS: weakref.WeakKeyDictionary[nn.Module, tuple[Any, str]] = weakref.W
 
 def model_version(net: nn.Module) -> tuple:
     """A cheap key that changes when a module, parameter or buffer is replaced or modified in place."""
-    return (tuple(id(m) for m in net.modules()),
-            tuple((id(t), t._version) for t in (*net.parameters(), *net.buffers())))
+    return (
+        tuple(id(m) for m in net.modules()),
+        tuple((id(t), t._version) for t in (*net.parameters(), *net.buffers())),
+    )
 
 
 def model_fingerprint(net: nn.Module, extra: dict[str, Any] | None = None) -> str:
@@ -474,8 +502,7 @@ def model_fingerprint(net: nn.Module, extra: dict[str, Any] | None = None) -> st
 
     Memoised on :func:`model_version`, so asking again for an unchanged net costs no hashing.
     """
-    head = json.dumps({"type": type(net).__qualname__, "repr": repr(net), "extra": extra},
-                      sort_keys=True, default=str)
+    head = json.dumps({"type": type(net).__qualname__, "repr": repr(net), "extra": extra}, sort_keys=True, default=str)
     memo_key = (model_version(net), head)
     memo = _FINGERPRINTS.get(net)
     if memo is not None and memo[0] == memo_key:

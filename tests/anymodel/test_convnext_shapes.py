@@ -24,8 +24,13 @@ def te():
 
 def test_trace_json_marks_channels_last_layers_and_sends_them_as_maps(te):
     layers = {layer["name"]: layer for layer in views.trace_json(te)["layers"]}
-    assert [n for n, layer in layers.items() if layer["layout"] == "BHWC"] == ["permute", "1.block.2", "1.block.3",
-                                                                       "1.block.4", "1.block.5"]
+    assert [n for n, layer in layers.items() if layer["layout"] == "BHWC"] == [
+        "permute",
+        "1.block.2",
+        "1.block.3",
+        "1.block.4",
+        "1.block.5",
+    ]
     ln = layers["1.block.2"]
     assert ln["shape"] == [12, 8, 8] and ln["stored_shape"] == [8, 8, 12]
     assert layers["1.block.3"]["shape"] == [48, 8, 8]

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from convscope.cli.main import main
 
-FACTORIES = '''
+FACTORIES = """
 import torch
 from torch import nn
 import convscope as cs
@@ -29,7 +29,7 @@ def wrapped():
 
 def broken():
     raise RuntimeError("this factory is broken")
-'''
+"""
 
 
 @pytest.fixture()
@@ -45,8 +45,10 @@ def _client(fake_uvicorn) -> TestClient:
 
 
 def test_a_28x28_factory_is_served_with_its_input_size_and_classes(factories, fake_uvicorn):
-    assert main(["serve", "--trust", "--model", f"{factories}:mnist_net", "--input-size", "1,28,28",
-                 "--classes", "10"]) == 0
+    assert (
+        main(["serve", "--trust", "--model", f"{factories}:mnist_net", "--input-size", "1,28,28", "--classes", "10"])
+        == 0
+    )
     c = _client(fake_uvicorn)
     info = c.get("/api/models/mnist_net").json()
     assert info["input_shape"] == [1, 28, 28] and info["classes"] == [str(i) for i in range(10)]
@@ -67,8 +69,12 @@ def test_a_factory_returning_a_convscope_model_keeps_its_preprocessing(factories
 
 
 def test_one_broken_spec_is_listed_with_its_error_and_the_others_work(factories, fake_uvicorn, capsys):
-    assert main(["serve", "--trust", "--model", f"{factories}:broken", "--model", "mnist-cnn",
-                 "--model", "no-such-file.pt"]) == 0
+    assert (
+        main(
+            ["serve", "--trust", "--model", f"{factories}:broken", "--model", "mnist-cnn", "--model", "no-such-file.pt"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "this factory is broken" in out and "no-such-file.pt" in out
     c = _client(fake_uvicorn)

@@ -55,8 +55,25 @@ def test_cli_audit_prints_the_table_and_writes_json(tmp_path, capsys):
     from convscope.cli.main import main
 
     out = tmp_path / "audit.json"
-    assert main(["audit", "--data", "digits", "--limit", "16", "--steps", "6", "--batch-size", "8",
-                 "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--data",
+                "digits",
+                "--limit",
+                "16",
+                "--steps",
+                "6",
+                "--batch-size",
+                "8",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert report["method"] == "gradcam" and report["count"] == 16

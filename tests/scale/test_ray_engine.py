@@ -56,7 +56,7 @@ def folder(tmp_path_factory):
         label = i % 3
         pixels = rng.integers(0, 60, (20, 20, 3), dtype=np.uint8)
         y, x = rng.integers(2, 14, 2)
-        pixels[y:y + 5, x + label:x + label + 4] = 255
+        pixels[y : y + 5, x + label : x + label + 4] = 255
         (root / f"c{label}").mkdir(exist_ok=True)
         Image.fromarray(pixels).save(root / f"c{label}" / f"{i:03d}.png")
     return load_splits(f"folder:{root}", progress=False)["train"]
@@ -65,8 +65,13 @@ def folder(tmp_path_factory):
 def same_pass(a, b):
     for k in ARRAYS:
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
-    assert (a.classes, a.layer, a.feature_side, a.dataset, a.shard) == (b.classes, b.layer, b.feature_side,
-                                                                        b.dataset, b.shard)
+    assert (a.classes, a.layer, a.feature_side, a.dataset, a.shard) == (
+        b.classes,
+        b.layer,
+        b.feature_side,
+        b.dataset,
+        b.shard,
+    )
 
 
 def same_examples(a, b):
@@ -85,24 +90,35 @@ def test_blocks_are_whole_batches_covering_the_data():
 def test_pass_on_digits_is_bit_identical_with_progress(engine, model):
     data = load_splits("digits")["test"]
     seen = []
-    remote = run_pass(model, data, batch_size=16, progress=False, engine=engine,
-                      callback=lambda done, total: seen.append((done, total)))
+    remote = run_pass(
+        model,
+        data,
+        batch_size=16,
+        progress=False,
+        engine=engine,
+        callback=lambda done, total: seen.append((done, total)),
+    )
     same_pass(remote, run_pass(model, data, batch_size=16, progress=False))
     assert seen[-1] == (len(data), len(data)) and len(seen) == len(plan_blocks(len(data), 16, 2))
     # other batchings (each block, its own) agree to float32 rounding
     other = run_pass(model, data, batch_size=7, progress=False, engine=engine)
     np.testing.assert_allclose(other.probs, remote.probs, atol=1e-6)
     # a shard of the dataset, on the engine: the same partial as locally
-    same_pass(run_pass(model, data, batch_size=16, shard=(1, 3), progress=False, engine=engine),
-              run_pass(model, data, batch_size=16, shard=(1, 3), progress=False))
+    same_pass(
+        run_pass(model, data, batch_size=16, shard=(1, 3), progress=False, engine=engine),
+        run_pass(model, data, batch_size=16, shard=(1, 3), progress=False),
+    )
 
 
 def test_folder_pass_and_top_examples_are_identical(engine, model, folder):
-    same_pass(run_pass(model, folder, layer="conv_2_1", batch_size=32, progress=False, engine=engine),
-              run_pass(model, folder, layer="conv_2_1", batch_size=32, progress=False))
+    same_pass(
+        run_pass(model, folder, layer="conv_2_1", batch_size=32, progress=False, engine=engine),
+        run_pass(model, folder, layer="conv_2_1", batch_size=32, progress=False),
+    )
     ticks = []
-    remote = top_examples(model, folder, "conv_1_2", k=5, batch_size=32, engine=engine,
-                          progress=lambda d, t: ticks.append(d))
+    remote = top_examples(
+        model, folder, "conv_1_2", k=5, batch_size=32, engine=engine, progress=lambda d, t: ticks.append(d)
+    )
     same_examples(remote, top_examples(model, folder, "conv_1_2", k=5, batch_size=32))
     assert ticks[0] == 0 and ticks[-1] == len(folder)
 
@@ -120,8 +136,10 @@ def test_audit_is_bit_identical(engine, model):
 
 def test_mnist_subset_with_the_plain_ray_engine_string(engine, model):
     data = load_splits("mnist", download=False, progress=False)["test"]
-    same_examples(top_examples(model, data, "relu_2_2", k=9, channels=[0, 3, 5], batch_size=50, engine="ray"),
-                  top_examples(model, data, "relu_2_2", k=9, channels=[0, 3, 5], batch_size=50))
+    same_examples(
+        top_examples(model, data, "relu_2_2", k=9, channels=[0, 3, 5], batch_size=50, engine="ray"),
+        top_examples(model, data, "relu_2_2", k=9, channels=[0, 3, 5], batch_size=50),
+    )
 
 
 def test_a_killed_worker_is_restarted_and_the_result_is_still_exact(engine, model):
@@ -180,17 +198,46 @@ def test_cli_examples_and_evaluate_with_engine_ray(engine, tmp_path, capsys):
     from convscope.cli.main import main
     from convscope.features import TopExamples
 
-    common = ["examples", "--data", "digits", "--layer", "conv_2_2", "--k", "4", "--channels", "0-5",
-              "--batch-size", "32", "--no-progress"]
+    common = [
+        "examples",
+        "--data",
+        "digits",
+        "--layer",
+        "conv_2_2",
+        "--k",
+        "4",
+        "--channels",
+        "0-5",
+        "--batch-size",
+        "32",
+        "--no-progress",
+    ]
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
-    same_examples(TopExamples.load(tmp_path / "ray" / "examples.npz"),
-                  TopExamples.load(tmp_path / "local" / "examples.npz"))
+    same_examples(
+        TopExamples.load(tmp_path / "ray" / "examples.npz"), TopExamples.load(tmp_path / "local" / "examples.npz")
+    )
     capsys.readouterr()
     reports = []
     for extra in ([], ["--engine", "ray"]):
-        assert main(["evaluate", "default", "--data", "digits", "--json", "--batch-size", "64", "--no-progress",
-                     "--out", str(tmp_path / f"eval{len(extra)}"), *extra]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "default",
+                    "--data",
+                    "digits",
+                    "--json",
+                    "--batch-size",
+                    "64",
+                    "--no-progress",
+                    "--out",
+                    str(tmp_path / f"eval{len(extra)}"),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         reports.append(json.loads(capsys.readouterr().out))
     local, remote = reports
     assert remote["confusion_matrix"] == local["confusion_matrix"] and remote["accuracy"] == local["accuracy"]

@@ -34,8 +34,16 @@ def torchrun(*argv: str, launch: tuple[str, ...] = ("-m", "convscope", "train"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", *launch, *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        *launch,
+        *argv,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -55,8 +63,11 @@ def metrics(out: Path) -> list[dict]:
 
 def files(out: Path) -> list[str]:
     """The run folder's files, TensorBoard's host- and pid-named event file as ``events``."""
-    return sorted("events" if p.name.startswith("events.out.tfevents") else str(p.relative_to(out))
-                  for p in out.rglob("*") if p.is_file())
+    return sorted(
+        "events" if p.name.startswith("events.out.tfevents") else str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file()
+    )
 
 
 @pytest.fixture(scope="module")

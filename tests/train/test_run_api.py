@@ -37,15 +37,24 @@ def hand_loop(folder: Path, epochs: int = 2, **run_kwargs):
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     sample = (val_set.images[0], int(val_set.labels[0]))
     seen: dict[str, list] = {"losses": [], "val": [], "weights": []}
-    with cs.Run(folder, net, classes=train_set.classes, preprocessing=PREP, sample=sample, optimizer=opt,
-                config={"epochs": epochs, "model": "tiny-vgg", "data": "digits"}, data="digits", **run_kwargs) as run:
+    with cs.Run(
+        folder,
+        net,
+        classes=train_set.classes,
+        preprocessing=PREP,
+        sample=sample,
+        optimizer=opt,
+        config={"epochs": epochs, "model": "tiny-vgg", "data": "digits"},
+        data="digits",
+        **run_kwargs,
+    ) as run:
         step = 0
         for epoch in range(1, epochs + 1):
             net.train()
             losses = []
             for s in range(0, len(train_set), 64):
-                x = PREP.normalize(train_set.images[s:s + 64])
-                loss = F.cross_entropy(net(x), train_set.labels[s:s + 64])
+                x = PREP.normalize(train_set.images[s : s + 64])
+                loss = F.cross_entropy(net(x), train_set.labels[s : s + 64])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -93,7 +102,9 @@ def test_tensorboard_holds_epoch_scalars_and_every_step(written):
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("loss/val")] == [
-        (1, pytest.approx(seen["val"][0][0])), (2, pytest.approx(seen["val"][1][0]))]
+        (1, pytest.approx(seen["val"][0][0])),
+        (2, pytest.approx(seen["val"][1][0])),
+    ]
     steps = [v for epoch in seen["losses"] for v in epoch]
     assert [e.step for e in acc.Scalars("step/loss")] == list(range(len(steps)))
     assert [e.value for e in acc.Scalars("step/loss")] == pytest.approx(steps, rel=1e-6)
@@ -137,7 +148,8 @@ def test_the_training_view_lists_and_draws_the_run(written):
     with TestClient(create_app(registry=Registry(["default"]), runs=root)) as client:
         runs = client.get("/api/runs").json()["runs"]
         assert [(r["name"], r["epochs"], r["total_epochs"], r["status"], r["model"]) for r in runs] == [
-            ("mine", 2, 2, "finished", "tiny-vgg")]
+            ("mine", 2, 2, "finished", "tiny-vgg")
+        ]
         body = client.get("/api/runs/mine/metrics").json()
         assert body["curves"]["epoch"] == [1, 2] and body["snapshots"] == [0, 1, 2]
         assert body["curves"]["val_loss"] == pytest.approx([v for v, _ in seen["val"]])
@@ -186,8 +198,10 @@ def test_a_step_tensor_is_read_as_it_was_when_logged(tmp_path):
 
 def test_a_users_own_module_needs_its_factory(tmp_path):
     factory = tmp_path / "mynet.py"
-    factory.write_text("import torch.nn as nn\n\ndef build():\n"
-                       "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))\n")
+    factory.write_text(
+        "import torch.nn as nn\n\ndef build():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))\n"
+    )
     namespace: dict = {}
     exec(factory.read_text(), namespace)
     net = namespace["build"]()
@@ -195,14 +209,23 @@ def test_a_users_own_module_needs_its_factory(tmp_path):
     with cs.Run(tmp_path / "plain", net, classes=list("0123456789"), input_size=(16, 16), log=messages.append) as run:
         run.epoch_end(val_loss=1.0)
     assert any("load_model('file.py:factory@" in m for m in messages)
-    with pytest.raises(ConvscopeError, match=r"does not say which architecture it holds; give it with its weights: "
-                       r"load_model\('file.py:factory@"):
+    with pytest.raises(
+        ConvscopeError,
+        match=r"does not say which architecture it holds; give it with its weights: "
+        r"load_model\('file.py:factory@",
+    ):
         load_model(tmp_path / "plain" / "best.pt")
     loaded = load_model(f"{factory}:build@{tmp_path / 'plain' / 'best.pt'}")
     assert all(torch.equal(a, b) for a, b in zip(loaded.net.state_dict().values(), net.state_dict().values()))
 
-    with cs.Run(tmp_path / "named", net, classes=list("0123456789"), input_size=(16, 16),
-                architecture=f"{factory}:build", log=lambda m: None) as run:
+    with cs.Run(
+        tmp_path / "named",
+        net,
+        classes=list("0123456789"),
+        input_size=(16, 16),
+        architecture=f"{factory}:build",
+        log=lambda m: None,
+    ) as run:
         run.epoch_end(val_loss=1.0)
     with pytest.raises(ConvscopeError, match="trust=True"):  # a factory named in a file is code
         load_model(tmp_path / "named" / "best.pt")

@@ -79,8 +79,13 @@ def test_tensorboard_events_hold_the_logged_scalars_and_histograms(digits_run):
     acc = EventAccumulator(str(digits_run.out), size_guidance={"scalars": 0, "histograms": 0})
     acc.Reload()
     tags = acc.Tags()
-    for tag, key in [("loss/train", "train_loss"), ("loss/val", "val_loss"), ("accuracy/train", "train_acc"),
-                     ("accuracy/val", "val_acc"), ("lr", "lr")]:
+    for tag, key in [
+        ("loss/train", "train_loss"),
+        ("loss/val", "val_loss"),
+        ("accuracy/train", "train_acc"),
+        ("accuracy/val", "val_acc"),
+        ("lr", "lr"),
+    ]:
         events = acc.Scalars(tag)
         assert [e.step for e in events] == [1, 2, 3]
         assert [e.value for e in events] == pytest.approx([r[key] for r in digits_run.history], rel=1e-6)
@@ -179,8 +184,11 @@ def test_resume_refuses_to_change_what_defines_the_run(tmp_path, straight_run):
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     # lr 0 after the first step: nothing can improve, so it stops after 1 + patience epochs
-    result = train(digits_config(tmp_path / "es", epochs=10, patience=2, optimizer="sgd", lr=1e-12),
-                   progress=False, log=lambda m: None)
+    result = train(
+        digits_config(tmp_path / "es", epochs=10, patience=2, optimizer="sgd", lr=1e-12),
+        progress=False,
+        log=lambda m: None,
+    )
     assert result.stopped_early
     losses = [r["val_loss"] for r in result.history]
     best = min(range(len(losses)), key=losses.__getitem__)
@@ -213,19 +221,23 @@ def test_training_on_in_memory_splits(tmp_path):
     from convscope.data import Splits
 
     splits = Splits(keep(full.train), keep(full.val), keep(full.test), seed=1, description="digits 0-7")
-    result = train(digits_config(tmp_path / "mem", data="digits-0-7", epochs=1), splits=splits,
-                   progress=False, log=lambda m: None)
+    result = train(
+        digits_config(tmp_path / "mem", data="digits-0-7", epochs=1), splits=splits, progress=False, log=lambda m: None
+    )
     meta = load_checkpoint(result.last)["meta"]
     assert meta["dataset"]["name"] == "digits-0-7" and meta["dataset"]["split"] == "digits 0-7"
     assert meta["dataset"]["sizes"]["train"] == len(splits.train)
     assert load_model(result.last).net(torch.zeros(1, 1, 16, 16)).shape == (1, 10)  # classes kept as named
 
 
-@pytest.mark.parametrize("prep", [
-    Preprocessing(size=(4, 4), channels=1),
-    Preprocessing(size=(4, 4), channels=3, mean=(127.0,), std=(128.0,)),
-    Preprocessing(size=(4, 4), channels=3, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375)),
-])
+@pytest.mark.parametrize(
+    "prep",
+    [
+        Preprocessing(size=(4, 4), channels=1),
+        Preprocessing(size=(4, 4), channels=3, mean=(127.0,), std=(128.0,)),
+        Preprocessing(size=(4, 4), channels=3, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375)),
+    ],
+)
 def test_fast_normalize_gives_exactly_what_preprocessing_gives(prep):
     x = torch.randint(0, 256, (5, prep.channels, 4, 4), dtype=torch.uint8)
     assert torch.equal(fast_normalize(prep, prep.channels)(x), prep.normalize(x))
@@ -258,18 +270,29 @@ def test_fine_tuning_on_fewer_classes_gets_a_new_head_and_keeps_the_body(tmp_pat
     for name in ("conv_1_1.weight", "conv_2_2.bias"):
         assert torch.equal(state[name], src[name])
     assert any("new output layer for 8 classes" in n for n in prepared.notes)
-    result = train(digits_config(tmp_path / "ft8", model=str(digits_run.best), epochs=1), splits=splits,
-                   progress=False, log=lambda m: None)
+    result = train(
+        digits_config(tmp_path / "ft8", model=str(digits_run.best), epochs=1),
+        splits=splits,
+        progress=False,
+        log=lambda m: None,
+    )
     assert load_model(result.best).net(torch.zeros(1, 1, 16, 16)).shape == (1, 8)
 
 
 # -- hyper-parameters, divergence, one writer per run folder, leftovers ----------------------
 
-@pytest.mark.parametrize("setting, message", [
-    ({"lr": math.inf}, "--lr must be a positive finite number"), ({"lr": math.nan}, "--lr must be"),
-    ({"momentum": math.nan}, "--momentum must be in"), ({"momentum": 1.5}, "--momentum must be in"),
-    ({"weight_decay": math.inf}, "--weight-decay must be a finite"), ({"dropout": math.nan}, "--dropout"),
-])
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"lr": math.inf}, "--lr must be a positive finite number"),
+        ({"lr": math.nan}, "--lr must be"),
+        ({"momentum": math.nan}, "--momentum must be in"),
+        ({"momentum": 1.5}, "--momentum must be in"),
+        ({"weight_decay": math.inf}, "--weight-decay must be a finite"),
+        ({"dropout": math.nan}, "--dropout"),
+    ],
+)
 def test_non_finite_or_out_of_range_hyper_parameters_are_refused(tmp_path, setting, message):
     with pytest.raises(ConvscopeError, match=message):
         digits_config(tmp_path / "x", **setting)

@@ -118,8 +118,9 @@ def cached_pass(
         if callback is not None:
             callback(len(result), len(result))
         return result
-    result = run_pass(model, dataset, layer=layer, batch_size=batch_size, progress=progress, callback=callback,
-                      engine=engine)
+    result = run_pass(
+        model, dataset, layer=layer, batch_size=batch_size, progress=progress, callback=callback, engine=engine
+    )
     result.meta.update({"key": key, "split": split, "seed": seed})
     result.save(path)
     result.meta["cached"] = False

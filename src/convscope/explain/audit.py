@@ -55,20 +55,30 @@ class Audit:
         for k, name in enumerate(self.classes):
             sel = self.labels == k
             if sel.any():
-                rows.append({"class": name, "count": int(sel.sum()),
-                             "deletion_auc": float(self.deletion[sel].mean()),
-                             "insertion_auc": float(self.insertion[sel].mean()),
-                             "degenerate": float(self.degenerate[sel].mean())})
+                rows.append(
+                    {
+                        "class": name,
+                        "count": int(sel.sum()),
+                        "deletion_auc": float(self.deletion[sel].mean()),
+                        "insertion_auc": float(self.insertion[sel].mean()),
+                        "degenerate": float(self.degenerate[sel].mean()),
+                    }
+                )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the summary over all images, per class, and the per-image arrays."""
         arrays = {k: v.tolist() for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
-        return {"method": self.method, "layer": self.layer, "count": len(self),
-                "deletion_auc": float(self.deletion.mean()) if len(self) else float("nan"),
-                "insertion_auc": float(self.insertion.mean()) if len(self) else float("nan"),
-                "degenerate": float(self.degenerate.mean()) if len(self) else float("nan"),
-                "per_class": self.per_class(), "images": arrays}
+        return {
+            "method": self.method,
+            "layer": self.layer,
+            "count": len(self),
+            "deletion_auc": float(self.deletion.mean()) if len(self) else float("nan"),
+            "insertion_auc": float(self.insertion.mean()) if len(self) else float("nan"),
+            "degenerate": float(self.degenerate.mean()) if len(self) else float("nan"),
+            "per_class": self.per_class(),
+            "images": arrays,
+        }
 
 
 def audit(
@@ -93,9 +103,18 @@ def audit(
     if engine not in (None, "local"):
         tick(progress, cancel, 0, len(dataset))
         with engine_scope(engine) as workers:
-            return merge(workers.map("audit", model, dataset, batch_size,
-                                     lambda done, total: tick(progress, cancel, done, total),
-                                     method=method, layer=layer, steps=steps))
+            return merge(
+                workers.map(
+                    "audit",
+                    model,
+                    dataset,
+                    batch_size,
+                    lambda done, total: tick(progress, cancel, done, total),
+                    method=method,
+                    layer=layer,
+                    steps=steps,
+                )
+            )
     model = as_model(model)
     explainer = get_method(method)(model, layer)
     data = dataset.conform(model.preprocessing)
@@ -112,13 +131,20 @@ def audit(
         out["insertion"].append(insertion(model, x, maps, steps=steps, batch_size=batch_size).auc.cpu().numpy())
         done += len(x)
         tick(progress, cancel, done, len(data))
-    cat = {k: np.concatenate(v) if v else np.zeros(0, bool if k == "degenerate" else np.float32)
-           for k, v in out.items()}
-    return Audit(method=method, layer=None if layer is None else str(layer),
-                 classes=list(model.classes or dataset.classes), indices=data.indices.numpy().astype(np.int64),
-                 labels=data.labels.numpy().astype(np.int64), targets=cat["targets"].astype(np.int64),
-                 deletion=cat["deletion"].astype(np.float32), insertion=cat["insertion"].astype(np.float32),
-                 degenerate=cat["degenerate"].astype(bool))
+    cat = {
+        k: np.concatenate(v) if v else np.zeros(0, bool if k == "degenerate" else np.float32) for k, v in out.items()
+    }
+    return Audit(
+        method=method,
+        layer=None if layer is None else str(layer),
+        classes=list(model.classes or dataset.classes),
+        indices=data.indices.numpy().astype(np.int64),
+        labels=data.labels.numpy().astype(np.int64),
+        targets=cat["targets"].astype(np.int64),
+        deletion=cat["deletion"].astype(np.float32),
+        insertion=cat["insertion"].astype(np.float32),
+        degenerate=cat["degenerate"].astype(bool),
+    )
 
 
 def merge(partials: Sequence[Audit]) -> Audit:

@@ -30,8 +30,10 @@ def resolve_layer(net: nn.Module, layer: str | nn.Module | LayerRef | None, x: t
     found = next((c for c in calls if c == ref), None)
     if found is None:
         times = sum(c.name == ref.name for c in calls)
-        raise ConvscopeError(f"layer {str(ref)!r} is not reached in the model's forward "
-                             f"({ref.name!r} runs {times} time{'s' if times != 1 else ''})")
+        raise ConvscopeError(
+            f"layer {str(ref)!r} is not reached in the model's forward "
+            f"({ref.name!r} runs {times} time{'s' if times != 1 else ''})"
+        )
     if len(found.shape) != 4:
         raise ConvscopeError(f"layer {str(ref)!r} outputs shape {found.shape}, not a (B, C, H, W) feature map")
     return found

@@ -44,8 +44,13 @@ class Curve:
     output: str = "logits"  # the model's output: "logits" (softmaxed here), "probabilities", "log-probabilities"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "fractions": self.fractions.tolist(), "scores": self.scores.tolist(),
-                "auc": self.auc.tolist(), "output": self.output}
+        return {
+            "kind": self.kind,
+            "fractions": self.fractions.tolist(),
+            "scores": self.scores.tolist(),
+            "auc": self.auc.tolist(),
+            "output": self.output,
+        }
 
 
 @dataclass
@@ -96,7 +101,7 @@ def _target(model: Model, net: nn.Module, x: torch.Tensor, maps, target: TargetS
 def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
     """Gaussian blur per channel (RISE's insertion substrate: 11 px, sigma 5)."""
     r = torch.arange(kernel, dtype=x.dtype, device=x.device) - (kernel - 1) / 2
-    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(r**2) / (2 * sigma**2))
     g = g / g.sum()
     c = x.shape[1]
     xp = F.pad(x, [kernel // 2] * 4, mode="reflect")
@@ -104,8 +109,17 @@ def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
     return F.conv2d(xp, g.view(1, 1, -1, 1).expand(c, 1, kernel, 1), groups=c)
 
 
-def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec, steps: int,
-           substrate: str | float, batch_size: int, progress: Progress | None) -> Curve:
+def _curve(
+    kind: str,
+    model: Model | nn.Module,
+    x: Any,
+    maps,
+    target: TargetSpec,
+    steps: int,
+    substrate: str | float,
+    batch_size: int,
+    progress: Progress | None,
+) -> Curve:
     model = as_model(model)
     x = model.batch(x)
     progress = progress or _silent
@@ -129,7 +143,7 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
         tgt = _target(model, net, x, maps, target)
         parts = chunks(len(b_all), batch_size)
         for done, part in enumerate(parts):
-            bi, ii = b_all[part.start:part.stop], i_all[part.start:part.stop]
+            bi, ii = b_all[part.start : part.stop], i_all[part.start : part.stop]
             changed = (rank[bi] < counts[ii].unsqueeze(1)).view(-1, 1, H, W)
             if kind == "deletion":
                 inp = torch.where(changed, base[bi], x[bi])
@@ -142,22 +156,37 @@ def _curve(kind: str, model: Model | nn.Module, x: Any, maps, target: TargetSpec
     return Curve(kind, fractions, scores, auc(scores, fractions), tgt.kind or "logits")
 
 
-def deletion(model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor, target: TargetSpec = None,
-             steps: int = 50, substrate: str | float = "zero", batch_size: int = 32,
-             progress: Progress | None = None) -> Curve:
+def deletion(
+    model: Model | nn.Module,
+    x: Any,
+    maps: Attribution | torch.Tensor,
+    target: TargetSpec = None,
+    steps: int = 50,
+    substrate: str | float = "zero",
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> Curve:
     """Deletion curve and AUC (lower is better). ``maps``: an :class:`Attribution` or (B, H, W)."""
     return _curve("deletion", model, x, maps, target, steps, substrate, batch_size, progress)
 
 
-def insertion(model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor, target: TargetSpec = None,
-              steps: int = 50, substrate: str | float = "blur", batch_size: int = 32,
-              progress: Progress | None = None) -> Curve:
+def insertion(
+    model: Model | nn.Module,
+    x: Any,
+    maps: Attribution | torch.Tensor,
+    target: TargetSpec = None,
+    steps: int = 50,
+    substrate: str | float = "blur",
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> Curve:
     """Insertion curve and AUC (higher is better); starts from a blurred copy by default."""
     return _curve("insertion", model, x, maps, target, steps, substrate, batch_size, progress)
 
 
-def confidence_change(model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor,
-                      target: TargetSpec = None) -> ConfidenceChange:
+def confidence_change(
+    model: Model | nn.Module, x: Any, maps: Attribution | torch.Tensor, target: TargetSpec = None
+) -> ConfidenceChange:
     """Average Drop / Increase in Confidence for the explanation maps of a batch."""
     model = as_model(model)
     x = model.batch(x)

@@ -14,9 +14,9 @@ so workers can write them and one process can merge them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class TopExamples:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TopExamples":
+    def load(cls, path: str | Path) -> TopExamples:
         try:
             with np.load(path, allow_pickle=False) as z:
                 d = {f.name: z[f.name] for f in fields(cls) if f.name in z.files or f.name not in OPTIONAL}
@@ -101,8 +101,12 @@ def _combine(state: dict[str, torch.Tensor], new: dict[str, torch.Tensor], k: in
 
 
 def _empty(c: int, k: int, h: int, w: int) -> dict[str, torch.Tensor]:
-    return {"values": torch.full((c, k), -float("inf")), "indices": torch.full((c, k), -1, dtype=torch.long),
-            "positions": torch.zeros((c, k, 2), dtype=torch.long), "maps": torch.zeros((c, k, h, w))}
+    return {
+        "values": torch.full((c, k), -float("inf")),
+        "indices": torch.full((c, k), -1, dtype=torch.long),
+        "positions": torch.zeros((c, k, 2), dtype=torch.long),
+        "maps": torch.zeros((c, k, h, w)),
+    }
 
 
 def top_examples(
@@ -131,9 +135,18 @@ def top_examples(
             raise ConvscopeError("engine='ray' needs the layer by name, not a module object")
         tick(progress, cancel, 0, len(dataset))
         with engine_scope(engine) as workers:
-            return merge(workers.map("examples", model, dataset, batch_size,
-                                     lambda done, total: tick(progress, cancel, done, total),
-                                     layer=layer, k=k, channels=None if channels is None else list(channels)))
+            return merge(
+                workers.map(
+                    "examples",
+                    model,
+                    dataset,
+                    batch_size,
+                    lambda done, total: tick(progress, cancel, done, total),
+                    layer=layer,
+                    k=k,
+                    channels=None if channels is None else list(channels),
+                )
+            )
     model = as_model(model)
     ref = resolve_layer(model.net, layer)
     name = str(ref)
@@ -161,17 +174,25 @@ def top_examples(
             lo = _fold(lo, flat.amin((0, 2)), torch.minimum)
             hi = _fold(hi, flat.amax((0, 2)), torch.maximum)
             values, arg = flat.max(2)  # (B, C): the first maximum in row-major order
-            new = {"values": values.T.contiguous(),
-                   "indices": ids[done:done + b].view(1, b).expand(c, b).contiguous(),
-                   "positions": torch.stack([arg // w, arg % w], -1).transpose(0, 1).contiguous(),
-                   "maps": act.transpose(0, 1).contiguous()}
+            new = {
+                "values": values.T.contiguous(),
+                "indices": ids[done : done + b].view(1, b).expand(c, b).contiguous(),
+                "positions": torch.stack([arg // w, arg % w], -1).transpose(0, 1).contiguous(),
+                "maps": act.transpose(0, 1).contiguous(),
+            }
             state = _combine(state, new, k)
             done += b
             tick(progress, cancel, done, len(data))
     if state is None:
         raise ConvscopeError(f"{dataset.name} is empty: no images to rank")
-    return TopExamples(layer=name, channels=np.asarray(chan, dtype=np.int64), seen=done,
-                       minimum=lo.numpy(), maximum=hi.numpy(), **{key: t.numpy() for key, t in state.items()})
+    return TopExamples(
+        layer=name,
+        channels=np.asarray(chan, dtype=np.int64),
+        seen=done,
+        minimum=lo.numpy(),
+        maximum=hi.numpy(),
+        **{key: t.numpy() for key, t in state.items()},
+    )
 
 
 def _fold(acc: torch.Tensor | None, new: torch.Tensor, op) -> torch.Tensor:
@@ -200,21 +221,30 @@ def merge(partials: Sequence[TopExamples]) -> TopExamples:
         raise ConvscopeError("nothing to merge")
     first = partials[0]
     for p in partials[1:]:
-        if p.layer != first.layer or not np.array_equal(p.channels, first.channels) or p.k != first.k \
-                or p.maps.shape[2:] != first.maps.shape[2:]:
+        if (
+            p.layer != first.layer
+            or not np.array_equal(p.channels, first.channels)
+            or p.k != first.k
+            or p.maps.shape[2:] != first.maps.shape[2:]
+        ):
             raise ConvscopeError("these partial results are for different layers, channels or k; cannot merge")
     keys = ("values", "indices", "positions", "maps")
     state = {key: torch.from_numpy(np.asarray(getattr(first, key))) for key in keys}
     for p in partials[1:]:
         state = _combine(state, {key: torch.from_numpy(np.asarray(getattr(p, key))) for key in keys}, first.k)
-    return TopExamples(layer=first.layer, channels=first.channels, seen=sum(p.seen for p in partials),
-                       minimum=_extreme(partials, "minimum", np.minimum),
-                       maximum=_extreme(partials, "maximum", np.maximum),
-                       **{key: t.numpy() for key, t in state.items()})
+    return TopExamples(
+        layer=first.layer,
+        channels=first.channels,
+        seen=sum(p.seen for p in partials),
+        minimum=_extreme(partials, "minimum", np.minimum),
+        maximum=_extreme(partials, "maximum", np.maximum),
+        **{key: t.numpy() for key, t in state.items()},
+    )
 
 
-def example_images(result: TopExamples, dataset: ImageDataset, model: Model | nn.Module,
-                   rf: ReceptiveField | None = None) -> np.ndarray:
+def example_images(
+    result: TopExamples, dataset: ImageDataset, model: Model | nn.Module, rf: ReceptiveField | None = None
+) -> np.ndarray:
     """uint8 pictures of the kept examples, (C, k, H, W, channels) in the model's pixels.
 
     With a receptive field ``rf`` each picture is the crop of the field around the
@@ -226,11 +256,13 @@ def example_images(result: TopExamples, dataset: ImageDataset, model: Model | nn
     where = {int(g): i for i, g in enumerate(data.indices.tolist())}
     missing = [int(i) for i in np.unique(result.indices) if i >= 0 and int(i) not in where]
     if missing:
-        raise ConvscopeError(f"{len(missing)} example(s) are not in {dataset.name} (e.g. index {missing[0]}): "
-                             "pass the dataset the examples were ranked on")
+        raise ConvscopeError(
+            f"{len(missing)} example(s) are not in {dataset.name} (e.g. index {missing[0]}): "
+            "pass the dataset the examples were ranked on"
+        )
     images = data.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, c)
     c, k = result.indices.shape
-    hh, ww = (rf.size if rf is not None else data.size)
+    hh, ww = rf.size if rf is not None else data.size
     hh, ww = min(hh, data.size[0]), min(ww, data.size[1])
     out = np.full((c, k, hh, ww, data.channels), 128, np.uint8)
     for i in range(c):
@@ -254,5 +286,5 @@ def _crop(img: np.ndarray, rf: ReceptiveField, y: int, x: int, size: tuple[int, 
     t0, l0 = max(top, 0), max(left, 0)
     t1, l1 = min(top + size[0], img.shape[0]), min(left + size[1], img.shape[1])
     if t1 > t0 and l1 > l0:
-        out[t0 - top:t1 - top, l0 - left:l1 - left] = img[t0:t1, l0:l1]
+        out[t0 - top : t1 - top, l0 - left : l1 - left] = img[t0:t1, l0:l1]
     return out

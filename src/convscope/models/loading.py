@@ -84,8 +84,12 @@ def load_model(
     model.net.eval()
     # How to load it again (convscope.scale's workers do, from these words, never from a pickled net).
     # An attribute, not meta: meta is saved with checkpoints, and a file must never carry its own trust.
-    model.loaded_from = {"spec": spec, "weights": None if weights is None else str(weights),
-                         "classes": None if classes is None else list(classes), "trust": bool(trust)}
+    model.loaded_from = {
+        "spec": spec,
+        "weights": None if weights is None else str(weights),
+        "classes": None if classes is None else list(classes),
+        "trust": bool(trust),
+    }
     return model.to(device)
 
 

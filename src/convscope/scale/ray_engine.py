@@ -45,12 +45,19 @@ class ModelSource:
             return cls(spec=str(model))
         loaded = getattr(model, "loaded_from", None)
         if not loaded:
-            raise ConvscopeError("engine='ray' loads the model in each worker from the spec it was loaded with: "
-                                 "load it with convscope.load_model(spec) (or give the spec string), "
-                                 "not as an nn.Module built in this process")
+            raise ConvscopeError(
+                "engine='ray' loads the model in each worker from the spec it was loaded with: "
+                "load it with convscope.load_model(spec) (or give the spec string), "
+                "not as an nn.Module built in this process"
+            )
         classes = loaded.get("classes")
-        return cls(spec=loaded["spec"], weights=loaded.get("weights"), trust=bool(loaded.get("trust")),
-                   classes=tuple(classes) if classes is not None else None, output=getattr(model, "output", None))
+        return cls(
+            spec=loaded["spec"],
+            weights=loaded.get("weights"),
+            trust=bool(loaded.get("trust")),
+            classes=tuple(classes) if classes is not None else None,
+            output=getattr(model, "output", None),
+        )
 
     def load(self, device: str = "cpu"):
         from ..models import load_model
@@ -62,19 +69,32 @@ class ModelSource:
 
 
 def _pack(ds: ImageDataset) -> dict[str, Any]:
-    return {"name": ds.name, "classes": list(ds.classes), "images": ds.images.numpy(),
-            "labels": ds.labels.numpy(), "indices": ds.indices.numpy()}
+    return {
+        "name": ds.name,
+        "classes": list(ds.classes),
+        "images": ds.images.numpy(),
+        "labels": ds.labels.numpy(),
+        "indices": ds.indices.numpy(),
+    }
 
 
 def _unpack(d: dict[str, Any]) -> ImageDataset:
-    return ImageDataset(d["name"], d["classes"], torch.from_numpy(np.array(d["images"])),
-                        torch.from_numpy(np.array(d["labels"])), indices=torch.from_numpy(np.array(d["indices"])))
+    return ImageDataset(
+        d["name"],
+        d["classes"],
+        torch.from_numpy(np.array(d["images"])),
+        torch.from_numpy(np.array(d["labels"])),
+        indices=torch.from_numpy(np.array(d["indices"])),
+    )
 
 
 def _owned(part: Any) -> Any:
     """The partial with its arrays copied out of Ray's object store (Ray hands them back read-only)."""
-    arrays = {f.name: np.array(v) for f in fields(part)
-              if isinstance(v := getattr(part, f.name), np.ndarray) and not v.flags.writeable}
+    arrays = {
+        f.name: np.array(v)
+        for f in fields(part)
+        if isinstance(v := getattr(part, f.name), np.ndarray) and not v.flags.writeable
+    }
     return replace(part, **arrays)
 
 
@@ -114,8 +134,15 @@ class RayEngine:
     asks Ray for GPUs and loads the model on ``cuda`` in each actor.
     """
 
-    def __init__(self, address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
-                 cpus_per_worker: float = 1.0, blocks_per_worker: int = 4, max_restarts: int = 3) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int = 2,
+        gpus_per_worker: float = 0.0,
+        cpus_per_worker: float = 1.0,
+        blocks_per_worker: int = 4,
+        max_restarts: int = 3,
+    ) -> None:
         if workers < 1:
             raise ConvscopeError(f"workers must be at least 1, not {workers}")
         self.address, self.workers = address, workers
@@ -133,8 +160,11 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
-                ray.init(num_cpus=max(1, int(round(self.workers * self.cpus_per_worker))), include_dashboard=False,
-                         log_to_driver=False)
+                ray.init(
+                    num_cpus=max(1, int(round(self.workers * self.cpus_per_worker))),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
                 self._started = True
         return ray
 
@@ -144,14 +174,19 @@ class RayEngine:
         if source not in self._pools:
             ray = self._ray()
             device = "cuda" if self.gpus_per_worker > 0 else "cpu"
-            cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
-                                              max_restarts=self.max_restarts, max_task_retries=self.max_restarts)
+            cls = ray.remote(_Worker).options(
+                num_cpus=self.cpus_per_worker,
+                num_gpus=self.gpus_per_worker,
+                max_restarts=self.max_restarts,
+                max_task_retries=self.max_restarts,
+            )
             threads = max(1, int(self.cpus_per_worker))
             self._pools[source] = [cls.remote(source, device, threads) for _ in range(self.workers)]
         return self._pools[source]
 
-    def map(self, job: str, model: Any, dataset: ImageDataset, batch_size: int,
-            callback: Callback = None, **kwargs: Any) -> list[Any]:
+    def map(
+        self, job: str, model: Any, dataset: ImageDataset, batch_size: int, callback: Callback = None, **kwargs: Any
+    ) -> list[Any]:
         """Run ``job`` (a :data:`JOBS` name) on every block; the partials in block order.
 
         Each partial is tagged ``shard=(i, n)`` where it has that field, ready for the job's merge.

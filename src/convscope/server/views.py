@@ -34,7 +34,7 @@ def group_of(rec, by_name: dict[str, Any], groups: dict[str, str | None]) -> str
         return None
     for i, p in enumerate(parts[:3]):
         if p.isdigit():
-            g = ".".join(parts[:i + 1])
+            g = ".".join(parts[: i + 1])
             return g if g != base else parts[0]
     return parts[0]
 
@@ -42,19 +42,19 @@ def group_of(rec, by_name: dict[str, Any], groups: dict[str, str | None]) -> str
 def tidy_groups(layers: list[dict[str, Any]]) -> None:
     """A module that has sub-layers joins their block (``_conv_stem`` with ``_conv_stem.static_padding``);
     a block of one column is no block."""
-    names = {l["group"] for l in layers if l["group"]}
-    for i, l in enumerate(layers):
-        if l["group"] is None and l["name"] in names:
+    names = {entry["group"] for entry in layers if entry["group"]}
+    for i, entry in enumerate(layers):
+        if entry["group"] is None and entry["name"] in names:
             near = [layers[j]["group"] for j in (i - 1, i + 1) if 0 <= j < len(layers)]
-            if l["name"] in near:
-                l["group"] = l["name"]
+            if entry["name"] in near:
+                entry["group"] = entry["name"]
     count: dict[str, int] = {}
-    for l in layers:
-        if l["group"]:
-            count[l["group"]] = count.get(l["group"], 0) + 1
-    for l in layers:
-        if l["group"] and count[l["group"]] < 2:
-            l["group"] = None
+    for entry in layers:
+        if entry["group"]:
+            count[entry["group"]] = count.get(entry["group"], 0) + 1
+    for entry in layers:
+        if entry["group"] and count[entry["group"]] < 2:
+            entry["group"] = None
 
 
 def feeding_inputs(rec, by_name: dict[str, Any]) -> list[str]:
@@ -133,20 +133,35 @@ def trace_json(te: TraceEntry) -> dict[str, Any]:
         lo, hi = float(arr.min()), float(arr.max())
         if arr.ndim == 3 and rec.kind != "input":
             gmin, gmax = min(gmin, lo), max(gmax, hi)
-        layers.append({
-            "name": rec.name, "kind": rec.kind, "op": rec.op, "label": label_of(rec), "via": rec.via,
-            "group": groups[rec.name], "inputs": inputs, "shape": list(arr.shape),
-            "params": jsonable(rec.params), "connect": connect_of(rec, by_name, inputs),
-            "stats": {"min": lo, "max": hi}, "layout": lay.get(rec.name),
-            **_layout_extras(rec, lay),
-        })
-    shown = {l["name"] for l in layers}
-    for l in layers:
-        l["inputs"] = [n for n in l["inputs"] if n in shown]
+        layers.append(
+            {
+                "name": rec.name,
+                "kind": rec.kind,
+                "op": rec.op,
+                "label": label_of(rec),
+                "via": rec.via,
+                "group": groups[rec.name],
+                "inputs": inputs,
+                "shape": list(arr.shape),
+                "params": jsonable(rec.params),
+                "connect": connect_of(rec, by_name, inputs),
+                "stats": {"min": lo, "max": hi},
+                "layout": lay.get(rec.name),
+                **_layout_extras(rec, lay),
+            }
+        )
+    shown = {entry["name"] for entry in layers}
+    for entry in layers:
+        entry["inputs"] = [n for n in entry["inputs"] if n in shown]
     tidy_groups(layers)
-    return {"model": te.model_name, "image": te.image_id, "via": t.via, "layers": layers,
-            "global": {"min": float(gmin), "max": float(gmax)} if np.isfinite(gmin) else None,
-            "prediction": prediction_json(te)}
+    return {
+        "model": te.model_name,
+        "image": te.image_id,
+        "via": t.via,
+        "layers": layers,
+        "global": {"min": float(gmin), "max": float(gmax)} if np.isfinite(gmin) else None,
+        "prediction": prediction_json(te),
+    }
 
 
 def _layout_extras(rec, lay: dict[str, str]) -> dict[str, Any]:
@@ -167,20 +182,38 @@ def prediction_json(te: TraceEntry, k: int = TOP_CLASSES) -> dict[str, Any]:
     top = t.top(k)[0]
     lg = logits[0].detach().float().cpu()
     n = int(lg.numel())
-    return {"classes": n, "output_layer": t.layers[-1].name,
-            "top": [{"index": i, "name": name, "prob": p, "logit": float(lg[i])} for i, name, p in top],
-            # every unit's name in index order, so the output strip (index order) is labelled unit by unit
-            "names": [te.model.class_name(i) for i in range(n)] if n <= MAX_NAMES else None}
+    return {
+        "classes": n,
+        "output_layer": t.layers[-1].name,
+        "top": [{"index": i, "name": name, "prob": p, "logit": float(lg[i])} for i, name, p in top],
+        # every unit's name in index order, so the output strip (index order) is labelled unit by unit
+        "names": [te.model.class_name(i) for i in range(n)] if n <= MAX_NAMES else None,
+    }
 
 
 def summary_json(te: TraceEntry) -> dict[str, Any]:
     s = te.trace.summary()
     c, h, w = te.model.input_shape
-    return {"model": te.model_name, "via": s.via, "input_shape": [c, h, w],
-            "rows": [{"name": r.name, "kind": r.kind, "op": r.op, "shape": list(r.output_shape[1:]),
-                      "params": int(r.params), "macs": int(r.macs), "inputs": list(r.inputs)} for r in s.rows],
-            "total_params": int(s.total_params), "trainable_params": int(s.trainable_params),
-            "total_macs": int(s.total_macs)}
+    return {
+        "model": te.model_name,
+        "via": s.via,
+        "input_shape": [c, h, w],
+        "rows": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "op": r.op,
+                "shape": list(r.output_shape[1:]),
+                "params": int(r.params),
+                "macs": int(r.macs),
+                "inputs": list(r.inputs),
+            }
+            for r in s.rows
+        ],
+        "total_params": int(s.total_params),
+        "trainable_params": int(s.trainable_params),
+        "total_macs": int(s.total_macs),
+    }
 
 
 def channel_stats(arr: np.ndarray) -> dict[str, list[float]]:

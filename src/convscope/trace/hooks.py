@@ -30,12 +30,45 @@ from .kinds import Classified, classify_function, classify_module, function_name
 from .recorder import Recorder
 
 # torch calls that look at a tensor rather than compute a new layer
-_NOT_LAYERS = frozenset({
-    "get", "size", "dim", "numel", "item", "detach", "tolist", "to", "cpu", "cuda", "float",
-    "double", "half", "type", "contiguous", "clone", "requires_grad_", "data_ptr", "is_contiguous",
-    "stride", "storage_offset", "element_size", "setitem", "len", "bool", "int", "index",
-    "is_floating_point", "numpy", "eq", "ne", "gt", "lt", "ge", "le",
-})
+_NOT_LAYERS = frozenset(
+    {
+        "get",
+        "size",
+        "dim",
+        "numel",
+        "item",
+        "detach",
+        "tolist",
+        "to",
+        "cpu",
+        "cuda",
+        "float",
+        "double",
+        "half",
+        "type",
+        "contiguous",
+        "clone",
+        "requires_grad_",
+        "data_ptr",
+        "is_contiguous",
+        "stride",
+        "storage_offset",
+        "element_size",
+        "setitem",
+        "len",
+        "bool",
+        "int",
+        "index",
+        "is_floating_point",
+        "numpy",
+        "eq",
+        "ne",
+        "gt",
+        "lt",
+        "ge",
+        "le",
+    }
+)
 
 
 def outermost_layers(net: nn.Module) -> dict[nn.Module, str]:
@@ -117,8 +150,16 @@ class _HookTracer(TorchFunctionMode):
         name = self.layers[module]
         first = name not in self.seen_owners
         self.seen_owners.add(name)
-        rec = self.recorder.add(name, classify_module(module, args, output), sources, tensors, output,
-                                module=module, owner=name, first_call=first)
+        rec = self.recorder.add(
+            name,
+            classify_module(module, args, output),
+            sources,
+            tensors,
+            output,
+            module=module,
+            owner=name,
+            first_call=first,
+        )
         rec.param_count = sum(p.numel() for p in module.parameters()) if first else 0
 
     # -- functional ops between layers -------------------------------------------------------
@@ -132,19 +173,37 @@ class _HookTracer(TorchFunctionMode):
         snapshot = self.recorder.before_inplace(args[0]) if inplace and args else None
         sources = self._sources(tensors)
         out = func(*args, **kwargs)
-        if (not isinstance(out, torch.Tensor) or out.dim() == 0 or not tensors or name in _NOT_LAYERS
-                or (not inplace and any(out is t for t in tensors))):
+        if (
+            not isinstance(out, torch.Tensor)
+            or out.dim() == 0
+            or not tensors
+            or name in _NOT_LAYERS
+            or (not inplace and any(out is t for t in tensors))
+        ):
             return out
         if snapshot is not None and tensors[0] is args[0]:
             tensors[0] = snapshot
-        owner = next((self.param_owner[id(a)] for a in args if id(a) in self.param_owner
-                      and isinstance(a, nn.Parameter)), None) or None
+        owner = (
+            next(
+                (self.param_owner[id(a)] for a in args if id(a) in self.param_owner and isinstance(a, nn.Parameter)),
+                None,
+            )
+            or None
+        )
         module = self.net.get_submodule(owner) if owner else None
         first = owner not in self.seen_owners if owner else True
         if owner:
             self.seen_owners.add(owner)
-        rec = self.recorder.add(owner or self._fx_like_name(name), classify_function(func, args, kwargs, out),
-                                sources, tensors, out, module=module, owner=owner, first_call=first)
+        rec = self.recorder.add(
+            owner or self._fx_like_name(name),
+            classify_function(func, args, kwargs, out),
+            sources,
+            tensors,
+            out,
+            module=module,
+            owner=owner,
+            first_call=first,
+        )
         rec.param_count = sum(p.numel() for p in module.parameters(recurse=False)) if module and first else 0
         return out
 

@@ -39,17 +39,38 @@ class Recorder:
             name, k = f"{base}#{k}", k + 1
         return name
 
-    def add(self, name: str, info: Classified, inputs: list[str], tensors: list[torch.Tensor],
-            output: torch.Tensor, module: nn.Module | None = None, node: str | None = None,
-            owner: str | None = None, first_call: bool = True) -> LayerRecord:
+    def add(
+        self,
+        name: str,
+        info: Classified,
+        inputs: list[str],
+        tensors: list[torch.Tensor],
+        output: torch.Tensor,
+        module: nn.Module | None = None,
+        node: str | None = None,
+        owner: str | None = None,
+        first_call: bool = True,
+    ) -> LayerRecord:
         name = self.unique(name)
         self.names.add(name)
         stored_inputs = [self._stored(t) for t in tensors]
         stored_output = output.detach().clone() if self.clone_all else output
-        rec = LayerRecord(name=name, kind=info.kind, op=info.op, params=dict(info.params), inputs=inputs,
-                          inputs_tensors=stored_inputs, output=stored_output, weight=info.weight,
-                          bias=info.bias, module=module, via=self.via, node=node, owner=owner,
-                          first_call=first_call)
+        rec = LayerRecord(
+            name=name,
+            kind=info.kind,
+            op=info.op,
+            params=dict(info.params),
+            inputs=inputs,
+            inputs_tensors=stored_inputs,
+            output=stored_output,
+            weight=info.weight,
+            bias=info.bias,
+            module=module,
+            via=self.via,
+            node=node,
+            owner=owner,
+            first_call=first_call,
+        )
         self.records.append(rec)
         if self.clone_all:
             self._alive.append(output)

@@ -15,9 +15,29 @@ from torch import nn
 
 # Every kind a record can have. Views switch on these, never on names.
 KINDS: tuple[str, ...] = (
-    "input", "conv", "relu", "relu6", "silu", "sigmoid", "tanh", "activation",
-    "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "batchnorm", "linear",
-    "flatten", "add", "mul", "concat", "dropout", "softmax", "pad", "identity", "other",
+    "input",
+    "conv",
+    "relu",
+    "relu6",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "activation",
+    "maxpool",
+    "avgpool",
+    "adaptive_avgpool",
+    "adaptive_maxpool",
+    "batchnorm",
+    "linear",
+    "flatten",
+    "add",
+    "mul",
+    "concat",
+    "dropout",
+    "softmax",
+    "pad",
+    "identity",
+    "other",
 )
 ELEMENTWISE_KINDS = frozenset({"relu", "relu6", "silu", "sigmoid", "tanh", "activation"})
 POOL_KINDS = frozenset({"maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"})

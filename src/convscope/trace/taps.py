@@ -30,8 +30,9 @@ _MAX_TAPS = 8  # tapped graphs kept per plan (layer menus pick one node at a tim
 def _node_records(plan: GraphPlan, net: nn.Module) -> dict[str, fx.Node]:
     """Record name -> fx node, for the call nodes that are named after themselves, not a module."""
     modules = dict(net.named_modules())
-    return {p.name: n for n, p in plan.nodes.items()
-            if n.op != "call_module" and p.owner is None and p.name not in modules}
+    return {
+        p.name: n for n, p in plan.nodes.items() if n.op != "call_module" and p.owner is None and p.name not in modules
+    }
 
 
 def _as_ref(name: str, shape: tuple[int, ...]) -> LayerRef:

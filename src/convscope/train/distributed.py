@@ -57,9 +57,11 @@ class Dist:
         if not (self.active and device.type == "cuda"):
             return device
         if self.local_rank >= torch.cuda.device_count():
-            raise ConvscopeError(f"torchrun started process {self.local_rank} on this machine, which has only "
-                                 f"{torch.cuda.device_count()} GPU(s): lower --nproc_per_node or train with "
-                                 "--device cpu")
+            raise ConvscopeError(
+                f"torchrun started process {self.local_rank} on this machine, which has only "
+                f"{torch.cuda.device_count()} GPU(s): lower --nproc_per_node or train with "
+                "--device cpu"
+            )
         return torch.device("cuda", self.local_rank)
 
     def join(self, device: torch.device) -> None:
@@ -68,8 +70,9 @@ class Dist:
             return
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                **({"device_id": device} if device.type == "cuda" else {}))
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", **({"device_id": device} if device.type == "cuda" else {})
+        )
         atexit.register(_leave)
 
     def wrap(self, net: nn.Module) -> nn.Module:
@@ -84,7 +87,7 @@ class Dist:
 
     def shard(self, rows: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a global batch (of indices or images)."""
-        return rows[self.rank::self.world] if self.active else rows
+        return rows[self.rank :: self.world] if self.active else rows
 
     def loss_scale(self, local: int, global_: int) -> float:
         """The factor on a rank's mean loss that makes DDP's gradient average the global mean."""

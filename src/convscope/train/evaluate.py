@@ -22,8 +22,13 @@ from ..probe import model_state
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, dataset: ImageDataset, preprocessing: Preprocessing,
-                   device: torch.device | str = "cpu", batch_size: int = 512) -> torch.Tensor:
+def predict_logits(
+    net: nn.Module,
+    dataset: ImageDataset,
+    preprocessing: Preprocessing,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Logits (N, K) on the CPU for a dataset already conformed to ``preprocessing``.
 
     The net runs in eval mode and every module's previous mode is restored. A net that cannot
@@ -36,9 +41,11 @@ def predict_logits(net: nn.Module, dataset: ImageDataset, preprocessing: Preproc
                 out.append(net(x.to(device)).float().cpu())
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0][:200]
-                raise ConvscopeError(f"the model cannot take input of shape {tuple(x.shape[1:])} "
-                                     f"(as {preprocessing.channels}x{preprocessing.size[0]}x{preprocessing.size[1]}): "
-                                     f"{first}") from None
+                raise ConvscopeError(
+                    f"the model cannot take input of shape {tuple(x.shape[1:])} "
+                    f"(as {preprocessing.channels}x{preprocessing.size[0]}x{preprocessing.size[1]}): "
+                    f"{first}"
+                ) from None
     if not out:
         raise ConvscopeError(f"{dataset.name} has no images to evaluate")
     return torch.cat(out)
@@ -78,15 +85,22 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "split": self.split, "note": self.note, "images": self.n,
-            "accuracy": self.accuracy, "loss": self.loss, "classes": list(self.classes),
+            "dataset": self.dataset,
+            "split": self.split,
+            "note": self.note,
+            "images": self.n,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "classes": list(self.classes),
             "per_class_accuracy": dict(zip(self.classes, self.per_class)),
-            "confusion_matrix": self.confusion.tolist(), **self.extra,
+            "confusion_matrix": self.confusion.tolist(),
+            **self.extra,
         }
 
 
-def evaluate(model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "",
-             engine: Any = "local") -> Evaluation:
+def evaluate(
+    model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "", engine: Any = "local"
+) -> Evaluation:
     """Run ``model`` over ``dataset`` (conformed to the model's input first) and count.
 
     The model's outputs are read as scores over the dataset's classes in order, so the
@@ -111,5 +125,6 @@ def evaluate(model: Model, dataset: ImageDataset, batch_size: int = 512, split: 
         loss = float(torch.nn.functional.cross_entropy(logits, data.labels))
         preds = logits.argmax(1).numpy()
     cm = confusion_matrix(data.labels.numpy(), preds, k)
-    return Evaluation(list(dataset.classes), cm, loss, dataset=dataset.name, split=split, note=dataset.note,
-                      predictions=preds)
+    return Evaluation(
+        list(dataset.classes), cm, loss, dataset=dataset.name, split=split, note=dataset.note, predictions=preds
+    )

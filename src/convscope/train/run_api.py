@@ -59,10 +59,17 @@ from .trainer import BEST, FLUSH_EVERY, LAST
 
 RECORD_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
 STEP_TAG = "step/"  # per-step scalars go under their own TensorBoard tags, apart from the per-epoch ones
-EPOCH_MEANS = {"loss": "train_loss", "train_loss": "train_loss", "acc": "train_acc", "accuracy": "train_acc",
-               "train_acc": "train_acc"}  # logged per step -> the epoch record's mean when epoch_end gets none
-NO_ARCHITECTURE = ("the architecture of this net is not recorded (not a zoo net; give Run(architecture="
-                   "'file.py:factory') to record it); load the weights with load_model('file.py:factory@{path}')")
+EPOCH_MEANS = {
+    "loss": "train_loss",
+    "train_loss": "train_loss",
+    "acc": "train_acc",
+    "accuracy": "train_acc",
+    "train_acc": "train_acc",
+}  # logged per step -> the epoch record's mean when epoch_end gets none
+NO_ARCHITECTURE = (
+    "the architecture of this net is not recorded (not a zoo net; give Run(architecture="
+    "'file.py:factory') to record it); load the weights with load_model('file.py:factory@{path}')"
+)
 
 Scalar = float | int | torch.Tensor
 
@@ -82,13 +89,26 @@ class Run:
     ``{"zoo": name, "kwargs": {...}}`` or a factory ``"pkg.module:fn"`` / ``"file.py:fn"``.
     """
 
-    def __init__(self, folder: str | Path, model: Model | nn.Module, classes: list[str] | None = None, *,
-                 preprocessing: Preprocessing | dict[str, Any] | None = None,
-                 input_size: tuple[int, int] | None = None, config: Mapping[str, Any] | None = None,
-                 sample: Any = None, monitor: str = "val_loss", mode: str | None = None,
-                 optimizer: torch.optim.Optimizer | None = None, architecture: str | dict[str, Any] | None = None,
-                 data: str | None = None, resume: bool = False, histograms: bool = True,
-                 command: str | None = None, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        model: Model | nn.Module,
+        classes: list[str] | None = None,
+        *,
+        preprocessing: Preprocessing | dict[str, Any] | None = None,
+        input_size: tuple[int, int] | None = None,
+        config: Mapping[str, Any] | None = None,
+        sample: Any = None,
+        monitor: str = "val_loss",
+        mode: str | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        architecture: str | dict[str, Any] | None = None,
+        data: str | None = None,
+        resume: bool = False,
+        histograms: bool = True,
+        command: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.out = Path(folder)
         self.say = log or (lambda msg: print(msg, file=sys.stderr))
         self.writes = distributed.current().is_main  # under torchrun only rank 0 touches the folder
@@ -96,17 +116,48 @@ class Run:
             self.say = lambda msg: None
         self.lock = (RunLock(self.out, command=command) if self.writes else distributed.NoLock()).acquire()
         try:
-            self._setup(model, classes, preprocessing, input_size, config, sample, monitor, mode, optimizer,
-                        architecture, data, resume, histograms, command)
+            self._setup(
+                model,
+                classes,
+                preprocessing,
+                input_size,
+                config,
+                sample,
+                monitor,
+                mode,
+                optimizer,
+                architecture,
+                data,
+                resume,
+                histograms,
+                command,
+            )
         except BaseException:
             self.lock.release()
             raise
 
-    def _setup(self, model, classes, preprocessing, input_size, config, sample, monitor, mode, optimizer,
-               architecture, data, resume, histograms, command) -> None:
+    def _setup(
+        self,
+        model,
+        classes,
+        preprocessing,
+        input_size,
+        config,
+        sample,
+        monitor,
+        mode,
+        optimizer,
+        architecture,
+        data,
+        resume,
+        histograms,
+        command,
+    ) -> None:
         if self.lock.stale is not None:
-            self.say(f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
-                     "without releasing it")
+            self.say(
+                f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
+                "without releasing it"
+            )
         if self.writes:
             remove_temp_files(self.out)
             remove_temp_files(self.out / SNAPSHOTS)
@@ -132,8 +183,9 @@ class Run:
         if resume:
             self._resume()
         elif self.writes and ((self.out / LAST).exists() or (self.out / METRICS).exists()):
-            raise ConvscopeError(f"{self.out} already holds a run; continue it with Run(..., resume=True) "
-                                 "or choose another folder")
+            raise ConvscopeError(
+                f"{self.out} already holds a run; continue it with Run(..., resume=True) or choose another folder"
+            )
         self._sample: tuple[torch.Tensor, torch.Tensor, int] | None = None
         self._steps: list[tuple[int, dict[str, Scalar]]] = []
         self._means: dict[str, list[Scalar]] = {}
@@ -218,15 +270,19 @@ class Run:
         self._flush_steps()
         self.history = [r for r in self.history if r["epoch"] != epoch] + [record]
         if self.runlog is not None:
-            params = ({n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()}
-                      if self.histograms else {})
+            params = (
+                {n: p.detach().to("cpu", copy=True) for n, p in self.net.named_parameters()} if self.histograms else {}
+            )
             self.writer.submit(self.runlog.log_epoch, dict(record), params)
         if self._sample is not None:
             self.snapshot(epoch=epoch)
         improved = self._improved(record)
         if improved:
-            self.best = {"epoch": epoch, self.monitor: record[self.monitor],
-                         **{k: record[k] for k in ("val_loss", "val_acc") if record.get(k) is not None}}
+            self.best = {
+                "epoch": epoch,
+                self.monitor: record[self.monitor],
+                **{k: record[k] for k in ("val_loss", "val_acc") if record.get(k) is not None},
+            }
         self._save(LAST)
         if improved:
             self._save(BEST)
@@ -238,8 +294,10 @@ class Run:
         if not isinstance(value, (int, float)) or not math.isfinite(value):  # absent, NaN or inf: never best
             if not self._unmonitored:
                 self._unmonitored = True
-                self.say(f"{self.out}: epoch {record['epoch']} has no finite {self.monitor}, so best.pt is written only "
-                         "for epochs that have it (choose the metric with Run(monitor=...))")
+                self.say(
+                    f"{self.out}: epoch {record['epoch']} has no finite {self.monitor}, so best.pt is written only "
+                    "for epochs that have it (choose the metric with Run(monitor=...))"
+                )
             return False
         if self.best is None:
             return True
@@ -268,11 +326,19 @@ class Run:
     def _meta(self) -> dict[str, Any]:
         """The trainer's checkpoint metadata, from what this run knows."""
         meta = {
-            "name": self.out.name, "architecture": self.architecture, "classes": self.classes,
-            "preprocessing": self.preprocessing.to_dict(), "epoch": self.epoch,
-            "metrics": self.history[-1] if self.history else None, "best": self.best, "history": self.history,
-            "config": self.config, "command": self.command, "writer": "convscope.Run",
-            "convscope_version": __version__, "torch_version": torch.__version__,
+            "name": self.out.name,
+            "architecture": self.architecture,
+            "classes": self.classes,
+            "preprocessing": self.preprocessing.to_dict(),
+            "epoch": self.epoch,
+            "metrics": self.history[-1] if self.history else None,
+            "best": self.best,
+            "history": self.history,
+            "config": self.config,
+            "command": self.command,
+            "writer": "convscope.Run",
+            "convscope_version": __version__,
+            "torch_version": torch.__version__,
         }
         if self.data is not None:
             meta["dataset"] = {"name": self.data}
@@ -340,8 +406,9 @@ def _mean(values: list[Scalar]) -> float:
 def _number(value: Any, name: str) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ConvscopeError(f"{name} must be a number or a one-element tensor, not a tensor of shape "
-                                 f"{tuple(value.shape)}")
+            raise ConvscopeError(
+                f"{name} must be a number or a one-element tensor, not a tensor of shape {tuple(value.shape)}"
+            )
         return float(value.item())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConvscopeError(f"{name} must be a number, not {type(value).__name__}")
@@ -388,12 +455,14 @@ def _architecture(net: nn.Module, wrapped: Model | None, given: Any, prep: Prepr
         if given in zoo.ZOO:
             found = zoo_architecture(net, prep, names=[given])
             if not found:
-                raise ConvscopeError(f"this net is not a {given} for {prep.size[0]}x{prep.size[1]} inputs "
-                                     "(its tensors do not match)")
+                raise ConvscopeError(
+                    f"this net is not a {given} for {prep.size[0]}x{prep.size[1]} inputs (its tensors do not match)"
+                )
             return found
         if ":" not in given:
-            raise ConvscopeError(f"architecture is a zoo name, 'pkg.module:factory' or 'file.py:factory', "
-                                 f"not {given!r}")
+            raise ConvscopeError(
+                f"architecture is a zoo name, 'pkg.module:factory' or 'file.py:factory', not {given!r}"
+            )
         return {"factory": given}
     if given is not None:
         raise ConvscopeError(f"architecture must be a str or a dict, not {type(given).__name__}")
@@ -417,8 +486,13 @@ def zoo_architecture(net: nn.Module, prep: Preprocessing, names: list[str] | Non
     if not convs or not linears or len(activations) != 1:
         return {}
     dropout = next((m.p for m in modules if isinstance(m, nn.Dropout)), 0.0)
-    kwargs = {"in_channels": convs[0].in_channels, "num_classes": linears[-1].out_features,
-              "input_size": list(prep.size), "activation": activations[0], "dropout": dropout}
+    kwargs = {
+        "in_channels": convs[0].in_channels,
+        "num_classes": linears[-1].out_features,
+        "input_size": list(prep.size),
+        "activation": activations[0],
+        "dropout": dropout,
+    }
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     for name in names or list(zoo.ZOO):
         if type(net) is not zoo.ZOO[name].builder:

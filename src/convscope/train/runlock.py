@@ -71,8 +71,10 @@ class RunLock:
                     if previous is None:  # the holder is writing its record right now
                         time.sleep(0.2)
                         previous = _read(fd)
-                    raise ConvscopeError(f"{self.out} is being written by {_describe(previous)}; wait for it to "
-                                         "finish (or stop it) before writing there, or choose another --out")
+                    raise ConvscopeError(
+                        f"{self.out} is being written by {_describe(previous)}; wait for it to "
+                        "finish (or stop it) before writing there, or choose another --out"
+                    )
                 if _same_file(fd, self.path):
                     break
             except BaseException:
@@ -83,8 +85,12 @@ class RunLock:
             raise ConvscopeError(f"could not take the lock {self.path}: it keeps being replaced")
         if previous and previous.get("pid") not in (None, os.getpid()):
             self.stale = previous  # its holder died without releasing (the kernel dropped its flock)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
-                  "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": self.command,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(record).encode(), 0)

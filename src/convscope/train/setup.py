@@ -35,8 +35,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(config: TrainConfig, splits: Splits | None = None, trust: bool = False,
-            spec_from_file: bool = False) -> Prepared:
+def prepare(
+    config: TrainConfig, splits: Splits | None = None, trust: bool = False, spec_from_file: bool = False
+) -> Prepared:
     """Load the data (unless ``splits`` are given) and build or load the net for ``config``.
 
     Seeds nothing itself. Given ``splits`` (your own in-memory data), ``config.data``
@@ -51,8 +52,9 @@ def prepare(config: TrainConfig, splits: Splits | None = None, trust: bool = Fal
         net, arch, prep = _fresh_zoo_net(config, splits, len(classes), notes)
     else:
         net, arch, prep = _loaded_net(config, len(classes), notes, trust, spec_from_file)
-    conformed = Splits(*(splits[s].conform(prep) for s in ("train", "val", "test")),
-                       seed=splits.seed, description=splits.description)
+    conformed = Splits(
+        *(splits[s].conform(prep) for s in ("train", "val", "test")), seed=splits.seed, description=splits.description
+    )
     return Prepared(net, arch, prep, classes, conformed, notes)
 
 
@@ -64,8 +66,9 @@ def _fresh_zoo_net(config: TrainConfig, splits: Splits, num_classes: int, notes:
         net = _try_build(name, channels, num_classes, size, config)
         if net is None:
             smallest = _smallest_size(name, channels, num_classes, config)
-            raise ConvscopeError(f"{name} cannot take {size[0]}x{size[1]} inputs; the smallest it takes is "
-                                 f"{smallest}x{smallest}")
+            raise ConvscopeError(
+                f"{name} cannot take {size[0]}x{size[1]} inputs; the smallest it takes is {smallest}x{smallest}"
+            )
     else:
         size = splits.train.size
         net = _try_build(name, channels, num_classes, size, config)
@@ -73,10 +76,17 @@ def _fresh_zoo_net(config: TrainConfig, splits: Splits, num_classes: int, notes:
             s = _smallest_size(name, channels, num_classes, config, start=max(size))
             size = (s, s)
             net = _try_build(name, channels, num_classes, size, config)
-            notes.append(f"{config.data} images are {splits.train.size[0]}x{splits.train.size[1]}, too small for "
-                         f"{name}; they are resized to {s}x{s} (set --input-size to choose)")
-    kwargs = {"in_channels": channels, "num_classes": num_classes, "input_size": list(size),
-              "activation": config.activation, "dropout": config.dropout}
+            notes.append(
+                f"{config.data} images are {splits.train.size[0]}x{splits.train.size[1]}, too small for "
+                f"{name}; they are resized to {s}x{s} (set --input-size to choose)"
+            )
+    kwargs = {
+        "in_channels": channels,
+        "num_classes": num_classes,
+        "input_size": list(size),
+        "activation": config.activation,
+        "dropout": config.dropout,
+    }
     prep = zoo.ZOO[name].preprocessing(channels, size)
     return net, {"zoo": name, "kwargs": kwargs}, prep
 
@@ -84,8 +94,14 @@ def _fresh_zoo_net(config: TrainConfig, splits: Splits, num_classes: int, notes:
 def _try_build(name: str, channels: int, num_classes: int, size, config: TrainConfig) -> nn.Module | None:
     """The zoo net for this input, or None when the input is too small for its layers."""
     try:
-        return zoo.build(name, in_channels=channels, num_classes=num_classes, input_size=tuple(size),
-                         activation=config.activation, dropout=config.dropout)
+        return zoo.build(
+            name,
+            in_channels=channels,
+            num_classes=num_classes,
+            input_size=tuple(size),
+            activation=config.activation,
+            dropout=config.dropout,
+        )
     except RuntimeError:
         return None
 
@@ -102,16 +118,20 @@ def _loaded_net(config: TrainConfig, num_classes: int, notes: list[str], trust: 
     model = load_model(config.model, trust=trust, spec_from_file=spec_from_file)
     arch = model.meta.get("architecture")
     if not arch or not (arch.get("zoo") or arch.get("factory")):
-        raise ConvscopeError(f"{config.model} does not record its architecture, so it cannot be fine-tuned; "
-                             "use a zoo name or a convscope checkpoint")
+        raise ConvscopeError(
+            f"{config.model} does not record its architecture, so it cannot be fine-tuned; "
+            "use a zoo name or a convscope checkpoint"
+        )
     arch = {"zoo": arch.get("zoo"), "factory": arch.get("factory"), "kwargs": dict(arch.get("kwargs") or {})}
     arch = {k: v for k, v in arch.items() if v is not None}
     net = model.net
     have = len(model.classes) if model.classes is not None else None
     if have != num_classes:
         if not arch.get("zoo"):
-            raise ConvscopeError(f"{config.model} has {have} classes but {config.data} has {num_classes}; "
-                                 "only zoo architectures can get a new output layer")
+            raise ConvscopeError(
+                f"{config.model} has {have} classes but {config.data} has {num_classes}; "
+                "only zoo architectures can get a new output layer"
+            )
         arch["kwargs"]["num_classes"] = num_classes
         kwargs = dict(arch["kwargs"])
         kwargs["input_size"] = tuple(kwargs["input_size"]) if "input_size" in kwargs else None
@@ -120,8 +140,10 @@ def _loaded_net(config: TrainConfig, num_classes: int, notes: list[str], trust: 
         kept = {k: v for k, v in old.items() if k in fresh.state_dict() and fresh.state_dict()[k].shape == v.shape}
         fresh.load_state_dict(kept, strict=False)
         net = fresh
-        notes.append(f"fine-tuning {config.model}: new output layer for {num_classes} classes "
-                     f"(kept {len(kept)} of {len(old)} tensors)")
+        notes.append(
+            f"fine-tuning {config.model}: new output layer for {num_classes} classes "
+            f"(kept {len(kept)} of {len(old)} tensors)"
+        )
     else:
         notes.append(f"fine-tuning {config.model}")
     return net, arch, model.preprocessing

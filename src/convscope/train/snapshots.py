@@ -35,7 +35,9 @@ def snapshot_path(out: str | Path, epoch: int) -> Path:
 
 
 @torch.no_grad()
-def snapshot_arrays(epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor, label: int) -> dict[str, Any] | None:
+def snapshot_arrays(
+    epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor, label: int
+) -> dict[str, Any] | None:
     """The snapshot's arrays; ``image`` is uint8 (C,H,W), ``x`` its network input.
 
     Runs the net once on ``x`` in eval mode (its mode is restored). None for nets
@@ -51,8 +53,11 @@ def snapshot_arrays(epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Te
         "epoch": np.int64(epoch),
         "layer": np.array(name),
         "weight": conv.weight.detach().float().cpu().numpy().copy(),
-        "bias": (conv.bias.detach().float().cpu().numpy().copy() if conv.bias is not None
-                 else np.zeros(conv.out_channels, np.float32)),
+        "bias": (
+            conv.bias.detach().float().cpu().numpy().copy()
+            if conv.bias is not None
+            else np.zeros(conv.out_channels, np.float32)
+        ),
         "activations": captured.value[0].float().cpu().numpy(),
         "image": image.cpu().numpy().astype(np.uint8),
         "label": np.int64(label),
@@ -68,8 +73,9 @@ def write_snapshot(out: str | Path, arrays: dict[str, Any]) -> Path:
     return path
 
 
-def save_snapshot(out: str | Path, epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor,
-                  label: int) -> Path | None:
+def save_snapshot(
+    out: str | Path, epoch: int, net: nn.Module, image: torch.Tensor, x: torch.Tensor, label: int
+) -> Path | None:
     """Compute and write epoch ``epoch``'s snapshot (None for nets without a convolution)."""
     arrays = snapshot_arrays(epoch, net, image, x, label)
     return None if arrays is None else write_snapshot(out, arrays)

@@ -54,15 +54,27 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         data = data.subset(list(range(min(args.limit, len(data)))))
     with progress_bar(args, f"audit {args.method}", "img") as bar, engine_from_args(args) as engine:
-        result = audit(model, data, method=args.method, layer=args.layer, steps=args.steps,
-                       batch_size=args.batch_size, progress=bar, engine=engine)
+        result = audit(
+            model,
+            data,
+            method=args.method,
+            layer=args.layer,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            progress=bar,
+            engine=engine,
+        )
     report = result.to_dict()
     write_text_atomic(args.out, json.dumps(report) + "\n")
     print(f"{'class':<16}{'images':>7}{'deletion AUC':>14}{'insertion AUC':>15}{'degenerate':>12}")
     for row in report["per_class"]:
-        print(f"{row['class'][:15]:<16}{row['count']:>7}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
-              f"{100 * row['degenerate']:>11.1f}%")
-    print(f"{'all':<16}{report['count']:>7}{report['deletion_auc']:>14.4f}{report['insertion_auc']:>15.4f}"
-          f"{100 * report['degenerate']:>11.1f}%")
+        print(
+            f"{row['class'][:15]:<16}{row['count']:>7}{row['deletion_auc']:>14.4f}{row['insertion_auc']:>15.4f}"
+            f"{100 * row['degenerate']:>11.1f}%"
+        )
+    print(
+        f"{'all':<16}{report['count']:>7}{report['deletion_auc']:>14.4f}{report['insertion_auc']:>15.4f}"
+        f"{100 * report['degenerate']:>11.1f}%"
+    )
     print(f"wrote {args.out}")
     return 0

@@ -21,35 +21,73 @@ from ..common import MODEL_HELP, add_device_argument, add_trust_argument, resolv
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "serve", help="open the explorer: watch an image flow through a CNN, neuron by neuron",
+        "serve",
+        help="open the explorer: watch an image flow through a CNN, neuron by neuron",
         description="Start the web explorer (CNN Explainer's views for any model) on a local port. "
-                    "Then open the printed address in a browser.")
-    p.add_argument("--model", "-m", action="append", metavar="SPEC", dest="models",
-                   help=f"a model to show, repeatable: {MODEL_HELP}; the first is opened first (default: default)")
+        "Then open the printed address in a browser.",
+    )
+    p.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        metavar="SPEC",
+        dest="models",
+        help=f"a model to show, repeatable: {MODEL_HELP}; the first is opened first (default: default)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; a busy one is an error that "
-                                                           "suggests the next)")
-    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                   help="another host name the page may be opened under (repeatable; e.g. a name in /etc/hosts). "
-                        "Requests naming any other host are refused, which stops DNS-rebinding pages; "
-                        "with --host other than this machine every name is accepted (the token guards it)")
+    p.add_argument(
+        "--port", type=int, default=8000, help="port (default 8000; a busy one is an error that suggests the next)"
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name the page may be opened under (repeatable; e.g. a name in /etc/hosts). "
+        "Requests naming any other host are refused, which stops DNS-rebinding pages; "
+        "with --host other than this machine every name is accepted (the token guards it)",
+    )
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
-    p.add_argument("--token", help="access token every API call must carry (default: $CONVSCOPE_TOKEN; "
-                                   "generated and printed when --host is not this machine)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
-                   help="largest image file the page may upload (default 20)")
-    p.add_argument("--runs", metavar="DIR", help="folder of training runs for the training view "
-                   "(default: ./runs when it exists); runs appear and their curves update while they train")
-    p.add_argument("--data", metavar="NAME", help="dataset of the dataset view: digits, mnist, fashion-mnist, cifar10, "
-                   "folder:PATH (default: the one each model's checkpoint was trained on); also ranks the top "
-                   "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
-                   "28x28 models, none for others)")
-    p.add_argument("--input-size", type=input_size, metavar="C,H,W",
-                   help="input of a model that does not say it (a factory returning a bare nn.Module, TorchScript; "
-                        "default: guessed, 3,224,224 or its first conv's channels), e.g. 1,28,28")
-    p.add_argument("--classes", type=class_names, metavar="FILE|N|A,B,...",
-                   help="class names for the models' output units: a FILE (a JSON list or one name a line), "
-                        "a count (0..N-1) or a comma-separated list (default: each model's own)")
+    p.add_argument(
+        "--token",
+        help="access token every API call must carry (default: $CONVSCOPE_TOKEN; "
+        "generated and printed when --host is not this machine)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest image file the page may upload (default 20)",
+    )
+    p.add_argument(
+        "--runs",
+        metavar="DIR",
+        help="folder of training runs for the training view "
+        "(default: ./runs when it exists); runs appear and their curves update while they train",
+    )
+    p.add_argument(
+        "--data",
+        metavar="NAME",
+        help="dataset of the dataset view: digits, mnist, fashion-mnist, cifar10, "
+        "folder:PATH (default: the one each model's checkpoint was trained on); also ranks the top "
+        "examples in 'What does it look for?' (default there: the embedded MNIST for 1-channel "
+        "28x28 models, none for others)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=input_size,
+        metavar="C,H,W",
+        help="input of a model that does not say it (a factory returning a bare nn.Module, TorchScript; "
+        "default: guessed, 3,224,224 or its first conv's channels), e.g. 1,28,28",
+    )
+    p.add_argument(
+        "--classes",
+        type=class_names,
+        metavar="FILE|N|A,B,...",
+        help="class names for the models' output units: a FILE (a JSON list or one name a line), "
+        "a count (0..N-1) or a comma-separated list (default: each model's own)",
+    )
     add_trust_argument(p)
     add_device_argument(p)
     p.set_defaults(func=run)
@@ -117,10 +155,19 @@ def run(args: argparse.Namespace) -> int:
     token = resolve_token(args.host, args.token)
     uploads = UploadStore(max_bytes=int(args.max_upload_mb * 1024 * 1024))
     size, classes = getattr(args, "input_size", None), getattr(args, "classes", None)
-    app = create_app(registry=Registry(specs, uploads=uploads, loader=lambda spec: fit_guessed(
-                         load_model(spec, trust=args.trust, device=device), size, classes)),
-                     token=token, data=args.data, host=args.host, port=args.port, allow_hosts=args.allow_host,
-                     runs=args.runs or ("runs" if Path("runs").is_dir() else None))
+    app = create_app(
+        registry=Registry(
+            specs,
+            uploads=uploads,
+            loader=lambda spec: fit_guessed(load_model(spec, trust=args.trust, device=device), size, classes),
+        ),
+        token=token,
+        data=args.data,
+        host=args.host,
+        port=args.port,
+        allow_hosts=args.allow_host,
+        runs=args.runs or ("runs" if Path("runs").is_dir() else None),
+    )
     app.state.registry.load_all()  # each spec now (no graph is built while jobs run); only all failing is fatal
     for e in app.state.registry.models.values():
         if e.error:
@@ -150,5 +197,7 @@ def check_port(host: str, port: int) -> None:
             probe.listen(1)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConvscopeError(f"port {port} on {host} is in use; try --port {port + 1 if port < 65535 else port - 1}") from None
+                raise ConvscopeError(
+                    f"port {port} on {host} is in use; try --port {port + 1 if port < 65535 else port - 1}"
+                ) from None
             raise ConvscopeError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None

@@ -73,9 +73,17 @@ def conv_geometry(rec: LayerRecord) -> dict:
     p = rec.params
     c_out, c_g, kh, kw = rec.weight.shape
     groups = int(p.get("groups", 1))
-    return {"stride": p["stride"], "dilation": p["dilation"], "pad": p["pad"], "groups": groups,
-            "c_out": c_out, "c_g": c_g, "kernel": (kh, kw), "out_per_group": c_out // groups,
-            "mode": _PAD_MODES.get(p.get("padding_mode", "zeros"), "constant")}
+    return {
+        "stride": p["stride"],
+        "dilation": p["dilation"],
+        "pad": p["pad"],
+        "groups": groups,
+        "c_out": c_out,
+        "c_g": c_g,
+        "kernel": (kh, kw),
+        "out_per_group": c_out // groups,
+        "mode": _PAD_MODES.get(p.get("padding_mode", "zeros"), "constant"),
+    }
 
 
 def padded_input(rec: LayerRecord, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +99,7 @@ def _group_slice(rec: LayerRecord, c: int, batch: int):
     c = check_index(c, g["c_out"], "output channel", rec)
     group = c // g["out_per_group"]
     channels = list(range(group * g["c_g"], (group + 1) * g["c_g"]))
-    x = item(rec.input, batch, rec)[channels[0]:channels[-1] + 1]
+    x = item(rec.input, batch, rec)[channels[0] : channels[-1] + 1]
     return g, c, group, channels, x
 
 
@@ -105,8 +113,9 @@ def conv_channel(rec: LayerRecord, c: int, batch: int = 0) -> ConvChannel:
     xp = padded_input(rec, x)
     kernels = rec.weight[c].detach()
     # each input channel convolved with its own kernel slice: a depthwise convolution
-    intermediate = F.conv2d(xp[None], kernels[:, None], stride=g["stride"], dilation=g["dilation"],
-                            groups=len(channels))[0]
+    intermediate = F.conv2d(
+        xp[None], kernels[:, None], stride=g["stride"], dilation=g["dilation"], groups=len(channels)
+    )[0]
     total = intermediate.sum(0)
     b = _bias(rec, c)
     return ConvChannel(c, group, channels, x, xp, kernels, intermediate, total, b, total + b)
@@ -132,5 +141,4 @@ def conv_position(rec: LayerRecord, c: int, y: int, x: int, batch: int = 0) -> C
     sums = products.sum(dim=(1, 2))
     total = float(sums.sum())
     b = _bias(rec, c)
-    return ConvPosition(c, y, x, channels, rows, cols, inside, patches, kernels, products, sums,
-                        total, b, total + b)
+    return ConvPosition(c, y, x, channels, rows, cols, inside, patches, kernels, products, sums, total, b, total + b)

@@ -109,10 +109,8 @@ def pool_windows(rec: LayerRecord, batch: int = 0) -> PoolWindows:
         win = _gather(x, rows, cols, inside, float("-inf")).flatten(-2)
         values, best = win.max(-1)
         kw = cols.shape[1]
-        r = torch.gather(rows[None, :, None, :].expand(x.shape[0], -1, ow, -1), 3,
-                         (best // kw)[..., None])[..., 0]
-        c = torch.gather(cols[None, None, :, :].expand(x.shape[0], oh, -1, -1), 3,
-                         (best % kw)[..., None])[..., 0]
+        r = torch.gather(rows[None, :, None, :].expand(x.shape[0], -1, ow, -1), 3, (best // kw)[..., None])[..., 0]
+        c = torch.gather(cols[None, None, :, :].expand(x.shape[0], oh, -1, -1), 3, (best % kw)[..., None])[..., 0]
         return PoolWindows("max", values, r * w + c, None)
     win = _gather(x, rows, cols, inside, 0.0)
     divisor = _divisor(rec, in_h, in_w, pad_h, pad_w)
@@ -133,13 +131,24 @@ def pool_window(rec: LayerRecord, c: int, y: int, x: int, batch: int = 0) -> Poo
     inside = in_h[y][:, None] & in_w[x][None, :]
     op = _op(rec)
     fill = float("-inf") if op == "max" else 0.0
-    values = _gather(inp[c:c + 1], r[None], cc[None], inside, fill)[0, 0, 0]
+    values = _gather(inp[c : c + 1], r[None], cc[None], inside, fill)[0, 0, 0]
     if op == "max":
         best = int(values.flatten().argmax())
         kw = values.shape[1]
-        return PoolWindow(c, y, x, "max", r, cc, inside, values, float(values.flatten()[best]),
-                          (int(r[best // kw]), int(cc[best % kw])), None)
-    divisor = int(_divisor(rec, in_h[y:y + 1], in_w[x:x + 1], pad_h[y:y + 1], pad_w[x:x + 1])[0, 0])
+        return PoolWindow(
+            c,
+            y,
+            x,
+            "max",
+            r,
+            cc,
+            inside,
+            values,
+            float(values.flatten()[best]),
+            (int(r[best // kw]), int(cc[best % kw])),
+            None,
+        )
+    divisor = int(_divisor(rec, in_h[y : y + 1], in_w[x : x + 1], pad_h[y : y + 1], pad_w[x : x + 1])[0, 0])
     return PoolWindow(c, y, x, "avg", r, cc, inside, values, float(values.sum()) / divisor, None, divisor)
 
 

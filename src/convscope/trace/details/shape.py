@@ -48,8 +48,9 @@ def layer_norm(rec: LayerRecord, position: tuple[int, ...] = (), batch: int = 0)
     gamma = m.weight.detach().float() if m.weight is not None else None
     beta = m.bias.detach().float() if m.bias is not None else None
     y = normalized * (gamma if gamma is not None else 1) + (beta if beta is not None else 0)
-    return LayerNormDetail(position, v, float(mean), float(var), float(m.eps), normalized, gamma, beta, y,
-                           out[position].float())
+    return LayerNormDetail(
+        position, v, float(mean), float(var), float(m.eps), normalized, gamma, beta, y, out[position].float()
+    )
 
 
 @dataclass
@@ -70,8 +71,14 @@ def relayout(rec: LayerRecord) -> Relayout:
         raise ConvscopeError(f"{rec.name!r} does not keep its input's numbers (not a permute, view or reshape)")
     dims = None
     if inp.dim() == out.dim() and inp.dim() <= 6:
-        dims = next((list(p) for p in itertools.permutations(range(inp.dim()))
-                     if inp.permute(p).shape == out.shape and torch.equal(inp.permute(p), out)), None)
+        dims = next(
+            (
+                list(p)
+                for p in itertools.permutations(range(inp.dim()))
+                if inp.permute(p).shape == out.shape and torch.equal(inp.permute(p), out)
+            ),
+            None,
+        )
     same = dims is not None or torch.equal(inp.reshape(out.shape), out)
     if not same:
         raise ConvscopeError(f"{rec.name!r} is neither a permutation nor a reshape of its input")
@@ -118,8 +125,7 @@ class Broadcast(Detail):
     output: torch.Tensor
 
 
-def broadcast_product(rec: LayerRecord, parameters: dict[str, torch.Tensor] | None = None,
-                      batch: int = 0) -> Broadcast:
+def broadcast_product(rec: LayerRecord, parameters: dict[str, torch.Tensor] | None = None, batch: int = 0) -> Broadcast:
     """A product whose operands differ in shape (``parameters``: operands that are the net's own
     parameters, by name, such as a layer scale; the trace does not record those as inputs)."""
     if rec.kind != "mul":
