@@ -52,11 +52,18 @@ async function loadModels() {
   state.prefetched = { model: wanted, info: earlyInfo, trace: earlyTrace, image: params.get("image") };
   const sel = /** @type {HTMLSelectElement} */ ($("model-select"));
   sel.replaceChildren();
-  models.forEach((m) => sel.appendChild(new Option(m.name, m.name)));
+  models.forEach((m) => {
+    // a model that failed to load stays listed, with its reason, but cannot be picked
+    const option = new Option(m.error ? `${m.name} (failed to load)` : m.name, m.name);
+    if (m.error) Object.assign(option, { disabled: true, title: m.error });
+    sel.appendChild(option);
+  });
   const want = new URLSearchParams(location.search).get("model");
   sel.value = models.some((m) => m.name === want) ? want : first;
   sel.onchange = () => selectModel(sel.value);
   await selectModel(sel.value, new URLSearchParams(location.search).get("image"));
+  const failed = models.filter((m) => m.error);
+  if (failed.length) message(failed.map((m) => `model ${m.name} failed to load: ${m.error}`).join(" · "), "warn");
 }
 
 async function selectModel(name, image = null) {
