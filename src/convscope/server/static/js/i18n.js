@@ -156,3 +156,16 @@ export function translatePage(root) {
     });
   }
 }
+
+/**
+ * A sentence the server composed (convscope.i18n.message): {key, params, text}. Shown in
+ * the current language when the catalogue has the key, else as the server's English text.
+ * @param {{key?: string, params?: Record<string, unknown>, text?: string} | string | null | undefined} m
+ * @returns {string}
+ */
+export function say(m) {
+  if (m === null || m === undefined) return "";
+  if (typeof m === "string") return m;
+  if (m.key && has(m.key)) return t(m.key, m.params || {});
+  return m.text || m.key || "";
+}
