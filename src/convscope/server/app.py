@@ -23,13 +23,31 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import ConvscopeError, NotFound
-from . import docs, jobs, routes_compare, routes_dataset, routes_explain, routes_network, routes_runs, security
+from . import (
+    docs,
+    jobs,
+    routes_compare,
+    routes_dataset,
+    routes_explain,
+    routes_learn,
+    routes_network,
+    routes_runs,
+    security,
+)
 from .context import ExplainSettings, ServerContext
 from .images import TooLarge
 from .registry import Registry
 
 STATIC = Path(str(resources.files("convscope") / "server" / "static"))
-VIEWS = (routes_network, jobs, routes_runs, routes_dataset, routes_explain, routes_compare)  # each has router(ctx)
+VIEWS = (
+    routes_network,
+    jobs,
+    routes_runs,
+    routes_dataset,
+    routes_explain,
+    routes_compare,
+    routes_learn,
+)  # each has router(ctx)
 
 
 def create_app(
