@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from convscope.cli.main import main
-from convscope.models import load_checkpoint
+from convscope.models import load_checkpoint, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--model", "tiny-vgg", "--data", "digits", "--batch-size", "32", "--no-progress", "--device", "cpu"]
@@ -158,6 +158,116 @@ def test_run_api_writes_one_folder_from_every_rank(tmp_path):
     assert files(out).count("events") == 1
     assert {"last.pt", "best.pt", "snapshots/epoch_000.npz", "snapshots/epoch_002.npz"} <= set(files(out))
     assert load_checkpoint(out / "last.pt")["meta"]["writer"] == "convscope.Run"
+
+
+# A factory the user types on the command line (no --trust needed for a typed spec): a small
+# conv net with BatchNorm after its convolutions and after its flatten, for the 8x8 digits. The
+# layers before a BatchNorm have no bias, as in ResNet: BatchNorm cancels it, so its gradient is
+# float rounding alone, which Adam scales up to full steps that differ between any two runs.
+BN_NET = """
+from torch import nn
+from convscope.models import Model, Preprocessing
+
+
+def build():
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10),
+    )
+    return Model(net, classes=[str(i) for i in range(10)], preprocessing=Preprocessing((8, 8), channels=1))
+"""
+
+
+@pytest.fixture(scope="module")
+def bn_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """2 epochs of the BN net on digits, by torchrun and by one process; 1437 training images in
+    global batches of 32 end in a batch of 29, split 15 and 14 between the ranks."""
+    base = tmp_path_factory.mktemp("ddp-bn")
+    (base / "bn_net.py").write_text(textwrap.dedent(BN_NET))
+    args = [*ARGS, "--model", f"{base / 'bn_net.py'}:build", "--epochs", "2"]
+    ddp, one = base / "ddp", base / "one"
+    torchrun(*args, "--out", str(ddp))
+    single(*args, "--out", str(one))
+    return ddp, one
+
+
+def test_batchnorm_under_torchrun_sees_the_global_batch(bn_runs):
+    ddp, one = bn_runs
+    a, b = weights(ddp), weights(one)
+    stats = [k for k in a if k.endswith(("running_mean", "running_var"))]
+    assert len(stats) == 6 and a.keys() == b.keys()
+    for name in a:  # weights, biases, and the running statistics the eval-mode net normalises with
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-5, msg=name)
+    assert not torch.equal(a["1.running_var"], torch.ones(8))  # the statistics did move
+    # the checkpoint is a plain BatchNorm net's: it loads into the factory's own modules
+    loaded = load_model(ddp / "last.pt", trust=True).net
+    assert {type(m) for m in loaded.modules()} >= {torch.nn.BatchNorm2d, torch.nn.BatchNorm1d}
+    assert set(loaded.state_dict()) == set(a)
+
+
+# Every rank builds the same layers and data, runs its rows through GlobalBatchNorm and the
+# whole batch through plain BatchNorm, and checks its share of the output and of the input
+# gradient, the rank-summed parameter gradients and the running statistics against it.
+GLOBAL_BN = """
+import torch
+import torch.distributed as dist
+from torch import nn
+from convscope.train.syncbn import GlobalBatchNorm
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+worst = 0.0
+for kind, shape, momentum in [
+    (nn.BatchNorm2d, (5, 3, 4, 4), 0.1),   # 3 rows and 2: an uneven split
+    (nn.BatchNorm2d, (1, 3, 4, 4), 0.1),   # 1 row: rank 1 has none at all
+    (nn.BatchNorm1d, (7, 6), None),        # after a flatten, cumulative running averages
+]:
+    torch.manual_seed(0)
+    plain = kind(shape[1], momentum=momentum)
+    with torch.no_grad():
+        plain.weight.uniform_(0.5, 1.5); plain.bias.uniform_(-0.5, 0.5)
+    ours = GlobalBatchNorm.from_module(kind(shape[1], momentum=momentum))
+    ours.load_state_dict(plain.state_dict())
+    for step in range(3):
+        x = torch.randn(*shape) * 3 + 1
+        target = torch.randn(*shape)
+        x.requires_grad_(True)
+        want = plain(x)
+        (want * target).sum().backward()
+        mine = x.detach()[rank::world].clone().requires_grad_(True)
+        y = ours(mine)
+        (y * target[rank::world]).sum().backward()
+        grads = torch.cat([ours.weight.grad, ours.bias.grad])
+        dist.all_reduce(grads)
+        checks = {
+            "output": (y, want[rank::world]),
+            "x.grad": (mine.grad, x.grad[rank::world]),
+            "param grads": (grads, torch.cat([plain.weight.grad, plain.bias.grad])),
+            "running_mean": (ours.running_mean, plain.running_mean),
+            "running_var": (ours.running_var, plain.running_var),
+            "num_batches_tracked": (ours.num_batches_tracked.float(), plain.num_batches_tracked.float()),
+        }
+        for name, (a, b) in checks.items():
+            assert a.shape == b.shape, (kind.__name__, step, name, a.shape, b.shape)
+            diff = float((a.detach() - b.detach()).abs().max()) if a.numel() else 0.0
+            worst = max(worst, diff)
+            assert diff <= 1e-5, (kind.__name__, shape, step, name, diff)
+        for t in (x, ours.weight, ours.bias, plain.weight, plain.bias):
+            t.grad = None
+    ours.eval(); plain.eval()
+    probe = torch.randn(*shape)
+    assert float((ours(probe) - plain(probe)).abs().max()) <= 1e-5, "eval mode normalises with the running stats"
+print(f"rank {rank} ok, largest difference {worst:.3g}")
+dist.destroy_process_group()
+"""
+
+
+def test_global_batchnorm_normalises_every_ranks_rows_together(tmp_path):
+    script = tmp_path / "bn.py"
+    script.write_text(textwrap.dedent(GLOBAL_BN))
+    done = torchrun(launch=(str(script),))
+    assert sorted(line.split(",")[0] for line in done.stdout.splitlines()) == ["rank 0 ok", "rank 1 ok"]
 
 
 def test_torchrun_environment_is_read_and_checked(monkeypatch):

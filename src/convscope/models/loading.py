@@ -162,7 +162,8 @@ def model_from_checkpoint(path: str | Path, name: str | None = None, trust: bool
         kwargs = dict(arch.get("kwargs") or {})
         if isinstance(kwargs.get("input_size"), list):
             kwargs["input_size"] = tuple(kwargs["input_size"])
-        net = _call_factory(arch["factory"], kwargs)
+        made = _call_factory(arch["factory"], kwargs, allow_model=True)  # as training took it: a Model too
+        net = made.net if isinstance(made, Model) else made
     else:
         raise ConvscopeError(
             f"{path} does not say which architecture it holds; give it with its weights: "

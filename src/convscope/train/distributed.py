@@ -15,6 +15,12 @@ How a distributed run stays the same run as a single process with the same argum
   when the last batch does not split evenly.
 - Training sums (loss, hits, images) are added across ranks (:meth:`sum`) before they are
   read, so every rank computes the same metrics and takes the same decisions.
+- BatchNorm layers see the global batch: :meth:`Dist.wrap` swaps them for ones whose batch
+  mean and variance are reduced over all ranks (``torch.nn.SyncBatchNorm`` on CUDA,
+  :class:`convscope.train.syncbn.GlobalBatchNorm` on the CPU, where SyncBatchNorm refuses
+  CPU tensors), so normalisation, gradients and running statistics are one process's, and
+  :meth:`Dist.unwrap` puts plain ``nn.BatchNorm*`` back when training ends (the ``state_dict``
+  keys never change, so every checkpoint loads into the plain net anywhere).
 - Validation runs whole on every rank (the same numbers everywhere, no exchange).
 - Only rank 0 (:attr:`Dist.is_main`) locks and writes the run folder; the others read
   a checkpoint to resume and write nothing.
@@ -33,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConvscopeError
+from . import syncbn
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,21 @@ class Dist:
 
     def wrap(self, net: nn.Module) -> nn.Module:
         """The module the training steps call: ``net`` itself, or ``net`` in DDP (gradients
-        averaged across ranks). ``net`` keeps the parameters, so its ``state_dict`` stays plain."""
+        averaged across ranks) with its BatchNorm layers swapped for global-batch ones
+        (:func:`convscope.train.syncbn.globalize`). ``net`` keeps the parameters and buffers under
+        the same names, so its ``state_dict`` stays plain; :meth:`unwrap` undoes the swap."""
         if not self.active:
             return net
         from torch.nn.parallel import DistributedDataParallel
 
         device = next(net.parameters()).device
+        syncbn.globalize(net, device)
         return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+
+    def unwrap(self, net: nn.Module) -> nn.Module:
+        """``net`` with its original BatchNorm modules back (a no-op for a net :meth:`wrap` left alone)."""
+        syncbn.restore(net)
+        return net
 
     def shard(self, rows: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a global batch (of indices or images)."""

@@ -254,6 +254,7 @@ class Trainer:
         except Diverged as exc:  # every file is on disk now: say which exist
             raise ConvscopeError(f"{exc}. {self._kept()}") from None
         finally:
+            self.dist.unwrap(self.net)  # plain BatchNorm layers again, as they were before torchrun's swap
             self.lock.release()
 
     def _fit(self) -> TrainResult:
