@@ -1,7 +1,8 @@
 """The Ray engine against the local one: the same numbers, the same top-k lists, on real data.
 
 One local Ray per module (2 actors); digits, a generated ``folder:`` of 240 PNGs and the
-embedded MNIST subset. Also: a worker killed mid-run is restarted and the result is still
+embedded MNIST subset. The actors read folder and built-in blocks themselves (paths and
+positions cross, not pixels; a user's own tensors are shipped). Also: a worker killed mid-run is restarted and the result is still
 exact; raising from the progress callback cancels (the actors are killed); an ``nn.Module``
 built in this process is refused (only load words cross to the workers). Covers run_pass,
 top_examples, the attribution audit and the CLI's --engine ray.
@@ -21,6 +22,7 @@ from PIL import Image
 
 from convscope.analysis import run_pass
 from convscope.data import load_splits
+from convscope.data.base import ImageDataset
 from convscope.errors import ConvscopeError
 from convscope.features import top_examples
 from convscope.features.progress import Cancelled
@@ -242,3 +244,35 @@ def test_cli_examples_and_evaluate_with_engine_ray(engine, tmp_path, capsys):
     local, remote = reports
     assert remote["confusion_matrix"] == local["confusion_matrix"] and remote["accuracy"] == local["accuracy"]
     assert remote["loss"] == pytest.approx(local["loss"], rel=1e-5)
+
+
+def test_actors_read_folder_and_builtin_blocks_themselves(engine, model, folder):
+    """What crosses to the actors is paths / positions, not pixels: the actors' counters of items
+    read from disk against items sent as pixels, and the bytes put in the object store per block."""
+    mnist = load_splits("mnist", download=False, progress=False)["val"]
+    for data, per_item in ((folder, 40), (mnist, 12)):
+        before = engine.stats(model)
+        same_pass(
+            run_pass(model, data, batch_size=32, progress=False, engine=engine),
+            run_pass(model, data, batch_size=32, progress=False),
+        )
+        after = engine.stats(model)
+        assert after["read"] - before["read"] == len(data) and after["shipped"] == before["shipped"]
+        blocks = plan_blocks(len(data), 32, 2)
+        assert len(engine.sent) == len(blocks)
+        for size, (start, stop) in zip(engine.sent, blocks):
+            pixels = data.images[start:stop].numel()
+            assert size < 1000 + per_item * (stop - start) < pixels, (size, pixels)
+
+
+def test_a_users_own_tensors_are_shipped_and_still_identical(engine, model):
+    digits = load_splits("digits")["test"]
+    mine = ImageDataset("mine", digits.classes, digits.images.clone(), digits.labels.clone())
+    before = engine.stats(model)
+    same_pass(
+        run_pass(model, mine, batch_size=16, progress=False, engine=engine),
+        run_pass(model, mine, batch_size=16, progress=False),
+    )
+    after = engine.stats(model)
+    assert after["shipped"] - before["shipped"] == len(mine) and after["read"] == before["read"]
+    assert sum(engine.sent) > mine.images.numel()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import ConvscopeError
 from ..models.preprocessing import Preprocessing
+from .items import Origin
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ImageDataset:
     labels: torch.Tensor
     note: str = ""  # how it was obtained, e.g. an offline fallback, shown to the user
     indices: torch.Tensor | None = None  # positions in the full, unsplit dataset
+    origin: Origin | None = None  # where the items can be read again (data.items); None: only in memory
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -85,7 +87,10 @@ class ImageDataset:
                 raise ConvscopeError(f"cannot convert {x.shape[1]}-channel images to {c} channels")
         if tuple(x.shape[2:]) != tuple(preprocessing.size):
             x = resize_uint8(x, preprocessing.size)
-        return replace(self, images=x.contiguous())
+        if x is self.images:
+            return replace(self, images=x.contiguous())
+        origin = self.origin.then(c, preprocessing.size) if self.origin is not None else None
+        return replace(self, images=x.contiguous(), origin=origin)
 
     def batches(
         self,

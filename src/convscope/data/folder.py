@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..errors import ConvscopeError
 from ..models.preprocessing import Preprocessing
 from .base import ImageDataset
+from .items import Origin
 
 #: Geometry used when no model preprocessing is given (Tiny VGG's input).
 DEFAULT_FOLDER_PREPROCESSING = Preprocessing(size=(64, 64), channels=3)
@@ -63,6 +64,12 @@ def list_image_folder(path: str | Path) -> tuple[list[str], list[tuple[Path, int
     return [d.name for d in class_dirs], files, ignored
 
 
+def decode_image(pre: Preprocessing, file: Path) -> np.ndarray:
+    """One image file as ``pre`` prepares it: uint8 (H, W, C). Raises what Pillow raises for a bad file."""
+    h, w = pre.size
+    return np.asarray(pre.to_pil(file), dtype=np.uint8).reshape(h, w, pre.channels)
+
+
 def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, progress: bool = True) -> ImageDataset:
     """Decode every image under ``path`` to ``preprocessing``'s size and channels.
 
@@ -78,6 +85,7 @@ def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, pr
     labels = np.empty(len(files), dtype=np.int64)
     kept: list[int] = []
     bad: list[str] = []
+    decoded: list[str] = []  # item i's file, relative to root: what a worker reads again (data.items)
     bar = tqdm(
         files,
         desc=f"decoding {root.name}",
@@ -87,14 +95,15 @@ def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, pr
     )
     for file, label in bar:
         try:
-            pixels = np.asarray(pre.to_pil(file), dtype=np.uint8)
+            pixels = decode_image(pre, file)
         except (ConvscopeError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             bad.append(str(file.relative_to(root)))
             continue
         n = len(kept)
-        images[n] = pixels.reshape(h, w, pre.channels)
+        images[n] = pixels
         labels[n] = label
         kept.append(n)
+        decoded.append(file.relative_to(root).as_posix())
     n = len(kept)
     counts = np.bincount(labels[:n], minlength=len(classes))
     empty = [c for c, k in zip(classes, counts) if k == 0]
@@ -112,4 +121,7 @@ def load_folder(path: str | Path, preprocessing: Preprocessing | None = None, pr
     if ignored:
         note += f"; {ignored} non-image file(s) ignored"
     tensor = torch.from_numpy(images[:n]).permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(f"folder:{root}", classes, tensor, torch.from_numpy(labels[:n].copy()), note=note)
+    origin = Origin("folder", str(root.absolute()), files=tuple(decoded), decode=pre)
+    return ImageDataset(
+        f"folder:{root}", classes, tensor, torch.from_numpy(labels[:n].copy()), note=note, origin=origin
+    )

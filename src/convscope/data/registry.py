@@ -16,12 +16,13 @@ from typing import Any
 
 from ..errors import ConvscopeError, NotFound, did_you_mean
 from ..models.preprocessing import Preprocessing
-from .base import Splits, split_three, split_train_val
+from .base import ImageDataset, Splits, split_three, split_train_val
 from .cifar import load_cifar10_archive
-from .download import DatasetUnavailable, fetch
+from .download import DatasetUnavailable, data_root, fetch
 from .embedded import load_digits
 from .folder import load_folder
 from .idx import load_idx_dataset
+from .items import Origin
 from .sources import SOURCES, DatasetSource
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "folder:PATH")
@@ -90,10 +91,23 @@ def load_splits(
             raise ConvscopeError("folder: needs a path, e.g. folder:./my_images")
         return split_three(load_folder(path, preprocessing, progress=progress), val_fraction, test_fraction, seed)
     if name == "digits":
-        return split_three(load_digits(), val_fraction, test_fraction, seed)
+        return split_three(replace(load_digits(), origin=Origin("digits", "digits")), val_fraction, test_fraction, seed)
     if name in SOURCES:
         return _load_remote(SOURCES[name], seed, val_fraction, test_fraction, root, download, mirrors, progress)
     raise NotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{did_you_mean(name, DATASETS[:-1])}")
+
+
+def official_sets(source: DatasetSource, paths: dict[str, Path]) -> tuple[ImageDataset, ImageDataset]:
+    """The official (train, test) sets from a source's verified files."""
+    if source.format == "idx":
+        return load_idx_dataset(paths, source.name, source.classes)
+    return load_cifar10_archive(paths["archive"], source.name, source.classes)
+
+
+def _builtin(source: DatasetSource) -> bool:
+    """A source a worker can fetch again by its name (the official files, whatever the mirrors)."""
+    known = SOURCES.get(source.name)
+    return known is not None and known.files == source.files and known.format == source.format
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -121,13 +135,15 @@ def _load_remote(
             raise
         fallback = source.offline_fallback()
         note = f"offline: using {fallback.note or 'an offline fallback'} instead of the full {source.name}. {exc}"
-        return split_three(replace(fallback, note=note), val_fraction, test_fraction, seed)
-    if source.format == "idx":
-        train, test = load_idx_dataset(paths, source.name, source.classes)
-    else:
-        train, test = load_cifar10_archive(paths["archive"], source.name, source.classes)
+        origin = Origin("fallback", source.name) if _builtin(source) else None
+        return split_three(replace(fallback, note=note, origin=origin), val_fraction, test_fraction, seed)
+    train, test = official_sets(source, paths)
     note = f"{source.name} from {paths[source.files[0].role].parent} (checksums verified)"
-    train, test = replace(train, note=note), replace(test, note=note)
+    where = str(data_root(root).absolute())
+    train, test = (
+        replace(ds, note=note, origin=Origin("official", source.name, part, where) if _builtin(source) else None)
+        for ds, part in ((train, "train"), (test, "test"))
+    )
     fit, val = split_train_val(train, val_fraction, seed)
     description = (
         f"official test set ({len(test)} images); seeded split (seed {seed}) of the {len(train)} "

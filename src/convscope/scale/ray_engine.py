@@ -1,17 +1,37 @@
-"""Ray actors that hold a model and run convscope's own shard functions over dataset blocks.
+"""Ray actors that hold a model, read their own dataset blocks and run convscope's shard functions on them.
 
 The model crosses to the workers as words (:class:`ModelSource`: the spec, weights path,
 class names and trust flag the user gave), and each actor calls
 :func:`convscope.models.load_model` with them, so the same trust rules apply in the
-worker as on the command line. Blocks cross as plain arrays (uint8 images, int64 labels
-and dataset indices). Actors restart when their process dies and Ray retries the block
-they were running, so a lost worker costs time, not correctness.
+worker as on the command line.
+
+The data crosses as descriptors, not pixels (:mod:`convscope.data.items`): for a ``folder:``
+the block's file paths, for the built-in sets (digits, MNIST, Fashion-MNIST, CIFAR-10, the
+offline MNIST subset) the block's positions in the full set, with a digest of the pixels the
+caller holds. Each actor reads its block itself with convscope's loaders (paths checked to stay
+inside the folder the user named, the same decoding, the same conversion to the model's input)
+and refuses a block whose digest differs, so results stay bit-identical to the local engine.
+Only a dataset with no origin (a user's own tensors) is shipped as arrays (uint8 images, int64
+labels and indices); so is every dataset with ``RayEngine(ship_data=True)``, for clusters whose
+nodes do not see the driver's files. Each actor counts what it read and what it was sent
+(:meth:`RayEngine.stats`).
+
+Why an :class:`ray.util.ActorPool` executes the blocks and not Ray Data's
+``from_items(descriptors).map_batches(<actor class>, concurrency=N)``: Ray Data's actors live
+for one execution, so each call (each job of the page) would start the pool and load the
+model again, where this pool is kept per model across calls; its actors are not the caller's
+to kill, so cancelling could not end them at once (here cancel is ``ray.kill`` of the pool,
+tested by the actors' pids); and the blocks here are already the unit Ray Data would make
+(a descriptor per block, read where it runs). Progress is reported per finished block.
+Actors restart when their process dies and Ray retries the block they were running, so a
+lost worker costs time, not correctness.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -19,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data import items
 from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..outputs import OutputSpec
@@ -68,8 +89,10 @@ class ModelSource:
         return model
 
 
-def _pack(ds: ImageDataset) -> dict[str, Any]:
+def _ship(ds: ImageDataset) -> dict[str, Any]:
+    """A block as arrays: for datasets with no origin to read from (a user's tensors)."""
     return {
+        "kind": "arrays",
         "name": ds.name,
         "classes": list(ds.classes),
         "images": ds.images.numpy(),
@@ -86,6 +109,11 @@ def _unpack(d: dict[str, Any]) -> ImageDataset:
         torch.from_numpy(np.array(d["labels"])),
         indices=torch.from_numpy(np.array(d["indices"])),
     )
+
+
+def _size(payload: dict[str, Any]) -> int:
+    """Bytes of a block pickled (about what Ray serialises into its object store for it)."""
+    return len(pickle.dumps(payload, protocol=5))
 
 
 def _owned(part: Any) -> Any:
@@ -106,13 +134,34 @@ JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
+def _block(ds: ImageDataset, start: int, stop: int, ship: bool) -> dict[str, Any]:
+    """Rows ``[start, stop)`` as what crosses to an actor: a descriptor it reads itself, else the arrays."""
+    desc = None if ship else items.describe(ds, start, stop)
+    return desc if desc is not None else _ship(ds.subset(torch.arange(start, stop)))
+
+
 class _Worker:
-    """One actor: loads the model once, then runs jobs on blocks (local engine inside)."""
+    """One actor: loads the model once, then reads blocks and runs jobs on them (local engine inside)."""
 
     def __init__(self, source: ModelSource, device: str, threads: int) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.model = source.load(device)
+        self.sets: dict[tuple, ImageDataset] = {}  # full built-in sets parsed here, reused across blocks
+        self.counts = {"read": 0, "shipped": 0}
+
+    def stats(self) -> dict[str, int]:
+        """Items this actor read itself from descriptors, and items it was sent as pixels."""
+        return dict(self.counts)
+
+    def _data(self, block: dict[str, Any]) -> ImageDataset:
+        if block.get("kind") == "arrays":
+            ds = _unpack(block)
+            self.counts["shipped"] += len(ds)
+        else:
+            ds = items.read(block, self.sets)
+            self.counts["read"] += len(ds)
+        return ds
 
     def pid(self) -> int:
         return os.getpid()
@@ -123,7 +172,7 @@ class _Worker:
             raise ConvscopeError(f"unknown job {job!r}; one of {', '.join(JOBS)}")
         module, name, extra = JOBS[job]
         fn = getattr(importlib.import_module(module, __package__), name)
-        return i, fn(self.model, _unpack(block), **extra, **kwargs)
+        return i, fn(self.model, self._data(block), **extra, **kwargs)
 
 
 class RayEngine:
@@ -142,12 +191,15 @@ class RayEngine:
         cpus_per_worker: float = 1.0,
         blocks_per_worker: int = 4,
         max_restarts: int = 3,
+        ship_data: bool = False,
     ) -> None:
         if workers < 1:
             raise ConvscopeError(f"workers must be at least 1, not {workers}")
         self.address, self.workers = address, workers
         self.gpus_per_worker, self.cpus_per_worker = gpus_per_worker, cpus_per_worker
         self.blocks_per_worker, self.max_restarts = blocks_per_worker, max_restarts
+        self.ship_data = ship_data
+        self.sent: list[int] = []  # bytes of each block the last map() put in the object store
         self._started = False
         self._pools: dict[ModelSource, list[Any]] = {}
 
@@ -199,7 +251,9 @@ class RayEngine:
         blocks = plan_blocks(len(dataset), batch_size, len(pool), self.blocks_per_worker)
         total, done = len(dataset), 0
         kwargs = {**kwargs, "batch_size": batch_size}
-        refs = [ray.put(_pack(dataset.subset(torch.arange(a, b)))) for a, b in blocks]
+        payloads = [_block(dataset, a, b, self.ship_data) for a, b in blocks]
+        self.sent = [_size(p) for p in payloads]
+        refs = [ray.put(p) for p in payloads]
         work = ActorPool(pool)
         for i, ref in enumerate(refs):
             work.submit(lambda actor, item: actor.run.remote(item[0], job, item[1], kwargs), (i, ref))
@@ -221,6 +275,12 @@ class RayEngine:
         """Process ids of the pool's actors (to watch them, or to test a lost worker)."""
         ray = self._ray()
         return ray.get([a.pid.remote() for a in self.actors(model)])
+
+    def stats(self, model: Any) -> dict[str, int]:
+        """What the pool's actors read themselves and were sent, summed (see :class:`_Worker`)."""
+        ray = self._ray()
+        counts = ray.get([a.stats.remote() for a in self.actors(model)])
+        return {k: sum(c[k] for c in counts) for k in ("read", "shipped")}
 
     def _discard(self, source: ModelSource) -> None:
         """Kill the pool of ``source`` (cancelling its running tasks); the next call starts a fresh one."""
