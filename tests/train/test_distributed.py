@@ -288,3 +288,22 @@ def test_torchrun_environment_is_read_and_checked(monkeypatch):
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ConvscopeError, match="not in a world"):
         current()
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])  # the CUDA swap is only built here, never run
+def test_batchnorm_swap_keeps_the_tensors_and_restores_plain_modules(device):
+    from convscope.train.syncbn import GlobalBatchNorm, globalize, restore
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten())
+    net.add_module("head", torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)))
+    plain, keys = dict(net.named_modules()), list(net.state_dict())
+    tensors = {k: v.data_ptr() for k, v in net.state_dict().items()}
+    assert globalize(net, torch.device(device)) == 2
+    swapped = torch.nn.SyncBatchNorm if device == "cuda" else GlobalBatchNorm
+    assert type(net[1]) is swapped and type(net.head[1]) is swapped
+    assert list(net.state_dict()) == keys and {k: v.data_ptr() for k, v in net.state_dict().items()} == tensors
+    net.double()  # a later .to() replaces the buffers: restore must hand the originals the new ones
+    restore(net)
+    assert net[1] is plain["1"] and net.head[1] is plain["head.1"]
+    assert net[1].running_var.dtype == torch.float64 and net.head[1].weight.dtype == torch.float64
+    assert list(net.state_dict()) == keys
