@@ -6,8 +6,17 @@ parameters, the page puts it in the reader's language, and the CLI prints the En
 of the same key through :func:`text`. So every sentence exists once per language.
 
 Values are plain text with ``{name}`` placeholders. Parameters are data (class names,
-layer names, numbers) and are substituted as text; nothing in a catalogue or a parameter
-is evaluated (no ``str.format`` attribute or index lookups).
+layer names, numbers already formatted the way the sentence shows them) and are substituted
+as text; nothing in a catalogue or a parameter is evaluated (no ``str.format`` attribute or
+index lookups). A parameter may itself be a :func:`message` (a clause chosen by the code,
+such as "drops" or "raises"), rendered in the same language, so a sentence with variants
+is one key plus a key per clause rather than one key per combination.
+
+The catalogue section ``server`` holds the sentences Python composes for the page (the Why?
+panel's reading, the sanity check's verdicts, input warnings, the dead-channel notes).
+Error text (an exception's message: a model that failed to load, a refused request, a
+failed job) stays English on purpose: it is also what the logs and the CLI print, and the
+page shows it as it came.
 """
 
 from __future__ import annotations
@@ -52,7 +61,19 @@ def text(key: str, lang: str = "en", **params: Any) -> str:
         value = value.get("one") if params.get("n") == 1 and "one" in value else value.get("other")
     if not isinstance(value, str):
         raise KeyError(f"no message {key!r} in the English catalogue")
-    return _PLACEHOLDER.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), value)
+    return _PLACEHOLDER.sub(lambda m: _param(params, m.group(1), lang) if m.group(1) in params else m.group(0), value)
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("key"), str) and isinstance(value.get("params", {}), dict)
+
+
+def _param(params: dict[str, Any], name: str, lang: str) -> str:
+    """One parameter as text: a nested message in ``lang``, anything else as ``str``."""
+    value = params[name]
+    if _is_message(value):
+        return text(value["key"], lang, **value.get("params", {}))
+    return str(value)
 
 
 def message(key: str, **params: Any) -> dict[str, Any]:

@@ -169,7 +169,10 @@ def test_sanity_job_equals_the_direct_check(api, ref):
         np.testing.assert_allclose(r["spearman"][m], direct.spearman[m][:, 0].numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(r["ssim"][m], direct.ssim[m][:, 0].numpy(), rtol=1e-5, atol=1e-6)
     assert r["spearman"]["gradcam"][0] == pytest.approx(1.0)
-    assert r["verdicts"] == [{"method": m, "passed": ok, "reason": why} for m, (ok, why) in direct.verdicts.items()]
+    assert [{k: v[k] for k in ("method", "passed", "reason")} for v in r["verdicts"]] == [
+        {"method": m, "passed": ok, "reason": why} for m, (ok, why) in direct.verdicts.items()
+    ]
+    assert [v["reason_i18n"]["text"] for v in r["verdicts"]] == [why for _, why in direct.verdicts.values()]
     assert picture(r["figure"]).shape[1] > 400
 
 

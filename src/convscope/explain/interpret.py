@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..i18n import message
+
 TOP_FRACTION = 0.10
 FAITHFUL_RATIO = 0.5
 STRONG_DROP = 0.5
@@ -46,44 +48,65 @@ def _area(fractions: Sequence[float], scores: Sequence[float]) -> float:
     return float(np.trapezoid(np.asarray(scores, float), np.asarray(fractions, float)))
 
 
+def reading_message(
+    fractions: Sequence[float],
+    deletion: Sequence[float],
+    insertion: Sequence[float],
+) -> dict[str, Any]:
+    """One sentence on a map's deletion / insertion curves (class probability against the
+    fraction of pixels changed) as a catalogue message (:func:`convscope.i18n.message`, keys
+    ``server.why.*``); the thresholds are the module docstring's."""
+    start = float(deletion[0])
+    after = _at(fractions, deletion, TOP_FRACTION)
+    d_auc, i_auc = _area(fractions, deletion), _area(fractions, insertion)
+    change = (start - after) / start if start > 0 else 0.0
+    effect = (
+        message("server.why.drops", change=f"{change:.0%}")
+        if change >= 0
+        else message("server.why.raises", change=f"{-change:.0%}")
+    )
+    if d_auc <= FAITHFUL_RATIO * i_auc and change >= STRONG_DROP:
+        verdict = "server.why.points_at_evidence"
+    elif change <= WEAK_DROP or d_auc >= i_auc:
+        verdict = "server.why.no_evidence"
+    else:
+        verdict = "server.why.partly"
+    return message(
+        "server.why.reading",
+        top=f"{TOP_FRACTION:.0%}",
+        effect=effect,
+        deletion_auc=f"{d_auc:.3f}",
+        insertion_auc=f"{i_auc:.3f}",
+        verdict=message(verdict),
+    )
+
+
 def describe_metrics(
     fractions: Sequence[float],
     deletion: Sequence[float],
     insertion: Sequence[float],
 ) -> str:
-    """One sentence on a map's deletion / insertion curves (class probability against the
-    fraction of pixels changed); the thresholds are the module docstring's."""
-    start = float(deletion[0])
-    after = _at(fractions, deletion, TOP_FRACTION)
-    d_auc, i_auc = _area(fractions, deletion), _area(fractions, insertion)
-    change = (start - after) / start if start > 0 else 0.0
-    verb = f"drops confidence by {change:.0%}" if change >= 0 else f"raises confidence by {-change:.0%}"
-    head = f"deleting the highlighted {TOP_FRACTION:.0%} {verb} (deletion AUC {d_auc:.3f} vs insertion AUC {i_auc:.3f})"
-    if d_auc <= FAITHFUL_RATIO * i_auc and change >= STRONG_DROP:
-        return f"{head}: the map points at evidence the model uses"
-    if change <= WEAK_DROP or d_auc >= i_auc:
-        return f"{head}: no better than a random order, the map does not point at evidence the model uses"
-    return f"{head}: the map partly points at evidence the model uses"
+    """:func:`reading_message` in English, for the CLI and notebooks."""
+    return reading_message(fractions, deletion, insertion)["text"]
+
+
+def sanity_message(report: Any, method: str) -> tuple[bool, dict[str, Any]]:
+    """(passed, reason as a catalogue message, keys ``server.sanity.*``) for one method of a
+    :class:`~convscope.explain.sanity.SanityReport`: the batch-mean Spearman of |map| after the
+    last randomisation step against :data:`SANITY_SPEARMAN`. A map that became constant has no
+    rank correlation (NaN): it changed with the weights, so it passes."""
+    last: Any = report.steps[-1] if report.steps else message("server.sanity.original")
+    rho = float(report.spearman[method][-1].nanmean())
+    if math.isnan(rho):
+        return True, message("server.sanity.pass_constant", layer=last)
+    key = "server.sanity.pass" if rho < SANITY_SPEARMAN else "server.sanity.fail"
+    return rho < SANITY_SPEARMAN, message(key, rho=f"{rho:.2f}", threshold=f"{SANITY_SPEARMAN}", layer=last)
 
 
 def sanity_verdict(report: Any, method: str) -> tuple[bool, str]:
-    """(passed, reason) for one method of a :class:`~convscope.explain.sanity.SanityReport`:
-    the batch-mean Spearman of |map| after the last randomisation step against
-    :data:`SANITY_SPEARMAN`. A map that became constant has no rank correlation (NaN): it
-    changed with the weights, so it passes."""
-    last = report.steps[-1] if report.steps else "(original)"
-    rho = float(report.spearman[method][-1].nanmean())
-    if math.isnan(rho):
-        return True, f"pass: the map became constant once randomised down to {last}, so it depends on the weights"
-    if rho < SANITY_SPEARMAN:
-        return True, (
-            f"pass: Spearman of |map| falls to {rho:.2f} (< {SANITY_SPEARMAN}) once randomised down to {last}: "
-            "the map depends on the learned weights"
-        )
-    return False, (
-        f"fail: Spearman of |map| stays at {rho:.2f} (>= {SANITY_SPEARMAN}) once randomised down to {last}: "
-        "the map shows the input more than what the model learned"
-    )
+    """(passed, reason) in English: :func:`sanity_message`'s text."""
+    passed, reason = sanity_message(report, method)
+    return passed, reason["text"]
 
 
-__all__ = ["describe_metrics", "sanity_verdict"]
+__all__ = ["describe_metrics", "reading_message", "sanity_message", "sanity_verdict"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..i18n import message
 from .model import Model
 from .preprocessing import ImageLike, open_image
 
@@ -36,7 +37,8 @@ def colourfulness(pixels: np.ndarray) -> float:
 
 
 def input_warnings(model: Model, image: ImageLike) -> list[dict[str, Any]]:
-    """What is wrong with feeding ``image`` to ``model``: ``[{"kind", "message", "fix"}, ...]``.
+    """What is wrong with feeding ``image`` to ``model``: ``[{"kind", "message", "message_i18n", "fix"}, ...]``
+    (``message_i18n``: the same sentence as a catalogue message, keys ``server.warning.*``).
 
     * ``colour``: a colour image into a 1-channel net (it sees only the grey levels);
       fix ``photo-model``;
@@ -46,26 +48,19 @@ def input_warnings(model: Model, image: ImageLike) -> list[dict[str, Any]]:
     pil = open_image(image)
     out: list[dict[str, Any]] = []
     digits = model.classes is not None and [str(c) for c in model.classes] == [str(i) for i in range(10)]
-    what = "a digit model" if digits else "a 1-channel model"
     if model.preprocessing.channels == 1 and pil.mode in ("RGB", "RGBA", "P"):
         if colourfulness(np.asarray(pil.convert("RGB"))) > COLOURFUL:
-            out.append(
-                {
-                    "kind": "colour",
-                    "message": f"this is a colour photo, but {model.name} is {what} that sees one grey channel",
-                    "fix": "photo-model",
-                }
-            )
+            said = message("server.warning.colour." + ("digits" if digits else "grey"), model=model.name)
+            out.append(_warning("colour", said, "photo-model"))
     if expects_light_on_dark(model):
         seen = model.to_display(model.preprocess(pil)).astype(np.float32) / 255.0
         if float(seen.mean()) > LIGHT:
-            thing = "white digits on black" if digits else "light strokes on a dark background"
-            out.append(
-                {
-                    "kind": "polarity",
-                    "message": f"{model.name} expects {thing}; this image looks dark-on-light "
-                    f"(mean brightness {float(seen.mean()):.2f})",
-                    "fix": "invert",
-                }
-            )
+            key = "server.warning.polarity." + ("digits" if digits else "strokes")
+            said = message(key, model=model.name, brightness=f"{float(seen.mean()):.2f}")
+            out.append(_warning("polarity", said, "invert"))
     return out
+
+
+def _warning(kind: str, said: dict[str, Any], fix: str) -> dict[str, Any]:
+    """One warning: ``message`` in English (the CLI, API users), ``message_i18n`` for the page."""
+    return {"kind": kind, "message": said["text"], "message_i18n": said, "fix": fix}

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import ConvscopeError, NotFound
 from ..explain import Attribution, Method, confidence_change, deletion, get_method, insertion, method_info, sanity_check
-from ..explain.interpret import describe_metrics
+from ..explain.interpret import reading_message, sanity_message
 from ..explain.layers import default_of
 from ..lru import LRU
 from ..probe import is_spatial, layer_calls
@@ -225,12 +225,14 @@ def _metrics_json(te: TraceEntry, result: Attribution, p_del: Progress, p_ins: P
     i = insertion(te.model, te.x, result, steps=METRIC_STEPS, progress=p_ins)
     c = confidence_change(te.model, te.x, result)
     fractions, deleted, inserted = d.fractions.tolist(), d.scores[0].tolist(), i.scores[0].tolist()
+    reading = reading_message(fractions, deleted, inserted)
     return {
         "steps": METRIC_STEPS,
         "fractions": fractions,
         "deletion": deleted,
         "insertion": inserted,
-        "reading": describe_metrics(fractions, deleted, inserted),
+        "reading": reading["text"],
+        "reading_i18n": reading,
         "deletion_auc": float(d.auc[0]),
         "insertion_auc": float(i.auc[0]),
         "average_drop": c.average_drop,
@@ -249,7 +251,7 @@ def sanity_json(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The cascading-randomisation test (:func:`convscope.explain.sanity_check`) as a table, a figure
-    and per method a pass/fail verdict with its reason (:attr:`SanityReport.verdicts`)."""
+    and per method a pass/fail verdict with its reason (:func:`_verdict_json`)."""
     names = []
     for m in methods:
         cls, lay, target = check_request(te, m, layer, target)
@@ -277,8 +279,15 @@ def sanity_json(
         "spearman": {m: [_num(v) for v in spearman[m]] for m in names},
         "ssim": {m: [_num(v) for v in ssim[m]] for m in names},
         "figure": data_url(figure),
-        "verdicts": [{"method": m, "passed": ok, "reason": why} for m, (ok, why) in report.verdicts.items()],
+        "verdicts": [_verdict_json(report, m) for m in report.methods],
     }
+
+
+def _verdict_json(report: Any, method: str) -> dict[str, Any]:
+    """One method's verdict: ``reason`` in English (as :attr:`SanityReport.verdicts` has it) and
+    ``reason_i18n``, the same sentence as a catalogue message for the page."""
+    passed, reason = sanity_message(report, method)
+    return {"method": method, "passed": passed, "reason": reason["text"], "reason_i18n": reason}
 
 
 def _num(v: float) -> float | None:

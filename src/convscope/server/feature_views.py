@@ -40,6 +40,7 @@ from ..features import (
     resolve_layer,
     top_examples,
 )
+from ..i18n import message
 from ..lru import LRU
 from ..models.model import Model
 from ..probe import capture, model_state, run_to
@@ -142,12 +143,16 @@ class DataChoice:
     dataset: ImageDataset | None = None
 
 
-def constant_json(result: TopExamples, row: int) -> dict[str, Any]:
-    """``constant`` (and its ``constant_value``) when the channel held one value on every image:
-    its "top" examples are then an arbitrary k of equals, which the page must not show as a ranking."""
+def constant_json(result: TopExamples, row: int, images: str) -> dict[str, Any]:
+    """``constant`` (and its ``constant_value`` and ``constant_note``, the sentence the page shows,
+    as a catalogue message) when the channel held one value on every image: its "top" examples
+    are then an arbitrary k of equals, which the page must not show as a ranking. ``images``
+    names what was ranked ("mnist val")."""
     if not result.constant[row]:
         return {"constant": False}
-    return {"constant": True, "constant_value": float(result.maximum[row])}
+    value = float(result.maximum[row])
+    note = message("server.lookfor.constant", value=f"{value:.3g}", seen=int(result.seen), images=images)
+    return {"constant": True, "constant_value": value, "constant_note": note}
 
 
 def data_choice(model: Model, data: str | ImageDataset | None, split: str = "val") -> DataChoice:
@@ -229,5 +234,5 @@ class Examples:
             "positions": [[int(v) for v in one.positions[0, j]] for j in kept],
             "labels": [data.classes[y] if 0 <= y < len(data.classes) else str(y) for y in labels],
             "image": data_url(picture),
-            **constant_json(result, row),
+            **constant_json(result, row, " ".join(filter(None, [choice.name, choice.split]))),
         }

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ...data import load_splits
     from ...errors import ConvscopeError
     from ...features import TopExamples, example_images, merge, receptive_field, top_examples
+    from ...i18n import text
     from ...render import save_png
     from ...render.features import examples_grid
     from ..common import engine_from_args, load_model_from_args, progress_bar
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
         f"receptive field {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]:g}"
     )
     for row in np.flatnonzero(result.constant):
-        print(
-            f"channel {int(result.channels[row])} is constant ({float(result.maximum[row]):g}) on all {result.seen} images: "
-            "a dead channel; its 'top' examples are an arbitrary pick of equals"
-        )
+        value = f"{float(result.maximum[row]):g}"
+        print(text("server.examples.constant", channel=int(result.channels[row]), value=value, seen=result.seen))
     print(f"wrote {out / 'examples.png'}, {out / 'examples.npz'} and channel_*.png")
     return 0

@@ -47,6 +47,9 @@ export function match(tag) {
  * @returns {string}
  */
 export function preferred() {
+  // ?lang=zh-CN in the address wins (a link or a test names the language), without being remembered
+  const asked = match(new URLSearchParams(location.search).get("lang") || "");
+  if (asked) return asked;
   let saved = null;
   try { saved = localStorage.getItem(STORAGE_KEY); } catch { /* storage refused: fall through */ }
   const fromSaved = saved && match(saved);
@@ -101,6 +104,13 @@ export async function chooseLanguage(lang) {
 export function language() { return code; }
 
 /**
+ * A count or a size written the reader's way (digit grouping by the language): 1,234,567.
+ * @param {number} v
+ * @returns {string}
+ */
+export function number(v) { return Number(v).toLocaleString(code); }
+
+/**
  * Call f after every language switch (to redraw what a module drew).
  * @param {(lang: string) => void} f
  * @returns {() => void} unsubscribe
@@ -142,16 +152,19 @@ export function t(key, params = {}) {
 /** @returns {boolean} whether key exists in English (for optional texts) */
 export function has(key) { return typeof lookup(english, key) === "string" || typeof lookup(english, key) === "object"; }
 
+/** The attributes translatePage fills: data-i18n-<attribute> names the key. */
+const ATTRIBUTES = ["title", "placeholder", "aria-label", "alt"];
+
 /**
- * Translate the static page: data-i18n (text), data-i18n-title, data-i18n-placeholder,
- * data-i18n-aria-label name catalogue keys.
+ * Translate the static page: data-i18n names the key of an element's text, and
+ * data-i18n-title, -placeholder, -aria-label, -alt the keys of those attributes.
  * @param {ParentNode} root
  */
 export function translatePage(root) {
-  root.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(/** @type {HTMLElement} */ (e).dataset.i18n || ""); });
-  for (const [attr, data] of [["title", "i18nTitle"], ["placeholder", "i18nPlaceholder"], ["aria-label", "i18nAriaLabel"]]) {
-    root.querySelectorAll(`[data-${attr === "aria-label" ? "i18n-aria-label" : "i18n-" + attr}]`).forEach((e) => {
-      const key = /** @type {HTMLElement} */ (e).dataset[data];
+  root.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(/** @type {HTMLElement} */ (e).getAttribute("data-i18n") || ""); });
+  for (const attr of ATTRIBUTES) {
+    root.querySelectorAll(`[data-i18n-${attr}]`).forEach((e) => {
+      const key = e.getAttribute(`data-i18n-${attr}`);
       if (key) e.setAttribute(attr, t(key));
     });
   }
@@ -160,12 +173,27 @@ export function translatePage(root) {
 /**
  * A sentence the server composed (convscope.i18n.message): {key, params, text}. Shown in
  * the current language when the catalogue has the key, else as the server's English text.
+ * A param that is itself such a message (a clause the server chose: "drops" or "raises")
+ * is said in the same language first, as convscope.i18n.text does.
  * @param {{key?: string, params?: Record<string, unknown>, text?: string} | string | null | undefined} m
  * @returns {string}
  */
 export function say(m) {
   if (m === null || m === undefined) return "";
   if (typeof m === "string") return m;
-  if (m.key && has(m.key)) return t(m.key, m.params || {});
+  if (m.key && has(m.key)) {
+    /** @type {Record<string, unknown>} */
+    const params = {};
+    for (const [name, v] of Object.entries(m.params || {})) params[name] = isMessage(v) ? say(/** @type {any} */ (v)) : v;
+    return t(m.key, params);
+  }
   return m.text || m.key || "";
+}
+
+/**
+ * @param {unknown} v
+ * @returns {boolean} whether v is a server message ({key, params, text})
+ */
+function isMessage(v) {
+  return v !== null && typeof v === "object" && typeof (/** @type {any} */ (v).key) === "string";
 }
