@@ -29,6 +29,8 @@ from convscope.features.progress import Cancelled
 from convscope.models import Model, load_model
 from convscope.scale import RayEngine, plan_blocks
 
+from ray_processes import alive
+
 ray = pytest.importorskip("ray")
 
 ARRAYS = ("labels", "preds", "probs", "loss", "features", "indices")
@@ -172,9 +174,9 @@ def test_raising_from_the_callback_cancels_and_kills_the_actors(engine, model):
     with pytest.raises(Cancelled, match="stop at"):
         run_pass(model, data, batch_size=8, progress=False, engine=engine, callback=cancel)
     deadline = time.time() + 20
-    while time.time() < deadline and any(_alive(p) for p in pids):
+    while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert engine.pids(model) != pids  # the next call gets a fresh pool
 
 
@@ -182,18 +184,6 @@ def test_a_module_built_here_is_refused(engine):
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     with pytest.raises(ConvscopeError, match="load_model"):
         run_pass(Model(net), load_splits("digits")["test"], progress=False, engine=engine)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (killed, not yet reaped) is dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_cli_examples_and_evaluate_with_engine_ray(engine, tmp_path, capsys):

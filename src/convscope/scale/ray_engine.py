@@ -42,6 +42,7 @@ import torch
 from ..data import items
 from ..data.base import ImageDataset
 from ..errors import ConvscopeError
+from ..models.preprocessing import Preprocessing
 from ..outputs import OutputSpec
 from .blocks import plan_blocks
 
@@ -51,13 +52,18 @@ Callback = Callable[[int, int], None] | None
 
 @dataclass(frozen=True)
 class ModelSource:
-    """The words a model was loaded with: what a worker needs to load it again itself."""
+    """The words a model was loaded with: what a worker needs to load it again itself.
+
+    ``classes`` and ``preprocessing`` are the model's as they are now, so names or an input size
+    given after loading (``convscope serve --classes / --input-size``) reach the workers too.
+    """
 
     spec: str
     weights: str | None = None
     classes: tuple[str, ...] | None = None
     trust: bool = False
     output: OutputSpec = None
+    preprocessing: Preprocessing | None = None
 
     @classmethod
     def of(cls, model: Any) -> ModelSource:
@@ -71,13 +77,14 @@ class ModelSource:
                 "load it with convscope.load_model(spec) (or give the spec string), "
                 "not as an nn.Module built in this process"
             )
-        classes = loaded.get("classes")
+        classes = getattr(model, "classes", None) or loaded.get("classes")
         return cls(
             spec=loaded["spec"],
             weights=loaded.get("weights"),
             trust=bool(loaded.get("trust")),
             classes=tuple(classes) if classes is not None else None,
             output=getattr(model, "output", None),
+            preprocessing=getattr(model, "preprocessing", None),
         )
 
     def load(self, device: str = "cpu"):
@@ -86,6 +93,8 @@ class ModelSource:
         model = load_model(self.spec, weights=self.weights, classes=self.classes, trust=self.trust, device=device)
         if self.output is not None:
             model.output = self.output
+        if self.preprocessing is not None:
+            model.preprocessing = self.preprocessing
         return model
 
 

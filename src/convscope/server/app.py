@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -60,6 +61,7 @@ def create_app(
     port: int | None = None,
     allow_hosts: Sequence[str] = (),
     frame_ancestors: Sequence[str] = (),
+    engine: Any = "local",
 ) -> FastAPI:
     """Build the FastAPI app serving ``specs`` (model specs as ``load_model`` takes them).
 
@@ -72,12 +74,15 @@ def create_app(
     dataset view measures every model on (default: the one each checkpoint was trained on).
     ``frame_ancestors``: origins whose pages may show the explorer in a frame (none by default;
     ``cs.explore`` names a local notebook's, see :func:`.security.security_headers`).
+    ``engine``: where the dataset view's pass runs: ``"local"`` or a :class:`convscope.scale.RayEngine`
+    (``convscope serve --engine ray``); the caller closes it.
     """
     ctx = ServerContext(
         registry or Registry(list(specs)),
         runs=runs,
         data=data,
         explain=ExplainSettings(data=data if data is not None else "auto"),
+        engine=engine,
     )
     app = FastAPI(
         title="convscope explorer",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..data.base import ImageDataset
 from ..features import FeatureCache
@@ -49,7 +50,9 @@ class ServerContext:
 
     ``runs``: the folder of training runs the training view lists (None: none);
     ``data``: the dataset the dataset view measures every model on (None: the one each
-    checkpoint was trained on); ``split_seed``: that view's split seed (None: recorded).
+    checkpoint was trained on); ``split_seed``: that view's split seed (None: recorded);
+    ``engine``: where that view's dataset pass runs (``"local"``, or a
+    :class:`convscope.scale.RayEngine` kept for the server's life, so its actors load each model once).
     """
 
     registry: Registry
@@ -58,3 +61,4 @@ class ServerContext:
     data: str | None = None
     split_seed: int | None = None
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    engine: Any = "local"

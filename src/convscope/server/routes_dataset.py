@@ -2,7 +2,8 @@
 
 For each model the dataset is ``convscope serve --data NAME`` when given, else the one
 its checkpoint says it was trained on (with the same split seed, so ``test`` is really
-held out). The pass (:func:`convscope.analysis.cached_pass`, cached on disk) and the
+held out). The pass (:func:`convscope.analysis.cached_pass`, cached on disk; on Ray's actors
+with ``convscope serve --engine ray``, its progress per block and a cancel killing the actors) and the
 embeddings run as background jobs (:mod:`convscope.server.jobs`) whose progress the page
 polls at ``/api/jobs/{id}``; everything else is read off the finished pass:
 accuracy, per-class accuracy and the confusion matrix, the images behind a cell, the
@@ -62,9 +63,14 @@ class DatasetStore:
     """Per model: which dataset, its splits conformed to the model, and the finished passes."""
 
     def __init__(
-        self, registry: Registry, jobs: JobManager, data: str | None = None, split_seed: int | None = None
+        self,
+        registry: Registry,
+        jobs: JobManager,
+        data: str | None = None,
+        split_seed: int | None = None,
+        engine: Any = "local",
     ) -> None:
-        self.registry, self.jobs = registry, jobs
+        self.registry, self.jobs, self.engine = registry, jobs, engine
         self.data, self.split_seed = data, split_seed
         self._splits: dict[tuple[str, int], Any] = {}
         self._conformed: dict[tuple[str, str], ImageDataset] = {}
@@ -131,7 +137,13 @@ class DatasetStore:
             if done is None:
                 data = self.split(model, split)
                 done = cached_pass(
-                    self.registry.entry(model).model, data, split=split, seed=seed, progress=False, callback=progress
+                    self.registry.entry(model).model,
+                    data,
+                    split=split,
+                    seed=seed,
+                    progress=False,
+                    callback=progress,
+                    engine=self.engine,
                 )
                 with self._lock:
                     self._passes[(model, split)] = done
@@ -232,7 +244,7 @@ def rows_json(result: DatasetPass, split: str, rows: np.ndarray | list[int]) -> 
 def router(ctx: ServerContext) -> APIRouter:
     """The dataset endpoints; registers ``data-<split>-<row>`` image ids with ``ctx.registry``
     (so the explorer opens dataset images). Background passes go to ``ctx.jobs``."""
-    store = DatasetStore(ctx.registry, ctx.jobs, ctx.data, ctx.split_seed)
+    store = DatasetStore(ctx.registry, ctx.jobs, ctx.data, ctx.split_seed, ctx.engine)
     ctx.registry.add_image_source(PREFIX, store.pixels)
     r = APIRouter(tags=["dataset"])
 

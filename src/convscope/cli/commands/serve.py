@@ -4,7 +4,9 @@ A factory spec (``file.py:factory@weights.pt``) whose factory returns a bare ``n
 TorchScript file or a pickled module has no input size or class names of its own (``meta['guessed']``):
 ``--input-size C,H,W`` and ``--classes`` give them (a factory returning a ``convscope.Model``, a
 checkpoint or a TF.js / Keras file brings its own). A model that fails to load is listed in
-the page with its error, and logged, while the others are served."""
+the page with its error, and logged, while the others are served. ``--engine ray`` runs the dataset
+view's pass on a pool of Ray actors (``--ray-address``/``$RAY_ADDRESS`` to join a cluster, ``--workers``):
+the job's progress moves per finished block, and cancelling the job kills the actors."""
 
 from __future__ import annotations
 
@@ -16,7 +18,14 @@ import webbrowser
 from pathlib import Path
 
 from ...errors import ConvscopeError
-from ..common import MODEL_HELP, add_device_argument, add_trust_argument, resolve_device
+from ..common import (
+    MODEL_HELP,
+    add_device_argument,
+    add_engine_argument,
+    add_trust_argument,
+    engine_from_args,
+    resolve_device,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_trust_argument(p)
     add_device_argument(p)
+    add_engine_argument(p)  # the dataset view's pass on Ray: progress per block, cancel kills the actors
     p.set_defaults(func=run)
 
 
@@ -140,6 +150,12 @@ def fit_guessed(model, size: tuple[int, int, int] | None, classes: list[str] | N
 
 
 def run(args: argparse.Namespace) -> int:
+    check_port(args.host, args.port)  # before any work: a busy port is the commonest failure
+    with engine_from_args(args) as engine:  # a RayEngine lives as long as the server (actors load each model once)
+        return serve(args, engine)
+
+
+def serve(args: argparse.Namespace, engine) -> int:
     import uvicorn
 
     from ...models import load_model
@@ -147,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
     from ...server.images import UploadStore
     from ...server.security import page_url, resolve_token
 
-    check_port(args.host, args.port)  # before any work: a busy port is the commonest failure
     specs = args.models or ["default"]
     device = resolve_device(args.device)
     if not 0 < args.max_upload_mb <= 1024:
@@ -167,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         allow_hosts=args.allow_host,
         runs=args.runs or ("runs" if Path("runs").is_dir() else None),
+        engine=engine,
     )
     app.state.registry.load_all()  # each spec now (no graph is built while jobs run); only all failing is fatal
     for e in app.state.registry.models.values():
