@@ -105,10 +105,13 @@ def test_keyboard_reaches_a_neuron_map_opens_and_closes_its_detail_and_the_uploa
     assert native == ["upload", "file", False, native[3], "visible", 0] and native[3] != "none", native
 
 
-def axe(page, name: str) -> None:
-    """Run axe-core on the page; fail on critical or serious violations, print the rest."""
+def axe(page, name: str, within: str | None = None) -> None:
+    """Run axe-core on the page (or only the element matching ``within``); fail on critical or
+    serious violations, print the rest."""
     page.evaluate(AXE.read_text())
-    found = page.evaluate("async () => (await axe.run(document)).violations")
+    found = page.evaluate(
+        "async (sel) => (await axe.run(sel ? document.querySelector(sel) : document)).violations", within
+    )
     for v in found:
         print(f"{name}: [{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} nodes)")
     bad = [

@@ -4,6 +4,7 @@
 import { fmt } from "./colors.js";
 import { el, fill, add, html } from "./dom.js";
 import { mapView, grid, num } from "./widgets.js";
+import { learnLink } from "./learn.js";
 
 const POS_DELAY = 450;          // ms a step of play waits, at first
 const SPEEDS = [1000, 450, 150, 50, 10]; // the speed control's steps (ms a step)
@@ -29,6 +30,8 @@ export function renderDetail(root, d, ctx) {
   close.title = "close";
   close.onclick = ctx.onClose;
   head.appendChild(close);
+  const learn = learnLink(d, root);  // the Learn article on this kind of layer, on these numbers
+  if (learn) head.insertBefore(learn, close);
   root.appendChild(head);
   const body = el("div", "detail-body");
   root.appendChild(body);

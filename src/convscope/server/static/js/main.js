@@ -11,6 +11,7 @@ import { renderSummary } from "./summary.js";
 import { mountWhy } from "./why.js";
 import { mountLookFor } from "./lookfor.js";
 import { mountSearch } from "./search.js";
+import { mountLearn } from "./learn.js";
 import { el, fill, html, byId as $ } from "./dom.js";
 import { page } from "./page.js";
 import { closeOnEscape } from "./keyboard.js";
@@ -319,4 +320,5 @@ closeOnEscape(document);
 mountSearch(/** @type {HTMLInputElement} */ ($("search")), () => state.overview);
 mountWhy(() => state);  // the Why? panel and What does it look for? read the current model, image and selection
 mountLookFor(() => state);
+mountLearn(() => state);  // Learn mode and the first-visit tour read the model, image, trace and selection
 guarded(loadModels);
