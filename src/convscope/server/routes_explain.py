@@ -131,12 +131,12 @@ def router(ctx: ServerContext) -> APIRouter:
             "steps": settings.steps,
         }
 
-    @r.get("/api/models/{model}/layers/{layer}/kernels", summary="One channel's kernels, values and picture")
+    @r.get("/api/models/{model}/layers/{layer:path}/kernels", summary="One channel's kernels, values and picture")
     def channel_kernels(model: str, layer: str, channel: int = Query(0, ge=0)) -> dict[str, Any]:
         return feature_views.kernels_json(registry.entry(model).model, layer, channel)
 
     @r.get(
-        "/api/models/{model}/layers/{layer}/visualization",
+        "/api/models/{model}/layers/{layer:path}/visualization",
         summary="A channel's cached activation-maximisation picture, or {cached: false}",
     )
     def visualization(
@@ -147,7 +147,7 @@ def router(ctx: ServerContext) -> APIRouter:
         )
 
     @r.post(
-        "/api/models/{model}/layers/{layer}/visualization",
+        "/api/models/{model}/layers/{layer:path}/visualization",
         summary="Compute a channel's activation-maximisation picture as a job (cached on disk)",
     )
     def visualization_job(
@@ -165,7 +165,8 @@ def router(ctx: ServerContext) -> APIRouter:
         return job.describe()
 
     @r.post(
-        "/api/models/{model}/layers/{layer}/examples", summary="A channel's top-activating dataset examples as a job"
+        "/api/models/{model}/layers/{layer:path}/examples",
+        summary="A channel's top-activating dataset examples as a job",
     )
     def examples_job(
         model: str, layer: str, channel: int = Query(0, ge=0), k: int = Query(8, ge=1, le=64)

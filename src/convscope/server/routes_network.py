@@ -5,6 +5,9 @@ Every answer is read off the cached trace of (model, image) (:class:`~.registry.
 or computed by the trace's detail functions; the JSON is shaped by :mod:`.views`,
 :mod:`.detail_views` and :mod:`.playground`. Activation maps travel as compact binary
 (:mod:`.encoding`), one layer and one page of channels at a time.
+
+A layer in an address is ``{layer:path}`` here and in :mod:`.routes_explain`: PyTorch allows
+'/' in module names (``block1/conv``), and the server decodes the page's ``%2F`` before routing.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return views.summary_json(reg.trace(model, image))
 
     @r.get(
-        "/api/models/{model}/layers/{layer}/activations",
+        "/api/models/{model}/layers/{layer:path}/activations",
         summary="A page of a layer's output channels as binary float16/float32",
         response_class=Response,
     )
@@ -167,7 +170,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return Response(encode_many(blobs), media_type="application/octet-stream")
 
     @r.get(
-        "/api/models/{model}/layers/{layer}/detail",
+        "/api/models/{model}/layers/{layer:path}/detail",
         summary="The arithmetic behind one output (conv, pool, activation, batchnorm, linear, softmax)",
     )
     def detail(
