@@ -61,6 +61,31 @@ def test_features_writes_grid_channels_and_kernels(tmp_path, capsys):
     assert _png(out / "kernels.png").shape[:2] == (3 * 26 + 2, 10 * 26 + 2)
 
 
+def test_features_marks_the_dead_channel_instead_of_drawing_it(tmp_path, capsys):
+    """relu_2_2's channel 0 is 0 on every MNIST image (the default --data auto reads MNIST for
+    a 1x28x28 model): it is printed and drawn as constant (dead), not optimised."""
+    from convscope.data import load_splits
+
+    out = tmp_path / "f"
+    args = ["features", "--layer", "relu_2_2", "--channels", "0-1", "--steps", "2", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    seen = len(load_splits("mnist", progress=False).test)
+    assert f"channel 0: constant (dead): 0 on all {seen} images of mnist test; not optimised" in printed
+    assert "channel 1: objective" in printed and "channel 0: objective" not in printed
+    from convscope.render.features import constant_card  # (after the printed check: new in this commit)
+
+    card = _png(out / "channel_0000.png")
+    assert np.array_equal(card, constant_card(140, 140, 0.0))  # the card, at a picture's size
+    grid = _png(out / "grid.png")
+    first, second = grid[4 : 4 + 112, 4 : 4 + 112], grid[4 : 4 + 112, 120 : 120 + 112]
+    assert np.array_equal(first, constant_card(112, 112))
+    assert not np.array_equal(second, constant_card(112, 112))
+    # --data none: no data read, both channels optimised as before
+    assert main([*args[:-1], str(tmp_path / "g"), "--data", "none"]) == 0
+    assert "channel 0: objective" in capsys.readouterr().out
+
+
 def test_features_logits_and_errors(tmp_path, capsys):
     assert main(["features", "--objective", "logit", "--channels", "3", "--steps", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "class_0003.png").is_file()

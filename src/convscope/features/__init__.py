@@ -6,6 +6,7 @@
 >>> vis = features.visualize(model, "conv_2_2", units=range(10), steps=128)   # vis.images: uint8
 >>> k = features.kernels(model, "conv_1_1")                                  # arrays + value scale
 >>> top = features.top_examples(model, cs.load_splits("mnist").val, "conv_2_2", k=9)
+>>> dead = features.constant_channels(model, cs.load_splits("mnist").val, "relu_2_2")  # {0: 0.0}: dead
 
 Long calls take ``progress(done, total)`` and ``cancel() -> bool`` callbacks; results are
 arrays, and :class:`FeatureCache` keeps pictures on disk per model, layer, unit and settings.
@@ -14,6 +15,7 @@ Drawing lives in :mod:`convscope.render.features`.
 
 from ..probe import resolve_layer
 from .cache import FeatureCache, cached_visualize, model_fingerprint
+from .constant import ConstantChannels, constant_channels
 from .examples import TopExamples, example_images, merge, top_examples
 from .kernels import Kernels, kernels
 from .objectives import OBJECTIVES
@@ -25,6 +27,7 @@ from .transforms import Transforms
 
 __all__ = [
     "Cancelled",
+    "ConstantChannels",
     "FeatureCache",
     "FeatureVis",
     "ImageParam",
@@ -35,6 +38,7 @@ __all__ = [
     "TopExamples",
     "Transforms",
     "cached_visualize",
+    "constant_channels",
     "example_images",
     "kernels",
     "merge",

@@ -9,7 +9,10 @@ the activation is higher.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from .colormap import colorize
 from .grid import as_rgb, tile
@@ -23,10 +26,30 @@ def upscale(image: np.ndarray, min_size: int = 96) -> tuple[np.ndarray, int]:
     return (image.repeat(f, 0).repeat(f, 1) if f > 1 else image), f
 
 
-def feature_grid(images: np.ndarray, ncols: int | None = None, min_size: int = 96, pad: int = 4) -> np.ndarray:
-    """Optimised pictures (B, H, W, C) uint8 -> one tiled RGB image, small inputs upscaled."""
-    imgs = [upscale(as_rgb(i), min_size)[0] for i in images]
-    return tile(imgs, ncols=ncols, pad=pad)
+def feature_grid(
+    images: Sequence[np.ndarray | None], ncols: int | None = None, min_size: int = 96, pad: int = 4
+) -> np.ndarray:
+    """Optimised pictures (B, H, W, C) uint8 -> one tiled RGB image, small inputs upscaled.
+
+    A ``None`` stands for a channel that was constant over the data (dead): it gets a
+    :func:`constant_card` of the pictures' size instead of a picture."""
+    shown = [upscale(as_rgb(i), min_size)[0] for i in images if i is not None]
+    h, w = shown[0].shape[:2] if shown else (min_size, min_size)
+    it = iter(shown)
+    return tile([constant_card(h, w) if i is None else next(it) for i in images], ncols=ncols, pad=pad)
+
+
+def constant_card(h: int, w: int, value: float | None = None) -> np.ndarray:
+    """A flat grey tile (h, w, 3) crossed out and labelled "constant (dead)" (and its value):
+    what a dead channel shows where a live one shows its picture, so it is not read as one."""
+    card = Image.new("RGB", (w, h), (200, 200, 200))
+    draw = ImageDraw.Draw(card)
+    draw.line([(0, 0), (w - 1, h - 1)], fill=(150, 150, 150), width=max(1, w // 40))
+    draw.line([(0, h - 1), (w - 1, 0)], fill=(150, 150, 150), width=max(1, w // 40))
+    lines = ["constant", "(dead)"] + ([f"= {value:.3g}"] if value is not None else [])
+    font = ImageFont.load_default(max(8, min(h // 7, w // 6)))
+    draw.multiline_text((w / 2, h / 2), "\n".join(lines), fill=(20, 20, 20), font=font, anchor="mm", align="center")
+    return np.asarray(card)
 
 
 def kernel_image(weight: np.ndarray, scale: float) -> np.ndarray:

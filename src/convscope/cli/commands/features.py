@@ -10,6 +10,7 @@ from ..common import (
     add_out_argument,
     add_output_argument,
     add_progress_argument,
+    add_split_argument,
 )
 
 
@@ -75,6 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty")
     p.add_argument("--batch-size", type=int, help="channels optimised together (default: all)")
     p.add_argument("--kernels", action="store_true", help="also write the layer's kernels (kernels.png)")
+    p.add_argument(
+        "--data",
+        "-d",
+        default="auto",
+        metavar="DATA",
+        help="dataset whose images find the constant (dead) channels, which are marked instead of optimised: "
+        "a name (digits, mnist, ...), auto (mnist for a 1x28x28 model, else none) or none (default auto)",
+    )
+    add_split_argument(p)
     add_out_argument(p, "convscope-features", "folder for grid.png and one PNG per channel")
     add_device_argument(p)
     add_progress_argument(p)
@@ -84,42 +94,76 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ...features import kernels, visualize
+    from ...features import kernels, resolve_layer, visualize
     from ...render import save_png
-    from ...render.features import feature_grid, kernel_grid, upscale
+    from ...render.features import constant_card, feature_grid, kernel_grid, upscale
     from ..common import load_model_from_args, progress_bar
 
     model = load_model_from_args(args)
     units = parse_units(args.channels)
     layer = None if args.objective == "logit" else args.layer
-    with progress_bar(args, f"features {args.layer or 'logits'}", "step") as bar:
-        vis = visualize(
-            model,
-            layer,
-            units,
-            objective=args.objective,
-            steps=args.steps,
-            param=args.param,
-            lr=args.lr,
-            seed=args.seed,
-            transforms=args.transforms,
-            l2=args.l2,
-            tv=args.tv,
-            batch_size=args.batch_size,
-            progress=bar,
-        )
+    if layer is not None:
+        resolve_layer(model.net, layer)  # an unknown layer fails before any data is read
+    dead = dead_channels(args, model, layer, units)
+    live = [u for u in units if u not in dead]
+    vis = None
+    if live:
+        with progress_bar(args, f"features {args.layer or 'logits'}", "step") as bar:
+            vis = visualize(
+                model,
+                layer,
+                live,
+                objective=args.objective,
+                steps=args.steps,
+                param=args.param,
+                lr=args.lr,
+                seed=args.seed,
+                transforms=args.transforms,
+                l2=args.l2,
+                tv=args.tv,
+                batch_size=args.batch_size,
+                progress=bar,
+            )
     out = Path(args.out)
     prefix = "class" if args.objective == "logit" else "channel"
-    for u, image in zip(vis.units, vis.images):
+    pictures = dict(zip(vis.units, vis.images)) if vis else {}
+    for u, image in pictures.items():
         save_png(upscale(image, 128)[0], out / f"{prefix}_{u:04d}.png")
-    save_png(feature_grid(vis.images), out / "grid.png")
+    size = upscale(next(iter(pictures.values())), 128)[0].shape[:2] if pictures else (128, 128)
+    for u in units:
+        if u in dead:
+            save_png(constant_card(*size, dead.values[u]), out / f"{prefix}_{u:04d}.png")
+    save_png(feature_grid([pictures.get(u) for u in units]), out / "grid.png")
     written = [out / "grid.png"]
     if args.kernels and layer is not None:
         k = kernels(model, layer, units)
         save_png(kernel_grid(k.weight, k.scale, k.as_image), out / "kernels.png")
         written.append(out / "kernels.png")
         print(f"kernels of {k.layer}: values in [-{k.scale:.3g}, {k.scale:.3g}]")
-    for u, v in zip(vis.units, vis.values):
-        print(f"{prefix} {u}: objective {v:.4g}")
-    print(f"wrote {', '.join(map(str, written))} and {len(vis.units)} {prefix}_*.png")
+    objective = dict(zip(vis.units, vis.values)) if vis else {}
+    for u in units:
+        if u in dead:
+            print(
+                f"{prefix} {u}: constant (dead): {dead.values[u]:g} on all {dead.seen} images of {dead.data} {args.split}; not optimised"
+            )
+        else:
+            print(f"{prefix} {u}: objective {objective[u]:.4g}")
+    print(f"wrote {', '.join(map(str, written))} and {len(units)} {prefix}_*.png")
     return 0
+
+
+def dead_channels(args: argparse.Namespace, model, layer: str | None, units: list[int]):
+    """The requested channels that hold one value on every image of ``--data`` (a
+    :class:`~convscope.features.ConstantChannels`, empty for class logits or ``--data none``)."""
+    from ...data import load_splits
+    from ...features import ConstantChannels, constant_channels
+    from ..common import progress_bar
+
+    name = str(args.data).lower()
+    if name == "auto":
+        name = "mnist" if tuple(model.input_shape) == (1, 28, 28) else "none"
+    if layer is None or name in ("", "none"):
+        return ConstantChannels(layer or "", {}, 0, "")
+    splits = load_splits(name if str(args.data).lower() == "auto" else args.data, progress=not args.no_progress)
+    with progress_bar(args, f"dead channels of {layer} on {name} {args.split}", "img") as bar:
+        return constant_channels(model, splits[args.split], layer, units, progress=bar)
