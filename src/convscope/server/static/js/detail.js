@@ -4,6 +4,7 @@
 import { fmt } from "./colors.js";
 import { el, fill, add, html } from "./dom.js";
 import { mapView, grid, num } from "./widgets.js";
+import { t, language, number } from "./i18n.js";
 import { learnLink } from "./learn.js";
 
 const POS_DELAY = 450;          // ms a step of play waits, at first
@@ -17,7 +18,34 @@ function signed(v, digits) {
 /** The computed value (data-k="value") and, beside it, the trace's own value for the same neuron. */
 function valueAndTrace(value, traced) {
   return [html`<b class="num" data-k="value" data-value="${value}">${fmt(value, 5)}</b>`,
-    html`<span class="check" data-k="trace-value" data-value="${traced}">trace: ${fmt(traced, 5)}</span>`];
+    html`<span class="check" data-k="trace-value" data-value="${traced}">${t("detail.trace_value", { value: fmt(traced, 5) })}</span>`];
+}
+
+/** A map's caption: "conv_1_1 · ch 3" (the layer's name is data, shown as it is). */
+function chLabel(layer, channel) {
+  return channel === null || channel === undefined ? layer : t("detail.ch", { layer, channel });
+}
+
+/** The detail's title: the layer's name and which neuron (the server's title words are English only). */
+function titleOf(d) {
+  if (d.view === "softmax") return t("detail.softmax_title");
+  if (d.unit !== undefined && d.unit !== null) return t("detail.title_unit", { layer: d.layer, unit: d.unit });
+  return d.channel === null || d.channel === undefined ? d.layer : t("detail.title_channel", { layer: d.layer, channel: d.channel });
+}
+
+/** What the layer does, and what it reads: written here for a convolution (from its geometry)
+ * and a softmax; for the other views the server's English subtitle, or in another language the
+ * layer's kind in the catalogue's words. */
+function subtitleOf(d) {
+  const reads = d.input_layer ? ` · ${t("detail.reads", { layer: d.input_layer })}` : "";
+  if (d.view === "softmax") return t("detail.softmax_sub", { n: number(d.classes), layer: d.layer });
+  if (d.view === "conv") {
+    const p = d.params, x = (v) => v.join("×");
+    const groups = p.groups > 1 ? t("detail.conv_groups", { groups: p.groups }) : "";
+    return t("detail.conv_sub", { kernel: x(p.kernel_size), stride: x(p.stride), dilation: x(p.dilation), pad: `[${p.pad.join(", ")}]` }) + groups + reads;
+  }
+  if (language() === "en") return d.subtitle || "";
+  return t(`overview.kinds.${d.kind}`) + reads;
 }
 
 /** Render a detail JSON `d` into `root`. ctx: {fetchDetail(params) -> Promise<json>, onClose, hover(text|null, ev)}. */
@@ -25,9 +53,9 @@ export function renderDetail(root, d, ctx) {
   root.replaceChildren();
   root.hidden = false;
   const head = el("header", "detail-head");
-  head.append(el("h2", "", d.title), el("span", "sub", d.subtitle || ""));
+  head.append(el("h2", "", titleOf(d)), el("span", "sub", subtitleOf(d)));
   const close = el("button", "close", "×");
-  close.title = "close";
+  close.title = t("detail.close");
   close.onclick = ctx.onClose;
   head.appendChild(close);
   const learn = learnLink(d, root);  // the Learn article on this kind of layer, on these numbers
@@ -52,10 +80,10 @@ function conv(body, d, ctx) {
   const k = d.channels;
   // elastic view
   const sec = el("section", "elastic");
-  sec.appendChild(el("h3", "", html`Elastic view <span class="hint">each input channel ⊛ its kernel = an intermediate map; their sum + bias = the output</span>`));
+  sec.appendChild(el("h3", "", [t("detail.elastic"), " ", el("span", "hint", t("detail.elastic_hint"))]));
   const wrap = el("div", "elastic-wrap");
   const rows = el("div", "elastic-rows");  // scrolls: every input channel, fetched as it comes into view
-  const more = el("div", "elastic-more note", "loading more input channels…");
+  const more = el("div", "elastic-more note", t("detail.loading_more"));
   rows.appendChild(more);
   // one colour range for every intermediate map: the first page's (later ones are clipped to it)
   const lo = Math.min(...k.map((c) => c.intermediate.min));
@@ -63,11 +91,11 @@ function conv(body, d, ctx) {
   const addRows = (chans) => chans.forEach((c) => {
     const row = el("div", "elastic-row");
     row.dataset.index = c.index;
-    row.appendChild(mapView(c.input, { px: 64, label: `${d.input_layer} · ch ${c.index}` }));
+    row.appendChild(mapView(c.input, { px: 64, label: chLabel(d.input_layer, c.index) }));
     row.appendChild(el("span", "op", "⊛"));
     row.appendChild(grid(c.kernel, { cls: "kernel small", digits: 2 }));
     row.appendChild(el("span", "op", "="));
-    row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: `intermediate ${c.index}` }));
+    row.appendChild(mapView(c.intermediate, { px: 64, range: [lo, hi], label: t("detail.intermediate", { index: c.index }) }));
     row.onclick = () => formula.select(c.index);
     rows.insertBefore(row, more);
   });
@@ -75,10 +103,10 @@ function conv(body, d, ctx) {
   wrap.appendChild(rows);
   const sum = el("div", "elastic-sum");
   sum.appendChild(el("div", "op big", "Σ"));
-  const sumView = mapView(d.sum, { px: 120, label: `sum of ${d.page.total} intermediate maps` });
+  const sumView = mapView(d.sum, { px: 120, label: t("detail.sum_of", { n: number(d.page.total) }) });
   sum.appendChild(sumView);
-  sum.appendChild(el("div", "op big", html`+ bias <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? "0 (none)" : fmt(d.bias, 4)}</span> =`));
-  const outView = mapView(d.output, { px: 120, label: `${d.layer} · ch ${d.channel}` });
+  sum.appendChild(el("div", "op big", html`+ ${t("detail.bias")} <span class="num" data-k="bias" data-value="${d.bias ?? 0}">${d.bias === null ? t("detail.no_bias") : fmt(d.bias, 4)}</span> =`));
+  const outView = mapView(d.output, { px: 120, label: chLabel(d.layer, d.channel) });
   sum.appendChild(outView);
   const shown = el("div", "note elastic-count");
   sum.appendChild(shown);
@@ -92,8 +120,8 @@ function conv(body, d, ctx) {
   let next = d.page.start + k.length, loading = false, frame = 0;
   const lines = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; elasticLines(wrap, rows, sumView); }); };
   const count = () => {
-    shown.textContent = next >= total ? `all ${total} input channels (scroll the list)` :
-      `${next} of ${total} input channels so far (scroll for the rest); the sum uses all ${total}`;
+    shown.textContent = next >= total ? t("detail.all_channels", { total: number(total) }) :
+      t("detail.some_channels", { next: number(next), total: number(total) });
     sec.dataset.loaded = String(next);
   };
   /** The next input channels, once the end of the list scrolls into view (64 a request). */
@@ -146,22 +174,22 @@ function elasticLines(wrap, rows, target) {
 function convFormula(d, ctx) {
   const p = d.params;
   const sec = el("section", "conv-formula");
-  sec.appendChild(el("h3", "", html`Step by step <span class="hint">hover the output to move the kernel · play to slide it</span>`));
+  sec.appendChild(el("h3", "", [t("detail.step_by_step"), " ", el("span", "hint", t("detail.step_hint"))]));
   const [oh, ow] = d.output.shape;
   const controls = el("div", "controls");
-  const play = el("button", "play", "▶ play");
+  const play = el("button", "play", t("detail.play"));
   const chooser = el("select", "in-channel");
-  d.channels.forEach((c) => chooser.appendChild(new Option(`input channel ${c.index}`, c.index)));
+  d.channels.forEach((c) => chooser.appendChild(new Option(t("detail.input_channel", { index: c.index }), c.index)));
   const speed = /** @type {HTMLInputElement} */ (el("input", "speed"));
   Object.assign(speed, { type: "range", min: "0", max: String(SPEEDS.length - 1), step: "1", value: String(SPEEDS.indexOf(POS_DELAY)) });
-  speed.setAttribute("aria-label", "play speed");
+  speed.setAttribute("aria-label", t("detail.play_speed"));
   const speedText = el("span", "note speed-text");
   const seek = /** @type {HTMLInputElement} */ (el("input", "seek"));
   Object.assign(seek, { type: "range", min: "0", max: String(oh * ow - 1), step: "1" });
-  seek.setAttribute("aria-label", "output position");
+  seek.setAttribute("aria-label", t("detail.output_position"));
   const seekText = el("span", "note seek-text");
-  controls.append(play, el("label", "note", ["speed ", speed]), speedText, chooser,
-    el("label", "note", ["position ", seek]), seekText);
+  controls.append(play, el("label", "note", [t("detail.speed"), " ", speed]), speedText, chooser,
+    el("label", "note", [t("detail.position"), " ", seek]), seekText);
   sec.appendChild(controls);
   const stage = el("div", "formula-stage");
   sec.appendChild(stage);
@@ -171,7 +199,7 @@ function convFormula(d, ctx) {
   let timer = null, seq = 0;
   const delay = () => SPEEDS[Number(speed.value)];
   const showSpeed = () => {
-    speedText.textContent = `${delay()} ms a step`;
+    speedText.textContent = t("detail.ms_a_step", { ms: number(delay()) });
     sec.dataset.delay = String(delay());
   };
 
@@ -179,11 +207,11 @@ function convFormula(d, ctx) {
     const c = d.channels.find((c) => c.index === state.index) || d.channels[0];
     const pos = state.pos;
     stage.replaceChildren();
-    const inView = mapView(c.input, { px: 150, label: `input: ${d.input_layer} · ch ${c.index}` });
+    const inView = mapView(c.input, { px: 150, label: t("detail.input_of", { what: chLabel(d.input_layer, c.index) }) });
     const w = pos.window;
     inView.mark([[w.top, w.left, w.height, w.width, "window"]]);
     const outView = mapView(d.output, {
-      px: 150, label: `output: ${d.layer} · ch ${d.channel}`,
+      px: 150, label: t("detail.output_of", { what: chLabel(d.layer, d.channel) }),
       onHover: (y, x) => { if (!timer && (y !== state.y || x !== state.x)) move(y, x); },
       onClick: (y, x) => move(y, x),
     });
@@ -194,29 +222,29 @@ function convFormula(d, ctx) {
     const row = el("div", "formula-grids");
     const allv = [...pc.patch.flat().filter((v) => v !== null)];
     row.append(
-      grid(pc.patch, { title: "window (input values)", range: [Math.min(...allv, 0), Math.max(...allv, 0)] }),
+      grid(pc.patch, { title: t("detail.window_values"), range: [Math.min(...allv, 0), Math.max(...allv, 0)] }),
       el("span", "op", "⊙"),
-      grid(pc.kernel, { title: "kernel weights" }),
+      grid(pc.kernel, { title: t("detail.kernel_weights") }),
       el("span", "op", "="),
-      grid(pc.products, { title: "products" }),
+      grid(pc.products, { title: t("detail.products") }),
       el("span", "op", html`Σ = ${num(pc.sum, 4, "channel-sum")}`),
     );
     numbers.appendChild(row);
     const sums = pos.channel_sums;
     const terms = sums ? sums.map((v, i) => html`<span class="term" data-value="${v}">${i === 0 ? fmt(v, 3) : signed(v, 3)}</span> `)
-      : `(${pos.total_channels} channel sums)`;
+      : t("detail.channel_sums", { n: number(pos.total_channels) });
     const box = formulaBox(
-      html`output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>channels</sub> (window ⊙ kernel) + bias = `,
+      html`output[${d.channel}, ${pos.y}, ${pos.x}] = Σ<sub>${t("detail.f_channels")}</sub> (${t("detail.f_window")} ⊙ ${t("detail.f_kernel")}) + ${t("detail.bias")} = `,
       html`<span class="channel-terms">${terms}</span> ${signed(pos.bias ?? 0, 4)} = `,
       html`<b>${num(pos.total, 5)}</b> ${signed(pos.bias ?? 0, 4)} = ${valueAndTrace(pos.value, pos.trace_value)}`);
     if (sums && sums.length > 12) box.classList.add("long");  // every term, in a box that scrolls
     numbers.appendChild(box);
-    numbers.appendChild(el("div", "note",
-      `kernel ${p.kernel_size.join("×")}, stride ${p.stride.join("×")}, dilation ${p.dilation.join("×")}, ` +
-      `padding (left, right, top, bottom) ${p.pad.join(", ")}; greyed window cells are padding (0)`));
+    numbers.appendChild(el("div", "note", t("detail.geometry", {
+      kernel: p.kernel_size.join("×"), stride: p.stride.join("×"), dilation: p.dilation.join("×"), pad: p.pad.join(", "),
+    })));
     sec.dataset.y = pos.y; sec.dataset.x = pos.x; sec.dataset.index = c.index;
     seek.value = String(pos.y * ow + pos.x);
-    seekText.textContent = `(${pos.y}, ${pos.x}) of ${oh}×${ow}`;
+    seekText.textContent = t("detail.seek", { y: pos.y, x: pos.x, h: oh, w: ow });
   }
 
   async function move(y, x) {
@@ -239,8 +267,8 @@ function convFormula(d, ctx) {
   }
   play.onclick = () => {
     run++;
-    if (timer) { clearTimeout(timer); timer = null; play.textContent = "▶ play"; return; }
-    play.textContent = "❚❚ pause";
+    if (timer) { clearTimeout(timer); timer = null; play.textContent = t("detail.play"); return; }
+    play.textContent = t("detail.pause");
     const mine = run;
     timer = setTimeout(() => step(mine), delay());
   };
@@ -257,7 +285,7 @@ function convFormula(d, ctx) {
     el: sec,
     select: (index) => { chooser.value = index; choose(); sec.scrollIntoView({ block: "nearest" }); },
     /** Input channels fetched later (the elastic list's scroll): choosable too. */
-    addChannels: (chans) => chans.forEach((c) => { d.channels.push(c); chooser.appendChild(new Option(`input channel ${c.index}`, c.index)); }),
+    addChannels: (chans) => chans.forEach((c) => { d.channels.push(c); chooser.appendChild(new Option(t("detail.input_channel", { index: c.index }), c.index)); }),
   };
 }
 
@@ -269,14 +297,14 @@ function activation(body, d) {
 
 function inOut(d, say) {
   const row = el("div", "inout");
-  const a = mapView(d.input, { px: 160, label: `input: ${d.input_layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
-  const b = mapView(d.output, { px: 160, label: `output: ${d.layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
+  const a = mapView(d.input, { px: 160, label: t("detail.input_of", { what: chLabel(d.input_layer, d.channel) }) });
+  const b = mapView(d.output, { px: 160, label: t("detail.output_of", { what: chLabel(d.layer, d.channel) }) });
   const read = el("div", "readout");
   const show = (y, x) => {
     a.mark([[y, x, 1, 1, "cell"]]);
     b.mark([[y, x, 1, 1, "cell"]]);
     const vin = a.value(y, x), vout = b.value(y, x);
-    fill(read, `at (${y}, ${x}): `, el("b", "", say(y, x, vin, vout)));
+    fill(read, t("detail.at", { y, x }), " ", el("b", "", say(y, x, vin, vout)));
   };
   for (const v of [a, b]) {
     v.canvas.addEventListener("mousemove", (ev) => {
@@ -299,21 +327,21 @@ function pool(body, d, ctx) {
   let seq = 0;
   function draw(pos) {
     stage.replaceChildren();
-    const a = mapView(d.input, { px: 170, label: `input: ${d.input_layer} · ch ${d.channel}` });
+    const a = mapView(d.input, { px: 170, label: t("detail.input_of", { what: chLabel(d.input_layer, d.channel) }) });
     const w = pos.window;
     /** @type {[number, number, number, number, string][]} */
     const marks = [[w.top, w.left, w.height, w.width, "window"]];
     if (pos.argmax) marks.push([pos.argmax[0], pos.argmax[1], 1, 1, "argmax"]);
     a.mark(marks);
     const b = mapView(d.output, {
-      px: 170, label: `output: ${d.layer} · ch ${d.channel}`,
+      px: 170, label: t("detail.output_of", { what: chLabel(d.layer, d.channel) }),
       onHover: (y, x) => (y !== pos.y || x !== pos.x) && move(y, x), onClick: (y, x) => move(y, x),
     });
     b.mark([[pos.y, pos.x, 1, 1, "cell"]]);
     stage.append(a, el("span", "op", "→"), b);
     numbers.replaceChildren();
     const local = pos.argmax ? [pos.argmax[0] - w.top, pos.argmax[1] - w.left] : null;
-    numbers.append(grid(pos.values, { title: `window at (${w.top}, ${w.left}), ${w.height}×${w.width}`, mark: local }),
+    numbers.append(grid(pos.values, { title: t("detail.window_at", { top: w.top, left: w.left, h: w.height, w: w.width }), mark: local }),
       formulaBox(poolTerms(pos, local), html` = ${valueAndTrace(pos.value, pos.trace_value)}`));
   }
   async function move(y, x) {
@@ -343,9 +371,9 @@ function poolTerms(pos, local) {
 // -- batchnorm ---------------------------------------------------------------------------
 function batchnorm(body, d) {
   body.appendChild(formulaBox(
-    html`y = γ · (x − μ) / √(σ² + ε) + β = <b>scale</b> · x + <b>shift</b><br>`,
+    html`y = γ · (x − μ) / √(σ² + ε) + β = <b>${t("detail.scale")}</b> · x + <b>${t("detail.shift")}</b><br>`,
     html`γ = ${num(d.gamma)}, β = ${num(d.beta)}, μ = ${num(d.mean)}, σ² = ${num(d.var)}, ε = ${num(d.eps)} → `,
-    html`scale = ${num(d.scale, 5, "scale")}, shift = ${num(d.shift, 5, "shift")}`));
+    html`${t("detail.scale")} = ${num(d.scale, 5, "scale")}, ${t("detail.shift")} = ${num(d.shift, 5, "shift")}`));
   body.appendChild(inOut(d, (y, x, vin, vout) => `${fmt(d.scale, 4)} · ${fmt(vin, 4)} ${signed(d.shift, 4)} = ${fmt(vout, 4)}`));
 }
 
@@ -353,11 +381,11 @@ function batchnorm(body, d) {
 function linear(body, d) {
   body.appendChild(formulaBox(
     html`${d.layer}[${d.unit}] = Σ<sub>i</sub> w<sub>i</sub> x<sub>i</sub> + b = `,
-    html`${num(d.positive)} (positive terms) ${signed(d.negative, 4)} (negative terms) ${signed(d.bias ?? 0, 4)} = `,
+    html`${num(d.positive)} (${t("detail.positive_terms")}) ${signed(d.negative, 4)} (${t("detail.negative_terms")}) ${signed(d.bias ?? 0, 4)} = `,
     valueAndTrace(d.value, d.trace_value)));
   const maxAbs = Math.max(...d.top.map((t) => Math.abs(t.product)), 1e-12);
   const list = el("div", "contribs");
-  list.appendChild(el("div", "note", `the ${d.top.length} largest of ${d.inputs} contributions w·x (by size)`));
+  list.appendChild(el("div", "note", t("detail.largest", { n: number(d.top.length), inputs: number(d.inputs) })));
   d.top.forEach((t) => {
     const r = el("div", `contrib ${t.product >= 0 ? "pos" : "neg"}`);
     const where = t.source ? ` ← ${d.source_layer}[${t.source.join(", ")}]` : "";
@@ -373,7 +401,7 @@ function linear(body, d) {
 // -- flatten -------------------------------------------------------------------------------
 function flatten(body, d, ctx) {
   body.appendChild(formulaBox(
-    html`${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (index = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)`,
+    html`${d.layer}[${d.unit}] = ${d.input_layer}[${d.source.join(", ")}] &nbsp; (${t("detail.index")} = c·${d.input_shape[1]}·${d.input_shape[2]} + h·${d.input_shape[2]} + w)`,
     html` = <b class="num" data-k="value" data-value="${d.value}">${fmt(d.value, 5)}</b>`));
   if (d.input) body.appendChild(flattenElastic(d, ctx));
 }
@@ -382,7 +410,7 @@ function flatten(body, d, ctx) {
  * same numbers, row after row); hovering either marks the position and the index it becomes. */
 function flattenElastic(d, ctx) {
   const [c0, y0, x0] = d.source, [nc, h, w] = d.input_shape, hw = h * w, first = c0 * hw;
-  const map = mapView(d.input, { px: 160, label: `${d.input_layer} · ch ${c0}`,
+  const map = mapView(d.input, { px: 160, label: chLabel(d.input_layer, c0),
     onHover: (y, x) => show(y * w + x), onClick: (y, x) => show(y * w + x) });
   const strip = mapView({ ...d.input, shape: [hw, 1] }, { px: Math.min(360, Math.max(120, hw * 2)),
     label: `${d.layer}[${first}…${first + hw - 1}]`, onHover: (i) => show(i), onClick: (i) => show(i) });
@@ -410,12 +438,12 @@ function flattenElastic(d, ctx) {
     line.setAttribute("d", `M${sx},${sy} C${(sx + tx) / 2},${sy} ${(sx + tx) / 2},${ty} ${tx},${ty}`);
   }
   const pager = el("div", "pager detail-pager");
-  const prev = el("button", "", "‹ previous channel"), next = el("button", "", "next channel ›");
+  const prev = el("button", "", t("detail.previous_channel")), next = el("button", "", t("detail.next_channel"));
   prev.disabled = c0 === 0;
   next.disabled = c0 >= nc - 1;
   prev.onclick = () => ctx.reload({ channel: (c0 - 1) * hw });
   next.onclick = () => ctx.reload({ channel: (c0 + 1) * hw });
-  pager.append(prev, el("span", "note", `channel ${c0} (of ${nc} channels)`), next);
+  pager.append(prev, el("span", "note", t("detail.channel_of", { channel: c0, n: number(nc) })), next);
   const box = el("section", "flatten-view", [pager, row]);
   requestAnimationFrame(() => show(y0 * w + x0));
   return box;
@@ -424,11 +452,11 @@ function flattenElastic(d, ctx) {
 // -- softmax -------------------------------------------------------------------------------
 function softmax(body, d) {
   body.appendChild(formulaBox(
-    html`p<sub>i</sub> = exp(z<sub>i</sub>) / Σ<sub>j</sub> exp(z<sub>j</sub>) &nbsp; over ${d.classes} classes; `,
+    html`p<sub>i</sub> = exp(z<sub>i</sub>) / Σ<sub>j</sub> exp(z<sub>j</sub>) &nbsp; ${t("detail.over_classes", { n: number(d.classes) })}; `,
     html`Σ exp(z<sub>j</sub>) = ${num(d.sum_exp, 5, "sum-exp")}`,
-    (d.shift ? html` &nbsp;(computed as exp(z − ${fmt(d.shift, 4)}) to stay finite)` : "")));
-  const t = el("table", "softmax-table");
-  fill(t, html`<tr><th>class</th><th>logit z</th><th>exp(z${d.shift ? " − m" : ""})</th><th>÷ Σ</th><th>probability</th></tr>`);
+    (d.shift ? html` &nbsp;(${t("detail.shifted", { m: fmt(d.shift, 4) })})` : "")));
+  const table = el("table", "softmax-table");
+  fill(table, html`<tr><th>${t("detail.class")}</th><th>${t("detail.logit")}</th><th>exp(z${d.shift ? " − m" : ""})</th><th>÷ Σ</th><th>${t("detail.probability")}</th></tr>`);
   const maxP = Math.max(...d.rows.map((r) => r.prob), 1e-9);
   d.rows.forEach((r) => {
     const tr = el("tr", r.index === d.selected ? "selected" : "");
@@ -437,14 +465,14 @@ function softmax(body, d) {
       html`<td class="num" data-value="${r.exp}">${fmt(r.exp, 4)}</td><td>÷ ${fmt(d.sum_exp, 4)}</td>`,
       html`<td><span class="pbar"><span style="width:${(100 * r.prob) / maxP}%"></span></span>`,
       html`<span class="num" data-k="prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</span></td>`);
-    t.appendChild(tr);
+    table.appendChild(tr);
   });
   if (d.rest) {
-    add(t, html`<tr class="rest"><td>${d.rest.count} other classes</td><td></td>`,
+    add(table, html`<tr class="rest"><td>${t("detail.other_classes", { n: number(d.rest.count) })}</td><td></td>`,
       html`<td>${fmt(d.rest.exp, 4)}</td><td></td><td>${(100 * d.rest.prob).toFixed(2)}%</td></tr>`);
   }
-  body.appendChild(softmaxTerms(d, t));
-  body.appendChild(t);
+  body.appendChild(softmaxTerms(d, table));
+  body.appendChild(table);
 }
 
 /** CNN Explainer's softmax: the denominator written out term by term, and one class's own
@@ -454,7 +482,7 @@ function softmaxTerms(d, table) {
   const e = d.shift ? "exp(z − m)" : "exp(z)";
   const terms = d.rows.map((r, i) => [i ? " + " : "",
     html`<span class="term" data-index="${r.index}" data-value="${r.exp}">${fmt(r.exp, 3)}</span>`]);
-  const rest = d.rest ? html` + <span class="term rest" title="${d.rest.count} other classes">${fmt(d.rest.exp, 3)}</span>` : "";
+  const rest = d.rest ? html` + <span class="term rest" title="${t("detail.other_classes", { n: number(d.rest.count) })}">${fmt(d.rest.exp, 3)}</span>` : "";
   const sum = formulaBox(html`Σ ${e} = `, terms, rest, html` = ${fmt(d.sum_exp, 4)}`);
   sum.classList.add("softmax-sum");
   const one = formulaBox();
@@ -469,8 +497,8 @@ function softmaxTerms(d, table) {
       html`<b class="num" data-k="hover-prob" data-value="${r.prob}">${(100 * r.prob).toFixed(2)}%</b>`);
     one.dataset.index = String(index);
   };
-  [...table.querySelectorAll("tr[data-index]"), ...sum.querySelectorAll(".term[data-index]")].forEach((t) =>
-    t.addEventListener("mouseenter", () => focus(Number(/** @type {HTMLElement} */ (t).dataset.index))));
+  [...table.querySelectorAll("tr[data-index]"), ...sum.querySelectorAll(".term[data-index]")].forEach((n) =>
+    n.addEventListener("mouseenter", () => focus(Number(/** @type {HTMLElement} */ (n).dataset.index))));
   focus(d.selected);
   return box;
 }
@@ -479,13 +507,13 @@ function softmaxTerms(d, table) {
 function generic(body, d) {
   if (d.formula) body.appendChild(formulaBox(d.formula));
   const row = el("div", "inout");
-  const views = d.inputs.map((i) => mapView(i.map, { px: 130, label: `input: ${i.name}${i.channel !== null && i.channel !== undefined ? ` · ch ${i.channel}` : ""}` }));
-  const out = mapView(d.output, { px: 130, label: `output: ${d.layer}${d.channel !== null ? ` · ch ${d.channel}` : ""}` });
+  const views = d.inputs.map((i) => mapView(i.map, { px: 130, label: t("detail.input_of", { what: chLabel(i.name, i.channel) }) }));
+  const out = mapView(d.output, { px: 130, label: t("detail.output_of", { what: chLabel(d.layer, d.channel) }) });
   const read = el("div", "readout");
   const all = [...views, out];
   const show = (y, x) => {
     all.forEach((v) => v.mark([[y, x, 1, 1, "cell"]]));
-    fill(read, `at (${y}, ${x}): ` + views.map((v, i) => `${d.inputs[i].name} = ${fmt(v.value(y, x), 4)}`).join(", ") + " → ",
+    fill(read, `${t("detail.at", { y, x })} ` + views.map((v, i) => `${d.inputs[i].name} = ${fmt(v.value(y, x), 4)}`).join(", ") + " → ",
       el("b", "", fmt(out.value(y, x), 4)));
   };
   all.forEach((v) => v.canvas.addEventListener("mousemove", (ev) => {

@@ -7,6 +7,7 @@
 
 import { getJSON, ApiError } from "./api.js";
 import { el, html } from "./dom.js";
+import { t } from "./i18n.js";
 
 /**
  * A job as /api/jobs/{id} describes it (server/jobs.py).
@@ -99,7 +100,7 @@ export async function follow(job, { onProgress, onDone, onError, signal, cancel 
     signal?.removeEventListener("abort", abandon);
   }
   if (latest.status === "done") onDone?.(latest.result, latest);
-  else if (latest.status === "failed") onError?.(new ApiError(400, latest.error || `${latest.kind || "job"} failed`), latest);
+  else if (latest.status === "failed") onError?.(new ApiError(400, latest.error || t("widgets.failed", { label: latest.kind || t("widgets.job") })), latest);
   return latest;
 }
 
@@ -150,10 +151,10 @@ export function progressBar() {
 export async function runJob(url, bar, label, signal) {
   const job = await follow(await send("POST", url), {
     signal, cancel: false,
-    onProgress: (j) => bar?.set(j.done, j.total, `${label}: ${j.total ? `${j.done} / ${j.total}` : j.status} · ${j.seconds.toFixed(1)} s`),
+    onProgress: (j) => bar?.set(j.done, j.total, t("widgets.progress", { label, count: j.total ? `${j.done} / ${j.total}` : t(`widgets.status.${j.status}`), s: j.seconds.toFixed(1) })),
   });
   if (job === null) return null;
-  if (job.status !== "done") throw new ApiError(500, `${label} ${job.status}: ${job.error || ""}`);
-  bar?.set(1, 1, `${label}: done in ${job.seconds.toFixed(1)} s`);
+  if (job.status !== "done") throw new ApiError(500, `${label} ${t(`widgets.status.${job.status}`)}: ${job.error || ""}`);
+  bar?.set(1, 1, t("widgets.done_in", { label, s: job.seconds.toFixed(1) }));
   return job;
 }

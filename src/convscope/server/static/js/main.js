@@ -15,6 +15,10 @@ import { mountLearn } from "./learn.js";
 import { el, fill, html, byId as $ } from "./dom.js";
 import { page } from "./page.js";
 import { closeOnEscape } from "./keyboard.js";
+import { setLanguage, chooseLanguage, onLanguage, language, number, t, say, LANGUAGES } from "./i18n.js";
+
+// the catalogues load while the model list does (not before it); nothing is written before both
+const languageReady = setLanguage().catch(() => language());
 
 // the model and image picked live in the page's store (tabs.js, the dataset view and the
 // panels follow them there); the rest is this module's own
@@ -33,13 +37,13 @@ function message(text, kind = "error") {
   m.textContent = text;
 }
 
-function tooltip(t) {
+function tooltip(at) {
   const tip = $("tooltip");
-  if (!t) { tip.hidden = true; return; }
+  if (!at) { tip.hidden = true; return; }
   tip.hidden = false;
-  fill(tip, t.text);
-  tip.style.left = `${t.x + 14}px`;
-  tip.style.top = `${t.y + 14}px`;
+  fill(tip, at.text);
+  tip.style.left = `${at.x + 14}px`;
+  tip.style.top = `${at.y + 14}px`;
 }
 
 async function loadModels() {
@@ -49,22 +53,35 @@ async function loadModels() {
   const earlyInfo = wanted ? getJSON(`/api/models/${encodeURIComponent(wanted)}`).catch(() => null) : null;
   const earlyTrace = wanted && params.get("image")
     ? getJSON(`/api/models/${encodeURIComponent(wanted)}/trace?` + q({ image: params.get("image") })).catch(() => null) : null;
-  const { models, default: first } = await getJSON("/api/models");
+  const [{ models, default: first }] = await Promise.all([getJSON("/api/models"), languageReady]);
   state.prefetched = { model: wanted, info: earlyInfo, trace: earlyTrace, image: params.get("image") };
+  state.models = models;
   const sel = /** @type {HTMLSelectElement} */ ($("model-select"));
-  sel.replaceChildren();
-  models.forEach((m) => {
-    // a model that failed to load stays listed, with its reason, but cannot be picked
-    const option = new Option(m.error ? `${m.name} (failed to load)` : m.name, m.name);
-    if (m.error) Object.assign(option, { disabled: true, title: m.error });
-    sel.appendChild(option);
-  });
+  listModels();
   const want = new URLSearchParams(location.search).get("model");
   sel.value = models.some((m) => m.name === want) ? want : first;
   sel.onchange = () => selectModel(sel.value);
   await selectModel(sel.value, new URLSearchParams(location.search).get("image"));
-  const failed = models.filter((m) => m.error);
-  if (failed.length) message(failed.map((m) => `model ${m.name} failed to load: ${m.error}`).join(" · "), "warn");
+  failedModels();
+}
+
+/** The picker's options; a model that failed to load stays listed, with its reason, but cannot be picked. */
+function listModels() {
+  const sel = /** @type {HTMLSelectElement} */ ($("model-select"));
+  const value = sel.value;
+  sel.replaceChildren();
+  state.models.forEach((m) => {
+    const option = new Option(m.error ? t("page.failed_option", { name: m.name }) : m.name, m.name);
+    if (m.error) Object.assign(option, { disabled: true, title: m.error });
+    sel.appendChild(option);
+  });
+  if (value) sel.value = value;
+}
+
+/** Say which models failed to load (their reasons are the server's error text, as logged). */
+function failedModels() {
+  const failed = state.models.filter((m) => m.error);
+  if (failed.length) message(failed.map((m) => t("page.model_failed", { name: m.name, error: m.error })).join(" · "), "warn");
 }
 
 async function selectModel(name, image = null) {
@@ -78,17 +95,34 @@ async function selectModel(name, image = null) {
   state.info = (pre && (await pre.info)) || await getJSON(api(""));
   state.early = early && { image, trace: early };
   const info = state.info;
-  fill($("model-note"), `${info.input_shape.join("×")} input · ${info.classes ? info.classes.length : "?"} classes · ` +
-    `${info.parameters.toLocaleString()} parameters`, info.untrained && html` · <span class="warn">untrained</span>`);
+  modelNote();
   $("draw-box").hidden = info.channels !== 1;
   state.folded = false;
-  $("btn-fold").textContent = "fold blocks";
+  foldLabel();
   $("summary").hidden = true;
   $("playground").hidden = true;
   closeDetail();
   // an uploaded or drawn image stays when the model changes; a sample is per model
   const keep = !image && state.image && state.image.startsWith("upload-") ? state.image : null;
   await selectImage(image || keep || (info.samples[0] && info.samples[0].id));
+}
+
+/** The model's input, classes and parameters beside the picker. */
+function modelNote() {
+  const info = state.info;
+  fill($("model-note"), t("page.model_note", {
+    shape: info.input_shape.join("×"), classes: info.classes ? number(info.classes.length) : "?", parameters: number(info.parameters),
+  }), info.untrained && [" · ", el("span", "warn", t("page.untrained"))]);
+}
+
+/** The fold button says what a press does next. */
+function foldLabel() {
+  $("btn-fold").textContent = t(state.folded ? "page.unfold_blocks" : "page.fold_blocks");
+}
+
+/** How the trace was taken, in the footer. */
+function traceNote() {
+  $("trace-note").textContent = state.trace.via === "hooks" ? t("page.traced_hooks") : t("page.traced_fx", { n: number(state.trace.layers.length) });
 }
 
 async function selectImage(id) {
@@ -109,9 +143,7 @@ async function refresh() {
   state.trace = early || await getJSON(api("/trace", { image: state.image }));
   /** @type {HTMLImageElement} */ ($("input-preview")).src = api(`/images/${state.image}.png`);
   showPrediction();
-  $("trace-note").textContent = state.trace.via === "hooks"
-    ? "traced with module hooks (torch.fx could not trace this model): the graph is the path this input took (ops between layers such as x + y included)"
-    : `traced with torch.fx: ${state.trace.layers.length} layers`;
+  traceNote();
   if (state.overview) state.overview.destroy();
   state.overview = new Overview($("overview"), {
     model: state.model, image: state.image, trace: state.trace, mode: state.mode,
@@ -148,12 +180,12 @@ function showThumbnails() {
 function showPrediction() {
   const p = state.trace.prediction;
   if (!p.top.length) {
-    fill($("prediction"), el("span", "pred-label", "this model's output is not a vector of class scores"));
+    fill($("prediction"), el("span", "pred-label", t("page.no_scores")));
     page.set("prediction", "");
     return;
   }
-  fill($("prediction"), el("span", "pred-label", "prediction"), p.top.slice(0, 3).map((t, i) =>
-    html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${t.index}">${t.name} <b>${(100 * t.prob).toFixed(1)}%</b></span>`),
+  fill($("prediction"), el("span", "pred-label", t("page.prediction")), p.top.slice(0, 3).map((c, i) =>
+    html`<span class="pred ${i === 0 ? "best" : ""}" data-index="${c.index}">${c.name} <b>${(100 * c.prob).toFixed(1)}%</b></span>`),
     (state.trace.warnings || []).map(inputWarning));
   page.set("prediction", p.top[0].name);
   page.set("warnings", (state.trace.warnings || []).map((w) => w.kind).join(" "));
@@ -162,12 +194,12 @@ function showPrediction() {
 /**
  * A mismatch between the image and the model (convscope.models.checks) beside the prediction,
  * with its one-click fix: upload the negative, or switch to a model made for photos.
- * @param {{kind: string, message: string, fix: string}} w
+ * @param {{kind: string, message: string, message_i18n?: {key: string, params: Record<string, unknown>, text: string}, fix: string}} w
  */
 function inputWarning(w) {
-  const box = el("span", "pred-warning warn", `⚠ ${w.message}`);
+  const box = el("span", "pred-warning warn", `⚠ ${say(w.message_i18n || w.message)}`);
   box.dataset.kind = w.kind;
-  const b = el("button", "link", w.fix === "invert" ? "invert the image" : "pick a photo model");
+  const b = el("button", "link", t(w.fix === "invert" ? "page.fix_invert" : "page.fix_photo_model"));
   b.dataset.fix = w.fix;
   b.onclick = () => guarded(async () => {
     if (w.fix === "invert") return selectImage((await postJSON(api(`/images/${state.image}/inverted`), {})).image);
@@ -176,7 +208,7 @@ function inputWarning(w) {
       const info = await getJSON(`/api/models/${encodeURIComponent(o.value)}`).catch(() => null);
       if (info && info.channels === 3) { sel.value = o.value; return selectModel(o.value); }
     }
-    message("this server shows no photo model: start it with --model efficientnet-lite0 (or your own) as well");
+    message(t("page.no_photo_model"));
   });
   box.appendChild(b);
   return box;
@@ -197,26 +229,8 @@ async function select(layer, channel, y, x, extra = {}) {
     page.set("detail", "error");
     return;
   }
-  try {
-    renderDetail(root, d, {
-    onClose: closeDetail,
-    hover: (text, ev) => tooltip(text ? { text, x: ev.clientX, y: ev.clientY } : null),
-    reload: (more) => select(layer, channel, y, x, more),
-    fetchMore: (p) => getJSON(api(path, { ...params, ...p })),
-    fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
-    });
-  } catch (e) {
-    message(`could not draw ${layer}: ${e.message}`);
-    page.set("detail", "error");
-    throw e;
-  }
-  const pgButton = document.createElement("button");
-  pgButton.className = "link";
-  pgButton.textContent = "open this map in the playground";
-  if (layer !== "__softmax__" && state.trace.layers.find((l) => l.name === layer)?.shape.length === 3) {
-    pgButton.onclick = () => openPlayground(layer, channel);
-    root.querySelector(".detail-head").insertBefore(pgButton, root.querySelector(".close"));
-  }
+  state.shown = { layer, channel, y, x, path, params, d };
+  drawDetail();
   page.set("detail", "ready");
   document.querySelectorAll("canvas.neuron.selected").forEach((c) => c.classList.remove("selected"));
   const chosen = document.querySelector(`canvas.neuron[data-layer="${CSS.escape(layer)}"][data-channel="${channel}"]`);
@@ -228,8 +242,33 @@ async function select(layer, channel, y, x, extra = {}) {
   root.scrollIntoView({ block: "nearest", behavior: "instant" });
 }
 
+/** Draw the detail fetched last (again after a language switch: from the same numbers, no request). */
+function drawDetail() {
+  const { layer, channel, y, x, path, params, d } = state.shown;
+  const root = $("detail");
+  try {
+    renderDetail(root, d, {
+      onClose: closeDetail,
+      hover: (text, ev) => tooltip(text ? { text, x: ev.clientX, y: ev.clientY } : null),
+      reload: (more) => select(layer, channel, y, x, more),
+      fetchMore: (p) => getJSON(api(path, { ...params, ...p })),
+      fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
+    });
+  } catch (e) {
+    message(t("page.could_not_draw", { layer, error: e.message }));
+    page.set("detail", "error");
+    throw e;
+  }
+  if (layer !== "__softmax__" && state.trace.layers.find((l) => l.name === layer)?.shape.length === 3) {
+    const pgButton = el("button", "link", t("page.open_playground"));
+    pgButton.onclick = () => openPlayground(layer, channel);
+    root.querySelector(".detail-head").insertBefore(pgButton, root.querySelector(".close"));
+  }
+}
+
 function closeDetail() {
   state.selected = null;
+  state.shown = null;
   $("detail").hidden = true;
   page.set("detail", "closed");
 }
@@ -245,8 +284,8 @@ async function openPlayground(layer, channel) {
 }
 
 async function showSummary() {
-  const s = await getJSON(api("/summary", { image: state.image }));
-  renderSummary($("summary"), s);
+  state.summary = await getJSON(api("/summary", { image: state.image }));
+  renderSummary($("summary"), state.summary);
 }
 
 async function guarded(fn) {
@@ -288,9 +327,9 @@ function wire() {
     const id = await upload(state.model, blob);
     if (final) return selectImage(id);
     // live: only the prediction follows the pen; the whole overview redraws when the stroke ends
-    const t = await getJSON(api("/trace", { image: id }));
+    const live = await getJSON(api("/trace", { image: id }));
     if (page.get("overview") === "ready") {
-      state.trace = { ...state.trace, prediction: t.prediction, warnings: t.warnings };
+      state.trace = { ...state.trace, prediction: live.prediction, warnings: live.warnings };
       showPrediction();
     }
   }));
@@ -303,7 +342,7 @@ function wire() {
     if (!state.overview) return;
     state.folded = !state.folded;
     state.overview.foldAll(state.folded);
-    $("btn-fold").textContent = state.folded ? "unfold blocks" : "fold blocks";
+    foldLabel();
   };
   $("btn-details").onclick = () => page.update("details", (d) => (d === "shown" ? "hidden" : "shown"));
   page.on("details", (d) => {
@@ -311,11 +350,37 @@ function wire() {
     if (state.overview) { state.overview.drawArcs(); state.overview.scheduleEdges(); }
   });
   $("btn-playground").onclick = () => guarded(() => openPlayground(state.selected?.[0], state.selected?.[1]));
-  window.addEventListener("error", (e) => message(`page error: ${e.message}`));
+  window.addEventListener("error", (e) => message(t("page.page_error", { error: e.message })));
   window.addEventListener("unhandledrejection", (e) => message(e.reason?.message || String(e.reason)));
 }
 
+/** The top bar's language switch: the languages under their own names. */
+function languageSwitch() {
+  const sel = /** @type {HTMLSelectElement} */ ($("language-select"));
+  sel.replaceChildren(...LANGUAGES.map((l) => new Option(l.name, l.code)));
+  sel.value = language();
+  sel.onchange = () => guarded(() => chooseLanguage(sel.value));
+  onLanguage((lang) => { sel.value = lang; });
+}
+
+/** After a language switch, everything drawn is drawn again from what the page holds (no new trace). */
+function redraw() {
+  if (!state.models) return;
+  listModels();
+  if (!state.info) return;
+  modelNote();
+  foldLabel();
+  if (!state.trace) return;
+  traceNote();
+  showPrediction();
+  if (state.overview) state.overview.redraw();
+  if (state.shown && !$("detail").hidden) drawDetail();
+  if (state.summary && !$("summary").hidden) renderSummary($("summary"), state.summary);
+}
+
 wire();
+languageSwitch();
+onLanguage(redraw);
 closeOnEscape(document);
 mountSearch(/** @type {HTMLInputElement} */ ($("search")), () => state.overview);
 mountWhy(() => state);  // the Why? panel and What does it look for? read the current model, image and selection

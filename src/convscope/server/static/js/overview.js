@@ -7,6 +7,7 @@ import { paint, legend, fmt, cssColor, scaleFor, rangeFor } from "./colors.js";
 import { el as make, fill, html } from "./dom.js";
 import { pressable } from "./keyboard.js";
 import { foldGroups, channelsLast, channelsFirstPage, cutMiddle, isLayoutOp } from "./arrange.js";
+import { t, has, number } from "./i18n.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const STRIP_PAGE = 256;
@@ -46,6 +47,15 @@ function feeding(layer, c, inputLayers, dims) {
 /** The name inside its block (the block's label is shown above), cut in the middle to fit. */
 function shortName(name, group) {
   return cutMiddle(group && name.startsWith(group + ".") ? name.slice(group.length + 1) : name);
+}
+
+/** A column's caption in the reader's language: the server's label ('conv 3×3 /2', 'max 2×2',
+ * 'relu') with its first word, the layer's kind, put in the catalogue's word for that kind;
+ * the numbers after it stay. A kind the catalogue lacks keeps the server's label. */
+function kindLabel(layer) {
+  const key = `overview.kinds.${layer.kind}`;
+  if (!has(key)) return layer.label;
+  return [t(key), ...String(layer.label).split(" ").slice(1)].join(" ");
 }
 
 /** The dotted prefix every block's name starts with ('features.' for DenseNet's blocks), left off their labels. */
@@ -118,6 +128,12 @@ export class Overview {
     const zoom = this.zoom, h = this.availH;
     this.fit();
     if (Math.abs(this.zoom - zoom) < 0.02 && h === this.availH) return;
+    this.redraw();
+  }
+
+  /** Draw the columns again (a new fit, a new language), keeping the folded blocks folded; the
+   * pages of maps already fetched are drawn from the cache. */
+  redraw() {
     const folded = [...this.wrap.querySelectorAll(".group.folded")].map((g) => /** @type {HTMLElement} */ (g).dataset.group);
     if (this.observer) this.observer.disconnect();
     this.cols.clear();
@@ -173,7 +189,7 @@ export class Overview {
           box = document.createElement("div");
           box.className = "group";
           const label = make("button", "group-label", name.slice(shared.length));
-          label.title = `${name}: click to fold or unfold this block`;
+          label.title = t("overview.fold_block", { name });
           const cols = make("div", "group-cols");
           box.append(label, cols);
           box.dataset.group = name;
@@ -303,8 +319,9 @@ export class Overview {
     const shape = (layer.stored_shape || layer.shape).join("×") + (last ? " HWC" : "");
     const short = shortName(layer.name, this.groups.get(layer.name));
     if (last) el.classList.add("channels-last");
-    fill(el, html`<div class="col-head" title="${layer.name} (${layer.op}${last ? ", channels last: drawn as maps" : ""})">
-        <div class="col-name" title="${layer.name}">${short}</div><div class="col-kind">${layer.label}</div><div class="col-shape">${shape}</div></div>
+    const head = t(last ? "overview.head_channels_last" : "overview.head", { name: layer.name, op: layer.op });
+    fill(el, html`<div class="col-head" title="${head}">
+        <div class="col-name" title="${layer.name}">${short}</div><div class="col-kind">${kindLabel(layer)}</div><div class="col-shape">${shape}</div></div>
       <div class="maps"></div><div class="pager"></div><div class="col-legend"></div>`);
     el.querySelector(".col-head").addEventListener("click", () => this.ctx.onSelect(layer.name, 0, null, null));
     this.cols.set(layer.name, el);
@@ -324,8 +341,8 @@ export class Overview {
       Object.assign(btn, { title, disabled, onclick: () => this.turn(layer, step) });
       return btn;
     };
-    pager.replaceChildren(button("prev", "previous channels", "‹", page === 0, -1),
-      make("span", "", `${a + 1}–${b} / ${n}`), button("next", "next channels", "›", b >= n, +1));
+    pager.replaceChildren(button("prev", t("overview.previous_channels"), "‹", page === 0, -1),
+      make("span", "", `${number(a + 1)}–${number(b)} / ${number(n)}`), button("next", t("overview.next_channels"), "›", b >= n, +1));
   }
 
   turn(layer, d) {
@@ -413,7 +430,7 @@ export class Overview {
       }
       const [lo, hi] = rangeFor(trace, layer, mode === "unit" ? "layer" : mode);
       const lg = legend(scaleFor(layer, 0, inputChannels), lo, hi, fmt);
-      if (mode === "unit" && n > 1) lg.title = "unit mode: each map uses its own range; the ends show the layer's";
+      if (mode === "unit" && n > 1) lg.title = t("overview.unit_legend");
       lg.dataset.mode = mode;
       el.querySelector(".col-legend").replaceChildren(lg);
     } else {
@@ -439,16 +456,16 @@ export class Overview {
   }
 
   wireNeuron(cv, layer, channel, locate) {
-    pressable(cv, channel === null ? `${layer.name} units` : `${layer.name} channel ${channel}`);
+    pressable(cv, channel === null ? t("overview.units_of", { layer: layer.name }) : t("overview.channel_of", { layer: layer.name, channel }));
     cv.addEventListener("mousemove", (ev) => {
       const at = locate(ev);
       const c = channel ?? at.unit;
       this.highlight(layer, c, cv);
       const names = layer.name === this.ctx.trace.prediction.output_layer ? this.ctx.trace.prediction.names : null;
-      const where = at.unit !== undefined ? `unit ${at.unit}${names && names[at.unit] !== undefined ? ` · ${names[at.unit]}` : ""}`
-        : `channel ${c} · (${at.y}, ${at.x})`;
-      const flat = cv.dataset.constant !== undefined ? " · constant on this image (grey: no range of its own)" : "";
-      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}${flat}<br>value ${fmt(at.value, 4)}` });
+      const where = at.unit !== undefined ? t("overview.tip_unit", { unit: at.unit }) + (names && names[at.unit] !== undefined ? ` · ${names[at.unit]}` : "")
+        : t("overview.tip_channel", { channel: c, y: at.y, x: at.x });
+      const flat = cv.dataset.constant !== undefined ? ` · ${t("overview.tip_constant")}` : "";
+      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}${flat}<br>${t("overview.tip_value", { value: fmt(at.value, 4) })}` });
     });
     cv.addEventListener("mouseleave", () => { this.clearHighlight(); this.ctx.onHover(null); });
     cv.addEventListener("click", (ev) => {
@@ -464,8 +481,8 @@ export class Overview {
     el.dataset.layer = "__scores__";
     const top = trace.prediction.top;
     const maxP = Math.max(...top.map((t) => t.prob), 1e-9);
-    fill(el, html`<div class="col-head"><div class="col-name">class scores</div><div class="col-kind">softmax</div>
-      <div class="col-shape">top ${top.length} of ${trace.prediction.classes}</div></div>`,
+    fill(el, html`<div class="col-head"><div class="col-name">${t("overview.scores")}</div><div class="col-kind">${t("overview.kinds.softmax")}</div>
+      <div class="col-shape">${t("overview.top_of", { n: number(top.length), classes: number(trace.prediction.classes) })}</div></div>`,
       html`<div class="score-list">${top.map((t, i) => html`<div class="score ${i === 0 ? "best" : ""}" data-index="${t.index}">
         <span class="score-name" title="${t.name}">${t.name}</span>
         <span class="score-bar"><span style="width:${(100 * t.prob) / maxP}%;background:${cssColor("logit", t.prob, 0, maxP)}"></span></span>
@@ -529,7 +546,7 @@ export class Overview {
       if (sources.length >= BUNDLE_MIN) {
         const x1 = Math.min(...sources.map(x));
         const names = [...from.values()].flat();
-        this.arc(x1, x2, `arc arc-${layer.kind} bundle`, `${names.length} inputs from ${sources.length} columns → ${layer.name}`,
+        this.arc(x1, x2, `arc arc-${layer.kind} bundle`, t("overview.bundle", { n: number(names.length), columns: number(sources.length), layer: layer.name }),
           Math.min(7, 1.5 + Math.log2(sources.length)), sources.length);
       } else {
         for (const [ca, names] of from) this.arc(x(ca), x2, `arc arc-${layer.kind}`, `${names.join("\n")} (${layer.kind})`);

@@ -4,6 +4,8 @@
 // layer whose name matches (its folded block opened, its column scrolled into view and marked).
 // Escape clears it. Text only: nothing here writes markup.
 
+import { t } from "./i18n.js";
+
 /** Class lists the box filters: an entry stays shown when its text matches. */
 const CLASS_LISTS = "#why-class option, .softmax-table tr[data-index]";
 
@@ -34,7 +36,7 @@ export function mountSearch(input, getOverview) {
     // the layer of that very name first, then the others in the network's order
     const names = ov ? [...ov.cols.keys()].filter((name) => q && matches(name, q)).sort((a, b) => exact(a) - exact(b)) : [];
     input.classList.toggle("no-match", q !== "" && names.length === 0 && !document.querySelector(`:is(${CLASS_LISTS}):not([hidden])`));
-    input.title = q ? `${names.length} layers match: Enter jumps to the next` : "find a layer (Enter jumps to it) or a class (the lists are filtered)";
+    input.title = q ? t("page.find_matches", { n: names.length }) : t("page.find_title");
     return names;
   };
   const jump = (/** @type {number} */ step) => {

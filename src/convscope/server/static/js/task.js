@@ -7,6 +7,7 @@
 import { ApiError } from "./api.js";
 import { send, follow, finished, cancelJob, progressBar } from "./jobs.js";
 import { el } from "./dom.js";
+import { t } from "./i18n.js";
 
 export class Task {
   /**
@@ -48,7 +49,7 @@ export class Task {
     const control = new AbortController();
     this.control = control;
     const bar = progressBar();
-    const cancel = el("button", "link task-cancel", "cancel");
+    const cancel = el("button", "link task-cancel", t("widgets.cancel"));
     cancel.onclick = () => this.cancel();
     this.host.replaceChildren(bar, cancel);
     this.host.hidden = false;
@@ -64,19 +65,19 @@ export class Task {
       onProgress: (j) => {
         this.job = j;
         const count = j.total ? `${Math.round((100 * j.done) / j.total)}%` : j.status;
-        bar.set(j.done, j.total, `${label}: ${count} · ${j.seconds.toFixed(1)} s`);
+        bar.set(j.done, j.total, t("widgets.progress", { label, count: j.total ? count : t(`widgets.status.${j.status}`), s: j.seconds.toFixed(1) }));
       },
     });
     if (job === null) return null;  // abandoned: a newer run owns the host now
     this.job = job;
     this.setState(job.status);
     if (job.status === "cancelled") {
-      this.host.replaceChildren(el("span", "note", `${label}: cancelled`));
+      this.host.replaceChildren(el("span", "note", t("widgets.cancelled", { label })));
       return null;
     }
     this.host.replaceChildren();
     this.host.hidden = true;
-    if (job.status === "failed") throw new ApiError(400, job.error || `${label} failed`);
+    if (job.status === "failed") throw new ApiError(400, job.error || t("widgets.failed", { label }));
     return job.result;
   }
 
