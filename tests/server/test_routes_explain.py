@@ -261,3 +261,25 @@ def test_dataset_choice(api, registry):
         assert r.status_code == 400 and "--data" in r.json()["detail"]
     finally:
         app.state.explain.data = saved
+
+
+def test_explain_get_and_post_document_one_parameter_set(api, app):
+    """GET and POST /explain take one declared set (routes_explain.ExplainQuery), /sanity the same
+    attribution fields plus max_steps, and OpenAPI lists each in full; bad values are 422 on each."""
+    paths = app.openapi()["paths"]
+    explain, sanity = paths["/api/models/{model}/explain"], paths["/api/models/{model}/sanity"]["post"]
+    assert explain["get"]["parameters"] == explain["post"]["parameters"]
+    assert [(p["name"], p["in"]) for p in explain["get"]["parameters"]] == [
+        ("model", "path"),
+        *[(name, "query") for name in ("image", "method", "layer", "target", "metrics")],
+    ]
+    assert sanity["parameters"][:5] == explain["get"]["parameters"][:5]
+    assert (
+        sanity["parameters"][5]["name"] == "max_steps" and sanity["parameters"][5]["schema"]["anyOf"][0]["minimum"] == 1
+    )
+    for call, url, params in [
+        (api.get, "/api/models/default/explain", {"target": "one"}),
+        (api.post, "/api/models/default/explain", {"metrics": "maybe"}),
+        (api.post, "/api/models/default/sanity", {"max_steps": 0}),
+    ]:
+        assert call(url, params=params).status_code == 422

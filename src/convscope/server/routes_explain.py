@@ -28,14 +28,43 @@ FastAPI runs them in its thread pool, so nothing heavy runs on the event loop.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from ..errors import ConvscopeError
 from ..explain import method_info
 from . import explain_views, feature_views
 from .context import ServerContext
+
+
+@dataclass
+class AttributionQuery:
+    """Which attribution of which prediction, as ``/explain`` (GET and POST) and ``/sanity`` take
+    it, declared once: FastAPI reads the fields of a ``Depends()`` dataclass as the path
+    parameter ``model`` and query parameters, and OpenAPI lists them on every route as before."""
+
+    model: str
+    image: Annotated[str, Query()] = "sample-0"
+    method: Annotated[str, Query()] = "gradcam"
+    layer: Annotated[str | None, Query()] = None
+    target: Annotated[int | None, Query()] = None
+
+
+@dataclass
+class ExplainQuery(AttributionQuery):
+    """``/explain``'s: an attribution, and whether to measure it (deletion / insertion AUC)."""
+
+    metrics: Annotated[bool, Query()] = True
+
+
+@dataclass
+class SanityQuery(AttributionQuery):
+    """``/sanity``'s: the attribution (``method`` may name several, comma-separated) and how many
+    layers to randomise at most."""
+
+    max_steps: Annotated[int | None, Query(ge=1)] = None
 
 
 def router(ctx: ServerContext) -> APIRouter:
@@ -66,32 +95,20 @@ def router(ctx: ServerContext) -> APIRouter:
         return explain_views.options_json(registry.trace(model, image))
 
     @r.get("/api/models/{model}/explain", summary="Explain a prediction: heatmap, overlay and metrics")
-    def explain_now(
-        model: str,
-        image: str = Query("sample-0"),
-        method: str = Query("gradcam"),
-        layer: str | None = Query(None),
-        target: int | None = Query(None),
-        metrics: bool = Query(True),
-    ) -> dict[str, Any]:
-        te = registry.trace(model, image)
-        return explain_views.attribution_json(te, explainers, method, layer, target, metrics)
+    def explain_now(q: Annotated[ExplainQuery, Depends()]) -> dict[str, Any]:
+        te = registry.trace(q.model, q.image)
+        return explain_views.attribution_json(te, explainers, q.method, q.layer, q.target, q.metrics)
 
     @r.post("/api/models/{model}/explain", summary="The same as GET, as a background job")
-    def explain_job(
-        model: str,
-        image: str = Query("sample-0"),
-        method: str = Query("gradcam"),
-        layer: str | None = Query(None),
-        target: int | None = Query(None),
-        metrics: bool = Query(True),
-    ) -> dict[str, Any]:
-        te = registry.trace(model, image)
-        cls, layer, target = explain_views.check_request(te, method, layer, target)
+    def explain_job(q: Annotated[ExplainQuery, Depends()]) -> dict[str, Any]:
+        te = registry.trace(q.model, q.image)
+        cls, layer, target = explain_views.check_request(te, q.method, q.layer, q.target)
         job = jobs.submit(
             "explain",
-            lambda progress: explain_views.attribution_json(te, explainers, cls.name, layer, target, metrics, progress),
-            key=("explain", model, image, cls.name, layer, target, metrics),
+            lambda progress: explain_views.attribution_json(
+                te, explainers, cls.name, layer, target, q.metrics, progress
+            ),
+            key=("explain", q.model, q.image, cls.name, layer, target, q.metrics),
         )
         return job.describe()
 
@@ -99,23 +116,16 @@ def router(ctx: ServerContext) -> APIRouter:
         "/api/models/{model}/sanity",
         summary="Model-parameter randomisation sanity check (Adebayo et al. 2018) as a job",
     )
-    def sanity_job(
-        model: str,
-        image: str = Query("sample-0"),
-        method: str = Query("gradcam"),
-        layer: str | None = Query(None),
-        target: int | None = Query(None),
-        max_steps: int | None = Query(None, ge=1),
-    ) -> dict[str, Any]:
-        te = registry.trace(model, image)
-        names = []
-        for m in methods_list(method):
+    def sanity_job(q: Annotated[SanityQuery, Depends()]) -> dict[str, Any]:
+        te = registry.trace(q.model, q.image)
+        names, layer, target = [], q.layer, q.target
+        for m in methods_list(q.method):
             cls, _, target = explain_views.check_request(te, m, layer, target)
             names.append(cls.name)
         job = jobs.submit(
             "sanity",
-            lambda progress: explain_views.sanity_json(te, names, layer, target, max_steps, progress),
-            key=("sanity", model, image, tuple(names), layer, target, max_steps),
+            lambda progress: explain_views.sanity_json(te, names, layer, target, q.max_steps, progress),
+            key=("sanity", q.model, q.image, tuple(names), layer, target, q.max_steps),
         )
         return job.describe()
 
