@@ -97,11 +97,19 @@ def _used_keys() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return literal, built
 
 
-def test_both_catalogues_have_the_same_keys_and_placeholders_and_no_empty_text():
-    en, zh = _leaves(_catalogue("en")), _leaves(_catalogue("zh-CN"))
-    assert sorted(set(en) - set(zh)) == [], "in English, missing from Chinese"
-    assert sorted(set(zh) - set(en)) == [], "in Chinese, not in English"
-    assert _sections(_catalogue("en")) == _sections(_catalogue("zh-CN"))
+def test_the_page_and_python_ship_the_same_languages_each_with_a_catalogue():
+    js = (STATIC / "js" / "i18n.js").read_text(encoding="utf-8")
+    listed = re.search(r"export const LANGUAGES = [^\n]*\n((?:.*\n)*?)\]\);", js).group(1)
+    assert tuple(re.findall(r'code: "([^"]+)"', listed)) == i18n.LANGUAGES == ("en", "zh-CN")
+    assert sorted(p.stem for p in (STATIC / "i18n").glob("*.json")) == sorted(i18n.LANGUAGES)
+
+
+@pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != "en"])
+def test_each_catalogue_has_the_english_keys_and_placeholders_and_no_empty_text(lang):
+    en, zh = _leaves(_catalogue("en")), _leaves(_catalogue(lang))
+    assert sorted(set(en) - set(zh)) == [], f"in English, missing from {lang}"
+    assert sorted(set(zh) - set(en)) == [], f"in {lang}, not in English"
+    assert _sections(_catalogue("en")) == _sections(_catalogue(lang))
     differ = {
         k: (sorted(_placeholders(en[k])), sorted(_placeholders(zh[k])))
         for k in en
@@ -109,8 +117,8 @@ def test_both_catalogues_have_the_same_keys_and_placeholders_and_no_empty_text()
     }
     assert differ == {}
     empty = [
-        f"{lang}:{k}"
-        for lang, leaves in (("en", en), ("zh-CN", zh))
+        f"{code}:{k}"
+        for code, leaves in (("en", en), (lang, zh))
         for k, v in leaves.items()
         if not all(t.strip() for t in _texts(v))
     ]
