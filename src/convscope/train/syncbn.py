@@ -8,8 +8,8 @@ statistics over all ranks first:
 
 - on CUDA, PyTorch's own :class:`torch.nn.SyncBatchNorm`;
 - on the CPU (gloo), where ``SyncBatchNorm`` refuses CPU tensors, :class:`GlobalBatchNorm`:
-  the sum, the centred sum of squares and the row count of every rank are added with the
-  differentiable ``torch.distributed.nn.functional.all_reduce``, so the mean and the variance
+  the sum, the centred sum of squares and the row count of every rank are added with a
+  differentiable all-reduce (:func:`sum_over_ranks`), so the mean and the variance
   are those of the whole global batch, weighted by each rank's rows (an uneven last batch,
   even a rank with no rows at all, is normalised as one process would), and the gradient
   flows back through the other ranks' rows as it does through one process's batch.
@@ -23,15 +23,36 @@ is saved or handed on after training is a plain net that loads anywhere.
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 # net -> {qualified name: the original BatchNorm module it had there}; weak, so a dropped net is forgotten
 _ORIGINALS: weakref.WeakKeyDictionary[nn.Module, dict[str, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """``dist.all_reduce(SUM)`` that autograd can go through: the backward adds the gradients of
+    every rank, as each rank's loss depends on every rank's contribution (what the deprecated
+    ``torch.distributed.nn.functional.all_reduce`` did; written out so nothing warns or vanishes)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _SumOverRanks.apply(grad)
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` added element-wise over all ranks, differentiably."""
+    return _SumOverRanks.apply(tensor)
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -64,13 +85,13 @@ class GlobalBatchNorm(_BatchNorm):
         shape = [1, -1] + [1] * (x.dim() - 2)
         wide = x.double()
         rows = torch.tensor([x.numel() // max(x.shape[1], 1)], dtype=torch.float64, device=x.device)
-        summed = dist_fn.all_reduce(torch.cat([wide.sum(dims), rows]))  # every rank's sums and counts
+        summed = sum_over_ranks(torch.cat([wide.sum(dims), rows]))  # every rank's sums and counts
         count = summed[-1]
         if int(count) <= 1:  # the same refusal as one process's BatchNorm over this global batch
             raise ValueError(f"Expected more than 1 value per channel when training, got {int(count)} in all")
         mean = summed[:-1] / count
         centred = wide - mean.view(shape)
-        var = dist_fn.all_reduce((centred * centred).sum(dims)) / count  # biased: what normalises
+        var = sum_over_ranks((centred * centred).sum(dims)) / count  # biased: what normalises
         y = (centred * torch.rsqrt(var + self.eps).view(shape)).to(x.dtype)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
