@@ -111,7 +111,7 @@ def test_methods_choose_their_speedups_by_the_input_device(small_resnet, resnet_
     cam, ig = ex.GradCAM(small_resnet, "layer4"), ex.IntegratedGradients(small_resnet)
     assert cam.speedups(torch.device("cpu")) == Speedups(True, True)
     assert cam.speedups(torch.device("cuda")) == Speedups(False, False)
-    assert ig.speedups(torch.device("cpu")) == Speedups(False, True)  # channels-last, never folded (ReLU6)
+    assert ig.speedups(torch.device("cpu")) == Speedups(True, True)  # folded channels-last (test_ig_speed.py)
     assert ig.speedups(torch.device("cuda")) == Speedups(False, False)
     assert ex.Saliency(small_resnet).speedups(torch.device("cpu")) == Speedups(False, False)
     assert ex.Occlusion(small_resnet).speedups(torch.device("cpu")) == Speedups(True, False)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConvscopeError
@@ -195,31 +196,61 @@ class CAM(CAMMethod):
         return fc.weight[ctx.target.classes].to(A).view(A.shape[0], A.shape[1], 1, 1)
 
 
+CONVENTIONS = ("paper", "pytorch-grad-cam")
+
+
 @register
 class ScoreCAM(CAMMethod):
     """Score-CAM (Wang et al. 2020): each channel weighted by the score of the input it masks.
 
-    ``H_k = norm(up(A_k))`` scaled to [0, 1];  ``W_k = softmax(f(x * H_k))_c`` (the class's
-    probability; a callable target's own value). One forward per channel, ``batch_size``
-    masked inputs at a time. A channel whose map is constant (all zero after a ReLU, for
-    instance) carries no spatial information and is skipped, exactly as the authors'
-    reference code does, so skipping it changes nothing.
+    ``convention="paper"`` (default, as the authors' code): ``H_k = norm(up(A_k))`` scaled
+    to [0, 1]; ``W_k = softmax(f(x * H_k))_c`` (the class's probability; a callable
+    target's own value). A channel whose map is constant (all zero after a ReLU, for
+    instance) carries no spatial information and is skipped, as the reference code does.
 
-    ``top_n`` (Faster Score-CAM, Wang et al. 2020b) keeps only the N channels with the
-    highest spatial variance per sample: an *approximation*, documented as such.
+    ``convention="pytorch-grad-cam"``: that library's definition (1.5.7), to compare with
+    it at equal output: the map upsampled with ``align_corners=True``, ``H_k = (up(A_k) -
+    min) / (max - min + 1e-8)`` (a constant map gives the zero mask), the target's raw
+    score (the class logit), and ``W = softmax over the K channels`` of those scores.
+
+    One forward per distinct mask, ``batch_size`` masked inputs at a time: channels of a
+    sample whose maps are equal after min-max normalisation (every constant map in the
+    pytorch-grad-cam convention: they all mask the input to zeros) give the same masked
+    input to float rounding, so it runs once and its score is shared.
+
+    ``top_n`` (Faster Score-CAM, Wang et al. 2020b; paper convention only) keeps only the N
+    channels with the highest spatial variance per sample: an *approximation*.
     """
 
     name, label = "scorecam", "Score-CAM"
     needs_grad = False
 
-    def __init__(self, model, layer=None, *, batch_size: int = 32, top_n: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        layer=None,
+        *,
+        batch_size: int = 16,
+        top_n: int | None = None,
+        convention: str = "paper",
+        **kwargs,
+    ) -> None:
         super().__init__(model, layer, **kwargs)
+        if convention not in CONVENTIONS:
+            raise ConvscopeError(f"unknown Score-CAM convention {convention!r}: {' or '.join(CONVENTIONS)}")
+        if top_n is not None and convention != "paper":
+            raise ConvscopeError(
+                "top_n drops channels, which a softmax over all channels cannot do: use the paper convention"
+            )
         self.batch_size = batch_size
         self.top_n = top_n
+        self.convention = convention
 
-    def channels(self, A: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(B, K) bool: the channels to run per sample (constant maps dropped; top-N if asked)."""
+    def channels(self, A: torch.Tensor) -> torch.Tensor:
+        """(B, K) bool: the channels to score per sample (paper: constant maps dropped, top-N if asked)."""
         flat = A.flatten(2)
+        if self.convention != "paper":
+            return torch.ones(A.shape[:2], dtype=torch.bool, device=A.device)
         keep = flat.amax(-1) != flat.amin(-1)  # (B, K)
         if self.top_n is not None:
             var = flat.var(-1, unbiased=False).masked_fill(~keep, -1.0)
@@ -229,21 +260,49 @@ class ScoreCAM(CAMMethod):
             keep &= sel
         return keep
 
+    @staticmethod
+    def distinct(A: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The kept channels (b, k), the representatives of those whose min-max normalised maps
+        (a constant map: zeros) are equal within a sample, and each kept channel's group."""
+        flat = A.flatten(2)
+        lo, hi = flat.amin(-1, keepdim=True), flat.amax(-1, keepdim=True)
+        span = hi - lo
+        norm = torch.where(span > 0, (flat - lo) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
+        b_idx, k_idx = keep.nonzero(as_tuple=True)
+        key = torch.cat([b_idx.unsqueeze(1).to(norm.dtype), norm[b_idx, k_idx]], 1)
+        _, group = torch.unique(key, dim=0, return_inverse=True)
+        n = len(b_idx)
+        first = torch.full((int(group.max()) + 1 if n else 0,), n, dtype=torch.long, device=A.device)
+        first.scatter_reduce_(0, group, torch.arange(n, device=A.device), reduce="amin")
+        return b_idx, k_idx, first, group
+
+    def masks(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, h, w) -> (N, H, W) masks in [0, 1], upsampled and normalised per the convention."""
+        if self.convention == "paper":
+            up = upsample(maps, size)
+        else:  # torch.nn.UpsamplingBilinear2d, as pytorch-grad-cam
+            up = F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=True).squeeze(1)
+        lo = up.flatten(1).amin(1).view(-1, 1, 1)
+        hi = up.flatten(1).amax(1).view(-1, 1, 1)
+        return (up - lo) / (hi - lo + (0.0 if self.convention == "paper" else 1e-8))
+
     def _weights(self, A, G, ctx):
         B, K, h, w = A.shape
         size = tuple(ctx.x.shape[-2:])
-        keep = self.channels(A)
-        b_idx, k_idx = keep.nonzero(as_tuple=True)
-        weights = torch.zeros(B, K, device=A.device, dtype=A.dtype)
-        parts = chunks(len(b_idx), self.batch_size)
+        b_idx, k_idx, first, group = self.distinct(A, self.channels(A))
+        rb, rk = b_idx[first], k_idx[first]  # one masked forward per distinct mask
+        scores = []
+        parts = chunks(len(rb), self.batch_size)
         for n, part in enumerate(parts):
-            bi, ki = b_idx[part.start : part.stop], k_idx[part.start : part.stop]
-            masks = upsample(A[bi, ki], size)
-            lo = masks.flatten(1).amin(1).view(-1, 1, 1)
-            hi = masks.flatten(1).amax(1).view(-1, 1, 1)
-            masks = (masks - lo) / (hi - lo)
-            with torch.no_grad():
-                out = self.forward(ctx.net, ctx.x[bi] * masks.unsqueeze(1))
-            weights[bi, ki] = ctx.target.probabilities(out, rows=bi).to(weights.dtype)
+            bi, ki = rb[part.start : part.stop], rk[part.start : part.stop]
+            with torch.inference_mode():
+                out = self.forward(ctx.net, ctx.x[bi] * self.masks(A[bi, ki], size).unsqueeze(1))
+                read = ctx.target.probabilities if self.convention == "paper" else ctx.target.scores
+                scores.append(read(out, rows=bi).to(A.dtype))
             ctx.progress(n + 1, len(parts))
+        weights = torch.zeros(B, K, device=A.device, dtype=A.dtype)
+        if scores:
+            weights[b_idx, k_idx] = torch.cat(scores).clone()[group]
+        if self.convention != "paper":
+            weights = weights.softmax(1)
         return weights.view(B, K, 1, 1)
