@@ -112,6 +112,12 @@ def value(page, key: str) -> float:
     return vs[0]
 
 
+def where(page) -> tuple[int, ...]:
+    """(channel, y, x) of the open article's numbers (its data-channel, data-y, data-x)."""
+    d = page.evaluate("() => ({...document.querySelector('#learn .learn-article').dataset})")
+    return int(d["channel"]), int(d["y"]), int(d["x"])
+
+
 def open_from_contents(page, article: str) -> None:
     page.click(f'#learn .learn-toc button[data-article="{article}"]')
     wait_article(page, article)
@@ -158,7 +164,15 @@ def test_conv_article_from_a_conv_detail_shows_its_numbers_and_pytorchs(page, li
     # padding / stride / dilation from the contents: the same layer (the detail stays open)
     open_from_contents(page, "geometry")
     assert value(page, "out-size") == 24 == conv(inp).shape[-1]
-    # Escape closes the drawer, not the detail behind it
+    # with the drawer open, another neuron (the overview's left stays in view): the article follows it
+    page.locator('canvas.neuron[data-layer="conv_1_1"][data-channel="1"]').click()
+    page.wait_for_function(
+        "() => (document.querySelector('#learn .learn-yours') || {}).textContent?.includes('conv_1_1 takes a 28×28 input')"
+    )
+    wait_article(page, "geometry")
+    assert value(page, "out-size") == 26
+    # Escape with the focus in the drawer closes the drawer, not the detail behind it
+    page.focus("#learn-title")
     page.keyboard.press("Escape")
     page.wait_for_function("() => document.getElementById('learn').hidden")
     assert page.locator("#detail").is_visible()
@@ -173,16 +187,24 @@ def test_every_article_of_tiny_vgg_opens_on_its_numbers(page, live, registry):
     outs = seq_outputs(net, x)
     page.click("#btn-learn")
     wait_article(page, "conv")  # nothing selected: the first article
-    open_from_contents(page, "activation")  # relu_1_1, channel 0, centre of 26x26
-    assert value(page, "input") == pytest.approx(float(outs["conv_1_1"][0, 0, 13, 13]), abs=1e-5)
-    assert value(page, "output") == pytest.approx(max(0.0, float(outs["conv_1_1"][0, 0, 13, 13])), abs=1e-5)
-    open_from_contents(page, "pool")  # max_pool_1, channel 0 at (6, 6)
-    window = outs["relu_1_2"][0, 0, 12:14, 12:14]
+    # from the contents: the first layer of the kind, its first channel that is not constant, at
+    # that map's largest value (relu_1_2's channel 0 is dead: all zeros)
+    open_from_contents(page, "activation")  # relu_1_1
+    c, y, x = where(page)
+    relu_in = outs["conv_1_1"][0, c]
+    assert (y, x) == divmod(int(relu_in.clamp(min=0).abs().argmax()), 26)  # its output's peak
+    assert value(page, "input") == pytest.approx(float(relu_in[y, x]), abs=1e-5)
+    assert value(page, "output") == pytest.approx(max(0.0, float(relu_in[y, x])), abs=1e-5)
+    open_from_contents(page, "pool")  # max_pool_1
+    c, y, x = where(page)
+    assert c > 0 and float(outs["max_pool_1"][0, 0].abs().max()) == 0  # channel 0 skipped
+    window = outs["relu_1_2"][0, c, 2 * y : 2 * y + 2, 2 * x : 2 * x + 2]
     assert values(page, '[data-k="window"] td') == pytest.approx(window.reshape(-1).tolist(), abs=1e-5)
-    assert value(page, "value") == pytest.approx(float(window.max()), abs=1e-5)
-    open_from_contents(page, "flatten")  # unit 160 // 3 = 53 of (10, 4, 4): channel 3, (1, 1)
-    assert value(page, "index") == 53
-    assert value(page, "value") == pytest.approx(float(outs["flatten"][0, 53]), abs=1e-5)
+    assert value(page, "value") == pytest.approx(float(window.max()), abs=1e-5) != 0
+    open_from_contents(page, "flatten")  # a unit of (10, 4, 4): the peak of its channel
+    unit = int(page.get_attribute("#learn .learn-article", "data-unit"))
+    assert value(page, "index") == unit
+    assert value(page, "value") == pytest.approx(float(outs["flatten"][0, unit]), abs=1e-5) != 0
     logits = outs["output"][0]
     top = int(logits.argmax())
     open_from_contents(page, "linear")  # the output layer: the predicted class's unit
@@ -217,17 +239,19 @@ def test_batchnorm_and_residual_articles_on_a_resblock(page, live, registry):
         y = net.bn2(net.conv2(net.relu1(net.bn1(c1))))
     page.click("#btn-learn")
     wait_article(page, "conv")
-    open_from_contents(page, "batchnorm")  # bn1, channel 0, at (8, 8)
+    open_from_contents(page, "batchnorm")  # bn1
+    c, i, j = where(page)
     bn = net.bn1
-    assert value(page, "input") == pytest.approx(float(c1[0, 0, 8, 8]), abs=1e-5)
-    assert value(page, "mean") == pytest.approx(float(bn.running_mean[0]), abs=1e-6)
-    assert value(page, "var") == pytest.approx(float(bn.running_var[0]), abs=1e-6)
-    assert value(page, "value") == pytest.approx(float(bn(c1)[0, 0, 8, 8]), abs=1e-5)
-    open_from_contents(page, "add")  # y + s, channel 0 at (8, 8)
+    assert value(page, "input") == pytest.approx(float(c1[0, c, i, j]), abs=1e-5)
+    assert value(page, "mean") == pytest.approx(float(bn.running_mean[c]), abs=1e-6)
+    assert value(page, "var") == pytest.approx(float(bn.running_var[c]), abs=1e-6)
+    assert value(page, "value") == pytest.approx(float(bn(c1)[0, c, i, j]), abs=1e-5)
+    open_from_contents(page, "add")  # y + s
+    c, i, j = where(page)
     assert sorted(values(page, '[data-k="input"]')) == pytest.approx(
-        sorted([float(y[0, 0, 8, 8]), float(s[0, 0, 8, 8])]), abs=1e-5
+        sorted([float(y[0, c, i, j]), float(s[0, c, i, j])]), abs=1e-5
     )
-    assert value(page, "value") == pytest.approx(float((y + s)[0, 0, 8, 8]), abs=1e-5)
+    assert value(page, "value") == pytest.approx(float((y + s)[0, c, i, j]), abs=1e-5)
     open_from_contents(page, "geometry")  # the stem: 16x16, kernel 3, padding 1 -> 16
     assert value(page, "out-size") == 16
     # opened from the detail of conv2 (dilation 2, padding 2): its own geometry
@@ -239,6 +263,28 @@ def test_batchnorm_and_residual_articles_on_a_resblock(page, live, registry):
     open_from_contents(page, "geometry")
     assert value(page, "out-size") == 16
     assert "dilation 2" in page.inner_text("#learn .learn-yours")
+
+
+def test_optimizer_article_takes_a_training_runs_learning_rate(browser, registry, tmp_path):
+    from test_routes_runs import write_run
+
+    from convscope.models.zoo import TinyVGG
+    from convscope.server import create_app
+
+    write_run(tmp_path / "runs" / "small", 2, TinyVGG(in_channels=1, num_classes=10, input_size=(16, 16)))
+    with LiveServer(create_app(registry=registry, runs=tmp_path / "runs")) as server:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+        page = ctx.new_page()
+        page.goto(server.url + "/?model=default")
+        wait(page)
+        page.click("#btn-learn")
+        wait_article(page, "conv")
+        open_from_contents(page, "optimizer")
+        text = page.inner_text("#learn .learn-live")
+        assert "from your training run small (epoch 2)" in text, text
+        assert value(page, "lr") == 0.001  # the run's last recorded learning rate
+        assert value(page, "value") == pytest.approx(value(page, "w") - 0.001 * value(page, "grad"), abs=1e-9)
+        ctx.close()
 
 
 def test_cnn_explainers_tiny_vgg_articles(browser, cnn_explainer_dir):

@@ -47,7 +47,7 @@ let getState = () => null;
 /** @type {{article: string, data: any} | null} */
 let shown = null;
 /** The detail view the panel was opened from: the contents' articles on its kind read its numbers too. */
-/** @type {{detail?: any, root?: HTMLElement}} */
+/** @type {{detail?: any, root?: HTMLElement, quiet?: boolean}} */
 let opener = {};
 let seq = 0;
 
@@ -78,6 +78,8 @@ export function learnLink(d, root) {
   b.dataset.article = kinds[0];
   b.title = t(`learn.${kinds[0]}.title`);
   b.onclick = () => openArticle(kinds[0], { detail: d, root });
+  // an open article follows the selection: another neuron, or another kind of layer
+  if (!panel().hidden && shown) openArticle(kinds.includes(shown.article) ? shown.article : kinds[0], { detail: d, root, quiet: true });
   return b;
 }
 
@@ -104,6 +106,8 @@ function panel() {
     closeLearn();
   });
   document.body.appendChild(p);
+  // Escape with the focus outside the drawer closes it too (and whatever else the page closes)
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !p.hidden) closeLearn(); });
   return p;
 }
 
@@ -118,7 +122,7 @@ export function closeLearn() {
 /**
  * Open an article: from a detail view (its JSON) or from the contents (fetch the numbers).
  * @param {string} article one of ARTICLES
- * @param {{detail?: any, root?: HTMLElement}} [from]
+ * @param {{detail?: any, root?: HTMLElement, quiet?: boolean}} [from] quiet: leave the focus where it is
  */
 export async function openArticle(article, from = {}) {
   const p = panel();
@@ -137,7 +141,7 @@ export async function openArticle(article, from = {}) {
   if (my !== seq) return;
   shown = { article, data };
   render();
-  /** @type {HTMLElement} */ (p.querySelector("#learn-title"))?.focus();
+  if (!from.quiet) /** @type {HTMLElement} */ (p.querySelector("#learn-title"))?.focus();
   p.dataset.state = "ready";
 }
 
@@ -159,12 +163,43 @@ async function load(article, from) {
   if (d) return { d, pos: d.view === "conv" ? await convNow(d, from.root) : null };
   const layer = st.trace.layers.find(LAYER_OF[article]);
   if (!layer) return { missing: true };
-  const [c, h, w] = layer.shape;
-  const params = layer.shape.length === 3
-    ? { channel: 0, y: Math.floor(h / 2), x: Math.floor(w / 2) }
-    : { channel: layer.name === st.trace.prediction.output_layer ? st.trace.prediction.top[0].index : Math.floor(c / 3) };
-  const got = await getJSON(`${modelPath()}/layers/${encodeURIComponent(layer.name)}/detail?${q({ image: st.image, ...params })}`);
+  const got = await telling(layer, st);
   return { d: got, pos: got.view === "conv" ? got.position : null };
+}
+
+/** The index of a map's largest magnitude. */
+function peak(m) {
+  const v = mapValues(m);
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (Math.abs(v[i]) > Math.abs(v[best])) best = i;
+  return best;
+}
+
+/**
+ * A layer's detail where its numbers say something: the first of its first 8 channels whose map
+ * is not constant (a dead channel's zeros teach nothing), at that map's largest value; a vector
+ * layer's unit: the predicted class for the output layer, else (flatten) the peak of a channel.
+ * @param {{name: string, shape: number[]}} layer
+ * @param {PageState} st
+ */
+async function telling(layer, st) {
+  const ask = (params) => getJSON(`${modelPath()}/layers/${encodeURIComponent(layer.name)}/detail?${q({ image: st.image, ...params })}`);
+  const [c, h, w] = layer.shape;
+  if (layer.shape.length !== 3) {
+    const out = layer.name === st.trace.prediction.output_layer;
+    const got = await ask({ channel: out ? st.trace.prediction.top[0].index : Math.floor(c / 3) });
+    if (got.view !== "flatten" || !got.input) return got;
+    const [c0] = got.source, [, hh, ww] = got.input_shape;
+    return ask({ channel: c0 * hh * ww + peak(got.input) });
+  }
+  let got = null, channel = 0;
+  for (; channel < Math.min(c, 8); channel++) {
+    got = await ask({ channel, y: Math.floor(h / 2), x: Math.floor(w / 2) });
+    if (got.output && got.output.max > got.output.min) break;
+  }
+  if (channel === Math.min(c, 8)) return got;  // every channel looked at is constant: its centre
+  const i = peak(got.output), ow = got.output.shape[1];
+  return ask({ channel, y: Math.floor(i / ow), x: i % ow });
 }
 
 /**
@@ -288,7 +323,7 @@ const LIVE = {
     const vout = spatial ? at(d.output, y, x) : mapValues(d.output)[y];
     const all = mapValues(d.input);
     const negative = all.filter((v) => v < 0).length;
-    const params = { layer: d.layer, fname: d.fname, y, x, vin: fmt(vin, 4), vout: fmt(vout, 4), negative, total: all.length };
+    const params = { layer: d.layer, channel: d.channel ?? y, fname: d.fname, y, x, vin: fmt(vin, 4), vout: fmt(vout, 4), negative, total: all.length };
     const relu = d.fname === "ReLU";
     return {
       params,
@@ -301,7 +336,7 @@ const LIVE = {
     const vals = pos.values.flat().filter((v) => v !== null);
     const max = !pos.divisor;
     const terms = vals.flatMap((v, i) => [i ? (max ? ", " : " + ") : "", n(v, "", 3)]);
-    const params = { layer: d.layer, y: pos.y, x: pos.x, h: pos.values.length, w: pos.values[0].length,
+    const params = { layer: d.layer, channel: d.channel, y: pos.y, x: pos.x, h: pos.values.length, w: pos.values[0].length,
       value: fmt(pos.value, 4), divisor: pos.divisor };
     return {
       params,
@@ -389,7 +424,8 @@ const LIVE = {
       params,
       live: [el("p", "note learn-source", t(run ? "learn.live.fromRun" : "learn.live.worked", params)),
         line(`w = ${where} = `, n(step.w, "w", 6), "; g = ∂L/∂w = ", n(step.grad, "grad", 4)),
-        line("w − lr · g = ", n(step.w, "", 6), " − ", n(step.lr, "lr"), " × ", n(step.grad, "", 4), " = ", el("b", "", n(step.new_w, "value", 6))),
+        line("w − lr · g = ", n(step.w, "", 6), " − ", n(step.lr, "lr"), " × ", step.grad < 0 ? ["(", n(step.grad, "", 4), ")"] : n(step.grad, "", 4),
+          " = ", el("b", "", n(step.new_w, "value", 6))),
         line("L: ", n(step.loss, "loss"), " → ", n(step.loss_after, "loss-after"))],
     };
   },
@@ -417,7 +453,7 @@ function render() {
     const b = el("button", "link", t(`learn.${a}.title`));
     b.dataset.article = a;
     if (a === article) b.setAttribute("aria-current", "page");
-    b.onclick = () => openArticle(a, opener);
+    b.onclick = () => openArticle(a, { ...opener, quiet: false });
     return el("li", "", b);
   })));
   const body = el("article", "learn-article");
@@ -426,6 +462,7 @@ function render() {
   if (data.error) live = { params: {}, live: [el("p", "warn", t("learn.live.failed", { error: data.error }))] };
   else if (data.missing) live = { params: {}, live: [el("p", "note", t("learn.live.missing", { kind: t(`learn.${article}.title`) }))] };
   else live = LIVE[article](data);
+  for (const k of ["layer", "channel", "y", "x", "unit"]) if (live.params[k] !== undefined) body.dataset[k] = String(live.params[k]);
   for (let i = 1; has(`learn.${article}.p${i}`); i++) body.appendChild(el("p", "", t(`learn.${article}.p${i}`, live.params)));
   const yours = el("section", "learn-live");
   yours.setAttribute("aria-label", t("learn.live.title"));
