@@ -1,6 +1,10 @@
 // @ts-check
 // SVG line charts for training curves: axes with round ticks, one path per series,
-// a dot per point (hover shows the value), and a legend. Numbers come from the server.
+// a dot per point (hover shows the value), and a legend. Numbers come from the server; the
+// words (the empty chart, a point's hover text) from the catalogue's training section.
+
+import { t as tr, language } from "./i18n.js";
+import { percent } from "./colors.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 460, H = 270, M = { l: 48, r: 12, t: 26, b: 62 };
@@ -17,6 +21,17 @@ function s(tag, attrs = {}, parent = null) {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   if (parent) parent.appendChild(e);
   return e;
+}
+
+/**
+ * About how wide a legend label is drawn (px at the chart's font size): CJK characters take
+ * about twice a Latin letter's width, so Chinese legends are spaced by their real length.
+ * @param {string} text
+ */
+function textWidth(text) {
+  let w = 0;
+  for (const c of text) w += /** @type {number} */ (c.codePointAt(0)) >= 0x2e80 ? 11 : 5.6;
+  return w;
 }
 
 /**
@@ -53,9 +68,11 @@ export function lineChart(svg, series, opts = {}) {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const pts = /** @type {[number, number][]} */ (series.flatMap((sr) => sr.xs.map((x, i) => [x, sr.ys[i]]).filter(([, y]) => y !== null && y !== undefined)));
   svg.dataset.points = String(pts.length);
+  const lang = language();
+  const number = (/** @type {number} */ v, /** @type {number} */ digits) => Number(v.toPrecision(digits)).toLocaleString(lang, { maximumSignificantDigits: digits });
   s("text", { x: M.l, y: 16, class: "chart-title" }, svg).textContent = opts.title || "";
   if (!pts.length) {
-    s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, svg).textContent = "no epochs yet";
+    s("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, svg).textContent = tr("training.chart_empty");
     return;
   }
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
@@ -68,12 +85,12 @@ export function lineChart(svg, series, opts = {}) {
   const axes = s("g", { class: "axes" }, svg);
   for (const t of ticks(y0, y1, 5)) {
     s("line", { x1: M.l, x2: W - M.r, y1: py(t), y2: py(t), class: "grid" }, axes);
-    s("text", { x: M.l - 5, y: py(t) + 3, "text-anchor": "end" }, axes).textContent = opts.percent ? `${Math.round(t * 100)}%` : String(+t.toPrecision(3));
+    s("text", { x: M.l - 5, y: py(t) + 3, "text-anchor": "end" }, axes).textContent = opts.percent ? percent(t, 0) : number(t, 3);
   }
   const xt = ticks(x0, x1, Math.min(8, x1 - x0)).filter((t) => Number.isInteger(t));
   for (const t of xt) {
     s("line", { x1: px(t), x2: px(t), y1: H - M.b, y2: H - M.b + 4, class: "tick" }, axes);
-    s("text", { x: px(t), y: H - M.b + 15, "text-anchor": "middle" }, axes).textContent = String(t);
+    s("text", { x: px(t), y: H - M.b + 15, "text-anchor": "middle" }, axes).textContent = t.toLocaleString(lang);
   }
   s("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }, axes);
   s("text", { x: (M.l + W - M.r) / 2, y: H - M.b + 28, "text-anchor": "middle", class: "axis-label" }, axes).textContent = opts.xLabel || "";
@@ -92,9 +109,13 @@ export function lineChart(svg, series, opts = {}) {
       const y = sr.ys[i];
       if (y === null || y === undefined) return;
       const c = s("circle", { cx: px(x), cy: py(y), r: 3, fill: sr.color, "data-epoch": x, "data-value": y }, g);
-      s("title", {}, c).textContent = `${sr.name}, ${opts.xName ? opts.xName(x) : `epoch ${x}`}: ${opts.percent ? (100 * y).toFixed(2) + "%" : y.toPrecision(4)}`;
+      s("title", {}, c).textContent = tr("training.chart_point", {
+        series: sr.name,
+        x: opts.xName ? opts.xName(x) : tr("training.epoch", { n: x.toLocaleString(lang) }),
+        y: opts.percent ? percent(y, 2) : y.toLocaleString(lang, { minimumSignificantDigits: 4, maximumSignificantDigits: 4 }),
+      });
     });
-    const width = 30 + 5.6 * sr.name.length;
+    const width = 30 + textWidth(sr.name);
     if (legendX + width > W && legendX > M.l) { legendX = M.l; legendY += 13; }
     const item = s("g", { class: "legend-item", transform: `translate(${legendX},${legendY})` }, svg);
     legendX += width;

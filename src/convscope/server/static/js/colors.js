@@ -2,6 +2,7 @@
 // Colour scales for activation maps. Display only: values and ranges come from the server.
 
 import { el } from "./dom.js";
+import { language } from "./i18n.js";
 
 // ColorBrewer RdBu (11 classes), reversed so that negative = blue, 0 = white, positive = red.
 const RDBU = ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
@@ -209,5 +210,34 @@ export function fmt(v, digits = 3) {
   if (v === 0) return "0";
   const a = Math.abs(v);
   if (a >= 1e4 || a < 1e-3) return v.toExponential(2);
-  return Number(v.toPrecision(digits)).toString();
+  // rounded first (as before), then written with the reader's decimal sign; no grouping:
+  // values under 1e4 read as one number in every language we ship
+  return formatter(language(), { maximumSignificantDigits: 21, useGrouping: false }).format(Number(v.toPrecision(digits)));
+}
+
+/** @type {Map<string, Intl.NumberFormat>} */
+const FORMATTERS = new Map();
+
+/**
+ * One Intl.NumberFormat per language and options (building one costs far more than using it,
+ * and the detail views format thousands of numbers).
+ * @param {string} lang
+ * @param {Intl.NumberFormatOptions} opts
+ */
+function formatter(lang, opts) {
+  const key = `${lang}|${JSON.stringify(opts)}`;
+  let f = FORMATTERS.get(key);
+  if (!f) FORMATTERS.set(key, (f = new Intl.NumberFormat(lang, opts)));
+  return f;
+}
+
+/**
+ * A share (0..1) as a percentage in the reader's language, "–" when missing: 0.9734 -> "97.3%".
+ * @param {number | null | undefined} v
+ * @param {number} [decimals]
+ * @returns {string}
+ */
+export function percent(v, decimals = 1) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  return formatter(language(), { style: "percent", minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(v);
 }

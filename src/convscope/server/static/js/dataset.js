@@ -2,17 +2,31 @@
 // The dataset view: the current model over a dataset split. Accuracy, per-class accuracy,
 // the confusion matrix (a click shows the images behind a cell), the misclassified
 // gallery, the "True / Pred" grid, and the embedding scatter of penultimate features.
-// Clicking any image opens it in the explorer. Numbers come from /api/models/M/dataset.
+// Clicking any image opens it in the explorer. Numbers come from /api/models/M/dataset; the
+// words from the catalogue's "dataset" section. A language switch redraws the view from the
+// answers it holds (nothing is fetched or run again).
 
 import { getJSON } from "./api.js";
 import { runJob, progressBar } from "./jobs.js";
 import { Scatter, classColor } from "./scatter.js";
 import { el, fill, html } from "./dom.js";
 import { page } from "./page.js";
-import { inkOn } from "./colors.js";
+import { inkOn, percent as pct } from "./colors.js";
+import { t, has, number, say, language, onLanguage } from "./i18n.js";
+import { phrase } from "./phrase.js";
 
 const enc = encodeURIComponent;
-const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+/** The embedding methods by their names (the same in every language). */
+const METHODS = { pca: "PCA", tsne: "t-SNE", umap: "UMAP" };
+
+/**
+ * A split's name in the reader's language (test, train, val), else as the server named it.
+ * @param {string} split
+ */
+export function splitName(split) {
+  const key = `dataset.split.${split}`;
+  return has(key) ? t(key) : split;
+}
 
 export class DatasetView {
   constructor(root) {
@@ -25,6 +39,24 @@ export class DatasetView {
     this.passing = null;
     /** @type {AbortController | null} the embedding being followed */
     this.embedding = null;
+    /** the answers shown, kept for a redraw: /dataset, the summary, the galleries, the open cell, the embedding */
+    this.info = this.summary = this.mistakes = this.random = this.cell = this.emb = null;
+    /** @type {import("./jobs.js").ProgressBar | null} the pass's bar, kept across redraws */
+    this.progress = null;
+    /** @type {import("./jobs.js").ProgressBar | null} the embedding's bar, kept across redraws */
+    this.embProgress = null;
+    /** @type {number | null} how long the finished pass took (its bar's words on a redraw) */
+    this.passSeconds = null;
+    onLanguage(() => this.redraw());
+  }
+
+  /** The view again in the language now chosen, from the answers it holds. */
+  redraw() {
+    if (!this.info) return;
+    this.drawBar();
+    if (!this.summary || !this.mistakes) return;
+    this.drawBody();
+    if (this.emb) this.drawScatter(this.emb);
   }
 
   get model() {
@@ -40,13 +72,12 @@ export class DatasetView {
   }
 
   thumb(row, caption, cls = "") {
-    const t = el("button", `thumb ${cls}`);
-    t.dataset.image = row.image;
-    t.title = `row ${row.row} (dataset index ${row.index}): true ${row.true_name}, predicted ${row.pred_name} ` +
-      `(${pct(row.confidence)}); click to open it in the explorer`;
-    fill(t, html`<img loading="lazy" src="${this.base()}/images/${row.row}.png" alt="">`, el("span", "", caption));
-    t.onclick = () => this.open(row.image);
-    return t;
+    const thumb = el("button", `thumb ${cls}`);
+    thumb.dataset.image = row.image;
+    thumb.title = t("dataset.thumb_title", { row: row.row, index: row.index, true: row.true_name, pred: row.pred_name, confidence: pct(row.confidence) });
+    fill(thumb, html`<img loading="lazy" src="${this.base()}/images/${row.row}.png" alt="">`, el("span", "", caption));
+    thumb.onclick = () => this.open(row.image);
+    return thumb;
   }
 
   async start() {
@@ -54,30 +85,23 @@ export class DatasetView {
     this.embedding?.abort();
     const passing = this.passing = new AbortController();
     page.set("dataset", "loading");
+    this.info = this.summary = this.mistakes = this.random = this.cell = this.emb = this.passSeconds = null;
     this.root.replaceChildren();
-    const bar = el("div", "ds-bar");
-    this.root.appendChild(bar);
-    let info;
+    this.bar = el("div", "ds-bar");
+    this.body = el("div", "ds-body");
+    this.root.append(this.bar, this.body);
     try {
-      info = await getJSON(`/api/models/${enc(this.model)}/dataset`);
+      this.info = await getJSON(`/api/models/${enc(this.model)}/dataset`);
     } catch (e) {
-      fill(bar, el("div", "note", e.message));
+      fill(this.bar, el("div", "note", e.message));
       page.set("dataset", "error");
       return;
     }
-    const sel = el("select");
-    sel.setAttribute("aria-label", "split");
-    info.splits.forEach((s) => sel.appendChild(new Option(s, s)));
-    sel.value = this.split;
-    sel.onchange = () => { this.split = sel.value; this.start(); };
-    const label = el("label", "picker", html`<b>${this.model}</b> on <b>${info.dataset}</b> (split seed ${info.split_seed}) · split `);
-    label.appendChild(sel);
-    this.progress = progressBar();
-    bar.append(label, this.progress);
-    this.body = el("div", "ds-body");
-    this.root.appendChild(this.body);
+    this.drawBar();
     try {
-      if (!await runJob(`${this.base()}/pass`, this.progress, `pass over ${this.split}`, passing.signal)) return;
+      const job = await runJob(`${this.base()}/pass`, this.progress, t("dataset.pass", { split: splitName(this.split) }), passing.signal);
+      if (!job) return;
+      this.passSeconds = job.seconds;
       await this.render();
       page.set("dataset", "ready");
     } catch (e) {
@@ -86,28 +110,52 @@ export class DatasetView {
     }
   }
 
+  /** The split picker and the pass's progress bar (kept across a redraw, so a running pass keeps it). */
+  drawBar() {
+    const info = this.info;
+    const sel = el("select");
+    sel.setAttribute("aria-label", t("dataset.split_label"));
+    info.splits.forEach((s) => sel.appendChild(new Option(splitName(s), s)));
+    sel.value = this.split;
+    sel.onchange = () => { this.split = sel.value; this.start(); };
+    const label = el("label", "picker",
+      phrase("dataset.picker", { model: html`<b>${this.model}</b>`, dataset: html`<b>${info.dataset}</b>`, seed: info.split_seed }));
+    label.appendChild(sel);
+    this.progress ||= progressBar();
+    // a finished pass's bar says so in the language now chosen (runJob wrote it in the one before)
+    if (this.passSeconds !== null) this.progress.set(1, 1, t("widgets.done_in", { label: t("dataset.pass", { split: splitName(this.split) }), s: this.passSeconds.toFixed(1) }));
+    this.bar.replaceChildren(label, this.progress);
+  }
+
   async render() {
-    const s = await getJSON(`${this.base()}/summary`);
-    this.summary = s;
+    const [s, mistakes, random] = await Promise.all([getJSON(`${this.base()}/summary`),
+      getJSON(`${this.base()}/mistakes?limit=48`), getJSON(`${this.base()}/random?count=24&seed=0`)]);
+    Object.assign(this, { summary: s, mistakes, random });
+    this.drawBody();
+    await this.embed(this.method);
+  }
+
+  /** Accuracy, per-class bars, confusion, the open cell, the galleries and the embedding's frame. */
+  drawBody() {
+    const s = this.summary, mistakes = this.mistakes, random = this.random;
     this.body.replaceChildren();
     const top = el("div", "ds-top");
     const head = el("div", "ds-stats");
     fill(head, html`<div class="big" data-value="${s.accuracy}">${pct(s.accuracy)}</div>`,
-      el("div", "note", `accuracy on ${s.count.toLocaleString()} ${s.split} images · ${s.errors} mistakes · ` +
-        `mean loss ${s.mean_loss.toFixed(4)}`), s.note && el("div", "note", s.note));
+      el("div", "note", t("dataset.stats", { n: number(s.count), split: splitName(s.split), errors: number(s.errors),
+        loss: s.mean_loss.toLocaleString(language(), { minimumFractionDigits: 4, maximumFractionDigits: 4 }) })),
+      s.note && el("div", "note", say(s.note)));
     head.appendChild(this.perClass(s));
     top.append(head, this.confusion(s));
     this.cellBox = el("div", "ds-section cell-box");
     this.cellBox.hidden = true;
     this.body.append(top, this.cellBox);
-    const [mistakes, random] = await Promise.all([
-      getJSON(`${this.base()}/mistakes?limit=48`), getJSON(`${this.base()}/random?count=24&seed=0`)]);
-    this.body.appendChild(this.gallery(`misclassified: the ${mistakes.rows.length} most confident of ${mistakes.count} mistakes`,
+    if (this.cell) this.drawCell(this.cell);
+    this.body.appendChild(this.gallery(t("dataset.mistakes", { k: number(mistakes.rows.length), n: number(mistakes.count) }),
       mistakes.rows, (r) => html`${r.true_name} → <b>${r.pred_name}</b> ${pct(r.confidence)}`, "mistakes"));
-    this.body.appendChild(this.gallery("True / Pred: random images (red: wrong)", random.rows,
-      (r) => `T ${r.true_name} / P ${r.pred_name}`, "true-pred", (r) => (r.true === r.pred ? "ok" : "wrong")));
+    this.body.appendChild(this.gallery(t("dataset.random"), random.rows,
+      (r) => t("dataset.true_pred", { true: r.true_name, pred: r.pred_name }), "true-pred", (r) => (r.true === r.pred ? "ok" : "wrong")));
     this.body.appendChild(this.embeddingBox());
-    await this.embed(this.method);
   }
 
   perClass(s) {
@@ -125,19 +173,19 @@ export class DatasetView {
   confusion(s) {
     const cm = s.confusion;
     const box = el("div", "ds-section confusion-box");
-    box.appendChild(el("div", "ds-title", "confusion matrix (rows: true class, columns: predicted); click a cell"));
-    const t = el("table", "confusion");
+    box.appendChild(el("div", "ds-title", t("dataset.confusion")));
+    const table = el("table", "confusion");
     const head = el("tr");
-    head.appendChild(el("th", "corner", "true \\ pred"));
+    head.appendChild(el("th", "corner", t("dataset.corner")));
     s.classes.forEach((c) => head.appendChild(el("th", "", c)));
-    t.appendChild(head);
+    table.appendChild(head);
     cm.forEach((row, i) => {
-      const tr = el("tr");
-      tr.appendChild(el("th", "", s.classes[i]));
+      const line = el("tr");
+      line.appendChild(el("th", "", s.classes[i]));
       const total = row.reduce((a, b) => a + b, 0) || 1;
       row.forEach((v, j) => {
         const td = el("td", i === j ? "diag" : "");
-        td.textContent = v;
+        td.textContent = number(v);
         td.dataset.true = i;
         td.dataset.pred = j;
         td.dataset.value = v;
@@ -150,29 +198,35 @@ export class DatasetView {
           td.style.background = `rgb(${rgb.join(",")})`;
           td.style.color = inkOn(rgb);
         }
-        td.title = `${v} images of class ${s.classes[i]} predicted as ${s.classes[j]}`;
-        if (v) td.onclick = () => this.showCell(i, j, td);
-        tr.appendChild(td);
+        td.title = t("dataset.cell_title", { n: number(v), true: s.classes[i], pred: s.classes[j] });
+        if (v) td.onclick = () => this.showCell(i, j);
+        line.appendChild(td);
       });
-      t.appendChild(tr);
+      table.appendChild(line);
     });
-    box.appendChild(t);
+    box.appendChild(table);
     return box;
   }
 
-  async showCell(i, j, td) {
-    this.body.querySelectorAll("td.picked").forEach((e) => e.classList.remove("picked"));
-    td.classList.add("picked");
+  async showCell(i, j) {
     const d = await getJSON(`${this.base()}/cell?true=${i}&pred=${j}&limit=120`);
+    this.cell = { i, j, d };
+    this.drawCell(this.cell);
+    page.set("cell", `${i},${j}`);
+  }
+
+  /** The images behind one confusion cell, the cell outlined. */
+  drawCell({ i, j, d }) {
+    this.body.querySelectorAll("td.picked").forEach((e) => e.classList.remove("picked"));
+    this.body.querySelector(`table.confusion td[data-true="${i}"][data-pred="${j}"]`)?.classList.add("picked");
     const names = this.summary.classes;
-    const g = this.gallery(`true ${names[i]}, predicted ${names[j]}: ${d.count} images` +
-      (d.count > d.rows.length ? ` (first ${d.rows.length})` : ""), d.rows, (r) => pct(r.confidence), "cell");
+    const params = { true: names[i], pred: names[j], n: number(d.count), k: number(d.rows.length) };
+    const g = this.gallery(t(d.count > d.rows.length ? "dataset.cell_first" : "dataset.cell", params), d.rows, (r) => pct(r.confidence), "cell");
     this.cellBox.replaceChildren(...g.childNodes);
     this.cellBox.hidden = false;
     this.cellBox.dataset.true = i;
     this.cellBox.dataset.pred = j;
     this.cellBox.dataset.count = d.count;
-    page.set("cell", `${i},${j}`);
   }
 
   /**
@@ -188,7 +242,7 @@ export class DatasetView {
     box.appendChild(el("div", "ds-title", title));
     const g = el("div", "gallery");
     rows.forEach((r) => g.appendChild(this.thumb(r, caption(r), rowCls(r))));
-    if (!rows.length) g.appendChild(el("div", "note", "none"));
+    if (!rows.length) g.appendChild(el("div", "note", t("dataset.none")));
     box.appendChild(g);
     return box;
   }
@@ -196,18 +250,19 @@ export class DatasetView {
   embeddingBox() {
     const box = el("div", "ds-section embedding-box");
     const bar = el("div", "ds-title");
-    fill(bar, html`<span>embedding of the ${this.summary.features} penultimate features (the input of <code>${this.summary.layer}</code>)</span>`);
+    const about = phrase("dataset.embedding", { n: number(this.summary.features), layer: html`<code>${this.summary.layer}</code>` });
+    fill(bar, html`<span>${about}</span>`);
     const sel = el("select");
-    sel.setAttribute("aria-label", "embedding method");
-    [["pca", "PCA"], ["tsne", "t-SNE"], ["umap", "UMAP"]].forEach(([v, t]) => sel.appendChild(new Option(t, v)));
+    sel.setAttribute("aria-label", t("dataset.embedding_label"));
+    Object.entries(METHODS).forEach(([v, name]) => sel.appendChild(new Option(name, v)));
     sel.value = this.method;
     sel.onchange = () => this.embed(sel.value).catch((e) => { this.embProgress.set(0, 1, e.message); });
     bar.appendChild(sel);
-    this.embProgress = progressBar();
+    this.embProgress ||= progressBar();
     bar.appendChild(this.embProgress);
     const legend = el("div", "emb-legend");
     fill(legend, this.summary.classes.map((c, k) => html`<span><i style="background:${classColor(k)}"></i>${c}</span>`),
-      html`<span>● correct</span><span>✕ misclassified</span>`);
+      html`<span>${t("dataset.correct")}</span><span>${t("dataset.misclassified")}</span>`);
     this.canvas = el("canvas", "scatter");
     this.hoverTip = el("div", "emb-tip");
     this.hoverTip.hidden = true;
@@ -223,8 +278,18 @@ export class DatasetView {
     const embedding = this.embedding = new AbortController();
     page.set("embedding", "loading");
     const q = `method=${method}`;
-    if (!await runJob(`${this.base()}/embedding?${q}`, this.embProgress, method === "pca" ? "PCA" : method, embedding.signal)) return;
+    const job = await runJob(`${this.base()}/embedding?${q}`, this.embProgress, METHODS[method] || method, embedding.signal);
+    if (!job) return;
     const e = await getJSON(`${this.base()}/embedding?${q}`);
+    this.emb = { ...e, method, seconds: job.seconds };
+    this.drawScatter(this.emb);
+    page.set("embedding", "ready");
+  }
+
+  /** The embedding's points on the canvas, with their hover card and click-through. */
+  drawScatter(e) {
+    const method = e.method;
+    this.embProgress?.set(1, 1, t("widgets.done_in", { label: METHODS[method] || method, s: e.seconds.toFixed(1) }));
     const names = this.summary.classes;
     this.scatter = new Scatter(this.canvas, { x: e.x, y: e.y, label: e.label, correct: e.correct }, {
       onHover: (i, ev) => {
@@ -233,8 +298,8 @@ export class DatasetView {
         this.hoverTip.hidden = false;
         this.hoverTip.style.left = `${ev.clientX - r.left + 12}px`;
         this.hoverTip.style.top = `${ev.clientY - r.top + 12}px`;
-        fill(this.hoverTip, html`<img src="${this.base()}/images/${i}.png" alt=""><div>true ${names[e.label[i]]}`,
-          html`<br>pred ${names[e.pred[i]]}${e.correct[i] ? "" : " ✕"}<br><span class="note">row ${i}</span></div>`);
+        fill(this.hoverTip, html`<img src="${this.base()}/images/${i}.png" alt=""><div>${t("dataset.tip_true", { name: names[e.label[i]] })}`,
+          html`<br>${t("dataset.tip_pred", { name: names[e.pred[i]] })}${e.correct[i] ? "" : " ✕"}<br><span class="note">${t("dataset.tip_row", { row: i })}</span></div>`);
       },
       onClick: (i) => this.open(`${e.image_prefix}${i}`),
     });
@@ -242,6 +307,5 @@ export class DatasetView {
     this.canvas.dataset.points = String(e.x.length);
     this.canvas.dataset.method = method;
     /** @type {any} */ (window).__convscopeScatter = this.scatter;  // browser tests hover its points
-    page.set("embedding", "ready");
   }
 }

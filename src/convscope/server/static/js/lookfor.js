@@ -3,7 +3,8 @@
 // detail view, the image that excites it most (activation maximisation, computed on
 // demand as a job with a progress bar and then cached on disk by the server), its
 // kernels, and its top-activating dataset examples when the server has a dataset.
-// Every picture and number comes from routes_explain.py.
+// Every picture and number comes from routes_explain.py; the words from the catalogue's
+// "lookfor" section. A language switch redraws the open panel from the answers it holds.
 
 import { getJSON, q } from "./api.js";
 import { num } from "./widgets.js";
@@ -11,7 +12,8 @@ import { el, html, byId as $ } from "./dom.js";
 import { fmt } from "./colors.js";
 import { Task } from "./task.js";
 import { page } from "./page.js";
-import { say } from "./i18n.js";
+import { say, t, has, number, onLanguage } from "./i18n.js";
+import { phrase } from "./phrase.js";
 
 const STEPS = [32, 64, 128, 256, 512, 1024, 2048];
 
@@ -20,6 +22,9 @@ export function mountLookFor(getState) {
   // a channel's detail view offers the panel; an overview of another model closes it
   page.on("detail", (state) => { if (state === "ready") panel.offer(); });
   page.on("overview", (state) => { if (state === "ready" && panel.model && panel.model !== getState().model) panel.close(); });
+  // the detail view is redrawn on a switch too (main.js), without the offer: offer it again once
+  // every listener ran, whichever order they were added in
+  onLanguage(() => { panel.redraw(); queueMicrotask(() => panel.offer()); });
   return panel;
 }
 
@@ -35,6 +40,17 @@ class LookForPanel {
     this.getState = getState;
     this.model = null;
     this.info = null;
+    // the columns' progress hosts and tasks: made once, kept across redraws (a running job keeps its bar)
+    /** @type {HTMLElement | null} */
+    this.visProgress = null;
+    /** @type {HTMLElement | null} */
+    this.exProgress = null;
+    /** @type {Task | null} */
+    this.visTask = null;
+    /** @type {Task | null} */
+    this.exTask = null;
+    /** the answers shown, kept for a redraw */
+    this.visResult = this.kernelResult = this.examplesResult = null;
   }
 
   api(path, params = {}) {
@@ -54,10 +70,18 @@ class LookForPanel {
     if (!this.root.hidden && (layer !== this.layer || channel !== this.channel)) this.open(layer, channel);
     const head = $("detail").querySelector(".detail-head");
     if (!head || head.querySelector(".lookfor-offer")) return;
-    const b = el("button", "link lookfor-offer", "What does it look for?");
-    b.title = "the image this channel responds to most, its kernels and its top dataset examples";
+    const b = el("button", "link lookfor-offer");
     b.onclick = () => this.open(layer, channel);
     head.insertBefore(b, head.querySelector(".close"));
+    this.labelOffer();
+  }
+
+  /** The offer's words in the language now chosen (the detail view may outlive a switch). */
+  labelOffer() {
+    const b = $("detail").querySelector(".lookfor-offer");
+    if (!b) return;
+    b.textContent = t("lookfor.offer");
+    b.setAttribute("title", t("lookfor.offer_title"));
   }
 
   close() {
@@ -96,11 +120,28 @@ class LookForPanel {
     box.appendChild(el("div", "why-error", e.message));
   }
 
+  /** The open panel again in the language now chosen, from the answers it holds (no job runs again). */
+  redraw() {
+    if (this.root.hidden || !this.info || this.layer === null) return;
+    this.frame();
+    this.visFrame();
+    if (this.visResult) this.showVis(this.visResult);
+    if (this.kernelResult) this.showKernels(this.kernelResult);
+    if (this.examplesFrame() && this.examplesResult) this.showExamples(this.examplesResult);
+  }
+
   render() {
     this.visTask?.abandon();
     this.exTask?.abandon();
+    this.visResult = this.kernelResult = this.examplesResult = null;
+    this.frame();
+  }
+
+  /** The head (title, previous / next channel, close) and the three empty columns. */
+  frame() {
     this.root.replaceChildren();
-    const head = el("header", "detail-head", html`<h2>What does <b>${this.layer}</b> channel <b>${this.channel}</b> look for?</h2>`);
+    const title = phrase("lookfor.head", { layer: html`<b>${this.layer}</b>`, channel: html`<b>${this.channel}</b>` });
+    const head = el("header", "detail-head", html`<h2>${title}</h2>`);
     const nav = el("span", "lookfor-nav");
     const step = (d, text) => {
       const b = el("button", "link", text);
@@ -108,10 +149,11 @@ class LookForPanel {
       b.onclick = () => this.open(this.layer, this.channel + d);
       return b;
     };
-    nav.append(step(-1, "‹ previous"), el("span", "note", `channel ${this.channel + 1} of ${this.channels}`), step(1, "next ›"));
+    nav.append(step(-1, t("lookfor.previous")), el("span", "note", t("lookfor.position", { i: this.channel + 1, n: this.channels })),
+      step(1, t("lookfor.next")));
     head.appendChild(nav);
     const close = el("button", "close", "×");
-    close.title = "close";
+    close.title = t("lookfor.close");
     close.onclick = () => this.close();
     head.appendChild(close);
     const cols = el("div", "lookfor-cols");
@@ -123,25 +165,34 @@ class LookForPanel {
   }
 
   // -- activation maximisation -------------------------------------------------------------
-  async visualization() {
+  /** The column's head, steps menu and "optimise" button; its progress host and task outlive a redraw. */
+  visFrame() {
     const box = this.visBox;
-    box.replaceChildren(el("h3", "", html`Activation maximisation <span class="hint">the input that drives the channel's mean activation highest</span>`));
+    box.replaceChildren(el("h3", "", html`${t("lookfor.vis_head")} <span class="hint">${t("lookfor.vis_hint")}</span>`));
     const controls = el("div", "lookfor-controls");
     const steps = el("select");
     steps.id = "lookfor-steps";
-    [...new Set([...STEPS, this.info.steps])].sort((a, b) => a - b).forEach((n) => steps.appendChild(new Option(`${n} steps`, String(n))));
+    steps.setAttribute("aria-label", t("lookfor.steps_label"));
+    [...new Set([...STEPS, this.info.steps])].sort((a, b) => a - b)
+      .forEach((n) => steps.appendChild(new Option(t("lookfor.steps", { n }), String(n))));
     steps.value = String(this.steps);
     steps.onchange = () => { this.steps = Number(steps.value); this.visualization(); };
-    const again = el("button", "link lookfor-run", "optimise");
-    again.hidden = true;
+    const again = el("button", "link lookfor-run", t("lookfor.optimise"));
+    again.hidden = this.visTask?.state !== "cancelled";
     again.onclick = () => this.compute();
     controls.append(steps, again);
-    const progress = el("div", "why-progress");
+    this.visProgress ||= el("div", "why-progress");
     this.picture = el("div", "lookfor-picture");
-    box.append(controls, progress, this.picture);
+    box.append(controls, this.visProgress, this.picture);
     this.againButton = again;
+    this.visTask ||= new Task(this.visProgress, "");
+    this.visTask.label = t("lookfor.optimising");
+  }
+
+  async visualization() {
     this.visTask?.abandon();
-    this.visTask = new Task(progress, "optimising");
+    this.visResult = null;
+    this.visFrame();
     setStatus("featvis", "loading");
     const params = { channel: this.channel, steps: this.steps };
     const cached = await getJSON(this.api(`/layers/${encodeURIComponent(this.layer)}/visualization`, params));
@@ -157,7 +208,8 @@ class LookForPanel {
     const task = this.visTask;
     let r;
     try {
-      r = await task.run(this.api(`/layers/${encodeURIComponent(this.layer)}/visualization`, params), `optimising (${this.steps} steps)`);
+      r = await task.run(this.api(`/layers/${encodeURIComponent(this.layer)}/visualization`, params),
+        t("lookfor.optimising_steps", { n: this.steps }));
     } catch (e) {
       this.error(this.picture, e);
       return setStatus("featvis", "error");
@@ -173,65 +225,91 @@ class LookForPanel {
   }
 
   showVis(r) {
-    const img = Object.assign(el("img", "lookfor-image"), { src: r.image, alt: `channel ${r.channel}'s activation maximisation` });
+    this.visResult = r;
+    const img = Object.assign(el("img", "lookfor-image"), { src: r.image, alt: t("lookfor.vis_alt", { channel: r.channel }) });
     img.dataset.cached = String(r.cached);
     const small = Math.max(...r.size) < 96;
     if (small) img.classList.add("pixelated");
-    const note = el("div", "note", [html`mean activation reached ${num(r.value, 4, "vis-value")} `,
-      `after ${r.steps} steps · ${r.cached ? "from the cache" : "just computed, now cached"}`]);
+    const source = t(r.cached ? "lookfor.from_cache" : "lookfor.computed");
+    const note = el("div", "note", phrase("lookfor.reached", { value: num(r.value, 4, "vis-value"), n: r.steps, source }));
     this.picture.replaceChildren(img, note);
     setStatus("featvis", "ready");
   }
 
   // -- kernels -----------------------------------------------------------------------------
   async kernels() {
+    this.kernelBox.replaceChildren(el("h3", "", t("lookfor.kernels_head")));
+    this.showKernels(await getJSON(this.api(`/layers/${encodeURIComponent(this.layer)}/kernels`, { channel: this.channel })));
+  }
+
+  showKernels(k) {
+    this.kernelResult = k;
     const box = this.kernelBox;
-    box.replaceChildren(el("h3", "", "Kernels"));
-    const k = await getJSON(this.api(`/layers/${encodeURIComponent(this.layer)}/kernels`, { channel: this.channel }));
     const [cin, kh, kw] = k.shape;
-    const img = Object.assign(el("img", "lookfor-kernels-img pixelated"), { src: k.image, alt: "kernels" });
-    const what = k.as_image
-      ? `the ${kh}×${kw} filter as a ${cin === 3 ? "colour" : "grey"} image, mid-grey = 0`
-      : `${cin} input channel${cin > 1 ? "s" : ""} × ${kh}×${kw}, red > 0 > blue, row-major`;
-    const bias = k.bias === null ? "no bias" : html`bias ${num(k.bias, 4, "bias")}`;
-    box.append(img, el("div", "note", html`${what}<br>range <span class="num" data-k="scale" data-value="${k.scale}">±${fmt(k.scale, 3)}</span> · ${bias}`));
+    const size = `${kh}×${kw}`;
+    const img = Object.assign(el("img", "lookfor-kernels-img pixelated"), { src: k.image, alt: t("lookfor.kernels_alt") });
+    const what = k.as_image ? t(cin === 3 ? "lookfor.kernel_colour" : "lookfor.kernel_grey", { size }) : t("lookfor.kernel_channels", { n: cin, size });
+    const bias = k.bias === null ? t("lookfor.no_bias") : phrase("lookfor.bias", { value: num(k.bias, 4, "bias") });
+    const range = html`<span class="num" data-k="scale" data-value="${k.scale}">±${fmt(k.scale, 3)}</span>`;
+    box.replaceChildren(el("h3", "", t("lookfor.kernels_head")), img,
+      el("div", "note", html`${what}<br>${phrase("lookfor.kernel_range", { value: range, bias: html`${bias}` })}`));
   }
 
   // -- top dataset examples ----------------------------------------------------------------
-  async examples() {
+  /** "dataset split" as the notes name the images ranked, the split in the reader's language. */
+  images(r) {
+    if (!r.split) return r.dataset;
+    const key = `dataset.split.${r.split}`;
+    return t("lookfor.images", { dataset: r.dataset, split: has(key) ? t(key) : r.split });
+  }
+
+  /** The column's head, and its progress host and result box; false when there is no dataset to rank. */
+  examplesFrame() {
     const box = this.exBox;
-    box.replaceChildren(el("h3", "", html`Top dataset examples <span class="hint">the images whose activation peaks highest, the map overlaid</span>`));
+    box.replaceChildren(el("h3", "", html`${t("lookfor.examples_head")} <span class="hint">${t("lookfor.examples_hint")}</span>`));
     if (!this.info.dataset) {
-      box.appendChild(el("div", "note", html`no dataset is configured for this model: start <code>convscope serve --data NAME</code> to rank one`));
-      return setStatus("examples", "none");
+      box.appendChild(el("div", "note", phrase("lookfor.no_dataset", { command: html`<code>convscope serve --data NAME</code>` })));
+      return false;
     }
-    const progress = el("div", "why-progress");
-    const out = el("div", "lookfor-examples-out");
-    box.append(progress, out);
-    this.exTask = new Task(progress, `ranking ${this.info.dataset}${this.info.split ? ` ${this.info.split}` : ""}`);
+    this.exProgress ||= el("div", "why-progress");
+    this.exOut = el("div", "lookfor-examples-out");
+    box.append(this.exProgress, this.exOut);
+    this.exTask ||= new Task(this.exProgress, "");
+    this.exTask.label = t("lookfor.ranking", { images: this.images(this.info) });
+    return true;
+  }
+
+  async examples() {
+    if (!this.examplesFrame()) return setStatus("examples", "none");
     setStatus("examples", "running");
     let r;
     try {
       r = await this.exTask.run(this.api(`/layers/${encodeURIComponent(this.layer)}/examples`, { channel: this.channel }));
     } catch (e) {
-      this.error(out, e);
+      this.error(this.exOut, e);
       return setStatus("examples", "error");
     }
     if (r === null) return setStatus("examples", "cancelled");
+    this.showExamples(r);
+    setStatus("examples", "ready");
+  }
+
+  showExamples(r) {
+    this.examplesResult = r;
+    const out = this.exOut;
     if (r.constant) {  // a dead channel: its "top" images are an arbitrary pick of equals, so none are shown
       const dead = el("div", "note lookfor-constant", say(r.constant_note));
-      out.append(dead);
-      return setStatus("examples", "ready");
+      out.replaceChildren(dead);
+      return;
     }
-    const img = Object.assign(el("img", "lookfor-examples-img"), { src: r.image, alt: "top examples" });
-    const list = r.values.map((v, i) => html`${i ? " · " : ""}<span title="dataset image ${r.indices[i]}">${r.labels[i]}: ${num(v, 3)}</span>`);
-    const note = el("div", "note", html`top ${r.values.length} of ${r.seen} ${r.dataset}${r.split ? ` ${r.split}` : ""} images (label: peak activation)<br>${list}`);
+    const img = Object.assign(el("img", "lookfor-examples-img"), { src: r.image, alt: t("lookfor.examples_alt") });
+    const list = r.values.map((v, i) => html`${i ? " · " : ""}<span title="${t("lookfor.example_title", { index: r.indices[i] })}">${r.labels[i]}: ${num(v, 3)}</span>`);
+    const note = el("div", "note", html`${t("lookfor.examples_note", { k: r.values.length, n: number(r.seen), images: this.images(r) })}<br>${list}`);
     if (r.note) {  // e.g. the offline MNIST subset: its first sentence, the rest on hover
       const more = el("div", "note lookfor-data-note", `${r.note.split(". ")[0]}.`);
       more.title = r.note;
       note.appendChild(more);
     }
-    out.append(img, note);
-    setStatus("examples", "ready");
+    out.replaceChildren(img, note);
   }
 }

@@ -4,14 +4,17 @@
 // layer's filters and activation maps of a fixed image, epoch by epoch.
 // Every number comes from /api/runs; this module only draws. A damaged run is listed
 // with what is wrong (lines of its metrics.jsonl skipped, or why it cannot be described at
-// all) and never hides the others.
+// all) and never hides the others. Its words come from the catalogue's "training" section; a
+// language switch redraws the view from the answers it holds (nothing is fetched again).
 
 import { getJSON } from "./api.js";
 import { b64Floats } from "./binary.js";
-import { paint, fmt } from "./colors.js";
+import { paint, fmt, percent } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { el, fill, html } from "./dom.js";
 import { page } from "./page.js";
+import { t, onLanguage } from "./i18n.js";
+import { phrase } from "./phrase.js";
 
 const POLL_MS = 1500;
 const COLORS = ["#b2182b", "#2166ac"]; // first run, compared run
@@ -24,7 +27,7 @@ const enc = encodeURIComponent;
  * @returns {HTMLElement[]}
  */
 function warnings(run) {
-  const lines = run.error ? [`cannot be read: ${run.error}`] : [];
+  const lines = run.error ? [t("training.unreadable", { error: run.error })] : [];
   return [...lines, ...(run.problems || [])].map((text) => el("div", run.error ? "run-warning run-error" : "run-warning", `⚠ ${text}`));
 }
 
@@ -38,13 +41,35 @@ export class TrainingView {
     this.epoch = null; // snapshot epoch shown
     this.followLatest = true;
     this.timer = null;
+    /** @type {string | null | undefined} the runs folder as /api/runs last named it */
+    this.runsRoot = undefined;
+    /** @type {{key: string, data: any} | null} the snapshot shown, kept for a redraw */
+    this.snapshot = null;
     this.build();
+    onLanguage(() => this.redraw());
+  }
+
+  /** Everything again in the language now chosen, from the answers held. */
+  redraw() {
+    this.build();
+    this.shownKey = null;
+    if (this.runsRoot === undefined) return;  // nothing answered yet: the first poll draws
+    this.note();
+    this.renderList();
+    this.draw();
+  }
+
+  /** A status word of /api/runs in the reader's language (an unknown one as it came). */
+  status(status) {
+    const key = `training.status.${status}`;
+    const word = t(key);
+    return word === key ? status : word;
   }
 
   build() {
     this.root.replaceChildren();
     const side = el("div", "runs-side");
-    side.appendChild(el("h3", "", "training runs"));
+    side.appendChild(el("h3", "", t("training.runs")));
     this.listEl = el("div", "run-list");
     this.rootNote = el("div", "note");
     side.append(this.listEl, this.rootNote);
@@ -79,13 +104,8 @@ export class TrainingView {
   async poll() {
     const { root, runs } = await getJSON("/api/runs");
     this.runs = runs;
-    if (!runs.length) {
-      fill(this.rootNote, root
-        ? html`no training runs under <code>${root}</code> yet: start one with <code>convscope train --out ${root}/NAME</code>; it appears here`
-        : html`no runs folder: start <code>convscope serve --runs DIR</code>`);
-    } else {
-      fill(this.rootNote, root && html`runs under <code>${root}</code>`);
-    }
+    this.runsRoot = root;
+    this.note();
     const drawable = runs.filter((r) => !r.error);  // a run that cannot be described has nothing to draw
     const has = (name) => drawable.some((r) => r.name === name);
     if (!this.selected || !has(this.selected)) {
@@ -104,15 +124,28 @@ export class TrainingView {
     page.set("training", this.selected ? "ready" : "empty");
   }
 
+  /** The line under the list: where the runs are, or how to make one. */
+  note() {
+    const root = this.runsRoot;
+    if (!this.runs.length) {
+      fill(this.rootNote, root
+        ? phrase("training.no_runs", { root: html`<code>${root}</code>`, command: html`<code>convscope train --out ${root}/NAME</code>` })
+        : phrase("training.no_folder", { command: html`<code>convscope serve --runs DIR</code>` }));
+    } else {
+      fill(this.rootNote, root && phrase("training.runs_under", { root: html`<code>${root}</code>` }));
+    }
+  }
+
   renderList() {
     this.listEl.replaceChildren();
     for (const r of this.runs) {
       const row = el("div", `run-row ${r.name === this.selected ? "active" : ""} ${r.name === this.compare ? "compared" : ""}`);
       row.dataset.run = r.name;
       const total = r.total_epochs ? `/${r.total_epochs}` : "";
-      const best = r.best_val_acc === null ? "–" : `${(100 * r.best_val_acc).toFixed(1)}%`;
-      fill(row, html`<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${r.status}</span>`,
-        !r.error && html`<span class="note">${r.model || "?"} · ${r.data || "?"} · epoch ${r.epochs}${total} · best val ${best}</span>`);
+      const best = percent(r.best_val_acc);
+      const about = t("training.row", { model: r.model || "?", data: r.data || "?", epoch: `${r.epochs}${total}`, best });
+      fill(row, html`<span class="run-name">${r.name}</span><span class="run-status ${r.status}">${this.status(r.status)}</span>`,
+        !r.error && html`<span class="note">${about}</span>`);
       this.listEl.appendChild(row);
       if (r.error) {
         row.classList.add("broken");
@@ -125,13 +158,13 @@ export class TrainingView {
       box.type = "checkbox";
       box.checked = r.name === this.compare;
       box.disabled = r.name === this.selected;
-      box.title = "compare with the selected run";
+      box.title = t("training.compare_title");
       box.onclick = (ev) => {
         ev.stopPropagation();
         this.compare = box.checked ? r.name : null;
         this.refresh();
       };
-      cmp.append(box, " compare");
+      cmp.append(box, ` ${t("training.compare")}`);
       row.append(cmp, ...warnings(r));
     }
   }
@@ -157,25 +190,25 @@ export class TrainingView {
       return;
     }
     const r = main.run;
-    fill(this.head, html`<b>${r.name}</b> <span class="run-status ${r.status}">${r.status}</span> `,
+    fill(this.head, html`<b>${r.name}</b> <span class="run-status ${r.status}">${this.status(r.status)}</span> `,
       html`<span class="note">${r.command && html`<code>${r.command}</code>`}</span>`);
     const runs = [[this.selected, main]];
     if (this.compare && this.data[this.compare]) runs.push([this.compare, this.data[this.compare]]);
     const series = (keys) => runs.flatMap(([name, d], i) => keys.map(([key, label, dash]) => ({
-      name: `${runs.length > 1 ? name + " " : ""}${label}`, key, run: name,
+      name: runs.length > 1 ? t("training.series", { run: name, series: t(label) }) : t(label), key, run: name,
       color: COLORS[i], dash, xs: d.curves.epoch || [], ys: d.curves[key] || [],
     })));
-    lineChart(this.lossSvg, series([["train_loss", "train", ""], ["val_loss", "val", "5 4"]]),
-      { title: "loss (cross-entropy)", xLabel: "epoch" });
-    lineChart(this.accSvg, series([["train_acc", "train", ""], ["val_acc", "val", "5 4"]]),
-      { title: "accuracy", xLabel: "epoch", ymin: 0, ymax: 1, percent: true });
+    lineChart(this.lossSvg, series([["train_loss", "training.train", ""], ["val_loss", "training.val", "5 4"]]),
+      { title: t("training.loss_title"), xLabel: t("training.epoch_axis") });
+    lineChart(this.accSvg, series([["train_acc", "training.train", ""], ["val_acc", "training.val", "5 4"]]),
+      { title: t("training.accuracy_title"), xLabel: t("training.epoch_axis"), ymin: 0, ymax: 1, percent: true });
     this.drawSnapshots(main);
   }
 
   drawSnapshots(d) {
     const epochs = d.snapshots;
     if (!epochs.length) {
-      fill(this.snap, el("div", "note", "no snapshots in this run (the trainer writes snapshots/epoch_NNN.npz)"));
+      fill(this.snap, el("div", "note", t("training.no_snapshots")));
       return;
     }
     if (this.followLatest || this.epoch === null || !epochs.includes(this.epoch)) this.epoch = epochs[epochs.length - 1];
@@ -185,9 +218,9 @@ export class TrainingView {
       bar = el("div", "snap-bar");
       this.slider = el("input", "epoch-slider");
       this.slider.type = "range";
-      this.slider.setAttribute("aria-label", "epoch");
+      this.slider.setAttribute("aria-label", t("training.epoch_slider"));
       this.epochLabel = el("span", "epoch-label");
-      bar.append(el("b", "", "first layer, epoch by epoch"), this.slider, this.epochLabel);
+      bar.append(el("b", "", t("training.first_layer")), this.slider, this.epochLabel);
       this.snapBody = el("div", "snap-body");
       this.snap.append(bar, this.snapBody);
       this.slider.oninput = () => {
@@ -206,17 +239,18 @@ export class TrainingView {
   async showEpoch() {
     const run = this.selected;
     const epoch = this.epoch;
-    this.epochLabel.textContent = `epoch ${epoch}${epoch === 0 ? " (initial weights)" : ""}`;
+    this.epochLabel.textContent = t(epoch === 0 ? "training.initial" : "training.epoch", { n: epoch });
     const key = `${run}@${epoch}@${this.data[run].version}`;
     if (this.shownKey === key) return;
-    const s = await getJSON(`/api/runs/${enc(run)}/snapshots/${epoch}`);
+    const s = this.snapshot?.key === key ? this.snapshot.data : await getJSON(`/api/runs/${enc(run)}/snapshots/${epoch}`);
     if (this.selected !== run || this.epoch !== epoch) return; // the user moved on meanwhile
     this.shownKey = key;
+    this.snapshot = { key, data: s };
     this.snapBody.replaceChildren();
     this.snapBody.dataset.epoch = epoch;
     const img = el("div", "snap-image");
-    img.append(Object.assign(el("img"), { src: s.image, alt: "the fixed validation image" }),
-      el("div", "note", `fixed image (label ${s.label_name})`));
+    img.append(Object.assign(el("img"), { src: s.image, alt: t("training.fixed_alt") }),
+      el("div", "note", t("training.fixed", { label: s.label_name })));
     this.snapBody.appendChild(img);
     this.snapBody.appendChild(this.filters(s));
     this.snapBody.appendChild(this.maps(s));
@@ -228,14 +262,14 @@ export class TrainingView {
     const vals = b64Floats(s.weight.data);
     const range = s.weight_range || 1;
     const box = el("div", "snap-group");
-    box.appendChild(el("div", "snap-title", `${s.layer}: ${o} filters ${i}×${kh}×${kw} · colour ±${fmt(range)}`));
+    box.appendChild(el("div", "snap-title", t("training.filters", { layer: s.layer, n: o, shape: `${i}×${kh}×${kw}`, range: fmt(range) })));
     const grid = el("div", "filter-grid");
     for (let f = 0; f < o; f++) {
       const cell = el("div", "filter");
       for (let c = 0; c < Math.min(i, 3); c++) {
         const cv = el("canvas", "kernel");
         paint(cv, vals, kh, kw, "diverging", -range, range, (f * i + c) * kh * kw);
-        cv.title = `filter ${f}, input channel ${c}, bias ${fmt(s.bias[f])}`;
+        cv.title = t("training.filter_title", { f, c, bias: fmt(s.bias[f]) });
         cell.appendChild(cv);
       }
       grid.appendChild(cell);
@@ -249,12 +283,12 @@ export class TrainingView {
     const vals = b64Floats(s.activations.data);
     const range = s.activation_range || 1;
     const box = el("div", "snap-group");
-    box.appendChild(el("div", "snap-title", `${s.layer} activation maps of the fixed image · colour ±${fmt(range)}`));
+    box.appendChild(el("div", "snap-title", t("training.maps", { layer: s.layer, range: fmt(range) })));
     const grid = el("div", "map-grid");
     for (let k = 0; k < c; k++) {
       const cv = el("canvas", "act");
       paint(cv, vals, mh, mw, "diverging", -range, range, k * mh * mw);
-      cv.title = `channel ${k}`;
+      cv.title = t("training.channel", { k });
       grid.appendChild(cv);
     }
     box.appendChild(grid);

@@ -1,31 +1,49 @@
 // @ts-check
 // The "Why?" panel: an attribution heatmap over the input for a chosen method, layer and
 // class, its faithfulness metrics, and the model-randomisation sanity check. The server
-// computes every map, picture and number (routes_explain.py); this module only lays them out.
+// computes every map, picture and number (routes_explain.py); this module only lays them out,
+// in the words of the catalogue's "why" section (a method's label and summary too, by its
+// name, else as the server sent them). A language switch redraws the open panel from the
+// answers it holds: no job runs again.
 
 import { getJSON, q } from "./api.js";
 import { mapValues, num } from "./widgets.js";
 import { el, fill, html, byId as $ } from "./dom.js";
-import { fmt } from "./colors.js";
+import { fmt, percent } from "./colors.js";
 import { lineChart } from "./charts.js";
 import { Task } from "./task.js";
 import { page } from "./page.js";
+import { say, t, has, onLanguage } from "./i18n.js";
+import { phrase } from "./phrase.js";
 
-const FAMILIES = { cam: "CAM family (a layer's feature maps)", gradient: "gradients of the input", perturbation: "perturbation" };
-/** @type {[string, string, string, (v: number) => string][]} key, label, help, how to show it */
+/** The method menu's groups, by the server's family names (their titles: why.family.*). */
+const FAMILIES = ["cam", "gradient", "perturbation"];
+/** @type {[string, (v: number) => string][]} key (its label and help: why.metric.KEY, KEY_help), how to show it */
 const METRICS = [
-  ["probability", "class probability", "the model's softmax output for the explained class", (v) => `${fmt(100 * v, 4)}%`],
-  ["deletion_auc", "deletion AUC ↓", "area under the class probability as the most important pixels are removed first (Petsiuk et al. 2018): lower is better", (v) => fmt(v, 4)],
-  ["insertion_auc", "insertion AUC ↑", "area under the class probability as the most important pixels are revealed on a blurred copy first: higher is better", (v) => fmt(v, 4)],
-  ["average_drop", "average drop ↓", "max(0, Y − O) / Y in percent, O: the probability for the input times the map scaled to [0, 1] (Chattopadhay et al. 2018): lower is better", (v) => `${fmt(v, 4)}%`],
-  ["increase_in_confidence", "increase in confidence ↑", "percent of images whose probability rises when only the map's part of the input is kept", (v) => `${fmt(v, 4)}%`],
+  ["probability", (v) => `${fmt(100 * v, 4)}%`],
+  ["deletion_auc", (v) => fmt(v, 4)],
+  ["insertion_auc", (v) => fmt(v, 4)],
+  ["average_drop", (v) => `${fmt(v, 4)}%`],
+  ["increase_in_confidence", (v) => `${fmt(v, 4)}%`],
 ];
+
+/**
+ * A method's label or summary in the reader's language: the catalogue's by the method's name,
+ * else the server's own (a method the catalogue does not know yet).
+ * @param {{name: string, label: string, summary?: string}} m
+ * @param {"label" | "summary"} part
+ */
+export function methodText(m, part) {
+  const key = `why.methods.${m.name}.${part}`;
+  return has(key) ? t(key) : m[part] || "";
+}
 
 export function mountWhy(getState) {
   const panel = new WhyPanel($("why"), getState);
   $("btn-why").onclick = () => panel.toggle();
   // an open panel follows the input: when the overview is redrawn for another image or model, explain that
   page.on("overview", (state) => { if (state === "ready") panel.follow(); });
+  onLanguage(() => panel.redraw());
   return panel;
 }
 
@@ -42,6 +60,30 @@ class WhyPanel {
     this.key = null;
     this.model = null;
     this.choice = { method: null, layer: null, target: null };
+    /** the answers shown (explanation, its metrics, the sanity check), kept for a redraw */
+    this.result = this.metricsResult = this.sanityResult = null;
+    // made by the first render and kept across redraws (a running job keeps its bar)
+    /** @type {HTMLElement | null} */
+    this.progress = null;
+    /** @type {HTMLElement | null} */
+    this.sanityProgress = null;
+    /** @type {HTMLElement | null} */
+    this.metricsProgress = null;
+    /** @type {Task | null} */
+    this.explainTask = null;
+    /** @type {Task | null} */
+    this.sanityTask = null;
+    /** @type {Task | null} */
+    this.metricsTask = null;
+  }
+
+  /** The open panel again in the language now chosen, from the answers it holds. */
+  redraw() {
+    if (this.root.hidden || !this.options) return;
+    this.render();
+    if (this.result) this.draw(this.result);
+    if (this.metricsResult) this.metricsBox.replaceChildren(this.metricsView(this.metricsResult), this.metricsProgress);
+    if (this.sanityResult) this.drawSanity(this.sanityResult);
   }
 
   api(path, params) {
@@ -102,9 +144,10 @@ class WhyPanel {
   render() {
     const o = this.options;
     this.root.replaceChildren();
-    const head = el("header", "detail-head", html`<h2>Why?</h2><span class="sub">which parts of the input made the model decide · predicted <b>${o.classes[o.predicted]}</b></span>`);
+    const sub = phrase("why.sub", { class: html`<b>${o.classes[o.predicted]}</b>` });
+    const head = el("header", "detail-head", html`<h2>${t("why.title")}</h2><span class="sub">${sub}</span>`);
     const close = el("button", "close", "×");
-    close.title = "close";
+    close.title = t("why.close");
     close.onclick = () => this.close();
     head.appendChild(close);
     this.root.appendChild(head);
@@ -112,12 +155,12 @@ class WhyPanel {
     const controls = el("div", "why-controls");
     const method = el("select");
     method.id = "why-method";
-    for (const [family, title] of Object.entries(FAMILIES)) {
+    for (const family of FAMILIES) {
       const group = el("optgroup");
-      group.label = title;
+      group.label = t(`why.family.${family}`);
       o.methods.filter((m) => m.family === family).forEach((m) => {
-        const opt = new Option(m.label, m.name);
-        opt.title = m.summary;
+        const opt = new Option(methodText(m, "label"), m.name);
+        opt.title = methodText(m, "summary").replace(/``/g, "");
         group.appendChild(opt);
       });
       if (group.children.length) method.appendChild(group);
@@ -126,41 +169,47 @@ class WhyPanel {
     method.onchange = () => { this.choice.method = method.value; this.syncControls(); this.explain(); };
     const layer = el("select");
     layer.id = "why-layer";
-    o.layers.forEach((l) => layer.appendChild(new Option(`${l.name}  ${l.shape.join("×")}${l.name === o.default_layer ? "  (default)" : ""}`, l.name)));
+    o.layers.forEach((l) => {
+      const name = `${l.name}  ${l.shape.join("×")}`;
+      layer.appendChild(new Option(l.name === o.default_layer ? t("why.default_option", { name }) : name, l.name));
+    });
     layer.value = this.choice.layer || o.default_layer;
     layer.onchange = () => { this.choice.layer = layer.value === o.default_layer ? null : layer.value; this.explain(); };
     const target = el("select");
     target.id = "why-class";
-    o.classes.forEach((c, i) => target.appendChild(new Option(`${c}${i === o.predicted ? "  (predicted)" : ""}`, String(i))));
+    o.classes.forEach((c, i) => target.appendChild(new Option(i === o.predicted ? t("why.predicted_option", { name: c }) : c, String(i))));
     target.value = String(this.choice.target ?? o.predicted);
     target.onchange = () => { this.choice.target = Number(target.value); this.explain(); };
-    const sanity = el("button", "tool", "sanity check");
+    const sanity = el("button", "tool", t("why.sanity_button"));
     sanity.id = "why-sanity";
-    sanity.title = "randomise the model's layers from the output down and see whether the map changes (Adebayo et al. 2018)";
+    sanity.title = t("why.sanity_title");
     sanity.onclick = () => this.sanity();
     const field = (label, input) => el("label", "why-field", [el("span", "", label), input]);
-    controls.append(field("method", method), field("layer", layer), field("class", target), sanity);
+    controls.append(field(t("why.field.method"), method), field(t("why.field.layer"), layer), field(t("why.field.class"), target), sanity);
     this.layerSelect = layer;
     this.methodNote = el("div", "why-summary note");
     this.root.append(controls, this.methodNote);
 
-    this.progress = el("div", "why-progress");
+    // the progress hosts and their tasks outlive a redraw, so a job running across a language switch keeps its bar
+    this.progress ||= el("div", "why-progress");
     this.errorBox = el("div", "why-error");
     this.errorBox.hidden = true;
     this.body = el("div", "why-body");
     this.sanityBox = el("div", "why-sanity");
-    this.sanityProgress = el("div", "why-progress");
+    this.sanityProgress ||= el("div", "why-progress");
     this.root.append(this.progress, this.errorBox, this.body, this.sanityProgress, this.sanityBox);
-    this.explainTask = new Task(this.progress, "explaining");
-    this.sanityTask = new Task(this.sanityProgress, "sanity check");
+    this.explainTask ||= new Task(this.progress, "");
+    this.sanityTask ||= new Task(this.sanityProgress, "");
+    this.explainTask.label = t("why.task_explain");
+    this.sanityTask.label = t("why.task_sanity");
     this.syncControls();
   }
 
   syncControls() {
     const m = this.method;
     this.layerSelect.disabled = !m.uses_layer;
-    this.layerSelect.title = m.uses_layer ? "the layer whose feature maps the method weighs" : `${m.label} explains the input pixels directly: no layer`;
-    this.methodNote.textContent = m.summary.replace(/``/g, "");
+    this.layerSelect.title = m.uses_layer ? t("why.layer_title") : t("why.no_layer_title", { method: methodText(m, "label") });
+    this.methodNote.textContent = methodText(m, "summary").replace(/``/g, "");
   }
 
   params(more = {}) {
@@ -176,9 +225,10 @@ class WhyPanel {
     this.metricsTask?.abandon();
     this.sanityTask.abandon();
     this.sanityBox.replaceChildren();
+    this.result = this.metricsResult = this.sanityResult = null;
     let r;
     try {
-      r = await this.explainTask.run(this.api("/explain", this.params({ metrics: false })), `${this.method.label}`);
+      r = await this.explainTask.run(this.api("/explain", this.params({ metrics: false })), methodText(this.method, "label"));
     } catch (e) {
       return this.fail(e);
     }
@@ -195,13 +245,14 @@ class WhyPanel {
     setStatus("whymetrics", "running");
     let m;
     try {
-      m = await this.metricsTask.run(this.api("/explain", this.params({ metrics: true })), "deletion / insertion curves");
+      m = await this.metricsTask.run(this.api("/explain", this.params({ metrics: true })), t("why.task_curves"));
     } catch (e) {
       this.metricsBox.appendChild(el("div", "why-error", e.message));
       return setStatus("whymetrics", "error");
     }
     if (m === null) return setStatus("whymetrics", this.metricsTask.state === "cancelled" ? "cancelled" : "waiting");
-    this.metricsBox.replaceChildren(this.metricsView(m));
+    this.metricsResult = m;
+    this.metricsBox.replaceChildren(this.metricsView(m), this.metricsProgress);
     setStatus("whymetrics", "ready");
   }
 
@@ -216,60 +267,64 @@ class WhyPanel {
       return f;
     };
     const img = (src, alt) => Object.assign(el("img"), { src, alt });
-    const input = img(`/api/models/${encodeURIComponent(s.model)}/images/${encodeURIComponent(r.image)}.png`, "the input");
-    const overlay = img(r.overlay, `${r.label} over the input`);
+    const label = methodText({ name: r.method, label: r.label }, "label");
+    const input = img(`/api/models/${encodeURIComponent(s.model)}/images/${encodeURIComponent(r.image)}.png`, t("why.alt_input"));
+    const overlay = img(r.overlay, t("why.alt_overlay", { method: label }));
     overlay.className = "why-overlay";
-    const heat = img(r.heatmap, `${r.label} heatmap`);
+    const heat = img(r.heatmap, t("why.alt_heatmap", { method: label }));
     heat.className = "why-heat";
     const [h, w] = r.map.shape;
-    const readout = el("div", "why-readout note", "hover the heatmap for values");
+    const readout = el("div", "why-readout note", t("why.hover"));
     heat.addEventListener("mousemove", (ev) => {
       const b = heat.getBoundingClientRect();
       const y = Math.min(h - 1, Math.max(0, Math.floor(((ev.clientY - b.top) / b.height) * h)));
       const x = Math.min(w - 1, Math.max(0, Math.floor(((ev.clientX - b.left) / b.width) * w)));
       const v = mapValues(r.map)[y * w + x];
-      fill(readout, `value at (${y}, ${x}): `, num(v, 4, "map-value"));
+      fill(readout, t("why.value_at", { y, x }), num(v, 4, "map-value"));
     });
-    const where = r.layer ? html`at <b>${r.layer}</b> (${r.raw_shape.join("×")} map, upsampled)` : `on the input pixels (${r.raw_shape.join("×")})`;
-    const range = `colours: ${r.scale === "heat" ? "0" : fmt(r.range[0])} → ${fmt(r.range[1])} (${r.scale}, the top clipped at the 99.5th percentile of |map|)`;
+    const shape = r.raw_shape.join("×");
+    const where = r.layer ? phrase("why.at_layer", { layer: html`<b>${r.layer}</b>`, shape }) : t("why.on_pixels", { shape });
+    const scaleKey = `why.scale.${r.scale}`;
+    const range = t("why.range", { lo: r.scale === "heat" ? "0" : fmt(r.range[0]), hi: fmt(r.range[1]), scale: has(scaleKey) ? t(scaleKey) : r.scale });
     const maps = el("div", "why-maps");
     maps.append(
-      figure("why-in", "input", input),
-      figure("why-ov", html`${r.label} for class <b>${r.target_name}</b>`, overlay),
-      figure("why-hm", html`heatmap ${where}`, heat),
+      figure("why-in", t("why.caption_input"), input),
+      figure("why-ov", phrase("why.caption_overlay", { method: label, class: html`<b>${r.target_name}</b>` }), overlay),
+      figure("why-hm", phrase("why.caption_heatmap", { where: html`${where}` }), heat),
     );
     const left = el("div", "why-left");
     left.append(maps, el("div", "why-range note", range), readout);
     this.metricsBox = el("div", "why-metrics");
     this.metricsBox.appendChild(this.metricsView(r));
-    const progress = el("div", "why-progress");
-    this.metricsBox.appendChild(progress);
-    this.metricsTask = new Task(progress, "metrics");
+    this.metricsProgress ||= el("div", "why-progress");
+    this.metricsBox.appendChild(this.metricsProgress);
+    this.metricsTask ||= new Task(this.metricsProgress, "");
+    this.metricsTask.label = t("why.task_metrics");
     this.body.append(left, this.metricsBox);
   }
 
   metricsView(r) {
     const box = el("div", "why-metrics-view");
-    const t = el("table", "why-table");
+    const table = el("table", "why-table");
     const values = { probability: r.probability, ...(r.metrics || {}) };
-    for (const [k, label, help, show] of METRICS) {
+    for (const [k, show] of METRICS) {
       if (values[k] === undefined) continue;
       const tr = el("tr");
-      tr.title = help;
-      fill(tr, html`<th>${label}</th><td><span class="num" data-k="${k}" data-value="${values[k]}">${show(values[k])}</span></td>`);
-      t.appendChild(tr);
+      tr.title = t(`why.metric.${k}_help`);
+      fill(tr, html`<th>${t(`why.metric.${k}`)}</th><td><span class="num" data-k="${k}" data-value="${values[k]}">${show(values[k])}</span></td>`);
+      table.appendChild(tr);
     }
-    box.appendChild(t);
+    box.appendChild(table);
     if (r.metrics) {
       const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
       svg.classList.add("chart", "why-curves");
       const m = r.metrics;
       lineChart(svg, [
-        { name: "deletion", color: "#b2182b", xs: m.fractions, ys: m.deletion },
-        { name: "insertion", color: "#2166ac", xs: m.fractions, ys: m.insertion },
-      ], { title: `probability of “${r.target_name}” as pixels are removed / revealed`, xLabel: "fraction of pixels, most important first", ymin: 0, ymax: 1 });
+        { name: t("why.deletion"), color: "#b2182b", xs: m.fractions, ys: m.deletion },
+        { name: t("why.insertion"), color: "#2166ac", xs: m.fractions, ys: m.insertion },
+      ], { title: t("why.curves_title", { class: r.target_name }), xLabel: t("why.curves_x"), xName: (x) => percent(x, 0), ymin: 0, ymax: 1 });
       box.appendChild(svg);
-      box.appendChild(el("p", "why-reading", m.reading));
+      box.appendChild(el("p", "why-reading", say(m.reading_i18n || m.reading)));
     }
     return box;
   }
@@ -279,37 +334,37 @@ class WhyPanel {
     this.sanityBox.replaceChildren();
     let r;
     try {
-      r = await this.sanityTask.run(this.api("/sanity", this.params()), "sanity check");
+      r = await this.sanityTask.run(this.api("/sanity", this.params()), t("why.task_sanity"));
     } catch (e) {
       this.sanityBox.appendChild(el("div", "why-error", e.message));
       return setStatus("sanity", "error");
     }
     if (r === null) return setStatus("sanity", this.sanityTask.state === "cancelled" ? "cancelled" : "closed");
+    this.sanityResult = r;
     this.drawSanity(r);
     setStatus("sanity", "ready");
   }
 
   drawSanity(r) {
     const box = this.sanityBox;
-    const hint = "the layers are re-initialised from the output down, one block per step; " +
-      "a map that explains the model should stop resembling the original (values near 0)";
-    box.replaceChildren(el("h3", "", html`Sanity check: cascading randomisation <span class="hint">${hint}</span>`));
-    const t = el("table", "why-table sanity-table");
-    const head = r.methods.map((m) => html`<th>${m}: Spearman</th><th>${m}: SSIM</th>`);
-    fill(t, html`<thead><tr><th>step</th><th>randomised down to</th>${head}</tr></thead>`);
+    box.replaceChildren(el("h3", "", html`${t("why.sanity_head")} <span class="hint">${t("why.sanity_hint")}</span>`));
+    const table = el("table", "why-table sanity-table");
+    const head = r.methods.map((m) => html`<th>${t("why.spearman", { method: m })}</th><th>${t("why.ssim", { method: m })}</th>`);
+    fill(table, html`<thead><tr><th>${t("why.step")}</th><th>${t("why.randomised_to")}</th>${head}</tr></thead>`);
     const tb = el("tbody");
     r.steps.forEach((step, i) => {
       const cells = r.methods.map((m) => [r.spearman[m][i], r.ssim[m][i]]
         .map((v, j) => html`<td class="n"><span class="num" data-k="${j ? "ssim" : "spearman"}" data-value="${v}">${v === null ? "–" : fmt(v, 3)}</span></td>`));
-      tb.appendChild(el("tr", "", html`<td class="n">${i}</td><td>${step}</td>${cells}`));
+      // step 0 is the model as trained (the server's "(original)"), the others the layer randomised down to
+      tb.appendChild(el("tr", "", html`<td class="n">${i}</td><td>${i ? step : t("why.original")}</td>${cells}`));
     });
-    t.appendChild(tb);
-    const fig = Object.assign(el("img", "sanity-figure"), { src: r.figure, alt: "sanity check figure" });
+    table.appendChild(tb);
+    const fig = Object.assign(el("img", "sanity-figure"), { src: r.figure, alt: t("why.sanity_alt") });
     const row = el("div", "sanity-row");
-    row.append(t, fig);
+    row.append(table, fig);
     const verdicts = el("ul", "sanity-verdicts");
     for (const v of r.verdicts) {
-      verdicts.appendChild(el("li", v.passed ? "pass" : "fail", html`<b>${v.method}</b>: ${v.reason}`));
+      verdicts.appendChild(el("li", v.passed ? "pass" : "fail", phrase("why.verdict", { method: html`<b>${v.method}</b>`, reason: say(v.reason_i18n || v.reason) })));
     }
     box.append(row, verdicts);
   }
