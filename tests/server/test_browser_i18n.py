@@ -129,6 +129,19 @@ def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, 
     assert page.locator("#detail h3").first.inner_text().startswith("弹性视图")
     assert page.locator("#summary h2").inner_text() == "模型概要"
     assert _english_on(page, english) == ""
+    # the other kinds of detail: pooling (the server's sentences), the flat vector, a class unit, softmax
+    for target, view in [
+        ('canvas.neuron[data-layer="max_pool_1"][data-channel="1"]', "pool"),
+        ('canvas.neuron[data-layer="flatten"]', "flatten"),
+        ('canvas.neuron[data-layer="output"]', "linear"),
+        (".column.scores .score.best", "softmax"),
+    ]:
+        page.evaluate("() => { document.body.dataset.detail = 'closed'; }")
+        page.locator(target).click()
+        page.wait_for_function("() => document.body.dataset.detail === 'ready'", timeout=30_000)
+        assert page.locator("#detail").get_attribute("data-view") == view
+        assert _english_on(page, english) == "", view
+    assert page.locator("#detail h2").inner_text() == "类别得分：Softmax"
     assert errors == []
     context.close()
 

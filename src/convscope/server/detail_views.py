@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import ConvscopeError, NotFound
+from ..i18n import message
 from ..trace import details
 from ..trace.records import ELEMENTWISE_KINDS, POOL_KINDS
 from .encoding import pack_map
@@ -57,7 +58,14 @@ def _position(rec, y: int | None, x: int | None, size: tuple[int, int] | None = 
     return y, x
 
 
-def _head(rec, channel: int | None, what: str) -> dict[str, Any]:
+def _said(key: str, **params: Any) -> dict[str, Any]:
+    """A sentence of a detail view as {key, params, text}: the page shows it in the reader's
+    language (catalogue section detail.server), the English text stays in the plain fields."""
+    return message(f"detail.server.{key}", **params)
+
+
+def _head(rec, channel: int | None, what: str | dict[str, Any]) -> dict[str, Any]:
+    """``what`` says what the layer does: a sentence (_said), or the module's op name (data)."""
     title = f"{rec.name}" + (f" · channel {channel}" if channel is not None else "")
     feeds = f" · reads {', '.join(rec.inputs)}" if rec.inputs else ""
     return {
@@ -65,7 +73,9 @@ def _head(rec, channel: int | None, what: str) -> dict[str, Any]:
         "kind": rec.kind,
         "channel": channel,
         "title": title,
-        "subtitle": f"{what}{feeds}",
+        "subtitle": f"{what['text'] if isinstance(what, dict) else what}{feeds}",
+        "what": what,
+        "reads": list(rec.inputs),
         "input_layer": rec.inputs[0] if rec.inputs else None,
     }
 
@@ -195,9 +205,9 @@ def pool_position_json(rec, channel: int, y: int, x: int) -> dict[str, Any]:
     kh, kw = win.values.shape
     values = [[float(win.values[a, b]) if inside[a, b] else None for b in range(kw)] for a in range(kh)]
     if win.op == "max":
-        formula = f"max over the {int(inside.sum())} window values"
+        formula = _said("pool_max_over", n=int(inside.sum()))
     else:
-        formula = f"Σ window / {win.divisor} = {float(win.values.sum()):.6g} / {win.divisor}"
+        formula = _said("pool_sum_over", divisor=win.divisor, sum=f"{float(win.values.sum()):.6g}")
     return {
         "y": win.y,
         "x": win.x,
@@ -206,7 +216,8 @@ def pool_position_json(rec, channel: int, y: int, x: int) -> dict[str, Any]:
         "divisor": win.divisor,
         "value": win.value,
         "trace_value": float(_out(rec, channel, win.y, win.x)),
-        "formula": formula,
+        "formula": formula["text"],
+        "formula_i18n": formula,
         "window": {"top": int(win.rows[0]), "left": int(win.cols[0]), "height": kh, "width": kw},
     }
 
@@ -217,20 +228,22 @@ def pool_view(rec, channel: int, y: int | None, x: int | None, maps: bool) -> di
     if not maps:
         return {"view": "pool", "position": pos}
     p = rec.params
-    op = "max" if "max" in rec.kind else "average"
+    op = "max" if "max" in rec.kind else "avg"
     if rec.kind.startswith("adaptive"):
-        what = f"adaptive {op} pooling to {'×'.join(map(str, rec.output.shape[-2:]))}"
-        formula = f"each output is the {op} of its window (windows split the input into {'×'.join(map(str, rec.output.shape[-2:]))} parts)"
+        size = "×".join(map(str, rec.output.shape[-2:]))
+        what = _said(f"adaptive_{op}_pool", size=size)
+        formula = _said(f"adaptive_{op}_formula", size=size)
     else:
-        what = (
-            f"{op} pooling {'×'.join(map(str, p['kernel_size']))}, stride {'×'.join(map(str, p['stride']))}, "
-            f"padding {list(p.get('padding', (0, 0)))}"
+        kernel = "×".join(map(str, p["kernel_size"]))
+        what = _said(
+            f"{op}_pool", kernel=kernel, stride="×".join(map(str, p["stride"])), pad=str(list(p.get("padding", (0, 0))))
         )
-        formula = f"output[c, y, x] = {op}(input window at (y·s − p, x·s − p), {'×'.join(map(str, p['kernel_size']))})"
+        formula = _said(f"{op}_pool_formula", kernel=kernel)
     return {
         "view": "pool",
         **_head(rec, channel, what),
-        "formula": formula,
+        "formula": formula["text"],
+        "formula_i18n": formula,
         "input": pack_map(rec.input[0, channel]),
         "output": pack_map(_out(rec, channel)),
         "position": pos,
@@ -250,18 +263,21 @@ def activation_view(rec, channel: int, y: int | None, x: int | None, channels_la
     act = details.activation(rec)
     if channels_last:
         act.input, act.output = act.input.permute(2, 0, 1), act.output.permute(2, 0, 1)
-    fname, formula = FORMULAS.get(
-        rec.kind, (rec.op, f"{rec.op}(x) = {act.formula or 'the layer itself'}, element by element")
-    )
+    fname, formula = FORMULAS.get(rec.kind, (rec.op, None))
+    said = None
+    if formula is None:
+        said = _said("elementwise", op=rec.op, formula=act.formula) if act.formula else _said("itself", op=rec.op)
+        formula = said["text"]
     spatial = act.output.dim() == 3
     c = channel if spatial else None
     if c is not None and c >= act.output.shape[0]:
         raise NotFound(f"layer {rec.name!r} has {act.output.shape[0]} channels, no channel {c}")
     d = {
         "view": "activation",
-        **_head(rec, c, f"{rec.op}, element-wise"),
+        **_head(rec, c, _said("elementwise_what", op=rec.op)),
         "fname": fname,
         "formula": formula,
+        "formula_i18n": said,
         "channel": c,
         "input": pack_map(act.input[c] if spatial else act.input),
         "output": pack_map(act.output[c] if spatial else act.output),
@@ -282,7 +298,7 @@ def batchnorm_view(rec, channel: int, y: int | None, x: int | None) -> dict[str,
     spatial = rec.output.dim() == 4
     d = {
         "view": "batchnorm",
-        **_head(rec, c, "batch normalisation with running statistics (eval mode)"),
+        **_head(rec, c, _said("batchnorm")),
         **_inout_maps(rec, c),
         "mean": _f(bn.mean[c]),
         "var": _f(bn.var[c]),
@@ -320,19 +336,21 @@ def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None
                 inputs = [{"name": name, "channel": c - offset, "map": pack_map(t[0, c - offset])}]
                 break
             offset += n
-    formula = {
-        "add": "output = " + " + ".join(rec.inputs) + " (element by element: a residual connection)",
-        "mul": "output = " + " × ".join(rec.inputs) + " (element by element)",
-        "concat": "output channels = the inputs' channels stacked: " + " ‖ ".join(rec.inputs),
-        "dropout": "dropout is inactive at inference: output = input",
-        "identity": "output = input",
-        "input": _input_formula(te),
-        "pad": f"zero padding {list(rec.params.get('pad', ()))} (left, right, top, bottom)",
+    said = {
+        "add": lambda: _said("add", terms=" + ".join(rec.inputs)),
+        "mul": lambda: _said("mul", terms=" × ".join(rec.inputs)),
+        "concat": lambda: _said("concat", terms=" ‖ ".join(rec.inputs)),
+        "dropout": lambda: _said("dropout"),
+        "identity": lambda: {"key": None, "params": {}, "text": "output = input"},
+        "input": lambda: _input_formula(te),
+        "pad": lambda: _said("pad", pad=str(list(rec.params.get("pad", ())))),
     }.get(rec.kind)
+    formula = said() if said else None
     d = {
         "view": "generic",
         **_head(rec, c, rec.op),
-        "formula": formula,
+        "formula": formula["text"] if formula else None,
+        "formula_i18n": formula if formula and formula["key"] else None,
         "op_symbol": symbols.get(rec.kind, ","),
         "inputs": inputs,
         "output": pack_map(_out(rec, c)),
@@ -343,16 +361,13 @@ def generic_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None
     return d
 
 
-def _input_formula(te: TraceEntry) -> str:
+def _input_formula(te: TraceEntry) -> dict[str, Any]:
     """How pixels became the network's input, with the model's own mean and std."""
     p = te.model.preprocessing
     mean = ", ".join(f"{m:g}" for m in p.mean)
     std = ", ".join(f"{v:g}" for v in p.std)
     h, w = p.size
-    return (
-        f"input = (pixel − mean) / std with mean ({mean}) and std ({std}), pixels 0..255; "
-        f"the image was resized ({p.resize}) to {h}×{w}, {p.channels} channel(s)"
-    )
+    return _said("input", mean=mean, std=std, resize=p.resize, h=h, w=w, channels=p.channels)
 
 
 # -- LayerNorm, axis moves, means and broadcast products (ConvNeXt, squeeze-excitation) ------------
@@ -379,34 +394,32 @@ def shape_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) 
     if isinstance(rec.module, torch.nn.LayerNorm):
         position = (yy, xx) if rec.input.dim() == 4 else ()
         ln = details.layer_norm(rec, position)
-        where = f" at ({yy}, {xx})" if position else ""
-        formula = (
-            f"LayerNorm over the {ln.input.numel()} channels{where}: mean {ln.mean:.6g}, variance "
-            f"{ln.var:.6g}; output = (x − mean) / √(var + {ln.eps:g}) · γ + β"
-        )
+        numbers = {"n": ln.input.numel(), "mean": f"{ln.mean:.6g}", "var": f"{ln.var:.6g}", "eps": f"{ln.eps:g}"}
+        formula = _said("layernorm_at", y=yy, x=xx, **numbers) if position else _said("layernorm", **numbers)
         d = ln.to_dict()
     elif op in ("permute", "view", "reshape", "transpose", "contiguous", "flatten") and rec.kind != "flatten":
         rl = details.relayout(rec)
-        formula = f"{op}: the same numbers, axes {rl.input_shape} → {rl.output_shape}" + (
-            f" (output axis i = input axis {rl.dims[1:]}[i] − 1)" if rl.dims else ""
-        )
+        axes = {"op": op, "a": str(rl.input_shape), "b": str(rl.output_shape)}
+        formula = _said("relayout_dims", dims=str(rl.dims[1:]), **axes) if rl.dims else _said("relayout", **axes)
         d = rl.to_dict()
     elif op == "mean":
         red = details.reduction(rec)
-        formula = f"mean over axes {red.dims} of each item: each output = Σ of {red.count} inputs / {red.count}"
+        formula = _said("mean", dims=str(red.dims), n=red.count)
         d = {k: v for k, v in red.to_dict().items() if k not in ("recomputed", "output")}
         d["max_difference"] = float((red.recomputed - red.output).abs().max())
     elif rec.kind == "mul" and (
         len(rec.inputs_tensors) < 2 or any(t.shape != rec.output.shape for t in rec.inputs_tensors)
     ):
         bc = details.broadcast_product(rec, details.node_parameters(te.model.net, rec))
-        formula = (
-            "output = "
+        formula = {  # the repeated operands' list has no sentence of its own yet: English only
+            "key": None,
+            "params": {},
+            "text": "output = "
             + " × ".join(bc.operands)
             + " ("
             + "; ".join(f"{n} repeated along axes {r}" for n, r in zip(bc.operands, bc.repeated) if r)
-            + ")"
-        )
+            + ")",
+        }
         d = {k: v for k, v in bc.to_dict().items() if k not in ("recomputed", "output")}
         d["max_difference"] = float((bc.recomputed - bc.output).abs().max())
     else:
@@ -417,7 +430,8 @@ def shape_view(te: TraceEntry, rec, channel: int, y: int | None, x: int | None) 
     payload = {
         "view": "generic",
         **_head(rec, channel, rec.op),
-        "formula": formula,
+        "formula": formula["text"],
+        "formula_i18n": formula if formula["key"] else None,
         "op_symbol": ",",
         "inputs": inputs,
         "output": pack_map(out),
@@ -438,7 +452,7 @@ def flatten_view(te: TraceEntry, rec, unit: int) -> dict[str, Any]:
     where = details.flatten_index(rec, unit)
     d = {
         "view": "flatten",
-        **_head(rec, None, "flatten: (C, H, W) → C·H·W, row-major"),
+        **_head(rec, None, _said("flatten")),
         "unit": unit,
         "source": list(where),
         "input_shape": list(src.shape),
@@ -470,7 +484,7 @@ def linear_view(te: TraceEntry, rec, unit: int, y: int | None = None, x: int | N
         top.append(entry)
     d = {
         "view": "linear",
-        **_head(rec, None, f"fully connected: {best.count} inputs → {rec.output.shape[-1]} outputs"),
+        **_head(rec, None, _said("linear", n=best.count, m=rec.output.shape[-1])),
         "unit": unit,
         "inputs": best.count,
         "top": top,
@@ -485,6 +499,8 @@ def linear_view(te: TraceEntry, rec, unit: int, y: int | None = None, x: int | N
     d["title"] = f"{rec.name} · unit {unit}" + (
         f" (class {te.model.class_name(unit)})" if rec is te.trace.layers[-1] else ""
     )
+    if rec is te.trace.layers[-1]:
+        d["class_name"] = te.model.class_name(unit)
     if position is not None:
         d["position"] = {"y": position[0], "x": position[1]}
         d["title"] += f" at ({position[0]}, {position[1]})"

@@ -4,7 +4,7 @@
 import { fmt } from "./colors.js";
 import { el, fill, add, html } from "./dom.js";
 import { mapView, grid, num } from "./widgets.js";
-import { t, language, number } from "./i18n.js";
+import { t, say, number } from "./i18n.js";
 import { learnLink } from "./learn.js";
 
 const POS_DELAY = 450;          // ms a step of play waits, at first
@@ -26,26 +26,34 @@ function chLabel(layer, channel) {
   return channel === null || channel === undefined ? layer : t("detail.ch", { layer, channel });
 }
 
-/** The detail's title: the layer's name and which neuron (the server's title words are English only). */
+/** The detail's title: the layer's name and which neuron (and class, and position), from the view's fields. */
 function titleOf(d) {
   if (d.view === "softmax") return t("detail.softmax_title");
-  if (d.unit !== undefined && d.unit !== null) return t("detail.title_unit", { layer: d.layer, unit: d.unit });
-  return d.channel === null || d.channel === undefined ? d.layer : t("detail.title_channel", { layer: d.layer, channel: d.channel });
+  if (d.unit === undefined || d.unit === null) {
+    return d.channel === null || d.channel === undefined ? d.layer : t("detail.title_channel", { layer: d.layer, channel: d.channel });
+  }
+  return t("detail.title_unit", { layer: d.layer, unit: d.unit })
+    + (d.class_name !== undefined ? t("detail.title_class", { name: d.class_name }) : "")
+    + (d.view === "linear" && d.position ? t("detail.title_at", { y: d.position.y, x: d.position.x }) : "");
 }
 
-/** What the layer does, and what it reads: written here for a convolution (from its geometry)
- * and a softmax; for the other views the server's English subtitle, or in another language the
- * layer's kind in the catalogue's words. */
+/** What the layer does (a convolution's geometry, written here; the server's sentence for the
+ * others, or the module's name), and which layers it reads. */
 function subtitleOf(d) {
-  const reads = d.input_layer ? ` · ${t("detail.reads", { layer: d.input_layer })}` : "";
   if (d.view === "softmax") return t("detail.softmax_sub", { n: number(d.classes), layer: d.layer });
+  if (d.what === undefined) return d.subtitle || "";  // a server from before the sentences
+  const reads = d.reads.length ? ` · ${t("detail.reads", { layer: d.reads.join(", ") })}` : "";
   if (d.view === "conv") {
     const p = d.params, x = (v) => v.join("×");
     const groups = p.groups > 1 ? t("detail.conv_groups", { groups: p.groups }) : "";
     return t("detail.conv_sub", { kernel: x(p.kernel_size), stride: x(p.stride), dilation: x(p.dilation), pad: `[${p.pad.join(", ")}]` }) + groups + reads;
   }
-  if (language() === "en") return d.subtitle || "";
-  return t(`overview.kinds.${d.kind}`) + reads;
+  return say(d.what) + reads;
+}
+
+/** A detail view's formula in words: the server's sentence in the reader's language, else its text. */
+function formulaText(d) {
+  return d.formula_i18n ? say(d.formula_i18n) : d.formula;
 }
 
 /** Render a detail JSON `d` into `root`. ctx: {fetchDetail(params) -> Promise<json>, onClose, hover(text|null, ev)}. */
@@ -291,7 +299,7 @@ function convFormula(d, ctx) {
 
 // -- elementwise activations ---------------------------------------------------------
 function activation(body, d) {
-  body.appendChild(formulaBox(d.formula));
+  body.appendChild(formulaBox(formulaText(d)));
   body.appendChild(inOut(d, (y, x, vin, vout) => `${d.fname}(${fmt(vin, 4)}) = ${fmt(vout, 4)}`));
 }
 
@@ -349,7 +357,7 @@ function pool(body, d, ctx) {
     const pos = await ctx.fetchPosition({ y, x });
     if (my === seq) draw(pos);
   }
-  body.prepend(formulaBox(d.formula));
+  body.prepend(formulaBox(formulaText(d)));
   draw(d.position);
 }
 
@@ -505,7 +513,7 @@ function softmaxTerms(d, table) {
 
 // -- anything else: inputs and output side by side ---------------------------------------
 function generic(body, d) {
-  if (d.formula) body.appendChild(formulaBox(d.formula));
+  if (d.formula) body.appendChild(formulaBox(formulaText(d)));
   const row = el("div", "inout");
   const views = d.inputs.map((i) => mapView(i.map, { px: 130, label: t("detail.input_of", { what: chLabel(i.name, i.channel) }) }));
   const out = mapView(d.output, { px: 130, label: t("detail.output_of", { what: chLabel(d.layer, d.channel) }) });

@@ -53,9 +53,17 @@ function shortName(name, group) {
  * 'relu') with its first word, the layer's kind, put in the catalogue's word for that kind;
  * the numbers after it stay. A kind the catalogue lacks keeps the server's label. */
 function kindLabel(layer) {
-  const key = `overview.kinds.${layer.kind}`;
-  if (!has(key)) return layer.label;
-  return [t(key), ...String(layer.label).split(" ").slice(1)].join(" ");
+  if (!has(`overview.kinds.${layer.kind}`)) return layer.label;
+  return [kindWord(layer.kind), ...String(layer.label).split(" ").slice(1)].join(" ");
+}
+
+/**
+ * A layer kind in the catalogue's words (overview.kinds: one for each of the trace's KINDS), else as the trace says it.
+ * @param {string} kind
+ */
+export function kindWord(kind) {
+  const key = `overview.kinds.${kind}`;
+  return has(key) ? t(key) : kind;
 }
 
 /** The dotted prefix every block's name starts with ('features.' for DenseNet's blocks), left off their labels. */
@@ -549,7 +557,7 @@ export class Overview {
         this.arc(x1, x2, `arc arc-${layer.kind} bundle`, t("overview.bundle", { n: number(names.length), columns: number(sources.length), layer: layer.name }),
           Math.min(7, 1.5 + Math.log2(sources.length)), sources.length);
       } else {
-        for (const [ca, names] of from) this.arc(x(ca), x2, `arc arc-${layer.kind}`, `${names.join("\n")} (${layer.kind})`);
+        for (const [ca, names] of from) this.arc(x(ca), x2, `arc arc-${layer.kind}`, `${names.join("\n")} (${kindWord(layer.kind)})`);
       }
     }
   }

@@ -2,13 +2,8 @@
 // The model summary panel (Keras-style), read from the server's trace summary.
 
 import { el, add, html } from "./dom.js";
-import { t, has, number } from "./i18n.js";
-
-/** A layer's kind in the catalogue's words (the kinds the overview's columns name), else as the trace says it. */
-function kindWord(kind) {
-  const key = `overview.kinds.${kind}`;
-  return has(key) ? t(key) : kind;
-}
+import { t, number } from "./i18n.js";
+import { kindWord } from "./overview.js";
 
 export function renderSummary(root, s) {
   root.replaceChildren();
