@@ -72,6 +72,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -91,19 +92,29 @@ def sync() -> None:
         torch.cuda.synchronize(DEVICE)
 
 
-def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, float]:
-    """Best wall time of each function over ``repeats`` alternating rounds."""
+class Times(dict):
+    """Each function's wall times over the alternating rounds; ``t[k]`` is the best one."""
+
+    def __getitem__(self, k: str) -> float:
+        return min(super().__getitem__(k))
+
+    def median(self, k: str) -> float:
+        return float(statistics.median(super().__getitem__(k)))
+
+
+def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> Times:
+    """Wall times of each function over ``repeats`` alternating rounds (best: ``t[k]``, ``t.median(k)``)."""
     if warm_up:  # (also builds caches: layer lookup, folded copy)
         for fn in fns.values():
             fn()
     sync()
-    times = {k: float("inf") for k in fns}
+    times = Times({k: [] for k in fns})
     for _ in range(repeats):
         for k, fn in fns.items():
             t = time.perf_counter()
             fn()
             sync()
-            times[k] = min(times[k], time.perf_counter() - t)
+            dict.__getitem__(times, k).append(time.perf_counter() - t)
     return times
 
 
@@ -134,10 +145,12 @@ def batch_of(x: torch.Tensor, b: int) -> torch.Tensor:
     return x.repeat((b + len(x) - 1) // len(x), 1, 1, 1)[:b].contiguous()
 
 
-def row(rows: list, *cells) -> None:
+def row(rows: list, *cells, median: float | None = None) -> None:
+    """One printed line: images/s of both sides (best round), their ratio, the ratio of the medians."""
     rows.append(cells)
     name, b, what, ours, other, note = cells
-    print(f"{name:<20}{b:>4}  {what:<50}{ours:>10.3g}{other:>10.3g}{ours / other:>8.2f}  {note}", flush=True)
+    med = f"({median:.2f})" if median is not None else ""
+    print(f"{name:<20}{b:>4}  {what:<50}{ours:>10.3g}{other:>10.3g}{ours / other:>8.2f}{med:>7}  {note}", flush=True)
 
 
 def bench_gradcam(model, layer, x, b, repeats, rows):
@@ -254,6 +267,11 @@ def bench_scorecam(model, layer, x, repeats, rows, top_n):
 
 
 def bench_ig(model, x, b, steps, repeats, rows):
+    """IG against Captum; ``check``: each side's largest difference from Captum run in float64
+    on a float64 copy of the net (relative to its largest value), so kink flips show as what
+    they are, float32 rounding on either side."""
+    import copy
+
     from captum.attr import IntegratedGradients
 
     import convscope as cs
@@ -263,8 +281,9 @@ def bench_ig(model, x, b, steps, repeats, rows):
         target = model.net(xb).argmax(1)
     per_forward = 32
     variants = {
-        "plain": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, channels_last=False),
-        "channels-last (CPU default)": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward),
+        "plain": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, fold_bn=False, channels_last=False),
+        "channels-last": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward, fold_bn=False),
+        "folded + channels-last (CPU default)": cs.IntegratedGradients(model, steps=steps, batch_size=per_forward),
     }
     captum = IntegratedGradients(model.net)
     internal = max(b, (per_forward // b) * b)
@@ -273,7 +292,12 @@ def bench_ig(model, x, b, steps, repeats, rows):
         return captum.attribute(xb, target=target, n_steps=steps, internal_batch_size=internal)
 
     want = theirs()
-    errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
+    f64 = (
+        IntegratedGradients(copy.deepcopy(model.net).double())
+        .attribute(xb.double(), target=target, n_steps=steps, internal_batch_size=internal)
+        .float()
+    )
+    errs = {k: rel_err(v(xb, target).raw, f64) for k, v in variants.items()}  # doubles as the warm-up
     fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
     t = best_time(fns, repeats, warm_up=False)
     for k in variants:
@@ -284,7 +308,8 @@ def bench_ig(model, x, b, steps, repeats, rows):
             f"IG ({steps} steps) {k} vs Captum",
             b / t[k],
             b / t["captum"],
-            f"max rel err {errs[k]:.1e}",
+            f"vs float64: {errs[k]:.1e} (Captum {rel_err(want, f64):.1e})",
+            median=t.median("captum") / t.median(k),
         )
 
 
@@ -299,9 +324,10 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
     per_forward = 32
     kw = {"window": window, "stride": stride, "batch_size": per_forward}
     variants = {
-        "folded, no reuse": cs.Occlusion(model, reuse=False, **kw),
-        "+ reuse outside window (default)": cs.Occlusion(model, **kw),
+        "folded, no reuse": cs.Occlusion(model, reuse=False, channels_last=False, **kw),
+        "+ reuse outside window": cs.Occlusion(model, channels_last=False, **kw),
         "+ reuse + channels-last": cs.Occlusion(model, channels_last=True, **kw),
+        "default": cs.Occlusion(model, **kw),
     }
     captum = Occlusion(model.net)
 
@@ -328,6 +354,7 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
             b / t[k],
             b / t["captum"],
             f"max rel err {errs[k]:.1e}",
+            median=t.median("captum") / t.median(k),
         )
 
 
@@ -355,7 +382,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 3)
     steps = 4 if args.quick else 16
-    slow_repeats = 1 if args.quick else repeats  # IG and occlusion: many forwards per call
+    slow_repeats = args.repeats or (1 if args.quick else repeats)  # IG and occlusion: many forwards per call
     window, stride = (112, 56) if args.quick else (56, 28)
     import captum
 
@@ -382,7 +409,7 @@ def main() -> None:
                 bench_ig(model, x, b, steps, slow_repeats, rows)
             if "occlusion" in args.only:
                 bench_occlusion(model, x, b, window, stride, slow_repeats, rows)
-    print(f"total {time.perf_counter() - start:.0f} s")
+    print(f"total {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

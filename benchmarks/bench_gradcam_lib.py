@@ -27,21 +27,25 @@ sample): the largest absolute difference and Pearson's r. Where the two librarie
 define a method differently the agreement says so, and the note names the difference:
 
 * Score-CAM: pytorch-grad-cam 1.5.7 weights channel k by the softmax *over the channels*
-  of the masked inputs' class logits; convscope (as Wang et al. 2020 and their code) by
-  the class's softmax probability over the classes for each masked input.
+  of the masked inputs' class logits (masks upsampled with corners aligned, ``+ 1e-8`` in
+  the normalisation); convscope's default (as Wang et al. 2020 and their code) by the
+  class's softmax probability for each masked input. The row runs convscope with
+  ``convention="pytorch-grad-cam"``, that library's definition, so the outputs are equal.
 * Eigen-CAM: pytorch-grad-cam projects the *centred* activations on the first principal
   direction and keeps the SVD's arbitrary sign; convscope (as Muhammad & Yeasin 2020) the
   raw ones, with the sign that makes the map's sum positive.
 * Grad-CAM++: pytorch-grad-cam adds ``1e-6`` to the denominator of ``alpha``; with layer
   gradients of order 1e-4 (``G^2`` ~ 1e-8) that term dominates in places.
 
-Runs alternate between the two libraries so a noisy machine slows both alike; best of
-``--repeats``. The results are in benchmarks/README.md.
+Runs alternate between the two libraries so a noisy machine slows both alike; the ratio
+of the best times of ``--repeats`` rounds and, in brackets, of the median times. The
+results are in benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 import warnings
@@ -63,25 +67,25 @@ OURS = {
     "ScoreCAM": "ScoreCAM",
 }
 NOTES = {
-    "ScoreCAM": "weights differ: softmax over channels (lib) vs class probability (ours)",
+    "ScoreCAM": "ours with convention='pytorch-grad-cam' (the library's definition)",
     "EigenCAM": "lib centres the activations, keeps the SVD's arbitrary sign",
     "GradCAMPlusPlus": "lib adds 1e-6 to the alpha denominator (G^2 ~ 1e-8 here)",
 }
 
 
-def best_time(fns, repeats, sync, warm_up=True):
-    """Best wall time of each function over alternating rounds, and each one's last result."""
+def timings(fns, repeats, sync, warm_up=True):
+    """Every round's wall time of each function over alternating rounds, and each one's last result."""
     if warm_up:  # caches, allocator, cuDNN autotuning
         for fn in fns.values():
             fn()
     sync()
-    times, results = {k: float("inf") for k in fns}, {}
+    times, results = {k: [] for k in fns}, {}
     for _ in range(repeats):
         for k, fn in fns.items():
             t = time.perf_counter()
             results[k] = fn()
             sync()
-            times[k] = min(times[k], time.perf_counter() - t)
+            times[k].append(time.perf_counter() - t)
     return times, results
 
 
@@ -134,7 +138,7 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
     for name in methods:
         xin = x_score if name == "ScoreCAM" else xb
         theirs_cam = getattr(lib, name)(model=net, target_layers=[module])
-        kw = {"batch_size": score_batch} if name == "ScoreCAM" else {}
+        kw = {"batch_size": score_batch, "convention": "pytorch-grad-cam"} if name == "ScoreCAM" else {}
         if name == "ScoreCAM":
             theirs_cam.batch_size = score_batch
         ours_m = getattr(cs, OURS[name])(model, layer, **kw)
@@ -146,22 +150,24 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
             return theirs_cam(input_tensor=xin, targets=targets)
 
         # Score-CAM runs a forward per channel: its first call is the timed one (no warm-up round)
-        t, out = best_time({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
+        t, out = timings({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
         err, r = agreement(out["ours"].float().cpu().numpy(), out["theirs"])
         label = name if xin is xb else f"{name} @{score_size}px"
+        best = {k: min(v) for k, v in t.items()}
+        median = {k: float(np.median(v)) for k, v in t.items()}
         cells = (
             model.name,
             b,
             label,
-            b / t["ours"],
-            b / t["theirs"],
+            b / best["ours"],
+            b / best["theirs"],
             f"max |diff| {err:.1e}  r {r:.4f}",
             NOTES.get(name, ""),
         )
         rows.append(cells)
         print(
-            f"{cells[0]:<20}{b:>4}  {name:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}  "
-            f"{cells[5]}  {cells[6]}",
+            f"{cells[0]:<20}{b:>4}  {label:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}"
+            f" ({median['theirs'] / median['ours']:.2f})  {cells[5]}  {cells[6]}",
             flush=True,
         )
 
@@ -186,7 +192,9 @@ def main() -> None:
         default=None,
         help="input side for Score-CAM rows (default 224, quick 112: a forward per channel)",
     )
-    p.add_argument("--score-batch", type=int, default=32, help="masked images per forward in Score-CAM (both)")
+    p.add_argument(
+        "--score-batch", type=int, default=16, help="masked images per forward in Score-CAM (both; 16: both defaults)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -200,9 +208,9 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, grad-cam {version('grad-cam')}, "
         f"{device.type}{'' if device.type == 'cpu' else ' ' + torch.cuda.get_device_name(device)}, "
-        f"{args.threads} thread(s), {platform.machine()}, best of {repeats}"
+        f"{args.threads} thread(s), {platform.machine()}, best of {repeats} (median), load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8}  agreement")
+    print(f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8} (median)  agreement")
     rows: list = []
     start = time.perf_counter()
     nets, x = load_nets(device)
@@ -223,7 +231,7 @@ def main() -> None:
                 args.score_batch,
                 args.score_size or (112 if args.quick else 224),
             )
-    print(f"total {time.perf_counter() - start:.0f} s")
+    print(f"total {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -90,3 +90,26 @@ def test_occlusion_with_and_without_reuse_agree(resnet, resnet_x):
     off = ex.Occlusion(resnet, reuse=False, **kw)(resnet_x, [3, 7]).raw
     assert on.abs().max() > 0
     assert float((on - off).abs().max() / off.abs().max()) < 1e-5
+
+
+def test_reuse_continues_past_residual_additions(resnet, resnet_x):
+    """A small box: the stem, layer1.0's two convolutions, then (past the block's `out + identity`)
+    layer1.1's and on until the box covers most of a map; the plain forward's numbers throughout."""
+    reused, err = _check(resnet, resnet_x, [(20, 26, 30, 36), (0, 6, 0, 6)], [0, 1])
+    before_first_addition = 4  # conv1, maxpool, layer1.0.conv1, layer1.0.conv2
+    assert reused > before_first_addition + 2  # layer1.1.conv1 and conv2 at least
+    assert err < 1e-5
+
+
+def test_efficientnet_reuse_continues_past_its_skip_additions(efficientnet, effnet_x):
+    net = efficientnet.net
+    regions = ChangedBoxes(net)
+    with regions.session(), torch.no_grad():
+        regions.base(effnet_x)
+        xs = _covered(effnet_x, torch.tensor([0]), [(100, 128, 100, 128)])
+        got = regions.run(xs, torch.tensor([0]), [(100, 128, 100, 128)])
+    with torch.no_grad():
+        want = net(xs)
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-5
+    # blocks 0-1 have no skip (6 convolutions with the stem); reuse goes on into block 2 and past its addition
+    assert regions.reused > 9

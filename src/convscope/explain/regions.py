@@ -6,11 +6,13 @@ A convolution or max-pool whose input differs from the unchanged run only inside
 gives an output that differs only inside the box's footprint (its receptive field), so
 :class:`ChangedBoxes` computes just that footprint from a crop of the input and pastes
 it into the output recorded on the unchanged forward; element-wise modules (BatchNorm in
-eval, activations, Identity, eval dropout) keep the box as it is. Boxes grow layer by
-layer; once one covers most of a map, or a tensor comes out of anything else (a residual
-addition, a reshape, a module of another type, an in-place change by code that is not a
-tracked module, seen through the tensor's version counter), the rest of the forward runs
-as usual. The result equals the plain forward up to float rounding (a convolution on a
+eval, activations, Identity, eval dropout) keep the box as it is, and the sum of two such
+maps of one shape (a residual addition, ``a + b`` or ``a += b`` in the net's own code, seen
+by a :class:`~torch.overrides.TorchFunctionMode` during the forward) differs only inside
+the union of their boxes. Boxes grow layer by layer; once one covers most of a map, or a
+tensor comes out of anything else (a reshape, a module of another type, any other
+operation, an in-place change by code that is not a tracked module or an addition, seen
+through the tensor's version counter), the rest of the forward runs as usual. The result equals the plain forward up to float rounding (a convolution on a
 crop may sum in another order).
 
 Only this thread's forwards inside :meth:`ChangedBoxes.session` are affected: the
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..probe import observe
 
@@ -133,7 +136,8 @@ class ChangedBoxes:
         self._rows = rows
         self._track(x, boxes)
         try:
-            return self.net(x)
+            with _Additions(self):
+                return self.net(x)
         finally:
             self._tracked.clear()
 
@@ -236,6 +240,47 @@ class ChangedBoxes:
         out = ref.index_select(0, self._rows)
         for i, (y0, y1, x0, x1) in enumerate(out_boxes):
             out[i, :, y0:y1, x0:x1] = patch[i]
+        return out
+
+
+def _union(a: list[Box] | None, b: list[Box] | None) -> list[Box] | None:
+    """Per row, the smallest box holding both (None: the unchanged forward)."""
+    if a is None or b is None:
+        return None
+    return [(min(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), max(p[3], q[3])) for p, q in zip(a, b)]
+
+
+_ADDS = {
+    torch.add,
+    torch.Tensor.add,
+    torch.Tensor.add_,
+    torch.Tensor.__add__,
+    torch.Tensor.__radd__,
+    torch.Tensor.__iadd__,
+}
+
+
+class _Additions(TorchFunctionMode):
+    """During one forward of a session: the sum of two tracked maps of one shape is tracked, with
+    the union of their boxes (both unchanged on the unchanged forward, or both changed only
+    inside their boxes). Modes are per thread, so other threads' forwards are not seen."""
+
+    def __init__(self, regions: ChangedBoxes) -> None:
+        super().__init__()
+        self.regions = regions
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in _ADDS or len(args) != 2 or kwargs:
+            return func(*args, **kwargs)
+        a, b = args
+        seen_a, boxes_a = self.regions._boxes(a)  # read before an in-place addition bumps a's version
+        seen_b, boxes_b = self.regions._boxes(b)
+        out = func(*args)
+        if seen_a and seen_b and isinstance(out, torch.Tensor) and out.shape == a.shape == b.shape:
+            both_unchanged = boxes_a is None and boxes_b is None
+            if both_unchanged or (boxes_a is not None and boxes_b is not None):
+                self.regions._track(out, None if both_unchanged else _union(boxes_a, boxes_b))
         return out
 
 
