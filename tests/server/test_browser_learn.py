@@ -215,6 +215,15 @@ def test_every_article_of_tiny_vgg_opens_on_its_numbers(page, live, registry):
     assert value(page, "value") == pytest.approx(float(probs[top]), rel=1e-5)
     open_from_contents(page, "loss")
     assert value(page, "value") == pytest.approx(float(-torch.log(probs[top])), rel=1e-4, abs=1e-6)
+    # another image: the open article reads its numbers
+    before = page.inner_text("#learn .learn-yours")
+    page.click(".sample >> nth=3")
+    page.wait_for_function("(t) => document.querySelector('#learn .learn-yours')?.textContent !== t", arg=before)
+    wait_article(page, "loss")
+    image3 = page.evaluate("() => new URLSearchParams(location.search).get('image')")
+    assert image3 != image
+    p3 = seq_outputs(net, registry.input_batch("default", image3))["output"][0].softmax(-1)
+    assert value(page, "value") == pytest.approx(float(-torch.log(p3.max())), rel=1e-4, abs=1e-6)
     open_from_contents(page, "optimizer")
     assert "A worked example" in page.inner_text("#learn .learn-live")  # no training run here
     w0 = float(net.conv_1_1.weight[0, 0, 0, 0])
@@ -363,6 +372,9 @@ def test_tour_shows_once_closes_with_escape_and_replays(browser, live, shots):
     assert page.get_attribute("#tour", "data-target") == "canvas.neuron[data-channel]:not([data-layer='input'])"
     assert "Step 4 of 7" in page.inner_text("#tour")
     page.screenshot(path=str(shots / "tour.png"))
+    for _ in range(4):  # Tab stays on the card's buttons (Skip, Back, Next)
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.getElementById('tour').contains(document.activeElement)")
     page.click("#tour button:has-text('Back')")
     page.wait_for_function("() => document.getElementById('tour').dataset.key === 'overview'")
     page.keyboard.press("Escape")

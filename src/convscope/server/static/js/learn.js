@@ -17,6 +17,7 @@ import { el, fill, byId } from "./dom.js";
 import { t, has, onLanguage, chooseLanguage, language, LANGUAGES } from "./i18n.js";
 import { grid, mapValues } from "./widgets.js";
 import { mountTour } from "./tour.js";
+import { page } from "./page.js";
 
 /** The articles, in the order the contents list them. */
 export const ARTICLES = ["conv", "geometry", "activation", "pool", "batchnorm", "add", "flatten", "linear", "softmax", "loss", "optimizer"];
@@ -500,6 +501,12 @@ export function mountLearn(state) {
     openArticle(fromSelection || "conv");
   };
   bar.appendChild(b);
+  // another model or image: an open article reads the new numbers (one opened from a detail
+  // follows that detail instead, which main.js draws again for the new image)
+  page.on("overview", (st) => {
+    const fromDetail = opener.detail && opener.root && !opener.root.hidden;
+    if (st === "ready" && shown && !panel().hidden && !fromDetail) openArticle(shown.article, { quiet: true });
+  });
   onLanguage(() => {
     b.textContent = t("learn.button");
     b.title = t("learn.buttonTitle");

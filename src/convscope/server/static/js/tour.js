@@ -99,6 +99,19 @@ function draw() {
   next.focus();
 }
 
+/**
+ * Tab and Shift+Tab cycle through the card's buttons while the tour is open (what it outlines
+ * stays visible; Escape or Skip leave it).
+ * @param {KeyboardEvent} ev
+ */
+function keepFocus(ev) {
+  const buttons = [...box.querySelectorAll("button:not([disabled])")];
+  const i = buttons.indexOf(/** @type {Element} */ (document.activeElement));
+  const next = (i + (ev.shiftKey ? -1 : 1) + buttons.length) % buttons.length;
+  ev.preventDefault();
+  /** @type {HTMLElement} */ (buttons[next]).focus();
+}
+
 /** @param {number} i */
 function go(i) {
   index = Math.max(0, Math.min(STEPS.length - 1, i));
@@ -116,7 +129,8 @@ export function startTour() {
   box.setAttribute("aria-labelledby", "tour-title");
   box.setAttribute("aria-describedby", "tour-text");
   box.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape") { ev.stopPropagation(); endTour(); }
+    if (ev.key === "Tab") keepFocus(ev);
+    else if (ev.key === "Escape") { ev.stopPropagation(); endTour(); }
     else if (ev.key === "ArrowRight") go(index + 1);
     else if (ev.key === "ArrowLeft") go(index - 1);
   });
