@@ -5,10 +5,12 @@ deletion/insertion curves (a collapse, a flat random-like pair, one in between, 
 the class), the sanity check of the default model on its MNIST 7 (saliency fails, Grad-CAM at
 conv_2_1 passes, Grad-CAM at its default layer becomes constant), the input warnings (a
 dark-on-light 7 and a colour photo, into the digit net and into the same net with other class
-names), and the dead channel 0 of the default model's relu_2_2 over the embedded MNIST (the
-look-for panel's JSON and ``convscope examples``). Each key must exist in English and Chinese
-with the same placeholders, and the English text must be the sentence the code printed before
-the catalogue (captured from commit 5aa0cd4 on these same inputs), so the CLI output is unchanged.
+names), the dead channel 0 of the default model's relu_2_2 over the embedded MNIST (the
+look-for panel's JSON and ``convscope examples``), the playground's reasons for settings that
+do not fit a real activation map, and the layers a comparison with a narrower net cannot pair.
+Each key must exist in English and Chinese with the same placeholders, and the English text must
+be the sentence the code printed before the catalogue (captured from commit 5aa0cd4 on these same
+inputs), so the CLI output is unchanged.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import pytest
 import torch
 from PIL import Image
 
+import convscope as cs
 from convscope import explain
 from convscope.cli.main import main
 from convscope.data import load_splits
 from convscope.explain.interpret import reading_message, sanity_message
 from convscope.i18n import catalogue, text
-from convscope.models import load_model
+from convscope.models import Model, TinyVGG, load_model
 from convscope.models.checks import input_warnings
+from convscope.server import playground
 from convscope.server.feature_views import Examples, data_choice
 from convscope.server.images import mnist_digits
 
@@ -81,6 +85,46 @@ OLD_WARNINGS = {
         "shapes expects light strokes on a dark background; this image looks dark-on-light (mean brightness 0.89)"
     ],
     ("shapes", "coffee"): ["this is a colour photo, but shapes is a 1-channel model that sees one grey channel"],
+}
+PLAYGROUND = {  # settings on conv_1_1's 26 x 26 map of the 7
+    "out_of_range": playground.Settings(crop=40, kernel=3, padding=0, stride=0, dilation=1),
+    "all_out_of_range": playground.Settings(crop=0, kernel=10, padding=7, stride=9, dilation=5),
+    "kernel_type": playground.Settings(crop=6, kernel=3, padding=0, stride=1, dilation=1, kernel_type="sobel"),
+    "no_position": playground.Settings(crop=4, kernel=5, padding=0, stride=1, dilation=2),
+    "stride": playground.Settings(crop=6, kernel=3, padding=0, stride=2, dilation=1),
+    "padding": playground.Settings(crop=6, kernel=3, padding=3, stride=1, dilation=1),
+}
+OLD_PROBLEMS = {
+    "out_of_range": [
+        "crop must be between 1 and 32 in this playground (got 40)",
+        "stride must be between 1 and 8 in this playground (got 0)",
+        "the crop (40) is larger than the activation map (26 x 26)",
+    ],
+    "all_out_of_range": [
+        "crop must be between 1 and 32 in this playground (got 0)",
+        "kernel must be between 1 and 9 in this playground (got 10)",
+        "padding must be between 0 and 6 in this playground (got 7)",
+        "stride must be between 1 and 8 in this playground (got 9)",
+        "dilation must be between 1 and 4 in this playground (got 5)",
+    ],
+    "kernel_type": ["kernel type must be one of mean, edge"],
+    "no_position": [
+        "the kernel spans 9 pixels (dilation 2 x (kernel 5 - 1) + 1) but the padded input is only 4 wide "
+        "(4 + 2 x 0): not one position fits"
+    ],
+    "stride": [
+        "stride 2 does not fit: (n + 2p - d(k-1) - 1) / s = (6 + 0 - 2 - 1) / 2 = 1.5 is not a whole number, "
+        "so the last 1 row(s) and column(s) would be skipped (PyTorch floors silently). Strides that fit: 1, 3"
+    ],
+    "padding": ["padding 3 is at least the kernel span 3: the outer output ring would see only zeros"],
+}
+OLD_FITTING = {
+    "out_of_range": [],
+    "all_out_of_range": [],
+    "kernel_type": [1, 3],
+    "no_position": [],
+    "stride": [1, 3],
+    "padding": [1, 3],
 }
 
 
@@ -139,10 +183,30 @@ def dead_note(model) -> dict:
 
 
 @pytest.fixture(scope="module")
-def collected(readings, verdicts, warnings, dead_note) -> list[dict]:
+def problems(model, seven) -> dict[str, dict]:
+    """The playground's answers for each setting on a real activation map."""
+    x = model.batch(model.preprocess(Image.fromarray(seven)))
+    act = cs.trace(model, x)["conv_1_1"].output[0, 0].numpy()
+    return {name: playground.run(act, st) for name, st in PLAYGROUND.items()}
+
+
+@pytest.fixture(scope="module")
+def mismatched(model, seven) -> list:
+    """The layers a comparison of the default net with a narrower one (and back) cannot pair."""
+    torch.manual_seed(0)
+    narrow = Model(TinyVGG(in_channels=1, input_size=(28, 28), filters=8, dropout=0.5).eval(), name="narrow")
+    narrow.preprocessing = model.preprocessing
+    x = model.batch(model.preprocess(Image.fromarray(seven)))
+    return cs.compare_models(model, narrow, x).mismatched + cs.compare_models(narrow, model, x).mismatched
+
+
+@pytest.fixture(scope="module")
+def collected(readings, verdicts, warnings, dead_note, problems, mismatched) -> list[dict]:
     """Every message the server produced above, nested clauses included."""
     top = [*readings.values(), *(m for _, m in verdicts.values()), dead_note]
     top += [w["message_i18n"] for ws in warnings.values() for w in ws]
+    top += [m for r in problems.values() for m in r["problems_i18n"]]
+    top += [m.to_json()["reason_i18n"] for m in mismatched]
     return [m for msg in top for m in _nested(msg)]
 
 
@@ -193,13 +257,29 @@ def test_english_is_the_old_sentence_on_the_same_inputs(readings, verdicts, warn
     )
 
 
-def test_nested_clauses_are_said_in_the_readers_language(readings, verdicts):
+def test_playground_problems_and_compare_reasons_are_the_old_english(problems, mismatched):
+    assert {name: r["problems"] for name, r in problems.items()} == OLD_PROBLEMS
+    assert {name: r["fitting_strides"] for name, r in problems.items()} == OLD_FITTING
+    assert all([m["text"] for m in r["problems_i18n"]] == r["problems"] for r in problems.values())
+    reasons = {(m.name, m.reason) for m in mismatched}
+    # 5aa0cd4's Mismatch.reason: "only in a|b", "shape AxB vs CxD"
+    assert {
+        ("dropout", "only in b"),
+        ("dropout", "only in a"),
+        ("conv_1_1", "shape 1x10x26x26 vs 1x8x26x26"),
+    } <= reasons
+    assert all(m.to_json()["reason"] == m.reason for m in mismatched)
+
+
+def test_nested_clauses_are_said_in_the_readers_language(readings, verdicts, problems):
     evidence = readings["evidence"]
     assert text(evidence["key"], "zh-CN", **evidence["params"]) == (
         "删除热力图中最突出的 10% 像素后，置信度下降了 94%（删除 AUC 0.059，插入 AUC 0.826）：热力图指向了模型实际使用的证据"
     )
     ok, fail = verdicts["saliency"]
     assert not ok and text(fail["key"], "zh-CN", **fail["params"]).startswith("未通过：")
+    crop = problems["out_of_range"]["problems_i18n"][0]  # the setting's name is a clause too
+    assert text(crop["key"], "zh-CN", **crop["params"]) == "在这个演示里，裁剪边长 必须在 1 到 32 之间（当前为 40）"
     _, original = verdicts["no steps"]
     assert "随机化到 （原始模型） 后" in text(original["key"], "zh-CN", **original["params"])
 

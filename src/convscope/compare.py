@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .errors import ConvscopeError, NotFound
+from .i18n import message
 
 if TYPE_CHECKING:
     from torch import nn
@@ -85,13 +86,25 @@ class Mismatch:
     b: tuple[int, ...] | None
 
     @property
-    def reason(self) -> str:
+    def reason_message(self) -> dict[str, Any]:
+        """Why, as a catalogue message (``server.compare.*``): the side that has the layer, or both shapes."""
         if self.a is None or self.b is None:
-            return f"only in {'b' if self.a is None else 'a'}"
-        return f"shape {'x'.join(map(str, self.a))} vs {'x'.join(map(str, self.b))}"
+            return message("server.compare.only_in", side="b" if self.a is None else "a")
+        return message("server.compare.shapes", a="x".join(map(str, self.a)), b="x".join(map(str, self.b)))
+
+    @property
+    def reason(self) -> str:
+        return self.reason_message["text"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "a": _shape_json(self.a), "b": _shape_json(self.b), "reason": self.reason}
+        said = self.reason_message
+        return {
+            "name": self.name,
+            "a": _shape_json(self.a),
+            "b": _shape_json(self.b),
+            "reason": said["text"],
+            "reason_i18n": said,
+        }
 
 
 @dataclass

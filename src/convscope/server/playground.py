@@ -19,8 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..i18n import message
+
 LIMITS = {"crop": (1, 32), "kernel": (1, 9), "padding": (0, 6), "stride": (1, 8), "dilation": (1, 4)}
 KERNELS = ("mean", "edge")
+OUT_OF_RANGE = "server.playground.out_of_range"
 
 
 @dataclass(frozen=True)
@@ -38,37 +41,45 @@ def output_size(n: int, k: int, p: int, s: int, d: int) -> float:
     return (n + 2 * p - d * (k - 1) - 1) / s + 1
 
 
-def problems(st: Settings, map_side: int) -> list[str]:
-    """Every reason the settings cannot give a clean convolution (empty when valid)."""
-    out: list[str] = []
+def problem_messages(st: Settings, map_side: int) -> list[dict[str, Any]]:
+    """Every reason the settings cannot give a clean convolution (empty when valid), each a
+    catalogue message (keys ``server.playground.*``) with its numbers."""
+    out: list[dict[str, Any]] = []
     for name, (lo, hi) in LIMITS.items():
         v = getattr(st, name)
         if not lo <= v <= hi:
-            out.append(f"{name} must be between {lo} and {hi} in this playground (got {v})")
+            out.append(message(OUT_OF_RANGE, name=message(f"server.playground.setting.{name}"), lo=lo, hi=hi, got=v))
     if st.crop > map_side:
-        out.append(f"the crop ({st.crop}) is larger than the activation map ({map_side} x {map_side})")
+        out.append(message("server.playground.crop_too_large", crop=st.crop, side=map_side))
     if st.kernel_type not in KERNELS:
-        out.append(f"kernel type must be one of {', '.join(KERNELS)}")
+        out.append(message("server.playground.kernel_type", choices=", ".join(KERNELS)))
     if out:
         return out
     n, k, p, s, d = st.crop, st.kernel, st.padding, st.stride, st.dilation
     span = d * (k - 1) + 1
     if span > n + 2 * p:
-        out.append(
-            f"the kernel spans {span} pixels (dilation {d} x (kernel {k} - 1) + 1) but the padded input "
-            f"is only {n + 2 * p} wide ({n} + 2 x {p}): not one position fits"
-        )
+        out.append(message("server.playground.no_position", span=span, d=d, k=k, padded=n + 2 * p, n=n, p=p))
     elif (n + 2 * p - span) % s:
-        rest = (n + 2 * p - span) % s
-        fits = fitting_strides(n, k, p, d)
         out.append(
-            f"stride {s} does not fit: (n + 2p - d(k-1) - 1) / s = ({n} + {2 * p} - {span - 1} - 1) / {s} = "
-            f"{(n + 2 * p - span) / s:g} is not a whole number, so the last {rest} row(s) and column(s) "
-            f"would be skipped (PyTorch floors silently). Strides that fit: {', '.join(map(str, fits))}"
+            message(
+                "server.playground.stride",
+                s=s,
+                n=n,
+                two_p=2 * p,
+                span_1=span - 1,
+                quotient=f"{(n + 2 * p - span) / s:g}",
+                rest=(n + 2 * p - span) % s,
+                fits=", ".join(map(str, fitting_strides(n, k, p, d))),
+            )
         )
     if not out and p >= span and p > 0:
-        out.append(f"padding {p} is at least the kernel span {span}: the outer output ring would see only zeros")
+        out.append(message("server.playground.padding_zeros", p=p, span=span))
     return out
+
+
+def problems(st: Settings, map_side: int) -> list[str]:
+    """:func:`problem_messages` in English."""
+    return [m["text"] for m in problem_messages(st, map_side)]
 
 
 def fitting_strides(n: int, k: int, p: int, d: int) -> list[int]:
@@ -90,17 +101,19 @@ def make_kernel(kind: str, k: int) -> np.ndarray:
 def run(activation: np.ndarray, st: Settings) -> dict[str, Any]:
     """Validate ``st`` against a 2-D map and, when valid, convolve its centre crop."""
     side = int(min(activation.shape))
-    errs = problems(st, side)
+    said = problem_messages(st, side)
+    errs = [m["text"] for m in said]
     n, k, p, s, d = st.crop, st.kernel, st.padding, st.stride, st.dilation
     result: dict[str, Any] = {
         "settings": st.__dict__,
         "map_side": side,
         "valid": not errs,
         "problems": errs,
+        "problems_i18n": said,
         "formula": "out = floor((n + 2p − d(k − 1) − 1) / s) + 1",
         "substituted": f"floor(({n} + 2·{p} − {d}·({k} − 1) − 1) / {s}) + 1",
         "exact": output_size(n, k, p, s, d) if s > 0 else None,
-        "fitting_strides": fitting_strides(n, k, p, d) if not any("between" in e for e in errs) else [],
+        "fitting_strides": fitting_strides(n, k, p, d) if not any(m["key"] == OUT_OF_RANGE for m in said) else [],
     }
     if errs:
         return result

@@ -15,9 +15,10 @@ import { lineChart } from "./charts.js";
 import { fmt, legend, paint, scaleFor } from "./colors.js";
 import { el, fill, html, byId as $ } from "./dom.js";
 import { page } from "./page.js";
-import { t, onLanguage } from "./i18n.js";
+import { t, say, onLanguage } from "./i18n.js";
 import { phrase } from "./phrase.js";
 import { methodText } from "./why.js";
+import { kindWord } from "./overview.js";
 
 const MAX_CHANNELS = 16;  // maps per strip row
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -158,7 +159,7 @@ class ComparePanel {
       ymin: Math.min(0, ...cos.filter((v) => v !== null)), xName: (x) => rows[x].name });
     const missing = c.mismatched.length
       ? el("div", "compare-mismatched", [t("compare.mismatched", { n: c.mismatched.length }),
-        c.mismatched.map((m) => html`<span class="mm" data-layer="${m.name}">${m.name} (${m.reason})</span> `)])
+        c.mismatched.map((m) => html`<span class="mm" data-layer="${m.name}">${m.name} (${say(m.reason_i18n || m.reason)})</span> `)])
       : null;
     this.why = el("div", "compare-why");
     this.body = el("div", "compare-strips");
@@ -239,7 +240,7 @@ function strip(r, c, arrays, inputChannels) {
   const dims = r.shape.slice(1);
   const [n, h, w] = dims.length === 3 ? dims : [1, 1, dims[0]];
   const shown = Math.min(n, MAX_CHANNELS);
-  box.append(el("div", "strip-head", html`<b>${r.name}</b> <span class="sub">${r.kind} · ${dims.join("×")}${shown < n ? ` · ${t("compare.first", { n: shown })}` : ""}</span>
+  box.append(el("div", "strip-head", html`<b>${r.name}</b> <span class="sub">${kindWord(r.kind)} · ${dims.join("×")}${shown < n ? ` · ${t("compare.first", { n: shown })}` : ""}</span>
     <span class="num" data-k="relative_l2" data-value="${r.relative_l2}">${t("compare.strip_l2", { v: fmt(r.relative_l2) })}</span>
     <span class="num" data-k="cosine" data-value="${r.cosine}">${t("compare.strip_cos", { v: fmt(r.cosine) })}</span>`));
   const sides = [[c.a, arrays[0], r.range, "a"], [c.b, arrays[1], r.range, "b"], [`${c.a} − ${c.b}`, arrays[2], r.diff, "diff"]];

@@ -8,7 +8,7 @@ import { getJSON, q } from "./api.js";
 import { grid, mapView } from "./widgets.js";
 import { el, html } from "./dom.js";
 import { fmt } from "./colors.js";
-import { t, onLanguage } from "./i18n.js";
+import { t, say, onLanguage } from "./i18n.js";
 
 /** @type {[string, number, number, number][]} field, lowest, highest, first value */
 const FIELDS = [
@@ -113,7 +113,7 @@ export class Playground {
       html`${r.formula}<br>= ${r.substituted} = <b data-k="output-size">${r.valid ? `${r.output_size} × ${r.output_size}` : t("playground.invalid")}</b>`,
       r.exact !== null && !Number.isInteger(r.exact) && html` <span class="note">${t("playground.before_floor", { v: fmt(r.exact, 4) })}</span>`]));
     if (!r.valid) {
-      this.out.appendChild(problems(r.problems));
+      this.out.appendChild(problems(r.problems_i18n || r.problems));
       this.root.dataset.valid = "0";
       return;
     }
@@ -146,9 +146,12 @@ export class Playground {
   }
 }
 
-/** The server's reasons why the settings do not fit, one paragraph each. */
+/**
+ * The server's reasons why the settings do not fit, one paragraph each (its messages, or plain text).
+ * @param {Array<string | {key: string, params: Record<string, unknown>, text: string}>} lines
+ */
 function problems(lines) {
-  const box = el("div", "problems", lines.map((p) => el("p", "", p)));
+  const box = el("div", "problems", lines.map((p) => el("p", "", say(p))));
   box.dataset.k = "problems";
   return box;
 }
