@@ -26,12 +26,13 @@ pytestmark = pytest.mark.browser
 
 class ResBlockNet(torch.nn.Module):
     """conv → BN → ReLU → conv → BN, added to the block's input, ReLU, pool, linear: every kind
-    Tiny VGG lacks (batch norm with non-trivial running statistics, a residual add)."""
+    Tiny VGG lacks (batch norm with non-trivial running statistics, a residual add), a grouped
+    convolution (each output reads 2 of the 4 channels) and a dilated one."""
 
     def __init__(self) -> None:
         super().__init__()
         self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
-        self.conv1 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.conv1 = torch.nn.Conv2d(4, 4, 3, padding=1, groups=2)
         self.bn1 = torch.nn.BatchNorm2d(4)
         self.relu1 = torch.nn.ReLU()
         self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2)
@@ -263,6 +264,23 @@ def test_batchnorm_and_residual_articles_on_a_resblock(page, live, registry):
     assert value(page, "value") == pytest.approx(float((y + s)[0, c, i, j]), abs=1e-5)
     open_from_contents(page, "geometry")  # the stem: 16x16, kernel 3, padding 1 -> 16
     assert value(page, "out-size") == 16
+    # a grouped conv's detail, moved to its second input channel (channel 3 of group 2): the
+    # article asks for that channel by its place in the neuron's list and shows PyTorch's numbers
+    page.keyboard.press("Escape")
+    page.locator('canvas.neuron[data-layer="conv1"][data-channel="3"]').click()
+    wait(page, "detail")
+    page.select_option("#detail select.in-channel", "3")
+    page.wait_for_function("() => document.querySelector('#detail .conv-formula').dataset.index === '3'")
+    at = page.evaluate("() => ({...document.querySelector('#detail .conv-formula').dataset})")
+    i, j = int(at["y"]), int(at["x"])
+    page.click("#detail .learn-link")
+    wait_article(page, "conv")
+    patch = torch.nn.functional.pad(s, (1, 1, 1, 1))[0, 3, i : i + 3, j : j + 3].reshape(-1)
+    w = net.conv1.weight[3, 1].reshape(-1)  # output 3's second kernel reads input channel 3
+    assert values(page, '[data-k="window"] td') == pytest.approx(patch.tolist(), abs=1e-6)
+    assert values(page, '[data-k="kernel"] td') == pytest.approx(w.tolist(), abs=1e-7)
+    assert value(page, "value") == pytest.approx(float(c1[0, 3, i, j]), abs=1e-5)
+    assert "input channel 3" in page.inner_text("#learn .learn-yours")
     # opened from the detail of conv2 (dilation 2, padding 2): its own geometry
     page.keyboard.press("Escape")  # the drawer covers the right of the page
     page.locator('canvas.neuron[data-layer="conv2"][data-channel="1"]').click()

@@ -257,7 +257,9 @@ function convFormula(d, ctx) {
 
   async function move(y, x) {
     const my = ++seq;
-    const pos = await ctx.fetchPosition({ y, x, start: state.index, count: 1 });
+    // start counts in this neuron's list of input channels (a grouped conv reads only its group's)
+    const start = Math.max(0, d.channels.findIndex((c) => c.index === state.index));
+    const pos = await ctx.fetchPosition({ y, x, start, count: 1 });
     if (my !== seq) return;
     state = { ...state, y, x, pos };
     draw();

@@ -60,7 +60,7 @@ let seq = 0;
 export function articlesFor(d) {
   if (d.view === "conv") return ["conv", "geometry"];
   if (d.view === "softmax") return ["softmax", "loss"];
-  if (d.view === "generic") return d.kind === "add" ? ["add"] : [];
+  if (d.view === "generic") return d.kind === "add" && d.position ? ["add"] : [];
   return ARTICLES.includes(d.view) ? [d.view] : [];
 }
 
@@ -216,8 +216,10 @@ async function convNow(d, root) {
   const pos = d.position;
   if (pos.y === y && pos.x === x && pos.channels.some((c) => c.index === index)) return { ...pos, shownIndex: index };
   const st = getState();
+  // start counts in the neuron's own list of input channels (a grouped conv reads a few)
+  const start = Math.max(0, d.channels.findIndex((c) => c.index === index));
   const got = await getJSON(`${modelPath()}/layers/${encodeURIComponent(d.layer)}/detail?${q(
-    { image: st.image, channel: d.channel, y, x, start: index, count: 1, maps: 0 })}`);
+    { image: st.image, channel: d.channel, y, x, start, count: 1, maps: 0 })}`);
   return { ...got.position, shownIndex: index };
 }
 
@@ -462,7 +464,13 @@ function render() {
   let live = null;
   if (data.error) live = { params: {}, live: [el("p", "warn", t("learn.live.failed", { error: data.error }))] };
   else if (data.missing) live = { params: {}, live: [el("p", "note", t("learn.live.missing", { kind: t(`learn.${article}.title`) }))] };
-  else live = LIVE[article](data);
+  else {
+    try {
+      live = LIVE[article](data);
+    } catch (e) {  // numbers of a shape the article does not know: say so rather than stay "loading"
+      live = { params: {}, live: [el("p", "warn", t("learn.live.failed", { error: e.message }))] };
+    }
+  }
   for (const k of ["layer", "channel", "y", "x", "unit"]) if (live.params[k] !== undefined) body.dataset[k] = String(live.params[k]);
   for (let i = 1; has(`learn.${article}.p${i}`); i++) body.appendChild(el("p", "", t(`learn.${article}.p${i}`, live.params)));
   const yours = el("section", "learn-live");
