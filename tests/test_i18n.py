@@ -34,6 +34,11 @@ DYNAMIC_PREFIXES = (
     "playground.type_",  # playground.js: a kernel type
     "why.family.",  # why.js: an attribution method's family
     "why.metric.",  # why.js: a metric's name and its help text
+    # built into a variable first (so not seen by the scan below), each with a fallback to the server's word:
+    "why.methods.",  # why.js, compare.js: an attribution method's label and summary by its name (test_i18n_methods)
+    "why.scale.",  # why.js: a heatmap's colour scale (heat, diverging)
+    "training.status.",  # training.js: a run's status from /api/runs (running, finished, stopped, error)
+    "dataset.split.",  # dataset.js, lookfor.js: a split's name (test, train, val)
 )
 
 # t("key"), has("key"), t(`key`) without ${...}, and t(`prefix${...}`) for built keys (not a

@@ -155,7 +155,7 @@ def open_explorer_panels(page) -> None:
     page.wait_for_function("() => document.getElementById('playground').dataset.valid === '1'")
 
 
-def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_refetching(live, browser, english):
+def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_refetching(live, browser, english, shots):
     context, page, errors = chinese_page(browser, live, "/?view=training")
     open_training(page)
     assert page.locator(".runs-side h3").inner_text() == "训练记录"
@@ -181,6 +181,7 @@ def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_re
     # the dataset's own description ("scikit-learn's 8x8 digits (1,797 images, bundled)") is data from its loader
     note = httpx.get(live.url + "/api/models/default/dataset").json()["note"]
     assert english_on(page, english - _words([note])) == ""
+    page.screenshot(path=str(shots / "i18n-zh-dataset.png"), full_page=True)
     asked.clear()
     page.select_option("#language-select", "en")
     page.wait_for_function(
@@ -197,7 +198,7 @@ def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_re
 
 
 def test_why_lookfor_compare_and_playground_are_chinese_and_redraw_in_english_without_refetching(
-    live, browser, english
+    live, browser, english, shots
 ):
     context, page, errors = chinese_page(browser, live, "/?model=default&image=sample-3")
     open_explorer_panels(page)
@@ -211,6 +212,8 @@ def test_why_lookfor_compare_and_playground_are_chinese_and_redraw_in_english_wi
     note = page.get_attribute(".lookfor-data-note", "title")
     assert note.startswith("scikit-learn's 8x8 digits")
     assert english_on(page, english - _words([note])) == ""
+    for panel in ("lookfor", "compare", "playground"):
+        page.locator(f"#{panel}").screenshot(path=str(shots / f"i18n-zh-{panel}.png"))
     overlay = page.get_attribute("#why .why-overlay", "src")
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url))
