@@ -4,7 +4,8 @@ with a local Ray of 2 actors, driven through the HTTP API the page uses.
 The job's progress goes from 0 to the whole split through the blocks in between, the summary and
 the mistakes equal the local engine's, bit for bit, and the actors read the split themselves;
 cancelling the job (``DELETE /api/jobs/{id}``, what the page's cancel button sends) ends it as
-cancelled and kills the actors (their pids gone), and the next pass starts a fresh pool. One
+cancelled and kills the actors (their pids gone), and the next pass starts a fresh pool; the
+page's dataset view in Chromium shows a pass the actors ran with the local accuracy. One
 Ray start for the module; the 4,000-image training split of the embedded MNIST subset keeps the
 job long enough (a second or two) to watch and to cancel.
 """
@@ -32,7 +33,7 @@ PASS = "/api/models/default/dataset/train/pass"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(client, engine, the server's model) for a server whose dataset view runs on Ray."""
+    """(client, engine, the server's model, its address) for a server whose dataset view runs on Ray."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONVSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))  # no pass cached from elsewhere
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -40,7 +41,7 @@ def served(tmp_path_factory):
         app = create_app(["default"], data="mnist", engine=engine)
         try:
             with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=60) as client:
-                yield client, engine, app.state.registry.entry("default").model
+                yield client, engine, app.state.registry.entry("default").model, live.url
         finally:
             engine.close()
             ray.shutdown()
@@ -59,7 +60,7 @@ def test_serve_engine_ray_gives_the_dataset_view_a_ray_engine(fake_uvicorn):
 
 
 def test_cancelling_the_job_cancels_the_ray_tasks(served):
-    client, engine, model = served
+    client, engine, model, _ = served
     pids = engine.pids(model)
     assert len(pids) == 2 and all(alive(p) for p in pids)
     job = client.post(PASS).json()
@@ -80,7 +81,7 @@ def test_cancelling_the_job_cancels_the_ray_tasks(served):
 
 
 def test_the_pass_runs_on_the_actors_with_progress_and_the_local_numbers(served):
-    client, engine, model = served
+    client, engine, model, _ = served
     before = engine.stats(model)  # a fresh pool if the cancel test killed the last one
     job = client.post(PASS).json()
     seen = [job["done"] / max(1, job["total"] or 1)]
@@ -107,3 +108,26 @@ def test_the_pass_runs_on_the_actors_with_progress_and_the_local_numbers(served)
     assert [(m["row"], m["index"], m["pred"], m["confidence"]) for m in mistakes] == [
         (m["row"], m["index"], m["pred"], m["confidence"]) for m in want
     ]
+
+
+@pytest.mark.browser
+def test_the_page_shows_the_pass_the_actors_ran(served, browser, shots):
+    """The dataset view in Chromium on the Ray server: its pass (the test split) runs on the actors,
+    the bar ends full and the accuracy shown is the local engine's."""
+    client, engine, model, url = served
+    before = engine.stats(model)
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    try:
+        page.goto(url + "/?view=dataset")
+        page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.dataset)", timeout=120_000)
+        assert page.evaluate("document.body.dataset.dataset") == "ready", page.locator("#dataset-view").inner_text()
+        page.screenshot(path=str(shots / "dataset-on-ray.png"), full_page=True)
+        shown = float(page.locator("#dataset-view .big").first.get_attribute("data-value"))
+        bar = page.locator("#dataset-view .job-bar span").first.evaluate("(e) => e.style.width")
+    finally:
+        page.close()
+    after = engine.stats(model)
+    test = load_splits("mnist", download=False, progress=False)["test"]
+    assert after["read"] - before["read"] == len(test) == 500
+    assert shown == evaluate(run_pass(load_model("default"), test, progress=False))["accuracy"]
+    assert bar == "100%"
