@@ -279,7 +279,7 @@ def test_nested_clauses_are_said_in_the_readers_language(readings, verdicts, pro
     ok, fail = verdicts["saliency"]
     assert not ok and text(fail["key"], "zh-CN", **fail["params"]).startswith("未通过：")
     crop = problems["out_of_range"]["problems_i18n"][0]  # the setting's name is a clause too
-    assert text(crop["key"], "zh-CN", **crop["params"]) == "在这个演示里，裁剪边长 必须在 1 到 32 之间（当前为 40）"
+    assert text(crop["key"], "zh-CN", **crop["params"]) == "在这个演示里，输入尺寸 必须在 1 到 32 之间（当前为 40）"
     _, original = verdicts["no steps"]
     assert "随机化到 （原始模型） 后" in text(original["key"], "zh-CN", **original["params"])
 
