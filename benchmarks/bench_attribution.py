@@ -93,13 +93,19 @@ def sync() -> None:
 
 
 class Times(dict):
-    """Each function's wall times over the alternating rounds; ``t[k]`` is the best one."""
+    """Each function's wall times over the alternating rounds; ``t[k]`` is the best one. ``cpu``:
+    the process CPU times (all threads), steadier than wall time when other jobs share the cores."""
+
+    cpu: dict[str, list[float]]
 
     def __getitem__(self, k: str) -> float:
         return min(super().__getitem__(k))
 
     def median(self, k: str) -> float:
         return float(statistics.median(super().__getitem__(k)))
+
+    def cpu_ratio(self, ours: str, other: str) -> float:
+        return min(self.cpu[other]) / min(self.cpu[ours])
 
 
 def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> Times:
@@ -109,12 +115,14 @@ def best_time(fns: dict[str, Callable[[], object]], repeats: int, warm_up: bool 
             fn()
     sync()
     times = Times({k: [] for k in fns})
+    times.cpu = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             sync()
             dict.__getitem__(times, k).append(time.perf_counter() - t)
+            times.cpu[k].append(time.process_time() - c)
     return times
 
 
@@ -145,12 +153,17 @@ def batch_of(x: torch.Tensor, b: int) -> torch.Tensor:
     return x.repeat((b + len(x) - 1) // len(x), 1, 1, 1)[:b].contiguous()
 
 
-def row(rows: list, *cells, median: float | None = None) -> None:
-    """One printed line: images/s of both sides (best round), their ratio, the ratio of the medians."""
+def row(rows: list, *cells, median: float | None = None, cpu: float | None = None) -> None:
+    """One printed line: images/s of both sides (best round), their ratio, the ratio of the medians
+    and of the best CPU times."""
     rows.append(cells)
     name, b, what, ours, other, note = cells
     med = f"({median:.2f})" if median is not None else ""
-    print(f"{name:<20}{b:>4}  {what:<50}{ours:>10.3g}{other:>10.3g}{ours / other:>8.2f}{med:>7}  {note}", flush=True)
+    cpu_ratio = f"cpu {cpu:.2f}" if cpu is not None else ""
+    print(
+        f"{name:<20}{b:>4}  {what:<50}{ours:>10.3g}{other:>10.3g}{ours / other:>8.2f}{med:>7} {cpu_ratio:>9}  {note}",
+        flush=True,
+    )
 
 
 def bench_gradcam(model, layer, x, b, repeats, rows):
@@ -310,6 +323,7 @@ def bench_ig(model, x, b, steps, repeats, rows):
             b / t["captum"],
             f"vs float64: {errs[k]:.1e} (Captum {rel_err(want, f64):.1e})",
             median=t.median("captum") / t.median(k),
+            cpu=t.cpu_ratio(k, "captum"),
         )
 
 
@@ -355,6 +369,7 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
             b / t["captum"],
             f"max rel err {errs[k]:.1e}",
             median=t.median("captum") / t.median(k),
+            cpu=t.cpu_ratio(k, "captum"),
         )
 
 

@@ -38,7 +38,8 @@ define a method differently the agreement says so, and the note names the differ
   gradients of order 1e-4 (``G^2`` ~ 1e-8) that term dominates in places.
 
 Runs alternate between the two libraries so a noisy machine slows both alike; the ratio
-of the best times of ``--repeats`` rounds and, in brackets, of the median times. The
+of the best wall times of ``--repeats`` rounds, in brackets of the median ones, then of the
+best process CPU times (steadier when other jobs share the cores). The
 results are in benchmarks/README.md.
 """
 
@@ -74,19 +75,22 @@ NOTES = {
 
 
 def timings(fns, repeats, sync, warm_up=True):
-    """Every round's wall time of each function over alternating rounds, and each one's last result."""
+    """Every round's wall time and process CPU time of each function over alternating rounds, and each
+    one's last result. On a machine shared with other jobs the CPU time (this process's, all its
+    threads) is the steadier measure: it does not count the time other jobs held the cores."""
     if warm_up:  # caches, allocator, cuDNN autotuning
         for fn in fns.values():
             fn()
     sync()
-    times, results = {k: [] for k in fns}, {}
+    times, cpu, results = {k: [] for k in fns}, {k: [] for k in fns}, {}
     for _ in range(repeats):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             results[k] = fn()
             sync()
             times[k].append(time.perf_counter() - t)
-    return times, results
+            cpu[k].append(time.process_time() - c)
+    return times, cpu, results
 
 
 def normalise(maps: np.ndarray) -> np.ndarray:
@@ -150,11 +154,12 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
             return theirs_cam(input_tensor=xin, targets=targets)
 
         # Score-CAM runs a forward per channel: its first call is the timed one (no warm-up round)
-        t, out = timings({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
+        t, cpu, out = timings({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
         err, r = agreement(out["ours"].float().cpu().numpy(), out["theirs"])
         label = name if xin is xb else f"{name} @{score_size}px"
         best = {k: min(v) for k, v in t.items()}
         median = {k: float(np.median(v)) for k, v in t.items()}
+        cpu_best = {k: min(v) for k, v in cpu.items()}
         cells = (
             model.name,
             b,
@@ -167,7 +172,8 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
         rows.append(cells)
         print(
             f"{cells[0]:<20}{b:>4}  {label:<18}{cells[3]:>9.3g}{cells[4]:>9.3g}{cells[3] / cells[4]:>8.2f}"
-            f" ({median['theirs'] / median['ours']:.2f})  {cells[5]}  {cells[6]}",
+            f" ({median['theirs'] / median['ours']:.2f})  cpu {cpu_best['theirs'] / cpu_best['ours']:.2f}"
+            f"  {cells[5]}  {cells[6]}",
             flush=True,
         )
 
@@ -210,7 +216,9 @@ def main() -> None:
         f"{device.type}{'' if device.type == 'cpu' else ' ' + torch.cuda.get_device_name(device)}, "
         f"{args.threads} thread(s), {platform.machine()}, best of {repeats} (median), load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8} (median)  agreement")
+    print(
+        f"{'model':<20}{'B':>4}  {'method':<18}{'ours i/s':>9}{'lib i/s':>9}{'ratio':>8} (median)  cpu-time ratio  agreement"
+    )
     rows: list = []
     start = time.perf_counter()
     nets, x = load_nets(device)
