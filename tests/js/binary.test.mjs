@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { halfToFloat, decodeMany, b64Floats } from "../../src/convscope/server/static/js/binary.js";
+import { halfToFloat, halvesToFloats, decodeMany, b64Floats } from "../../src/convscope/server/static/js/binary.js";
 
 const PYTHON = process.env.PYTHON || "python3";
 
@@ -102,4 +102,38 @@ test("encode_many from the server decodes to the arrays it was given (float16 an
 test("b64Floats reads pack_map's base64 little-endian float32", () => {
   assert.deepEqual(SERVER.map.shape, [2, 2]);
   assert.deepEqual(Array.from(b64Floats(SERVER.map.data)), [0.5, -1.25, 3, Math.fround(1e-8)]);
+});
+
+test("halvesToFloats (the table decoder of float16 pages) gives halfToFloat's value for every bit pattern", () => {
+  const all = Uint16Array.from({ length: 65536 }, (_, h) => h);
+  const got = halvesToFloats(all);
+  for (let h = 0; h < 65536; h++) assert.ok(sameNumber(got[h], Math.fround(halfToFloat(h))), `0x${h.toString(16)}`);
+});
+
+// The overview's page of block means, as the server's route builds it (page_blob with a drawn size
+// on a real trace of the default model), and numpy's float16 of the same means
+const SHRUNK = JSON.parse(python(`
+import base64, json, numpy as np
+from convscope.server import create_app
+from convscope.server.encoding import encode_many
+from convscope.server.routes_network import page_blob
+app = create_app(["default"])
+te = app.state.registry.trace("default", "sample-0")
+full = te.array("conv_1_1")[1:4]
+blob = encode_many([page_blob(te, "conv_1_1", 1, 3, "float32", 13), page_blob(te, "conv_1_1", 1, 3, "float32")])
+means = full.reshape(3, 13, 2, 13, 2).astype(np.float64).mean((2, 4)).astype(np.float16)
+print(json.dumps({"blob": base64.b64encode(blob).decode(), "means": means.astype(float).ravel().tolist(),
+                  "full": full.astype(float).ravel().tolist(), "min": full.reshape(3, -1).min(1).astype(float).tolist()}))`));
+
+test("a page of block means decodes in place to numpy's float16 of the means; the full page to float32", () => {
+  const blob = Buffer.from(SHRUNK.blob, "base64");
+  const [shrunk, full] = decodeMany(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength));
+  assert.equal(shrunk.header.dtype, "float16");
+  assert.deepEqual([shrunk.header.shape, shrunk.header.step, shrunk.header.full_shape], [[3, 13, 13], 2, [26, 26]]);
+  assert.deepEqual(shrunk.header.ch_min, SHRUNK.min);  // the exact float32 range, not the means'
+  let off = 0;
+  SHRUNK.means.forEach((m, i) => { if (Math.abs(shrunk.data[i] - m) > 2 ** -24) off++; });
+  assert.ok(off <= 2, `${off} of ${SHRUNK.means.length} means differ by more than float16's smallest step`);
+  assert.equal(full.header.dtype, "float32");
+  assert.deepEqual(Array.from(full.data), SHRUNK.full.map(Math.fround));
 });

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Body, File, Query, UploadFile
 from fastapi.responses import Response
 from PIL import ImageOps
@@ -25,15 +26,21 @@ from ..models.checks import input_warnings
 from ..models.preprocessing import open_image
 from . import detail_views, playground, url_fetch, views
 from .context import ServerContext
-from .encoding import encode_array, encode_many, pack_map
+from .encoding import DTYPES, encode_array, encode_many, pack_map, shrink_maps
 from .registry import TraceEntry
 
 MAX_PAGES = 256  # layer pages one /activations request may ask for
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: a page with larger values is sent as float32
 
 
-def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str) -> bytes:
+def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str, size: int | None = None) -> bytes:
     """One page of a layer's output as binary: channels ``start..start+count`` of a (C, H, W)
-    output, the whole vector of a (C,) one, or any other output flattened."""
+    output, the whole vector of a (C,) one, or any other output flattened.
+
+    ``size``: the pixels the page draws a map in; maps twice that size or more are sent as
+    float16 block means (:func:`~.encoding.shrink_maps`; the header's ``step`` and
+    ``full_shape`` say so), for colour only. The header's per-channel ``ch_min``/``ch_max``
+    are always those of the exact float32 values."""
     arr = te.array(layer)
     if arr.ndim == 3:
         page = arr[start : start + count]
@@ -42,19 +49,34 @@ def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str) ->
         start, count = 0, arr.shape[0]
     else:
         page = arr.reshape(-1)
-    return encode_array(page, dtype, layer=layer, start=start, channels=int(arr.shape[0]), **views.channel_stats(page))
+    meta = {"layer": layer, "start": start, "channels": int(arr.shape[0]), **views.channel_stats(page)}
+    if size and page.ndim == 3:
+        page, step = shrink_maps(page, size)
+        if step > 1:
+            dtype = "float16"
+            meta.update(step=step, full_shape=list(arr.shape[1:]))
+    if dtype == "float16" and page.size and float(np.abs(page).max()) > FLOAT16_MAX:
+        dtype = "float32"  # float16 would turn these values into infinities; the header says which was sent
+    return encode_array(page, dtype, **meta)
 
 
-def parse_page(item: str) -> tuple[str, int, int, str]:
-    """``LAYER:START:COUNT:DTYPE`` (the layer name may itself hold colons)."""
+def parse_page(item: str) -> tuple[str, int, int, str, int | None]:
+    """``LAYER:START:COUNT:DTYPE[:SIZE]`` (the layer name may itself hold colons); SIZE: the
+    pixels the page draws a map in (see :func:`page_blob`)."""
+    parts = item.rsplit(":", 4)
+    size = None
+    if len(parts) == 5 and parts[3] in DTYPES and parts[4].isdigit():
+        item, size = item.rsplit(":", 1)[0], int(parts[4])
+        if not 1 <= size <= 4096:
+            raise ConvscopeError(f"bad page {item!r}: 1 <= size <= 4096")
     try:
         layer, start, count, dtype = item.rsplit(":", 3)
         start_i, count_i = int(start), int(count)
     except ValueError:
-        raise ConvscopeError(f"bad page {item!r}: expected LAYER:START:COUNT:DTYPE") from None
-    if start_i < 0 or not 1 <= count_i <= 4096 or dtype not in ("float16", "float32"):
+        raise ConvscopeError(f"bad page {item!r}: expected LAYER:START:COUNT:DTYPE[:SIZE]") from None
+    if start_i < 0 or not 1 <= count_i <= 4096 or dtype not in DTYPES:
         raise ConvscopeError(f"bad page {item!r}: start >= 0, 1 <= count <= 4096, dtype float16 or float32")
-    return layer, start_i, count_i, dtype
+    return layer, start_i, count_i, dtype, size
 
 
 def router(ctx: ServerContext) -> APIRouter:
@@ -163,7 +185,7 @@ def router(ctx: ServerContext) -> APIRouter:
     def many_activations(
         model: str,
         image: str = Query("sample-0"),
-        pages: str = Query(..., description="LAYER:START:COUNT:DTYPE entries joined by '|'", max_length=20000),
+        pages: str = Query(..., description="LAYER:START:COUNT:DTYPE[:SIZE] entries joined by '|'", max_length=20000),
     ) -> Response:
         te = reg.trace(model, image)
         blobs = [page_blob(te, *parse_page(item)) for item in pages.split("|")[:MAX_PAGES]]

@@ -25,23 +25,41 @@ export function halfToFloat(h) {
   return s ? -v : v;
 }
 
+/** @type {Float32Array | null} every float16 bit pattern's value, built on first use (256 kB) */
+let HALF = null;
+
+/**
+ * float16 bits to float32 values through the table of all 65,536 patterns: one lookup per
+ * value (the overview's first page holds millions; halfToFloat per value took tens of ms).
+ * @param {Uint16Array} raw
+ * @returns {Float32Array}
+ */
+export function halvesToFloats(raw) {
+  if (!HALF) {
+    HALF = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) HALF[h] = halfToFloat(h);
+  }
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = HALF[raw[i]];
+  return out;
+}
+
 /**
  * Decode the server's binary array (encode_array): uint32 header length, JSON header, then the data.
+ * float32 data is a view into ``buffer`` (no copy); ``byteOffset``/``byteLength`` pick one array
+ * out of a larger response.
  * @param {ArrayBuffer} buffer
+ * @param {number} [byteOffset] where the array starts (a multiple of 8 in encode_many)
+ * @param {number} [byteLength] its length, to the end of the buffer by default
  * @returns {DecodedArray}
  */
-export function decodeArray(buffer) {
-  const n = new DataView(buffer).getUint32(0, true);
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n)));
-  const offset = 4 + n;
-  let data;
-  if (header.dtype === "float32") {
-    data = new Float32Array(buffer, offset);
-  } else {
-    const raw = new Uint16Array(buffer, offset);
-    data = new Float32Array(raw.length);
-    for (let i = 0; i < raw.length; i++) data[i] = halfToFloat(raw[i]);
-  }
+export function decodeArray(buffer, byteOffset = 0, byteLength = buffer.byteLength - byteOffset) {
+  const n = new DataView(buffer, byteOffset).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, byteOffset + 4, n)));
+  const offset = byteOffset + 4 + n, bytes = byteLength - 4 - n;
+  const data = header.dtype === "float32"
+    ? new Float32Array(buffer, offset, bytes / 4)
+    : halvesToFloats(new Uint16Array(buffer, offset, bytes / 2));
   return { header, data };
 }
 
@@ -59,7 +77,7 @@ export function decodeMany(buf) {
   for (let i = 0; i < n; i++) {
     const len = view.getUint32(off, true);
     off += 8;
-    out.push(decodeArray(buf.slice(off, off + len)));
+    out.push(decodeArray(buf, off, len));
     off += len + ((8 - (len % 8)) % 8);
   }
   return out;

@@ -82,6 +82,7 @@ export class Overview {
     this.cols = new Map();
     this.pages = new Map();
     this.cache = new Map();
+    this.exact = new Map(); // full-resolution float32 pages behind pages drawn from block means (exactPage)
     this.queue = [];
     this.flushTimer = null;
     this.zoom = 1;        // how much larger than their natural size maps are drawn (fit())
@@ -151,9 +152,9 @@ export class Overview {
   }
 
   /** Ask for one page; requests made in the same tick travel together in one response. */
-  request(name, start, count, dtype) {
+  request(name, start, count, dtype, size = 0) {
     return new Promise((resolve, reject) => {
-      this.queue.push({ name, start, count, dtype, resolve, reject });
+      this.queue.push({ name, start, count, dtype, size, resolve, reject });
       if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 0);
     });
   }
@@ -164,7 +165,7 @@ export class Overview {
     const { model, image } = this.ctx;
     for (let i = 0; i < all.length; i += 24) {
       const chunk = all.slice(i, i + 24);
-      const pages = chunk.map((r) => `${r.name}:${r.start}:${r.count}:${r.dtype}`).join("|");
+      const pages = chunk.map((r) => `${r.name}:${r.start}:${r.count}:${r.dtype}${r.size ? `:${r.size}` : ""}`).join("|");
       getMany(`/api/models/${encodeURIComponent(model)}/activations?` + q({ image, pages }))
         .then((arrays) => chunk.forEach((r, k) => r.resolve(arrays[k])))
         .catch((e) => chunk.forEach((r) => r.reject(e)));
@@ -387,6 +388,9 @@ export class Overview {
    * comes as (C, H, W) pages like any map layer; one only the page recognised (an older server's
    * (H, W, C) pages) is fetched whole, once, and cut into pages of channels here. */
   fetchPage(layer, start, size) {
+    // float16 for a large page (its tooltip says the value is rounded); maps at least twice the size
+    // they are drawn in come as float16 block means of that size (the server's shrink_maps: a quarter
+    // of EfficientNet-Lite0's 7.1 MB first paint), their exact values fetched on hover (exactPage)
     const dtype = (count) => (count * layer.shape.slice(1).reduce((a, b) => a * b, 1) * 4 > 2e6 ? "float16" : "float32");
     if (this.bhwc.has(layer.name) && layer.layout === undefined) {
       const key = `${layer.name}|whole`, h = layer.shape[0];
@@ -398,7 +402,21 @@ export class Overview {
       return this.cache.get(key).then((whole) => channelsFirstPage(whole, start, size));
     }
     const count = layer.shape.length === 3 ? size : layer.shape[0];
-    return this.request(layer.name, start, count, dtype(count));
+    const drawn = layer.shape.length === 3 ? Math.ceil(this.mapPx(layer) * (window.devicePixelRatio || 1)) : 0;
+    return this.request(layer.name, start, count, dtype(count), drawn);
+  }
+
+  /** The exact float32 page at full resolution behind a page drawn from block means, asked for on
+   * the first hover (for the tooltip's value): {data} once here, {promise} while on its way. */
+  exactPage(layer, start, n) {
+    const key = `${layer.name}|${start}`;
+    if (!this.exact.has(key)) {
+      const entry = { data: null, promise: null };
+      entry.promise = this.request(layer.name, start, n, "float32")
+        .then((p) => { entry.data = p.data; }, () => { this.exact.delete(key); });
+      this.exact.set(key, entry);
+    }
+    return this.exact.get(key);
   }
 
   draw(layer, page, start) {
@@ -408,6 +426,7 @@ export class Overview {
     const { mode, trace, inputChannels } = this.ctx;
     if (page.header.shape.length === 3) {
       const [, h, w] = page.header.shape;
+      const [H, W] = page.header.full_shape || [h, w]; // a page of block means (step) stands for maps of H x W
       const n = page.header.shape[0];
       const px = this.mapPx(layer);
       for (let i = 0; i < n; i++) {
@@ -428,11 +447,14 @@ export class Overview {
         } else {
           paint(cv, page.data, h, w, scaleFor(layer, c, inputChannels), lo, hi, i * h * w);
         }
+        if (page.header.step) cv.dataset.step = String(page.header.step);
         this.wireNeuron(cv, layer, c, (ev) => {
           const r = cv.getBoundingClientRect();
-          const y = Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h));
-          const x = Math.min(w - 1, Math.floor(((ev.clientX - r.left) / r.width) * w));
-          return { y, x, value: page.data[i * h * w + y * w + x] };
+          const y = Math.min(H - 1, Math.floor(((ev.clientY - r.top) / r.height) * H));
+          const x = Math.min(W - 1, Math.floor(((ev.clientX - r.left) / r.width) * W));
+          if (!page.header.step) return { y, x, value: page.data[i * h * w + y * w + x], rounded: page.header.dtype === "float16" };
+          const exact = this.exactPage(layer, start, n); // drawn from block means: the value at (y, x) is the exact page's
+          return { y, x, value: exact.data ? exact.data[(i * H + y) * W + x] : undefined, pending: exact.data ? null : exact.promise };
         });
         maps.appendChild(cv);
       }
@@ -454,7 +476,7 @@ export class Overview {
       this.wireNeuron(cv, layer, null, (ev) => {
         const r = cv.getBoundingClientRect();
         const u = Math.min(n - 1, Math.floor(((ev.clientY - r.top) / r.height) * n));
-        return { unit: u, value: page.data[u] };
+        return { unit: u, value: page.data[u], rounded: page.header.dtype === "float16" };
       });
       maps.appendChild(cv);
       const lg = legend("diverging", lo, hi, fmt);
@@ -467,13 +489,15 @@ export class Overview {
     pressable(cv, channel === null ? t("overview.units_of", { layer: layer.name }) : t("overview.channel_of", { layer: layer.name, channel }));
     cv.addEventListener("mousemove", (ev) => {
       const at = locate(ev);
+      // the exact value is on its way (a page drawn from block means): say it again once it is here
+      if (at.pending) at.pending.then(() => { if (cv.matches(":hover")) cv.dispatchEvent(new MouseEvent("mousemove", ev)); });
       const c = channel ?? at.unit;
       this.highlight(layer, c, cv);
       const names = layer.name === this.ctx.trace.prediction.output_layer ? this.ctx.trace.prediction.names : null;
       const where = at.unit !== undefined ? t("overview.tip_unit", { unit: at.unit }) + (names && names[at.unit] !== undefined ? ` · ${names[at.unit]}` : "")
         : t("overview.tip_channel", { channel: c, y: at.y, x: at.x });
       const flat = cv.dataset.constant !== undefined ? ` · ${t("overview.tip_constant")}` : "";
-      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}${flat}<br>${t("overview.tip_value", { value: fmt(at.value, 4) })}` });
+      this.ctx.onHover({ x: ev.clientX, y: ev.clientY, text: html`<b>${layer.name}</b> ${where}${flat}<br>${t("overview.tip_value", { value: at.rounded ? `≈${fmt(at.value, 3)}` : fmt(at.value, 4) })}` });
     });
     cv.addEventListener("mouseleave", () => { this.clearHighlight(); this.ctx.onHover(null); });
     cv.addEventListener("click", (ev) => {
