@@ -255,6 +255,21 @@ def test_actors_read_folder_and_builtin_blocks_themselves(engine, model, folder)
             assert size < 1000 + per_item * (stop - start) < pixels, (size, pixels)
 
 
+def test_ship_data_sends_the_pixels_of_a_folder_instead(engine, model, folder):
+    engine.ship_data = True  # read per call: the same pool, told to ship
+    try:
+        before = engine.stats(model)
+        same_pass(
+            run_pass(model, folder, batch_size=32, progress=False, engine=engine),
+            run_pass(model, folder, batch_size=32, progress=False),
+        )
+        after = engine.stats(model)
+    finally:
+        engine.ship_data = False
+    assert after["shipped"] - before["shipped"] == len(folder) and after["read"] == before["read"]
+    assert sum(engine.sent) > folder.images.numel()
+
+
 def test_a_users_own_tensors_are_shipped_and_still_identical(engine, model):
     digits = load_splits("digits")["test"]
     mine = ImageDataset("mine", digits.classes, digits.images.clone(), digits.labels.clone())

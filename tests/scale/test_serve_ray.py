@@ -50,10 +50,15 @@ def served(tmp_path_factory):
 def test_serve_engine_ray_gives_the_dataset_view_a_ray_engine(fake_uvicorn):
     from convscope.cli.main import main
 
-    assert main(["serve", "--engine", "ray", "--workers", "3", "--ray-address", "10.0.0.9:6379", "--port", "8125"]) == 0
+    argv = ["serve", "--engine", "ray", "--workers", "3", "--ray-address", "10.0.0.9:6379", "--ship-data"]
+    assert main([*argv, "--port", "8125"]) == 0
     app, _ = fake_uvicorn[0]
     engine = app.state.context.engine
-    assert isinstance(engine, RayEngine) and (engine.workers, engine.address) == (3, "10.0.0.9:6379")
+    assert isinstance(engine, RayEngine) and (engine.workers, engine.address, engine.ship_data) == (
+        3,
+        "10.0.0.9:6379",
+        True,
+    )
     assert not engine._pools  # lazy: Ray is joined at the first pass, and the pools were closed on exit
     assert main(["serve", "--port", "8126"]) == 0
     assert fake_uvicorn[1][0].state.context.engine == "local"

@@ -148,6 +148,12 @@ def add_engine_argument(parser: argparse.ArgumentParser) -> None:
         metavar="G",
         help="GPUs Ray gives each actor (default 0: CPU); the model then runs on cuda",
     )
+    group.add_argument(
+        "--ship-data",
+        action="store_true",
+        help="send the images to the actors (default: each actor reads its block's files or positions "
+        "itself, so the workers must see the same data folder and cache)",
+    )
 
 
 def engine_from_args(args: argparse.Namespace):
@@ -163,6 +169,7 @@ def engine_from_args(args: argparse.Namespace):
         address=args.ray_address or os.environ.get("RAY_ADDRESS") or None,
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
+        ship_data=args.ship_data,
     )
 
 
