@@ -22,8 +22,8 @@ for one execution, so each call (each job of the page) would start the pool and 
 model again, where this pool is kept per model across calls (measured here with Ray 2.60 at
 load 13: three calls of ``map_batches(<class loading the default model>, concurrency=2,
 batch_size=1)`` over 8 items each started new actors, new pids every call, 32, 18 and 18 s a
-call, for no compute); its actors are not the caller's
-to kill, so cancelling could not end them at once (here cancel is ``ray.kill`` of the pool,
+call, for no compute); its actors are not the caller's to kill, so cancelling could not end
+them at once (here cancel is ``ray.kill`` of the pool,
 tested by the actors' pids); and the blocks here are already the unit Ray Data would make
 (a descriptor per block, read where it runs). Progress is reported per finished block.
 Actors restart when their process dies and Ray retries the block they were running, so a
