@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rangeFor, scaleFor, displayRange, cssColor, inkFor, fmt } from "../../src/convscope/server/static/js/colors.js";
+import { rangeFor, scaleFor, displayRange, cssColor, inkFor, fmt, percent } from "../../src/convscope/server/static/js/colors.js";
 
 // a trace as the server sends it: per-layer stats, the whole trace's range, per-page channel ranges
 const trace = { global: { min: -7, max: 9 } };
@@ -83,4 +83,18 @@ test("numbers as the page shows them", () => {
   assert.deepEqual([null, undefined, NaN, 0, 0.123456, 12345, 0.0001234, -2.5].map((v) => fmt(v)),
     ["–", "–", "–", "0", "0.123", "1.23e+4", "1.23e-4", "-2.5"]);
   assert.equal(fmt(3.14159, 5), "3.1416");
+});
+
+test("fmt in English writes the digits Number.toPrecision rounds to, as toString writes them", () => {
+  // fmt goes through the reader's language; English (and Chinese) must read exactly as before
+  let seed = 11;
+  const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (let k = 0; k < 2000; k++) {
+    const v = (rnd() - 0.5) * 10 ** Math.floor(rnd() * 7 - 2);  // 1e-3 .. 1e4, both signs
+    if (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4) continue;
+    for (const digits of [2, 3, 4]) assert.equal(fmt(v, digits), Number(v.toPrecision(digits)).toString(), `${v}, ${digits}`);
+  }
+  assert.equal(percent(0.9734), "97.3%");
+  assert.equal(percent(1, 0), "100%");
+  assert.equal(percent(null), "–");
 });
