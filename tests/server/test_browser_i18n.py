@@ -199,3 +199,30 @@ def test_other_browsers_get_english_and_lang_in_the_address_chooses(live, browse
     assert page.locator("#btn-summary").inner_text() == "模型概要"
     assert errors == []
     context.close()
+
+
+def test_the_page_s_own_messages_follow_the_switch(browser):
+    """A model that failed to load: its picker entry and the page's message are the page's own
+    sentences (the reason is the server's error text, as logged) and are redrawn in English."""
+    from convscope.models import load_model
+    from convscope.server import Registry, create_app
+
+    def loader(spec: str):
+        if spec == "broken":
+            raise RuntimeError("this factory is broken")
+        return load_model(spec)
+
+    registry = Registry(["default", "broken"], loader=loader)
+    registry.load_all()
+    with LiveServer(create_app(registry=registry)) as server:
+        context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+        page, errors = _open(context, server.url + "/")
+        assert page.locator('#model-select option[value="broken"]').inner_text() == "broken（加载失败）"
+        page.wait_for_function("() => !document.getElementById('message').hidden", timeout=10_000)
+        assert page.locator("#message").inner_text() == "模型 broken 加载失败：RuntimeError: this factory is broken"
+        page.select_option("#language-select", "en")
+        page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=10_000)
+        assert page.locator("#message").inner_text() == "model broken failed to load: RuntimeError: this factory is broken"
+        assert page.locator('#model-select option[value="broken"]').inner_text() == "broken (failed to load)"
+        assert page.locator("#model-select").input_value() == "default" and errors == []
+        context.close()

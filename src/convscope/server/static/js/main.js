@@ -29,12 +29,21 @@ const state = {
 };
 const api = (path, params) => `/api/models/${encodeURIComponent(state.model)}${path}${params ? "?" + q(params) : ""}`;
 
+/** The message shown now, when the page wrote it (a function of the language, redrawn after a switch). */
+let shownMessage = null;
+
+/**
+ * Show a message above the overview (null hides it): the server's error text as it came, or
+ * a function that writes the page's own sentence in the current language.
+ * @param {string | (() => string) | null} text
+ */
 function message(text, kind = "error") {
   const m = $("message");
+  shownMessage = typeof text === "function" ? { text, kind } : null;
   if (!text) { m.hidden = true; m.textContent = ""; return; }
   m.hidden = false;
   m.className = `message ${kind}`;
-  m.textContent = text;
+  m.textContent = typeof text === "function" ? text() : text;
 }
 
 function tooltip(at) {
@@ -81,7 +90,7 @@ function listModels() {
 /** Say which models failed to load (their reasons are the server's error text, as logged). */
 function failedModels() {
   const failed = state.models.filter((m) => m.error);
-  if (failed.length) message(failed.map((m) => t("page.model_failed", { name: m.name, error: m.error })).join(" · "), "warn");
+  if (failed.length) message(() => failed.map((m) => t("page.model_failed", { name: m.name, error: m.error })).join(" · "), "warn");
 }
 
 async function selectModel(name, image = null) {
@@ -208,7 +217,7 @@ function inputWarning(w) {
       const info = await getJSON(`/api/models/${encodeURIComponent(o.value)}`).catch(() => null);
       if (info && info.channels === 3) { sel.value = o.value; return selectModel(o.value); }
     }
-    message(t("page.no_photo_model"));
+    message(() => t("page.no_photo_model"));
   });
   box.appendChild(b);
   return box;
@@ -255,7 +264,7 @@ function drawDetail() {
       fetchPosition: async (p) => (await getJSON(api(path, { ...params, ...p, maps: 0 }))).position,
     });
   } catch (e) {
-    message(t("page.could_not_draw", { layer, error: e.message }));
+    message(() => t("page.could_not_draw", { layer, error: e.message }));
     page.set("detail", "error");
     throw e;
   }
@@ -350,7 +359,7 @@ function wire() {
     if (state.overview) { state.overview.drawArcs(); state.overview.scheduleEdges(); }
   });
   $("btn-playground").onclick = () => guarded(() => openPlayground(state.selected?.[0], state.selected?.[1]));
-  window.addEventListener("error", (e) => message(t("page.page_error", { error: e.message })));
+  window.addEventListener("error", (e) => message(() => t("page.page_error", { error: e.message })));
   window.addEventListener("unhandledrejection", (e) => message(e.reason?.message || String(e.reason)));
 }
 
@@ -359,12 +368,14 @@ function languageSwitch() {
   const sel = /** @type {HTMLSelectElement} */ ($("language-select"));
   sel.replaceChildren(...LANGUAGES.map((l) => new Option(l.name, l.code)));
   sel.value = language();
-  sel.onchange = () => guarded(() => chooseLanguage(sel.value));
+  // not guarded(): a switch keeps the message shown (redrawn in the new language)
+  sel.onchange = () => chooseLanguage(sel.value).catch((e) => message(e.message));
   onLanguage((lang) => { sel.value = lang; });
 }
 
 /** After a language switch, everything drawn is drawn again from what the page holds (no new trace). */
 function redraw() {
+  if (shownMessage) message(shownMessage.text, shownMessage.kind);
   if (!state.models) return;
   listModels();
   if (!state.info) return;
