@@ -11,7 +11,9 @@ Chromium (/usr/bin/chromium) measures, per repeat:
 * other image: clicking another sample until its overview is drawn (includes a new trace);
 * detail: clicking a conv neuron until its elastic + step-by-step views are drawn.
 
-Prints a table of medians (and the min..max range) in milliseconds.
+Prints a table of medians (and the min..max range) in milliseconds. ``--baseline SRC ...``
+serves this tree and other source trees (e.g. a git worktree's src/) side by side and takes
+their first paints in turn, with the API requests (times, bytes) of each.
 
 Latest results (2026-11-26, this 2-core CPU machine shared with other jobs, load average
 6-10 during the runs; ``--repeats 7``), milliseconds, median (min..max):
@@ -25,6 +27,11 @@ Latest results (2026-11-26, this 2-core CPU machine shared with other jobs, load
 first paint, the trace JSON (73 kB) takes ~0.25 s and the first activation request
 (15 columns x 9 channels of 112x112 float32 maps, 7.1 MB) ~0.15-0.2 s; the rest is
 module loading and drawing.
+
+2026-12-03 15:13 after 436acdb (maps sent as float16 block means of their drawn size; load
+average 1.5, ``--repeats 7``): default 479 (423..790) / 450 (363..671) / 432 (254..518);
+EfficientNet-Lite0 791 (684..948) / 1064 (904..1200) / 857 (765..1050). Side by side against
+its parent (``--baseline``): benchmarks/README.md.
 
 An earlier run at load 9.5 gave 806 / 341 / 189 (default) and 1231 / 814 / 256
 (EfficientNet-Lite0). "other image" includes a fresh trace of the new image.
