@@ -10,7 +10,8 @@ model's and the samples' names, which the page shows as the server sends them.
 
 The switch redraws in the other language from what the page holds (no new trace, no new
 activations); a browser in en-US or fr-FR gets English; the choice is remembered; ?lang=
-chooses too. Screenshots of the network view in both languages go to docs/img.
+chooses too. Screenshots of the network view in both languages go to the ``shots`` folder
+($CONVSCOPE_SCREENSHOTS, else a temp dir); docs/img has copies (python docs/screenshots.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from server_helpers import LiveServer
 pytestmark = pytest.mark.browser
 
 CATALOGUES = Path(__file__).resolve().parents[2] / "src" / "convscope" / "server" / "static" / "i18n"
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 WORD = re.compile(r"[A-Za-z]{4,}")
 
 # every visible text node and the visible elements' own words (titles, labels, placeholders,
@@ -113,7 +113,7 @@ def _english_on(page, english: set[str]) -> str:
     return "\n".join(f"{w}: {text!r}" for w, text in sorted(found.items()))
 
 
-def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, browser, english):
+def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, browser, english, shots):
     context = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000})
     page, errors = _open(context, live.url + "/")
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
@@ -123,7 +123,7 @@ def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, 
     assert page.locator('.column[data-layer="conv_1_1"] .col-kind').inner_text() == "卷积 3×3"
     assert page.locator(".column.scores .col-name").inner_text() == "类别得分"
     assert page.locator("#model-note").inner_text() == "输入 1×28×28 · 10 个类别 · 4,440 个参数"
-    page.screenshot(path=str(DOCS_IMG / "i18n-zh-network.png"))
+    page.screenshot(path=str(shots / "i18n-zh-network.png"))
     assert _english_on(page, english) == ""
     _open_conv_detail_and_summary(page)
     assert page.locator("#detail h3").first.inner_text().startswith("弹性视图")
@@ -146,7 +146,7 @@ def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, 
     context.close()
 
 
-def test_the_switch_redraws_in_english_without_new_data_and_is_remembered(live, browser, english):
+def test_the_switch_redraws_in_english_without_new_data_and_is_remembered(live, browser, english, shots):
     context = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000})
     page, errors = _open(context, live.url + "/")
     _open_conv_detail_and_summary(page)
@@ -175,7 +175,7 @@ def test_the_switch_redraws_in_english_without_new_data_and_is_remembered(live, 
     page.wait_for_function("() => document.body.dataset.overview === 'ready'", timeout=60_000)
     assert page.evaluate("document.documentElement.lang") == "en"
     assert page.locator("#btn-summary").inner_text() == "model summary"
-    page.screenshot(path=str(DOCS_IMG / "i18n-en-network.png"))
+    page.screenshot(path=str(shots / "i18n-en-network.png"))
     page.select_option("#language-select", "zh-CN")
     page.wait_for_function("() => document.getElementById('btn-summary').textContent === '模型概要'", timeout=10_000)
     page.reload()
@@ -222,7 +222,9 @@ def test_the_page_s_own_messages_follow_the_switch(browser):
         assert page.locator("#message").inner_text() == "模型 broken 加载失败：RuntimeError: this factory is broken"
         page.select_option("#language-select", "en")
         page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=10_000)
-        assert page.locator("#message").inner_text() == "model broken failed to load: RuntimeError: this factory is broken"
+        assert (
+            page.locator("#message").inner_text() == "model broken failed to load: RuntimeError: this factory is broken"
+        )
         assert page.locator('#model-select option[value="broken"]').inner_text() == "broken (failed to load)"
         assert page.locator("#model-select").input_value() == "default" and errors == []
         context.close()

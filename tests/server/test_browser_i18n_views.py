@@ -12,7 +12,8 @@ runs folder's path and commands, and a dataset's own description, as the API sen
 
 A language switch redraws the open views from the answers they hold: no API request is made
 (the training view's own 1.5 s poll of /api/runs aside). Screenshots of the Why? panel and the
-training view in Chinese go to docs/img.
+training view in Chinese go to the ``shots`` folder ($CONVSCOPE_SCREENSHOTS, else
+a temp dir); docs/img has copies.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import httpx
 import pytest
 import torch
-from test_browser_i18n import CATALOGUES, DOCS_IMG, VISIBLE_TEXT, WORD, _values, _words
+from test_browser_i18n import CATALOGUES, VISIBLE_TEXT, WORD, _values, _words
 from test_routes_runs import write_run
 
 from server_helpers import LiveServer
@@ -132,7 +133,7 @@ def open_dataset(page) -> None:
     wait(page, "cell", ("3,3",))
 
 
-def open_explorer_panels(page) -> None:
+def open_explorer_panels(page, shots) -> None:
     """Why? (map, metrics, sanity), look-for on a conv channel, compare with attributions, the playground."""
     wait(page, "overview")
     page.click("#btn-why")
@@ -140,7 +141,7 @@ def open_explorer_panels(page) -> None:
     wait(page, "whymetrics")
     page.click("#why-sanity")
     wait(page, "sanity")
-    page.locator("#why").screenshot(path=str(DOCS_IMG / "i18n-zh-why.png"))  # before a detail opens beside it
+    page.locator("#why").screenshot(path=str(shots / "i18n-zh-why.png"))  # before a detail opens beside it
     page.locator('canvas.neuron[data-layer="conv_2_2"][data-channel="3"]').click()
     wait(page, "detail")
     page.click(".lookfor-offer")
@@ -162,7 +163,7 @@ def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_re
     assert page.locator(".epoch-label").inner_text() == "第 2 轮"
     assert page.locator(".run-row .run-status").inner_text() in ("已完成", "已停止", "训练中")
     assert english_on(page, english) == ""
-    page.screenshot(path=str(DOCS_IMG / "i18n-zh-training.png"))
+    page.screenshot(path=str(shots / "i18n-zh-training.png"))
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url))
     page.select_option("#language-select", "en")
@@ -201,7 +202,7 @@ def test_why_lookfor_compare_and_playground_are_chinese_and_redraw_in_english_wi
     live, browser, english, shots
 ):
     context, page, errors = chinese_page(browser, live, "/?model=default&image=sample-3")
-    open_explorer_panels(page)
+    open_explorer_panels(page, shots)
     assert page.locator("#why h2").inner_text() == "为什么？"
     assert page.locator("#why .why-table th").first.inner_text() == "类别概率"
     assert page.locator(".sanity-verdicts li").count() >= 1
