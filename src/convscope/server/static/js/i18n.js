@@ -108,7 +108,16 @@ export function language() { return code; }
  * @param {number} v
  * @returns {string}
  */
-export function number(v) { return Number(v).toLocaleString(code); }
+export function number(v) {
+  // one formatter per language: toLocaleString builds a new one on every call (~0.1 ms),
+  // and the overview asks this for every pager of every column
+  let f = formatters.get(code);
+  if (!f) { f = new Intl.NumberFormat(code); formatters.set(code, f); }
+  return f.format(Number(v));
+}
+
+/** @type {Map<string, Intl.NumberFormat>} */
+const formatters = new Map();
 
 /**
  * Call f after every language switch (to redraw what a module drew).
