@@ -133,8 +133,8 @@ class IntegratedGradients(PixelMethod):
 
     The path points of several steps run as one batch, with the step weights applied on the
     device (no host work per step). On the CPU it runs the BatchNorm-folded channels-last
-    copy (:mod:`.speed`; 1.5x Captum on a ResNet-18, 3.9x on EfficientNet-Lite0 in
-    ``benchmarks/bench_attribution.py``). Folding is the same function, and its attributions
+    copy (:mod:`.speed`; 16 steps: 1.4x Captum on a ResNet-18, 2.1x on EfficientNet-Lite0, by
+    median wall time in ``benchmarks/bench_attribution.py``). Folding is the same function, and its attributions
     are as close to the float64 ones as the plain net's: a ReLU's or ReLU6's derivative (0 or
     1) flips where an activation lies within float32 rounding of a kink, and which ones flip
     depends on the rounding, not on folding. Measured (8 steps, one photo): Captum in float32
