@@ -145,8 +145,10 @@ class Method:
         fold_bn: run a BatchNorm-folded copy of the net (eval only; built once, rebuilt
             when the weights change; the model itself is not touched). Equal up to float
             rounding; ``None`` (default) chooses per device (:func:`.speed.speedups`): on
-            the CPU on for the CAM family and occlusion, off for input-gradient methods
-            (Guided Backprop's sign thresholds amplify rounding to ~1e-4); off on CUDA.
+            the CPU on for the CAM family, occlusion and Integrated Gradients (as close to a
+            float64 reference as Captum's float32 result: docs/attribution-speed-and-precision.md),
+            off for the other input-gradient methods (Guided Backprop's sign thresholds amplify
+            rounding to ~1e-4); off on CUDA.
         channels_last: run that copy in channels-last memory format (``None``: per device,
             on the CPU on for the CAM family: 1.1-1.5x faster in bench_attribution.py).
         Every call runs with TensorFloat-32 off (:func:`.speed.precise_float32`), so a GPU
