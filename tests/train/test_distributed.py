@@ -128,6 +128,13 @@ import torch.nn.functional as F
 import convscope as cs
 from convscope.models import zoo
 
+
+def say(line):
+    # one write per line: the ranks share one pipe, and print() under PYTHONUNBUFFERED writes the
+    # text and its newline apart, so two ranks' lines could run into one (seen once in CI)
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
 dist.init_process_group("gloo")
 torch.manual_seed(0)
 net = zoo.build("tiny-vgg", in_channels=1, num_classes=3, input_size=(16, 16))
@@ -142,7 +149,7 @@ with cs.Run(sys.argv[1], net, classes=["a", "b", "c"], input_size=(16, 16), samp
         run.log(epoch, loss=loss)
         total = loss.detach().clone(); dist.all_reduce(total)
         record = run.epoch_end(epoch, val_loss=float(total) / 2, lr=0.1)
-        print(f"rank {dist.get_rank()} epoch {record['epoch']} val_loss {record['val_loss']:.6f}")
+        say(f"rank {dist.get_rank()} epoch {record['epoch']} val_loss {record['val_loss']:.6f}")
 dist.destroy_process_group()
 """
 
@@ -210,10 +217,18 @@ def test_batchnorm_under_torchrun_sees_the_global_batch(bn_runs):
 # whole batch through plain BatchNorm, and checks its share of the output and of the input
 # gradient, the rank-summed parameter gradients and the running statistics against it.
 GLOBAL_BN = """
+import sys
 import torch
 import torch.distributed as dist
 from torch import nn
 from convscope.train.syncbn import GlobalBatchNorm
+
+
+def say(line):
+    # one write per line: the ranks share one pipe, and print() under PYTHONUNBUFFERED writes the
+    # text and its newline apart, so two ranks' lines could run into one (seen once in CI)
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -258,7 +273,7 @@ for kind, shape, momentum in [
     ours.eval(); plain.eval()
     probe = torch.randn(*shape)
     assert float((ours(probe) - plain(probe)).detach().abs().max()) <= 1e-5, "eval mode uses the running stats"
-print(f"rank {rank} ok, largest difference {worst:.3g}")
+say(f"rank {rank} ok, largest difference {worst:.3g}")
 dist.destroy_process_group()
 """
 
