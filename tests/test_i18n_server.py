@@ -33,7 +33,7 @@ from convscope.models import Model, TinyVGG, load_model
 from convscope.models.checks import input_warnings
 from convscope.server import playground
 from convscope.server.feature_views import Examples, data_choice
-from convscope.server.images import mnist_digits
+from convscope.server.images import mnist_digits, samples_for
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -207,6 +207,8 @@ def collected(readings, verdicts, warnings, dead_note, problems, mismatched) -> 
     top += [w["message_i18n"] for ws in warnings.values() for w in ws]
     top += [m for r in problems.values() for m in r["problems_i18n"]]
     top += [m.to_json()["reason_i18n"] for m in mismatched]
+    digits = samples_for(1, None)[:1]  # a sample digit's label and source, as /api/models/{m} describes them
+    top += [d[k] for d in (s.describe() for s in digits) for k in ("label_i18n", "source_i18n")]
     return [m for msg in top for m in _nested(msg)]
 
 
@@ -293,3 +295,12 @@ def test_convscope_examples_prints_the_dead_channel_as_before(tmp_path, capsys):
         line
         == "channel 0 is constant (0) on all 500 images: a dead channel; its 'top' examples are an arbitrary pick of equals"
     )
+
+
+def test_sample_digits_keep_their_english_label_and_name_themselves_in_chinese():
+    digit = samples_for(1, None)[0].describe()
+    assert digit["label"] == digit["label_i18n"]["text"] and digit["label"].startswith("digit ")
+    assert digit["source"] == "MNIST test split" == digit["source_i18n"]["text"]
+    assert text(digit["label_i18n"]["key"], "zh-CN", **digit["label_i18n"]["params"]).startswith("数字 ")
+    photo = samples_for(3, None)[0].describe()
+    assert "label_i18n" not in photo and photo["source"] == "scikit-image"  # a photo's name is a name

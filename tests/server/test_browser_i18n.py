@@ -123,6 +123,7 @@ def test_a_chinese_browser_gets_every_word_of_the_network_view_in_chinese(live, 
     assert page.locator('.column[data-layer="conv_1_1"] .col-kind').inner_text() == "卷积 3×3"
     assert page.locator(".column.scores .col-name").inner_text() == "类别得分"
     assert page.locator("#model-note").inner_text() == "输入 1×28×28 · 10 个类别 · 4,440 个参数"
+    assert page.locator(".sample").first.get_attribute("title") == "数字 0 (MNIST 测试集)"  # the server's words too
     page.screenshot(path=str(shots / "i18n-zh-network.png"))
     assert _english_on(page, english) == ""
     _open_conv_detail_and_summary(page)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConvscopeError, NotFound
+from ..i18n import message
 from ..lru import LRU
 from ..models.preprocessing import open_image
 
@@ -35,15 +36,24 @@ class TooLarge(ConvscopeError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One built-in image: its id, a human label and the pixels (H, W) or (H, W, 3) uint8."""
+    """One built-in image: its id, a human label and the pixels (H, W) or (H, W, 3) uint8.
+
+    A label or source that is a sentence of ours (a digit's "digit 7", "MNIST test split") also
+    travels as a catalogue message, so the page writes it in the reader's language; a photo's
+    name and "scikit-image" are names, shown as they are.
+    """
 
     id: str
     label: str
     source: str
     pixels: np.ndarray
+    label_i18n: dict[str, Any] | None = None
+    source_i18n: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "source": self.source}
+        out = {"id": self.id, "label": self.label, "source": self.source}
+        out.update({k: v for k, v in (("label_i18n", self.label_i18n), ("source_i18n", self.source_i18n)) if v})
+        return out
 
 
 DIGITS_FILE = Path(__file__).with_name("data") / "mnist-digits.npz"
@@ -99,7 +109,8 @@ def samples_for(channels: int, classes: list[str] | None) -> list[Sample]:
     digit_model = channels == 1 or (classes is not None and list(classes) == DIGITS)
     if digit_model:
         for label, pixels in mnist_digits():
-            out.append(Sample(f"sample-{len(out)}", f"digit {label}", "MNIST test split", pixels))
+            name, source = message("server.samples.digit", digit=label), message("server.samples.mnist_test")
+            out.append(Sample(f"sample-{len(out)}", name["text"], source["text"], pixels, name, source))
     if channels == 3:
         for name in PHOTOS:
             try:

@@ -3,17 +3,18 @@
 
 import { postFile, postJSON } from "./api.js";
 import { el } from "./dom.js";
+import { say } from "./i18n.js";
 
 export function renderSamples(root, info, current, onPick) {
   root.replaceChildren();
   for (const s of info.samples) {
     const b = el("button", `sample ${s.id === current ? "active" : ""}`);
-    b.title = `${s.label} (${s.source})`;
+    b.title = `${say(s.label_i18n || s.label)} (${say(s.source_i18n || s.source)})`;
     b.dataset.image = s.id;
     // thumbnails load once the overview is drawn (the first paint needs the server more)
     const url = `/api/models/${encodeURIComponent(info.name)}/images/${s.id}.png`;
     const img = el("img");
-    img.alt = s.label;
+    img.alt = say(s.label_i18n || s.label);
     if (root.dataset.loaded === info.name) img.src = url;
     else img.dataset.src = url;
     b.appendChild(img);

@@ -380,6 +380,7 @@ function redraw() {
   listModels();
   if (!state.info) return;
   modelNote();
+  renderSamples($("samples"), state.info, state.image, selectImage);  // their titles and alt texts
   foldLabel();
   if (!state.trace) return;
   traceNote();
