@@ -146,3 +146,22 @@ def test_axe_finds_no_serious_violation_on_any_view(page, live):
     page.goto(live.url + "/?view=dataset")
     wait(page, "dataset")
     axe(page, "dataset")
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is an npm devDependency: run `npm ci` first")
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_axe_finds_no_serious_violation_in_an_open_conv_detail(live, browser, locale):
+    """The conv detail's scrolling list of input channels (.elastic-rows) is a focusable, named
+    region and its input-channel chooser (.in-channel) has a name from the catalogue."""
+    context = browser.new_context(locale=locale, viewport={"width": 1300, "height": 900})
+    pg = context.new_page()
+    pg.goto(live.url + "/?model=default")
+    wait(pg, "overview")
+    pg.locator('canvas.neuron[data-layer="conv_2_2"]').first.click()
+    wait(pg, "detail")
+    pg.wait_for_selector("#detail .elastic-rows")
+    pg.wait_for_selector("#detail select.in-channel")
+    assert pg.get_attribute("#detail .elastic-rows", "tabindex") == "0"
+    assert pg.get_attribute("#detail select.in-channel", "aria-label")
+    axe(pg, f"conv detail ({locale})", within="#detail")
+    context.close()

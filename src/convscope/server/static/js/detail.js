@@ -91,6 +91,10 @@ function conv(body, d, ctx) {
   sec.appendChild(el("h3", "", [t("detail.elastic"), " ", el("span", "hint", t("detail.elastic_hint"))]));
   const wrap = el("div", "elastic-wrap");
   const rows = el("div", "elastic-rows");  // scrolls: every input channel, fetched as it comes into view
+  // a scrolling region must be reachable by keyboard and named (axe: scrollable-region-focusable)
+  Object.assign(rows, { tabIndex: 0 });
+  rows.setAttribute("role", "region");
+  rows.setAttribute("aria-label", t("detail.elastic_rows_label"));
   const more = el("div", "elastic-more note", t("detail.loading_more"));
   rows.appendChild(more);
   // one colour range for every intermediate map: the first page's (later ones are clipped to it)
@@ -187,6 +191,7 @@ function convFormula(d, ctx) {
   const controls = el("div", "controls");
   const play = el("button", "play", t("detail.play"));
   const chooser = el("select", "in-channel");
+  chooser.setAttribute("aria-label", t("detail.in_channel_label"));
   d.channels.forEach((c) => chooser.appendChild(new Option(t("detail.input_channel", { index: c.index }), c.index)));
   const speed = /** @type {HTMLInputElement} */ (el("input", "speed"));
   Object.assign(speed, { type: "range", min: "0", max: String(SPEEDS.length - 1), step: "1", value: String(SPEEDS.indexOf(POS_DELAY)) });
