@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from convscope.render.colormap import colorize
@@ -47,3 +49,29 @@ def test_figures_are_rgb_arrays():
     assert s.ndim == 3 and s.shape[2] == 3
     c = curves_figure(np.linspace(0, 1, 5), {"a": np.linspace(1, 0, 5)}, "deletion")
     assert c.shape[2] == 3
+
+
+def test_the_pages_sanity_figure_draws_no_words(monkeypatch):
+    """words=False (the page's figure, captioned in the reader's language): every text drawn is a
+    number, a method name, 'Spearman' or 'SSIM'; the CLI's figure keeps its English titles."""
+    import matplotlib.text
+
+    from convscope.render import heatmap
+
+    drawn: list[list[str]] = []
+    keep = heatmap._figure_array
+
+    def record(fig):
+        drawn.append([t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()])
+        return keep(fig)
+
+    monkeypatch.setattr(heatmap, "_figure_array", record)
+    img = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    args = (img, ["fc", "block2", "block1"], {"gradcam": np.random.rand(4, 16, 16)})
+    curves = ({"gradcam": np.array([1, 0.5, 0.2, -0.6])}, {"gradcam": np.array([1, 0.4, 0.3, 0.1])})
+    sanity_figure(*args, *curves, words=False)
+    sanity_figure(*args, *curves)
+    page, cli = drawn
+    number = re.compile(r"^[\u2212\-]?\d+(\.\d+)?$")
+    assert page and all(number.match(w) or w in {"gradcam", "Spearman", "SSIM"} for w in page), page
+    assert {"original", "to fc"} <= set(cli) and any(w.startswith("Sanity check") for w in cli)

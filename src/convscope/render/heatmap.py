@@ -109,6 +109,7 @@ def sanity_figure(
     spearman: dict[str, np.ndarray],
     ssim: dict[str, np.ndarray],
     max_columns: int = 8,
+    words: bool = True,
 ) -> np.ndarray:
     """Cascading randomisation at a glance.
 
@@ -116,11 +117,16 @@ def sanity_figure(
     randomisation steps (columns, at most ``max_columns``). Bottom: Spearman and SSIM
     against the original, per method, over all steps. ``maps[m]`` is (steps + 1, H, W),
     ``spearman[m]`` / ``ssim[m]`` are (steps + 1,).
+
+    ``words=False`` is the page's figure: steps are numbered (0 = the original) instead of
+    named, and there is no title, so no English is drawn into the pixels; the page writes the
+    caption and the step names beside it in the reader's language. Method names, "Spearman"
+    and "SSIM" are names and stay.
     """
     methods = list(maps)
     total = len(steps) + 1
     cols = sorted(set(np.linspace(0, total - 1, min(max_columns, total)).round().astype(int).tolist()))
-    labels = ["original"] + [f"to {s}" for s in steps]
+    labels = ["original"] + [f"to {s}" for s in steps] if words else [str(i) for i in range(total)]
     nrows = len(methods) + 1
     fig = _new_figure(1.7 * (len(cols) + 1), 1.8 * len(methods) + 3.2)
     grid = fig.add_gridspec(nrows, len(cols) + 1, height_ratios=[1] * len(methods) + [1.7])
@@ -138,18 +144,20 @@ def sanity_figure(
             if r == 0:
                 ax.set_title(labels[step], fontsize=7)
     half = (len(cols) + 1) // 2
-    for k, (label, values) in enumerate([("Spearman rank correlation (|map|)", spearman), ("SSIM", ssim)]):
+    curves = [("Spearman rank correlation (|map|)" if words else "Spearman", spearman), ("SSIM", ssim)]
+    for k, (label, values) in enumerate(curves):
         ax = fig.add_subplot(grid[nrows - 1, k * half : (k + 1) * half if k == 0 else len(cols) + 1])
         for m in methods:
             ax.plot(range(total), np.asarray(values[m], dtype=float), marker="o", ms=3, label=m)
         ax.set_xticks(range(total))
-        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+        ax.set_xticklabels(labels, rotation=90 if words else 0, fontsize=6)
         low = min([-0.2] + [float(np.nanmin(np.asarray(values[m], dtype=float))) - 0.05 for m in methods])
         ax.set_ylim(max(low, -1.05), 1.05)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Sanity check: cascading randomisation from the output (Adebayo et al. 2018)", fontsize=10)
+    if words:
+        fig.suptitle("Sanity check: cascading randomisation from the output (Adebayo et al. 2018)", fontsize=10)
     fig.tight_layout()
     return _figure_array(fig)
 

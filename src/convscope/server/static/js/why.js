@@ -360,8 +360,11 @@ class WhyPanel {
     });
     table.appendChild(tb);
     const fig = Object.assign(el("img", "sanity-figure"), { src: r.figure, alt: t("why.sanity_alt") });
+    // the figure numbers its steps as the table does and draws no words: its caption is here
+    const figure = el("figure", "sanity-figure-box");
+    figure.append(fig, el("figcaption", "hint", t("why.sanity_caption")));
     const row = el("div", "sanity-row");
-    row.append(table, fig);
+    row.append(table, figure);
     const verdicts = el("ul", "sanity-verdicts");
     for (const v of r.verdicts) {
       verdicts.appendChild(el("li", v.passed ? "pass" : "fail", phrase("why.verdict", { method: html`<b>${v.method}</b>`, reason: say(v.reason_i18n || v.reason) })));
