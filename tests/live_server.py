@@ -80,3 +80,14 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def serving(*models: str) -> Iterator[LiveServer]:
+    """The explorer for ``models`` (default: the default model), warmed, on a free loopback port."""
+    from convscope.server import create_app
+
+    app = create_app(list(models or ("default",)))
+    app.state.registry.warm()
+    with LiveServer(app) as server:
+        yield server

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from live_server import LiveServer
+from live_server import serving
 
 pytestmark = pytest.mark.browser
 
@@ -25,11 +25,7 @@ CONSTANT_MAP = """([layer, channel]) => {
 
 @pytest.fixture(scope="module")
 def live():
-    from convscope.server import create_app
-
-    app = create_app(["default"])
-    app.state.registry.warm()
-    with LiveServer(app) as server:
+    with serving() as server:
         yield server
 
 

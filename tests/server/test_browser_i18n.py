@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from server_helpers import LiveServer
+from live_server import LiveServer, serving
 
 pytestmark = pytest.mark.browser
 
@@ -62,11 +62,7 @@ def _words(texts) -> set[str]:
 
 @pytest.fixture(scope="module")
 def live():
-    from convscope.server import create_app
-
-    app = create_app(["default"])
-    app.state.registry.warm()
-    with LiveServer(app) as server:
+    with serving() as server:
         yield server
 
 

@@ -24,7 +24,7 @@ from convscope.models.checks import input_warnings
 from convscope.server.explain_views import METRIC_STEPS
 from convscope.server.images import mnist_digits
 
-from server_helpers import LiveServer
+from live_server import serving
 
 pytestmark = pytest.mark.browser
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -33,11 +33,7 @@ IMAGE = "sample-3"
 
 @pytest.fixture(scope="module")
 def live():
-    from convscope.server import create_app
-
-    app = create_app(["default"])
-    app.state.registry.warm()
-    with LiveServer(app) as server:
+    with serving() as server:
         yield server
 
 

@@ -12,18 +12,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_helpers import LiveServer
+from live_server import LiveServer, serving
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def live():
-    from convscope.server import create_app
-
-    app = create_app(["default"])
-    app.state.registry.warm()
-    with LiveServer(app) as server:
+    with serving() as server:
         yield server
 
 
