@@ -1,10 +1,11 @@
 """The explorer in headless Chromium against a real uvicorn server on 127.0.0.1.
 
-Screenshots of each view go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir);
-``docs/img/explorer-*.png`` are four of them, scaled to 1000-1100 px wide and saved
-with a 256-colour palette::
+Screenshots of each view go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir),
+to look at::
 
     CONVSCOPE_SCREENSHOTS=/tmp/shots python -m pytest -q tests/server/test_browser.py
+
+The README's pictures (``docs/img/explorer-*.png``) are made by ``python docs/screenshots.py``.
 """
 
 from __future__ import annotations
