@@ -9,8 +9,11 @@ Screenshots go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir).
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from live_server import LiveServer, serving
 
@@ -323,11 +326,14 @@ def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser
     page.locator(f'canvas.neuron[data-layer="{rec.name}"][data-channel="2"]').click()
     wait_detail(page)
     # the list scrolls; each scroll to its end fetches the next input channels, up to all 300
-    for _ in range(20):
-        if page.locator(".elastic-row").count() == 300:
-            break
+    # (waiting for each fetch's rows, not a fixed time: a loaded CI machine took > 300 ms a fetch)
+    deadline = time.monotonic() + 60
+    while (shown := page.locator(".elastic-row").count()) < 300 and time.monotonic() < deadline:
         page.evaluate("() => { const r = document.querySelector('.elastic-rows'); r.scrollTop = r.scrollHeight; }")
-        page.wait_for_timeout(300)
+        try:
+            page.wait_for_function(f"() => document.querySelectorAll('.elastic-row').length > {shown}", timeout=5_000)
+        except PlaywrightTimeout:
+            pass  # this scroll fired while a fetch was running: scroll again
     rows = page.locator(".elastic-row")
     assert rows.count() == 300
     assert [int(i) for i in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.index)")] == list(range(300))
