@@ -24,7 +24,7 @@ import re
 import httpx
 import pytest
 import torch
-from test_browser_i18n import CATALOGUES, VISIBLE_TEXT, WORD, _values, _words
+from test_browser_i18n import CATALOGUES, _english_on, _values, _words
 from test_routes_runs import write_run
 
 from server_helpers import LiveServer
@@ -90,16 +90,6 @@ def english(live) -> set[str]:
     return words
 
 
-def english_on(page, english: set[str]) -> str:
-    """The English words on the page, each with the text it is in ("" when none)."""
-    found: dict[str, str] = {}
-    for text in page.evaluate(VISIBLE_TEXT):
-        for w in WORD.findall(text):
-            if w.lower() in english:
-                found.setdefault(w.lower(), text)
-    return "\n".join(f"{w}: {text!r}" for w, text in sorted(found.items()))
-
-
 def wait(page, key: str, states=("ready",), timeout: float = 120_000, el: str = "body") -> None:
     done = [*states, "error", "empty"]
     page.wait_for_function(
@@ -162,7 +152,7 @@ def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_re
     assert page.locator(".runs-side h3").inner_text() == "训练记录"
     assert page.locator(".epoch-label").inner_text() == "第 2 轮"
     assert page.locator(".run-row .run-status").inner_text() in ("已完成", "已停止", "训练中")
-    assert english_on(page, english) == ""
+    assert _english_on(page, english) == ""
     page.screenshot(path=str(shots / "i18n-zh-training.png"))
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url))
@@ -181,7 +171,7 @@ def test_training_and_dataset_views_are_chinese_and_redraw_in_english_without_re
     assert page.locator(".confusion-box .ds-title").inner_text().startswith("混淆矩阵")
     # the dataset's own description ("scikit-learn's 8x8 digits (1,797 images, bundled)") is data from its loader
     note = httpx.get(live.url + "/api/models/default/dataset").json()["note"]
-    assert english_on(page, english - _words([note])) == ""
+    assert _english_on(page, english - _words([note])) == ""
     page.screenshot(path=str(shots / "i18n-zh-dataset.png"), full_page=True)
     asked.clear()
     page.select_option("#language-select", "en")
@@ -212,7 +202,7 @@ def test_why_lookfor_compare_and_playground_are_chinese_and_redraw_in_english_wi
     # title) is data from its loader
     note = page.get_attribute(".lookfor-data-note", "title")
     assert note.startswith("scikit-learn's 8x8 digits")
-    assert english_on(page, english - _words([note])) == ""
+    assert _english_on(page, english - _words([note])) == ""
     for panel in ("lookfor", "compare", "playground"):
         page.locator(f"#{panel}").screenshot(path=str(shots / f"i18n-zh-{panel}.png"))
     overlay = page.get_attribute("#why .why-overlay", "src")
