@@ -9,6 +9,7 @@ Screenshots go to ``$CONVSCOPE_SCREENSHOTS`` when set (else a temp dir).
 
 from __future__ import annotations
 
+import faulthandler
 import time
 
 import pytest
@@ -321,6 +322,10 @@ def wide():
 
 def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser, shots):
     page, errors = open_page(browser, wide.url + "/?model=wide")
+    fetches: list[str] = []  # what each list fetch did, for the failure message
+    page.on("request", lambda r: "start=" in r.url and fetches.append(f"sent {r.url.split('start=')[1][:12]}"))
+    page.on("requestfinished", lambda r: "start=" in r.url and fetches.append(f"done {r.url.split('start=')[1][:12]}"))
+    page.on("requestfailed", lambda r: "start=" in r.url and fetches.append(f"FAILED {r.failure}"))
     rec = wide.app.state.registry.trace("wide", "sample-0").trace.layers[3]  # the 1x1 conv (after input, conv, relu)
     assert rec.kind == "conv" and rec.weight.shape[1] == 300
     page.locator(f'canvas.neuron[data-layer="{rec.name}"][data-channel="2"]').click()
@@ -335,7 +340,9 @@ def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser
         except PlaywrightTimeout:
             pass  # this scroll fired while a fetch was running: scroll again
     rows = page.locator(".elastic-row")
-    assert rows.count() == 300
+    if rows.count() < 300:
+        faulthandler.dump_traceback(all_threads=True)  # where a server thread waits, if one does
+    assert rows.count() == 300, (fetches, errors, page.locator(".elastic-more").all_inner_texts())
     assert [int(i) for i in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.index)")] == list(range(300))
     assert page.locator(".elastic-count").inner_text() == "all 300 input channels (scroll the list)"
     # the formula writes all 300 channel sums; they add up, with the bias, to PyTorch's value
