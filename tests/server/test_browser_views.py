@@ -368,6 +368,36 @@ def test_elastic_view_shows_every_input_channel_of_a_wide_1x1_conv(wide, browser
     page.close()
 
 
+def test_a_failed_list_fetch_says_so_and_the_next_scroll_tries_again(wide, browser):
+    """A list fetch that fails leaves a message at the end of the list, not a list that waits
+    forever (the old code kept its 'loading' flag set after a rejected fetch)."""
+    page, errors = open_page(browser, wide.url + "/?model=wide")
+    failed: list[str] = []
+
+    def fail_first(route):
+        if "start=" in route.request.url and not failed:
+            failed.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/detail?*", fail_first)
+    rec = wide.app.state.registry.trace("wide", "sample-0").trace.layers[3]
+    page.locator(f'canvas.neuron[data-layer="{rec.name}"][data-channel="2"]').click()
+    wait_detail(page)
+    page.wait_for_function(
+        "() => document.querySelector('.elastic-more')?.textContent.startsWith('could not load more')", timeout=30_000
+    )
+    assert len(failed) == 1 and page.locator(".elastic-row").count() == 8  # the first page only
+    page.evaluate("() => { const r = document.querySelector('.elastic-rows'); r.scrollTop = 0; }")
+    page.evaluate("() => { const r = document.querySelector('.elastic-rows'); r.scrollTop = r.scrollHeight; }")
+    page.wait_for_function("() => document.querySelectorAll('.elastic-row').length > 8", timeout=30_000)
+    rows = page.locator(".elastic-row")
+    assert [int(i) for i in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.index)")] == list(range(rows.count()))
+    assert errors == []
+    page.close()
+
+
 def test_detail_opens_beside_the_overview(live, browser, shots):
     page, errors = open_page(browser, live.url + "/", 1600, 1000)
     conv = next(r for r in trace_of(live).layers if r.kind == "conv" and r.weight.shape[1] > 1)

@@ -136,24 +136,39 @@ function conv(body, d, ctx) {
       t("detail.some_channels", { next: number(next), total: number(total) });
     sec.dataset.loaded = String(next);
   };
-  /** The next input channels, once the end of the list scrolls into view (64 a request). */
+  /** Whether the end of the list is in view, or within 200 px of it. */
+  const nearEnd = () => more.isConnected && more.getBoundingClientRect().top < rows.getBoundingClientRect().bottom + 200;
+  /**
+   * The next input channels, while the end of the list is in view (64 a request). A failed
+   * request says so at the end of the list and is tried again on the next scroll; it never
+   * leaves the list waiting for an answer that will not come.
+   */
   async function loadMore() {
     if (loading || next >= total) return;
     loading = true;
-    const m = await ctx.fetchMore({ start: next, count: 64 });
-    loading = false;
+    let m;
+    try {
+      m = await ctx.fetchMore({ start: next, count: 64 });
+    } catch (e) {
+      more.textContent = t("detail.loading_failed", { error: e.message });
+      return;
+    } finally {
+      loading = false;
+    }
+    more.textContent = t("detail.loading_more");
     addRows(m.channels);
     formula.addChannels(m.channels);
     next += m.channels.length;
     count();
     lines();
     if (next >= total) { more.remove(); seen.disconnect(); return; }
-    const r = rows.getBoundingClientRect(), s = more.getBoundingClientRect();
-    if (s.top < r.bottom + 200) loadMore(); // still in view: keep going
+    if (nearEnd()) loadMore(); // still in view: keep going
   }
+  // the observer starts a fetch when the end comes into view; the scroll check also catches an end
+  // that stayed in view while rows arrived (no intersection change, so no observer callback)
   const seen = new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting)) loadMore(); }, { root: rows, rootMargin: "0px 0px 200px 0px" });
   if (next < total) seen.observe(more); else more.remove();
-  rows.addEventListener("scroll", lines);
+  rows.addEventListener("scroll", () => { lines(); if (nearEnd()) loadMore(); });
   count();
   lines();
 }
