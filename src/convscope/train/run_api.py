@@ -115,89 +115,55 @@ class Run:
         if not self.writes:
             self.say = lambda msg: None
         self.lock = (RunLock(self.out, command=command) if self.writes else distributed.NoLock()).acquire()
-        try:
-            self._setup(
-                model,
-                classes,
-                preprocessing,
-                input_size,
-                config,
-                sample,
-                monitor,
-                mode,
-                optimizer,
-                architecture,
-                data,
-                resume,
-                histograms,
-                command,
-            )
+        try:  # the folder is locked first; whatever fails after must release it
+            if self.lock.stale is not None:
+                self.say(
+                    f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
+                    "without releasing it"
+                )
+            if self.writes:
+                remove_temp_files(self.out)
+                remove_temp_files(self.out / SNAPSHOTS)
+            wrapped = model if isinstance(model, Model) else None
+            self.net = wrapped.net if wrapped is not None else model
+            if not isinstance(self.net, nn.Module):
+                raise ConvscopeError(f"Run needs a convscope.Model or a torch.nn.Module, not {type(model).__name__}")
+            self.classes = [str(c) for c in classes] if classes is not None else (wrapped.classes if wrapped else None)
+            self.preprocessing = _preprocessing(self.net, wrapped, preprocessing, input_size, sample)
+            self.architecture = _architecture(self.net, wrapped, architecture, self.preprocessing)
+            self.config = dict(config or {})
+            self.monitor = monitor
+            self.mode = mode or ("max" if monitor.endswith(("acc", "accuracy")) else "min")
+            if self.mode not in ("min", "max"):
+                raise ConvscopeError(f"mode must be 'min' or 'max', not {self.mode!r}")
+            self.optimizer, self.data, self.histograms = optimizer, data, histograms
+            self.command = command if command is not None else self.lock.command
+            self.notes: list[str] = []
+            if not self.architecture:
+                self.notes.append(NO_ARCHITECTURE.format(path=self.out / BEST))
+            self.history: list[dict[str, Any]] = []
+            self.best: dict[str, Any] | None = None
+            if resume:
+                self._resume()
+            elif self.writes and ((self.out / LAST).exists() or (self.out / METRICS).exists()):
+                raise ConvscopeError(
+                    f"{self.out} already holds a run; continue it with Run(..., resume=True) or choose another folder"
+                )
+            self._sample: tuple[torch.Tensor, torch.Tensor, int] | None = None
+            self._steps: list[tuple[int, dict[str, Scalar]]] = []
+            self._means: dict[str, list[Scalar]] = {}
+            self._epoch_started = time.perf_counter()
+            self._unmonitored = False
+            self.writer = BackgroundWriter() if self.writes else distributed.NoWriter()
+            self.runlog = RunLog(self.out, self.history) if self.writes else None
+            self.closed = False
+            for note in self.notes:
+                self.say(note)
+            if sample is not None:
+                self.snapshot(sample, epoch=self.epoch)
         except BaseException:
             self.lock.release()
             raise
-
-    def _setup(
-        self,
-        model,
-        classes,
-        preprocessing,
-        input_size,
-        config,
-        sample,
-        monitor,
-        mode,
-        optimizer,
-        architecture,
-        data,
-        resume,
-        histograms,
-        command,
-    ) -> None:
-        if self.lock.stale is not None:
-            self.say(
-                f"{self.out}: took over the lock of pid {self.lock.stale.get('pid')}, which stopped "
-                "without releasing it"
-            )
-        if self.writes:
-            remove_temp_files(self.out)
-            remove_temp_files(self.out / SNAPSHOTS)
-        wrapped = model if isinstance(model, Model) else None
-        self.net = wrapped.net if wrapped is not None else model
-        if not isinstance(self.net, nn.Module):
-            raise ConvscopeError(f"Run needs a convscope.Model or a torch.nn.Module, not {type(model).__name__}")
-        self.classes = [str(c) for c in classes] if classes is not None else (wrapped.classes if wrapped else None)
-        self.preprocessing = _preprocessing(self.net, wrapped, preprocessing, input_size, sample)
-        self.architecture = _architecture(self.net, wrapped, architecture, self.preprocessing)
-        self.config = dict(config or {})
-        self.monitor = monitor
-        self.mode = mode or ("max" if monitor.endswith(("acc", "accuracy")) else "min")
-        if self.mode not in ("min", "max"):
-            raise ConvscopeError(f"mode must be 'min' or 'max', not {self.mode!r}")
-        self.optimizer, self.data, self.histograms = optimizer, data, histograms
-        self.command = command if command is not None else self.lock.command
-        self.notes: list[str] = []
-        if not self.architecture:
-            self.notes.append(NO_ARCHITECTURE.format(path=self.out / BEST))
-        self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
-        if resume:
-            self._resume()
-        elif self.writes and ((self.out / LAST).exists() or (self.out / METRICS).exists()):
-            raise ConvscopeError(
-                f"{self.out} already holds a run; continue it with Run(..., resume=True) or choose another folder"
-            )
-        self._sample: tuple[torch.Tensor, torch.Tensor, int] | None = None
-        self._steps: list[tuple[int, dict[str, Scalar]]] = []
-        self._means: dict[str, list[Scalar]] = {}
-        self._epoch_started = time.perf_counter()
-        self._unmonitored = False
-        self.writer = BackgroundWriter() if self.writes else distributed.NoWriter()
-        self.runlog = RunLog(self.out, self.history) if self.writes else None
-        self.closed = False
-        for note in self.notes:
-            self.say(note)
-        if sample is not None:
-            self.snapshot(sample, epoch=self.epoch)
 
     def _resume(self) -> None:
         path = self.out / LAST
