@@ -114,6 +114,28 @@ def add_split_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """``IMAGE --model SPEC --output KEY``: what every one-image command (explain, attribute, sanity) starts with."""
+    parser.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
+    add_model_argument(parser)
+    add_output_argument(parser)
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser, help: str = "dataset name (digits, mnist, ...)", *, required: bool = True
+) -> None:
+    """``--data NAME --split S``: the dataset split a dataset-level command streams (``help`` as each command words it)."""
+    parser.add_argument("--data", "-d", required=required, metavar="DATA", help=help)
+    add_split_argument(parser)
+
+
+def add_compute_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, the ``scale out`` group and ``--no-progress``: how a dataset-level command computes."""
+    add_device_argument(parser)
+    add_engine_argument(parser)
+    add_progress_argument(parser)
+
+
 def add_progress_argument(parser: argparse.ArgumentParser, *aliases: str) -> None:
     """``--no-progress`` (plus old spellings such as ``--quiet``, kept as aliases)."""
     parser.add_argument(

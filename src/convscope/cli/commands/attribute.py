@@ -23,9 +23,8 @@ from typing import Any
 from ...errors import ConvscopeError
 from ..common import (
     add_device_argument,
-    add_model_argument,
+    add_image_arguments,
     add_out_argument,
-    add_output_argument,
     add_progress_argument,
     description,
     load_model_from_args,
@@ -35,9 +34,7 @@ from ..common import (
 
 def add_explain_arguments(p: argparse.ArgumentParser, default_methods: str, out: str) -> None:
     """Arguments shared by ``attribute`` and ``sanity`` (``out``: the default output folder)."""
-    p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
-    add_model_argument(p)
-    add_output_argument(p)
+    add_image_arguments(p)
     p.add_argument(
         "--method",
         default=default_methods,

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import (
-    add_device_argument,
-    add_engine_argument,
-    add_model_argument,
-    add_out_argument,
-    add_progress_argument,
-    add_split_argument,
-)
+from ..common import add_compute_arguments, add_data_arguments, add_model_argument, add_out_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,17 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with the per-image numbers, as JSON. --engine ray spreads the images over Ray workers.",
     )
     add_model_argument(p)
-    p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset (digits, mnist, folder:PATH, ...)")
-    add_split_argument(p)
+    add_data_arguments(p, "dataset (digits, mnist, folder:PATH, ...)")
     p.add_argument("--method", default="gradcam", help="attribution method (default gradcam)")
     p.add_argument("--layer", "-l", help="layer for CAM methods (default: the method's choice)")
     p.add_argument("--steps", type=int, default=20, help="pixel fractions per deletion / insertion curve (default 20)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, metavar="N", help="audit only the first N images of the split")
     add_out_argument(p, "audit.json", "the JSON report", metavar="FILE")
-    add_device_argument(p)
-    add_engine_argument(p)
-    add_progress_argument(p)
+    add_compute_arguments(p)
     p.set_defaults(func=run)
 
 

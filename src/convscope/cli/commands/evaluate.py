@@ -9,12 +9,10 @@ from typing import Any
 
 from ...errors import ConvscopeError
 from ..common import (
-    add_device_argument,
-    add_engine_argument,
+    add_compute_arguments,
+    add_data_arguments,
     add_model_argument,
     add_out_argument,
-    add_progress_argument,
-    add_split_argument,
     engine_from_args,
     load_model_from_args,
 )
@@ -28,17 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the split is remade with the seed the checkpoint records, so 'test' is the held-out split.",
     )
     add_model_argument(p, positional=True)
-    p.add_argument("--data", "-d", help="dataset (default: the one the checkpoint was trained on)")
-    add_split_argument(p)
+    add_data_arguments(p, "dataset (default: the one the checkpoint was trained on)", required=False)
     p.add_argument("--split-seed", type=int, help="split seed (default: the checkpoint's, else 0)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     add_out_argument(p, "convscope-evaluate", "folder for confusion.json and confusion.png")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--data-root", metavar="DIR", help="dataset cache directory")
     p.add_argument("--offline", action="store_true", help="never download data")
-    add_device_argument(p)
-    add_engine_argument(p)
-    add_progress_argument(p)
+    add_compute_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..common import (
-    add_device_argument,
-    add_engine_argument,
+    add_compute_arguments,
+    add_data_arguments,
     add_model_argument,
     add_out_argument,
     add_output_argument,
-    add_progress_argument,
-    add_split_argument,
 )
 
 
@@ -27,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_argument(p)
     add_output_argument(p)
-    p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
-    add_split_argument(p)
+    add_data_arguments(p)
     p.add_argument("--layer", "-l", required=True, help="qualified module name, e.g. conv_2_2")
     p.add_argument("--k", type=int, default=9, help="examples per channel (default 9)")
     p.add_argument("--channels", "-c", help="channels, e.g. 0-15 (default: all)")
@@ -36,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="I/N", help="rank only shard I of N and write DIR/partial-I-of-N.npz")
     p.add_argument("--merge", nargs="+", metavar="NPZ", help="merge these partial results instead of ranking")
     add_out_argument(p, "convscope-examples", "folder for the grids, examples.npz (or a shard's partial result)")
-    add_device_argument(p)
-    add_engine_argument(p)
-    add_progress_argument(p)
+    add_compute_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING
 from ...errors import ConvscopeError
 from ..common import (
     add_device_argument,
-    add_model_argument,
+    add_image_arguments,
     add_out_argument,
-    add_output_argument,
     add_progress_argument,
     description,
     load_model_from_args,
@@ -54,9 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=description(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", metavar="IMAGE", help="an image file in any format Pillow reads, any size")
-    add_model_argument(p)
-    add_output_argument(p)
+    add_image_arguments(p)
     add_out_argument(p, "convscope-explain", "folder for the figures, trace.json and index.html")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="only these layers (qualified names, as in trace.json)")
     p.add_argument(

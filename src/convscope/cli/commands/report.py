@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from ..common import (
+    add_data_arguments,
     add_device_argument,
     add_engine_argument,
     add_model_argument,
     add_out_argument,
     add_output_argument,
     add_progress_argument,
-    add_split_argument,
     load_model_from_args,
 )
 
@@ -30,8 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(p)
     add_output_argument(p)
     add_device_argument(p)
-    p.add_argument("--data", "-d", required=True, metavar="DATA", help="dataset name (digits, mnist, ...)")
-    add_split_argument(p)
+    add_data_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="split seed, and the seed of the random samples and t-SNE")
     add_out_argument(p, "report.html", "the report file", metavar="FILE")
     p.add_argument(
