@@ -12,25 +12,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_vgg_names import TINY_VGG_CHILDREN
 
 from convscope.cli.main import main
 from convscope.models import load_model
 
-TINY_VGG_LAYERS = [
-    "input",
-    "conv_1_1",
-    "relu_1_1",
-    "conv_1_2",
-    "relu_1_2",
-    "max_pool_1",
-    "conv_2_1",
-    "relu_2_1",
-    "conv_2_2",
-    "relu_2_2",
-    "max_pool_2",
-    "flatten",
-    "output",
-]
+TINY_VGG_LAYERS = ["input", *TINY_VGG_CHILDREN]
 
 
 def _printed_top(out: str) -> list[tuple[str, float]]:

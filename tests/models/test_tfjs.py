@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_vgg_names import TINY_VGG_CHILDREN
 
 from convscope.errors import ConvscopeError
 from convscope.models import load_model
@@ -47,20 +48,7 @@ def _child_outputs(net: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tor
 
 def test_structure_names_and_preprocessing(tiny_vgg):
     names = [n for n, _ in tiny_vgg.net.named_children()]
-    assert names == [
-        "conv_1_1",
-        "relu_1_1",
-        "conv_1_2",
-        "relu_1_2",
-        "max_pool_1",
-        "conv_2_1",
-        "relu_2_1",
-        "conv_2_2",
-        "relu_2_2",
-        "max_pool_2",
-        "flatten",
-        "output",
-    ]
+    assert names == TINY_VGG_CHILDREN
     assert sum(p.numel() for p in tiny_vgg.net.parameters()) == 19_920
     assert tiny_vgg.input_shape == (3, 64, 64)
     assert tiny_vgg.preprocessing.mean == (0.0,) and tiny_vgg.preprocessing.std == (255.0,)
