@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..features.progress import CancelFn, ProgressFn, tick
 from ..models.model import Model, as_model
-from ..scale.engine import Engine, engine_scope
+from ..scale.engine import Engine, map_merged
 from .base import get_method
 from .metrics import deletion, insertion
 
@@ -101,20 +102,10 @@ def audit(
     if steps < 1 or batch_size < 1:
         raise ConvscopeError(f"steps and batch_size must be at least 1, not {steps} and {batch_size}")
     if engine not in (None, "local"):
-        tick(progress, cancel, 0, len(dataset))
-        with engine_scope(engine) as workers:
-            return merge(
-                workers.map(
-                    "audit",
-                    model,
-                    dataset,
-                    batch_size,
-                    lambda done, total: tick(progress, cancel, done, total),
-                    method=method,
-                    layer=layer,
-                    steps=steps,
-                )
-            )
+        report = partial(tick, progress, cancel)
+        return map_merged(
+            engine, "audit", model, dataset, batch_size, merge, report, method=method, layer=layer, steps=steps
+        )
     model = as_model(model)
     explainer = get_method(method)(model, layer)
     data = dataset.conform(model.preprocessing)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..errors import ConvscopeError
 from ..io_utils import atomic_path
 from ..models.model import Model, as_model
 from ..probe import capture, model_state, resolve_layer, run_to
-from ..scale.engine import Engine, engine_scope
+from ..scale.engine import Engine, map_merged
 from .progress import CancelFn, ProgressFn, tick
 from .receptive import ReceptiveField
 
@@ -133,20 +134,11 @@ def top_examples(
     if engine not in (None, "local"):
         if not isinstance(layer, str):
             raise ConvscopeError("engine='ray' needs the layer by name, not a module object")
-        tick(progress, cancel, 0, len(dataset))
-        with engine_scope(engine) as workers:
-            return merge(
-                workers.map(
-                    "examples",
-                    model,
-                    dataset,
-                    batch_size,
-                    lambda done, total: tick(progress, cancel, done, total),
-                    layer=layer,
-                    k=k,
-                    channels=None if channels is None else list(channels),
-                )
-            )
+        units = None if channels is None else list(channels)
+        report = partial(tick, progress, cancel)
+        return map_merged(
+            engine, "examples", model, dataset, batch_size, merge, report, layer=layer, k=k, channels=units
+        )
     model = as_model(model)
     ref = resolve_layer(model.net, layer)
     name = str(ref)

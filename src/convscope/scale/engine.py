@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConvscopeError
@@ -36,3 +36,23 @@ def engine_scope(engine: Engine) -> Iterator[Any]:
     if isinstance(engine, str):
         raise ConvscopeError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     yield engine
+
+
+def map_merged(
+    engine: Engine,
+    job: str,
+    model: Any,
+    dataset: Any,
+    batch_size: int,
+    merge: Callable[[list[Any]], Any],
+    callback: Callable[[int, int], None],
+    **kwargs: Any,
+) -> Any:
+    """``job`` on ``engine``'s workers, block by block, its partials joined by the job's own ``merge``.
+
+    ``callback(done, total)`` is called once with 0 before any worker starts (so a cancel
+    already asked for stops the call there) and after each block.
+    """
+    callback(0, len(dataset))
+    with engine_scope(engine) as workers:
+        return merge(workers.map(job, model, dataset, batch_size, callback, **kwargs))
