@@ -134,3 +134,21 @@ def test_read_classes_bounds_the_file(tmp_path):
     path.write_text("x\n" * (1 << 20))
     with pytest.raises(ConvscopeError, match="more than"):
         read_classes(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("names.txt", "\n".join(DIGITS[:3]) + "\n\n" + "\r\n".join(DIGITS[3:]) + "\r\n\n"),
+        ("names.json", json.dumps(DIGITS)),
+        ("names-json.txt", json.dumps(DIGITS)),  # a JSON list under a .txt name
+    ],
+)
+def test_a_classes_file_saved_with_a_byte_order_mark(name, body, tmp_path):
+    """Notepad / Excel "UTF-8" files start with a BOM; blank lines and CRLF are not names either."""
+    from convscope.models.class_names import read_classes
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    assert read_classes(path) == DIGITS
+    assert main(["summary", "--model", "default", "--classes", str(path)]) == 0

@@ -29,7 +29,9 @@ def read_classes(path: str | Path) -> list[str]:
     if path.stat().st_size > MAX_BYTES:
         raise ConvscopeError(f"{path} has more than {MAX_BYTES} bytes; it is not a list of class names")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Notepad and Excel start a UTF-8 file with a byte-order mark, which is
+        # not part of the first name (nor of the JSON)
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConvscopeError(f"{path} is not UTF-8 text: {exc}") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
