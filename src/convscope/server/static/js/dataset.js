@@ -45,8 +45,6 @@ export class DatasetView {
     this.progress = null;
     /** @type {import("./jobs.js").ProgressBar | null} the embedding's bar, kept across redraws */
     this.embProgress = null;
-    /** @type {number | null} how long the finished pass took (its bar's words on a redraw) */
-    this.passSeconds = null;
     onLanguage(() => this.redraw());
   }
 
@@ -85,7 +83,7 @@ export class DatasetView {
     this.embedding?.abort();
     const passing = this.passing = new AbortController();
     page.set("dataset", "loading");
-    this.info = this.summary = this.mistakes = this.random = this.cell = this.emb = this.passSeconds = null;
+    this.info = this.summary = this.mistakes = this.random = this.cell = this.emb = null;
     this.root.replaceChildren();
     this.bar = el("div", "ds-bar");
     this.body = el("div", "ds-body");
@@ -99,9 +97,9 @@ export class DatasetView {
     }
     this.drawBar();
     try {
-      const job = await runJob(`${this.base()}/pass`, this.progress, t("dataset.pass", { split: splitName(this.split) }), passing.signal);
+      const split = this.split;
+      const job = await runJob(`${this.base()}/pass`, this.progress, () => t("dataset.pass", { split: splitName(split) }), passing.signal);
       if (!job) return;
-      this.passSeconds = job.seconds;
       await this.render();
       page.set("dataset", "ready");
     } catch (e) {
@@ -121,9 +119,7 @@ export class DatasetView {
     const label = el("label", "picker",
       phrase("dataset.picker", { model: html`<b>${this.model}</b>`, dataset: html`<b>${info.dataset}</b>`, seed: info.split_seed }));
     label.appendChild(sel);
-    this.progress ||= progressBar();
-    // a finished pass's bar says so in the language now chosen (runJob wrote it in the one before)
-    if (this.passSeconds !== null) this.progress.set(1, 1, t("widgets.done_in", { label: t("dataset.pass", { split: splitName(this.split) }), s: this.passSeconds.toFixed(1) }));
+    this.progress ||= progressBar();  // its words follow a language switch (jobs.progressBar)
     this.bar.replaceChildren(label, this.progress);
   }
 
@@ -289,7 +285,7 @@ export class DatasetView {
   /** The embedding's points on the canvas, with their hover card and click-through. */
   drawScatter(e) {
     const method = e.method;
-    this.embProgress?.set(1, 1, t("widgets.done_in", { label: METHODS[method] || method, s: e.seconds.toFixed(1) }));
+    this.embProgress?.set(1, 1, () => t("widgets.done_in", { label: METHODS[method] || method, s: e.seconds.toFixed(1) }));
     const names = this.summary.classes;
     this.scatter = new Scatter(this.canvas, { x: e.x, y: e.y, label: e.label, correct: e.correct }, {
       onHover: (i, ev) => {

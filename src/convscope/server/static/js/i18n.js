@@ -88,7 +88,26 @@ export async function setLanguage(lang = preferred()) {
   document.documentElement.lang = code;
   translatePage(document);
   listeners.forEach((f) => f(code));
+  // after the listeners: a view that redrew re-attached the live texts it keeps
+  document.querySelectorAll("[data-i18n-live]").forEach((n) => { const words = liveTexts.get(n); if (words) n.textContent = words(); });
   return code;
+}
+
+/** @type {WeakMap<Node, () => string>} a live text's words (a node the page dropped is forgotten with it) */
+const liveTexts = new WeakMap();
+
+/**
+ * Write words() into node now, and again after every language switch. For a text a module
+ * rewrites on its own schedule (a running job's progress line, rewritten at each poll): the
+ * switch then shows the new language at once instead of at the next write, and a text that
+ * is written once (a job's "done in 2.1 s") is not left in the old language.
+ * @param {Element} node
+ * @param {() => string} words
+ */
+export function liveText(node, words) {
+  liveTexts.set(node, words);
+  node.setAttribute("data-i18n-live", "");
+  node.textContent = words();
 }
 
 /**

@@ -7,7 +7,26 @@
 
 import { getJSON, ApiError } from "./api.js";
 import { el, html } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, liveText } from "./i18n.js";
+
+/** @typedef {string | (() => string)} Words a text, or how to say it in the language shown (a bar redraws it on a switch) */
+
+/**
+ * @param {Words} w
+ * @returns {string} the text now
+ */
+export const words = (w) => (typeof w === "function" ? w() : w);
+
+/**
+ * How a running job's bar reads: its label, how far it is (count, or its status while it
+ * reports no steps) and its seconds, said in whichever language is shown when it is drawn.
+ * @param {Words} label
+ * @param {Job} j
+ * @param {string} count
+ * @returns {() => string}
+ */
+export const progressWords = (label, j, count) => () =>
+  t("widgets.progress", { label: words(label), count: j.total ? count : t(`widgets.status.${j.status}`), s: j.seconds.toFixed(1) });
 
 /**
  * A job as /api/jobs/{id} describes it (server/jobs.py).
@@ -119,10 +138,12 @@ function sleep(ms, signal) {
   });
 }
 
-/** @typedef {HTMLDivElement & {set: (done: number, total: number, label: string) => void}} ProgressBar */
+/** @typedef {HTMLDivElement & {set: (done: number, total: number, label: Words) => void}} ProgressBar */
 
 /**
- * A progress bar element with set(done, total, text) (total 0: indeterminate).
+ * A progress bar element with set(done, total, text) (total 0: indeterminate). A text given
+ * as a function is said again after a language switch (i18n.liveText), so a running job's
+ * line does not keep the old language until the job ends.
  * @returns {ProgressBar}
  */
 export function progressBar() {
@@ -131,7 +152,7 @@ export function progressBar() {
   box.set = (done, total, label) => {
     box.classList.toggle("indeterminate", !total);
     fill.style.width = total ? `${(100 * done) / total}%` : "30%";
-    text.textContent = label;
+    liveText(text, typeof label === "function" ? label : () => label);
   };
   return box;
 }
@@ -144,17 +165,17 @@ export function progressBar() {
  * results, so abandoning one stops following it but leaves it running.
  * @param {string} url
  * @param {ProgressBar | null} bar
- * @param {string} label what the bar says
+ * @param {Words} label what the bar says
  * @param {AbortSignal} [signal]
  * @returns {Promise<Job | null>}
  */
 export async function runJob(url, bar, label, signal) {
   const job = await follow(await send("POST", url), {
     signal, cancel: false,
-    onProgress: (j) => bar?.set(j.done, j.total, t("widgets.progress", { label, count: j.total ? `${j.done} / ${j.total}` : t(`widgets.status.${j.status}`), s: j.seconds.toFixed(1) })),
+    onProgress: (j) => bar?.set(j.done, j.total, progressWords(label, j, `${j.done} / ${j.total}`)),
   });
   if (job === null) return null;
-  if (job.status !== "done") throw new ApiError(500, `${label} ${t(`widgets.status.${job.status}`)}: ${job.error || ""}`);
-  bar?.set(1, 1, t("widgets.done_in", { label, s: job.seconds.toFixed(1) }));
+  if (job.status !== "done") throw new ApiError(500, `${words(label)} ${t(`widgets.status.${job.status}`)}: ${job.error || ""}`);
+  bar?.set(1, 1, () => t("widgets.done_in", { label: words(label), s: job.seconds.toFixed(1) }));
   return job;
 }

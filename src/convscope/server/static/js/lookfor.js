@@ -186,7 +186,7 @@ class LookForPanel {
     box.append(controls, this.visProgress, this.picture);
     this.againButton = again;
     this.visTask ||= new Task(this.visProgress, "");
-    this.visTask.label = t("lookfor.optimising");
+    this.visTask.label = () => t("lookfor.optimising");
   }
 
   async visualization() {
@@ -205,11 +205,11 @@ class LookForPanel {
     this.picture.replaceChildren();
     setStatus("featvis", "running");
     const params = { channel: this.channel, steps: this.steps };
-    const task = this.visTask;
+    const n = this.steps, task = this.visTask;
     let r;
     try {
       r = await task.run(this.api(`/layers/${encodeURIComponent(this.layer)}/visualization`, params),
-        t("lookfor.optimising_steps", { n: this.steps }));
+        () => t("lookfor.optimising_steps", { n }));
     } catch (e) {
       this.error(this.picture, e);
       return setStatus("featvis", "error");
@@ -275,7 +275,8 @@ class LookForPanel {
     this.exOut = el("div", "lookfor-examples-out");
     box.append(this.exProgress, this.exOut);
     this.exTask ||= new Task(this.exProgress, "");
-    this.exTask.label = t("lookfor.ranking", { images: this.images(this.info) });
+    const info = this.info;
+    this.exTask.label = () => t("lookfor.ranking", { images: this.images(info) });
     return true;
   }
 

@@ -5,14 +5,14 @@
 // carries data-state and data-job for the browser tests; the panels read task.state.
 
 import { ApiError } from "./api.js";
-import { send, follow, finished, cancelJob, progressBar } from "./jobs.js";
+import { send, follow, finished, cancelJob, progressBar, progressWords, words } from "./jobs.js";
 import { el } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, liveText } from "./i18n.js";
 
 export class Task {
   /**
    * @param {HTMLElement} host the element that holds the bar and the cancel button
-   * @param {string} label what the bar says
+   * @param {import("./jobs.js").Words} label what the bar says (a function: said again after a language switch)
    * @param {number} [interval] the first (shortest) wait between polls, ms
    */
   constructor(host, label, interval = 250) {
@@ -42,14 +42,15 @@ export class Task {
    * POST url and follow the job. Resolves with the result, or null when it was cancelled
    * or superseded by a newer run; rejects with the job's error message when it failed.
    * @param {string} url
-   * @param {string} [label]
+   * @param {import("./jobs.js").Words} [label]
    */
   async run(url, label = this.label) {
     this.abandon();
     const control = new AbortController();
     this.control = control;
     const bar = progressBar();
-    const cancel = el("button", "link task-cancel", t("widgets.cancel"));
+    const cancel = el("button", "link task-cancel");
+    liveText(cancel, () => t("widgets.cancel"));
     cancel.onclick = () => this.cancel();
     this.host.replaceChildren(bar, cancel);
     this.host.hidden = false;
@@ -64,20 +65,21 @@ export class Task {
       min: this.interval,
       onProgress: (j) => {
         this.job = j;
-        const count = j.total ? `${Math.round((100 * j.done) / j.total)}%` : j.status;
-        bar.set(j.done, j.total, t("widgets.progress", { label, count: j.total ? count : t(`widgets.status.${j.status}`), s: j.seconds.toFixed(1) }));
+        bar.set(j.done, j.total, progressWords(label, j, `${Math.round((100 * j.done) / (j.total || 1))}%`));
       },
     });
     if (job === null) return null;  // abandoned: a newer run owns the host now
     this.job = job;
     this.setState(job.status);
     if (job.status === "cancelled") {
-      this.host.replaceChildren(el("span", "note", t("widgets.cancelled", { label })));
+      const note = el("span", "note");
+      liveText(note, () => t("widgets.cancelled", { label: words(label) }));
+      this.host.replaceChildren(note);
       return null;
     }
     this.host.replaceChildren();
     this.host.hidden = true;
-    if (job.status === "failed") throw new ApiError(400, job.error || t("widgets.failed", { label }));
+    if (job.status === "failed") throw new ApiError(400, job.error || t("widgets.failed", { label: words(label) }));
     return job.result;
   }
 

@@ -200,8 +200,8 @@ class WhyPanel {
     this.root.append(this.progress, this.errorBox, this.body, this.sanityProgress, this.sanityBox);
     this.explainTask ||= new Task(this.progress, "");
     this.sanityTask ||= new Task(this.sanityProgress, "");
-    this.explainTask.label = t("why.task_explain");
-    this.sanityTask.label = t("why.task_sanity");
+    this.explainTask.label = () => t("why.task_explain");
+    this.sanityTask.label = () => t("why.task_sanity");
     this.syncControls();
   }
 
@@ -228,7 +228,8 @@ class WhyPanel {
     this.result = this.metricsResult = this.sanityResult = null;
     let r;
     try {
-      r = await this.explainTask.run(this.api("/explain", this.params({ metrics: false })), methodText(this.method, "label"));
+      const method = this.method;
+      r = await this.explainTask.run(this.api("/explain", this.params({ metrics: false })), () => methodText(method, "label"));
     } catch (e) {
       return this.fail(e);
     }
@@ -245,7 +246,7 @@ class WhyPanel {
     setStatus("whymetrics", "running");
     let m;
     try {
-      m = await this.metricsTask.run(this.api("/explain", this.params({ metrics: true })), t("why.task_curves"));
+      m = await this.metricsTask.run(this.api("/explain", this.params({ metrics: true })), () => t("why.task_curves"));
     } catch (e) {
       this.metricsBox.appendChild(el("div", "why-error", e.message));
       return setStatus("whymetrics", "error");
@@ -299,7 +300,7 @@ class WhyPanel {
     this.metricsProgress ||= el("div", "why-progress");
     this.metricsBox.appendChild(this.metricsProgress);
     this.metricsTask ||= new Task(this.metricsProgress, "");
-    this.metricsTask.label = t("why.task_metrics");
+    this.metricsTask.label = () => t("why.task_metrics");
     this.body.append(left, this.metricsBox);
   }
 
@@ -334,7 +335,7 @@ class WhyPanel {
     this.sanityBox.replaceChildren();
     let r;
     try {
-      r = await this.sanityTask.run(this.api("/sanity", this.params()), t("why.task_sanity"));
+      r = await this.sanityTask.run(this.api("/sanity", this.params()), () => t("why.task_sanity"));
     } catch (e) {
       this.sanityBox.appendChild(el("div", "why-error", e.message));
       return setStatus("sanity", "error");
