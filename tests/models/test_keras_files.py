@@ -31,27 +31,34 @@ from convscope.errors import ConvscopeError
 
 h5py = pytest.importorskip("h5py")  # the keras extra (in all)
 
+
 # ---------------------------------------------------------------------------------------
 # the two test models: (class, name, options, inbound layers, weight names)
 # ---------------------------------------------------------------------------------------
+def _conv2d(name, filters, kernel, padding, dilation=1, activation="linear", use_bias=True, inbound=()):
+    """A stride-1 Conv2D entry with Keras' option names (its bias is a weight when ``use_bias``)."""
+    options = dict(
+        filters=filters,
+        kernel_size=list(kernel),
+        strides=[1, 1],
+        padding=padding,
+        dilation_rate=[dilation, dilation],
+        activation=activation,
+        use_bias=use_bias,
+    )
+    return ("Conv2D", name, options, list(inbound), ["kernel", "bias"] if use_bias else ["kernel"])
+
+
+def _batchnorm(name, inbound=()):
+    """A BatchNormalization entry with Keras' defaults and its four weights."""
+    options = dict(momentum=0.99, epsilon=1e-3, center=True, scale=True)
+    return ("BatchNormalization", name, options, list(inbound), ["gamma", "beta", "moving_mean", "moving_variance"])
+
+
 SEQUENTIAL_INPUT = (16, 13, 3)
 SEQUENTIAL = [
     ("InputLayer", "input_1", {}, [], []),
-    (
-        "Conv2D",
-        "conv_same",
-        dict(
-            filters=6,
-            kernel_size=[3, 3],
-            strides=[1, 1],
-            padding="same",
-            dilation_rate=[1, 1],
-            activation="relu",
-            use_bias=True,
-        ),
-        [],
-        ["kernel", "bias"],
-    ),
+    _conv2d("conv_same", 6, (3, 3), "same", activation="relu"),
     (
         "DepthwiseConv2D",
         "depthwise",
@@ -67,13 +74,7 @@ SEQUENTIAL = [
         [],
         ["depthwise_kernel", "bias"],
     ),
-    (
-        "BatchNormalization",
-        "bn",
-        dict(momentum=0.99, epsilon=1e-3, center=True, scale=True),
-        [],
-        ["gamma", "beta", "moving_mean", "moving_variance"],
-    ),
+    _batchnorm("bn"),
     ("LeakyReLU", "leaky", dict(alpha=0.1), [], []),
     (
         "SeparableConv2D",
@@ -95,21 +96,7 @@ SEQUENTIAL = [
     ("ReLU", "relu", dict(max_value=None, negative_slope=0.0, threshold=0.0), [], []),
     ("AveragePooling2D", "avg", dict(pool_size=[2, 2], strides=[1, 1], padding="valid"), [], []),
     ("ELU", "elu", dict(alpha=0.5), [], []),
-    (
-        "Conv2D",
-        "conv_valid",
-        dict(
-            filters=4,
-            kernel_size=[2, 1],
-            strides=[1, 1],
-            padding="valid",
-            dilation_rate=[1, 1],
-            activation="linear",
-            use_bias=False,
-        ),
-        [],
-        ["kernel"],
-    ),
+    _conv2d("conv_valid", 4, (2, 1), "valid", use_bias=False),
     ("Activation", "act", dict(activation="tanh"), [], []),
     ("Flatten", "flatten", {}, [], []),
     ("Dense", "hidden", dict(units=8, activation="sigmoid", use_bias=True), [], ["kernel", "bias"]),
@@ -119,60 +106,12 @@ SEQUENTIAL = [
 FUNCTIONAL_INPUT = (10, 9, 3)
 FUNCTIONAL = [
     ("InputLayer", "image", {}, [], []),
-    (
-        "Conv2D",
-        "conv_a",
-        dict(
-            filters=4,
-            kernel_size=[3, 3],
-            strides=[1, 1],
-            padding="same",
-            dilation_rate=[1, 1],
-            activation="relu",
-            use_bias=True,
-        ),
-        ["image"],
-        ["kernel", "bias"],
-    ),
-    (
-        "Conv2D",
-        "conv_b",
-        dict(
-            filters=4,
-            kernel_size=[3, 3],
-            strides=[1, 1],
-            padding="same",
-            dilation_rate=[2, 2],
-            activation="linear",
-            use_bias=True,
-        ),
-        ["conv_a"],
-        ["kernel", "bias"],
-    ),
+    _conv2d("conv_a", 4, (3, 3), "same", activation="relu", inbound=["image"]),
+    _conv2d("conv_b", 4, (3, 3), "same", dilation=2, inbound=["conv_a"]),
     ("Add", "merge", {}, ["conv_a", "conv_b"], []),
-    (
-        "Conv2D",
-        "side",
-        dict(
-            filters=3,
-            kernel_size=[1, 1],
-            strides=[1, 1],
-            padding="valid",
-            dilation_rate=[1, 1],
-            activation="linear",
-            use_bias=True,
-        ),
-        ["image"],
-        ["kernel", "bias"],
-    ),
+    _conv2d("side", 3, (1, 1), "valid", inbound=["image"]),
     ("Concatenate", "joined", dict(axis=-1), ["merge", "side"], []),
-    (
-        "BatchNormalization",
-        "bn",
-        dict(momentum=0.99, epsilon=1e-3, center=True, scale=True),
-        ["joined"],
-        ["gamma", "beta", "moving_mean", "moving_variance"],
-    ),
+    _batchnorm("bn", inbound=["joined"]),
     ("MaxPooling2D", "pool", dict(pool_size=[2, 2], strides=[2, 2], padding="valid"), ["bn"], []),
     ("Flatten", "flat", {}, ["pool"], []),
     ("Dense", "out", dict(units=6, activation="softmax", use_bias=True), ["flat"], ["kernel", "bias"]),
