@@ -140,10 +140,7 @@ def open_image(image: ImageLike) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, np.ndarray):
-        arr = image
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
+        return _from_array(image)
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
@@ -167,3 +164,27 @@ def open_image(image: ImageLike) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ConvscopeError(f"{label} is a damaged or truncated image: {exc}") from None
     return pil
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    """A NumPy image (H, W) or (H, W, C) with C = 1 to 4 as Pillow would have decoded its file.
+
+    uint8 is pixels; floats up to 1.0 are scaled by 255, other floats and integers are pixels
+    (clipped to 0..255). 16-bit arrays (what imageio, scikit-image and OpenCV return for a
+    16-bit PNG or TIFF) get what the file itself gets: greyscale is rescaled over its own
+    range in :func:`_to_mode`, colour keeps its high byte, rather than every value above 255
+    clipping to white.
+    """
+    shape = tuple(arr.shape)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (2, 3, 4)):
+        hint = " (channels first? pass arr.transpose(1, 2, 0))" if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) else ""
+        raise ConvscopeError(f"an image array is (H, W) or (H, W, C) with 1 to 4 channels, not {shape}{hint}")
+    if arr.dtype in (np.uint16, np.int16):
+        if arr.ndim == 2:
+            return Image.fromarray(arr.astype(np.int32), "I")
+        return Image.fromarray((arr.astype(np.int32).clip(0, 65535) >> 8).astype(np.uint8))
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
