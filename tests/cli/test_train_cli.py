@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from sklearn.metrics import confusion_matrix as sk_confusion
+from train_words import train_words
 
 from convscope.cli.main import main
 from convscope.data import load_splits
@@ -36,27 +37,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "tiny-vgg",
-                "--data",
-                "digits",
-                "--epochs",
-                "2",
-                "--lr",
-                "0.01",
-                "--out",
-                str(out),
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert main(train_words(out, 2, "--lr", "0.01")) == 0
     return out / "best.pt"
 
 
@@ -95,25 +76,7 @@ def test_evaluate_prints_accuracy_and_per_class_table(digits_checkpoint, tmp_pat
 
 def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "convscope",
-        "train",
-        "--model",
-        "tiny-vgg",
-        "--data",
-        "digits",
-        "--epochs",
-        "500",
-        "--lr",
-        "0.01",
-        "--out",
-        str(out),
-        "--no-progress",
-        "--device",
-        "cpu",
-    ]
+    cmd = [sys.executable, "-m", "convscope", *train_words(out, 500, "--lr", "0.01")]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 90

@@ -24,6 +24,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from train_words import train_words
 
 from convscope.cli.main import main
 from convscope.errors import ConvscopeError
@@ -326,26 +327,7 @@ def factory_run(tmp_path_factory) -> tuple[Path, Path]:
         },
     )
     out = folder / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                str(start),
-                "--data",
-                "digits",
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--no-progress",
-                "--device",
-                "cpu",
-                "--trust",
-            ]
-        )
-        == 0
-    )
+    assert main(train_words(out, 1, "--trust", model=start)) == 0
     return out, folder
 
 
@@ -379,25 +361,7 @@ def test_resume_never_imports_a_python_file_that_last_pt_names(tmp_path):
 
 def test_zoo_checkpoints_load_without_trust(tmp_path):
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "tiny-vgg",
-                "--data",
-                "digits",
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert main(train_words(out, 1)) == 0
     assert load_model(out / "best.pt").meta["architecture"]["zoo"] == "tiny-vgg"
     assert load_model("default").meta["architecture"]["zoo"] == "tiny-vgg"
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_words import train_words
 
 from server_helpers import LiveServer
 
@@ -46,25 +47,9 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
         page.wait_for_function("() => document.body.dataset.training === 'empty'")
         assert "no training runs" in page.locator(".runs-side").inner_text()
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "convscope",
-                "train",
-                "--model",
-                "tiny-vgg",
-                "--data",
-                "digits",
-                "--epochs",
-                str(EPOCHS),
-                "--out",
-                str(runs / "x"),
-                "--no-progress",
-                # 40x40 inputs: epochs of a few seconds even on an idle machine, so the
-                # page (polling every 1.5 s) must show the curves growing mid-run
-                "--input-size",
-                "40",
-            ],
+            # 40x40 inputs: epochs of a few seconds even on an idle machine, so the
+            # page (polling every 1.5 s) must show the curves growing mid-run
+            [sys.executable, "-m", "convscope", *train_words(runs / "x", EPOCHS, "--input-size", "40", device=None)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
