@@ -166,6 +166,18 @@ def row(rows: list, *cells, median: float | None = None, cpu: float | None = Non
     )
 
 
+def race_captum(rows, name, b, what, variants, theirs, xb, target, notes, repeats) -> None:
+    """Time Captum's ``theirs()`` against each convscope variant on (xb, target), already warmed up; a row each.
+
+    ``what``: the row's label with ``{}`` for the variant's name; ``notes[k]``: its accuracy.
+    """
+    fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
+    t = best_time(fns, repeats, warm_up=False)
+    for k in variants:
+        median, cpu = t.median("captum") / t.median(k), t.cpu_ratio(k, "captum")
+        row(rows, name, b, what.format(k), b / t[k], b / t["captum"], notes[k], median=median, cpu=cpu)
+
+
 def bench_gradcam(model, layer, x, b, repeats, rows):
     from captum.attr import LayerGradCam
 
@@ -311,20 +323,8 @@ def bench_ig(model, x, b, steps, repeats, rows):
         .float()
     )
     errs = {k: rel_err(v(xb, target).raw, f64) for k, v in variants.items()}  # doubles as the warm-up
-    fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
-    t = best_time(fns, repeats, warm_up=False)
-    for k in variants:
-        row(
-            rows,
-            model.name,
-            b,
-            f"IG ({steps} steps) {k} vs Captum",
-            b / t[k],
-            b / t["captum"],
-            f"vs float64: {errs[k]:.1e} (Captum {rel_err(want, f64):.1e})",
-            median=t.median("captum") / t.median(k),
-            cpu=t.cpu_ratio(k, "captum"),
-        )
+    notes = {k: f"vs float64: {e:.1e} (Captum {rel_err(want, f64):.1e})" for k, e in errs.items()}
+    race_captum(rows, model.name, b, f"IG ({steps} steps) {{}} vs Captum", variants, theirs, xb, target, notes, repeats)
 
 
 def bench_occlusion(model, x, b, window, stride, repeats, rows):
@@ -357,20 +357,9 @@ def bench_occlusion(model, x, b, window, stride, repeats, rows):
 
     want = theirs()[:, 0]
     errs = {k: rel_err(v(xb, target).raw, want) for k, v in variants.items()}  # doubles as the warm-up
-    fns = {"captum": theirs, **{k: (lambda v=v: v(xb, target)) for k, v in variants.items()}}
-    t = best_time(fns, repeats, warm_up=False)
-    for k in variants:
-        row(
-            rows,
-            model.name,
-            b,
-            f"Occlusion {window}/{stride} {k} vs Captum",
-            b / t[k],
-            b / t["captum"],
-            f"max rel err {errs[k]:.1e}",
-            median=t.median("captum") / t.median(k),
-            cpu=t.cpu_ratio(k, "captum"),
-        )
+    notes = {k: f"max rel err {e:.1e}" for k, e in errs.items()}
+    what = f"Occlusion {window}/{stride} {{}} vs Captum"
+    race_captum(rows, model.name, b, what, variants, theirs, xb, target, notes, repeats)
 
 
 def main() -> None:
