@@ -27,27 +27,16 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+def report(checkpoint: Path, out: Path, embedding: str, *extra: str) -> int:
+    """``convscope report`` of the digits run, quiet, its pass cached beside ``out``."""
+    words = ["report", "--model", str(checkpoint), "--data", "digits", "--out", str(out), "--embedding", embedding]
+    return main([*words, "--cache-dir", str(out.parent / "cache"), "-q", *extra])
+
+
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory, checkpoint) -> Path:
     out = tmp_path_factory.mktemp("out") / "report.html"
-    code = main(
-        [
-            "report",
-            "--model",
-            str(checkpoint),
-            "--data",
-            "digits",
-            "--out",
-            str(out),
-            "--embedding",
-            "tsne",
-            "--cache-dir",
-            str(out.parent / "cache"),
-            "--device",
-            "cpu",
-            "-q",
-        ]
-    )
+    code = report(checkpoint, out, "tsne", "--device", "cpu")
     assert code == 0 and out.is_file()
     return out
 
@@ -81,26 +70,7 @@ def test_report_renders_offline_in_chromium(report_file, browser, tmp_path):
 
 
 def test_cli_prints_the_accuracy(report_file, capsys, checkpoint):
-    code = main(
-        [
-            "report",
-            "--model",
-            str(checkpoint),
-            "--data",
-            "digits",
-            "--out",
-            str(report_file.with_suffix(".pdf")),
-            "--embedding",
-            "none",
-            "--limit",
-            "50",
-            "--samples",
-            "8",
-            "--cache-dir",
-            str(report_file.parent / "cache"),
-            "-q",
-        ]
-    )
+    code = report(checkpoint, report_file.with_suffix(".pdf"), "none", "--limit", "50", "--samples", "8")
     out = capsys.readouterr().out
     assert code == 0 and "accuracy" in out and "on 50 test images" in out
     assert report_file.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
