@@ -143,7 +143,8 @@ def side_by_side(model: str, trees: dict[str, str], repeats: int, chromium: str)
             servers[label] = (proc, f"http://127.0.0.1:{port}")
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"the {label} server ({src}) did not start")
-        time.sleep(1.0)  # uvicorn binds after 'ready'
+        for label, (_, url) in servers.items():
+            wait_listening(url, label)  # uvicorn binds after 'ready'
         out: dict[str, list] = {label: [] for label in trees}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=ARGS)
@@ -158,6 +159,21 @@ def side_by_side(model: str, trees: dict[str, str], repeats: int, chromium: str)
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(10)
+
+
+def wait_listening(url: str, label: str, seconds: float = 120.0) -> None:
+    """Until ``url`` answers (a loaded machine can take many seconds from 'ready' to the bind)."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/models", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {label} server at {url} did not answer in {seconds:.0f} s") from None
+            time.sleep(0.1)
 
 
 def print_requests(label: str, resources: list) -> None:
