@@ -169,17 +169,10 @@ def embedding_scatter(
     fig = Figure(figsize=(7, 6))
     ax = fig.subplots()
     size = 6 if len(coords) > 3000 else 14
+    # both sets of points on one colour scale: a class has one colour, right or wrong
+    scale = {"cmap": cmap, "vmin": -0.5, "vmax": max(k, 10 if k <= 10 else 20) - 0.5, "rasterized": True}
     sc = ax.scatter(
-        coords[correct, 0],
-        coords[correct, 1],
-        c=labels[correct],
-        cmap=cmap,
-        vmin=-0.5,
-        vmax=max(k, 10 if k <= 10 else 20) - 0.5,
-        s=size,
-        alpha=0.75,
-        linewidths=0,
-        rasterized=True,
+        coords[correct, 0], coords[correct, 1], c=labels[correct], s=size, alpha=0.75, linewidths=0, **scale
     )
     wrong = ~correct
     if wrong.any():
@@ -187,14 +180,11 @@ def embedding_scatter(
             coords[wrong, 0],
             coords[wrong, 1],
             c=labels[wrong],
-            cmap=cmap,
-            vmin=-0.5,
-            vmax=max(k, 10 if k <= 10 else 20) - 0.5,
+            **scale,
             s=size * (5 if size > 6 else 3),
             marker="X",
             edgecolors="black",
             linewidths=0.6 if size > 6 else 0.3,
-            rasterized=True,
             label=f"misclassified ({int(wrong.sum())})",
         )
         ax.legend(loc="best", fontsize=8)
