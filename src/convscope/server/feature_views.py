@@ -50,6 +50,9 @@ from .explain_views import data_url
 
 Progress = Callable[[int, int], None]
 MAX_KERNEL_VALUES = 4096  # kernels with more values than this travel as a picture only
+# weights smaller than this in size are drawn as 0 (the page's widgets.TINY): a dead channel's
+# kernel decayed to 1e-24 would otherwise be scaled to its own range and its noise look like a filter
+ZERO_WEIGHT = 1e-12
 
 
 def layer_width(model: Model, layer: str) -> tuple[str, tuple[int, ...]]:
@@ -107,18 +110,21 @@ def kernels_json(model: Model, layer: str, channel: int) -> dict[str, Any]:
 
     First-layer kernels reading 1 or 3 channels are one small grey / RGB image (mid-grey
     = 0); deeper ones a grid of per-input-channel kernels on the diverging scale
-    ``[-scale, scale]``.
+    ``[-scale, scale]``. A kernel whose weights are all under ZERO_WEIGHT in size is drawn
+    on ``[-1, 1]`` (as zeros) and says ``zero``.
     """
     name = check_unit(model, layer, channel)
     k = kernels(model, name, channels=[channel])
     w = k.weight[0]  # (in, kh, kw)
     cin, kh, kw = w.shape
+    zero = k.scale < ZERO_WEIGHT
+    shown = 1.0 if zero else k.scale
     if k.as_image:
-        picture = upscale(kernel_image(w, k.scale), 120)[0]
+        picture = upscale(kernel_image(w, shown), 120)[0]
     else:  # about 200 px wide, each kernel value at least one pixel
         cols = max(1, math.ceil(math.sqrt(cin)))
         f = max(1, min(32 // max(kh, kw), 200 // (cols * (kw + 1))))
-        picture = kernel_grid(w[:, None], vrange=(-k.scale, k.scale), upscale=f)
+        picture = kernel_grid(w[:, None], vrange=(-shown, shown), upscale=f)
     return {
         "layer": k.layer,
         "channel": channel,
@@ -127,6 +133,7 @@ def kernels_json(model: Model, layer: str, channel: int) -> dict[str, Any]:
         "first": k.first,
         "as_image": k.as_image,
         "scale": k.scale,
+        "zero": bool(zero),
         "bias": None if k.bias is None else float(k.bias[0]),
         "weight": w.tolist() if w.size <= MAX_KERNEL_VALUES else None,
         "image": data_url(picture),

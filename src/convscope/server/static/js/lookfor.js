@@ -253,6 +253,8 @@ class LookForPanel {
     const range = html`<span class="num" data-k="scale" data-value="${k.scale}">±${fmt(k.scale, 3)}</span>`;
     box.replaceChildren(el("h3", "", t("lookfor.kernels_head")), img,
       el("div", "note", html`${what}<br>${phrase("lookfor.kernel_range", { value: range, bias: html`${bias}` })}`));
+    // weights all under 1e-12: the server drew them as zeros (their noise on its own range would look like a filter)
+    if (k.zero) box.appendChild(el("div", "note lookfor-kernel-zero", t("lookfor.kernel_zero")));
   }
 
   // -- top dataset examples ----------------------------------------------------------------

@@ -4,6 +4,27 @@
 import { b64Floats } from "./binary.js";
 import { paint, cssColor, inkFor, fmt } from "./colors.js";
 import { el, html } from "./dom.js";
+import { t } from "./i18n.js";
+
+/**
+ * Values smaller than this in size are drawn and written as 0. A weight decayed to 1e-24 (channel
+ * 0 of the default model's conv_2_2) is no weight, but scaled to its own range its float noise
+ * looks like as much structure as a live kernel's (whose weights are 0.1 to 1).
+ */
+export const TINY = 1e-12;
+
+/**
+ * Why a map's colours would mislead, from the range it is painted on: "constant" (one value
+ * everywhere: the range is empty, so a colour would read as a sign or a size it does not have),
+ * "zero" (every value under TINY in size), or null.
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {"constant" | "zero" | null}
+ */
+export function flatness(lo, hi) {
+  if (lo === hi) return "constant";
+  return Math.max(Math.abs(lo), Math.abs(hi)) < TINY ? "zero" : null;
+}
 
 /** Decode a server map {shape:[h,w], data:b64, min, max} once. */
 export function mapValues(m) {
@@ -34,10 +55,19 @@ export function mapView(m, opts = {}) {
   cv.style.width = `${Math.max(12, Math.round(w * k))}px`;
   cv.style.height = `${Math.max(12, Math.round(h * k))}px`;
   const [lo, hi] = opts.range || [m.min, m.max];
-  paint(cv, vals, h, w, opts.scale || "diverging", lo, hi);
+  const flat = flatness(lo, hi);
+  // as the overview paints a constant map: neutral grey, dashed, and said under it
+  if (flat) {
+    paint(cv, vals, h, w, "grey", lo - 1, hi + 1);
+    cv.classList.add("constant");
+    box.dataset.flat = flat;
+  } else {
+    paint(cv, vals, h, w, opts.scale || "diverging", lo, hi);
+  }
   stage.appendChild(cv);
   box.appendChild(stage);
-  if (opts.label) box.appendChild(el("div", "maplabel", opts.label));
+  const flatNote = flat && el("span", "flat-note", flat === "constant" ? t("widgets.map_constant", { value: fmt(lo, 4) }) : t("widgets.map_zero"));
+  if (opts.label || flatNote) box.appendChild(el("div", "maplabel", [opts.label || "", opts.label && flatNote ? " · " : "", flatNote || ""]));
   const at = (ev) => {
     const r = cv.getBoundingClientRect();
     const y = Math.max(0, Math.min(h - 1, Math.floor(((ev.clientY - r.top) / r.height) * h)));
@@ -67,13 +97,19 @@ export function mapView(m, opts = {}) {
   return box;
 }
 
-/** A table of numbers with coloured cells. values: 2-D array. */
+/**
+ * A table of numbers with coloured cells. values: 2-D array (null: a padding cell). A table
+ * whose values are all under TINY in size but not all 0 (a dead channel's decayed kernel) is
+ * written as zeros on white and says so, instead of its noise on its own range.
+ */
 export function grid(values, opts = {}) {
   const flat = values.flat();
-  const lo = opts.range ? opts.range[0] : Math.min(...flat);
-  const hi = opts.range ? opts.range[1] : Math.max(...flat);
+  const numbers = /** @type {number[]} */ (flat.filter((v) => v !== null));
+  const zeros = numbers.length > 0 && numbers.some((v) => v !== 0) && numbers.every((v) => Math.abs(v) < TINY);
+  const lo = zeros ? -1 : opts.range ? opts.range[0] : Math.min(...flat);
+  const hi = zeros ? 1 : opts.range ? opts.range[1] : Math.max(...flat);
   const scale = opts.scale || "diverging";
-  const t = el("table", `grid ${opts.cls || ""}`);
+  const table = el("table", `grid ${opts.cls || ""}`);
   values.forEach((row, i) => {
     const tr = el("tr");
     row.forEach((v, j) => {
@@ -82,22 +118,29 @@ export function grid(values, opts = {}) {
         td.className = "pad";
         td.textContent = "0";
       } else {
-        td.textContent = fmt(v, opts.digits || 3);
-        td.style.background = cssColor(scale, v, lo, hi);
-        td.style.color = inkFor(scale, v, lo, hi);
+        const shown = zeros ? 0 : v;
+        td.textContent = fmt(shown, opts.digits || 3);
+        td.style.background = cssColor(scale, shown, lo, hi);
+        td.style.color = inkFor(scale, shown, lo, hi);
+        if (zeros) td.title = String(v);  // the exact value stays readable
       }
       if (opts.mark && opts.mark[0] === i && opts.mark[1] === j) td.classList.add("marked");
       tr.appendChild(td);
     });
-    t.appendChild(tr);
+    table.appendChild(tr);
   });
-  if (opts.title) {
+  if (zeros) {
+    table.dataset.flat = "zero";
+    table.title = t("widgets.grid_zero");
+  }
+  if (opts.title || zeros) {
     const wrap = el("div", "gridbox");
-    wrap.appendChild(el("div", "gridtitle", opts.title));
-    wrap.appendChild(t);
+    if (opts.title) wrap.appendChild(el("div", "gridtitle", opts.title));
+    wrap.appendChild(table);
+    if (zeros) wrap.appendChild(el("div", "gridtitle flat-note", t(opts.title ? "widgets.grid_zero" : "widgets.grid_zero_short")));
     return wrap;
   }
-  return t;
+  return table;
 }
 
 /**
