@@ -175,6 +175,33 @@ def test_factory_spec_with_weights(tmp_path):
     assert again.preprocessing.channels == 3
 
 
+@pytest.mark.parametrize(
+    ("wrap", "key"),
+    [
+        (lambda sd: {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": {}, "loss": 0.1}, "model_state_dict"),
+        (lambda sd: {"epoch": 3, "state_dict": {f"model.{k}": v for k, v in sd.items()}}, "state_dict"),  # Lightning
+        (lambda sd: {f"module.{k}": v for k, v in sd.items()}, None),  # saved from nn.DataParallel
+    ],
+)
+def test_another_tools_training_checkpoint_loads_with_its_architecture(tmp_path, wrap, key):
+    """PyTorch's tutorial checkpoint, Lightning's .ckpt and a DataParallel state_dict: the weights
+    inside are found (and their one common prefix dropped); alone, the file says what to add."""
+    (tmp_path / "mynets.py").write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))\n"
+    )
+    spec = f"{tmp_path / 'mynets.py'}:make"
+    trained = cs.load_model(spec).net
+    torch.save(wrap(trained.state_dict()), tmp_path / "ckpt.pt")
+    loaded = cs.load_model(f"{spec}@{tmp_path / 'ckpt.pt'}").net
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), trained(x))
+    if key is not None:
+        with pytest.raises(ConvscopeError, match=f"its weights under '{key}'.*--model file.py:factory@"):
+            cs.load_model(tmp_path / "ckpt.pt")
+
+
 def test_unknown_names_and_missing_files():
     with pytest.raises(NotFound, match="unknown model 'resnet9000'"):
         cs.load_model("resnet9000")

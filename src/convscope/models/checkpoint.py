@@ -121,17 +121,42 @@ def check_archive(path: Path) -> None:
             )
 
 
+# where other tools keep the weights inside a training checkpoint: PyTorch's "saving a general
+# checkpoint" tutorial ("model_state_dict"), Lightning and timm ("state_dict"), others ("model")
+WRAPPED_STATE_KEYS = ("model_state_dict", "state_dict", "model")
+
+
 def is_checkpoint(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
+
+
+def is_state_dict(obj: Any) -> bool:
+    """A non-empty mapping of names to tensors: what ``nn.Module.state_dict()`` returns."""
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def wrapped_state_key(obj: Any) -> str | None:
+    """The key of another tool's training checkpoint that holds the model's state_dict, if any."""
+    if not isinstance(obj, dict) or is_state_dict(obj):
+        return None
+    return next((key for key in WRAPPED_STATE_KEYS if is_state_dict(obj.get(key))), None)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a convscope checkpoint; ``meta`` comes back parsed."""
     obj = safe_torch_load(path)
     if not is_checkpoint(obj):
-        hint = ""
-        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            hint = " It looks like a bare state_dict: give its architecture as 'package.module:factory' with weights=."
+        hint, key = "", wrapped_state_key(obj)
+        if is_state_dict(obj) or key:
+            what = "a bare state_dict" if key is None else f"another tool's checkpoint, its weights under {key!r}"
+            hint = (
+                f" It looks like {what}: give its architecture with it, --model file.py:factory@{path} "
+                f"(Python: load_model('file.py:factory', weights={str(path)!r}))."
+            )
         raise ConvscopeError(f"{path} is not a convscope checkpoint.{hint}")
     version = obj.get("version", 0)
     if type(version) is not int:

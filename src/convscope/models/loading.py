@@ -40,7 +40,7 @@ from torch import nn
 
 from ..errors import ConvscopeError, NotFound, did_you_mean
 from . import zoo
-from .checkpoint import load_checkpoint, needs_trust, safe_torch_load
+from .checkpoint import is_checkpoint, load_checkpoint, needs_trust, safe_torch_load, wrapped_state_key
 from .class_names import check_classes
 from .efficientnet import NAME as EFFICIENTNET
 from .efficientnet import PREPROCESSING as EFFICIENTNET_PREPROCESSING
@@ -234,12 +234,7 @@ def model_from_factory(spec: str, weights: str | Path | None) -> Model:
     made = _call_factory(spec, {}, allow_model=True)
     net = made.net if isinstance(made, Model) else made
     if weights is not None:
-        state = safe_torch_load(weights)
-        if isinstance(state, dict) and state.get("format") == "convscope.checkpoint":
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise ConvscopeError(f"{weights} does not hold a state_dict")
-        _load_state(net, state, weights)
+        _load_state(net, _weights_in(safe_torch_load(weights), net, weights), weights)
     if isinstance(made, Model):
         made.meta.setdefault("architecture", {"factory": spec})
         return made
@@ -273,6 +268,24 @@ def _call_factory(spec: str, kwargs: dict[str, Any], allow_model: bool = False) 
         what = "a torch.nn.Module or convscope.Model" if allow_model else "a torch.nn.Module"
         raise ConvscopeError(f"{spec} returned a {type(net).__name__}, not {what}")
     return net
+
+
+def _weights_in(obj: Any, net: nn.Module, source: Any) -> dict[str, Any]:
+    """The state_dict in a weights file: a bare one, a convscope checkpoint's, or the one inside
+    another tool's training checkpoint (:data:`checkpoint.WRAPPED_STATE_KEYS`), with one common
+    key prefix dropped when that is what makes its names the net's own: Lightning saves
+    ``model.conv.weight`` for the net it holds as ``self.model``, DataParallel ``module.conv.weight``."""
+    key = "state_dict" if is_checkpoint(obj) else wrapped_state_key(obj)
+    state = obj[key] if key else obj
+    if not isinstance(state, dict):
+        raise ConvscopeError(f"{source} does not hold a state_dict")
+    own = set(net.state_dict())
+    if set(state) != own and state and all("." in k for k in state):
+        heads = {k.split(".", 1)[0] for k in state}
+        stripped = {k.split(".", 1)[1]: v for k, v in state.items()}
+        if len(heads) == 1 and set(stripped) == own:
+            return stripped
+    return state
 
 
 def _load_state(net: nn.Module, state: dict[str, Any], source: Any) -> None:
