@@ -25,6 +25,17 @@ def seq_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> dict[str, torch.Te
     return out
 
 
+def fold_all(page, folded: bool) -> None:
+    """Fold (or unfold) every block of the overview with its one button, then wait until the page has redrawn."""
+    if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
+        page.click("#btn-fold")
+    page.wait_for_function(
+        "(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
+        arg=folded,
+    )
+    page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+
+
 def png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from server_helpers import LiveServer
+from server_helpers import LiveServer, fold_all
 
 pytestmark = pytest.mark.browser
 
@@ -170,14 +170,7 @@ class Overview:
         self.by_name = {r["name"]: r for r in self.layers}
 
     def fold_all(self, folded: bool) -> None:
-        page = self.page
-        if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
-            page.click("#btn-fold")
-        page.wait_for_function(
-            "(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
-            arg=folded,
-        )
-        page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+        fold_all(self.page, folded)
 
     def blocks(self) -> dict[str, int]:
         return self.page.evaluate(

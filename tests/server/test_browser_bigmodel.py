@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import server_helpers
 from server_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -36,13 +37,8 @@ def page(browser, efficientnet):
 
 
 def fold_all(page, folded: bool) -> None:
-    if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:
-        page.click("#btn-fold")
-    page.wait_for_function(
-        "(f) => [...document.querySelectorAll('.group')].every(g => g.classList.contains('folded') === f)",
-        arg=folded,
-    )
-    page.wait_for_function("() => document.body.dataset.overview === 'ready'")
+    """server_helpers.fold_all, then two animation frames, so that the sizes read next are laid out."""
+    server_helpers.fold_all(page, folded)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
