@@ -66,6 +66,18 @@ def folder(tmp_path_factory):
     return load_splits(f"folder:{root}", progress=False)["train"]
 
 
+def counted_pass(engine, model, data, batch_size: int) -> dict[str, int]:
+    """Check the pass over ``data`` on Ray against the local one; the items the actors read from
+    disk and those sent to them as pixels meanwhile (their counters' increase)."""
+    before = engine.stats(model)
+    same_pass(
+        run_pass(model, data, batch_size=batch_size, progress=False, engine=engine),
+        run_pass(model, data, batch_size=batch_size, progress=False),
+    )
+    after = engine.stats(model)
+    return {k: after[k] - before[k] for k in ("read", "shipped")}
+
+
 def same_pass(a, b):
     for k in ARRAYS:
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
@@ -241,13 +253,8 @@ def test_actors_read_folder_and_builtin_blocks_themselves(engine, model, folder)
     read from disk against items sent as pixels, and the bytes put in the object store per block."""
     mnist = load_splits("mnist", download=False, progress=False)["val"]
     for data, per_item in ((folder, 40), (mnist, 12)):
-        before = engine.stats(model)
-        same_pass(
-            run_pass(model, data, batch_size=32, progress=False, engine=engine),
-            run_pass(model, data, batch_size=32, progress=False),
-        )
-        after = engine.stats(model)
-        assert after["read"] - before["read"] == len(data) and after["shipped"] == before["shipped"]
+        moved = counted_pass(engine, model, data, 32)
+        assert moved == {"read": len(data), "shipped": 0}
         blocks = plan_blocks(len(data), 32, 2)
         assert len(engine.sent) == len(blocks)
         for size, (start, stop) in zip(engine.sent, blocks):
@@ -258,26 +265,15 @@ def test_actors_read_folder_and_builtin_blocks_themselves(engine, model, folder)
 def test_ship_data_sends_the_pixels_of_a_folder_instead(engine, model, folder):
     engine.ship_data = True  # read per call: the same pool, told to ship
     try:
-        before = engine.stats(model)
-        same_pass(
-            run_pass(model, folder, batch_size=32, progress=False, engine=engine),
-            run_pass(model, folder, batch_size=32, progress=False),
-        )
-        after = engine.stats(model)
+        moved = counted_pass(engine, model, folder, 32)
     finally:
         engine.ship_data = False
-    assert after["shipped"] - before["shipped"] == len(folder) and after["read"] == before["read"]
+    assert moved == {"read": 0, "shipped": len(folder)}
     assert sum(engine.sent) > folder.images.numel()
 
 
 def test_a_users_own_tensors_are_shipped_and_still_identical(engine, model):
     digits = load_splits("digits")["test"]
     mine = ImageDataset("mine", digits.classes, digits.images.clone(), digits.labels.clone())
-    before = engine.stats(model)
-    same_pass(
-        run_pass(model, mine, batch_size=16, progress=False, engine=engine),
-        run_pass(model, mine, batch_size=16, progress=False),
-    )
-    after = engine.stats(model)
-    assert after["shipped"] - before["shipped"] == len(mine) and after["read"] == before["read"]
+    assert counted_pass(engine, model, mine, 16) == {"read": 0, "shipped": len(mine)}
     assert sum(engine.sent) > mine.images.numel()
