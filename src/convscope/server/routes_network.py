@@ -60,6 +60,28 @@ def page_blob(te: TraceEntry, layer: str, start: int, count: int, dtype: str, si
     return encode_array(page, dtype, **meta)
 
 
+def split_pages(pages: str) -> list[str]:
+    """The entries of an ``/activations?pages=`` query: joined by ``|``, a ``|`` or ``\\`` inside
+    a layer's name written ``\\|`` / ``\\\\`` (the page's ``api.pageEntry``). PyTorch allows both
+    in a module's name (``add_module("a|b", ...)``), and a plain split made two bad entries of one."""
+    items: list[str] = []
+    current: list[str] = []
+    chars = iter(pages)
+    for ch in chars:
+        if ch == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise ConvscopeError(f"bad pages {pages!r}: it ends in a lone '\\'")
+            current.append(escaped)
+        elif ch == "|":
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return items
+
+
 def parse_page(item: str) -> tuple[str, int, int, str, int | None]:
     """``LAYER:START:COUNT:DTYPE[:SIZE]`` (the layer name may itself hold colons); SIZE: the
     pixels the page draws a map in (see :func:`page_blob`)."""
@@ -185,10 +207,14 @@ def router(ctx: ServerContext) -> APIRouter:
     def many_activations(
         model: str,
         image: str = Query("sample-0"),
-        pages: str = Query(..., description="LAYER:START:COUNT:DTYPE[:SIZE] entries joined by '|'", max_length=20000),
+        pages: str = Query(
+            ...,
+            description="LAYER:START:COUNT:DTYPE[:SIZE] entries joined by '|'; a '|' or '\\' in LAYER as '\\|' or '\\\\'",
+            max_length=20000,
+        ),
     ) -> Response:
         te = reg.trace(model, image)
-        blobs = [page_blob(te, *parse_page(item)) for item in pages.split("|")[:MAX_PAGES]]
+        blobs = [page_blob(te, *parse_page(item)) for item in split_pages(pages)[:MAX_PAGES]]
         return Response(encode_many(blobs), media_type="application/octet-stream")
 
     @r.get(

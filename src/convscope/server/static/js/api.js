@@ -63,4 +63,17 @@ export async function getMany(url) {
   return decodeMany(await res.arrayBuffer());
 }
 
+/**
+ * One entry of /api/models/M/activations?pages=: LAYER:START:COUNT:DTYPE[:SIZE]. Entries are
+ * joined by '|', so a '|' (and the escape '\' itself) in the layer's name goes escaped with
+ * '\' (routes_network.split_pages); a ':' needs none, the server reads the numbers from the right.
+ * @param {string} name
+ * @param {number} start
+ * @param {number} count
+ * @param {string} dtype
+ * @param {number} [size] the pixels the page draws a map in (0: full resolution)
+ */
+export const pageEntry = (name, start, count, dtype, size = 0) =>
+  `${name.replace(/[\\|]/g, "\\$&")}:${start}:${count}:${dtype}${size ? `:${size}` : ""}`;
+
 export const q = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null)).toString();

@@ -9,7 +9,7 @@
 // Words from the catalogue's "compare" section; a language switch redraws the open panel
 // from the answers it holds (no request again).
 
-import { getJSON, getMany, q } from "./api.js";
+import { getJSON, getMany, q, pageEntry } from "./api.js";
 import { decodeArray } from "./binary.js";
 import { lineChart } from "./charts.js";
 import { fmt, legend, paint, scaleFor } from "./colors.js";
@@ -208,7 +208,7 @@ class ComparePanel {
     const s = this.sides();
     /** @type {Row[]} */
     const rows = c.layers.filter((r) => r.shape.length === 4 || r.shape.length === 2);
-    const pages = rows.map((r) => `${r.name}:0:${MAX_CHANNELS}:float32`).join("|");
+    const pages = rows.map((r) => pageEntry(r.name, 0, MAX_CHANNELS, "float32")).join("|");
     const side = (model, image) => getMany(`/api/models/${encodeURIComponent(model)}/activations?${q({ image, pages })}`);
     const [a, b, d] = await Promise.all([
       side(c.models.a, c.images.a), side(c.models.b, c.images.b),

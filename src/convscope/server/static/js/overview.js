@@ -2,7 +2,7 @@
 // The overview: one column per traced layer, every channel's activation map, the class
 // scores at the right. Columns load their maps when they scroll into view.
 
-import { getMany, q } from "./api.js";
+import { getMany, q, pageEntry } from "./api.js";
 import { paint, legend, fmt, cssColor, scaleFor, rangeFor } from "./colors.js";
 import { el as make, fill, html } from "./dom.js";
 import { pressable } from "./keyboard.js";
@@ -165,7 +165,7 @@ export class Overview {
     const { model, image } = this.ctx;
     for (let i = 0; i < all.length; i += 24) {
       const chunk = all.slice(i, i + 24);
-      const pages = chunk.map((r) => `${r.name}:${r.start}:${r.count}:${r.dtype}${r.size ? `:${r.size}` : ""}`).join("|");
+      const pages = chunk.map((r) => pageEntry(r.name, r.start, r.count, r.dtype, r.size)).join("|");
       getMany(`/api/models/${encodeURIComponent(model)}/activations?` + q({ image, pages }))
         .then((arrays) => chunk.forEach((r, k) => r.resolve(arrays[k])))
         .catch((e) => chunk.forEach((r) => r.reject(e)));
