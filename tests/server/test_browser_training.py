@@ -31,6 +31,16 @@ def points(page, chart: str, key: str, run: str) -> list[float]:
     )
 
 
+def training_view(browser, url: str):
+    """The training view in a new page, and the list its console errors and page errors go to."""
+    page = browser.new_page(viewport={"width": 1300, "height": 820})
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/?view=training")
+    return page, errors
+
+
 def test_curves_update_live_while_training_runs(browser, tmp_path):
     from convscope.server import create_app
 
@@ -39,11 +49,7 @@ def test_curves_update_live_while_training_runs(browser, tmp_path):
     app = create_app(["default"], runs=runs)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with LiveServer(app) as server:
-        page = browser.new_page(viewport={"width": 1300, "height": 820})
-        errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/?view=training")
+        page, errors = training_view(browser, server.url)
         page.wait_for_function("() => document.body.dataset.training === 'empty'")
         assert "no training runs" in page.locator(".runs-side").inner_text()
         proc = subprocess.Popen(
@@ -143,11 +149,7 @@ def test_damaged_runs_show_their_warnings_and_hide_no_other_run(browser, tmp_pat
 
     monkeypatch.setattr(RunIndex, "describe", refusing)
     with LiveServer(create_app(["default"], runs=runs)) as server:
-        page = browser.new_page(viewport={"width": 1300, "height": 820})
-        errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/?view=training")
+        page, errors = training_view(browser, server.url)
         page.wait_for_function("() => ['ready', 'error', 'empty'].includes(document.body.dataset.training)")
         assert page.evaluate("document.body.dataset.training") == "ready", page.locator(".runs-side").inner_text()
         rows = page.locator(".run-row")
