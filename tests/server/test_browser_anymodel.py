@@ -187,20 +187,22 @@ class Overview:
         )
 
 
-@pytest.fixture(scope="module")
-def densenet(live, browser):
-    view = Overview(browser, live, "densenet")
+def _overview(live, browser, model: str):
+    """A module fixture's body: the model's Overview, which must have logged no error by the end."""
+    view = Overview(browser, live, model)
     yield view
     assert not view.errors, view.errors
     view.page.close()
+
+
+@pytest.fixture(scope="module")
+def densenet(live, browser):
+    yield from _overview(live, browser, "densenet")
 
 
 @pytest.fixture(scope="module")
 def convnext(live, browser):
-    view = Overview(browser, live, "convnext")
-    yield view
-    assert not view.errors, view.errors
-    view.page.close()
+    yield from _overview(live, browser, "convnext")
 
 
 def test_densenet_folds_by_its_dense_blocks_and_transitions(densenet):
