@@ -105,6 +105,24 @@ def test_pdf_without_a_run_or_embedding(tmp_path, digits_run):
         build_report(model, test, embedding="mds", cache_dir=tmp_path, progress=False)
 
 
+def test_a_split_too_small_to_embed_still_gets_its_report(tmp_path, digits_run):
+    """A 12-image folder: its test split has 1 or 2 images. The report says the embedding is left
+    out instead of failing whole ('an embedding needs at least 3 points')."""
+    _, model, test = digits_run
+    for n in (1, 2):
+        out = tmp_path / f"report-{n}.html"
+        facts = write_report(
+            out, model, test.subset(list(range(n))), embedding="tsne", cache_dir=tmp_path, progress=False
+        )
+        text = out.read_text(encoding="utf-8")
+        assert facts["count"] == n and "Accuracy and confusion matrix" in text and "Embedding (" not in text
+        assert f"embedding: it needs at least 3 images, the test split has {n}" in facts["left_out"]
+    facts = write_report(
+        tmp_path / "r3.html", model, test.subset([0, 1, 2]), embedding="pca", cache_dir=tmp_path, progress=False
+    )
+    assert facts["embedding"]["method"] == "pca"
+
+
 def test_render_html_escapes_and_embeds():
     fig = Figure(figsize=(2, 2))
     fig.subplots().plot([0, 1], [1, 0])

@@ -25,6 +25,7 @@ from ..io_utils import load_arrays, save_arrays
 from ..render.notebook import Displayable
 
 METHODS = ("pca", "tsne", "umap")
+MIN_POINTS = 3  # t-SNE needs a perplexity below (N - 1) / 3, and 2 points have one picture
 
 
 def has_opentsne() -> bool:
@@ -136,8 +137,8 @@ def embed(
         raise ConvscopeError(f"features must be (N, D), got shape {x.shape}")
     if method not in METHODS:
         raise ConvscopeError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
-    if len(x) < 3:
-        raise ConvscopeError(f"an embedding needs at least 3 points, got {len(x)}")
+    if len(x) < MIN_POINTS:
+        raise ConvscopeError(f"an embedding needs at least {MIN_POINTS} points, got {len(x)}")
     if not np.isfinite(x).all():
         raise ConvscopeError("the features contain NaN or infinite values; the model's outputs are broken")
     start = time.perf_counter()

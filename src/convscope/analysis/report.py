@@ -23,7 +23,7 @@ from ..render import dataset_figures as figs
 from ..render.report import Section, Table, write_html, write_pdf
 from .cache import cached_embedding, cached_pass
 from .dataset_pass import DatasetPass, Progress
-from .embedding import METHODS
+from .embedding import METHODS, MIN_POINTS
 from .layers import activation_maps, layer_table, report_layers
 from .metrics import evaluate, misclassified, per_class_accuracy, random_rows
 from .runs import curves, run_history
@@ -86,7 +86,11 @@ def build_report(
         _activations(model, data, seed),
         _gradcam(model, data, result, facts),
     ]
-    if embedding:
+    if embedding and len(result) < MIN_POINTS:  # a small folder's test split: the rest of the report still helps
+        facts["left_out"].append(
+            f"embedding: it needs at least {MIN_POINTS} images, the {split} split has {len(result)}"
+        )
+    elif embedding:
         say(f"{embedding} embedding of {len(result)} feature vectors ({result.features.shape[1]} dims)")
         sections.append(_embedding(result, embedding, seed, cache_dir, facts))
     title = f"convscope report: {model.name} on {dataset.name} ({split})"
