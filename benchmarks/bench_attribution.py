@@ -210,15 +210,28 @@ def bench_gradcam(model, layer, x, b, repeats, rows):
     t = best_time(fns, repeats)
     net.zero_grad(set_to_none=True)
     for k in [*variants, "one call cs.attribute (default)"]:
-        row(rows, model.name, b, f"Grad-CAM {k} vs Captum", b / t[k], b / t["captum"], f"max rel err {errs[k]:.1e}")
+        row(
+            rows,
+            model.name,
+            b,
+            f"Grad-CAM {k} vs Captum",
+            b / t[k],
+            b / t["captum"],
+            f"max rel err {errs[k]:.1e}",
+            median=t.median("captum") / t.median(k),
+            cpu=t.cpu_ratio(k, "captum"),
+        )
+    default = "+ folded + channels-last (default)"
     row(
         rows,
         model.name,
         b,
         "Grad-CAM (default) vs bare forward+backward",
-        b / t["+ folded + channels-last (default)"],
+        b / t[default],
         b / t["bare"],
         "",
+        median=t.median("bare") / t.median(default),
+        cpu=t.cpu_ratio(default, "bare"),
     )
 
 

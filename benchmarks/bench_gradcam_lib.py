@@ -125,7 +125,32 @@ def load_nets(device: torch.device):
     return [(res, "layer4.1"), (eff, "_bn1")], x.to(device)
 
 
-def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score_size):
+def compiled_scorecam(model, layer, **kw):
+    """convscope's Score-CAM whose masked forwards run the same copy through
+    ``torch.compile(backend="inductor")`` with ``torch._inductor.config.freezing`` (weights as
+    constants: oneDNN weight prepacking, bias and activations fused into the convolutions).
+    A measurement of what a graph compiler buys, not a convscope option: compiling takes
+    minutes here, once per net and mask-batch shape."""
+    import torch._inductor.config as inductor
+
+    import convscope as cs
+    from convscope.outputs import select_output
+
+    inductor.freezing = True
+    cam = cs.ScoreCAM(model, layer, **kw)
+    compiled: dict[int, object] = {}
+
+    def forward(net, x):
+        fn = compiled.get(id(net))
+        if fn is None:
+            fn = compiled[id(net)] = torch.compile(net, backend="inductor", dynamic=False)
+        return select_output(fn(cam.prepare_input(x)), cam.output)
+
+    cam.forward = forward
+    return cam
+
+
+def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score_size, compile_score=False):
     import pytorch_grad_cam as lib
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -153,8 +178,16 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
         def theirs(theirs_cam=theirs_cam, xin=xin):
             return theirs_cam(input_tensor=xin, targets=targets)
 
+        fns = {"ours": ours, "theirs": theirs}
+        if name == "ScoreCAM" and compile_score:
+            fast = compiled_scorecam(model, layer, **kw)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            fast(xin, classes)  # compiles: timed apart, as a server pays it once per net and shape
+            sync()
+            first, first_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            fns["compiled"] = lambda fast=fast, xin=xin: fast(xin, classes).maps
         # Score-CAM runs a forward per channel: its first call is the timed one (no warm-up round)
-        t, cpu, out = timings({"ours": ours, "theirs": theirs}, repeats, sync, warm_up=name != "ScoreCAM")
+        t, cpu, out = timings(fns, repeats, sync, warm_up=name != "ScoreCAM")
         err, r = agreement(out["ours"].float().cpu().numpy(), out["theirs"])
         label = name if xin is xb else f"{name} @{score_size}px"
         best = {k: min(v) for k, v in t.items()}
@@ -176,6 +209,17 @@ def bench(model, layer, x, b, methods, repeats, rows, device, score_batch, score
             f"  {cells[5]}  {cells[6]}",
             flush=True,
         )
+        if "compiled" in fns:
+            err, r = agreement(out["compiled"].float().cpu().numpy(), out["theirs"])
+            saved = float(np.median(t["ours"]) - np.median(t["compiled"]))
+            print(
+                f"{model.name:<20}{b:>4}  {label + ' compiled':<18}{b / min(t['compiled']):>9.3g}{cells[4]:>9.3g}"
+                f"{min(t['theirs']) / min(t['compiled']):>8.2f} ({median['theirs'] / np.median(t['compiled']):.2f})"
+                f"  cpu {cpu_best['theirs'] / min(cpu['compiled']):.2f}  max |diff| {err:.1e}  r {r:.4f}"
+                f"  first call (compiling) {first:.0f} s wall, {first_cpu:.0f} s cpu; pays after "
+                f"{(first - float(np.median(t['compiled']))) / saved if saved > 0 else float('inf'):.0f} calls",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -197,6 +241,11 @@ def main() -> None:
         type=int,
         default=None,
         help="input side for Score-CAM rows (default 224, quick 112: a forward per channel)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="Score-CAM also with convscope's masked forwards compiled by inductor (freezing on); compile timed apart",
     )
     p.add_argument(
         "--score-batch", type=int, default=16, help="masked images per forward in Score-CAM (both; 16: both defaults)"
@@ -238,6 +287,7 @@ def main() -> None:
                 device,
                 args.score_batch,
                 args.score_size or (112 if args.quick else 224),
+                args.compile,
             )
     print(f"total {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}")
 
