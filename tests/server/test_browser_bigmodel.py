@@ -79,3 +79,38 @@ def test_search_jumps_to_a_layer_and_filters_the_class_menu(page, efficientnet):
     assert shown and shown == want, (shown, want)
     page.keyboard.press("Escape")
     assert page.evaluate("() => [...document.querySelectorAll('#why-class option')].every(o => !o.hidden)")
+
+
+def test_search_names_the_whole_layer_it_jumped_to(page, shots):
+    """The box shows the whole of a 41-character name typed into it, and under it the layer
+    jumped to is named whole with its place among the matches (a column inside a block shows
+    only the end of its name); Enter walks the matches in the network's order."""
+    names = page.evaluate("() => [...document.querySelectorAll('.column[data-layer]')].map(c => c.dataset.layer)")
+    longest = max(names, key=len)
+    assert len(longest) == 41  # _blocks.N._depthwise_conv.static_padding
+    page.fill("#search", "")
+    page.focus("#search")
+    page.keyboard.type(longest)
+    box = page.locator("#search")
+    assert box.evaluate("i => i.scrollWidth <= i.clientWidth"), box.evaluate("i => [i.scrollWidth, i.clientWidth]")
+    page.keyboard.press("Enter")
+    hit = page.locator(".search-hit-name")
+    page.wait_for_function("(n) => document.querySelector('.search-hit-name')?.dataset.layer === n", arg=longest)
+    assert hit.inner_text() == f"{longest} · 1 of 1" and hit.get_attribute("title") == longest
+    assert hit.evaluate("h => h.scrollWidth <= h.clientWidth")  # nothing of it cut off
+    inside = hit.bounding_box()
+    assert 0 <= inside["x"] and inside["x"] + inside["width"] <= WINDOW["width"]
+    page.screenshot(
+        path=str(shots / "bigmodel-search-long-name.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 260}
+    )
+    # a word of many names: each Enter names the next one whole
+    depthwise = [n for n in names if "_depthwise_conv" in n]  # the convs and their padding layers
+    page.fill("#search", "_depthwise_conv")
+    assert hit.is_hidden()  # typing forgets the last jump
+    for i, name in enumerate(depthwise[:3]):
+        page.keyboard.press("Enter")
+        page.wait_for_function("(n) => document.querySelector('.search-hit-name')?.dataset.layer === n", arg=name)
+        assert hit.inner_text() == f"{name} · {i + 1} of {len(depthwise)}"
+        assert page.locator(".column.search-hit").get_attribute("data-layer") == name
+    page.keyboard.press("Escape")
+    assert hit.is_hidden() and page.input_value("#search") == ""
