@@ -419,3 +419,21 @@ def test_in_place_op_whose_input_is_read_later_keeps_eager_semantics():
         torch.testing.assert_close(t.output, 2 * conv.clamp_min(0), rtol=0, atol=0)
         torch.testing.assert_close(t["conv"].output, conv, rtol=0, atol=0)  # the record kept the pre-ReLU values
         assert t["add"].inputs == ["relu", "conv"]
+
+
+def test_a_factory_net_that_fails_on_the_guessed_input_says_how_to_give_its_size(tmp_path):
+    """A bare module from `file.py:factory` gets a guessed 224x224 input; a 28x28-only net fails on
+    it, and the error says the input was guessed and how to name the real one."""
+    (tmp_path / "mine.py").write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n"
+    )
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    model = load_model(f"{tmp_path / 'mine.py'}:make")
+    with pytest.raises(ConvscopeError, match=r"input 1x224x224 was guessed.*cs\.Preprocessing\(size=\(H, W\)"):
+        trace(model, image)
+    assert trace(model, torch.zeros(1, 1, 28, 28)).logits.shape == (1, 10)  # a tensor of the right size runs
+    sized = cs.Model(model.net, preprocessing=cs.Preprocessing(size=(28, 28), channels=1))
+    assert trace(sized, image).logits.shape == (1, 10)  # ...and so does the image, once the size is given

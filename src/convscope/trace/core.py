@@ -207,8 +207,25 @@ def trace(
         )
     modules = list(net.modules())
     with model_state(net, train=train), torch.set_grad_enabled(grad):
-        records, out, via, fx_error = _run(net, batch, method, cache, modules)
+        try:
+            records, out, via, fx_error = _run(net, batch, method, cache, modules)
+        except ConvscopeError as exc:
+            raise _with_guess_hint(exc, m, batch, from_image=not isinstance(x, torch.Tensor)) from None
     return Trace(m, records, out, via, fx_error, _selected(out, m.output if output is None else output))
+
+
+def _with_guess_hint(exc: ConvscopeError, m: Model, batch: torch.Tensor, from_image: bool) -> ConvscopeError:
+    """A bare module from a factory or a file has no input size of its own: convscope guessed
+    one (:func:`convscope.models.model.guess_preprocessing`). When the net fails on the guess,
+    the user reads how to say the real size rather than only a shape mismatch deep inside."""
+    if not (m.meta.get("guessed") and from_image and batch.dim() == 4):
+        return exc
+    c, h, w = batch.shape[1:]
+    return ConvscopeError(
+        f"{exc}. Its input {c}x{h}x{w} was guessed; give the real one: have the factory return "
+        "cs.Model(net, preprocessing=cs.Preprocessing(size=(H, W), channels=C)) "
+        "(convscope serve also takes --input-size C,H,W)"
+    )
 
 
 def _selected(out: Any, output: OutputSpec) -> torch.Tensor | None:
