@@ -102,3 +102,20 @@ def test_progress_cancel_and_errors(default_model, data):
         top_examples(default_model, data, LAYER, channels=[50])
     with pytest.raises(ConvscopeError, match="not a top-examples file"):
         TopExamples.load(__file__)
+
+
+def test_progress_true_false_or_a_callable(default_model, data, capsys):
+    """The README's promise for long calls: ``progress=False`` turns the bar off (it was
+    ``'bool' object is not callable``), ``True`` draws one, a callable gets (done, total)."""
+    from convscope.explain.audit import audit
+
+    silent = top_examples(default_model, data, LAYER, k=3, progress=False)
+    assert capsys.readouterr().err == ""
+    seen = []
+    called = top_examples(default_model, data, LAYER, k=3, batch_size=100, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 300), (100, 300), (200, 300), (300, 300)]
+    shown = top_examples(default_model, data, LAYER, k=3, progress=True)
+    for res in (called, shown):
+        np.testing.assert_array_equal(res.values, silent.values)
+    few = data.subset(torch.arange(8))
+    assert audit(default_model, few, "saliency", steps=4, progress=False).per_class()

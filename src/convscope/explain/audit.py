@@ -28,6 +28,7 @@ from ..data.base import ImageDataset
 from ..errors import ConvscopeError
 from ..features.progress import CancelFn, ProgressFn, tick
 from ..models.model import Model, as_model
+from ..progress import ProgressArg, progress_callback
 from ..scale.engine import Engine, map_merged
 from .base import get_method
 from .metrics import deletion, insertion
@@ -89,7 +90,7 @@ def audit(
     layer: str | None = None,
     steps: int = 20,
     batch_size: int = 32,
-    progress: ProgressFn = None,
+    progress: ProgressFn | ProgressArg = None,
     cancel: CancelFn = None,
     engine: Engine = "local",
 ) -> Audit:
@@ -101,6 +102,7 @@ def audit(
     """
     if steps < 1 or batch_size < 1:
         raise ConvscopeError(f"steps and batch_size must be at least 1, not {steps} and {batch_size}")
+    progress = progress_callback(progress, f"audit {method}", "image")  # True / False as well as a callable
     if engine not in (None, "local"):
         report = partial(tick, progress, cancel)
         return map_merged(

@@ -28,6 +28,7 @@ from ..errors import ConvscopeError
 from ..io_utils import atomic_path
 from ..models.model import Model, as_model
 from ..probe import capture, model_state, resolve_layer, run_to
+from ..progress import ProgressArg, progress_callback
 from ..scale.engine import Engine, map_merged
 from .progress import CancelFn, ProgressFn, tick
 from .receptive import ReceptiveField
@@ -117,7 +118,7 @@ def top_examples(
     k: int = 9,
     channels: Sequence[int] | None = None,
     batch_size: int = 64,
-    progress: ProgressFn = None,
+    progress: ProgressFn | ProgressArg = None,
     cancel: CancelFn = None,
     engine: Engine = "local",
 ) -> TopExamples:
@@ -125,12 +126,13 @@ def top_examples(
 
     ``dataset`` is conformed to the model's input (channels, size) first. Pass a shard
     (``dataset.shard(i, n)``) to get a partial result for :func:`merge`. ``progress``
-    is called with (images done, total images). ``engine="ray"`` (or a
+    is called with (images done, total images), or is ``True`` (a bar) / ``False`` (silent). ``engine="ray"`` (or a
     :class:`convscope.scale.RayEngine`) ranks blocks on Ray workers and merges them: the
     same lists, exactly (:mod:`convscope.scale`).
     """
     if k < 1:
         raise ConvscopeError(f"k must be at least 1, not {k}")
+    progress = progress_callback(progress, "top examples", "image")
     if engine not in (None, "local"):
         if not isinstance(layer, str):
             raise ConvscopeError("engine='ray' needs the layer by name, not a module object")
