@@ -147,6 +147,21 @@ def test_pickled_module_and_torchscript_need_trust(tmp_path):
     assert torch.allclose(cs.load_model(tmp_path / "net.ts", trust=True).net(x), net(x))
 
 
+def test_refusals_of_other_files_are_plain_one_liners(tmp_path):
+    """A whole pickled nn.Sequential: the refusal names the class torch's allow-list stopped at, with
+    none of torch's terminal bold (ANSI escapes) or its 'two options' text; five bytes of text are
+    'not a readable PyTorch file' with the exception's type (torch raised a bare KeyError: 101)."""
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), tmp_path / "whole.pt")
+    with pytest.raises(ConvscopeError) as refused:
+        cs.load_model(tmp_path / "whole.pt")
+    text = str(refused.value)
+    assert "(the first: torch.nn.modules.container.Sequential)" in text and "trust=True" in text
+    assert "\x1b" not in text and "two options" not in text and "\n" not in text
+    (tmp_path / "junk.pt").write_bytes(b"hello")
+    with pytest.raises(ConvscopeError, match=r"not a readable PyTorch file \(.*\): [A-Za-z]+Error: "):
+        cs.load_model(tmp_path / "junk.pt")
+
+
 def test_zoo_arguments_from_a_file_are_bounded_before_anything_is_allocated(tmp_path):
     """The limits in words: a file may ask for any zoo net up to MAX_PARAMETERS, and no more."""
     from convscope.models import zoo

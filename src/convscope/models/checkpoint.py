@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,21 @@ def safe_torch_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise needs_trust(
-            f"{path} contains pickled Python objects, which could run code when loaded "
-            f"[{str(exc).splitlines()[0][:160]}]"
-        ) from None
+        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))  # what torch's allow-list refused
+        what = f" (the first: {named.group(1)[:160]})" if named else f" [{_first_line(exc, 160)}]"
+        raise needs_trust(f"{path} contains pickled Python objects{what}, which could run code when loaded") from None
     except Exception as exc:  # torch raises many types (IndexError, KeyError, ...) on bytes that are not its format
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise ConvscopeError(f"{path} is not a readable PyTorch file: {first}") from None
+        raise ConvscopeError(
+            f"{path} is not a readable PyTorch file (neither torch.save's archive nor a legacy pickle): "
+            f"{type(exc).__name__}: {_first_line(exc, 200)}"
+        ) from None
+
+
+def _first_line(exc: BaseException, limit: int) -> str:
+    """An exception's first line for a one-line message: torch's weights_only refusal is bold
+    on a terminal (ANSI escapes) and a KeyError is just the key (``101``), so the type is kept apart."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    return (text.splitlines() or [""])[0][:limit]
 
 
 def check_archive(path: Path) -> None:
