@@ -157,6 +157,22 @@ def test_the_training_view_lists_and_draws_the_run(written):
         assert snap["layer"] == "conv_1_1" and snap["weight"]["shape"] == [10, 1, 3, 3]
 
 
+def test_the_readmes_run_without_a_config_is_named_by_its_architecture(tmp_path):
+    """The README's loop gives Run no config: the training view's row still names the zoo net it
+    recognised (it said '?'); with no epoch count the run is 'stopped', as the README now explains."""
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+    from convscope.server.registry import Registry
+
+    net = zoo.build("tiny-vgg", in_channels=1, num_classes=10, input_size=(16, 16))
+    with cs.Run(tmp_path / "plain", net, classes=[str(i) for i in range(10)], preprocessing=PREP) as run:
+        run.epoch_end(1, val_loss=1.0, val_acc=0.5)
+    with TestClient(create_app(registry=Registry(["default"]), runs=tmp_path)) as client:
+        (row,) = client.get("/api/runs").json()["runs"]
+    assert (row["name"], row["model"], row["total_epochs"]) == ("plain", "tiny-vgg", None)
+
+
 def test_a_second_writer_is_refused_and_resume_continues_the_history(tmp_path):
     net = zoo.build("tiny-vgg", in_channels=1, num_classes=10, input_size=(16, 16))
     run = cs.Run(tmp_path / "r", net, classes=list("0123456789"), preprocessing=PREP, log=lambda m: None)

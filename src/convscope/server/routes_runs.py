@@ -198,7 +198,8 @@ class RunIndex:
             "name": run.name,
             "epochs": done,
             "total_epochs": total,
-            "model": _text(config.get("model")),
+            # cs.Run's own loop need not say config={"model": ...}: its recorded zoo architecture does
+            "model": _text(config.get("model") or _dict(meta.get("architecture")).get("zoo")),
             "data": _text(config.get("data") or _dict(meta.get("dataset")).get("name")),
             "classes": meta.get("classes"),
             "status": status,
