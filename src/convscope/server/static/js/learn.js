@@ -305,18 +305,28 @@ const LIVE = {
   geometry({ d, pos }) {
     const p = d.params;
     const [h, w] = d.channels[0].input.shape, [oh, ow] = d.output.shape;
-    const [k, s, dil] = [p.kernel_size[0], p.stride[0], p.dilation[0]];
     const [left, right, top, bottom] = p.pad;
-    const span = dil * (k - 1) + 1;
-    const computed = Math.floor((h + top + bottom - span) / s) + 1;
-    const params = { layer: d.layer, h, w, oh, ow, k, s, d: dil, top, bottom, left, right, span, y: pos.y, x: pos.x,
-      row: pos.y * s - top, col: pos.x * s - left };
+    // each axis on its own numbers: a 1×7 kernel, a stride of (2, 1) or padding only left and
+    // right give the width an output size of its own (the article used to write the height only)
+    const axis = (/** @type {number} */ i, size, before, after) => {
+      const k = p.kernel_size[i], s = p.stride[i], dil = p.dilation[i], span = dil * (k - 1) + 1;
+      return { size, before, after, k, s, dil, span, out: Math.floor((size + before + after - span) / s) + 1 };
+    };
+    const rows = axis(0, h, top, bottom), cols = axis(1, w, left, right);
+    const same = ["size", "before", "after", "k", "s", "dil"].every((key) => rows[key] === cols[key]);
+    /** one number when both axes have it, else "height×width" */
+    const both = (/** @type {string} */ key) => (rows[key] === cols[key] ? rows[key] : `${rows[key]}×${cols[key]}`);
+    const params = { layer: d.layer, h, w, oh, ow, k: both("k"), s: both("s"), d: both("dil"), top, bottom, left, right,
+      span: `${rows.span}×${cols.span}`, y: pos.y, x: pos.x, row: pos.y * rows.s - top, col: pos.x * cols.s - left };
+    const formula = (/** @type {string} */ name, a, key, lo, hi) => line(
+      `${name}_out = ⌊(${name} + ${lo} + ${hi} − d·(k − 1) − 1) / s⌋ + 1 = ⌊(${a.size} + ${a.before} + ${a.after} − ${a.dil}·${a.k - 1} − 1) / ${a.s}⌋ + 1 = `,
+      el("b", "", n(a.out, key)));
     return {
       params,
-      live: [line(`H_out = ⌊(H + p_top + p_bottom − d·(k − 1) − 1) / s⌋ + 1 = ⌊(${h} + ${top} + ${bottom} − ${dil}·${k - 1} − 1) / ${s}⌋ + 1 = `,
-        el("b", "", n(computed, "out-size"))),
-      el("p", "note", t("learn.live.geometryCheck", { oh, ow })),
-      line(t("learn.live.windowAt", params))],
+      live: [formula("H", rows, "out-size", "p_top", "p_bottom"),
+        ...(same ? [] : [formula("W", cols, "out-width", "p_left", "p_right")]),
+        el("p", "note", t("learn.live.geometryCheck", { oh, ow })),
+        line(t("learn.live.windowAt", params))],
     };
   },
   activation({ d }) {
