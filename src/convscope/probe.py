@@ -64,9 +64,13 @@ def get_module(net: nn.Module, name: str) -> nn.Module:
         return modules[name]
     names = [n for n in modules if n]
     close = difflib.get_close_matches(name, names, n=5)
-    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {shown}"
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {layer_list(names)}"
     raise NotFound(f"the model has no layer named {name!r}{hint}")
+
+
+def layer_list(names: list[str], limit: int = 30) -> str:
+    """The first ``limit`` layer names for an unknown-layer error, so the user can pick one."""
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "")
 
 
 def module_name(net: nn.Module, module: nn.Module) -> str:
@@ -148,8 +152,7 @@ def node_layers(net: nn.Module) -> list[str]:
 def _not_found(net: nn.Module, name: str, nodes: Sequence[str]) -> None:
     names = [n for n, _ in net.named_modules() if n] + list(nodes)
     close = difflib.get_close_matches(name, names, n=5)
-    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {shown}"
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {layer_list(names)}"
     raise NotFound(f"the model has no layer named {name!r}{hint}")
 
 

@@ -262,6 +262,10 @@ def test_inputs_image_single_tensor_and_lookup():
     assert [r.name for r in t1.consumers("conv_1_1")] == ["relu_1_1"]
     with pytest.raises(NotFound, match="similar: conv_1_1"):
         t1["conv_1"]
+    with pytest.raises(NotFound, match=r"'conv_9' in this trace; similar: conv_\d_\d"):  # a typo, not a substring
+        t1["conv_9"]
+    with pytest.raises(NotFound, match="; its layers are: input, conv_1_1, relu_1_1, "):  # nothing close: the list
+        t1["zzz"]
     assert isinstance(t1[0], LayerRecord) and t1[0].kind == "input"
 
 

@@ -12,6 +12,7 @@ model fx cannot trace is observed with hooks instead (``t.via == 'hooks'``, see
 
 from __future__ import annotations
 
+import difflib
 import html
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from torch import nn
 from ..errors import ConvscopeError, NotFound
 from ..models.model import Model, as_model
 from ..outputs import OutputSpec, select_output
-from ..probe import model_state
+from ..probe import layer_list, model_state
 from ..render.notebook import Displayable
 from .fx_run import run_fx
 from .fx_trace import graph_plan
@@ -80,8 +81,9 @@ class Trace(Displayable):
         try:
             return self._by_name[key]
         except KeyError:
-            close = [n for n in self.names if key in n][:5]
-            hint = f"; similar: {', '.join(close)}" if close else ""
+            names = list(self.names)
+            close = [n for n in names if key in n][:5] or difflib.get_close_matches(key, names, n=5)
+            hint = f"; similar: {', '.join(close)}" if close else f"; its layers are: {layer_list(names)}"
             raise NotFound(f"no layer named {key!r} in this trace{hint}") from None
 
     def consumers(self, name: str) -> list[LayerRecord]:
