@@ -115,7 +115,10 @@ def _per_channel(values: tuple[float, ...], channels: int) -> list[float]:
 def _to_mode(pil: Image.Image, mode: str) -> Image.Image:
     """Convert any Pillow mode (palette, alpha, CMYK, 16-bit, float) to L or RGB.
 
-    Transparent pixels are composited on white, which is what a person sees in a viewer.
+    Transparent pixels are composited on white, which is what a person sees in a viewer,
+    unless what is drawn is light (the mean grey of its opaque pixels above half): then on
+    black, since light ink on white vanishes (a white digit drawn on a transparent layer, what
+    drawing apps export, became a blank white square that even ``--invert`` cannot bring back).
     16-bit and float greyscale images are rescaled to 0..255 rather than clipped.
     """
     if pil.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -126,8 +129,11 @@ def _to_mode(pil: Image.Image, mode: str) -> Image.Image:
     if pil.mode == "P":
         pil = pil.convert("RGBA")
     if pil.mode in ("RGBA", "LA", "PA"):
-        background = Image.new("RGBA", pil.size, (255, 255, 255, 255))
-        pil = Image.alpha_composite(background, pil.convert("RGBA"))
+        rgba = pil.convert("RGBA")
+        grey, alpha = np.asarray(rgba.convert("L"), dtype=np.float32), np.asarray(rgba.getchannel("A"))
+        drawn = grey[alpha >= 128]
+        shade = 0 if drawn.size and float(drawn.mean()) > 127.5 else 255
+        pil = Image.alpha_composite(Image.new("RGBA", pil.size, (shade, shade, shade, 255)), rgba)
     return pil.convert(mode)
 
 
