@@ -25,6 +25,19 @@ def seq_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> dict[str, torch.Te
     return out
 
 
+def hooked_outputs(live, model: str) -> dict[str, torch.Tensor]:
+    """Each named module's output on the sample image of a live server's ``model``, recomputed
+    with forward hooks: what the server's answers about its layers must equal."""
+    reg = live.app.state.registry
+    net, found = reg.entry(model).model.net, {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: found.__setitem__(n, o)) for n, m in net.named_modules() if n]
+    with torch.no_grad():
+        net(reg.input_batch(model, "sample-0"))
+    for h in hooks:
+        h.remove()
+    return found
+
+
 def fold_all(page, folded: bool) -> None:
     """Fold (or unfold) every block of the overview with its one button, then wait until the page has redrawn."""
     if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:

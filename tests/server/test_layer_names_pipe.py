@@ -24,7 +24,7 @@ from convscope.models import Model, Preprocessing
 from convscope.server.encoding import decode_many
 from convscope.server.routes_network import split_pages
 
-from server_helpers import LiveServer
+from server_helpers import LiveServer, hooked_outputs
 
 CONV, RELU, FC = "stem|a/conv:1", "stem|a/relu", "head\\fc|out"
 
@@ -54,18 +54,6 @@ def live():
         yield server
 
 
-def outputs(live) -> dict[str, torch.Tensor]:
-    """Each layer's output on the sample image, recomputed here with hooks."""
-    reg = live.app.state.registry
-    net, found = reg.entry("piped").model.net, {}
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: found.__setitem__(n, o)) for n, m in net.named_modules() if n]
-    with torch.no_grad():
-        net(reg.input_batch("piped", "sample-0"))
-    for h in hooks:
-        h.remove()
-    return found
-
-
 def test_split_pages_reads_escapes():
     assert split_pages("a:0:1:float16|b:0:2:float32") == ["a:0:1:float16", "b:0:2:float32"]
     assert split_pages(f"{escaped(CONV)}:0:4:float32|{escaped(FC)}:0:10:float16:60") == [
@@ -75,7 +63,7 @@ def test_split_pages_reads_escapes():
 
 
 def test_batched_pages_with_pipes_in_layer_names(live):
-    want = outputs(live)
+    want = hooked_outputs(live, "piped")
     pages = f"{escaped(CONV)}:1:3:float32|{escaped(RELU)}:0:4:float32|{escaped(FC)}:0:10:float32"
     r = httpx.get(f"{live.url}/api/models/piped/activations", params={"image": "sample-0", "pages": pages})
     assert r.status_code == 200, r.text
@@ -90,7 +78,7 @@ def test_batched_pages_with_pipes_in_layer_names(live):
 
 @pytest.mark.browser
 def test_the_overview_draws_layers_with_pipes(live, browser, shots):
-    want = outputs(live)
+    want = hooked_outputs(live, "piped")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))

@@ -22,7 +22,7 @@ from torch import nn
 from convscope.models import Model, Preprocessing
 from convscope.server.encoding import decode_array, decode_many
 
-from server_helpers import LiveServer
+from server_helpers import LiveServer, hooked_outputs
 
 CONV, NESTED = "block1/conv", "head/classifier.1"
 
@@ -51,18 +51,6 @@ def live():
 def api(live):
     with httpx.Client(base_url=live.url, timeout=60) as client:
         yield client
-
-
-def outputs(live) -> dict[str, torch.Tensor]:
-    """Each layer's output on the sample image, recomputed here with hooks."""
-    reg = live.app.state.registry
-    net, found = reg.entry("slashed").model.net, {}
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: found.__setitem__(n, o)) for n, m in net.named_modules() if n]
-    with torch.no_grad():
-        net(reg.input_batch("slashed", "sample-0"))
-    for h in hooks:
-        h.remove()
-    return found
 
 
 def layer_url(layer: str, what: str) -> str:
@@ -98,7 +86,7 @@ def test_every_layer_route_takes_names_with_slashes(api):
 
 
 def test_the_api_answers_for_slashed_layers(live, api):
-    want = outputs(live)
+    want = hooked_outputs(live, "slashed")
     trace = api.get("/api/models/slashed/trace", params={"image": "sample-0"})
     assert trace.status_code == 200, trace.text
     names = [layer["name"] for layer in trace.json()["layers"]]
@@ -147,7 +135,7 @@ def test_the_page_draws_and_details_a_slashed_layer(live, browser, shots):
     sec = page.locator(".conv-formula")
     y, x = int(sec.get_attribute("data-y")), int(sec.get_attribute("data-x"))
     value = float(page.locator('[data-k="value"]').first.get_attribute("data-value"))
-    assert value == pytest.approx(float(outputs(live)[CONV][0, 2, y, x]), abs=1e-5)
+    assert value == pytest.approx(float(hooked_outputs(live, "slashed")[CONV][0, 2, y, x]), abs=1e-5)
     page.locator(".detail").screenshot(path=str(shots / "slashed-detail.png"))
     assert not errors, errors
     page.close()
