@@ -55,3 +55,12 @@ def test_two_images_and_two_models_is_one_line_error(digit_files, perturbed_chec
     code, _, err = run([*digit_files, "-m", "default", "-m", perturbed_checkpoint, "--out", tmp_path], capsys)
     assert code == 2
     assert err.strip().count("\n") == 0 and "give two images and one --model" in err
+
+
+def test_classes_names_both_predictions(tmp_path, digit_files, capsys):
+    """--classes, as explain and attribute take it: each side's prediction is printed in those names."""
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"digit-{w}" for w in "zero one two three four five six seven eight nine".split()))
+    code, text, err = run([*digit_files, "--classes", names, "--out", tmp_path / "out", "--layers", "conv_1_1"], capsys)
+    assert code == 0, err
+    assert "three.png -> digit-three (" in text and "eight.png -> digit-eight (" in text

@@ -25,6 +25,7 @@ from ...errors import ConvscopeError
 from ..common import (
     DEFAULT_MODEL,
     MODEL_HELP,
+    add_classes_argument,
     add_device_argument,
     add_out_argument,
     add_output_argument,
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help=f"the model; give it twice to compare two models on one image: {MODEL_HELP} (default: {DEFAULT_MODEL})",
     )
+    add_classes_argument(p)
     add_trust_argument(p)
     add_output_argument(p)
     add_out_argument(p, "convscope-compare")
@@ -195,6 +197,10 @@ def _file_name(layer: str) -> str:
 
 def _print_table(c) -> None:
     print(f"{c.labels[0]} vs {c.labels[1]}")
+    for label, t in zip(c.labels, (c.a, c.b)):
+        if t.probs is not None:  # each side's prediction, in the names --classes gave
+            _, name, p = t.top(1)[0][0]
+            print(f"{label} -> {name} ({p:.1%})")
     print(f"{'layer':<28}{'relative L2':>12}{'cosine':>9}{'max |a-b|':>12}")
     for d in c.layers:
         print(f"{d.name[:27]:<28}{d.relative_l2:>12.4g}{d.cosine:>9.4f}{d.max_abs:>12.4g}")
