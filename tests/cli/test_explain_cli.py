@@ -182,8 +182,10 @@ def test_errors_are_one_line_exit_2(case, tmp_path, capsys, cnn_explainer_dir):
     else:
         model = str(tmp_path / "nowhere" / "model.json")
     rc = main(["explain", str(image), "--model", model, "--out", str(tmp_path / "out"), *extra])
-    err = capsys.readouterr().err.strip()
+    said = capsys.readouterr()
+    err = said.err.strip()
     assert rc == 2
+    assert said.out == ""  # nothing before the error: a wrong --layers name is caught before the top-5 is printed
     assert len(err.splitlines()) == 1 and err.startswith("convscope explain: error:")
     assert {
         "not-an-image": "not an image",

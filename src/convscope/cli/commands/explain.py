@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             f"{model.name}'s output {tuple(t.output.shape) if hasattr(t.output, 'shape') else ''} "
             "is not (batch, classes) scores, so there is nothing to rank"
         )
+    records = [t[name] for name in args.layers] if args.layers else list(t.layers)  # a typo fails before any output
     top = [(name, p) for _, name, p in t.top(args.top)[0]]
     print(f"{Path(args.image).name} -> {model.name} ({len(t.layers)} layers traced via {t.via})")
     for i, (name, p) in enumerate(top, 1):
@@ -111,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
     for w in input_warnings(model, image):
         print(f"warning: {w['message']}: {FIXES[w['fix']]}")
 
-    records = [t[name] for name in args.layers] if args.layers else list(t.layers)
     out = Path(args.out)
     written = write_explanation(
         t,
