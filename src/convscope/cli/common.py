@@ -221,6 +221,12 @@ def load_model_from_args(args: argparse.Namespace):
     return model
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in its number, for the lines a command ends with: 1 heatmap, 2 heatmaps
+    (``plural`` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def progress_bar(args: argparse.Namespace, desc: str, unit: str = "it") -> ProgressBar:
     """The bar of one long step, off when the command line says ``--no-progress``."""
     return ProgressBar(desc, unit, enabled=not getattr(args, "no_progress", False))

@@ -26,6 +26,7 @@ from ..common import (
     add_image_arguments,
     add_out_argument,
     add_progress_argument,
+    counted,
     description,
     load_model_from_args,
     progress_bar,
@@ -216,5 +217,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {reading}")
     title = f"{model.name}: class {cls_index} ({label})"
     save_png(methods_figure(image, maps, title=title, notes=notes), out / "methods.png")
-    print(f"wrote {len(methods)} heatmaps and methods.png to {out}")
+    print(f"wrote {counted(len(methods), 'heatmap')} and methods.png to {out}")
     return 0

@@ -31,6 +31,7 @@ from ..common import (
     add_output_argument,
     add_progress_argument,
     add_trust_argument,
+    counted,
     description,
     load_model_from_args,
     progress_bar,
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     _print_table(c)
     print(
-        f"wrote compare.json, distance.png, {len(drawn)} layer figure(s)"
+        f"wrote compare.json, distance.png, {counted(len(drawn), 'layer figure')}"
         f"{', attribution.png' if c.attributions is not None else ''} to {out}"
     )
     return 0

@@ -30,6 +30,7 @@ from ..common import (
     add_image_arguments,
     add_out_argument,
     add_progress_argument,
+    counted,
     description,
     load_model_from_args,
 )
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(
-        f"wrote {written['layers']} layer figures, {written['kernels']} kernel figures, "
+        f"wrote {counted(written['layers'], 'layer figure')}, {counted(written['kernels'], 'kernel figure')}, "
         f"trace.json and index.html to {out}"
     )
     return 0
