@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 
 import pytest
 from fastapi.testclient import TestClient
@@ -110,8 +111,12 @@ def test_serve_on_all_interfaces_generates_and_enforces_a_token(fake_uvicorn, ca
     out = capsys.readouterr()
     assert "warning" in out.err and "reachable from other machines" in out.err
     url = next(w for w in out.out.split() if w.startswith("http://"))
-    assert url.startswith("http://0.0.0.0:8765/?token=")
+    assert url.startswith("http://127.0.0.1:8765/?token=")  # an address a browser can open, not 0.0.0.0
     token = url.split("token=", 1)[1]
+    others = next(line for line in out.out.splitlines() if "from other machines:" in line)
+    assert f"http://{socket.gethostname()}:8765/?token={token}" in others and "0.0.0.0" not in out.out
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:  # the printed address is served
+        assert c.get("/", params={"token": token}).status_code == 200
     with TestClient(app) as c:
         assert c.get("/api/models").status_code == 401
         assert c.get("/api/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200

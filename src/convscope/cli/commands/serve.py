@@ -190,12 +190,40 @@ def serve(args: argparse.Namespace, engine) -> int:
             print(f"model {e.name!r} ({e.spec}) failed to load: {e.error}")
     app.state.registry.warm()  # the first page then draws at once
     check_port(args.host, args.port)  # again: loading took seconds, in which another server may have started
-    url = page_url(args.host, args.port, token)
+    here, others = open_addresses(args.host)
+    url = page_url(here, args.port, token)
     print(f"convscope explorer: open {url}  (models: {', '.join(app.state.registry.models)}; Ctrl-C to stop)")
+    if others:
+        print(f"  from other machines: {' or '.join(page_url(h, args.port, token) for h in others)}")
     if args.open:
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # bind-all address -> this machine's loopback
+
+
+def open_addresses(host: str) -> tuple[str, list[str]]:
+    """(the host to open the page at on this machine, the hosts other machines use). A bind-all
+    address (0.0.0.0, ::) is no address a browser can open: this machine opens its loopback, and
+    others this machine's name and its non-loopback IPv4 addresses (those found without the network)."""
+    if host not in WILDCARDS:
+        return host, []
+    name = socket.gethostname()
+    ips: set[str] = set()
+    try:
+        ips |= {str(info[4][0]) for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except OSError:
+        pass
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # the outward interface; UDP connect sends nothing
+        try:
+            probe.connect(("10.254.254.254", 1))
+            ips.add(probe.getsockname()[0])
+        except OSError:
+            pass
+    others = [name] if name and name != "localhost" else []
+    return WILDCARDS[host], others + sorted(ip for ip in ips if not ip.startswith(("127.", "0.")))
 
 
 def check_port(host: str, port: int) -> None:
