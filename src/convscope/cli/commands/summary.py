@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ...errors import ConvscopeError
 from ..common import add_device_argument, add_model_argument, load_model_from_args
 
 
@@ -38,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
     if args.size:
         h, w = args.size
     x = torch.zeros(1, c, h, w, device=model.device)
-    summary = trace(model, x).summary()
+    try:
+        summary = trace(model, x).summary()
+    except ConvscopeError as exc:
+        if args.size or not model.meta.get("guessed"):
+            raise
+        # a bare module (file.py:factory, TorchScript) has no input size: say the one tried was a guess
+        raise ConvscopeError(
+            f"{exc}. Its input {c}x{h}x{w} was guessed; give the real size with --size H W (e.g. --size 28 28)"
+        ) from None
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)
     return 0
