@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
+from ..data.registry import as_dataset
 from ..errors import ConvscopeError, NotFound
 from ..io_utils import load_arrays, save_arrays
 from ..models.model import Model, as_model
@@ -122,7 +123,7 @@ def last_linear(net: nn.Module) -> str:
 
 def run_pass(
     model: Model | nn.Module,
-    dataset: ImageDataset,
+    dataset: ImageDataset | str,
     layer: str | None = None,
     batch_size: int = 256,
     shard: tuple[int, int] | None = None,
@@ -144,6 +145,7 @@ def run_pass(
     """
     if batch_size < 1:
         raise ConvscopeError(f"batch_size must be at least 1, not {batch_size}")
+    dataset = as_dataset(dataset)  # a name such as "digits": its test split
     if engine not in (None, "local"):
         return _distributed(model, dataset, engine, layer, batch_size, shard, progress, callback, output)
     model = as_model(model)

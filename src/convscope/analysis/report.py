@@ -17,6 +17,7 @@ import torch
 
 from .. import __version__
 from ..data.base import ImageDataset
+from ..data.registry import as_dataset
 from ..errors import ConvscopeError
 from ..models.model import Model
 from ..render import dataset_figures as figs
@@ -33,7 +34,7 @@ FORMATS = ("html", "pdf")
 
 def build_report(
     model: Model,
-    dataset: ImageDataset,
+    dataset: ImageDataset | str,
     split: str = "test",
     seed: int = 0,
     checkpoint: str | Path | None = None,
@@ -54,6 +55,7 @@ def build_report(
     if embedding and embedding not in METHODS:
         raise ConvscopeError(f"unknown embedding {embedding!r}; choose one of {', '.join(METHODS)} or none")
     say = log or (lambda _m: None)
+    dataset = as_dataset(dataset, split)  # a name such as "digits": that split of it
     data = dataset.conform(model.preprocessing)
     say(f"dataset pass over {len(data)} {split} images of {dataset.name}")
     result = cached_pass(
@@ -99,7 +101,7 @@ def build_report(
 
 
 def write_report(
-    out: str | Path, model: Model, dataset: ImageDataset, fmt: str = "html", **options: Any
+    out: str | Path, model: Model, dataset: ImageDataset | str, fmt: str = "html", **options: Any
 ) -> dict[str, Any]:
     """Build the report and write it as ``fmt`` (html or pdf); returns the facts."""
     if fmt not in FORMATS:

@@ -22,7 +22,7 @@ from .cifar import RestrictedUnpickler, load_cifar10_archive, safe_unpickle
 from .download import ChecksumMismatch, DatasetUnavailable, cache_dir, data_root, fetch
 from .folder import load_folder
 from .idx import read_idx
-from .registry import DATASETS, load_splits
+from .registry import DATASETS, as_dataset, load_splits
 from .sources import DATA_URL_ENV, SOURCES, DatasetSource, RemoteFile
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "RemoteFile",
     "RestrictedUnpickler",
     "Splits",
+    "as_dataset",
     "augment",
     "cache_dir",
     "data_root",

@@ -97,6 +97,23 @@ def load_splits(
     raise NotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{did_you_mean(name, DATASETS[:-1])}")
 
 
+def as_dataset(data: ImageDataset | Splits | str, split: str = "test") -> ImageDataset:
+    """The dataset a Python entry point (top_examples, run_pass, audit, evaluate, build_report)
+    streams: an :class:`ImageDataset` as it is, or the ``split`` (default test, the held-out one, as the
+    CLI's ``--split``) of a :class:`Splits` or of a dataset name (``"digits"``, ``"mnist"``, ``"folder:PATH"``,
+    loaded with :func:`load_splits`). Anything else is a one-line error saying how to get a dataset."""
+    if isinstance(data, str):
+        data = load_splits(data)
+    if isinstance(data, Splits):
+        return data[split]
+    if not isinstance(data, ImageDataset):
+        raise ConvscopeError(
+            f"a dataset is an ImageDataset or a dataset name such as 'digits', not a {type(data).__name__}: "
+            'e.g. cs.load_splits(name)["test"]'
+        )
+    return data
+
+
 def official_sets(source: DatasetSource, paths: dict[str, Path]) -> tuple[ImageDataset, ImageDataset]:
     """The official (train, test) sets from a source's verified files."""
     if source.format == "idx":

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..data.base import ImageDataset
+from ..data.registry import as_dataset
 from ..errors import ConvscopeError
 from ..features.progress import CancelFn, ProgressFn, tick
 from ..models.model import Model, as_model
@@ -85,7 +86,7 @@ class Audit:
 
 def audit(
     model: Model | nn.Module,
-    dataset: ImageDataset,
+    dataset: ImageDataset | str,
     method: str = "gradcam",
     layer: str | None = None,
     steps: int = 20,
@@ -102,6 +103,7 @@ def audit(
     """
     if steps < 1 or batch_size < 1:
         raise ConvscopeError(f"steps and batch_size must be at least 1, not {steps} and {batch_size}")
+    dataset = as_dataset(dataset)  # a name such as "digits": its test split
     progress = progress_callback(progress, f"audit {method}", "image")  # True / False as well as a callable
     if engine not in (None, "local"):
         report = partial(tick, progress, cancel)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..data.base import ImageDataset
+from ..data.registry import as_dataset
 from ..errors import ConvscopeError
 from ..io_utils import atomic_path
 from ..models.model import Model, as_model
@@ -113,7 +114,7 @@ def _empty(c: int, k: int, h: int, w: int) -> dict[str, torch.Tensor]:
 
 def top_examples(
     model: Model | nn.Module,
-    dataset: ImageDataset,
+    dataset: ImageDataset | str,
     layer: str | nn.Module,
     k: int = 9,
     channels: Sequence[int] | None = None,
@@ -132,6 +133,7 @@ def top_examples(
     """
     if k < 1:
         raise ConvscopeError(f"k must be at least 1, not {k}")
+    dataset = as_dataset(dataset)  # a name such as "digits": its test split
     progress = progress_callback(progress, "top examples", "image")
     if engine not in (None, "local"):
         if not isinstance(layer, str):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import ImageDataset
+from ..data import ImageDataset, as_dataset
 from ..errors import ConvscopeError
 from ..models import Model, Preprocessing
 from ..probe import model_state
@@ -99,7 +99,7 @@ class Evaluation:
 
 
 def evaluate(
-    model: Model, dataset: ImageDataset, batch_size: int = 512, split: str = "", engine: Any = "local"
+    model: Model, dataset: ImageDataset | str, batch_size: int = 512, split: str = "", engine: Any = "local"
 ) -> Evaluation:
     """Run ``model`` over ``dataset`` (conformed to the model's input first) and count.
 
@@ -107,6 +107,9 @@ def evaluate(
     class counts must agree. ``engine="ray"`` (or a RayEngine) runs the pass on Ray workers
     (:func:`convscope.analysis.run_pass`): the same predictions, the loss to float32 rounding.
     """
+    if isinstance(dataset, str):  # a name such as "digits": its test split unless split= says another
+        split = split or "test"
+    dataset = as_dataset(dataset, split or "test")
     k = len(dataset.classes)
     if model.classes is not None and len(model.classes) != k:
         raise ConvscopeError(f"{model.name} predicts {len(model.classes)} classes but {dataset.name} has {k}")
