@@ -159,7 +159,8 @@ def test_the_training_view_lists_and_draws_the_run(written):
 
 def test_the_readmes_run_without_a_config_is_named_by_its_architecture(tmp_path):
     """The README's loop gives Run no config: the training view's row still names the zoo net it
-    recognised (it said '?'); with no epoch count the run is 'stopped', as the README now explains."""
+    recognised (it said '?'), and closing the run cleanly records that it ended, so it reads
+    'finished' without an epoch count (it read 'stopped'); a with-block left on an exception does not."""
     from fastapi.testclient import TestClient
 
     from convscope.server import create_app
@@ -168,9 +169,21 @@ def test_the_readmes_run_without_a_config_is_named_by_its_architecture(tmp_path)
     net = zoo.build("tiny-vgg", in_channels=1, num_classes=10, input_size=(16, 16))
     with cs.Run(tmp_path / "plain", net, classes=[str(i) for i in range(10)], preprocessing=PREP) as run:
         run.epoch_end(1, val_loss=1.0, val_acc=0.5)
+        at_epoch = {k: v.clone() for k, v in net.state_dict().items()}
+        with torch.no_grad():
+            next(net.parameters()).add_(1.0)  # moved on after the epoch: last.pt keeps the epoch's weights
+    with pytest.raises(RuntimeError, match="boom"):
+        with cs.Run(tmp_path / "crashed", net, classes=[str(i) for i in range(10)], preprocessing=PREP) as run:
+            run.epoch_end(1, val_loss=1.0, val_acc=0.5)
+            raise RuntimeError("boom")
     with TestClient(create_app(registry=Registry(["default"]), runs=tmp_path)) as client:
-        (row,) = client.get("/api/runs").json()["runs"]
-    assert (row["name"], row["model"], row["total_epochs"]) == ("plain", "tiny-vgg", None)
+        rows = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    row = rows["plain"]
+    assert (row["name"], row["model"], row["total_epochs"], row["status"]) == ("plain", "tiny-vgg", None, "finished")
+    assert rows["crashed"]["status"] != "finished"
+    last = load_checkpoint(tmp_path / "plain" / "last.pt")
+    assert last["meta"]["ended"] is True and last["meta"]["history"][0]["val_loss"] == 1.0
+    assert all(torch.equal(last["state_dict"][k], v) for k, v in at_epoch.items())
 
 
 def test_a_second_writer_is_refused_and_resume_continues_the_history(tmp_path):

@@ -113,12 +113,12 @@ class ConvscopeCallback(Callback):
         self._close()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self._close()  # what was queued is written, and the folder is released
+        self._close(ended=False)  # what was queued is written, and the folder is released; the run reads stopped
 
-    def _close(self) -> None:
+    def _close(self, ended: bool = True) -> None:
         if self.run is not None:
             run, self.run = self.run, None
-            run.close()
+            run.close(ended=ended)
 
     def _first_sample(self, batch: Any) -> None:
         """The snapshot sample, taken from the first batch seen (before any step trains on it)."""

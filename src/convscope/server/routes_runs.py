@@ -192,7 +192,8 @@ class RunIndex:
         done = int(history[-1]["epoch"]) if history else 0
         best = max((r for r in history if _number(r.get("val_acc"))), key=lambda r: r["val_acc"], default=None)
         updated = run.updated()
-        finished = total is not None and done >= int(total)
+        # all epochs of config's count done, or a cs.Run closed cleanly (its last.pt says it ended)
+        finished = meta.get("ended") is True or (total is not None and done >= int(total))
         status = "finished" if finished else "running" if time.time() - updated < LIVE_SECONDS else "stopped"
         return {
             "name": run.name,

@@ -318,8 +318,12 @@ class Run:
         self._flush_steps()
         self.writer.wait()
 
-    def close(self) -> None:
-        """Write everything queued, close TensorBoard and release the folder; safe to call twice."""
+    def close(self, *, ended: bool = True) -> None:
+        """Write everything queued, close TensorBoard and release the folder; safe to call twice.
+
+        ``ended``: the run is over, and ``last.pt`` records it (meta ``ended``), so the training view
+        reads it as finished with or without ``config={"epochs": N}``. ``ended=False`` (what leaving
+        a ``with`` block on an exception does) leaves it "stopped"; a resumed run's next epoch clears it."""
         if getattr(self, "closed", True):
             return
         self.closed = True
@@ -333,8 +337,18 @@ class Run:
                 self.runlog.close(quiet=True)  # TensorBoard would repeat a full disk's error
                 raise
             self.runlog.close()
+            if ended:
+                self._mark_ended()
         finally:
             self.lock.release()
+
+    def _mark_ended(self) -> None:
+        """Set ``ended`` in ``last.pt``'s meta, keeping its weights (those of the last epoch_end, which
+        the net may have moved on from) and everything else as written."""
+        path = self.out / LAST
+        if path.is_file():
+            last = load_checkpoint(path)
+            save_checkpoint(path, last["state_dict"], {**last["meta"], "ended": True}, last.get("train_state"))
 
     def _check_open(self) -> None:
         if self.closed:
@@ -344,7 +358,7 @@ class Run:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(ended=exc[0] is None)
 
     def __repr__(self) -> str:
         return f"Run({str(self.out)!r}, {self.epoch} epochs{', closed' if self.closed else ''})"
