@@ -116,3 +116,36 @@ def test_a_lightning_fit_writes_a_run_the_training_view_draws(tmp_path):
     assert theirs["epoch"] == [1, 2]
     assert theirs["val_loss"] == pytest.approx(ours["val_loss"], rel=1e-6)
     assert theirs["train_loss"] == pytest.approx(ours["train_loss"], rel=1e-6)
+
+
+class FailsInEpochTwo(Digits):
+    def training_step(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise RuntimeError("boom in epoch 2")
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_fit_that_raises_is_not_recorded_as_ended(tmp_path):
+    """on_exception closes the run (the folder is released) without marking it ended, while
+    on_fit_end does (cs.Run.close): a crashed fit does not read 'finished' with its one epoch."""
+    torch.manual_seed(0)
+    train_loader, val_loader, val_set = loaders()
+    module = FailsInEpochTwo()
+    folder = tmp_path / "lit"
+    callback = ConvscopeCallback(
+        folder, model=module.net, classes=val_set.classes, preprocessing=PREP, log=lambda m: None
+    )
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(RuntimeError, match="boom in epoch 2"):
+        trainer.fit(module, train_loader, val_loader)
+    meta = load_checkpoint(folder / "last.pt")["meta"]
+    assert [r["epoch"] for r in meta["history"]] == [1] and "ended" not in meta
+    assert not (folder / ".convscope.lock").exists()
