@@ -119,3 +119,23 @@ def test_progress_true_false_or_a_callable(default_model, data, capsys):
         np.testing.assert_array_equal(res.values, silent.values)
     few = data.subset(torch.arange(8))
     assert audit(default_model, few, "saliency", steps=4, progress=False).per_class()
+
+
+def test_printed_in_one_line(default_model, data):
+    """``print(cs.top_examples(...))`` in a notebook or a REPL says what was found in one line; it
+    dumped every array (thousands of lines) before."""
+    res = top_examples(default_model, data, LAYER, k=3)
+    out = []
+    module = dict(default_model.net.named_modules())[LAYER]
+    handle = module.register_forward_hook(lambda m, i, o: out.append(o))
+    with torch.no_grad():
+        default_model.net(torch.zeros(1, 1, 28, 28))
+    handle.remove()
+    channels = out[0].shape[1]  # plain PyTorch: the layer's channel count
+    dead = int((res.minimum == res.maximum).sum())
+    h, w = res.maps.shape[2:]
+    text = repr(res)
+    assert "\n" not in text and len(text) < 120
+    assert text.startswith(f"TopExamples({LAYER!r}, {channels} channels")
+    assert f"top 3 of {len(data)} images, maps {h}x{w}" in text
+    assert (f"{dead} constant" in text) == (dead > 0)

@@ -61,6 +61,15 @@ class TopExamples:
     def k(self) -> int:
         return int(self.values.shape[1])
 
+    def __repr__(self) -> str:  # the arrays are shown by .show()/the notebook, not printed
+        size = "x".join(str(s) for s in self.maps.shape[2:])
+        dead = int(self.constant.sum())
+        constant = f", {dead} constant" if dead else ""
+        return (
+            f"TopExamples({self.layer!r}, {len(self.channels)} channels{constant}, top {self.k} of {self.seen} images, "
+            f"maps {size})"
+        )
+
     def save(self, path: str | Path) -> Path:
         """Write to ``.npz`` atomically (plain arrays only, loadable without pickle)."""
         with atomic_path(path) as tmp:
