@@ -72,6 +72,15 @@ def test_evaluate_prints_accuracy_and_per_class_table(digits_checkpoint, tmp_pat
     rc, out, _ = cli(capsys, "evaluate", str(digits_checkpoint), "--out", str(tmp_path))  # --data from the checkpoint
     assert rc == 0
     assert "accuracy: " in out and "per class:" in out and "(18 images)" in out
+    # the accuracy's 95% interval (Wilson, as SciPy computes it), with a word when the split is small
+    stats = pytest.importorskip("scipy.stats")
+    lines = out.splitlines()
+    right, n = (
+        int(v) for v in next(s for s in lines if s.startswith("accuracy: ")).split("(")[1].split(")")[0].split("/")
+    )
+    ci = stats.binomtest(right, n).proportion_ci(method="wilson")
+    line = next(s for s in lines if s.startswith("95% interval of the accuracy: "))
+    assert f"{ci.low:.4f}-{ci.high:.4f}" in line and (f"only {n} images" in line) == (n < 100)
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path, capsys):

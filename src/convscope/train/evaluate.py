@@ -8,6 +8,7 @@ The confusion matrix ``C`` counts images by true class (row) and predicted class
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,17 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def wilson_interval(right: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval for ``right`` successes in ``n`` trials (95% by default); (0, 1)
+    for no trials. Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, z2 = right / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass
 class Evaluation:
     """What :func:`evaluate` measured; ``to_dict()`` is the ``--json`` output."""
@@ -79,6 +91,13 @@ class Evaluation:
         return float(np.trace(self.confusion) / max(self.n, 1))
 
     @property
+    def accuracy_interval(self) -> tuple[float, float]:
+        """The 95% Wilson score interval of the accuracy: how far the accuracy of a split of this
+        size can sit from the model's accuracy on more data of the same kind (1/1 right gives
+        0.21-1.00: a tiny test split says little, and this says how little)."""
+        return wilson_interval(int(np.trace(self.confusion)), self.n)
+
+    @property
     def per_class(self) -> list[float | None]:
         rows = self.confusion.sum(1)
         return [float(self.confusion[i, i] / r) if r else None for i, r in enumerate(rows)]
@@ -90,6 +109,7 @@ class Evaluation:
             "note": self.note,
             "images": self.n,
             "accuracy": self.accuracy,
+            "accuracy_95": list(self.accuracy_interval),
             "loss": self.loss,
             "classes": list(self.classes),
             "per_class_accuracy": dict(zip(self.classes, self.per_class)),

@@ -13,6 +13,7 @@ from ..common import (
     add_data_arguments,
     add_model_argument,
     add_out_argument,
+    counted,
     engine_from_args,
     load_model_from_args,
 )
@@ -95,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
             f"{model.meta['dataset'].get('split_seed')}); this split may overlap its training data"
         )
     print(f"accuracy: {result.accuracy:.4f} ({int(result.confusion.trace())}/{result.n}), loss {result.loss:.4f}")
+    low, high = result.accuracy_interval
+    few = f"; only {counted(result.n, 'image')}: a larger split says more" if result.n < 100 else ""
+    print(f"95% interval of the accuracy: {low:.4f}-{high:.4f} (Wilson score{few})")
     print("per class:")
     rows = result.confusion.sum(1)
     for name, acc, count in zip(result.classes, result.per_class, rows):
