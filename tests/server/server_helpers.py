@@ -38,6 +38,19 @@ def hooked_outputs(live, model: str) -> dict[str, torch.Tensor]:
     return found
 
 
+def open_overview(browser, url: str, width: int = 1400, height: int = 900):
+    """A new page at ``url`` once its overview is ready, and the list its console errors and
+    uncaught exceptions go to (fails with them if the overview ends in error)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
+    assert page.evaluate("() => document.body.dataset.overview") == "ready", errors
+    return page, errors
+
+
 def fold_all(page, folded: bool) -> None:
     """Fold (or unfold) every block of the overview with its one button, then wait until the page has redrawn."""
     if page.evaluate("() => document.querySelector('.group.folded') !== null") != folded:

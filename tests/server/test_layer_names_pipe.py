@@ -24,7 +24,7 @@ from convscope.models import Model, Preprocessing
 from convscope.server.encoding import decode_many
 from convscope.server.routes_network import split_pages
 
-from server_helpers import LiveServer, hooked_outputs
+from server_helpers import LiveServer, hooked_outputs, open_overview
 
 CONV, RELU, FC = "stem|a/conv:1", "stem|a/relu", "head\\fc|out"
 
@@ -79,13 +79,7 @@ def test_batched_pages_with_pipes_in_layer_names(live):
 @pytest.mark.browser
 def test_the_overview_draws_layers_with_pipes(live, browser, shots):
     want = hooked_outputs(live, "piped")
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{live.url}/?model=piped&image=sample-0")
-    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
-    assert page.evaluate("() => document.body.dataset.overview") == "ready", errors
+    page, errors = open_overview(browser, f"{live.url}/?model=piped&image=sample-0")
     for name in (CONV, RELU, FC):
         page.wait_for_function(
             "(n) => document.querySelector(`.column[data-layer=\"${CSS.escape(n)}\"]`)?.dataset.drawn === '1'", arg=name

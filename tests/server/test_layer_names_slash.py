@@ -22,7 +22,7 @@ from torch import nn
 from convscope.models import Model, Preprocessing
 from convscope.server.encoding import decode_array, decode_many
 
-from server_helpers import LiveServer, hooked_outputs
+from server_helpers import LiveServer, hooked_outputs, open_overview
 
 CONV, NESTED = "block1/conv", "head/classifier.1"
 
@@ -119,13 +119,7 @@ def test_the_api_answers_for_slashed_layers(live, api):
 
 @pytest.mark.browser
 def test_the_page_draws_and_details_a_slashed_layer(live, browser, shots):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{live.url}/?model=slashed&image=sample-0")
-    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.overview)", timeout=120_000)
-    assert page.evaluate("() => document.body.dataset.overview") == "ready", errors
+    page, errors = open_overview(browser, f"{live.url}/?model=slashed&image=sample-0")
     page.wait_for_function(f"() => document.querySelector('.column[data-layer=\"{CONV}\"]')?.dataset.drawn === '1'")
     page.screenshot(path=str(shots / "slashed-overview.png"))
     page.locator(f'canvas.neuron[data-layer="{CONV}"][data-channel="2"]').click()
