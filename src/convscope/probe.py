@@ -62,10 +62,14 @@ def get_module(net: nn.Module, name: str) -> nn.Module:
     modules = dict(net.named_modules())
     if name and name in modules:
         return modules[name]
-    names = [n for n in modules if n]
+    raise _no_layer(name, [n for n in modules if n])
+
+
+def _no_layer(name: str, names: list[str]) -> NotFound:
+    """The error for an unknown layer: the closest names, else the layers there are."""
     close = difflib.get_close_matches(name, names, n=5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {layer_list(names)}"
-    raise NotFound(f"the model has no layer named {name!r}{hint}")
+    return NotFound(f"the model has no layer named {name!r}{hint}")
 
 
 def layer_list(names: list[str], limit: int = 30) -> str:
@@ -150,10 +154,7 @@ def node_layers(net: nn.Module) -> list[str]:
 
 
 def _not_found(net: nn.Module, name: str, nodes: Sequence[str]) -> None:
-    names = [n for n, _ in net.named_modules() if n] + list(nodes)
-    close = difflib.get_close_matches(name, names, n=5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; the model's layers are: {layer_list(names)}"
-    raise NotFound(f"the model has no layer named {name!r}{hint}")
+    raise _no_layer(name, [n for n, _ in net.named_modules() if n] + list(nodes))
 
 
 # -- hooks for this thread only ------------------------------------------------------------------

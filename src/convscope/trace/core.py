@@ -222,12 +222,19 @@ def _with_guess_hint(exc: ConvscopeError, m: Model, batch: torch.Tensor, from_im
     the user reads how to say the real size rather than only a shape mismatch deep inside."""
     if not (m.meta.get("guessed") and from_image and batch.dim() == 4):
         return exc
-    c, h, w = batch.shape[1:]
-    return ConvscopeError(
-        f"{exc}. Its input {c}x{h}x{w} was guessed; give the real one: have the factory return "
-        "cs.Model(net, preprocessing=cs.Preprocessing(size=(H, W), channels=C)) "
-        "(convscope serve also takes --input-size C,H,W)"
+    return guessed_input_error(
+        exc,
+        tuple(batch.shape[1:]),
+        "one: have the factory return cs.Model(net, preprocessing=cs.Preprocessing(size=(H, W), channels=C)) "
+        "(convscope serve also takes --input-size C,H,W)",
     )
+
+
+def guessed_input_error(exc: ConvscopeError, shape: tuple[int, ...], how: str) -> ConvscopeError:
+    """``exc`` said with the input size convscope guessed (C, H, W) and ``how`` to give the real
+    one (``trace``: the factory's preprocessing; ``convscope summary``: its ``--size``)."""
+    c, h, w = shape
+    return ConvscopeError(f"{exc}. Its input {c}x{h}x{w} was guessed; give the real {how}")
 
 
 def _selected(out: Any, output: OutputSpec) -> torch.Tensor | None:

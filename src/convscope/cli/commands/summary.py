@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ...trace import trace
+    from ...trace.core import guessed_input_error
 
     model = load_model_from_args(args)
     c, h, w = model.input_shape
@@ -45,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
         if args.size or not model.meta.get("guessed"):
             raise
         # a bare module (file.py:factory, TorchScript) has no input size: say the one tried was a guess
-        raise ConvscopeError(
-            f"{exc}. Its input {c}x{h}x{w} was guessed; give the real size with --size H W (e.g. --size 28 28)"
-        ) from None
+        raise guessed_input_error(exc, (c, h, w), "size with --size H W (e.g. --size 28 28)") from None
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)
     return 0
