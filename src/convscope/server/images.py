@@ -108,8 +108,9 @@ def samples_for(channels: int, classes: list[str] | None) -> list[Sample]:
     out: list[Sample] = []
     digit_model = channels == 1 or (classes is not None and list(classes) == DIGITS)
     if digit_model:
+        source = message("server.samples.mnist_test")
         for label, pixels in mnist_digits():
-            name, source = message("server.samples.digit", digit=label), message("server.samples.mnist_test")
+            name = message("server.samples.digit", digit=label)
             out.append(Sample(f"sample-{len(out)}", name["text"], source["text"], pixels, name, source))
     if channels == 3:
         for name in PHOTOS:

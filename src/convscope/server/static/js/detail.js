@@ -168,7 +168,7 @@ function conv(body, d, ctx) {
   // that stayed in view while rows arrived (no intersection change, so no observer callback)
   const seen = new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting)) loadMore(); }, { root: rows, rootMargin: "0px 0px 200px 0px" });
   if (next < total) seen.observe(more); else more.remove();
-  rows.addEventListener("scroll", () => { lines(); if (nearEnd()) loadMore(); });
+  rows.addEventListener("scroll", () => { lines(); if (!loading && next < total && nearEnd()) loadMore(); });
   count();
   lines();
 }

@@ -185,8 +185,7 @@ class LookForPanel {
     this.picture = el("div", "lookfor-picture");
     box.append(controls, this.visProgress, this.picture);
     this.againButton = again;
-    this.visTask ||= new Task(this.visProgress, "");
-    this.visTask.label = () => t("lookfor.optimising");
+    this.visTask ||= new Task(this.visProgress, "");  // each run says its own label
   }
 
   async visualization() {

@@ -200,8 +200,6 @@ class WhyPanel {
     this.root.append(this.progress, this.errorBox, this.body, this.sanityProgress, this.sanityBox);
     this.explainTask ||= new Task(this.progress, "");
     this.sanityTask ||= new Task(this.sanityProgress, "");
-    this.explainTask.label = () => t("why.task_explain");
-    this.sanityTask.label = () => t("why.task_sanity");
     this.syncControls();
   }
 
@@ -300,7 +298,6 @@ class WhyPanel {
     this.metricsProgress ||= el("div", "why-progress");
     this.metricsBox.appendChild(this.metricsProgress);
     this.metricsTask ||= new Task(this.metricsProgress, "");
-    this.metricsTask.label = () => t("why.task_metrics");
     this.body.append(left, this.metricsBox);
   }
 

@@ -11,7 +11,7 @@ import { t } from "./i18n.js";
  * 0 of the default model's conv_2_2) is no weight, but scaled to its own range its float noise
  * looks like as much structure as a live kernel's (whose weights are 0.1 to 1).
  */
-export const TINY = 1e-12;
+const TINY = 1e-12;
 
 /**
  * Why a map's colours would mislead, from the range it is painted on: "constant" (one value
@@ -21,7 +21,7 @@ export const TINY = 1e-12;
  * @param {number} hi
  * @returns {"constant" | "zero" | null}
  */
-export function flatness(lo, hi) {
+function flatness(lo, hi) {
   if (lo === hi) return "constant";
   return Math.max(Math.abs(lo), Math.abs(hi)) < TINY ? "zero" : null;
 }
